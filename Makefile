@@ -1,0 +1,34 @@
+# The README's commands. Each target creates or updates .venv by itself (quick when nothing changed).
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.icemesh-installed
+
+.PHONY: install demo test test-quick bench serve clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@echo "==> installing icemesh and its dependencies into $(VENV)"
+	@$(PY) -m pip install --quiet --disable-pip-version-check --upgrade pip
+	@$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	@touch $(STAMP)
+
+demo: $(STAMP)
+	@$(PY) -m icemesh.demo
+
+test: $(STAMP)
+	@$(VENV)/bin/pytest -q -ra
+
+test-quick: $(STAMP)
+	@$(VENV)/bin/pytest -q -ra -m "not spark"
+
+bench: $(STAMP)
+	@$(PY) benchmarks/catalog.py
+
+serve: $(STAMP)
+	@$(VENV)/bin/icemesh serve
+
+clean:
+	rm -rf $(VENV) .icemesh .pytest_cache benchmarks/results

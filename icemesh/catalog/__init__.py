@@ -1,0 +1,1 @@
+"""The catalog: namespaces, tables and their metadata pointers, independent of HTTP."""

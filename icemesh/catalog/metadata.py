@@ -1,0 +1,181 @@
+"""Table metadata: building it for new tables and applying a commit's requirements and updates.
+
+The Iceberg semantics of each update and requirement come from pyiceberg's models; this module adds
+the catalog's own rules (fresh metadata-file names, locations confined to the warehouse).
+"""
+
+from __future__ import annotations
+
+import re
+import time
+import uuid
+from typing import Any
+
+from pydantic import TypeAdapter, ValidationError
+from pyiceberg.exceptions import CommitFailedException
+from pyiceberg.exceptions import ValidationError as IcebergValidationError
+from pyiceberg.partitioning import UNPARTITIONED_PARTITION_SPEC, PartitionSpec
+from pyiceberg.schema import Schema
+from pyiceberg.table.metadata import TableMetadata, TableMetadataUtil, new_table_metadata
+from pyiceberg.table.sorting import UNSORTED_SORT_ORDER, SortOrder
+from pyiceberg.table.update import (
+    AddPartitionSpecUpdate,
+    AddSchemaUpdate,
+    AddSortOrderUpdate,
+    AssertCreate,
+    AssignUUIDUpdate,
+    SetCurrentSchemaUpdate,
+    SetDefaultSortOrderUpdate,
+    SetDefaultSpecUpdate,
+    SetLocationUpdate,
+    SetPropertiesUpdate,
+    TableRequirement,
+    TableUpdate,
+    UpgradeFormatVersionUpdate,
+    update_table_metadata,
+)
+
+from icemesh.errors import BadRequest, CommitFailed
+
+_UPDATES = TypeAdapter(list[TableUpdate])
+_REQUIREMENTS = TypeAdapter(list[TableRequirement])
+_VERSION = re.compile(r"/(\d+)-[^/]*\.metadata\.json$")
+
+# Properties that steer where engines write files: they must stay inside the warehouse too.
+PATH_PROPERTIES = ("write.data.path", "write.metadata.path", "write.object-storage.path", "write.folder-storage.path")
+
+
+def _first_error(exc: ValidationError) -> str:
+    err = exc.errors()[0]
+    where = ".".join(str(p) for p in err.get("loc", ()))
+    return f"{where}: {err.get('msg')}" if where else str(err.get("msg"))
+
+
+def parse_updates(raw: list[Any]) -> list[TableUpdate]:
+    try:
+        return _UPDATES.validate_python(raw)
+    except ValidationError as exc:
+        actions = {u.get("action") for u in raw if isinstance(u, dict)}
+        raise BadRequest(f"Invalid table update ({_first_error(exc)}); actions sent: {sorted(map(str, actions))}") from None
+
+
+def parse_requirements(raw: list[Any]) -> list[TableRequirement]:
+    try:
+        return _REQUIREMENTS.validate_python(raw)
+    except ValidationError as exc:
+        raise BadRequest(f"Invalid table requirement ({_first_error(exc)})") from None
+
+
+def parse_model(model: type, raw: Any, what: str):
+    try:
+        return model.model_validate(raw)
+    except ValidationError as exc:
+        raise BadRequest(f"Invalid {what} ({_first_error(exc)})") from None
+
+
+def build_new_table(
+    schema: dict, partition_spec: dict | None, write_order: dict | None, location: str, properties: dict[str, str]
+) -> TableMetadata:
+    """Fresh metadata for a create-table request; field ids are reassigned as the spec requires."""
+    iceberg_schema = parse_model(Schema, schema, "schema")
+    spec = parse_model(PartitionSpec, partition_spec, "partition-spec") if partition_spec else UNPARTITIONED_PARTITION_SPEC
+    order = parse_model(SortOrder, write_order, "write-order") if write_order else UNSORTED_SORT_ORDER
+    try:
+        return new_table_metadata(iceberg_schema, spec, order, location, dict(properties))
+    except (ValueError, IcebergValidationError, ValidationError) as exc:
+        raise BadRequest(f"Cannot create table: {exc}") from None
+
+
+_STRUCTURAL = (AssignUUIDUpdate, UpgradeFormatVersionUpdate, AddSchemaUpdate, AddPartitionSpecUpdate,
+               AddSortOrderUpdate, SetLocationUpdate, SetPropertiesUpdate)
+
+
+def initial_metadata(updates: list[TableUpdate]) -> tuple[TableMetadata, list[TableUpdate]]:
+    """Build a new table from a create-commit's first schema, spec, order, location and properties.
+
+    The client already assigned field ids (from the staged create) and its snapshots refer to them,
+    so they are kept as sent. Returns the new metadata and the updates still to apply (snapshots...).
+    """
+    first: dict[type, Any] = {}
+    rest: list[TableUpdate] = []
+    for update in updates:
+        kind = type(update)
+        if kind in _STRUCTURAL and kind not in first:
+            first[kind] = update
+        elif kind is SetCurrentSchemaUpdate and AddSchemaUpdate in first and \
+                update.schema_id in (-1, first[AddSchemaUpdate].schema_.schema_id):
+            continue
+        elif kind is SetDefaultSpecUpdate and (AddPartitionSpecUpdate not in first or
+                                               update.spec_id in (-1, first[AddPartitionSpecUpdate].spec.spec_id)):
+            continue
+        elif kind is SetDefaultSortOrderUpdate and (AddSortOrderUpdate not in first or
+                                                    update.sort_order_id in (-1, first[AddSortOrderUpdate].sort_order.order_id)):
+            continue
+        else:
+            rest.append(update)
+    if AddSchemaUpdate not in first:
+        raise BadRequest("A create commit (assert-create) must include an add-schema update")
+    schema: Schema = first[AddSchemaUpdate].schema_
+    spec: PartitionSpec = first[AddPartitionSpecUpdate].spec if AddPartitionSpecUpdate in first else UNPARTITIONED_PARTITION_SPEC
+    order: SortOrder = first[AddSortOrderUpdate].sort_order if AddSortOrderUpdate in first else UNSORTED_SORT_ORDER
+    version = first[UpgradeFormatVersionUpdate].format_version if UpgradeFormatVersionUpdate in first else 2
+    last_column_id = max(schema.highest_field_id, getattr(first[AddSchemaUpdate], "last_column_id", None) or 0)
+    doc: dict[str, Any] = {
+        "format-version": version,
+        "table-uuid": str(first[AssignUUIDUpdate].uuid) if AssignUUIDUpdate in first else str(uuid.uuid4()),
+        "location": first[SetLocationUpdate].location if SetLocationUpdate in first else "",
+        "last-sequence-number": 0,
+        "last-updated-ms": int(time.time() * 1000),
+        "last-column-id": last_column_id,
+        "schemas": [schema.model_dump(by_alias=True)],
+        "current-schema-id": schema.schema_id,
+        "partition-specs": [spec.model_dump(by_alias=True)],
+        "default-spec-id": spec.spec_id,
+        "last-partition-id": spec.last_assigned_field_id,
+        "sort-orders": [order.model_dump(by_alias=True)],
+        "default-sort-order-id": order.order_id,
+        "properties": dict(first[SetPropertiesUpdate].updates) if SetPropertiesUpdate in first else {},
+    }
+    if version == 1:
+        doc["schema"] = doc["schemas"][0]
+        doc["partition-spec"] = [f.model_dump(by_alias=True) for f in spec.fields]
+    try:
+        return TableMetadataUtil.parse_obj(doc), rest
+    except (ValueError, ValidationError) as exc:
+        raise BadRequest(f"Cannot create table from commit: {exc}") from None
+
+
+def is_create(requirements: list[TableRequirement]) -> bool:
+    return any(isinstance(r, AssertCreate) for r in requirements)
+
+
+def check_requirements(requirements: list[TableRequirement], base: TableMetadata | None) -> None:
+    for requirement in requirements:
+        try:
+            requirement.validate(base)
+        except CommitFailedException as exc:
+            raise CommitFailed(str(exc)) from None
+
+
+def apply_updates(base: TableMetadata | None, updates: list[TableUpdate], base_location: str | None) -> TableMetadata:
+    try:
+        if base is None:
+            base, updates = initial_metadata(updates)
+            return update_table_metadata(base, tuple(updates), enforce_validation=True)
+        return update_table_metadata(base, tuple(updates), metadata_location=base_location)
+    except (ValueError, KeyError, IcebergValidationError, ValidationError, NotImplementedError) as exc:
+        message = exc.errors()[0].get("msg") if isinstance(exc, ValidationError) else str(exc)
+        raise BadRequest(f"Cannot apply table updates: {message}") from None
+
+
+def next_version(previous_location: str | None, metadata: TableMetadata) -> int:
+    if previous_location:
+        match = _VERSION.search(previous_location)
+        if match:
+            return int(match.group(1)) + 1
+        return len(metadata.metadata_log) + 1
+    return 0
+
+
+def serialize(metadata: TableMetadata) -> bytes:
+    return metadata.model_dump_json().encode("utf-8")

@@ -1,0 +1,355 @@
+"""The catalog service: every Iceberg REST operation, independent of HTTP.
+
+Routes are thin translations to these methods. Each method receives the caller's RequestContext,
+which is where authentication and authorization plug in. A commit is: validate the client's
+requirements against the current metadata, apply its updates, write a new immutable metadata file,
+then compare-and-swap the table pointer in the database. If the swap loses a race the requirements
+are checked again against the winner; only when they fail is the client told 409 (retry).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from contextlib import ExitStack
+from dataclasses import dataclass
+from typing import Any
+
+from pyiceberg.table.update import TableRequirement, TableUpdate
+from sqlalchemy.exc import SQLAlchemyError
+
+from icemesh.catalog import metadata as md
+from icemesh.catalog import pagination
+from icemesh.catalog.context import RequestContext
+from icemesh.catalog.identifiers import Namespace, TableIdent
+from icemesh.catalog.store import CatalogStore, PointerChange, PointerConflict
+from icemesh.errors import (
+    AlreadyExists,
+    BadRequest,
+    CommitFailed,
+    CommitStateUnknown,
+    NoSuchNamespace,
+    NoSuchTable,
+    NoSuchWarehouse,
+    UnprocessableEntity,
+)
+from icemesh.storage.metadata_cache import CachedMetadata, MetadataCache
+from icemesh.storage.warehouse import Warehouse
+
+COMMIT_ATTEMPTS = 8
+
+ENDPOINTS = [
+    "GET /v1/{prefix}/namespaces",
+    "POST /v1/{prefix}/namespaces",
+    "GET /v1/{prefix}/namespaces/{namespace}",
+    "HEAD /v1/{prefix}/namespaces/{namespace}",
+    "DELETE /v1/{prefix}/namespaces/{namespace}",
+    "POST /v1/{prefix}/namespaces/{namespace}/properties",
+    "GET /v1/{prefix}/namespaces/{namespace}/tables",
+    "POST /v1/{prefix}/namespaces/{namespace}/tables",
+    "GET /v1/{prefix}/namespaces/{namespace}/tables/{table}",
+    "HEAD /v1/{prefix}/namespaces/{namespace}/tables/{table}",
+    "POST /v1/{prefix}/namespaces/{namespace}/tables/{table}",
+    "DELETE /v1/{prefix}/namespaces/{namespace}/tables/{table}",
+    "POST /v1/{prefix}/namespaces/{namespace}/register",
+    "POST /v1/{prefix}/namespaces/{namespace}/tables/{table}/metrics",
+    "POST /v1/{prefix}/tables/rename",
+    "POST /v1/{prefix}/transactions/commit",
+]
+
+
+@dataclass(frozen=True)
+class LoadedTable:
+    metadata_location: str | None
+    metadata_json: bytes
+    config: dict[str, str]
+    etag: str | None = None
+
+
+@dataclass(frozen=True)
+class TableChange:
+    ident: TableIdent
+    requirements: list[TableRequirement]
+    updates: list[TableUpdate]
+
+
+@dataclass
+class _Prepared:
+    change: PointerChange
+    entry: CachedMetadata
+    warehouse: Warehouse
+
+
+class CatalogService:
+    def __init__(self, store: CatalogStore, warehouses: list[Warehouse], default_warehouse: str,
+                 idempotency_lifetime_s: int = 1800) -> None:
+        if default_warehouse not in {w.name for w in warehouses}:
+            raise ValueError(f"default warehouse {default_warehouse!r} is not among the configured warehouses")
+        self.store = store
+        self.warehouses = {w.name: w for w in warehouses}
+        self.default_warehouse = default_warehouse
+        self.idempotency_lifetime_s = idempotency_lifetime_s
+        self.cache = MetadataCache()
+        self._table_locks: dict[tuple[str, TableIdent], threading.Lock] = {}
+        self._locks_guard = threading.Lock()
+        for wh in warehouses:
+            store.upsert_warehouse(wh.name, wh.root, wh.properties)
+
+    # -- configuration -----------------------------------------------------------------------------
+
+    def warehouse(self, prefix: str) -> Warehouse:
+        wh = self.warehouses.get(prefix)
+        if wh is None:
+            raise NoSuchWarehouse(f"Unknown warehouse {prefix!r}: known warehouses are {sorted(self.warehouses)}")
+        return wh
+
+    def config(self, ctx: RequestContext, warehouse: str | None) -> dict[str, Any]:
+        """`GET /v1/config`: the prefix tells clients which warehouse all later calls address."""
+        wh = self.warehouses[self.default_warehouse]
+        if warehouse:
+            matches = [w for w in self.warehouses.values() if warehouse in (w.name, w.root, w.root + "/")]
+            if not matches:
+                raise NoSuchWarehouse(f"Unknown warehouse {warehouse!r}: known warehouses are {sorted(self.warehouses)}")
+            wh = matches[0]
+        return {
+            "defaults": {},
+            "overrides": {"prefix": wh.name, "warehouse": wh.root},
+            "endpoints": ENDPOINTS,
+            "idempotency-key-lifetime": f"PT{self.idempotency_lifetime_s}S",
+        }
+
+    # -- namespaces --------------------------------------------------------------------------------
+
+    def list_namespaces(self, ctx: RequestContext, prefix: str, parent: Namespace | None,
+                        page_token: str | None, page_size: int | None) -> dict[str, Any]:
+        wh = self.warehouse(prefix)
+        if parent is not None and self.store.namespace_properties(wh.name, parent) is None:
+            raise NoSuchNamespace(f"Namespace does not exist: {parent}")
+        paginate, after, limit = pagination.page_bounds(page_token, page_size)
+        found = self.store.list_namespaces(wh.name, parent, after, limit + 1 if limit else None)
+        result: dict[str, Any] = {}
+        if paginate and limit is not None and len(found) > limit:
+            found = found[:limit]
+            result["next-page-token"] = pagination.encode(found[-1].key)
+        result["namespaces"] = [list(ns.levels) for ns in found]
+        return result
+
+    def create_namespace(self, ctx: RequestContext, prefix: str, ns: Namespace, properties: dict[str, str]) -> dict:
+        wh = self.warehouse(prefix)
+        self.store.create_namespace(wh.name, ns, properties)
+        return {"namespace": list(ns.levels), "properties": properties}
+
+    def load_namespace(self, ctx: RequestContext, prefix: str, ns: Namespace) -> dict:
+        props = self.store.namespace_properties(self.warehouse(prefix).name, ns)
+        if props is None:
+            raise NoSuchNamespace(f"Namespace does not exist: {ns}")
+        return {"namespace": list(ns.levels), "properties": props}
+
+    def drop_namespace(self, ctx: RequestContext, prefix: str, ns: Namespace) -> None:
+        self.store.drop_namespace(self.warehouse(prefix).name, ns)
+
+    def update_namespace_properties(self, ctx: RequestContext, prefix: str, ns: Namespace,
+                                    removals: list[str], updates: dict[str, str]) -> dict:
+        both = sorted(set(removals) & set(updates))
+        if both:
+            raise UnprocessableEntity(f"Properties both set and removed in one request: {both}; send one or the other")
+        updated, removed, missing = self.store.update_namespace_properties(self.warehouse(prefix).name, ns, removals, updates)
+        return {"updated": updated, "removed": removed, "missing": missing}
+
+    # -- tables ------------------------------------------------------------------------------------
+
+    def list_tables(self, ctx: RequestContext, prefix: str, ns: Namespace,
+                    page_token: str | None, page_size: int | None) -> dict[str, Any]:
+        wh = self.warehouse(prefix)
+        if self.store.namespace_properties(wh.name, ns) is None:
+            raise NoSuchNamespace(f"Namespace does not exist: {ns}")
+        paginate, after, limit = pagination.page_bounds(page_token, page_size)
+        found = self.store.list_tables(wh.name, ns, after, limit + 1 if limit else None)
+        result: dict[str, Any] = {}
+        if paginate and limit is not None and len(found) > limit:
+            found = found[:limit]
+            result["next-page-token"] = pagination.encode(found[-1].name)
+        result["identifiers"] = [t.to_json() for t in found]
+        return result
+
+    def create_table(self, ctx: RequestContext, prefix: str, ns: Namespace, request: dict[str, Any]) -> LoadedTable:
+        wh = self.warehouse(prefix)
+        ident = TableIdent.of(ns, request.get("name"))
+        if self.store.namespace_properties(wh.name, ns) is None:
+            raise NoSuchNamespace(f"Namespace does not exist: {ns}")
+        if self.store.get_table(wh.name, ident) is not None:
+            raise AlreadyExists(f"Table already exists: {ident}")
+        location = request.get("location")
+        location = wh.require_inside(location) if location else wh.default_table_location(ns, ident.name)
+        properties = {str(k): str(v) for k, v in (request.get("properties") or {}).items()}
+        self._check_path_properties(wh, properties)
+        metadata = md.build_new_table(request["schema"], request.get("partition-spec"), request.get("write-order"),
+                                      location, properties)
+        wh.prepare_table_location(location)
+        raw = md.serialize(metadata)
+        if request.get("stage-create"):
+            return LoadedTable(None, raw, wh.client_config())
+        metadata_location = wh.metadata_file_location(location, 0)
+        wh.write_new_file(metadata_location, raw)
+        try:
+            self.store.create_table(wh.name, ident, metadata_location, location)
+        except Exception:
+            wh.delete_file(metadata_location)
+            raise
+        self.cache.put(CachedMetadata(metadata_location, raw, metadata))
+        return LoadedTable(metadata_location, raw, wh.client_config(), self._etag(metadata_location, "all"))
+
+    def load_table(self, ctx: RequestContext, prefix: str, ident: TableIdent, snapshots: str | None = None) -> LoadedTable:
+        wh = self.warehouse(prefix)
+        record = self.store.get_table(wh.name, ident)
+        if record is None:
+            raise NoSuchTable(f"Table does not exist: {ident}")
+        mode = snapshots or "all"
+        if mode not in ("all", "refs"):
+            raise BadRequest(f"Invalid snapshots={snapshots!r}: use 'all' or 'refs'")
+        entry = self.cache.get(record.metadata_location, wh.read_bytes)
+        raw = entry.raw if mode == "all" else entry.refs_only()
+        return LoadedTable(record.metadata_location, raw, wh.client_config(), self._etag(record.metadata_location, mode))
+
+    def table_etag(self, ctx: RequestContext, prefix: str, ident: TableIdent, snapshots: str | None) -> str:
+        """The ETag loadTable would return, without reading metadata (for `If-None-Match`)."""
+        record = self.store.get_table(self.warehouse(prefix).name, ident)
+        if record is None:
+            raise NoSuchTable(f"Table does not exist: {ident}")
+        return self._etag(record.metadata_location, snapshots or "all")
+
+    def table_exists(self, ctx: RequestContext, prefix: str, ident: TableIdent) -> None:
+        if self.store.get_table(self.warehouse(prefix).name, ident) is None:
+            raise NoSuchTable(f"Table does not exist: {ident}")
+
+    def drop_table(self, ctx: RequestContext, prefix: str, ident: TableIdent, purge: bool) -> None:
+        wh = self.warehouse(prefix)
+        record = self.store.drop_table(wh.name, ident)
+        if purge and wh.contains(record.location) and not self.store.table_location_in_use(wh.name, record.location):
+            wh.purge(record.location)
+
+    def rename_table(self, ctx: RequestContext, prefix: str, source: TableIdent, destination: TableIdent) -> None:
+        self.store.rename_table(self.warehouse(prefix).name, source, destination)
+
+    def register_table(self, ctx: RequestContext, prefix: str, ns: Namespace, name: str,
+                       metadata_location: str, overwrite: bool = False) -> LoadedTable:
+        wh = self.warehouse(prefix)
+        ident = TableIdent.of(ns, name)
+        metadata_location = wh.require_inside(metadata_location, "metadata-location")
+        try:
+            entry = self.cache.get(metadata_location, wh.read_bytes)
+            metadata = entry.model
+        except FileNotFoundError:
+            raise BadRequest(f"Cannot register {ident}: no metadata file at {metadata_location}") from None
+        except Exception as exc:  # unreadable or not Iceberg metadata
+            raise BadRequest(f"Cannot register {ident}: {metadata_location} is not readable table metadata ({exc})") from None
+        location = wh.require_inside(metadata.location)
+        current = self.store.get_table(wh.name, ident)
+        if current is not None and not overwrite:
+            raise AlreadyExists(f"Table already exists: {ident}; pass overwrite=true to re-point it")
+        if current is None:
+            self.store.create_table(wh.name, ident, metadata_location, location)
+        else:
+            try:
+                self.store.swap_pointers(wh.name, [PointerChange(ident, current.metadata_location, metadata_location, location)])
+            except PointerConflict:
+                raise CommitFailed(f"Table {ident} changed while registering; retry") from None
+        return LoadedTable(metadata_location, entry.raw, wh.client_config(), self._etag(metadata_location, "all"))
+
+    def report_metrics(self, ctx: RequestContext, prefix: str, ident: TableIdent, report: dict) -> None:
+        """Accepted and dropped: scan/commit reports are advisory in the spec."""
+        self.table_exists(ctx, prefix, ident)
+
+    # -- commits -----------------------------------------------------------------------------------
+
+    def commit_table(self, ctx: RequestContext, prefix: str, change: TableChange) -> tuple[str, bytes]:
+        wh = self.warehouse(prefix)
+        prepared = self._commit(wh, [change])
+        entry = prepared[0].entry
+        return entry.location, entry.raw
+
+    def commit_transaction(self, ctx: RequestContext, prefix: str, changes: list[TableChange]) -> None:
+        wh = self.warehouse(prefix)
+        if not changes:
+            raise BadRequest("A transaction needs at least one table change")
+        idents = [c.ident for c in changes]
+        if len(set(idents)) != len(idents):
+            raise BadRequest("A transaction may change each table only once: merge its updates into one change")
+        self._commit(wh, changes)
+
+    def _commit(self, wh: Warehouse, changes: list[TableChange]) -> list[_Prepared]:
+        with ExitStack() as stack:
+            for ident in sorted(c.ident for c in changes):  # fixed order: no lock-order deadlocks
+                stack.enter_context(self._lock_for(wh.name, ident))
+            for _attempt in range(COMMIT_ATTEMPTS):
+                prepared: list[_Prepared] = []
+                try:
+                    for change in changes:
+                        prepared.append(self._prepare(wh, change))
+                    real = [p for p in prepared if p.change.new != p.change.expected]
+                    if real:
+                        self.store.swap_pointers(wh.name, [p.change for p in real])
+                except PointerConflict:
+                    self._discard(prepared)
+                    continue  # another process committed first: re-check requirements against it
+                except SQLAlchemyError as exc:
+                    raise CommitStateUnknown(f"Catalog database failed during commit; reload the table before retrying ({exc.__class__.__name__})") from None
+                except Exception:
+                    self._discard(prepared)
+                    raise
+                for p in prepared:
+                    self.cache.put(p.entry)
+                return prepared
+        raise CommitFailed("Too many concurrent commits to the same table; refresh and retry")
+
+    def _prepare(self, wh: Warehouse, change: TableChange) -> _Prepared:
+        record = self.store.get_table(wh.name, change.ident)
+        creating = md.is_create(change.requirements)
+        if record is None and not creating:
+            raise NoSuchTable(f"Table does not exist: {change.ident}")
+        base_entry = self.cache.get(record.metadata_location, wh.read_bytes) if record else None
+        base = base_entry.model if base_entry else None
+        md.check_requirements(change.requirements, base)
+        if record is None and self.store.namespace_properties(wh.name, change.ident.namespace) is None:
+            raise NoSuchNamespace(f"Namespace does not exist: {change.ident.namespace}")
+        if record is not None and not change.updates:
+            return _Prepared(PointerChange(change.ident, record.metadata_location, record.metadata_location, record.location),
+                             base_entry, wh)
+        new = md.apply_updates(base, change.updates, record.metadata_location if record else None)
+        if not new.location:
+            new = new.model_copy(update={"location": wh.default_table_location(change.ident.namespace, change.ident.name)})
+        location = wh.require_inside(new.location)
+        self._check_path_properties(wh, new.properties)
+        if record is None:
+            wh.prepare_table_location(location)
+        metadata_location = wh.metadata_file_location(new.location, md.next_version(record and record.metadata_location, new))
+        raw = md.serialize(new)
+        try:
+            wh.write_new_file(metadata_location, raw)
+        except Exception as exc:
+            raise CommitStateUnknown(f"Could not write table metadata to {metadata_location}: {exc}") from None
+        return _Prepared(
+            PointerChange(change.ident, record.metadata_location if record else None, metadata_location, location),
+            CachedMetadata(metadata_location, raw, new),
+            wh,
+        )
+
+    @staticmethod
+    def _discard(prepared: list[_Prepared]) -> None:
+        for p in prepared:
+            if p.change.new != p.change.expected:
+                p.warehouse.delete_file(p.change.new)
+
+    def _lock_for(self, warehouse: str, ident: TableIdent) -> threading.Lock:
+        with self._locks_guard:
+            return self._table_locks.setdefault((warehouse, ident), threading.Lock())
+
+    @staticmethod
+    def _check_path_properties(wh: Warehouse, properties: dict[str, str]) -> None:
+        for key in md.PATH_PROPERTIES:
+            if key in properties:
+                wh.require_inside(properties[key], f"property {key}")
+
+    @staticmethod
+    def _etag(metadata_location: str, mode: str) -> str:
+        return '"' + hashlib.sha256(f"{mode}|{metadata_location}".encode()).hexdigest()[:40] + '"'

@@ -1,0 +1,390 @@
+"""The catalog's system of record in SQL (SQLite by default, PostgreSQL in production).
+
+Only pointers live here: which metadata file is current for each table. Pointer changes are
+compare-and-swap updates inside one database transaction, so concurrent commits, even from several
+server processes, never lose an update, and a multi-table commit lands whole or not at all.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass
+from typing import Iterable
+
+from sqlalchemy import (
+    Column,
+    Float,
+    ForeignKeyConstraint,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    and_,
+    create_engine,
+    delete,
+    event,
+    insert,
+    select,
+    update,
+)
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.pool import NullPool
+
+from icemesh.catalog.identifiers import Namespace, TableIdent
+from icemesh.errors import AlreadyExists, NamespaceNotEmpty, NoSuchNamespace, NoSuchTable
+
+schema = MetaData()
+
+warehouses_t = Table(
+    "icemesh_warehouses",
+    schema,
+    Column("name", String(255), primary_key=True),
+    Column("root", Text, nullable=False),
+    Column("properties", Text, nullable=False, default="{}"),
+)
+
+namespaces_t = Table(
+    "icemesh_namespaces",
+    schema,
+    Column("warehouse", String(255), primary_key=True),
+    Column("name", String(4200), primary_key=True),
+    Column("parent", String(4200), nullable=False, index=True),
+    Column("properties", Text, nullable=False, default="{}"),
+    Column("created_at", Float, nullable=False),
+)
+
+tables_t = Table(
+    "icemesh_tables",
+    schema,
+    Column("warehouse", String(255), primary_key=True),
+    Column("namespace", String(4200), primary_key=True),
+    Column("name", String(255), primary_key=True),
+    Column("metadata_location", Text, nullable=False),
+    Column("previous_metadata_location", Text),
+    Column("location", Text, nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+    ForeignKeyConstraint(["warehouse", "namespace"], ["icemesh_namespaces.warehouse", "icemesh_namespaces.name"]),
+)
+
+idempotency_t = Table(
+    "icemesh_idempotency_keys",
+    schema,
+    Column("key", String(255), primary_key=True),
+    Column("fingerprint", String(512), nullable=False),
+    Column("status", Integer),
+    Column("body", LargeBinary),
+    Column("created_at", Float, nullable=False),
+)
+
+
+@dataclass(frozen=True)
+class TableRecord:
+    metadata_location: str
+    location: str
+
+
+@dataclass(frozen=True)
+class PointerChange:
+    """Move `ident` from `expected` (None: the table must not exist yet) to `new`."""
+
+    ident: TableIdent
+    expected: str | None
+    new: str
+    location: str
+
+
+class PointerConflict(Exception):
+    """Some table's pointer was not what the commit expected: another commit got there first."""
+
+
+def _is_sqlite(url: str) -> bool:
+    return url.startswith("sqlite")
+
+
+def make_engine(url: str) -> Engine:
+    if _is_sqlite(url):
+        path = url.split("///", 1)[1] if "///" in url else ""
+        if path and path != ":memory:":
+            os.makedirs(os.path.dirname(os.path.abspath(path)) or ".", exist_ok=True)
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30}, pool_size=32, max_overflow=32)
+
+        @event.listens_for(engine, "connect")
+        def _configure(dbapi_conn, _record):  # pragma: no cover - exercised by every test
+            dbapi_conn.isolation_level = None  # we issue BEGIN ourselves (see below)
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.execute("PRAGMA busy_timeout=30000")
+            cur.close()
+
+        @event.listens_for(engine, "begin")
+        def _begin(conn):
+            # Writers take the lock up front: a deferred transaction that upgrades later can deadlock.
+            immediate = conn.get_execution_options().get("icemesh_write", False)
+            conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+        return engine
+    if url.startswith("postgresql"):
+        return create_engine(url, pool_size=32, max_overflow=32, pool_pre_ping=True)
+    return create_engine(url, poolclass=NullPool)
+
+
+class CatalogStore:
+    """Namespaces, table pointers and idempotency records, behind plain methods (no HTTP, no files)."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.engine = make_engine(url)
+        schema.create_all(self.engine)
+        self._t = tables_t.c
+        self._load_stmt = select(tables_t.c.metadata_location, tables_t.c.location).where(
+            tables_t.c.warehouse == _bind("w"), tables_t.c.namespace == _bind("n"), tables_t.c.name == _bind("t")
+        )
+
+    def _write(self):
+        return self.engine.connect().execution_options(icemesh_write=True)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # -- warehouses --------------------------------------------------------------------------------
+
+    def upsert_warehouse(self, name: str, root: str, properties: dict[str, str]) -> None:
+        with self._write() as conn, conn.begin():
+            found = conn.execute(select(warehouses_t.c.name).where(warehouses_t.c.name == name)).first()
+            values = {"root": root, "properties": json.dumps(properties)}
+            if found:
+                conn.execute(update(warehouses_t).where(warehouses_t.c.name == name).values(**values))
+            else:
+                conn.execute(insert(warehouses_t).values(name=name, **values))
+
+    def list_warehouses(self) -> list[tuple[str, str, dict[str, str]]]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(warehouses_t).order_by(warehouses_t.c.name)).all()
+        return [(r.name, r.root, json.loads(r.properties)) for r in rows]
+
+    # -- namespaces --------------------------------------------------------------------------------
+
+    def create_namespace(self, warehouse: str, ns: Namespace, properties: dict[str, str]) -> None:
+        try:
+            with self._write() as conn, conn.begin():
+                conn.execute(
+                    insert(namespaces_t).values(
+                        warehouse=warehouse,
+                        name=ns.key,
+                        parent=ns.parent_key,
+                        properties=json.dumps(properties),
+                        created_at=time.time(),
+                    )
+                )
+        except IntegrityError:
+            raise AlreadyExists(f"Namespace {ns} already exists") from None
+
+    def namespace_properties(self, warehouse: str, ns: Namespace) -> dict[str, str] | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                select(namespaces_t.c.properties).where(namespaces_t.c.warehouse == warehouse, namespaces_t.c.name == ns.key)
+            ).first()
+        return None if row is None else json.loads(row.properties)
+
+    def list_namespaces(self, warehouse: str, parent: Namespace | None, after: str | None, limit: int | None) -> list[Namespace]:
+        c = namespaces_t.c
+        stmt = select(c.name).where(c.warehouse == warehouse, c.parent == (parent.key if parent else ""))
+        if after is not None:
+            stmt = stmt.where(c.name > after)
+        stmt = stmt.order_by(c.name)
+        if limit is not None:
+            stmt = stmt.limit(limit)
+        with self.engine.connect() as conn:
+            return [Namespace.from_key(r.name) for r in conn.execute(stmt)]
+
+    def update_namespace_properties(
+        self, warehouse: str, ns: Namespace, removals: Iterable[str], updates: dict[str, str]
+    ) -> tuple[list[str], list[str], list[str]]:
+        c = namespaces_t.c
+        where = and_(c.warehouse == warehouse, c.name == ns.key)
+        with self._write() as conn, conn.begin():
+            row = conn.execute(select(c.properties).where(where)).first()
+            if row is None:
+                raise NoSuchNamespace(f"Namespace does not exist: {ns}")
+            props = json.loads(row.properties)
+            removed = [k for k in removals if k in props]
+            missing = [k for k in removals if k not in props]
+            for key in removed:
+                del props[key]
+            props.update(updates)
+            conn.execute(update(namespaces_t).where(where).values(properties=json.dumps(props)))
+        return list(updates), removed, missing
+
+    def drop_namespace(self, warehouse: str, ns: Namespace) -> None:
+        c = namespaces_t.c
+        try:
+            with self._write() as conn, conn.begin():
+                child = conn.execute(select(c.name).where(c.warehouse == warehouse, c.parent == ns.key).limit(1)).first()
+                if child is not None:
+                    raise NamespaceNotEmpty(f"Namespace {ns} is not empty: it contains namespace {Namespace.from_key(child.name)}")
+                table = conn.execute(
+                    select(tables_t.c.name).where(tables_t.c.warehouse == warehouse, tables_t.c.namespace == ns.key).limit(1)
+                ).first()
+                if table is not None:
+                    raise NamespaceNotEmpty(f"Namespace {ns} is not empty: it contains table {table.name}; drop its tables first")
+                result = conn.execute(delete(namespaces_t).where(c.warehouse == warehouse, c.name == ns.key))
+                if result.rowcount == 0:
+                    raise NoSuchNamespace(f"Namespace does not exist: {ns}")
+        except IntegrityError:
+            raise NamespaceNotEmpty(f"Namespace {ns} is not empty: a table was created in it concurrently") from None
+
+    # -- tables ------------------------------------------------------------------------------------
+
+    def get_table(self, warehouse: str, ident: TableIdent) -> TableRecord | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(self._load_stmt, {"w": warehouse, "n": ident.namespace.key, "t": ident.name}).first()
+        return None if row is None else TableRecord(row[0], row[1])
+
+    def list_tables(self, warehouse: str, ns: Namespace, after: str | None, limit: int | None) -> list[TableIdent]:
+        c = tables_t.c
+        stmt = select(c.name).where(c.warehouse == warehouse, c.namespace == ns.key)
+        if after is not None:
+            stmt = stmt.where(c.name > after)
+        stmt = stmt.order_by(c.name)
+        if limit is not None:
+            stmt = stmt.limit(limit)
+        with self.engine.connect() as conn:
+            return [TableIdent(ns, r.name) for r in conn.execute(stmt)]
+
+    def table_location_in_use(self, warehouse: str, location: str) -> bool:
+        with self.engine.connect() as conn:
+            return conn.execute(select(tables_t.c.name).where(tables_t.c.location == location).limit(1)).first() is not None
+
+    def swap_pointers(self, warehouse: str, changes: list[PointerChange]) -> None:
+        """Apply every change or none: a missing expected pointer raises PointerConflict."""
+        c = tables_t.c
+        now = time.time()
+        try:
+            with self._write() as conn, conn.begin():
+                for ch in changes:
+                    key = (c.warehouse == warehouse, c.namespace == ch.ident.namespace.key, c.name == ch.ident.name)
+                    if ch.expected is None:
+                        conn.execute(
+                            insert(tables_t).values(
+                                warehouse=warehouse,
+                                namespace=ch.ident.namespace.key,
+                                name=ch.ident.name,
+                                metadata_location=ch.new,
+                                previous_metadata_location=None,
+                                location=ch.location,
+                                created_at=now,
+                                updated_at=now,
+                            )
+                        )
+                    else:
+                        result = conn.execute(
+                            update(tables_t)
+                            .where(*key, c.metadata_location == ch.expected)
+                            .values(
+                                metadata_location=ch.new,
+                                previous_metadata_location=ch.expected,
+                                location=ch.location,
+                                updated_at=now,
+                            )
+                        )
+                        if result.rowcount != 1:
+                            raise PointerConflict(str(ch.ident))
+        except IntegrityError as exc:
+            raise PointerConflict(str(exc.orig)) from None
+
+    def create_table(self, warehouse: str, ident: TableIdent, metadata_location: str, location: str) -> None:
+        if self.namespace_properties(warehouse, ident.namespace) is None:
+            raise NoSuchNamespace(f"Namespace does not exist: {ident.namespace}")
+        try:
+            self.swap_pointers(warehouse, [PointerChange(ident, None, metadata_location, location)])
+        except PointerConflict:
+            if self.namespace_properties(warehouse, ident.namespace) is None:
+                raise NoSuchNamespace(f"Namespace does not exist: {ident.namespace}") from None
+            raise AlreadyExists(f"Table already exists: {ident}") from None
+
+    def drop_table(self, warehouse: str, ident: TableIdent) -> TableRecord:
+        c = tables_t.c
+        with self._write() as conn, conn.begin():
+            row = conn.execute(
+                select(c.metadata_location, c.location).where(
+                    c.warehouse == warehouse, c.namespace == ident.namespace.key, c.name == ident.name
+                )
+            ).first()
+            if row is None:
+                raise NoSuchTable(f"Table does not exist: {ident}")
+            conn.execute(
+                delete(tables_t).where(c.warehouse == warehouse, c.namespace == ident.namespace.key, c.name == ident.name)
+            )
+        return TableRecord(row.metadata_location, row.location)
+
+    def rename_table(self, warehouse: str, source: TableIdent, destination: TableIdent) -> None:
+        c = tables_t.c
+        try:
+            with self._write() as conn, conn.begin():
+                ns_row = conn.execute(
+                    select(namespaces_t.c.name).where(
+                        namespaces_t.c.warehouse == warehouse, namespaces_t.c.name == destination.namespace.key
+                    )
+                ).first()
+                if ns_row is None:
+                    raise NoSuchNamespace(f"Namespace does not exist: {destination.namespace}")
+                result = conn.execute(
+                    update(tables_t)
+                    .where(c.warehouse == warehouse, c.namespace == source.namespace.key, c.name == source.name)
+                    .values(namespace=destination.namespace.key, name=destination.name, updated_at=time.time())
+                )
+                if result.rowcount != 1:
+                    raise NoSuchTable(f"Table does not exist: {source}")
+        except IntegrityError:
+            raise AlreadyExists(f"Table already exists: {destination}") from None
+
+    # -- idempotency -------------------------------------------------------------------------------
+
+    def claim_idempotency_key(self, key: str, fingerprint: str, lifetime_s: float) -> tuple[str, int | None, bytes | None]:
+        """Claim `key` for a new request, or report what an earlier request with it did.
+
+        Returns ("new", None, None) when this request should run, ("done", status, body) to replay,
+        ("pending", None, None) while another request with the key is still running, and
+        ("mismatch", None, None) when the key was used for a different operation.
+        """
+        c = idempotency_t.c
+        now = time.time()
+        try:
+            with self._write() as conn, conn.begin():
+                conn.execute(delete(idempotency_t).where(c.created_at < now - lifetime_s))
+                conn.execute(insert(idempotency_t).values(key=key, fingerprint=fingerprint, status=None, body=None, created_at=now))
+            return "new", None, None
+        except IntegrityError:
+            pass
+        with self.engine.connect() as conn:
+            row = conn.execute(select(c.fingerprint, c.status, c.body).where(c.key == key)).first()
+        if row is None:
+            return self.claim_idempotency_key(key, fingerprint, lifetime_s)
+        if row.fingerprint != fingerprint:
+            return "mismatch", None, None
+        if row.status is None:
+            return "pending", None, None
+        return "done", row.status, row.body
+
+    def finish_idempotency_key(self, key: str, status: int | None, body: bytes | None) -> None:
+        """Record the outcome (status None releases the claim so a retry runs again)."""
+        c = idempotency_t.c
+        with self._write() as conn, conn.begin():
+            if status is None:
+                conn.execute(delete(idempotency_t).where(c.key == key))
+            else:
+                conn.execute(update(idempotency_t).where(c.key == key).values(status=status, body=body))
+
+
+def _bind(name: str):
+    from sqlalchemy import bindparam
+
+    return bindparam(name)

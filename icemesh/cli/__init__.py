@@ -1,0 +1,1 @@
+"""The `icemesh` command line."""

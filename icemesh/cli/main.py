@@ -1,0 +1,32 @@
+"""`icemesh`: the entry point; each subcommand lives in its own module."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from icemesh import __version__
+from icemesh.cli.serve import serve
+from icemesh.errors import IcemeshError
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="icemesh")
+def cli() -> None:
+    """icemesh: one governed Iceberg catalog for a data mesh."""
+
+
+cli.add_command(serve)
+
+
+def main() -> None:
+    try:
+        cli(standalone_mode=True)
+    except IcemeshError as exc:
+        click.echo(f"error: {exc.message}", err=True)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,89 @@
+"""`icemesh serve`: run the catalog server (embedded SQLite and a local warehouse by default)."""
+
+from __future__ import annotations
+
+import os
+
+import click
+
+from icemesh.server.settings import DEFAULT_DB, DEFAULT_WAREHOUSE, DEFAULT_WAREHOUSE_NAME, SETTINGS_ENV, ServerSettings, WarehouseSettings
+
+
+def parse_warehouse(value: str, index: int) -> tuple[str, str]:
+    """`NAME=URI` or a bare URI/path (the first bare one is named `default`)."""
+    head, sep, tail = value.partition("=")
+    if sep and head and not any(ch in head for ch in ":/\\"):
+        return head, tail
+    if index == 0:
+        return DEFAULT_WAREHOUSE_NAME, value
+    return os.path.basename(value.rstrip("/")) or f"warehouse{index}", value
+
+
+@click.command()
+@click.option("--db", envvar="ICEMESH_DB", default=DEFAULT_DB, show_default=True,
+              help="Catalog database: sqlite:///path or postgresql://user@host/db.")
+@click.option("--warehouse", "warehouses", envvar="ICEMESH_WAREHOUSE", multiple=True,
+              help="Warehouse root (path, file:// or s3://), optionally NAME=URI; repeat for more. The first is the default. "
+                   f"[default: {DEFAULT_WAREHOUSE}]")
+@click.option("--host", envvar="ICEMESH_HOST", default="127.0.0.1", show_default=True, help="Address to bind.")
+@click.option("--port", envvar="ICEMESH_PORT", default=8181, show_default=True, type=int)
+@click.option("--workers", default=1, show_default=True, type=int, help="Server processes (they share the database).")
+@click.option("--s3-endpoint", envvar="ICEMESH_S3_ENDPOINT", help="S3 endpoint URL (MinIO, moto, ...).")
+@click.option("--s3-region", envvar="AWS_REGION", default=None, help="S3 region.")
+@click.option("--share-storage-keys", is_flag=True,
+              help="Hand the server's S3 keys to clients in loadTable config (local S3 stand-ins only).")
+@click.option("--access-log", is_flag=True, help="Log every request.")
+def serve(db, warehouses, host, port, workers, s3_endpoint, s3_region, share_storage_keys, access_log) -> None:
+    """Run the Iceberg REST catalog."""
+    import uvicorn
+
+    storage: dict[str, str] = {}
+    if s3_endpoint:
+        storage["s3.endpoint"] = s3_endpoint
+        storage["s3.path-style-access"] = "true"
+    if s3_region:
+        storage["s3.region"] = s3_region
+    if share_storage_keys or s3_endpoint:
+        if os.environ.get("AWS_ACCESS_KEY_ID"):
+            storage["s3.access-key-id"] = os.environ["AWS_ACCESS_KEY_ID"]
+        if os.environ.get("AWS_SECRET_ACCESS_KEY"):
+            storage["s3.secret-access-key"] = os.environ["AWS_SECRET_ACCESS_KEY"]
+    if not share_storage_keys:
+        storage_for_clients_note = "S3 keys are not shared with clients" if s3_endpoint else ""
+    else:
+        storage_for_clients_note = "S3 keys are shared with clients"
+    specs = [parse_warehouse(w, i) for i, w in enumerate(warehouses or (DEFAULT_WAREHOUSE,))]
+    settings = ServerSettings(
+        db=db,
+        warehouses=[WarehouseSettings(name, root, dict(storage)) for name, root in specs],
+        host=host,
+        port=port,
+        workers=workers,
+        access_log=access_log,
+    )
+    settings.warehouses = [WarehouseSettings(w.name, w.root, w.properties) for w in settings.warehouses]
+    os.environ[SETTINGS_ENV] = settings.to_env()
+
+    from icemesh.server.app import app_from_env
+
+    app = app_from_env()  # fail fast (bad database URL, bad warehouse) before binding the port
+    service = app.state.service
+    click.echo(f"icemesh catalog on http://{host}:{port}  db={_redact(db)}", err=True)
+    for wh in service.warehouses.values():
+        click.echo(f"  warehouse {wh.name!r}: {wh.root}{' (default)' if wh.name == service.default_warehouse else ''}", err=True)
+    if storage_for_clients_note:
+        click.echo(f"  {storage_for_clients_note}", err=True)
+    common = dict(host=host, port=port, access_log=access_log, log_level="info" if access_log else "warning")
+    if workers > 1:
+        service.store.close()
+        uvicorn.run("icemesh.server.app:app_from_env", factory=True, workers=workers, **common)
+    else:
+        uvicorn.run(app, **common)
+
+
+def _redact(url: str) -> str:
+    if "@" in url and "://" in url:
+        scheme, rest = url.split("://", 1)
+        creds, host = rest.rsplit("@", 1)
+        return f"{scheme}://{creds.split(':')[0]}:***@{host}" if ":" in creds else url
+    return url

@@ -1,0 +1,67 @@
+"""DuckDB: load the Iceberg extensions offline and attach the mesh catalog.
+
+DuckDB cannot download extensions here, so they come from the pinned `duckdb-extension-*` wheels and
+are loaded by file path (avro before iceberg; httpfs for the REST client).
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+
+EXTENSIONS = ("avro", "httpfs", "iceberg")
+
+
+def extension_path(name: str) -> str:
+    import duckdb
+
+    module = importlib.import_module(f"duckdb_extension_{name}")
+    base = os.path.dirname(module.__file__)
+    path = os.path.join(base, "extensions", f"v{duckdb.__version__}", f"{name}.duckdb_extension")
+    if not os.path.exists(path):
+        raise RuntimeError(f"DuckDB extension {name} for duckdb {duckdb.__version__} not found at {path}: "
+                           f"install duckdb-extension-{name}=={duckdb.__version__}")
+    return path
+
+
+def load_extensions(con) -> None:
+    for name in EXTENSIONS:
+        con.execute(f"LOAD '{extension_path(name)}'")
+
+
+def attach_catalog(con, uri: str, alias: str = "mesh", warehouse: str = "", token: str | None = None,
+                   client_id: str | None = None, client_secret: str | None = None) -> None:
+    """Attach the REST catalog as `alias`; values are passed as bound literals, never pasted SQL."""
+    _check_alias(alias)
+    options = ["TYPE iceberg", f"ENDPOINT {_quote(uri)}"]
+    if token:
+        con.execute(f"CREATE OR REPLACE SECRET {alias}_secret (TYPE iceberg, TOKEN {_quote(token)})")
+        options.append(f"SECRET {alias}_secret")
+    elif client_id and client_secret:
+        con.execute(
+            f"CREATE OR REPLACE SECRET {alias}_secret (TYPE iceberg, CLIENT_ID {_quote(client_id)}, "
+            f"CLIENT_SECRET {_quote(client_secret)}, OAUTH2_SERVER_URI {_quote(uri.rstrip('/') + '/v1/oauth/tokens')})"
+        )
+        options.append(f"SECRET {alias}_secret")
+    else:
+        options.append("AUTHORIZATION_TYPE 'none'")
+    con.execute(f"ATTACH {_quote(warehouse)} AS {alias} ({', '.join(options)})")
+
+
+def connect(uri: str, alias: str = "mesh", **credentials):
+    import duckdb
+
+    con = duckdb.connect()
+    load_extensions(con)
+    attach_catalog(con, uri, alias, **credentials)
+    return con
+
+
+def _quote(value: str) -> str:
+    """A SQL string literal (ATTACH and CREATE SECRET options do not accept bound parameters)."""
+    return "'" + str(value).replace("'", "''") + "'"
+
+
+def _check_alias(alias: str) -> None:
+    if not alias.isidentifier():
+        raise ValueError(f"Invalid catalog alias {alias!r}: use letters, digits and underscores")

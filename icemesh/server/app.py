@@ -1,0 +1,69 @@
+"""Build the ASGI application: the catalog service wired to its store and warehouses, plus routes."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from icemesh import __version__
+from icemesh.catalog.service import CatalogService
+from icemesh.catalog.store import CatalogStore
+from icemesh.server.errors import error_body, install_error_handlers
+from icemesh.server.rest_routes import router as rest_router
+from icemesh.server.settings import ServerSettings
+from icemesh.storage.warehouse import Warehouse
+
+
+def build_service(settings: ServerSettings) -> CatalogService:
+    store = CatalogStore(settings.db)
+    warehouses = [Warehouse(w.name, w.root, dict(w.properties)) for w in settings.warehouses]
+    return CatalogService(store, warehouses, settings.default_warehouse)
+
+
+class RequestGuard:
+    """Refuse bodies over the limit before reading them (413 in the spec's error model), and read every
+    REST body as JSON whatever content-type the client sent (some clients send none or a form type)."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            if scope["path"].startswith("/v1/") and scope["path"] != "/v1/oauth/tokens" and scope["method"] != "GET":
+                headers = [(k, v) for k, v in scope.get("headers", ()) if k != b"content-type"]
+                scope = {**scope, "headers": headers + [(b"content-type", b"application/json")]}
+            for name, value in scope.get("headers", ()):
+                if name == b"content-length" and value.isdigit() and int(value) > self.max_bytes:
+                    body = error_body(f"Request body larger than {self.max_bytes} bytes", "BadRequestException", 413)
+                    await send({"type": "http.response.start", "status": 413,
+                                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+                    await send({"type": "http.response.body", "body": body})
+                    return
+        await self.app(scope, receive, send)
+
+
+def create_app(settings: ServerSettings, service: CatalogService | None = None) -> FastAPI:
+    app = FastAPI(
+        title="icemesh catalog",
+        version=__version__,
+        description="An Iceberg REST catalog for the open data mesh.",
+        docs_url="/docs",
+        openapi_url="/openapi.json",
+    )
+    app.state.service = service or build_service(settings)
+    app.state.settings = settings
+    install_error_handlers(app)
+    app.include_router(rest_router)
+    app.add_middleware(RequestGuard, max_bytes=settings.max_body_bytes)
+
+    @app.get("/healthz", tags=["Operations"])
+    def healthz() -> dict:
+        return {"status": "ok"}
+
+    return app
+
+
+def app_from_env() -> FastAPI:
+    """Factory for multi-worker uvicorn: each worker process rebuilds the app from the environment."""
+    return create_app(ServerSettings.from_env())

@@ -1,0 +1,61 @@
+"""Request bodies of the Iceberg REST API, so FastAPI validates them and documents them in /openapi.json.
+
+Table schemas, specs, updates and requirements stay as JSON here; the catalog parses them with
+pyiceberg's models so that one definition of Iceberg semantics is used everywhere.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(populate_by_name=True, extra="ignore")
+
+
+class TableIdentifierBody(_Body):
+    namespace: list[str]
+    name: str
+
+
+class CreateNamespaceRequest(_Body):
+    namespace: list[str]
+    properties: dict[str, str] = Field(default_factory=dict)
+
+
+class UpdateNamespacePropertiesRequest(_Body):
+    removals: list[str] = Field(default_factory=list)
+    updates: dict[str, str] = Field(default_factory=dict)
+
+
+class CreateTableRequest(_Body):
+    name: str
+    location: str | None = None
+    table_schema: dict[str, Any] = Field(alias="schema")
+    partition_spec: dict[str, Any] | None = Field(default=None, alias="partition-spec")
+    write_order: dict[str, Any] | None = Field(default=None, alias="write-order")
+    stage_create: bool = Field(default=False, alias="stage-create")
+    properties: dict[str, str] = Field(default_factory=dict)
+
+
+class CommitTableRequest(_Body):
+    identifier: TableIdentifierBody | None = None
+    requirements: list[dict[str, Any]] = Field(default_factory=list)
+    updates: list[dict[str, Any]] = Field(default_factory=list)
+
+
+class CommitTransactionRequest(_Body):
+    table_changes: list[CommitTableRequest] = Field(alias="table-changes")
+
+
+class RenameTableRequest(_Body):
+    source: TableIdentifierBody
+    destination: TableIdentifierBody
+
+
+class RegisterTableRequest(_Body):
+    name: str
+    metadata_location: str = Field(alias="metadata-location")
+    overwrite: bool = False

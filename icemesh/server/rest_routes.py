@@ -1,0 +1,210 @@
+"""Iceberg REST routes (`/v1/...`): decode the URL and body, call the service, encode the answer."""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import orjson
+from fastapi import APIRouter, Depends, Query, Request
+from starlette.responses import Response
+
+from icemesh.catalog import metadata as md
+from icemesh.catalog.context import RequestContext
+from icemesh.catalog.identifiers import Namespace, TableIdent
+from icemesh.catalog.service import CatalogService, LoadedTable, TableChange
+from icemesh.errors import BadRequest
+from icemesh.server import models
+from icemesh.server.idempotency import run_idempotent
+
+router = APIRouter(prefix="/v1", tags=["Iceberg REST catalog"])
+
+NO_CONTENT = 204
+
+
+def service(request: Request) -> CatalogService:
+    return request.app.state.service
+
+
+def context(request: Request) -> RequestContext:
+    """The caller. Anonymous until authentication is configured; the service decides what it may do."""
+    return RequestContext(access_delegation=request.headers.get("x-iceberg-access-delegation"))
+
+
+def json_response(payload: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return Response(orjson.dumps(payload), status_code=status, media_type="application/json", headers=headers)
+
+
+def load_result(loaded: LoadedTable) -> Response:
+    location = orjson.dumps(loaded.metadata_location)
+    body = b'{"metadata-location":' + location + b',"metadata":' + loaded.metadata_json + b',"config":' + orjson.dumps(loaded.config) + b"}"
+    headers = {"ETag": loaded.etag} if loaded.etag else None
+    return Response(body, media_type="application/json", headers=headers)
+
+
+def mutation(request: Request, svc: CatalogService, operation: Callable[[], Response]) -> Response:
+    return run_idempotent(request, svc.store, svc.idempotency_lifetime_s, operation)
+
+
+def table_change(body: models.CommitTableRequest, ident: TableIdent | None = None) -> TableChange:
+    if ident is None:
+        if body.identifier is None:
+            raise BadRequest("Each table change in a transaction needs an identifier")
+        ident = TableIdent.of(body.identifier.namespace, body.identifier.name)
+    return TableChange(ident, md.parse_requirements(body.requirements), md.parse_updates(body.updates))
+
+
+# -- configuration ---------------------------------------------------------------------------------
+
+
+@router.get("/config")
+def get_config(warehouse: str | None = None, svc: CatalogService = Depends(service), ctx: RequestContext = Depends(context)):
+    return json_response(svc.config(ctx, warehouse))
+
+
+# -- namespaces ------------------------------------------------------------------------------------
+
+
+@router.get("/{prefix}/namespaces")
+def list_namespaces(
+    prefix: str,
+    parent: str | None = None,
+    page_token: str | None = Query(default=None, alias="pageToken"),
+    page_size: int | None = Query(default=None, alias="pageSize"),
+    svc: CatalogService = Depends(service),
+    ctx: RequestContext = Depends(context),
+):
+    parent_ns = Namespace.from_url(parent) if parent else None
+    return json_response(svc.list_namespaces(ctx, prefix, parent_ns, page_token, page_size))
+
+
+@router.post("/{prefix}/namespaces")
+def create_namespace(prefix: str, body: models.CreateNamespaceRequest, request: Request,
+                     svc: CatalogService = Depends(service), ctx: RequestContext = Depends(context)):
+    return mutation(request, svc, lambda: json_response(
+        svc.create_namespace(ctx, prefix, Namespace.of(body.namespace), body.properties)))
+
+
+@router.get("/{prefix}/namespaces/{namespace}")
+def load_namespace(prefix: str, namespace: str, svc: CatalogService = Depends(service), ctx: RequestContext = Depends(context)):
+    return json_response(svc.load_namespace(ctx, prefix, Namespace.from_url(namespace)))
+
+
+@router.head("/{prefix}/namespaces/{namespace}")
+def namespace_exists(prefix: str, namespace: str, svc: CatalogService = Depends(service), ctx: RequestContext = Depends(context)):
+    svc.load_namespace(ctx, prefix, Namespace.from_url(namespace))
+    return Response(status_code=NO_CONTENT)
+
+
+@router.delete("/{prefix}/namespaces/{namespace}")
+def drop_namespace(prefix: str, namespace: str, request: Request,
+                   svc: CatalogService = Depends(service), ctx: RequestContext = Depends(context)):
+    def run() -> Response:
+        svc.drop_namespace(ctx, prefix, Namespace.from_url(namespace))
+        return Response(status_code=NO_CONTENT)
+
+    return mutation(request, svc, run)
+
+
+@router.post("/{prefix}/namespaces/{namespace}/properties")
+def update_namespace_properties(prefix: str, namespace: str, body: models.UpdateNamespacePropertiesRequest, request: Request,
+                                svc: CatalogService = Depends(service), ctx: RequestContext = Depends(context)):
+    return mutation(request, svc, lambda: json_response(
+        svc.update_namespace_properties(ctx, prefix, Namespace.from_url(namespace), body.removals, body.updates)))
+
+
+# -- tables ----------------------------------------------------------------------------------------
+
+
+@router.get("/{prefix}/namespaces/{namespace}/tables")
+def list_tables(
+    prefix: str,
+    namespace: str,
+    page_token: str | None = Query(default=None, alias="pageToken"),
+    page_size: int | None = Query(default=None, alias="pageSize"),
+    svc: CatalogService = Depends(service),
+    ctx: RequestContext = Depends(context),
+):
+    return json_response(svc.list_tables(ctx, prefix, Namespace.from_url(namespace), page_token, page_size))
+
+
+@router.post("/{prefix}/namespaces/{namespace}/tables")
+def create_table(prefix: str, namespace: str, body: models.CreateTableRequest, request: Request,
+                 svc: CatalogService = Depends(service), ctx: RequestContext = Depends(context)):
+    payload = body.model_dump(by_alias=True)
+    return mutation(request, svc, lambda: load_result(svc.create_table(ctx, prefix, Namespace.from_url(namespace), payload)))
+
+
+@router.get("/{prefix}/namespaces/{namespace}/tables/{table}")
+def load_table(prefix: str, namespace: str, table: str, request: Request, snapshots: str | None = None,
+               svc: CatalogService = Depends(service), ctx: RequestContext = Depends(context)):
+    ident = TableIdent.of(Namespace.from_url(namespace), table)
+    if_none_match = request.headers.get("if-none-match")
+    if if_none_match:
+        etag = svc.table_etag(ctx, prefix, ident, snapshots)
+        if etag in (t.strip() for t in if_none_match.split(",")) or if_none_match.strip() == "*":
+            return Response(status_code=304, headers={"ETag": etag})
+    return load_result(svc.load_table(ctx, prefix, ident, snapshots))
+
+
+@router.head("/{prefix}/namespaces/{namespace}/tables/{table}")
+def table_exists(prefix: str, namespace: str, table: str, svc: CatalogService = Depends(service), ctx: RequestContext = Depends(context)):
+    svc.table_exists(ctx, prefix, TableIdent.of(Namespace.from_url(namespace), table))
+    return Response(status_code=NO_CONTENT)
+
+
+@router.post("/{prefix}/namespaces/{namespace}/tables/{table}")
+def commit_table(prefix: str, namespace: str, table: str, body: models.CommitTableRequest, request: Request,
+                 svc: CatalogService = Depends(service), ctx: RequestContext = Depends(context)):
+    def run() -> Response:
+        ident = TableIdent.of(Namespace.from_url(namespace), table)
+        location, raw = svc.commit_table(ctx, prefix, table_change(body, ident))
+        return Response(b'{"metadata-location":' + orjson.dumps(location) + b',"metadata":' + raw + b"}",
+                        media_type="application/json")
+
+    return mutation(request, svc, run)
+
+
+@router.delete("/{prefix}/namespaces/{namespace}/tables/{table}")
+def drop_table(prefix: str, namespace: str, table: str, request: Request,
+               purge_requested: bool = Query(default=False, alias="purgeRequested"),
+               svc: CatalogService = Depends(service), ctx: RequestContext = Depends(context)):
+    def run() -> Response:
+        svc.drop_table(ctx, prefix, TableIdent.of(Namespace.from_url(namespace), table), purge_requested)
+        return Response(status_code=NO_CONTENT)
+
+    return mutation(request, svc, run)
+
+
+@router.post("/{prefix}/namespaces/{namespace}/register")
+def register_table(prefix: str, namespace: str, body: models.RegisterTableRequest, request: Request,
+                   svc: CatalogService = Depends(service), ctx: RequestContext = Depends(context)):
+    return mutation(request, svc, lambda: load_result(svc.register_table(
+        ctx, prefix, Namespace.from_url(namespace), body.name, body.metadata_location, body.overwrite)))
+
+
+@router.post("/{prefix}/namespaces/{namespace}/tables/{table}/metrics")
+def report_metrics(prefix: str, namespace: str, table: str, body: dict[str, Any],
+                   svc: CatalogService = Depends(service), ctx: RequestContext = Depends(context)):
+    svc.report_metrics(ctx, prefix, TableIdent.of(Namespace.from_url(namespace), table), body)
+    return Response(status_code=NO_CONTENT)
+
+
+@router.post("/{prefix}/tables/rename")
+def rename_table(prefix: str, body: models.RenameTableRequest, request: Request,
+                 svc: CatalogService = Depends(service), ctx: RequestContext = Depends(context)):
+    def run() -> Response:
+        svc.rename_table(ctx, prefix, TableIdent.of(body.source.namespace, body.source.name),
+                         TableIdent.of(body.destination.namespace, body.destination.name))
+        return Response(status_code=NO_CONTENT)
+
+    return mutation(request, svc, run)
+
+
+@router.post("/{prefix}/transactions/commit")
+def commit_transaction(prefix: str, body: models.CommitTransactionRequest, request: Request,
+                       svc: CatalogService = Depends(service), ctx: RequestContext = Depends(context)):
+    def run() -> Response:
+        svc.commit_transaction(ctx, prefix, [table_change(change) for change in body.table_changes])
+        return Response(status_code=NO_CONTENT)
+
+    return mutation(request, svc, run)

@@ -1,0 +1,45 @@
+"""Server settings: the catalog database, the warehouses and where to listen."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, field
+
+DEFAULT_DB = "sqlite:///.icemesh/catalog.db"
+DEFAULT_WAREHOUSE = ".icemesh/warehouse"
+DEFAULT_WAREHOUSE_NAME = "default"
+SETTINGS_ENV = "ICEMESH_SERVER_SETTINGS"
+
+
+@dataclass
+class WarehouseSettings:
+    name: str
+    root: str
+    properties: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class ServerSettings:
+    db: str = DEFAULT_DB
+    warehouses: list[WarehouseSettings] = field(
+        default_factory=lambda: [WarehouseSettings(DEFAULT_WAREHOUSE_NAME, DEFAULT_WAREHOUSE)]
+    )
+    host: str = "127.0.0.1"
+    port: int = 8181
+    workers: int = 1
+    access_log: bool = False
+    max_body_bytes: int = 32 * 1024 * 1024
+
+    @property
+    def default_warehouse(self) -> str:
+        return self.warehouses[0].name
+
+    def to_env(self) -> str:
+        return json.dumps(asdict(self))
+
+    @classmethod
+    def from_env(cls) -> "ServerSettings":
+        raw = json.loads(os.environ[SETTINGS_ENV])
+        raw["warehouses"] = [WarehouseSettings(**w) for w in raw["warehouses"]]
+        return cls(**raw)

@@ -1,0 +1,171 @@
+"""A warehouse: the root every table location must stay under, and the FileIO that reaches it.
+
+Local warehouses are `file:///abs/path` roots; S3 warehouses are `s3://bucket/prefix` roots with
+endpoint settings (`s3.endpoint`, `s3.region`, keys), which also let moto stand in for AWS in tests.
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+import posixpath
+import shutil
+import uuid
+from dataclasses import dataclass, field
+from urllib.parse import urlparse
+
+from pyiceberg.io import FileIO, load_file_io
+
+from icemesh.catalog.identifiers import Namespace, path_segment
+from icemesh.errors import BadRequest
+
+# Properties a client needs to read and write table files itself; handed out in loadTable `config`.
+CLIENT_STORAGE_KEYS = ("s3.endpoint", "s3.region", "s3.access-key-id", "s3.secret-access-key", "s3.path-style-access")
+
+
+def normalize_root(location: str) -> str:
+    """Turn a user's warehouse argument (a path, `file://` or `s3://` URI) into a canonical root URI."""
+    location = location.strip()
+    if not location:
+        raise BadRequest("Warehouse location is empty: pass a path, file:///... or s3://bucket/prefix")
+    parsed = urlparse(location)
+    if parsed.scheme in ("", "file"):
+        path = parsed.path if parsed.scheme == "file" else location
+        return "file://" + os.path.abspath(os.path.expanduser(path)).rstrip("/")
+    if parsed.scheme in ("s3", "s3a"):
+        if not parsed.netloc:
+            raise BadRequest(f"Warehouse {location!r} names no bucket: use s3://bucket/prefix")
+        prefix = posixpath.normpath("/" + parsed.path).rstrip("/") if parsed.path.strip("/") else ""
+        return f"s3://{parsed.netloc}{prefix}"
+    raise BadRequest(f"Unsupported warehouse scheme {parsed.scheme!r}: use a path, file:// or s3://")
+
+
+@dataclass
+class Warehouse:
+    """One storage root with its IO; every location the catalog writes or accepts is checked here."""
+
+    name: str
+    root: str
+    properties: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.root = normalize_root(self.root)
+        self._scheme = urlparse(self.root).scheme
+        self.io: FileIO = load_file_io({**self.properties, "py-io-impl": "pyiceberg.io.pyarrow.PyArrowFileIO"}, self.root)
+
+    @property
+    def is_local(self) -> bool:
+        return self._scheme == "file"
+
+    # -- confinement -------------------------------------------------------------------------------
+
+    def contains(self, location: str) -> bool:
+        """True when `location` lies strictly inside the root, after resolving `.` and refusing `..`."""
+        canonical = self.canonical(location)
+        return canonical is not None and canonical.startswith(self.root + "/")
+
+    def canonical(self, location: str) -> str | None:
+        if not isinstance(location, str) or not location or "\x00" in location:
+            return None
+        parsed = urlparse(location)
+        scheme = parsed.scheme or "file"
+        if scheme == "s3a":
+            scheme = "s3"
+        if scheme != self._scheme:
+            return None
+        path = parsed.path if parsed.scheme else location
+        if ".." in path.split("/"):
+            return None
+        if scheme == "file":
+            if parsed.netloc not in ("", "localhost"):
+                return None
+            return "file://" + posixpath.normpath(path).rstrip("/")
+        return f"s3://{parsed.netloc}{posixpath.normpath('/' + path).rstrip('/')}"
+
+    def require_inside(self, location: str, what: str = "location") -> str:
+        canonical = self.canonical(location)
+        if canonical is None or not canonical.startswith(self.root + "/"):
+            raise BadRequest(f"Table {what} {location!r} is outside the warehouse {self.root}: omit it or use a path under it")
+        return canonical
+
+    # -- layout ------------------------------------------------------------------------------------
+
+    def default_table_location(self, namespace: Namespace, table: str) -> str:
+        """`<root>/<ns>/<table>-<uuid>`: readable, and unique so a re-created table never reuses old files."""
+        ns_path = "/".join(path_segment(level) for level in namespace.levels)
+        return f"{self.root}/{ns_path}/{path_segment(table)}-{uuid.uuid4().hex}"
+
+    @staticmethod
+    def metadata_file_location(table_location: str, version: int) -> str:
+        return f"{table_location.rstrip('/')}/metadata/{version:05d}-{uuid.uuid4()}.metadata.json"
+
+    def prepare_table_location(self, location: str) -> None:
+        """Local filesystems need `metadata/` and `data/` to exist before DuckDB writes (it does not mkdir)."""
+        if self.is_local:
+            path = self._local_path(location)
+            os.makedirs(os.path.join(path, "metadata"), exist_ok=True)
+            os.makedirs(os.path.join(path, "data"), exist_ok=True)
+
+    # -- files -------------------------------------------------------------------------------------
+
+    def read_bytes(self, location: str) -> bytes:
+        with self.io.new_input(location).open() as stream:
+            data = stream.read()
+        if location.endswith(".gz.metadata.json") or data[:2] == b"\x1f\x8b":
+            data = gzip.decompress(data)
+        return data
+
+    def write_new_file(self, location: str, data: bytes) -> None:
+        """Write a file that must not exist yet (metadata files are immutable once written)."""
+        with self.io.new_output(location).create(overwrite=False) as stream:
+            stream.write(data)
+
+    def delete_file(self, location: str) -> None:
+        try:
+            self.io.delete(location)
+        except (FileNotFoundError, OSError):
+            pass
+
+    def purge(self, table_location: str) -> None:
+        """Delete every file under a table location; only ever called for locations inside the root."""
+        location = self.require_inside(table_location)
+        if self.is_local:
+            shutil.rmtree(self._local_path(location), ignore_errors=True)
+            return
+        from pyarrow import fs as pafs
+
+        filesystem, path = self._arrow_filesystem(location)
+        try:
+            filesystem.delete_dir(path)
+        except (FileNotFoundError, OSError):
+            infos = filesystem.get_file_info(pafs.FileSelector(path, recursive=True, allow_not_found=True))
+            for info in infos:
+                if info.type == pafs.FileType.File:
+                    filesystem.delete_file(info.path)
+
+    def client_config(self) -> dict[str, str]:
+        """Storage settings a client needs to reach the files (endpoint, region, static keys if configured)."""
+        return {key: self.properties[key] for key in CLIENT_STORAGE_KEYS if key in self.properties}
+
+    def _local_path(self, location: str) -> str:
+        parsed = urlparse(location)
+        return parsed.path if parsed.scheme else location
+
+    def _arrow_filesystem(self, location: str):
+        from pyarrow import fs as pafs
+
+        parsed = urlparse(location)
+        endpoint = self.properties.get("s3.endpoint")
+        scheme = None
+        if endpoint:
+            ep = urlparse(endpoint)
+            scheme, endpoint = ep.scheme or "http", ep.netloc or ep.path
+        filesystem = pafs.S3FileSystem(
+            access_key=self.properties.get("s3.access-key-id"),
+            secret_key=self.properties.get("s3.secret-access-key"),
+            region=self.properties.get("s3.region", "us-east-1"),
+            endpoint_override=endpoint,
+            scheme=scheme or "https",
+            force_virtual_addressing=False,
+        )
+        return filesystem, f"{parsed.netloc}{parsed.path}"
