@@ -14,15 +14,14 @@ POSTGRES_ADMIN = dict(host="127.0.0.1", port=5432, user="postgres", dbname="post
 
 
 def _postgres_database(name: str, create: bool) -> None:
-    import psycopg2
-    from psycopg2 import sql
+    import psycopg
+    from psycopg import sql
 
     try:
-        conn = psycopg2.connect(**POSTGRES_ADMIN, connect_timeout=5)
-    except psycopg2.OperationalError as exc:
+        conn = psycopg.connect(**POSTGRES_ADMIN, connect_timeout=5, autocommit=True)
+    except psycopg.OperationalError as exc:
         pytest.fail(f"PostgreSQL is not reachable on 127.0.0.1:5432 ({exc}); start it with "
                     "'pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start'")
-    conn.autocommit = True
     with conn.cursor() as cur:
         if create:
             cur.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))

@@ -43,7 +43,10 @@ def serve(db, warehouses, host, port, workers, s3_endpoint, s3_region, share_sto
         storage["s3.path-style-access"] = "true"
     if s3_region:
         storage["s3.region"] = s3_region
-    if share_storage_keys or s3_endpoint:
+    # Keys go into the warehouse properties only when they are to be shared: everything in there reaches
+    # clients (loadTable `config`) and the catalog database. Otherwise the server's own S3 client finds
+    # them through the AWS default chain (environment, profile, instance role), as pyarrow does.
+    if share_storage_keys:
         if os.environ.get("AWS_ACCESS_KEY_ID"):
             storage["s3.access-key-id"] = os.environ["AWS_ACCESS_KEY_ID"]
         if os.environ.get("AWS_SECRET_ACCESS_KEY"):

@@ -35,9 +35,18 @@ def normalize_root(location: str) -> str:
     if parsed.scheme in ("s3", "s3a"):
         if not parsed.netloc:
             raise BadRequest(f"Warehouse {location!r} names no bucket: use s3://bucket/prefix")
-        prefix = posixpath.normpath("/" + parsed.path).rstrip("/") if parsed.path.strip("/") else ""
-        return f"s3://{parsed.netloc}{prefix}"
+        return f"s3://{parsed.netloc}{_object_path(parsed.path)}"
     raise BadRequest(f"Unsupported warehouse scheme {parsed.scheme!r}: use a path, file:// or s3://")
+
+
+def _object_path(path: str) -> str:
+    """`/key/prefix` without a trailing slash, or "" for a bucket root.
+
+    Leading slashes are stripped before normalizing: `posixpath.normpath` keeps exactly two leading
+    slashes (POSIX leaves `//x` implementation-defined), which would turn `s3://b/wh` into `s3://b//wh`,
+    an empty first key segment that S3 clients refuse."""
+    key = posixpath.normpath("/" + path.lstrip("/")).rstrip("/")
+    return key if key != "/" else ""
 
 
 @dataclass
@@ -80,7 +89,7 @@ class Warehouse:
             if parsed.netloc not in ("", "localhost"):
                 return None
             return "file://" + posixpath.normpath(path).rstrip("/")
-        return f"s3://{parsed.netloc}{posixpath.normpath('/' + path).rstrip('/')}"
+        return f"s3://{parsed.netloc}{_object_path(path)}"
 
     def require_inside(self, location: str, what: str = "location") -> str:
         canonical = self.canonical(location)

@@ -1,0 +1,142 @@
+"""Spark against a real icemesh server over HTTP: it shares tables with DuckDB and pyiceberg, in both directions.
+
+One SparkSession serves the whole module (starting one costs seconds); each backend's server is registered in it
+as its own catalog, which also proves that one session can talk to several servers.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pyarrow as pa
+import pytest
+
+from icemesh.engines import spark as spark_engine
+
+pytestmark = pytest.mark.spark
+
+
+@pytest.fixture(scope="module")
+def spark():
+    session = spark_engine.session(None, app_name="icemesh-tests", extra_conf={"spark.sql.session.timeZone": "UTC"})
+    yield session
+    session.stop()
+
+
+@pytest.fixture
+def cat(spark, catalog_server) -> str:
+    """The Spark catalog name bound to this backend's server."""
+    name = f"mesh_{catalog_server.backend}_{catalog_server.port}"
+    spark_engine.add_catalog(spark, name, catalog_server.uri)
+    return name
+
+
+def test_catalog_conf_declares_a_rest_catalog():
+    conf = spark_engine.catalog_conf("lake", "http://127.0.0.1:8181", token="t0k", warehouse="default")
+    assert conf["spark.sql.catalog.lake"] == "org.apache.iceberg.spark.SparkCatalog"
+    assert conf["spark.sql.catalog.lake.type"] == "rest"
+    assert conf["spark.sql.catalog.lake.uri"] == "http://127.0.0.1:8181"
+    assert conf["spark.sql.catalog.lake.token"] == "t0k"
+    assert conf["spark.sql.catalog.lake.warehouse"] == "default"
+    assert "spark.sql.catalog.lake.credential" not in conf
+    with pytest.raises(ValueError):
+        spark_engine.catalog_conf("lake; DROP", "http://127.0.0.1:8181")
+    assert spark_engine.iceberg_runtime_jar().endswith(".jar")
+
+
+def spark_rows(df) -> list[tuple]:
+    return sorted(tuple(row) for row in df.collect())
+
+
+def test_spark_reads_duckdb_table_with_deletes(spark, cat, duck, rest, ns):
+    table = f'mesh."{ns}".orders'
+    duck.execute(f'CREATE SCHEMA mesh."{ns}"')
+    duck.execute(f"CREATE TABLE {table} AS SELECT i AS id, 'item-' || i AS name, (i * 1.5)::DOUBLE AS amount "
+                 "FROM range(1, 21) r(i)")
+    duck.execute(f"DELETE FROM {table} WHERE id % 3 = 0")
+    duck.execute(f"UPDATE {table} SET amount = amount * 10 WHERE id <= 4")
+    assert rest.load_table((ns, "orders")).inspect.delete_files().num_rows > 0  # Spark must apply delete files
+
+    expected = sorted((i, f"item-{i}", i * 1.5 * (10 if i <= 4 else 1)) for i in range(1, 21) if i % 3)
+    assert sorted(duck.execute(f"SELECT id, name, amount FROM {table}").fetchall()) == expected
+    assert spark_rows(spark.table(f"{cat}.{ns}.orders").select("id", "name", "amount")) == expected
+
+
+@pytest.mark.parametrize("creator", ["pyiceberg", "duckdb"])
+def test_spark_insert_into_existing_table(spark, cat, duck, rest, ns, creator):
+    if creator == "pyiceberg":
+        rest.create_namespace(ns)
+        schema = pa.schema([("id", pa.int64()), ("name", pa.string())])
+        created = rest.create_table((ns, "items"), schema=schema)
+        created.append(pa.table({"id": [1, 2], "name": ["one", "two"]}, schema=schema))
+    else:
+        duck.execute(f'CREATE SCHEMA mesh."{ns}"')
+        duck.execute(f'CREATE TABLE mesh."{ns}".items (id BIGINT, name VARCHAR)')
+        duck.execute(f'INSERT INTO mesh."{ns}".items VALUES (1, \'one\'), (2, \'two\')')
+
+    spark.sql(f"INSERT INTO {cat}.{ns}.items VALUES (:id3, :name3), (:id4, :name4)",
+              args={"id3": 3, "name3": "three", "id4": 4, "name4": "four"})
+
+    expected = [(1, "one"), (2, "two"), (3, "three"), (4, "four")]
+    assert duck.execute(f'SELECT id, name FROM mesh."{ns}".items ORDER BY id').fetchall() == expected
+    seen = rest.load_table((ns, "items")).scan().to_arrow().sort_by("id")
+    assert list(zip(seen["id"].to_pylist(), seen["name"].to_pylist())) == expected
+
+
+def test_spark_partitioned_ctas(spark, cat, duck, rest, ns):
+    spark.sql(f"CREATE NAMESPACE {cat}.{ns}")
+    spark.sql(f"""
+        CREATE TABLE {cat}.{ns}.events USING iceberg PARTITIONED BY (days(ts)) AS
+        SELECT CAST(id AS BIGINT) AS id, kind, ts FROM VALUES
+            (1, 'click', TIMESTAMP'2024-03-01 08:00:00'),
+            (2, 'view',  TIMESTAMP'2024-03-01 12:30:00'),
+            (3, 'click', TIMESTAMP'2024-03-01 23:59:59'),
+            (4, 'view',  TIMESTAMP'2024-03-02 00:00:00'),
+            (5, 'click', TIMESTAMP'2024-03-02 17:45:00'),
+            (6, 'buy',   TIMESTAMP'2024-03-03 09:15:00')
+        AS v(id, kind, ts)
+    """)
+
+    table = rest.load_table((ns, "events"))
+    [field] = table.spec().fields
+    assert str(field.transform) == "day"
+    assert field.source_id == table.schema().find_field("ts").field_id
+    assert table.inspect.partitions().num_rows == 3
+
+    duck.execute("SET TimeZone = 'UTC'")
+    per_day = duck.execute(f'SELECT CAST(ts AS DATE) AS day, count(*) FROM mesh."{ns}".events GROUP BY day ORDER BY day')
+    assert per_day.fetchall() == [(dt.date(2024, 3, 1), 3), (dt.date(2024, 3, 2), 2), (dt.date(2024, 3, 3), 1)]
+
+
+def test_spark_merge_into(spark, cat, duck, ns):
+    table = f'mesh."{ns}".accounts'
+    duck.execute(f'CREATE SCHEMA mesh."{ns}"')
+    duck.execute(f"CREATE TABLE {table} (id BIGINT, owner VARCHAR, balance DOUBLE)")
+    duck.execute(f"INSERT INTO {table} VALUES (1, 'ann', 100.0), (2, 'bob', 200.0), (3, 'cy', 300.0)")
+
+    spark.sql(f"""
+        MERGE INTO {cat}.{ns}.accounts t
+        USING (SELECT CAST(id AS BIGINT) AS id, owner, CAST(balance AS DOUBLE) AS balance
+               FROM VALUES (2, 'bob', 250.0), (3, 'cy', 0.0), (4, 'dan', 40.0) AS s(id, owner, balance)) s
+        ON t.id = s.id
+        WHEN MATCHED THEN UPDATE SET t.balance = s.balance
+        WHEN NOT MATCHED THEN INSERT *
+    """)
+
+    expected = [(1, "ann", 100.0), (2, "bob", 250.0), (3, "cy", 0.0), (4, "dan", 40.0)]
+    assert duck.execute(f"SELECT id, owner, balance FROM {table} ORDER BY id").fetchall() == expected
+
+
+def test_spark_namespace_and_table_round_trip(spark, cat, rest, ns):
+    spark.sql(f"CREATE NAMESPACE {cat}.{ns}")
+    assert (ns,) in rest.list_namespaces()
+
+    spark.sql(f"CREATE TABLE {cat}.{ns}.notes (id BIGINT, body STRING) USING iceberg")
+    assert rest.list_tables(ns) == [(ns, "notes")]
+    assert [f.name for f in rest.load_table((ns, "notes")).schema().fields] == ["id", "body"]
+    assert [row.tableName for row in spark.sql(f"SHOW TABLES IN {cat}.{ns}").collect()] == ["notes"]
+
+    spark.sql(f"DROP TABLE {cat}.{ns}.notes")
+    assert rest.list_tables(ns) == []
+    spark.sql(f"DROP NAMESPACE {cat}.{ns}")
+    assert (ns,) not in rest.list_namespaces()

@@ -1,0 +1,343 @@
+"""An S3 warehouse end to end: moto runs as a real S3 server, `icemesh serve` keeps its tables there,
+and pyiceberg and DuckDB read and write the same files over real HTTP."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+import uuid
+
+import httpx
+import pyarrow as pa
+import pytest
+
+from icemesh.server.process import CatalogProcess, free_port
+
+KEY_ID = SECRET = "testing"
+REGION = "us-east-1"
+BUCKET = "icemesh-warehouse"
+OTHER_BUCKET = "icemesh-elsewhere"
+WAREHOUSE = f"s3://{BUCKET}/wh"
+# Fake keys only, and never a real AWS endpoint: nothing here may reach the internet or the machine's profile.
+FAKE_AWS_ENV = {
+    "AWS_ACCESS_KEY_ID": KEY_ID,
+    "AWS_SECRET_ACCESS_KEY": SECRET,
+    "AWS_DEFAULT_REGION": REGION,
+    "AWS_REGION": REGION,
+    "AWS_EC2_METADATA_DISABLED": "true",
+}
+
+ROWS = [
+    {"id": 1, "name": "alpha", "amount": 10.5},
+    {"id": 2, "name": "beta", "amount": 20.0},
+    {"id": 3, "name": "gamma", "amount": None},
+]
+ARROW_SCHEMA = pa.schema([
+    pa.field("id", pa.int64(), nullable=False),
+    pa.field("name", pa.string()),
+    pa.field("amount", pa.float64()),
+])
+
+
+# -- fixtures ----------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def moto(tmp_path_factory):
+    """`moto_server` as a real HTTP S3 on a free port, killed at teardown; yields its URL."""
+    home = tmp_path_factory.mktemp("moto")
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    binary = os.path.join(os.path.dirname(sys.executable), "moto_server")
+    with open(home / "moto.log", "ab") as log:
+        proc = subprocess.Popen([binary, "-H", "127.0.0.1", "-p", str(port)], cwd=str(home),
+                                stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **FAKE_AWS_ENV})
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            if proc.poll() is not None:
+                pytest.fail(f"moto_server exited with {proc.returncode}: {(home / 'moto.log').read_text()[-2000:]}")
+            try:
+                httpx.get(url + "/moto-api/", timeout=1)
+                break
+            except httpx.HTTPError:
+                if time.monotonic() > deadline:
+                    pytest.fail(f"moto_server did not answer on {url}: {(home / 'moto.log').read_text()[-2000:]}")
+                time.sleep(0.1)
+        yield url
+    finally:
+        proc.kill()
+        proc.wait(10)
+
+
+@pytest.fixture(scope="module")
+def s3(moto):
+    import boto3
+
+    client = boto3.client("s3", endpoint_url=moto, aws_access_key_id=KEY_ID, aws_secret_access_key=SECRET,
+                          region_name=REGION)
+    for bucket in (BUCKET, OTHER_BUCKET):
+        client.create_bucket(Bucket=bucket)
+    return client
+
+
+def start_s3_catalog(tmp_path_factory, moto: str, label: str, share_keys: bool = True) -> CatalogProcess:
+    home = tmp_path_factory.mktemp(f"catalog-s3-{label}")
+    extra = ["--s3-endpoint", moto, "--s3-region", REGION] + (["--share-storage-keys"] if share_keys else [])
+    return CatalogProcess(db=f"sqlite:///{home}/catalog.db", warehouse=WAREHOUSE, extra_args=extra,
+                          env=FAKE_AWS_ENV, cwd=str(home)).start()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory, moto, s3):
+    """`icemesh serve` with its default warehouse in the moto bucket, sharing the (fake) keys with clients."""
+    proc = start_s3_catalog(tmp_path_factory, moto, "shared-keys")
+    yield proc
+    proc.stop()
+
+
+@pytest.fixture
+def server_log(server):
+    """On failure, the server's log is what explains a 500: print it so pytest shows it."""
+    yield server
+    print(f"--- icemesh serve log ({server.log_path}) ---\n{server.log()}")
+
+
+@pytest.fixture
+def rest(server):
+    """pyiceberg with nothing but the catalog URI: every S3 setting must come from the server."""
+    from pyiceberg.catalog.rest import RestCatalog
+
+    return RestCatalog("icemesh_s3", uri=server.uri)
+
+
+@pytest.fixture(scope="module")
+def http(server):
+    prefix = httpx.get(server.uri + "/v1/config").json()["overrides"]["prefix"]
+    with httpx.Client(base_url=f"{server.uri}/v1/{prefix}", timeout=30) as client:
+        yield client
+
+
+@pytest.fixture
+def ns(rest) -> str:
+    name = f"s3_{uuid.uuid4().hex[:10]}"
+    rest.create_namespace(name)
+    return name
+
+
+@pytest.fixture
+def duck(server, moto):
+    """DuckDB with an S3 secret for moto, then the catalog attached as `mesh`."""
+    import duckdb
+
+    from icemesh.engines import duckdb as duck_engine
+
+    con = duckdb.connect()
+    duck_engine.load_extensions(con)
+    endpoint = moto.split("://", 1)[1]
+    con.execute(f"CREATE SECRET moto_s3 (TYPE s3, KEY_ID '{KEY_ID}', SECRET '{SECRET}', REGION '{REGION}', "
+                f"ENDPOINT '{endpoint}', URL_STYLE 'path', USE_SSL false)")
+    duck_engine.attach_catalog(con, server.uri)
+    yield con
+    con.close()
+
+
+# -- helpers -------------------------------------------------------------------------------------------
+
+
+def objects(s3, bucket: str = BUCKET, prefix: str = "") -> dict[str, int]:
+    """Every object key under a prefix with its size."""
+    found = {}
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+        for obj in page.get("Contents", ()):
+            found[obj["Key"]] = obj["Size"]
+    return found
+
+
+def key_of(location: str, bucket: str = BUCKET) -> str:
+    assert location.startswith(f"s3://{bucket}/"), location
+    return location[len(f"s3://{bucket}/"):]
+
+
+def sorted_rows(arrow_table: pa.Table) -> list[dict]:
+    return sorted(arrow_table.to_pylist(), key=lambda r: r["id"])
+
+
+def make_table(rest, ns: str, name: str = "orders"):
+    table = rest.create_table((ns, name), schema=ARROW_SCHEMA)
+    table.append(pa.Table.from_pylist(ROWS, schema=ARROW_SCHEMA))
+    return rest.load_table((ns, name))
+
+
+SCHEMA_JSON = {
+    "type": "struct",
+    "schema-id": 0,
+    "fields": [{"id": 1, "name": "id", "type": "long", "required": True}],
+}
+
+
+# -- pyiceberg -----------------------------------------------------------------------------------------
+
+
+def test_load_table_hands_out_s3_settings(rest, http, ns, moto):
+    rest.create_table((ns, "cfg"), schema=ARROW_SCHEMA)
+    response = http.get(f"/namespaces/{ns}/tables/cfg")
+    assert response.status_code == 200
+    config = response.json()["config"]
+    assert config["s3.endpoint"] == moto
+    assert config["s3.region"] == REGION
+    assert config["s3.path-style-access"] == "true"
+    assert config["s3.access-key-id"] == KEY_ID
+    assert config["s3.secret-access-key"] == SECRET
+
+
+def test_pyiceberg_round_trip_lands_in_the_bucket(server_log, rest, ns, s3):
+    table = make_table(rest, ns)
+
+    # A fresh client with only the URI reads back exactly what was written.
+    from pyiceberg.catalog.rest import RestCatalog
+
+    reader = RestCatalog("reader", uri=server_log.uri).load_table((ns, "orders"))
+    assert sorted_rows(reader.scan().to_arrow()) == ROWS
+
+    # ... and the files are really in moto, under the warehouse prefix.
+    location = table.location()
+    assert location.startswith(f"{WAREHOUSE}/{ns}/orders-"), location
+    stored = objects(s3, prefix=key_of(location) + "/")
+    assert key_of(table.metadata_location) in stored
+    data_files = [task.file.file_path for task in reader.scan().plan_files()]
+    assert data_files and all(key_of(path) in stored for path in data_files)
+    assert any(k.endswith(".parquet") for k in stored)
+    assert any(k.endswith(".avro") for k in stored)  # manifest list and manifests
+    assert all(stored[key_of(path)] > 0 for path in data_files)
+    # Nothing landed outside the warehouse prefix.
+    assert all(k.startswith("wh/") for k in objects(s3))
+
+
+# -- DuckDB --------------------------------------------------------------------------------------------
+
+
+def test_duckdb_reads_pyiceberg_table(server_log, rest, ns, duck):
+    make_table(rest, ns)
+    got = duck.execute(f"SELECT id, name, amount FROM mesh.{ns}.orders ORDER BY id").fetchall()
+    assert got == [(r["id"], r["name"], r["amount"]) for r in ROWS]
+
+
+def test_duckdb_ctas_and_insert_read_by_pyiceberg(server_log, rest, ns, duck, s3):
+    duck.execute(f"CREATE TABLE mesh.{ns}.made_by_duck AS "
+                 "SELECT * FROM (VALUES (1, 'alpha', 10.5), (2, 'beta', 20.0)) v(id, name, amount)")
+    duck.execute(f"INSERT INTO mesh.{ns}.made_by_duck VALUES (3, 'gamma', NULL)")
+    assert duck.execute(f"SELECT count(*) FROM mesh.{ns}.made_by_duck").fetchone() == (3,)
+
+    table = rest.load_table((ns, "made_by_duck"))
+    got = table.scan().to_arrow()
+    assert [(r["id"], r["name"], r["amount"]) for r in sorted_rows(got)] == [
+        (r["id"], r["name"], r["amount"]) for r in ROWS]
+    # DuckDB wrote its data and metadata into the bucket under the catalog-assigned location.
+    assert table.location().startswith(f"{WAREHOUSE}/{ns}/made_by_duck-")
+    stored = objects(s3, prefix=key_of(table.location()) + "/")
+    assert key_of(table.metadata_location) in stored
+    data_files = [task.file.file_path for task in table.scan().plan_files()]
+    assert len(data_files) >= 2 and all(key_of(path) in stored for path in data_files)
+
+
+# -- confinement ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("location", [
+    f"s3://{OTHER_BUCKET}/stolen",
+    f"{WAREHOUSE}/../escape/stolen",
+    f"{WAREHOUSE}/ns/../../escape/stolen",
+    f"s3://{BUCKET}/elsewhere/stolen",
+    f"s3://{BUCKET}/wh-sibling/stolen",  # shares the root's string prefix but is not under it
+    f"s3://{BUCKET}/wh",  # the root itself
+    "file:///tmp/icemesh-stolen",
+], ids=["other-bucket", "dotdot", "nested-dotdot", "same-bucket-outside", "prefix-sibling", "root-itself", "local-file"])
+def test_create_outside_warehouse_is_refused(http, ns, s3, location):
+    before = {b: objects(s3, b) for b in (BUCKET, OTHER_BUCKET)}
+    response = http.post(f"/namespaces/{ns}/tables", json={"name": "stolen", "schema": SCHEMA_JSON, "location": location})
+    assert response.status_code == 400, response.text
+    error = response.json()["error"]
+    assert set(error) == {"message", "type", "code"}
+    assert error["code"] == 400 and error["type"] == "BadRequestException"
+    assert "outside the warehouse" in error["message"]
+    assert http.get(f"/namespaces/{ns}/tables").json()["identifiers"] == []
+    assert http.get(f"/namespaces/{ns}/tables/stolen").status_code == 404
+    assert {b: objects(s3, b) for b in (BUCKET, OTHER_BUCKET)} == before
+
+
+def test_stage_create_outside_warehouse_is_refused(http, ns, s3):
+    """DuckDB's path (stage-create) is checked the same way."""
+    before = objects(s3, OTHER_BUCKET)
+    response = http.post(f"/namespaces/{ns}/tables", json={
+        "name": "staged", "schema": SCHEMA_JSON, "location": f"s3://{OTHER_BUCKET}/staged", "stage-create": True})
+    assert response.status_code == 400, response.text
+    assert response.json()["error"]["type"] == "BadRequestException"
+    assert objects(s3, OTHER_BUCKET) == before
+
+
+# -- drop ----------------------------------------------------------------------------------------------
+
+
+def test_purge_removes_the_tables_objects(server_log, rest, ns, s3):
+    keep = make_table(rest, ns, "neighbour")
+    table = make_table(rest, ns, "doomed")
+    prefix = key_of(table.location()) + "/"
+    assert objects(s3, prefix=prefix)
+    neighbour_before = objects(s3, prefix=key_of(keep.location()) + "/")
+
+    rest.purge_table((ns, "doomed"))
+
+    assert objects(s3, prefix=prefix) == {}
+    assert not rest.table_exists((ns, "doomed"))
+    # A table whose name shares the prefix is untouched (`doomed-<uuid>` vs `neighbour-<uuid>` here,
+    # and the purge is scoped to `<location>/`).
+    assert objects(s3, prefix=key_of(keep.location()) + "/") == neighbour_before
+    assert sorted_rows(rest.load_table((ns, "neighbour")).scan().to_arrow()) == ROWS
+
+
+def test_purge_over_http(server_log, rest, http, ns, s3):
+    table = make_table(rest, ns, "purged_raw")
+    prefix = key_of(table.location()) + "/"
+    assert objects(s3, prefix=prefix)
+    response = http.delete(f"/namespaces/{ns}/tables/purged_raw", params={"purgeRequested": "true"})
+    assert response.status_code == 204, response.text
+    assert objects(s3, prefix=prefix) == {}
+
+
+def test_drop_without_purge_keeps_the_objects(server_log, rest, ns, s3):
+    table = make_table(rest, ns, "kept")
+    prefix = key_of(table.location()) + "/"
+    before = objects(s3, prefix=prefix)
+    assert before
+
+    rest.drop_table((ns, "kept"))
+
+    assert not rest.table_exists((ns, "kept"))
+    assert objects(s3, prefix=prefix) == before
+    # The files are still a readable table: registering the last metadata file brings it back.
+    again = rest.register_table((ns, "kept"), table.metadata_location)
+    assert sorted_rows(again.scan().to_arrow()) == ROWS
+
+
+# -- keys ----------------------------------------------------------------------------------------------
+
+
+def test_keys_are_not_shared_without_the_flag(tmp_path_factory, moto, s3):
+    """Without --share-storage-keys the server still reaches S3 with its own keys, but clients get only
+    the endpoint settings."""
+    proc = start_s3_catalog(tmp_path_factory, moto, "private-keys", share_keys=False)
+    try:
+        prefix = httpx.get(proc.uri + "/v1/config").json()["overrides"]["prefix"]
+        with httpx.Client(base_url=f"{proc.uri}/v1/{prefix}", timeout=30) as client:
+            assert client.post("/namespaces", json={"namespace": ["private"]}).status_code == 200
+            created = client.post("/namespaces/private/tables", json={"name": "t", "schema": SCHEMA_JSON})
+            assert created.status_code == 200, proc.log()
+            config = client.get("/namespaces/private/tables/t").json()["config"]
+        assert "s3.access-key-id" not in config and "s3.secret-access-key" not in config, config
+        assert config["s3.endpoint"] == moto
+        assert key_of(created.json()["metadata-location"]) in objects(s3)
+    finally:
+        proc.stop()
