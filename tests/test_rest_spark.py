@@ -31,6 +31,12 @@ def cat(spark, catalog_server) -> str:
     return name
 
 
+def test_missing_runtime_jar_names_the_package(monkeypatch):
+    monkeypatch.setattr(spark_engine, "RUNTIME_PACKAGE", "no_such_package_for_icemesh")
+    with pytest.raises(RuntimeError, match="snowpark-connect-deps-iceberg"):
+        spark_engine.iceberg_runtime_jar()
+
+
 def test_catalog_conf_declares_a_rest_catalog():
     conf = spark_engine.catalog_conf("lake", "http://127.0.0.1:8181", token="t0k", warehouse="default")
     assert conf["spark.sql.catalog.lake"] == "org.apache.iceberg.spark.SparkCatalog"
@@ -104,7 +110,8 @@ def test_spark_partitioned_ctas(spark, cat, duck, rest, ns):
     assert table.inspect.partitions().num_rows == 3
 
     duck.execute("SET TimeZone = 'UTC'")
-    per_day = duck.execute(f'SELECT CAST(ts AS DATE) AS day, count(*) FROM mesh."{ns}".events GROUP BY day ORDER BY day')
+    per_day = duck.execute(f'SELECT CAST(ts AS DATE) AS day, count(*) FROM mesh."{ns}".events '
+                           "GROUP BY day ORDER BY day")
     assert per_day.fetchall() == [(dt.date(2024, 3, 1), 3), (dt.date(2024, 3, 2), 2), (dt.date(2024, 3, 3), 1)]
 
 

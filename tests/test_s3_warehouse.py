@@ -136,9 +136,7 @@ def duck(server, moto):
 
     con = duckdb.connect()
     duck_engine.load_extensions(con)
-    endpoint = moto.split("://", 1)[1]
-    con.execute(f"CREATE SECRET moto_s3 (TYPE s3, KEY_ID '{KEY_ID}', SECRET '{SECRET}', REGION '{REGION}', "
-                f"ENDPOINT '{endpoint}', URL_STYLE 'path', USE_SSL false)")
+    duckdb_s3_secret(con, moto)
     duck_engine.attach_catalog(con, server.uri)
     yield con
     con.close()
@@ -325,19 +323,68 @@ def test_drop_without_purge_keeps_the_objects(server_log, rest, ns, s3):
 # -- keys ----------------------------------------------------------------------------------------------
 
 
-def test_keys_are_not_shared_without_the_flag(tmp_path_factory, moto, s3):
-    """Without --share-storage-keys the server still reaches S3 with its own keys, but clients get only
-    the endpoint settings."""
-    proc = start_s3_catalog(tmp_path_factory, moto, "private-keys", share_keys=False)
+def duckdb_s3_secret(con, moto: str) -> None:
+    endpoint = moto.split("://", 1)[1]
+    con.execute(f"CREATE SECRET moto_s3 (TYPE s3, KEY_ID '{KEY_ID}', SECRET '{SECRET}', REGION '{REGION}', "
+                f"ENDPOINT '{endpoint}', URL_STYLE 'path', USE_SSL false)")
+
+
+def test_duckdb_needs_no_secret_when_keys_are_shared(server_log, rest, ns):
+    """With --share-storage-keys DuckDB builds its S3 secret from the loadTable config alone."""
+    from icemesh.engines import duckdb as duck_engine
+
+    make_table(rest, ns)
+    con = duck_engine.connect(server_log.uri)
     try:
-        prefix = httpx.get(proc.uri + "/v1/config").json()["overrides"]["prefix"]
-        with httpx.Client(base_url=f"{proc.uri}/v1/{prefix}", timeout=30) as client:
-            assert client.post("/namespaces", json={"namespace": ["private"]}).status_code == 200
-            created = client.post("/namespaces/private/tables", json={"name": "t", "schema": SCHEMA_JSON})
-            assert created.status_code == 200, proc.log()
-            config = client.get("/namespaces/private/tables/t").json()["config"]
-        assert "s3.access-key-id" not in config and "s3.secret-access-key" not in config, config
-        assert config["s3.endpoint"] == moto
-        assert key_of(created.json()["metadata-location"]) in objects(s3)
+        assert con.execute(f"SELECT id, name FROM mesh.{ns}.orders ORDER BY id").fetchall() == [
+            (r["id"], r["name"]) for r in ROWS]
     finally:
-        proc.stop()
+        con.close()
+
+
+@pytest.fixture(scope="module")
+def private_server(tmp_path_factory, moto, s3):
+    """The same kind of server without --share-storage-keys: it reaches S3 with its own (environment) keys."""
+    proc = start_s3_catalog(tmp_path_factory, moto, "private-keys", share_keys=False)
+    yield proc
+    proc.stop()
+
+
+def test_without_the_flag_clients_get_no_s3_settings_and_bring_their_own(private_server, moto, s3):
+    import duckdb
+    from pyiceberg.catalog.rest import RestCatalog
+
+    from icemesh.engines import duckdb as duck_engine
+
+    ns = f"priv_{uuid.uuid4().hex[:8]}"
+    prefix = httpx.get(private_server.uri + "/v1/config").json()["overrides"]["prefix"]
+    with httpx.Client(base_url=f"{private_server.uri}/v1/{prefix}", timeout=30) as client:
+        assert client.post("/namespaces", json={"namespace": [ns]}).status_code == 200
+        created = client.post(f"/namespaces/{ns}/tables", json={"name": "t", "schema": SCHEMA_JSON})
+        assert created.status_code == 200, private_server.log()
+        loaded = client.get(f"/namespaces/{ns}/tables/t")
+    # Neither keys nor half a set of settings: nothing that could shadow the client's own S3 configuration.
+    assert created.json()["config"] == {} and loaded.json()["config"] == {}
+    # The server itself wrote the metadata with the keys from its environment.
+    assert key_of(created.json()["metadata-location"]) in objects(s3)
+
+    # DuckDB with its own S3 secret creates, fills and reads a table.
+    con = duckdb.connect()
+    try:
+        duck_engine.load_extensions(con)
+        duckdb_s3_secret(con, moto)
+        duck_engine.attach_catalog(con, private_server.uri)
+        con.execute(f"CREATE TABLE mesh.{ns}.d AS SELECT * FROM (VALUES (1, 'alpha'), (2, 'beta')) v(id, name)")
+        con.execute(f"INSERT INTO mesh.{ns}.d VALUES (3, 'gamma')")
+        assert con.execute(f"SELECT id, name FROM mesh.{ns}.d ORDER BY id").fetchall() == [
+            (1, "alpha"), (2, "beta"), (3, "gamma")]
+    finally:
+        con.close()
+
+    # pyiceberg with explicit s3.* properties reads what DuckDB wrote.
+    rest = RestCatalog("private", uri=private_server.uri, **{
+        "s3.endpoint": moto, "s3.region": REGION, "s3.access-key-id": KEY_ID, "s3.secret-access-key": SECRET})
+    table = rest.load_table((ns, "d"))
+    assert table.location().startswith(f"{WAREHOUSE}/{ns}/d-")
+    assert [(r["id"], r["name"]) for r in sorted_rows(table.scan().to_arrow())] == [
+        (1, "alpha"), (2, "beta"), (3, "gamma")]

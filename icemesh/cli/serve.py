@@ -31,7 +31,8 @@ def parse_warehouse(value: str, index: int) -> tuple[str, str]:
 @click.option("--s3-endpoint", envvar="ICEMESH_S3_ENDPOINT", help="S3 endpoint URL (MinIO, moto, ...).")
 @click.option("--s3-region", envvar="AWS_REGION", default=None, help="S3 region.")
 @click.option("--share-storage-keys", is_flag=True,
-              help="Hand the server's S3 keys to clients in loadTable config (local S3 stand-ins only).")
+              help="Hand clients the S3 endpoint, region and the server's keys in loadTable config (local S3 "
+                   "stand-ins only). Without it clients get no S3 settings and bring their own.")
 @click.option("--access-log", is_flag=True, help="Log every request.")
 def serve(db, warehouses, host, port, workers, s3_endpoint, s3_region, share_storage_keys, access_log) -> None:
     """Run the Iceberg REST catalog."""
@@ -43,18 +44,22 @@ def serve(db, warehouses, host, port, workers, s3_endpoint, s3_region, share_sto
         storage["s3.path-style-access"] = "true"
     if s3_region:
         storage["s3.region"] = s3_region
-    # Keys go into the warehouse properties only when they are to be shared: everything in there reaches
-    # clients (loadTable `config`) and the catalog database. Otherwise the server's own S3 client finds
-    # them through the AWS default chain (environment, profile, instance role), as pyarrow does.
+    # Keys go into the warehouse properties only when they are to be shared: they then reach clients (loadTable
+    # `config`, see Warehouse.client_config) and the catalog database. Otherwise the server's own S3 client finds
+    # them through the AWS default chain (environment, profile, instance role), and clients get no S3 config.
     if share_storage_keys:
         if os.environ.get("AWS_ACCESS_KEY_ID"):
             storage["s3.access-key-id"] = os.environ["AWS_ACCESS_KEY_ID"]
         if os.environ.get("AWS_SECRET_ACCESS_KEY"):
             storage["s3.secret-access-key"] = os.environ["AWS_SECRET_ACCESS_KEY"]
     if not share_storage_keys:
-        storage_for_clients_note = "S3 keys are not shared with clients" if s3_endpoint else ""
-    else:
+        storage_for_clients_note = ("S3 keys are not shared with clients: they need their own S3 settings"
+                                    if s3_endpoint or s3_region or any(_is_s3(w) for w in warehouses) else "")
+    elif "s3.access-key-id" in storage and "s3.secret-access-key" in storage:
         storage_for_clients_note = "S3 keys are shared with clients"
+    else:
+        storage_for_clients_note = ("--share-storage-keys: AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY are not set, "
+                                    "so clients get no S3 settings")
     specs = [parse_warehouse(w, i) for i, w in enumerate(warehouses or (DEFAULT_WAREHOUSE,))]
     settings = ServerSettings(
         db=db,
@@ -82,6 +87,10 @@ def serve(db, warehouses, host, port, workers, s3_endpoint, s3_region, share_sto
         uvicorn.run("icemesh.server.app:app_from_env", factory=True, workers=workers, **common)
     else:
         uvicorn.run(app, **common)
+
+
+def _is_s3(warehouse: str) -> bool:
+    return "s3://" in warehouse or "s3a://" in warehouse
 
 
 def _redact(url: str) -> str:

@@ -21,6 +21,7 @@ from icemesh.errors import BadRequest
 
 # Properties a client needs to read and write table files itself; handed out in loadTable `config`.
 CLIENT_STORAGE_KEYS = ("s3.endpoint", "s3.region", "s3.access-key-id", "s3.secret-access-key", "s3.path-style-access")
+SHARED_KEYS = ("s3.access-key-id", "s3.secret-access-key")
 
 
 def normalize_root(location: str) -> str:
@@ -153,7 +154,12 @@ class Warehouse:
                     filesystem.delete_file(info.path)
 
     def client_config(self) -> dict[str, str]:
-        """Storage settings a client needs to reach the files (endpoint, region, static keys if configured)."""
+        """Storage settings a client needs to reach the files: endpoint, region and the keys, but only when
+        the keys are handed out too (`serve --share-storage-keys`). Half a set is worse than none: DuckDB turns
+        any `s3.*` config into a secret scoped to the table that shadows the user's own S3 secret, so an
+        endpoint without keys makes its reads and writes fail. Without keys, clients bring their own S3 settings."""
+        if not all(self.properties.get(key) for key in SHARED_KEYS):
+            return {}
         return {key: self.properties[key] for key in CLIENT_STORAGE_KEYS if key in self.properties}
 
     def _local_path(self, location: str) -> str:

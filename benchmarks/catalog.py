@@ -1,0 +1,715 @@
+"""Catalog benchmark: loadTable throughput/latency over HTTP, pyiceberg in-process baseline, concurrent commits.
+
+    .venv/bin/python benchmarks/catalog.py              # full run (1,000 tables), about 2-3 minutes
+    .venv/bin/python benchmarks/catalog.py --quick      # 200 tables, short phases, for iteration
+    .venv/bin/python benchmarks/catalog.py --db postgres               # scratch PostgreSQL database
+    .venv/bin/python benchmarks/catalog.py --db postgresql://postgres@127.0.0.1:5432/icemesh_bench
+
+What it does:
+  1. starts a real `icemesh serve` (CatalogProcess) on a temp dir (SQLite by default) and creates
+     N namespaces x M tables through pyiceberg's RestCatalog, each with one or two appended snapshots;
+  2. loadTable (GET /v1/{prefix}/namespaces/{ns}/tables/{t}) on random tables from several client
+     processes (threads with persistent http.client connections) at concurrency 1 and 16, for a fixed
+     duration after a warm-up: req/s, p50/p99 latency from every sample, errors, client/server CPU;
+  3. pyiceberg's own SqlCatalog.load_table, in-process, on the same metadata files (register_table);
+  4. 8 writers (processes, one RestCatalog each) appending to ONE table, retrying on
+     CommitFailedException; checks that every acknowledged append is in the table's final history.
+
+Results are printed and written to benchmarks/results/catalog.json. Floors that fail print FAIL,
+but the exit status stays 0: this is a report, not a gate.
+
+Only the standard library is imported at module level, so the spawned client processes start fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import array
+import json
+import multiprocessing as mp
+import os
+import platform
+import random
+import shutil
+import sys
+import tempfile
+import time
+import uuid
+from urllib.parse import quote, urlparse
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if REPO not in sys.path:
+    sys.path.insert(0, REPO)
+
+RESULTS_PATH = os.path.join(REPO, "benchmarks", "results", "catalog.json")
+
+FLOOR_LOAD_RPS = 1000.0  # loadTable requests/s at concurrency 16
+FLOOR_LOAD_P99_MS = 20.0  # loadTable p99 at concurrency 16
+FLOOR_LOST_COMMITS = 0
+
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+# -- small helpers ---------------------------------------------------------------------------------
+
+
+def percentile(sorted_values, p: float) -> float:
+    """Nearest-rank percentile of an already sorted sequence (seconds in, same unit out)."""
+    if not sorted_values:
+        return float("nan")
+    k = max(0, min(len(sorted_values) - 1, int(round(p / 100.0 * len(sorted_values) + 0.5)) - 1))
+    return sorted_values[k]
+
+
+def latency_summary(samples_s) -> dict:
+    values = sorted(samples_s)
+    ms = lambda v: round(v * 1000.0, 3)  # noqa: E731
+    return {
+        "samples": len(values),
+        "p50_ms": ms(percentile(values, 50)),
+        "p90_ms": ms(percentile(values, 90)),
+        "p99_ms": ms(percentile(values, 99)),
+        "max_ms": ms(values[-1]) if values else float("nan"),
+        "mean_ms": ms(sum(values) / len(values)) if values else float("nan"),
+    }
+
+
+def process_tree_cpu(pid: int) -> float:
+    """CPU seconds (user+system) used so far by `pid` and its descendants (uvicorn --workers children)."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            children.setdefault(int(fields[1]), []).append(int(entry))
+        except (OSError, IndexError, ValueError):
+            continue
+    total, todo = 0.0, [pid]
+    while todo:
+        p = todo.pop()
+        try:
+            with open(f"/proc/{p}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / CLK_TCK  # utime, stime
+        except (OSError, IndexError, ValueError):
+            pass
+        todo.extend(children.get(p, []))
+    return total
+
+
+def sleep_until(t: float) -> None:
+    while True:
+        left = t - time.monotonic()
+        if left <= 0:
+            return
+        time.sleep(min(left, 0.5))
+
+
+def say(msg: str = "") -> None:
+    print(msg, flush=True)
+
+
+# -- catalog database (SQLite in the temp dir, or a scratch PostgreSQL database) --------------------
+
+
+def prepare_database(arg: str | None, tmp: str):
+    """Returns (url, cleanup) for the catalog server's database."""
+    if not arg or arg == "sqlite":
+        return f"sqlite:///{tmp}/catalog.db", lambda: None
+    if arg.startswith("sqlite"):
+        return arg, lambda: None
+    if arg in ("postgres", "postgresql"):
+        arg = f"postgresql://postgres@127.0.0.1:5432/icemesh_bench_{uuid.uuid4().hex[:8]}"
+    if not arg.startswith("postgresql"):
+        raise SystemExit(f"--db must be sqlite, postgres, or a postgresql:// URL (got {arg!r})")
+    import psycopg2
+    from psycopg2 import sql
+
+    u = urlparse(arg)
+    name = u.path.lstrip("/")
+    if not name:
+        raise SystemExit("--db postgresql://...: name the scratch database, e.g. postgresql://postgres@127.0.0.1:5432/icemesh_bench")
+    admin = dict(host=u.hostname or "127.0.0.1", port=u.port or 5432, user=u.username or "postgres", dbname="postgres")
+    if u.password:
+        admin["password"] = u.password
+
+    def admin_run(*statements):
+        conn = psycopg2.connect(**admin, connect_timeout=5)
+        conn.autocommit = True
+        try:
+            with conn.cursor() as cur:
+                out = None
+                for stmt, params in statements:
+                    cur.execute(stmt, params)
+                    out = cur.fetchall() if cur.description else out
+                return out
+        finally:
+            conn.close()
+
+    exists = admin_run(("SELECT 1 FROM pg_database WHERE datname = %s", (name,)))
+    if exists:
+        raise SystemExit(f"PostgreSQL database {name!r} already exists: the benchmark creates and drops its own scratch "
+                         "database, so pass a new name (or --db postgres for a random one)")
+    admin_run((sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)), None))
+
+    def cleanup():
+        admin_run(("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (name,)),
+                  (sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(name)), None))
+
+    return arg, cleanup
+
+
+# -- phase 1: build the catalog ------------------------------------------------------------------
+
+
+def table_schema():
+    from pyiceberg.schema import Schema
+    from pyiceberg.types import DoubleType, LongType, NestedField, StringType, TimestamptzType
+
+    return Schema(
+        NestedField(1, "id", LongType(), required=False),
+        NestedField(2, "category", StringType(), required=False),
+        NestedField(3, "amount", DoubleType(), required=False),
+        NestedField(4, "event_ts", TimestamptzType(), required=False),
+    )
+
+
+def small_batch(rows: int, tag: int, seq: int):
+    import datetime as dt
+
+    import pyarrow as pa
+
+    base = dt.datetime(2024, 1, 1, tzinfo=dt.timezone.utc)
+    return pa.table({
+        "id": pa.array([tag * 1_000_000 + seq * rows + i for i in range(rows)], pa.int64()),
+        "category": pa.array([f"c{(seq + i) % 7}" for i in range(rows)], pa.string()),
+        "amount": pa.array([float(i) * 1.25 for i in range(rows)], pa.float64()),
+        "event_ts": pa.array([base + dt.timedelta(seconds=seq * rows + i) for i in range(rows)], pa.timestamp("us", tz="UTC")),
+    })
+
+
+_creator: dict = {}
+
+
+def _creator_init(uri: str) -> None:
+    from pyiceberg.catalog.rest import RestCatalog
+
+    _creator["catalog"] = RestCatalog("bench-creator", uri=uri)
+    _creator["schema"] = table_schema()
+
+
+def _create_chunk(chunk: list[tuple[str, str, int]]) -> int:
+    cat, schema = _creator["catalog"], _creator["schema"]
+    for ns, name, appends in chunk:
+        tbl = cat.create_table(f"{ns}.{name}", schema, properties={"owner": "bench", "write.format.default": "parquet"})
+        for seq in range(appends):
+            tbl.append(small_batch(10, int(name[1:]), seq))
+    return len(chunk)
+
+
+def build_catalog(uri: str, n_ns: int, per_ns: int, procs: int) -> dict:
+    import httpx
+
+    prefix = httpx.get(uri + "/v1/config").json()["overrides"]["prefix"]
+    for i in range(n_ns):
+        r = httpx.post(f"{uri}/v1/{prefix}/namespaces", json={"namespace": [f"bench_ns{i:02d}"], "properties": {}})
+        r.raise_for_status()
+    specs = [(f"bench_ns{i:02d}", f"t{j:03d}", 1 + (j % 2)) for i in range(n_ns) for j in range(per_ns)]
+    chunks = [specs[k:k + 10] for k in range(0, len(specs), 10)]
+    total, done, next_report = len(specs), 0, 100
+    t0 = time.monotonic()
+    with mp.get_context("spawn").Pool(procs, initializer=_creator_init, initargs=(uri,)) as pool:
+        for n in pool.imap_unordered(_create_chunk, chunks):
+            done += n
+            if done >= next_report or done == total:
+                say(f"      created {done:>5}/{total} tables  ({time.monotonic() - t0:5.1f} s)")
+                while next_report <= done:
+                    next_report += 100
+    elapsed = time.monotonic() - t0
+    return {"prefix": prefix, "tables": [(ns, name) for ns, name, _ in specs], "snapshots": sum(a for *_, a in specs),
+            "seconds": round(elapsed, 2), "tables_per_s": round(total / elapsed, 1)}
+
+
+def index_tables(uri: str, prefix: str, tables: list[tuple[str, str]]) -> dict:
+    """One sequential loadTable per table: checks every table answers, warms the server's metadata cache,
+    and collects the metadata locations for the pyiceberg baseline."""
+    import http.client
+
+    u = urlparse(uri)
+    conn = http.client.HTTPConnection(u.hostname, u.port, timeout=30)
+    locations, sizes = {}, []
+    for ns, name in tables:
+        conn.request("GET", table_path(prefix, ns, name))
+        resp = conn.getresponse()
+        body = resp.read()
+        if resp.status != 200:
+            raise RuntimeError(f"loadTable {ns}.{name} answered {resp.status}: {body[:300]!r}")
+        doc = json.loads(body)
+        locations[(ns, name)] = doc["metadata-location"]
+        sizes.append(len(body))
+    conn.close()
+    return {"locations": locations, "response_bytes_mean": round(sum(sizes) / len(sizes)), "response_bytes_max": max(sizes)}
+
+
+def table_path(prefix: str, ns: str, name: str) -> str:
+    return f"/v1/{quote(prefix, safe='')}/namespaces/{quote(ns, safe='')}/tables/{quote(name, safe='')}"
+
+
+# -- phase 2: loadTable load generator -----------------------------------------------------------
+
+
+def _load_client(host: str, port: int, paths: list[str], threads: int, seed: int, warmup: float, duration: float,
+                 ready_q, go, start_at, result_q) -> None:
+    import http.client
+    import threading
+
+    results = []
+    lock = threading.Lock()
+
+    def worker(k: int) -> None:
+        rnd = random.Random(seed * 1000 + k)
+        conn = http.client.HTTPConnection(host, port, timeout=30)
+        conn.connect()
+        lat = array.array("d")
+        errors, bytes_in, error_samples = 0, 0, []
+        go.wait()
+        ws = start_at.value + warmup
+        we = ws + duration
+        n_paths = len(paths)
+        while True:
+            path = paths[rnd.randrange(n_paths)]
+            t = time.perf_counter()
+            ok = False
+            try:
+                conn.request("GET", path)
+                resp = conn.getresponse()
+                body = resp.read()
+                ok = resp.status == 200 and len(body) > 0
+                if not ok and len(error_samples) < 3:
+                    error_samples.append(f"HTTP {resp.status}: {body[:200]!r}")
+            except Exception as exc:  # count it, reconnect, carry on
+                if len(error_samples) < 3:
+                    error_samples.append(repr(exc))
+                conn.close()
+                conn = http.client.HTTPConnection(host, port, timeout=30)
+                body = b""
+            end = time.perf_counter()
+            if end >= we:
+                break
+            if end >= ws:
+                if ok:
+                    lat.append(end - t)
+                    bytes_in += len(body)
+                else:
+                    errors += 1
+        conn.close()
+        with lock:
+            results.append((lat, errors, bytes_in, error_samples))
+
+    pool = [threading.Thread(target=worker, args=(k,), daemon=True) for k in range(threads)]
+    for th in pool:
+        th.start()
+    ready_q.put(os.getpid())
+    go.wait()
+    ws = start_at.value + warmup
+    sleep_until(ws)
+    cpu0 = sum(os.times()[:2])
+    sleep_until(ws + duration)
+    cpu1 = sum(os.times()[:2])
+    for th in pool:
+        th.join()
+    lat_all = array.array("d")
+    errors = bytes_in = 0
+    samples = []
+    for lat, e, b, s in results:
+        lat_all.extend(lat)
+        errors += e
+        bytes_in += b
+        samples.extend(s)
+    result_q.put({"lat": lat_all.tobytes(), "errors": errors, "bytes": bytes_in, "cpu_s": cpu1 - cpu0,
+                  "error_samples": samples[:3]})
+
+
+def run_load(uri: str, paths: list[str], concurrency: int, client_procs: int, warmup: float, duration: float,
+             server_pid: int) -> dict:
+    ctx = mp.get_context("spawn")
+    u = urlparse(uri)
+    procs_n = max(1, min(client_procs, concurrency))
+    per_proc = [concurrency // procs_n + (1 if i < concurrency % procs_n else 0) for i in range(procs_n)]
+    ready_q, result_q = ctx.Queue(), ctx.Queue()
+    go, start_at = ctx.Event(), ctx.Value("d", 0.0)
+    procs = [ctx.Process(target=_load_client, args=(u.hostname, u.port, paths, n, i + 1, warmup, duration,
+                                                     ready_q, go, start_at, result_q), daemon=True)
+             for i, n in enumerate(per_proc)]
+    for p in procs:
+        p.start()
+    for _ in procs:
+        ready_q.get(timeout=60)
+    t0 = time.monotonic() + 0.2
+    start_at.value = t0
+    go.set()
+    ws, we = t0 + warmup, t0 + warmup + duration
+    sleep_until(ws)
+    srv0 = process_tree_cpu(server_pid)
+    sleep_until(we)
+    srv1 = process_tree_cpu(server_pid)
+    outs = [result_q.get(timeout=duration + warmup + 120) for _ in procs]
+    for p in procs:
+        p.join(30)
+    lat = array.array("d")
+    errors = bytes_in = 0
+    client_cpu = 0.0
+    error_samples = []
+    for o in outs:
+        lat.frombytes(o["lat"])
+        errors += o["errors"]
+        bytes_in += o["bytes"]
+        client_cpu += o["cpu_s"]
+        error_samples.extend(o["error_samples"])
+    result = {
+        "concurrency": concurrency,
+        "client_processes": procs_n,
+        "threads_per_process": per_proc,
+        "duration_s": duration,
+        "warmup_s": warmup,
+        "requests": len(lat),
+        "errors": errors,
+        "throughput_rps": round(len(lat) / duration, 1),
+        **latency_summary(lat),
+        "mb_per_s": round(bytes_in / duration / 1e6, 2),
+        "client_cores": round(client_cpu / duration, 2),
+        "server_cores": round((srv1 - srv0) / duration, 2),
+    }
+    if error_samples:
+        result["error_samples"] = error_samples[:5]
+    return result
+
+
+# -- phase 3: pyiceberg in-process baseline ------------------------------------------------------
+
+
+def run_pyiceberg_inprocess(tmp: str, warehouse: str, locations: dict, warmup: float, duration: float) -> dict:
+    from pyiceberg.catalog.sql import SqlCatalog
+
+    cat = SqlCatalog("bench", uri=f"sqlite:///{tmp}/pyiceberg-catalog.db", warehouse="file://" + warehouse)
+    t = time.monotonic()
+    for ns in sorted({ns for ns, _ in locations}):
+        cat.create_namespace(ns)
+    for (ns, name), loc in locations.items():
+        cat.register_table(f"{ns}.{name}", loc)
+    register_s = time.monotonic() - t
+    idents = [(ns, name) for ns, name in locations]
+    rnd = random.Random(7)
+    end = time.monotonic() + warmup
+    while time.monotonic() < end:
+        cat.load_table(idents[rnd.randrange(len(idents))])
+    lat = array.array("d")
+    cpu0 = time.process_time()
+    ws = time.perf_counter()
+    we = ws + duration
+    while True:
+        ident = idents[rnd.randrange(len(idents))]
+        t = time.perf_counter()
+        tbl = cat.load_table(ident)
+        end = time.perf_counter()
+        if end >= we:
+            break
+        assert tbl.metadata_location == locations[ident]
+        lat.append(end - t)
+    cpu = time.process_time() - cpu0
+    cat.engine.dispose()
+    return {"concurrency": 1, "duration_s": duration, "loads": len(lat), "loads_per_s": round(len(lat) / duration, 1),
+            **latency_summary(lat), "cores": round(cpu / duration, 2), "register_1000_s": round(register_s, 2)}
+
+
+# -- phase 4: concurrent commits to one table ----------------------------------------------------
+
+
+def _writer(idx: int, uri: str, ident: str, rows: int, duration: float, ready_q, go, start_at, result_q) -> None:
+    from pyiceberg.catalog.rest import RestCatalog
+    from pyiceberg.exceptions import CommitFailedException, CommitStateUnknownException
+
+    cat = RestCatalog(f"writer{idx}", uri=uri)
+    tbl = cat.load_table(ident)
+    batches = [small_batch(rows, idx, seq) for seq in range(4)]
+    ready_q.put(idx)
+    go.wait()
+    deadline = start_at.value + duration
+    acked, lat = [], []
+    retries = unknown = errors = abandoned = 0
+    error_samples = []
+    seq = 0
+    while time.monotonic() < deadline:
+        df = batches[seq % len(batches)]
+        seq += 1
+        first = time.perf_counter()
+        while True:
+            try:
+                tbl.append(df)
+            except CommitFailedException:
+                retries += 1
+                if time.monotonic() >= deadline:
+                    abandoned += 1
+                    break
+                tbl.refresh()
+                continue
+            except CommitStateUnknownException as exc:
+                unknown += 1
+                if len(error_samples) < 3:
+                    error_samples.append(repr(exc)[:300])
+                tbl.refresh()
+                break
+            except Exception as exc:  # count, reload, move on
+                errors += 1
+                if len(error_samples) < 3:
+                    error_samples.append(repr(exc)[:300])
+                time.sleep(0.05)
+                tbl = cat.load_table(ident)
+                break
+            # The commit response is the metadata this commit wrote: its current snapshot is ours.
+            acked.append(tbl.metadata.current_snapshot_id)
+            lat.append(time.perf_counter() - first)
+            break
+    result_q.put({"writer": idx, "acked": acked, "lat": lat, "retries": retries, "unknown": unknown, "errors": errors,
+                  "abandoned": abandoned, "finished_at": time.monotonic(), "error_samples": error_samples})
+
+
+def run_commits(uri: str, writers: int, duration: float, rows: int) -> dict:
+    from pyiceberg.catalog.rest import RestCatalog
+
+    cat = RestCatalog("bench-commits", uri=uri)
+    ns = "bench_commits"
+    cat.create_namespace(ns)
+    ident = f"{ns}.target"
+    cat.create_table(ident, table_schema())
+    ctx = mp.get_context("spawn")
+    ready_q, result_q = ctx.Queue(), ctx.Queue()
+    go, start_at = ctx.Event(), ctx.Value("d", 0.0)
+    procs = [ctx.Process(target=_writer, args=(i, uri, ident, rows, duration, ready_q, go, start_at, result_q), daemon=True)
+             for i in range(writers)]
+    for p in procs:
+        p.start()
+    for _ in procs:
+        ready_q.get(timeout=120)
+    t0 = time.monotonic() + 0.2
+    start_at.value = t0
+    go.set()
+    outs = [result_q.get(timeout=duration + 300) for _ in procs]
+    for p in procs:
+        p.join(30)
+    elapsed = max(o["finished_at"] for o in outs) - t0
+
+    final = cat.load_table(ident).metadata
+    snapshots = {s.snapshot_id: s for s in final.snapshots}
+    appends_in_table = sum(1 for s in final.snapshots if s.summary is not None and s.summary.operation.value == "append")
+    main_history = set()
+    sid = final.current_snapshot_id
+    while sid is not None and sid in snapshots and sid not in main_history:
+        main_history.add(sid)
+        sid = snapshots[sid].parent_snapshot_id
+    acked_ids = [s for o in outs for s in o["acked"]]
+    acked_set = set(acked_ids)
+    lat = [x for o in outs for x in o["lat"]]
+    missing = acked_set - main_history
+    unacked_in_table = main_history - acked_set
+    n_acked = len(acked_ids)
+    result = {
+        "writers": writers,
+        "rows_per_append": rows,
+        "duration_s": round(elapsed, 2),
+        "acknowledged_appends": n_acked,
+        "commits_per_s": round(n_acked / elapsed, 1) if elapsed > 0 else 0.0,
+        "retries": sum(o["retries"] for o in outs),
+        "commit_state_unknown": sum(o["unknown"] for o in outs),
+        "other_errors": sum(o["errors"] for o in outs),
+        "abandoned_at_deadline": sum(o["abandoned"] for o in outs),
+        "per_writer_acked": [len(o["acked"]) for o in sorted(outs, key=lambda o: o["writer"])],
+        "append_snapshots_in_final_metadata": appends_in_table,
+        "snapshots_in_main_history": len(main_history),
+        "duplicate_acked_snapshot_ids": n_acked - len(acked_set),
+        "acked_missing_from_history": len(missing),
+        "lost_commits": max(n_acked - appends_in_table, len(missing)),
+        "unacknowledged_snapshots_in_history": len(unacked_in_table),
+        "commit_latency": latency_summary(lat),
+        "final_metadata_location": cat.load_table(ident).metadata_location,
+    }
+    samples = [s for o in outs for s in o["error_samples"]]
+    if samples:
+        result["error_samples"] = samples[:5]
+    return result
+
+
+# -- report ----------------------------------------------------------------------------------------
+
+
+def verdict(ok: bool) -> str:
+    return "PASS" if ok else "FAIL"
+
+
+def print_report(res: dict) -> None:
+    c1, c16 = res["load_table"]["c1"], res["load_table"]["c16"]
+    py = res["pyiceberg_inprocess"]
+    cm = res["commits"]
+    cfg = res["config"]
+    line = "-" * 96
+    say()
+    say("=" * 96)
+    say(f"icemesh catalog benchmark   backend={cfg['backend']}  server workers={cfg['server_workers']}  "
+        f"tables={cfg['tables']}  cores on machine={cfg['machine_cores']}")
+    say("=" * 96)
+    say(f"{'loadTable over HTTP':<28}{'req/s':>10}{'p50 ms':>9}{'p90 ms':>9}{'p99 ms':>9}{'max ms':>9}"
+        f"{'errors':>8}{'client cores':>14}{'server cores':>14}")
+    say(line)
+    for label, r in (("concurrency 1", c1), ("concurrency 16", c16)):
+        clients = f"{r['client_processes']}p x {max(r['threads_per_process'])}t"
+        say(f"{label + ' (' + clients + ')':<28}{r['throughput_rps']:>10.1f}{r['p50_ms']:>9.2f}{r['p90_ms']:>9.2f}"
+            f"{r['p99_ms']:>9.2f}{r['max_ms']:>9.2f}{r['errors']:>8}{r['client_cores']:>14.2f}{r['server_cores']:>14.2f}")
+    say(f"{'pyiceberg SqlCatalog c=1':<28}{py['loads_per_s']:>10.1f}{py['p50_ms']:>9.2f}{py['p90_ms']:>9.2f}"
+        f"{py['p99_ms']:>9.2f}{py['max_ms']:>9.2f}{0:>8}{py['cores']:>14.2f}{'(in-process)':>14}")
+    say(line)
+    ratios = res["ratios"]
+    say(f"icemesh HTTP c=1 / pyiceberg in-process c=1 : {ratios['icemesh_c1_over_pyiceberg_c1']:.2f}x")
+    say(f"icemesh HTTP c=16 / pyiceberg in-process c=1: {ratios['icemesh_c16_over_pyiceberg_c1']:.2f}x")
+    say(f"loadTable response size: mean {res['catalog']['response_bytes_mean']} B, max {res['catalog']['response_bytes_max']} B")
+    say()
+    say(f"commits: {cm['writers']} writers appending {cm['rows_per_append']} rows to ONE table for {cm['duration_s']:.1f} s")
+    say(line)
+    say(f"  acknowledged appends      {cm['acknowledged_appends']:>8}   ({cm['commits_per_s']:.1f} commits/s; per writer {cm['per_writer_acked']})")
+    say(f"  retries (409 conflicts)   {cm['retries']:>8}   abandoned at deadline {cm['abandoned_at_deadline']}, "
+        f"state unknown {cm['commit_state_unknown']}, other errors {cm['other_errors']}")
+    say(f"  append snapshots in table {cm['append_snapshots_in_final_metadata']:>8}   (in main's history: {cm['snapshots_in_main_history']})")
+    say(f"  lost commits              {cm['lost_commits']:>8}   (acked ids missing from history: {cm['acked_missing_from_history']}; "
+        f"unacknowledged snapshots in history: {cm['unacknowledged_snapshots_in_history']})")
+    lat = cm["commit_latency"]
+    say(f"  commit latency incl. retries: p50 {lat['p50_ms']:.1f} ms, p99 {lat['p99_ms']:.1f} ms, max {lat['max_ms']:.1f} ms")
+    say()
+    say("floors")
+    say(line)
+    for f in res["floors"]:
+        say(f"  {verdict(f['pass']):<6}{f['name']:<52}measured {f['measured']}")
+    say(line)
+    if all(f["pass"] for f in res["floors"]):
+        say("ALL FLOORS PASS")
+    else:
+        say("FAIL: " + ", ".join(f["name"] for f in res["floors"] if not f["pass"]))
+
+
+# -- main ------------------------------------------------------------------------------------------
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true", help="200 tables, short phases (for iteration)")
+    ap.add_argument("--db", default=None, help="sqlite (default, temp dir), postgres (scratch DB), or a postgresql:// URL "
+                                               "naming a database to create and drop")
+    ap.add_argument("--namespaces", type=int, default=None, help="namespaces (default 10; quick 2)")
+    ap.add_argument("--tables-per-namespace", type=int, default=100)
+    ap.add_argument("--duration", type=float, default=None, help="seconds per loadTable phase (default 10; quick 3)")
+    ap.add_argument("--warmup", type=float, default=None, help="warm-up seconds (default 2; quick 1)")
+    ap.add_argument("--commit-duration", type=float, default=None, help="seconds of concurrent appends (default 15; quick 5)")
+    ap.add_argument("--writers", type=int, default=8)
+    ap.add_argument("--client-procs", type=int, default=4, help="load-generator processes at concurrency 16")
+    ap.add_argument("--create-procs", type=int, default=3, help="processes creating the tables")
+    ap.add_argument("--workers", type=int, default=1, help="icemesh serve --workers")
+    ap.add_argument("--access-log", action="store_true", help="run the server with --access-log")
+    ap.add_argument("--keep", action="store_true", help="keep the temp dir (server log, warehouse)")
+    ap.add_argument("--out", default=RESULTS_PATH)
+    args = ap.parse_args(argv)
+
+    n_ns = args.namespaces or (2 if args.quick else 10)
+    duration = args.duration or (3.0 if args.quick else 10.0)
+    warmup = args.warmup if args.warmup is not None else (1.0 if args.quick else 2.0)
+    commit_duration = args.commit_duration or (5.0 if args.quick else 15.0)
+
+    from icemesh.server.process import CatalogProcess
+
+    started = time.monotonic()
+    tmp = tempfile.mkdtemp(prefix="icemesh-bench-")
+    warehouse = os.path.join(tmp, "warehouse")
+    db_url, db_cleanup = prepare_database(args.db, tmp)
+    backend = "postgresql" if db_url.startswith("postgresql") else "sqlite"
+    extra = ["--workers", str(args.workers)] + (["--access-log"] if args.access_log else [])
+    server = CatalogProcess(db=db_url, warehouse=warehouse, cwd=tmp, extra_args=extra, log_path=os.path.join(tmp, "server.log"))
+    res: dict = {}
+    try:
+        server.start()
+        say(f"icemesh serve on {server.uri}  (db={backend}, workers={args.workers}, temp dir {tmp})")
+        n_tables = n_ns * args.tables_per_namespace
+        say(f"[1/4] creating {n_tables} tables ({n_ns} namespaces x {args.tables_per_namespace}), 1-2 appends each, "
+            f"{args.create_procs} client processes")
+        built = build_catalog(server.uri, n_ns, args.tables_per_namespace, args.create_procs)
+        indexed = index_tables(server.uri, built["prefix"], built["tables"])
+        paths = [table_path(built["prefix"], ns, name) for ns, name in built["tables"]]
+        say(f"      done in {built['seconds']} s ({built['tables_per_s']} tables/s); loadTable response mean "
+            f"{indexed['response_bytes_mean']} B")
+
+        say(f"[2/4] loadTable over HTTP: concurrency 1 and 16, {warmup:g} s warm-up + {duration:g} s each")
+        c1 = run_load(server.uri, paths, 1, 1, warmup, duration, server.proc.pid)
+        say(f"      c=1 : {c1['throughput_rps']} req/s, p50 {c1['p50_ms']} ms, p99 {c1['p99_ms']} ms, errors {c1['errors']}")
+        c16 = run_load(server.uri, paths, 16, args.client_procs, warmup, duration, server.proc.pid)
+        say(f"      c=16: {c16['throughput_rps']} req/s, p50 {c16['p50_ms']} ms, p99 {c16['p99_ms']} ms, errors {c16['errors']}")
+
+        say(f"[3/4] pyiceberg SqlCatalog.load_table in-process, concurrency 1, {duration:g} s")
+        py = run_pyiceberg_inprocess(tmp, warehouse, indexed["locations"], min(warmup, 1.0), duration)
+        say(f"      {py['loads_per_s']} loads/s, p50 {py['p50_ms']} ms, p99 {py['p99_ms']} ms")
+
+        say(f"[4/4] commits: {args.writers} writers appending to one table for {commit_duration:g} s")
+        cm = run_commits(server.uri, args.writers, commit_duration, 5)
+        say(f"      {cm['acknowledged_appends']} acknowledged ({cm['commits_per_s']} /s), {cm['retries']} retries, "
+            f"lost {cm['lost_commits']}")
+
+        floors = [
+            {"name": f"loadTable c=16 throughput >= {FLOOR_LOAD_RPS:,.0f} req/s", "floor": FLOOR_LOAD_RPS,
+             "measured": c16["throughput_rps"], "pass": c16["throughput_rps"] >= FLOOR_LOAD_RPS},
+            {"name": f"loadTable c=16 p99 <= {FLOOR_LOAD_P99_MS:g} ms", "floor": FLOOR_LOAD_P99_MS,
+             "measured": c16["p99_ms"], "pass": c16["p99_ms"] <= FLOOR_LOAD_P99_MS},
+            {"name": "lost commits == 0", "floor": FLOOR_LOST_COMMITS, "measured": cm["lost_commits"],
+             "pass": cm["lost_commits"] == FLOOR_LOST_COMMITS and cm["acked_missing_from_history"] == 0},
+        ]
+        import pyiceberg
+
+        res = {
+            "benchmark": "icemesh catalog",
+            "timestamp_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "config": {
+                "quick": args.quick, "backend": backend, "server_workers": args.workers, "access_log": args.access_log,
+                "namespaces": n_ns, "tables_per_namespace": args.tables_per_namespace, "tables": n_tables,
+                "load_duration_s": duration, "warmup_s": warmup, "commit_duration_s": commit_duration,
+                "writers": args.writers, "machine_cores": os.cpu_count(),
+                "python": platform.python_version(), "pyiceberg": pyiceberg.__version__, "platform": platform.platform(),
+                "note": "server and load generator share the machine's cores; see client_cores/server_cores",
+            },
+            "catalog": {k: v for k, v in {**built, **indexed}.items() if k not in ("tables", "locations")},
+            "load_table": {"c1": c1, "c16": c16},
+            "pyiceberg_inprocess": py,
+            "ratios": {
+                "icemesh_c1_over_pyiceberg_c1": round(c1["throughput_rps"] / py["loads_per_s"], 3) if py["loads_per_s"] else None,
+                "icemesh_c16_over_pyiceberg_c1": round(c16["throughput_rps"] / py["loads_per_s"], 3) if py["loads_per_s"] else None,
+            },
+            "commits": cm,
+            "floors": floors,
+            "all_floors_pass": all(f["pass"] for f in floors),
+        }
+        res["total_seconds"] = round(time.monotonic() - started, 1)
+        print_report(res)
+        os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
+        with open(args.out, "w") as f:
+            json.dump(res, f, indent=2)
+        say(f"results written to {os.path.relpath(args.out, os.getcwd())}  (total {res['total_seconds']} s)")
+    except Exception:
+        say("benchmark failed; server log tail:\n" + server.log())
+        raise
+    finally:
+        server.stop()
+        db_cleanup()
+        if args.keep:
+            say(f"kept {tmp}")
+        else:
+            shutil.rmtree(tmp, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
