@@ -85,3 +85,10 @@ class CommitStateUnknown(IcemeshError):
 
     code = 500
     type = "CommitStateUnknownException"
+
+
+class InvalidConfiguration(IcemeshError):
+    """A server or client setting is unusable (bad database URL, unreachable database...)."""
+
+    code = 500
+    type = "ServerErrorException"

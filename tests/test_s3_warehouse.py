@@ -266,6 +266,16 @@ def test_create_outside_warehouse_is_refused(http, ns, s3, location):
     assert {b: objects(s3, b) for b in (BUCKET, OTHER_BUCKET)} == before
 
 
+def test_explicit_location_inside_the_warehouse_is_used(rest, ns, s3):
+    location = f"{WAREHOUSE}/{ns}/chosen/place"
+    table = rest.create_table((ns, "placed"), schema=ARROW_SCHEMA, location=location + "/")
+    table.append(pa.Table.from_pylist(ROWS, schema=ARROW_SCHEMA))
+    assert table.location() == location
+    stored = objects(s3, prefix=key_of(location) + "/")
+    assert any(k.endswith(".parquet") for k in stored) and key_of(table.metadata_location) in stored
+    assert sorted_rows(rest.load_table((ns, "placed")).scan().to_arrow()) == ROWS
+
+
 def test_stage_create_outside_warehouse_is_refused(http, ns, s3):
     """DuckDB's path (stage-create) is checked the same way."""
     before = objects(s3, OTHER_BUCKET)

@@ -32,11 +32,10 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.pool import NullPool
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from icemesh.catalog.identifiers import Namespace, TableIdent
-from icemesh.errors import AlreadyExists, NamespaceNotEmpty, NoSuchNamespace, NoSuchTable
+from icemesh.errors import AlreadyExists, InvalidConfiguration, NamespaceNotEmpty, NoSuchNamespace, NoSuchTable
 
 schema = MetaData()
 
@@ -111,7 +110,10 @@ def make_engine(url: str) -> Engine:
     if _is_sqlite(url):
         path = url.split("///", 1)[1] if "///" in url else ""
         if path and path != ":memory:":
-            os.makedirs(os.path.dirname(os.path.abspath(path)) or ".", exist_ok=True)
+            try:
+                os.makedirs(os.path.dirname(os.path.abspath(path)) or ".", exist_ok=True)
+            except OSError as exc:
+                raise InvalidConfiguration(f"Cannot create the catalog database directory for {path}: {exc.strerror}") from None
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30}, pool_size=32, max_overflow=32)
 
         @event.listens_for(engine, "connect")
@@ -133,7 +135,7 @@ def make_engine(url: str) -> Engine:
         return engine
     if url.startswith("postgresql"):
         return create_engine(url, pool_size=32, max_overflow=32, pool_pre_ping=True)
-    return create_engine(url, poolclass=NullPool)
+    raise InvalidConfiguration(f"Unsupported catalog database {url.split(':', 1)[0]!r}: use sqlite:///path or postgresql://user@host/db")
 
 
 class CatalogStore:
@@ -142,7 +144,11 @@ class CatalogStore:
     def __init__(self, url: str) -> None:
         self.url = url
         self.engine = make_engine(url)
-        schema.create_all(self.engine)
+        try:
+            schema.create_all(self.engine)
+        except SQLAlchemyError as exc:
+            reason = str(getattr(exc, "orig", exc)).strip().splitlines()[0]
+            raise InvalidConfiguration(f"Cannot open the catalog database: {reason}") from None
         self._t = tables_t.c
         self._load_stmt = select(tables_t.c.metadata_location, tables_t.c.location).where(
             tables_t.c.warehouse == _bind("w"), tables_t.c.namespace == _bind("n"), tables_t.c.name == _bind("t")

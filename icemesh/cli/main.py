@@ -26,6 +26,9 @@ def main() -> None:
     except IcemeshError as exc:
         click.echo(f"error: {exc.message}", err=True)
         sys.exit(1)
+    except OSError as exc:
+        click.echo(f"error: {exc.strerror or exc}{': ' + exc.filename if getattr(exc, 'filename', None) else ''}", err=True)
+        sys.exit(1)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,42 @@
+"""`icemesh serve` as a user runs it: the embedded default with no flags, and one-line errors."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+from icemesh.engines import duckdb as duck_engine
+from icemesh.server.process import CatalogProcess, free_port
+
+
+def test_serve_with_no_flags_uses_the_embedded_default_and_duckdb_writes(tmp_path):
+    port = free_port()  # passed through the environment, so the command line carries no flags
+    server = CatalogProcess(cwd=str(tmp_path), port=port, env={"ICEMESH_PORT": str(port)})
+    server.args = server.args[: server.args.index("--port")]  # exactly `icemesh serve`
+    assert server.args[-1] == "serve"
+    with server:
+        con = duck_engine.connect(server.uri)
+        con.execute("CREATE SCHEMA mesh.sales")
+        con.execute("CREATE TABLE mesh.sales.orders AS SELECT range AS id FROM range(3)")
+        assert con.execute("SELECT sum(id) FROM mesh.sales.orders").fetchone() == (3,)
+    assert os.path.isfile(tmp_path / ".icemesh" / "catalog.db")
+    written = [f for _b, _d, fs in os.walk(tmp_path / ".icemesh" / "warehouse" / "sales") for f in fs]
+    assert any(f.endswith(".parquet") for f in written) and any(f.endswith(".metadata.json") for f in written)
+
+
+def run_serve(tmp_path, *args):
+    return subprocess.run([sys.executable, "-m", "icemesh.cli.main", "serve", "--port", str(free_port()), *args],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=60)
+
+
+def test_bad_settings_fail_with_one_line(tmp_path):
+    for args, expected in [
+        (["--db", "mysql://x"], "Unsupported catalog database"),
+        (["--db", "postgresql://postgres@127.0.0.1:5432/icemesh_no_such_db"], "Cannot open the catalog database"),
+        (["--warehouse", "ftp://host/wh"], "Unsupported warehouse scheme"),
+    ]:
+        result = run_serve(tmp_path, *args)
+        assert result.returncode == 1
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("error: ") and expected in lines[0], result.stderr
