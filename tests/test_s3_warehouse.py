@@ -3,7 +3,9 @@ and pyiceberg and DuckDB read and write the same files over real HTTP."""
 
 from __future__ import annotations
 
+import json
 import os
+import sqlite3
 import subprocess
 import sys
 import time
@@ -398,3 +400,12 @@ def test_without_the_flag_clients_get_no_s3_settings_and_bring_their_own(private
     assert table.location().startswith(f"{WAREHOUSE}/{ns}/d-")
     assert [(r["id"], r["name"]) for r in sorted_rows(table.scan().to_arrow())] == [
         (1, "alpha"), (2, "beta"), (3, "gamma")]
+
+
+def test_shared_keys_never_reach_the_catalog_database(server, rest, ns):
+    make_table(rest, ns)
+    db_path = server.args[server.args.index("--db") + 1].removeprefix("sqlite:///")
+    with sqlite3.connect(db_path) as db:
+        stored = [json.loads(props) for (props,) in db.execute("SELECT properties FROM icemesh_warehouses")]
+    assert stored and all("s3.secret-access-key" not in p and "s3.access-key-id" not in p for p in stored)
+    assert stored[0]["s3.endpoint"]  # non-secret settings are kept

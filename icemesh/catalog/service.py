@@ -93,7 +93,7 @@ class CatalogService:
         self._table_locks: dict[tuple[str, TableIdent], threading.Lock] = {}
         self._locks_guard = threading.Lock()
         for wh in warehouses:
-            store.upsert_warehouse(wh.name, wh.root, wh.properties)
+            store.upsert_warehouse(wh.name, wh.root, wh.public_properties())
 
     # -- configuration -----------------------------------------------------------------------------
 

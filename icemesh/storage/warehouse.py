@@ -20,6 +20,7 @@ from icemesh.catalog.identifiers import Namespace, path_segment
 from icemesh.errors import BadRequest
 
 # Properties a client needs to read and write table files itself; handed out in loadTable `config`.
+SECRET_KEYS = ("s3.access-key-id", "s3.secret-access-key", "s3.session-token")
 CLIENT_STORAGE_KEYS = ("s3.endpoint", "s3.region", "s3.access-key-id", "s3.secret-access-key", "s3.path-style-access")
 SHARED_KEYS = ("s3.access-key-id", "s3.secret-access-key")
 
@@ -152,6 +153,10 @@ class Warehouse:
             for info in infos:
                 if info.type == pafs.FileType.File:
                     filesystem.delete_file(info.path)
+
+    def public_properties(self) -> dict[str, str]:
+        """Settings safe to persist in the catalog database: never keys or session tokens."""
+        return {k: v for k, v in self.properties.items() if k not in SECRET_KEYS}
 
     def client_config(self) -> dict[str, str]:
         """Storage settings a client needs to reach the files: endpoint, region and the keys, but only when
