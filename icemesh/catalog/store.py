@@ -55,6 +55,7 @@ namespaces_t = Table(
     Column("parent", String(4200), nullable=False, index=True),
     Column("properties", Text, nullable=False, default="{}"),
     Column("created_at", Float, nullable=False),
+    Column("owner", String(255)),
 )
 
 tables_t = Table(
@@ -68,7 +69,15 @@ tables_t = Table(
     Column("location", Text, nullable=False),
     Column("created_at", Float, nullable=False),
     Column("updated_at", Float, nullable=False),
+    Column("owner", String(255)),
     ForeignKeyConstraint(["warehouse", "namespace"], ["icemesh_namespaces.warehouse", "icemesh_namespaces.name"]),
+)
+
+policy_version_t = Table(
+    "icemesh_policy_version",
+    schema,
+    Column("id", Integer, primary_key=True),
+    Column("version", Integer, nullable=False),
 )
 
 idempotency_t = Table(
@@ -96,6 +105,12 @@ class PointerChange:
     expected: str | None
     new: str
     location: str
+    owner: str | None = None  # for creates: who will own the new table
+
+
+def bump_policy_version(conn) -> None:
+    """Owners, tags and grants feed authorization: any change to them invalidates cached policies."""
+    conn.execute(update(policy_version_t).where(policy_version_t.c.id == 1).values(version=policy_version_t.c.version + 1))
 
 
 class PointerConflict(Exception):
@@ -146,6 +161,9 @@ class CatalogStore:
         self.engine = make_engine(url)
         try:
             schema.create_all(self.engine)
+            with self._write() as conn, conn.begin():
+                if conn.execute(select(policy_version_t.c.id).where(policy_version_t.c.id == 1)).first() is None:
+                    conn.execute(insert(policy_version_t).values(id=1, version=1))
         except SQLAlchemyError as exc:
             reason = str(getattr(exc, "orig", exc)).strip().splitlines()[0]
             raise InvalidConfiguration(f"Cannot open the catalog database: {reason}") from None
@@ -178,7 +196,7 @@ class CatalogStore:
 
     # -- namespaces --------------------------------------------------------------------------------
 
-    def create_namespace(self, warehouse: str, ns: Namespace, properties: dict[str, str]) -> None:
+    def create_namespace(self, warehouse: str, ns: Namespace, properties: dict[str, str], owner: str | None = None) -> None:
         try:
             with self._write() as conn, conn.begin():
                 conn.execute(
@@ -188,8 +206,10 @@ class CatalogStore:
                         parent=ns.parent_key,
                         properties=json.dumps(properties),
                         created_at=time.time(),
+                        owner=owner,
                     )
                 )
+                bump_policy_version(conn)
         except IntegrityError:
             raise AlreadyExists(f"Namespace {ns} already exists") from None
 
@@ -244,6 +264,7 @@ class CatalogStore:
                 result = conn.execute(delete(namespaces_t).where(c.warehouse == warehouse, c.name == ns.key))
                 if result.rowcount == 0:
                     raise NoSuchNamespace(f"Namespace does not exist: {ns}")
+                bump_policy_version(conn)
         except IntegrityError:
             raise NamespaceNotEmpty(f"Namespace {ns} is not empty: a table was created in it concurrently") from None
 
@@ -288,8 +309,10 @@ class CatalogStore:
                                 location=ch.location,
                                 created_at=now,
                                 updated_at=now,
+                                owner=ch.owner,
                             )
                         )
+                        bump_policy_version(conn)
                     else:
                         result = conn.execute(
                             update(tables_t)
@@ -306,11 +329,12 @@ class CatalogStore:
         except IntegrityError as exc:
             raise PointerConflict(str(exc.orig)) from None
 
-    def create_table(self, warehouse: str, ident: TableIdent, metadata_location: str, location: str) -> None:
+    def create_table(self, warehouse: str, ident: TableIdent, metadata_location: str, location: str,
+                     owner: str | None = None) -> None:
         if self.namespace_properties(warehouse, ident.namespace) is None:
             raise NoSuchNamespace(f"Namespace does not exist: {ident.namespace}")
         try:
-            self.swap_pointers(warehouse, [PointerChange(ident, None, metadata_location, location)])
+            self.swap_pointers(warehouse, [PointerChange(ident, None, metadata_location, location, owner)])
         except PointerConflict:
             if self.namespace_properties(warehouse, ident.namespace) is None:
                 raise NoSuchNamespace(f"Namespace does not exist: {ident.namespace}") from None
@@ -329,6 +353,7 @@ class CatalogStore:
             conn.execute(
                 delete(tables_t).where(c.warehouse == warehouse, c.namespace == ident.namespace.key, c.name == ident.name)
             )
+            bump_policy_version(conn)
         return TableRecord(row.metadata_location, row.location)
 
     def rename_table(self, warehouse: str, source: TableIdent, destination: TableIdent) -> None:
@@ -349,6 +374,7 @@ class CatalogStore:
                 )
                 if result.rowcount != 1:
                     raise NoSuchTable(f"Table does not exist: {source}")
+                bump_policy_version(conn)
         except IntegrityError:
             raise AlreadyExists(f"Table already exists: {destination}") from None
 

@@ -1,0 +1,94 @@
+"""Enforcement: the service asks here before every operation; the pure Evaluator decides.
+
+Each decision is audited. The policy snapshot is cached per warehouse and reloaded when its version
+changes (checked at most every `refresh_s`, and at once after this process changes governance).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Iterable
+
+from icemesh.catalog.context import RequestContext
+from icemesh.catalog.governance_store import AuditRecord, GovernanceStore
+from icemesh.catalog.identifiers import Namespace, TableIdent
+from icemesh.errors import Forbidden
+from icemesh.governance.evaluator import Decision, Evaluator
+from icemesh.governance.permissions import Permission
+from icemesh.governance.resources import NamespaceRef, TableRef
+
+
+def table_ref(ident: TableIdent) -> TableRef:
+    return TableRef(NamespaceRef(ident.namespace.levels), ident.name)
+
+
+def namespace_ref(ns: Namespace) -> NamespaceRef:
+    return NamespaceRef(ns.levels)
+
+
+class Authorizer:
+    def __init__(self, governance: GovernanceStore, refresh_s: float = 1.0) -> None:
+        self.governance = governance
+        self.refresh_s = refresh_s
+        self._evaluators: dict[str, tuple[Evaluator, int, float]] = {}
+        self._lock = threading.Lock()
+
+    def evaluator(self, warehouse: str) -> Evaluator:
+        now = time.monotonic()
+        cached = self._evaluators.get(warehouse)
+        if cached is not None and now - cached[2] < self.refresh_s:
+            return cached[0]
+        version = self.governance.policy_version()
+        if cached is not None and cached[1] == version:
+            self._evaluators[warehouse] = (cached[0], version, now)
+            return cached[0]
+        with self._lock:
+            policy = self.governance.load_policy(warehouse)
+            evaluator = Evaluator(policy)
+            self._evaluators[warehouse] = (evaluator, policy.version, now)
+        return evaluator
+
+    def invalidate(self) -> None:
+        self._evaluators.clear()
+
+    # -- checks ------------------------------------------------------------------------------------
+
+    def table(self, ctx: RequestContext, warehouse: str, action: Permission, ident: TableIdent,
+              columns: Iterable[str] = (), enforce: bool = True) -> Decision:
+        decision = self.evaluator(warehouse).decide_table(ctx.principal.name, action, table_ref(ident), columns)
+        return self._record(ctx, decision, enforce)
+
+    def namespace(self, ctx: RequestContext, warehouse: str, action: Permission, ns: Namespace,
+                  tables_within: Iterable[TableIdent] = (), enforce: bool = True) -> Decision:
+        decision = self.evaluator(warehouse).decide_namespace(
+            ctx.principal.name, action, namespace_ref(ns), [table_ref(t) for t in tables_within])
+        return self._record(ctx, decision, enforce)
+
+    def catalog(self, ctx: RequestContext, warehouse: str, action: Permission) -> Decision:
+        """Catalog-level actions: creating a top-level namespace needs CREATE_TABLE on the catalog (or ADMIN)."""
+        evaluator = self.evaluator(warehouse)
+        principal = ctx.principal.name
+        admin = evaluator.is_admin(principal)
+        if admin is not None:
+            decision = Decision(True, principal, action, "the catalog", str(admin), (admin.id,))
+        else:
+            grant = next((g for g in evaluator.grants_for(principal) if g.catalog and action in g.permissions), None)
+            decision = Decision(grant is not None, principal, action, "the catalog",
+                                str(grant) if grant else f"no grant gives {action} on the catalog",
+                                (grant.id,) if grant else ())
+        return self._record(ctx, decision, True)
+
+    def admin(self, ctx: RequestContext, warehouse: str, what: str) -> Decision:
+        decision = self.evaluator(warehouse).may_administer(ctx.principal.name)
+        if not decision.allowed:
+            decision = Decision(False, decision.principal, Permission.ADMIN, what, decision.reason)
+        return self._record(ctx, decision, True)
+
+    def _record(self, ctx: RequestContext, decision: Decision, enforce: bool) -> Decision:
+        self.governance.audit(AuditRecord(time.time(), decision.principal, str(decision.action), decision.resource,
+                                          decision.allowed, decision.reason if decision.allowed else decision.message(),
+                                          ctx.request_id))
+        if enforce and not decision.allowed:
+            raise Forbidden(decision.message())
+        return decision

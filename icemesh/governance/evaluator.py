@@ -1,0 +1,263 @@
+"""The one place that decides: may principal P do action A on resource R, and why.
+
+Semantics (Lake Formation's LF-TBAC, see PRODUCT.md): deny by default; tags on a namespace apply to
+its tables and nested namespaces, tags on a table to its columns, a value set lower overrides; a tag
+grant covers exactly the resources (for SELECT: the columns) whose effective tags match; owners hold
+every permission on what they own, including the tables of a namespace they own; ADMIN holds all.
+Any permission on a table lets its holder see it (DESCRIBE).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Iterable
+
+from icemesh.governance.permissions import NAMESPACE_PERMISSIONS, TABLE_PERMISSIONS, Permission
+from icemesh.governance.policy import PRINCIPAL, ROLE, Grant, Grantee, Policy
+from icemesh.governance.resources import NamespaceRef, TableRef
+
+
+@dataclass(frozen=True)
+class Decision:
+    allowed: bool
+    principal: str
+    action: Permission
+    resource: str
+    reason: str
+    grant_ids: tuple[int, ...] = ()
+    visible_columns: tuple[str, ...] | None = None  # SELECT on a table: exactly what may be read
+    hidden_columns: tuple[str, ...] = ()
+    resource_tags: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def all_columns(self) -> bool:
+        return self.allowed and not self.hidden_columns
+
+    def message(self) -> str:
+        """One line for a 403 or the CLI: which permission is missing and what a grant would have to match."""
+        if self.allowed:
+            return f"{self.principal} may {self.action} on {self.resource}: {self.reason}"
+        hint = ""
+        if self.resource_tags:
+            tags = " AND ".join(f"{k}={v}" for k, v in sorted(self.resource_tags.items()))
+            hint = f"; a grant on {self.resource} or on tags matching {tags} would allow it"
+        else:
+            hint = f"; ask an admin for: icemesh grant {self.action} --to {self.principal} on {self.resource}"
+        return f"{self.principal} lacks {self.action} on {self.resource}{hint}"
+
+
+class Evaluator:
+    def __init__(self, policy: Policy) -> None:
+        self.policy = policy
+        self._by_grantee: dict[Grantee, list[Grant]] = {}
+        for grant in policy.grants:
+            self._by_grantee.setdefault(grant.grantee, []).append(grant)
+        self._ns_tag_cache: dict[NamespaceRef, dict[str, tuple[str, str]]] = {}
+
+    # -- who ---------------------------------------------------------------------------------------
+
+    def grants_for(self, principal: str) -> list[Grant]:
+        found = list(self._by_grantee.get(Grantee(PRINCIPAL, principal), ()))
+        for role in sorted(self.policy.roles.get(principal, ())):
+            found += self._by_grantee.get(Grantee(ROLE, role), ())
+        return found
+
+    def is_admin(self, principal: str) -> Grant | None:
+        for grant in self.grants_for(principal):
+            if grant.catalog and Permission.ADMIN in grant.permissions:
+                return grant
+        return None
+
+    def _owner_of(self, principal: str, resource: NamespaceRef | TableRef) -> str | None:
+        owners = self.policy.owners
+        if isinstance(resource, TableRef):
+            if owners.get(resource) == principal:
+                return str(resource)
+            resource = resource.namespace
+        for ns in reversed(resource.ancestors_and_self()):
+            if owners.get(ns) == principal:
+                return str(ns)
+        return None
+
+    # -- tags --------------------------------------------------------------------------------------
+
+    def namespace_tags_with_source(self, ns: NamespaceRef) -> dict[str, tuple[str, str]]:
+        cached = self._ns_tag_cache.get(ns)
+        if cached is None:
+            cached = {}
+            for level in ns.ancestors_and_self():
+                for key, value in self.policy.namespace_tags.get(level, {}).items():
+                    cached[key] = (value, f"namespace {level}")
+            self._ns_tag_cache[ns] = cached
+        return cached
+
+    def table_tags_with_source(self, table: TableRef) -> dict[str, tuple[str, str]]:
+        tags = dict(self.namespace_tags_with_source(table.namespace))
+        for key, value in self.policy.table_tags.get(table, {}).items():
+            tags[key] = (value, f"table {table}")
+        return tags
+
+    def column_tags_with_source(self, table: TableRef, column: str) -> dict[str, tuple[str, str]]:
+        tags = self.table_tags_with_source(table)
+        for key, value in self.policy.column_tags.get(table, {}).get(column, {}).items():
+            tags[key] = (value, f"column {table}.{column}")
+        return tags
+
+    def namespace_tags(self, ns: NamespaceRef) -> dict[str, str]:
+        return {k: v for k, (v, _s) in self.namespace_tags_with_source(ns).items()}
+
+    def table_tags(self, table: TableRef) -> dict[str, str]:
+        tags = self.namespace_tags(table.namespace)
+        tags.update(self.policy.table_tags.get(table, {}))
+        return tags
+
+    def column_tags(self, table: TableRef, columns: Iterable[str]) -> dict[str, dict[str, str]]:
+        base = self.table_tags(table)
+        overrides = self.policy.column_tags.get(table, {})
+        return {c: ({**base, **overrides[c]} if c in overrides else base) for c in columns}
+
+    # -- decisions ---------------------------------------------------------------------------------
+
+    def decide_table(self, principal: str, action: Permission, table: TableRef,
+                     columns: Iterable[str] = ()) -> Decision:
+        """Tables: for SELECT the decision carries the visible columns (allowed when at least one is)."""
+        columns = list(columns)
+        resource = f"table {table}"
+        admin = self.is_admin(principal)
+        if admin is not None:
+            return Decision(True, principal, action, resource, "ADMIN", (admin.id,), tuple(columns) if action is Permission.SELECT else None)
+        owned = self._owner_of(principal, table)
+        if owned is not None:
+            return Decision(True, principal, action, resource, f"owner of {owned}", (),
+                            tuple(columns) if action is Permission.SELECT else None)
+        table_tags = self.table_tags(table)
+        visible: set[str] = set()
+        deciding: list[int] = []
+        for grant in self.grants_for(principal):
+            held, readable = self._grant_on_table(grant, table, columns, table_tags)
+            if action is Permission.SELECT:
+                covered = readable
+            elif action is Permission.DESCRIBE:
+                covered = {"*"} if (held or readable) else set()
+            else:
+                covered = {"*"} if action in held else set()
+            if covered:
+                visible |= covered
+                deciding.append(grant.id)
+                if action is not Permission.SELECT:
+                    break
+        if action is not Permission.SELECT:
+            if deciding:
+                grant = next(g for g in self.policy.grants if g.id == deciding[0])
+                return Decision(True, principal, action, resource, str(grant), tuple(deciding))
+            return Decision(False, principal, action, resource, f"no grant gives {action} on {resource}",
+                            resource_tags=table_tags)
+        if not visible:
+            return Decision(False, principal, action, resource, f"no grant gives {action} on {resource}",
+                            visible_columns=(), hidden_columns=tuple(columns), resource_tags=table_tags)
+        shown = tuple(c for c in columns if c in visible) if columns else None
+        hidden = tuple(c for c in columns if c not in visible)
+        reason = "; ".join(str(g) for g in self.policy.grants if g.id in deciding)
+        return Decision(True, principal, action, resource, reason, tuple(deciding), shown, hidden, table_tags)
+
+    def decide_namespace(self, principal: str, action: Permission, ns: NamespaceRef,
+                         tables_within: Iterable[TableRef] = ()) -> Decision:
+        """Namespaces; DESCRIBE is also allowed when the principal may see any table inside."""
+        resource = f"namespace {ns}"
+        admin = self.is_admin(principal)
+        if admin is not None:
+            return Decision(True, principal, action, resource, "ADMIN", (admin.id,))
+        owned = self._owner_of(principal, ns)
+        if owned is not None:
+            return Decision(True, principal, action, resource, f"owner of {owned}")
+        tags = self.namespace_tags(ns)
+        for grant in self.grants_for(principal):
+            if not self._grants_action(grant, action, NAMESPACE_PERMISSIONS):
+                continue
+            if grant.catalog or (grant.namespace is not None and grant.namespace.contains(ns)) or \
+                    (grant.expression is not None and grant.expression.matches(tags)):
+                return Decision(True, principal, action, resource, str(grant), (grant.id,))
+        if action is Permission.DESCRIBE:
+            for table in tables_within:
+                columns = tables_within[table] if isinstance(tables_within, dict) else ()
+                seen = self.decide_table(principal, Permission.DESCRIBE, table, columns)
+                if seen.allowed:
+                    return Decision(True, principal, action, resource, f"may see table {table}", seen.grant_ids)
+        return Decision(False, principal, action, resource, f"no grant gives {action} on {resource}", resource_tags=tags)
+
+    def may_administer(self, principal: str) -> Decision:
+        admin = self.is_admin(principal)
+        if admin is not None:
+            return Decision(True, principal, Permission.ADMIN, "the catalog", str(admin), (admin.id,))
+        return Decision(False, principal, Permission.ADMIN, "the catalog", "only principals with ADMIN manage principals, tags and grants")
+
+    def effective_permissions(self, principal: str, tables: dict[TableRef, list[str]]) -> dict[TableRef, frozenset[Permission]]:
+        """Every table the principal may do anything on, with the permissions (SELECT if any column)."""
+        result: dict[TableRef, frozenset[Permission]] = {}
+        admin = self.is_admin(principal) is not None
+        grants = self.grants_for(principal)
+        for table, columns in tables.items():
+            if admin or self._owner_of(principal, table) is not None:
+                result[table] = TABLE_PERMISSIONS
+                continue
+            perms: set[Permission] = set()
+            table_tags = None
+            for grant in grants:
+                granted = grant.permissions & TABLE_PERMISSIONS
+                if not granted or granted <= perms:
+                    continue
+                if grant.catalog or (grant.namespace is not None and grant.namespace.contains(table.namespace)):
+                    perms |= granted
+                elif grant.table is not None:
+                    if grant.table == table:
+                        perms |= granted & {Permission.SELECT, Permission.DESCRIBE} if grant.columns else granted
+                elif grant.expression is not None:
+                    if table_tags is None:
+                        table_tags = self.table_tags(table)
+                    if grant.expression.matches(table_tags):
+                        perms |= granted - {Permission.SELECT}
+                    if Permission.SELECT in granted:
+                        col_tags = self.column_tags(table, columns)
+                        if any(grant.expression.matches(t) for t in col_tags.values()):
+                            perms.add(Permission.SELECT)
+            if perms:
+                perms.add(Permission.DESCRIBE)
+                result[table] = frozenset(perms)
+        return result
+
+    def _grant_on_table(self, grant: Grant, table: TableRef, columns: list[str],
+                        table_tags: dict[str, str]) -> tuple[set[Permission], set[str]]:
+        """What one grant gives on a table: (table permissions other than SELECT, columns it lets SELECT).
+        Without `columns` SELECT is decided for an unnamed column carrying the table's tags ("*")."""
+        granted = grant.permissions & TABLE_PERMISSIONS
+        cols = set(columns) if columns else {"*"}
+        if grant.catalog or (grant.namespace is not None and grant.namespace.contains(table.namespace)):
+            held, readable = set(granted), cols
+        elif grant.table is not None and grant.table == table:
+            if grant.columns:
+                held = granted & {Permission.DESCRIBE}
+                readable = (set(grant.columns) & cols if columns else set(grant.columns)) if Permission.SELECT in granted else set()
+                return held, readable
+            held, readable = set(granted), cols
+        elif grant.expression is not None:
+            held = set(granted) if grant.expression.matches(table_tags) else set()
+            readable = set()
+            if Permission.SELECT in granted:
+                if columns:
+                    col_tags = self.column_tags(table, columns)
+                    readable = {c for c in columns if grant.expression.matches(col_tags[c])}
+                elif grant.expression.matches(table_tags):
+                    readable = {"*"}
+        else:
+            return set(), set()
+        if Permission.SELECT not in granted:
+            readable = set()
+        held.discard(Permission.SELECT)
+        return held, readable
+
+    @staticmethod
+    def _grants_action(grant: Grant, action: Permission, applicable: frozenset[Permission]) -> bool:
+        if action in grant.permissions:
+            return True
+        # Any permission on a resource lets the holder see it.
+        return action is Permission.DESCRIBE and bool(grant.permissions & applicable)

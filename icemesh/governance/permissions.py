@@ -1,0 +1,43 @@
+"""The permissions a grant can give, following Lake Formation's names."""
+
+from __future__ import annotations
+
+from enum import Enum
+
+
+class Permission(str, Enum):
+    DESCRIBE = "DESCRIBE"
+    SELECT = "SELECT"
+    INSERT = "INSERT"
+    DELETE = "DELETE"
+    ALTER = "ALTER"
+    DROP = "DROP"
+    CREATE_TABLE = "CREATE_TABLE"
+    ADMIN = "ADMIN"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+TABLE_PERMISSIONS = frozenset({Permission.DESCRIBE, Permission.SELECT, Permission.INSERT, Permission.DELETE,
+                               Permission.ALTER, Permission.DROP})
+NAMESPACE_PERMISSIONS = frozenset({Permission.CREATE_TABLE, Permission.DESCRIBE, Permission.ALTER, Permission.DROP})
+ALL_PERMISSIONS = frozenset(Permission)
+
+
+def parse_permissions(text: str | list[str]) -> frozenset[Permission]:
+    """`"SELECT,DESCRIBE"` or a list of names -> a set; an unknown name is an error that lists the valid ones."""
+    names = text.split(",") if isinstance(text, str) else list(text)
+    found = set()
+    for raw in names:
+        name = raw.strip().upper()
+        if not name:
+            continue
+        try:
+            found.add(Permission(name))
+        except ValueError:
+            valid = ", ".join(p.value for p in Permission)
+            raise ValueError(f"Unknown permission {raw.strip()!r}: use one of {valid}") from None
+    if not found:
+        raise ValueError("No permission given: use e.g. SELECT,DESCRIBE")
+    return frozenset(found)

@@ -1,0 +1,1 @@
+"""Authentication: client secrets, bearer tokens, and resolving a request to a principal."""
