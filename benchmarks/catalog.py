@@ -38,8 +38,13 @@ import uuid
 from urllib.parse import quote, urlparse
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-if REPO not in sys.path:
-    sys.path.insert(0, REPO)
+try:  # the venv's editable install (or PYTHONPATH, e.g. a scratch copy) provides icemesh
+    import importlib.util
+
+    if importlib.util.find_spec("icemesh") is None:
+        sys.path.append(REPO)
+except ImportError:
+    sys.path.append(REPO)
 
 RESULTS_PATH = os.path.join(REPO, "benchmarks", "results", "catalog.json")
 

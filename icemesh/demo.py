@@ -22,9 +22,7 @@ def step(message: str) -> None:
 def main() -> int:
     import pyarrow as pa
     import pyarrow.compute as pc
-    from pyiceberg.catalog.rest import RestCatalog
 
-    from icemesh.engines import duckdb as duck_engine
     from icemesh.server.process import CatalogProcess
 
     started = time.monotonic()
@@ -37,7 +35,7 @@ def main() -> int:
         print(f"    catalog at {server.uri}, warehouse {warehouse}")
 
         step("DuckDB publishes supply_chain.shipments (CTAS, then an UPDATE and a DELETE)")
-        duck = duck_engine.connect(server.uri)
+        duck = server.client().duckdb()
         duck.execute("CREATE SCHEMA mesh.supply_chain")
         duck.execute(
             """CREATE TABLE mesh.supply_chain.shipments AS
@@ -52,7 +50,7 @@ def main() -> int:
         print(f"    rows: {duck.execute('SELECT count(*) FROM mesh.supply_chain.shipments').fetchone()[0]}")
 
         step("pyiceberg (another team) reads the same files in place and appends a late shipment")
-        catalog = RestCatalog("demo", uri=server.uri)
+        catalog = server.client().rest_catalog("demo")
         table = catalog.load_table("supply_chain.shipments")
         arrow = table.scan().to_arrow()
         by_site = arrow.group_by("site").aggregate([("doses", "sum")]).sort_by("site")
@@ -65,7 +63,7 @@ def main() -> int:
         table.append(late)
 
         step("DuckDB sees pyiceberg's append at once: one table, two engines, no copies")
-        duck2 = duck_engine.connect(server.uri)
+        duck2 = server.client().duckdb()
         count, doses = duck2.execute("SELECT count(*), sum(doses) FROM mesh.supply_chain.shipments").fetchone()
         print(f"    rows: {count}, doses: {doses:,}")
         expected = arrow.num_rows + 1

@@ -74,16 +74,14 @@ def ns() -> str:
 @pytest.fixture
 def rest(catalog_server):
     """A pyiceberg RestCatalog pointed at the server."""
-    from pyiceberg.catalog.rest import RestCatalog
-
-    return RestCatalog("icemesh", uri=catalog_server.uri)
+    return catalog_server.client().rest_catalog()
 
 
 @pytest.fixture
 def http(catalog_server):
     """Raw HTTP against the server's default warehouse prefix, for what clients do not expose."""
-    prefix = httpx.get(catalog_server.uri + "/v1/config").json()["overrides"]["prefix"]
-    with httpx.Client(base_url=f"{catalog_server.uri}/v1/{prefix}", timeout=30) as client:
+    admin = catalog_server.client()
+    with httpx.Client(base_url=f"{catalog_server.uri}/v1/{admin.prefix()}", headers=admin.headers(), timeout=30) as client:
         client.server = catalog_server
         yield client
 
@@ -91,9 +89,7 @@ def http(catalog_server):
 @pytest.fixture
 def duck(catalog_server):
     """A DuckDB connection with the catalog attached as `mesh`."""
-    from icemesh.engines import duckdb as duck_engine
-
-    con = duck_engine.connect(catalog_server.uri)
+    con = catalog_server.client().duckdb()
     yield con
     con.close()
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import duckdb
 import pytest
 
-from icemesh.engines import duckdb as duck_engine
 
 
 def test_schema_ctas_insert_update_delete(duck, rest, ns):
@@ -55,7 +54,7 @@ def test_failed_multi_table_commit_changes_no_table(catalog_server, duck, rest, 
     duck.execute(f"INSERT INTO mesh.{ns}.a VALUES (2)")
     duck.execute(f"INSERT INTO mesh.{ns}.b VALUES (2)")
     # Meanwhile another writer commits to b, so the transaction's requirement on b no longer holds.
-    other = duck_engine.connect(catalog_server.uri)
+    other = catalog_server.client().duckdb()
     other.execute(f"INSERT INTO mesh.{ns}.b VALUES (99)")
     b_after_other = rest.load_table(f"{ns}.b").metadata_location
     assert b_after_other != before["b"]
@@ -64,6 +63,6 @@ def test_failed_multi_table_commit_changes_no_table(catalog_server, duck, rest, 
 
     assert rest.load_table(f"{ns}.a").metadata_location == before["a"]  # a untouched: all or nothing
     assert rest.load_table(f"{ns}.b").metadata_location == b_after_other
-    fresh = duck_engine.connect(catalog_server.uri)
+    fresh = catalog_server.client().duckdb()
     assert fresh.execute(f"SELECT id FROM mesh.{ns}.a ORDER BY id").fetchall() == [(1,)]
     assert fresh.execute(f"SELECT id FROM mesh.{ns}.b ORDER BY id").fetchall() == [(1,), (99,)]

@@ -33,15 +33,15 @@ def error_of(response):
 
 
 def warehouse_root(http):
-    return httpx.get(http.server.uri + "/v1/config").json()["overrides"]["warehouse"].removeprefix("file://")
+    return http.get(http.server.uri + "/v1/config").json()["overrides"]["warehouse"].removeprefix("file://")
 
 
-def test_config_advertises_endpoints_and_prefix(catalog_server):
-    config = httpx.get(catalog_server.uri + "/v1/config").json()
+def test_config_advertises_endpoints_and_prefix(catalog_server, http):
+    config = http.get(catalog_server.uri + "/v1/config").json()
     assert config["overrides"]["prefix"] == "default"
     assert "POST /v1/{prefix}/transactions/commit" in config["endpoints"]
-    assert httpx.get(catalog_server.uri + "/v1/config", params={"warehouse": "default"}).status_code == 200
-    unknown = httpx.get(catalog_server.uri + "/v1/config", params={"warehouse": "nowhere"})
+    assert http.get(catalog_server.uri + "/v1/config", params={"warehouse": "default"}).status_code == 200
+    unknown = http.get(catalog_server.uri + "/v1/config", params={"warehouse": "nowhere"})
     assert unknown.status_code == 404 and "nowhere" in error_of(unknown)["message"]
 
 
@@ -215,16 +215,14 @@ def test_drop_namespace_with_tables_is_409(http, ns):
 
 
 def test_concurrent_writers_never_lose_a_commit(catalog_server, ns):
-    from pyiceberg.catalog.rest import RestCatalog
-
     writers, appends = 6, 5
-    admin = RestCatalog("admin", uri=catalog_server.uri)
+    admin = catalog_server.client().rest_catalog()
     admin.create_namespace(ns)
     admin.create_table(f"{ns}.t", schema=pa.schema([("writer", pa.int64()), ("n", pa.int64())]))
     acknowledged, errors = [], []
 
     def write(w: int) -> None:
-        catalog = RestCatalog(f"w{w}", uri=catalog_server.uri)
+        catalog = catalog_server.client().rest_catalog(f"w{w}")
         for n in range(appends):
             for _attempt in range(50):
                 try:

@@ -27,7 +27,8 @@ def spark():
 def cat(spark, catalog_server) -> str:
     """The Spark catalog name bound to this backend's server."""
     name = f"mesh_{catalog_server.backend}_{catalog_server.port}"
-    spark_engine.add_catalog(spark, name, catalog_server.uri)
+    spark_engine.add_catalog(spark, name, catalog_server.uri, credential=f"admin:{catalog_server.admin_secret}",
+                             properties={"oauth2-server-uri": catalog_server.uri + "/v1/oauth/tokens", "scope": "catalog"})
     return name
 
 

@@ -109,16 +109,14 @@ def server_log(server):
 
 @pytest.fixture
 def rest(server):
-    """pyiceberg with nothing but the catalog URI: every S3 setting must come from the server."""
-    from pyiceberg.catalog.rest import RestCatalog
-
-    return RestCatalog("icemesh_s3", uri=server.uri)
+    """pyiceberg with nothing but the catalog URI and credentials: every S3 setting must come from the server."""
+    return server.client().rest_catalog("icemesh_s3")
 
 
 @pytest.fixture(scope="module")
 def http(server):
-    prefix = httpx.get(server.uri + "/v1/config").json()["overrides"]["prefix"]
-    with httpx.Client(base_url=f"{server.uri}/v1/{prefix}", timeout=30) as client:
+    admin = server.client()
+    with httpx.Client(base_url=f"{server.uri}/v1/{admin.prefix()}", headers=admin.headers(), timeout=30) as client:
         yield client
 
 
@@ -139,7 +137,7 @@ def duck(server, moto):
     con = duckdb.connect()
     duck_engine.load_extensions(con)
     duckdb_s3_secret(con, moto)
-    duck_engine.attach_catalog(con, server.uri)
+    duck_engine.attach_catalog(con, server.uri, token=server.client().token())
     yield con
     con.close()
 
@@ -196,10 +194,8 @@ def test_load_table_hands_out_s3_settings(rest, http, ns, moto):
 def test_pyiceberg_round_trip_lands_in_the_bucket(server_log, rest, ns, s3):
     table = make_table(rest, ns)
 
-    # A fresh client with only the URI reads back exactly what was written.
-    from pyiceberg.catalog.rest import RestCatalog
-
-    reader = RestCatalog("reader", uri=server_log.uri).load_table((ns, "orders"))
+    # A fresh client with only the URI and credentials reads back exactly what was written.
+    reader = server_log.client().rest_catalog("reader").load_table((ns, "orders"))
     assert sorted_rows(reader.scan().to_arrow()) == ROWS
 
     # ... and the files are really in moto, under the warehouse prefix.
@@ -343,10 +339,8 @@ def duckdb_s3_secret(con, moto: str) -> None:
 
 def test_duckdb_needs_no_secret_when_keys_are_shared(server_log, rest, ns):
     """With --share-storage-keys DuckDB builds its S3 secret from the loadTable config alone."""
-    from icemesh.engines import duckdb as duck_engine
-
     make_table(rest, ns)
-    con = duck_engine.connect(server_log.uri)
+    con = server_log.client().duckdb()
     try:
         assert con.execute(f"SELECT id, name FROM mesh.{ns}.orders ORDER BY id").fetchall() == [
             (r["id"], r["name"]) for r in ROWS]
@@ -364,13 +358,12 @@ def private_server(tmp_path_factory, moto, s3):
 
 def test_without_the_flag_clients_get_no_s3_settings_and_bring_their_own(private_server, moto, s3):
     import duckdb
-    from pyiceberg.catalog.rest import RestCatalog
 
     from icemesh.engines import duckdb as duck_engine
 
     ns = f"priv_{uuid.uuid4().hex[:8]}"
-    prefix = httpx.get(private_server.uri + "/v1/config").json()["overrides"]["prefix"]
-    with httpx.Client(base_url=f"{private_server.uri}/v1/{prefix}", timeout=30) as client:
+    admin = private_server.client()
+    with httpx.Client(base_url=f"{private_server.uri}/v1/{admin.prefix()}", headers=admin.headers(), timeout=30) as client:
         assert client.post("/namespaces", json={"namespace": [ns]}).status_code == 200
         created = client.post(f"/namespaces/{ns}/tables", json={"name": "t", "schema": SCHEMA_JSON})
         assert created.status_code == 200, private_server.log()
@@ -385,7 +378,7 @@ def test_without_the_flag_clients_get_no_s3_settings_and_bring_their_own(private
     try:
         duck_engine.load_extensions(con)
         duckdb_s3_secret(con, moto)
-        duck_engine.attach_catalog(con, private_server.uri)
+        duck_engine.attach_catalog(con, private_server.uri, token=admin.token())
         con.execute(f"CREATE TABLE mesh.{ns}.d AS SELECT * FROM (VALUES (1, 'alpha'), (2, 'beta')) v(id, name)")
         con.execute(f"INSERT INTO mesh.{ns}.d VALUES (3, 'gamma')")
         assert con.execute(f"SELECT id, name FROM mesh.{ns}.d ORDER BY id").fetchall() == [
@@ -394,7 +387,7 @@ def test_without_the_flag_clients_get_no_s3_settings_and_bring_their_own(private
         con.close()
 
     # pyiceberg with explicit s3.* properties reads what DuckDB wrote.
-    rest = RestCatalog("private", uri=private_server.uri, **{
+    rest = admin.rest_catalog("private", **{
         "s3.endpoint": moto, "s3.region": REGION, "s3.access-key-id": KEY_ID, "s3.secret-access-key": SECRET})
     table = rest.load_table((ns, "d"))
     assert table.location().startswith(f"{WAREHOUSE}/{ns}/d-")

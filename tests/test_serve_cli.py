@@ -6,7 +6,6 @@ import os
 import subprocess
 import sys
 
-from icemesh.engines import duckdb as duck_engine
 from icemesh.server.process import CatalogProcess, free_port
 
 
@@ -16,7 +15,7 @@ def test_serve_with_no_flags_uses_the_embedded_default_and_duckdb_writes(tmp_pat
     server.args = server.args[: server.args.index("--port")]  # exactly `icemesh serve`
     assert server.args[-1] == "serve"
     with server:
-        con = duck_engine.connect(server.uri)
+        con = server.client().duckdb()
         con.execute("CREATE SCHEMA mesh.sales")
         con.execute("CREATE TABLE mesh.sales.orders AS SELECT range AS id FROM range(3)")
         assert con.execute("SELECT sum(id) FROM mesh.sales.orders").fetchone() == (3,)

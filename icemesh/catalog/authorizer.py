@@ -55,15 +55,15 @@ class Authorizer:
     # -- checks ------------------------------------------------------------------------------------
 
     def table(self, ctx: RequestContext, warehouse: str, action: Permission, ident: TableIdent,
-              columns: Iterable[str] = (), enforce: bool = True) -> Decision:
+              columns: Iterable[str] = (), enforce: bool = True, audit: bool = True) -> Decision:
         decision = self.evaluator(warehouse).decide_table(ctx.principal.name, action, table_ref(ident), columns)
-        return self._record(ctx, decision, enforce)
+        return self._record(ctx, decision, enforce, audit)
 
     def namespace(self, ctx: RequestContext, warehouse: str, action: Permission, ns: Namespace,
-                  tables_within: Iterable[TableIdent] = (), enforce: bool = True) -> Decision:
+                  tables_within: Iterable[TableIdent] = (), enforce: bool = True, audit: bool = True) -> Decision:
         decision = self.evaluator(warehouse).decide_namespace(
             ctx.principal.name, action, namespace_ref(ns), [table_ref(t) for t in tables_within])
-        return self._record(ctx, decision, enforce)
+        return self._record(ctx, decision, enforce, audit)
 
     def catalog(self, ctx: RequestContext, warehouse: str, action: Permission) -> Decision:
         """Catalog-level actions: creating a top-level namespace needs CREATE_TABLE on the catalog (or ADMIN)."""
@@ -79,16 +79,27 @@ class Authorizer:
                                 (grant.id,) if grant else ())
         return self._record(ctx, decision, True)
 
+    def catalog_read(self, ctx: RequestContext, warehouse: str) -> None:
+        """Reading the tag vocabulary is open to every authenticated principal (it names no data)."""
+        return None
+
     def admin(self, ctx: RequestContext, warehouse: str, what: str) -> Decision:
         decision = self.evaluator(warehouse).may_administer(ctx.principal.name)
         if not decision.allowed:
             decision = Decision(False, decision.principal, Permission.ADMIN, what, decision.reason)
         return self._record(ctx, decision, True)
 
-    def _record(self, ctx: RequestContext, decision: Decision, enforce: bool) -> Decision:
-        self.governance.audit(AuditRecord(time.time(), decision.principal, str(decision.action), decision.resource,
-                                          decision.allowed, decision.reason if decision.allowed else decision.message(),
+    def deny(self, ctx: RequestContext, action: Permission, resource: str, message: str) -> None:
+        """Refuse for a reason the evaluator does not see (e.g. a client that cannot apply column limits)."""
+        self.governance.audit(AuditRecord(time.time(), ctx.principal.name, str(action), resource, False, message,
                                           ctx.request_id))
+        raise Forbidden(message)
+
+    def _record(self, ctx: RequestContext, decision: Decision, enforce: bool, audit: bool = True) -> Decision:
+        if audit:
+                self.governance.audit(AuditRecord(time.time(), decision.principal, str(decision.action), decision.resource,
+                                              decision.allowed, decision.reason if decision.allowed else decision.message(),
+                                              ctx.request_id))
         if enforce and not decision.allowed:
             raise Forbidden(decision.message())
         return decision

@@ -372,6 +372,9 @@ class GovernanceStore:
             if len(self._audit_buffer) >= 500:
                 self._audit_wakeup.set()
 
+    def audit_login(self, client_id: str, allowed: bool, reason: str) -> None:
+        self.audit(AuditRecord(time.time(), client_id[:255], "LOGIN", "the catalog", allowed, reason))
+
     def flush_audit(self) -> None:
         with self._audit_lock:
             batch, self._audit_buffer = self._audit_buffer, []

@@ -20,7 +20,9 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from icemesh.catalog import metadata as md
 from icemesh.catalog import pagination
-from icemesh.catalog.context import RequestContext
+from icemesh.catalog.authorizer import Authorizer, table_ref
+from icemesh.catalog.commit_permissions import required_permissions
+from icemesh.catalog.context import COLUMN_LIMITS_SCOPE, RequestContext
 from icemesh.catalog.identifiers import Namespace, TableIdent
 from icemesh.catalog.store import CatalogStore, PointerChange, PointerConflict
 from icemesh.errors import (
@@ -33,6 +35,8 @@ from icemesh.errors import (
     NoSuchWarehouse,
     UnprocessableEntity,
 )
+from icemesh.governance.permissions import Permission
+from icemesh.security.authenticator import Authenticator
 from icemesh.storage.metadata_cache import CachedMetadata, MetadataCache
 from icemesh.storage.warehouse import Warehouse
 
@@ -57,6 +61,8 @@ ENDPOINTS = [
     "POST /v1/{prefix}/transactions/commit",
 ]
 
+COLUMN_LIMITS_HEADER = "x-icemesh-column-limits"
+
 
 @dataclass(frozen=True)
 class LoadedTable:
@@ -64,6 +70,7 @@ class LoadedTable:
     metadata_json: bytes
     config: dict[str, str]
     etag: str | None = None
+    labels: dict | None = None
 
 
 @dataclass(frozen=True)
@@ -82,10 +89,12 @@ class _Prepared:
 
 class CatalogService:
     def __init__(self, store: CatalogStore, warehouses: list[Warehouse], default_warehouse: str,
-                 idempotency_lifetime_s: int = 1800) -> None:
+                 authenticator: Authenticator, authorizer: Authorizer, idempotency_lifetime_s: int = 1800) -> None:
         if default_warehouse not in {w.name for w in warehouses}:
             raise ValueError(f"default warehouse {default_warehouse!r} is not among the configured warehouses")
         self.store = store
+        self.authenticator = authenticator
+        self.auth = authorizer
         self.warehouses = {w.name: w for w in warehouses}
         self.default_warehouse = default_warehouse
         self.idempotency_lifetime_s = idempotency_lifetime_s
@@ -94,6 +103,17 @@ class CatalogService:
         self._locks_guard = threading.Lock()
         for wh in warehouses:
             store.upsert_warehouse(wh.name, wh.root, wh.public_properties())
+
+    # -- who is calling ----------------------------------------------------------------------------
+
+    def context(self, authorization: str | None, headers: dict[str, str] | None = None,
+                request_id: str | None = None) -> RequestContext:
+        """Resolve the caller from its bearer token; every catalog call needs one (deny by default)."""
+        headers = headers or {}
+        principal = self.authenticator.principal_for_header(authorization)
+        limits = headers.get(COLUMN_LIMITS_HEADER, "").strip().lower() == "apply" or COLUMN_LIMITS_SCOPE in principal.scopes
+        return RequestContext(principal=principal, access_delegation=headers.get("x-iceberg-access-delegation"),
+                              request_id=request_id, applies_column_limits=limits)
 
     # -- configuration -----------------------------------------------------------------------------
 
@@ -125,35 +145,60 @@ class CatalogService:
         wh = self.warehouse(prefix)
         if parent is not None and self.store.namespace_properties(wh.name, parent) is None:
             raise NoSuchNamespace(f"Namespace does not exist: {parent}")
+        if parent is not None:
+            self.auth.namespace(ctx, wh.name, Permission.DESCRIBE, parent, self._tables_within(wh.name, parent))
         paginate, after, limit = pagination.page_bounds(page_token, page_size)
-        found = self.store.list_namespaces(wh.name, parent, after, limit + 1 if limit else None)
+        visible: list[Namespace] = []
+        while True:  # keep reading until a page of *visible* namespaces is full
+            batch = self.store.list_namespaces(wh.name, parent, after, (limit + 1) * 2 if limit else None)
+            visible += [ns for ns in batch if self._may_see_namespace(ctx, wh.name, ns)]
+            if not batch or limit is None or len(visible) > limit or len(batch) < (limit + 1) * 2:
+                break
+            after = batch[-1].key
         result: dict[str, Any] = {}
-        if paginate and limit is not None and len(found) > limit:
-            found = found[:limit]
-            result["next-page-token"] = pagination.encode(found[-1].key)
-        result["namespaces"] = [list(ns.levels) for ns in found]
+        if paginate and limit is not None and len(visible) > limit:
+            visible = visible[:limit]
+            result["next-page-token"] = pagination.encode(visible[-1].key)
+        result["namespaces"] = [list(ns.levels) for ns in visible]
         return result
+
+    def _tables_within(self, warehouse: str, ns: Namespace) -> list[TableIdent]:
+        return self.store.tables_under(warehouse, ns)
+
+    def _may_see_namespace(self, ctx: RequestContext, warehouse: str, ns: Namespace) -> bool:
+        return self.auth.namespace(ctx, warehouse, Permission.DESCRIBE, ns, self._tables_within(warehouse, ns),
+                                   enforce=False, audit=False).allowed
 
     def create_namespace(self, ctx: RequestContext, prefix: str, ns: Namespace, properties: dict[str, str]) -> dict:
         wh = self.warehouse(prefix)
-        self.store.create_namespace(wh.name, ns, properties)
+        if len(ns.levels) == 1:
+            self.auth.catalog(ctx, wh.name, Permission.CREATE_TABLE)
+        else:
+            self.auth.namespace(ctx, wh.name, Permission.CREATE_TABLE, Namespace(ns.levels[:-1]))
+        self.store.create_namespace(wh.name, ns, properties, owner=ctx.principal.name)
         return {"namespace": list(ns.levels), "properties": properties}
 
     def load_namespace(self, ctx: RequestContext, prefix: str, ns: Namespace) -> dict:
-        props = self.store.namespace_properties(self.warehouse(prefix).name, ns)
+        wh = self.warehouse(prefix)
+        self.auth.namespace(ctx, wh.name, Permission.DESCRIBE, ns, self._tables_within(wh.name, ns))
+        props = self.store.namespace_properties(wh.name, ns)
         if props is None:
             raise NoSuchNamespace(f"Namespace does not exist: {ns}")
         return {"namespace": list(ns.levels), "properties": props}
 
     def drop_namespace(self, ctx: RequestContext, prefix: str, ns: Namespace) -> None:
-        self.store.drop_namespace(self.warehouse(prefix).name, ns)
+        wh = self.warehouse(prefix)
+        self.auth.namespace(ctx, wh.name, Permission.DROP, ns)
+        self.store.drop_namespace(wh.name, ns)
 
     def update_namespace_properties(self, ctx: RequestContext, prefix: str, ns: Namespace,
                                     removals: list[str], updates: dict[str, str]) -> dict:
         both = sorted(set(removals) & set(updates))
         if both:
             raise UnprocessableEntity(f"Properties both set and removed in one request: {both}; send one or the other")
-        updated, removed, missing = self.store.update_namespace_properties(self.warehouse(prefix).name, ns, removals, updates)
+        wh = self.warehouse(prefix)
+        self.auth.namespace(ctx, wh.name, Permission.ALTER, ns)
+        updated, removed, missing = self.store.update_namespace_properties(wh.name, ns, removals, updates)
         return {"updated": updated, "removed": removed, "missing": missing}
 
     # -- tables ------------------------------------------------------------------------------------
@@ -161,20 +206,30 @@ class CatalogService:
     def list_tables(self, ctx: RequestContext, prefix: str, ns: Namespace,
                     page_token: str | None, page_size: int | None) -> dict[str, Any]:
         wh = self.warehouse(prefix)
+        self.auth.namespace(ctx, wh.name, Permission.DESCRIBE, ns, self._tables_within(wh.name, ns))
         if self.store.namespace_properties(wh.name, ns) is None:
             raise NoSuchNamespace(f"Namespace does not exist: {ns}")
         paginate, after, limit = pagination.page_bounds(page_token, page_size)
-        found = self.store.list_tables(wh.name, ns, after, limit + 1 if limit else None)
+        evaluator = self.auth.evaluator(wh.name)
+        visible: list[TableIdent] = []
+        while True:
+            batch = self.store.list_tables(wh.name, ns, after, (limit + 1) * 2 if limit else None)
+            visible += [t for t in batch if evaluator.decide_table(ctx.principal.name, Permission.DESCRIBE,
+                                                                   table_ref(t)).allowed]
+            if not batch or limit is None or len(visible) > limit or len(batch) < (limit + 1) * 2:
+                break
+            after = batch[-1].name
         result: dict[str, Any] = {}
-        if paginate and limit is not None and len(found) > limit:
-            found = found[:limit]
-            result["next-page-token"] = pagination.encode(found[-1].name)
-        result["identifiers"] = [t.to_json() for t in found]
+        if paginate and limit is not None and len(visible) > limit:
+            visible = visible[:limit]
+            result["next-page-token"] = pagination.encode(visible[-1].name)
+        result["identifiers"] = [t.to_json() for t in visible]
         return result
 
     def create_table(self, ctx: RequestContext, prefix: str, ns: Namespace, request: dict[str, Any]) -> LoadedTable:
         wh = self.warehouse(prefix)
         ident = TableIdent.of(ns, request.get("name"))
+        self.auth.namespace(ctx, wh.name, Permission.CREATE_TABLE, ns)
         if self.store.namespace_properties(wh.name, ns) is None:
             raise NoSuchNamespace(f"Namespace does not exist: {ns}")
         if self.store.get_table(wh.name, ident) is not None:
@@ -192,49 +247,100 @@ class CatalogService:
         metadata_location = wh.metadata_file_location(location, 0)
         wh.write_new_file(metadata_location, raw)
         try:
-            self.store.create_table(wh.name, ident, metadata_location, location)
+            self.store.create_table(wh.name, ident, metadata_location, location, owner=ctx.principal.name)
         except Exception:
             wh.delete_file(metadata_location)
             raise
         self.cache.put(CachedMetadata(metadata_location, raw, metadata))
         return LoadedTable(metadata_location, raw, wh.client_config(), self._etag(metadata_location, "all"))
 
-    def load_table(self, ctx: RequestContext, prefix: str, ident: TableIdent, snapshots: str | None = None) -> LoadedTable:
+    def load_table(self, ctx: RequestContext, prefix: str, ident: TableIdent, snapshots: str | None = None,
+                   if_none_match: str | None = None) -> LoadedTable | str:
+        """The table for a reader with SELECT; returns just the ETag when it matches `if_none_match`.
+
+        A reader that may see only some columns gets them only if it applies column limits (its request
+        says so); the schema it receives then lacks the hidden columns. Plain clients are refused.
+        """
         wh = self.warehouse(prefix)
-        record = self.store.get_table(wh.name, ident)
-        if record is None:
-            raise NoSuchTable(f"Table does not exist: {ident}")
         mode = snapshots or "all"
         if mode not in ("all", "refs"):
             raise BadRequest(f"Invalid snapshots={snapshots!r}: use 'all' or 'refs'")
-        entry = self.cache.get(record.metadata_location, wh.read_bytes)
-        raw = entry.raw if mode == "all" else entry.refs_only()
-        return LoadedTable(record.metadata_location, raw, wh.client_config(), self._etag(record.metadata_location, mode))
-
-    def table_etag(self, ctx: RequestContext, prefix: str, ident: TableIdent, snapshots: str | None) -> str:
-        """The ETag loadTable would return, without reading metadata (for `If-None-Match`)."""
-        record = self.store.get_table(self.warehouse(prefix).name, ident)
+        record = self.store.get_table(wh.name, ident)
         if record is None:
+            self._refuse_unless_may_create(ctx, wh, ident)
             raise NoSuchTable(f"Table does not exist: {ident}")
-        return self._etag(record.metadata_location, snapshots or "all")
+        entry = self.cache.get(record.metadata_location, wh.read_bytes)
+        columns = entry.columns()
+        decision = self.auth.table(ctx, wh.name, Permission.SELECT, ident, [name for _id, name in columns])
+        hidden = set(decision.hidden_columns)
+        if hidden and not ctx.applies_column_limits:
+            shown = ", ".join(decision.visible_columns or ())
+            self.auth.deny(ctx, Permission.SELECT, f"table {ident}",
+                           f"{ctx.principal.name} may read only columns {shown} of {ident} (hidden: {', '.join(sorted(hidden))}); "
+                           "this client does not apply column limits, so it is refused the table: read it through "
+                           "icemesh's engine adapters or ask for a grant on the hidden columns")
+        hidden_ids = {fid for fid, name in columns if name in hidden}
+        labels, labels_key = self._labels(wh.name, ident, columns, hidden)
+        etag = self._etag(record.metadata_location, mode, f"{sorted(hidden_ids)}|{labels_key}")
+        if if_none_match and (etag in (t.strip() for t in if_none_match.split(",")) or if_none_match.strip() == "*"):
+            return etag
+        if hidden_ids:
+            if hidden_ids & entry.partition_and_sort_sources():
+                self.auth.deny(ctx, Permission.SELECT, f"table {ident}",
+                               f"{ctx.principal.name} may not read every column {ident} is partitioned or sorted by; "
+                               "ask for a grant on those columns")
+            raw = entry.without_fields(hidden_ids, mode == "refs")
+        else:
+            raw = entry.raw if mode == "all" else entry.refs_only()
+        return LoadedTable(record.metadata_location, raw, wh.client_config(), etag, labels)
+
+    def _labels(self, warehouse: str, ident: TableIdent, columns: list[tuple[int, str]],
+                hidden: set[str]) -> tuple[dict | None, str]:
+        """Effective tags as the spec's `labels`: table `object-labels`, and each visible field's effective tags."""
+        evaluator = self.auth.evaluator(warehouse)
+        ref = table_ref(ident)
+        table_tags = evaluator.table_tags(ref)
+        per_column = evaluator.column_tags(ref, [name for _id, name in columns if name not in hidden])
+        fields = [{"field-id": fid, "labels": per_column[name]} for fid, name in columns
+                  if name in per_column and per_column[name]]
+        if not table_tags and not fields:
+            return None, ""
+        labels = {"object-labels": table_tags, "field-labels": fields}
+        return labels, str(evaluator.policy.version)
+
+    def _refuse_unless_may_create(self, ctx: RequestContext, wh: Warehouse, ident: TableIdent) -> None:
+        """For a missing table, a 404 tells the caller something: only those who could see or create it get it."""
+        if self.auth.table(ctx, wh.name, Permission.DESCRIBE, ident, enforce=False, audit=False).allowed:
+            return
+        self.auth.namespace(ctx, wh.name, Permission.CREATE_TABLE, ident.namespace)
 
     def table_exists(self, ctx: RequestContext, prefix: str, ident: TableIdent) -> None:
-        if self.store.get_table(self.warehouse(prefix).name, ident) is None:
+        wh = self.warehouse(prefix)
+        if self.store.get_table(wh.name, ident) is None:
+            self._refuse_unless_may_create(ctx, wh, ident)
             raise NoSuchTable(f"Table does not exist: {ident}")
+        self.auth.table(ctx, wh.name, Permission.DESCRIBE, ident)
 
     def drop_table(self, ctx: RequestContext, prefix: str, ident: TableIdent, purge: bool) -> None:
         wh = self.warehouse(prefix)
+        self.auth.table(ctx, wh.name, Permission.DROP, ident)
         record = self.store.drop_table(wh.name, ident)
         if purge and wh.contains(record.location) and not self.store.table_location_in_use(wh.name, record.location):
             wh.purge(record.location)
 
     def rename_table(self, ctx: RequestContext, prefix: str, source: TableIdent, destination: TableIdent) -> None:
-        self.store.rename_table(self.warehouse(prefix).name, source, destination)
+        wh = self.warehouse(prefix)
+        self.auth.table(ctx, wh.name, Permission.ALTER, source)
+        self.auth.namespace(ctx, wh.name, Permission.CREATE_TABLE, destination.namespace)
+        self.store.rename_table(wh.name, source, destination)
 
     def register_table(self, ctx: RequestContext, prefix: str, ns: Namespace, name: str,
                        metadata_location: str, overwrite: bool = False) -> LoadedTable:
         wh = self.warehouse(prefix)
         ident = TableIdent.of(ns, name)
+        self.auth.namespace(ctx, wh.name, Permission.CREATE_TABLE, ns)
+        if overwrite and self.store.get_table(wh.name, ident) is not None:
+            self.auth.table(ctx, wh.name, Permission.ALTER, ident)
         metadata_location = wh.require_inside(metadata_location, "metadata-location")
         try:
             entry = self.cache.get(metadata_location, wh.read_bytes)
@@ -248,7 +354,7 @@ class CatalogService:
         if current is not None and not overwrite:
             raise AlreadyExists(f"Table already exists: {ident}; pass overwrite=true to re-point it")
         if current is None:
-            self.store.create_table(wh.name, ident, metadata_location, location)
+            self.store.create_table(wh.name, ident, metadata_location, location, owner=ctx.principal.name)
         else:
             try:
                 self.store.swap_pointers(wh.name, [PointerChange(ident, current.metadata_location, metadata_location, location)])
@@ -264,7 +370,8 @@ class CatalogService:
 
     def commit_table(self, ctx: RequestContext, prefix: str, change: TableChange) -> tuple[str, bytes]:
         wh = self.warehouse(prefix)
-        prepared = self._commit(wh, [change])
+        self._authorize_change(ctx, wh, change)
+        prepared = self._commit(wh, [change], ctx.principal.name)
         entry = prepared[0].entry
         return entry.location, entry.raw
 
@@ -275,9 +382,19 @@ class CatalogService:
         idents = [c.ident for c in changes]
         if len(set(idents)) != len(idents):
             raise BadRequest("A transaction may change each table only once: merge its updates into one change")
-        self._commit(wh, changes)
+        for change in changes:  # every table is checked before anything is written
+            self._authorize_change(ctx, wh, change)
+        self._commit(wh, changes, ctx.principal.name)
 
-    def _commit(self, wh: Warehouse, changes: list[TableChange]) -> list[_Prepared]:
+    def _authorize_change(self, ctx: RequestContext, wh: Warehouse, change: TableChange) -> None:
+        if md.is_create(change.requirements):
+            self.auth.namespace(ctx, wh.name, Permission.CREATE_TABLE, change.ident.namespace)
+            return
+        needed = required_permissions(change.updates) or {Permission.DESCRIBE}
+        for permission in sorted(needed, key=lambda p: p.value):
+            self.auth.table(ctx, wh.name, permission, change.ident)
+
+    def _commit(self, wh: Warehouse, changes: list[TableChange], owner: str | None = None) -> list[_Prepared]:
         with ExitStack() as stack:
             for ident in sorted(c.ident for c in changes):  # fixed order: no lock-order deadlocks
                 stack.enter_context(self._lock_for(wh.name, ident))
@@ -285,7 +402,7 @@ class CatalogService:
                 prepared: list[_Prepared] = []
                 try:
                     for change in changes:
-                        prepared.append(self._prepare(wh, change))
+                        prepared.append(self._prepare(wh, change, owner))
                     real = [p for p in prepared if p.change.new != p.change.expected]
                     if real:
                         self.store.swap_pointers(wh.name, [p.change for p in real])
@@ -302,7 +419,7 @@ class CatalogService:
                 return prepared
         raise CommitFailed("Too many concurrent commits to the same table; refresh and retry")
 
-    def _prepare(self, wh: Warehouse, change: TableChange) -> _Prepared:
+    def _prepare(self, wh: Warehouse, change: TableChange, owner: str | None) -> _Prepared:
         record = self.store.get_table(wh.name, change.ident)
         creating = md.is_create(change.requirements)
         if record is None and not creating:
@@ -329,7 +446,8 @@ class CatalogService:
         except Exception as exc:
             raise CommitStateUnknown(f"Could not write table metadata to {metadata_location}: {exc}") from None
         return _Prepared(
-            PointerChange(change.ident, record.metadata_location if record else None, metadata_location, location),
+            PointerChange(change.ident, record.metadata_location if record else None, metadata_location, location,
+                          owner if record is None else None),
             CachedMetadata(metadata_location, raw, new),
             wh,
         )
@@ -351,5 +469,5 @@ class CatalogService:
                 wh.require_inside(properties[key], f"property {key}")
 
     @staticmethod
-    def _etag(metadata_location: str, mode: str) -> str:
-        return '"' + hashlib.sha256(f"{mode}|{metadata_location}".encode()).hexdigest()[:40] + '"'
+    def _etag(metadata_location: str, mode: str, view: str = "") -> str:
+        return '"' + hashlib.sha256(f"{mode}|{metadata_location}|{view}".encode()).hexdigest()[:40] + '"'

@@ -286,6 +286,15 @@ class CatalogStore:
         with self.engine.connect() as conn:
             return [TableIdent(ns, r.name) for r in conn.execute(stmt)]
 
+    def tables_under(self, warehouse: str, ns: Namespace) -> list[TableIdent]:
+        """Tables in `ns` and in every namespace nested below it."""
+        c = tables_t.c
+        prefix = ns.key + "\x1f"
+        stmt = select(c.namespace, c.name).where(c.warehouse == warehouse).where(
+            (c.namespace == ns.key) | (c.namespace.startswith(prefix, autoescape=True)))
+        with self.engine.connect() as conn:
+            return [TableIdent(Namespace.from_key(r.namespace), r.name) for r in conn.execute(stmt)]
+
     def table_location_in_use(self, warehouse: str, location: str) -> bool:
         with self.engine.connect() as conn:
             return conn.execute(select(tables_t.c.name).where(tables_t.c.location == location).limit(1)).first() is not None

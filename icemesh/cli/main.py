@@ -7,6 +7,7 @@ import sys
 import click
 
 from icemesh import __version__
+from icemesh.cli import governance
 from icemesh.cli.serve import serve
 from icemesh.errors import IcemeshError
 
@@ -18,6 +19,9 @@ def cli() -> None:
 
 
 cli.add_command(serve)
+for command in (governance.principals, governance.roles, governance.whoami, governance.tags, governance.grant,
+                governance.revoke, governance.grants, governance.access, governance.audit):
+    cli.add_command(command)
 
 
 def main() -> None:

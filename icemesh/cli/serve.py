@@ -34,7 +34,11 @@ def parse_warehouse(value: str, index: int) -> tuple[str, str]:
               help="Hand clients the S3 endpoint, region and the server's keys in loadTable config (local S3 "
                    "stand-ins only). Without it clients get no S3 settings and bring their own.")
 @click.option("--access-log", is_flag=True, help="Log every request.")
-def serve(db, warehouses, host, port, workers, s3_endpoint, s3_region, share_storage_keys, access_log) -> None:
+@click.option("--token-ttl", default=3600, show_default=True, type=int, help="Lifetime of issued bearer tokens, seconds.")
+@click.option("--admin-secret-file", default=".icemesh/admin-secret", show_default=True,
+              help="Where a generated admin secret is written (mode 600) on first start.")
+def serve(db, warehouses, host, port, workers, s3_endpoint, s3_region, share_storage_keys, access_log,
+          token_ttl, admin_secret_file) -> None:
     """Run the Iceberg REST catalog."""
     import uvicorn
 
@@ -68,6 +72,8 @@ def serve(db, warehouses, host, port, workers, s3_endpoint, s3_region, share_sto
         port=port,
         workers=workers,
         access_log=access_log,
+        token_ttl_s=token_ttl,
+        admin_secret_file=admin_secret_file,
     )
     settings.warehouses = [WarehouseSettings(w.name, w.root, w.properties) for w in settings.warehouses]
     os.environ[SETTINGS_ENV] = settings.to_env()
@@ -81,6 +87,10 @@ def serve(db, warehouses, host, port, workers, s3_endpoint, s3_region, share_sto
         click.echo(f"  warehouse {wh.name!r}: {wh.root}{' (default)' if wh.name == service.default_warehouse else ''}", err=True)
     if storage_for_clients_note:
         click.echo(f"  {storage_for_clients_note}", err=True)
+    generated = service.authenticator.ensure_admin(admin_secret_file)
+    if generated:
+        click.echo(f"  created principal 'admin'; its secret, shown once (also in {admin_secret_file}, mode 600):", err=True)
+        click.echo(f"  {generated}", err=True)
     common = dict(host=host, port=port, access_log=access_log, log_level="info" if access_log else "warning")
     if workers > 1:
         service.store.close()

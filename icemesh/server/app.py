@@ -6,8 +6,14 @@ from fastapi import FastAPI
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from icemesh import __version__
+from icemesh.catalog.authorizer import Authorizer
+from icemesh.catalog.governance_store import GovernanceStore
+from icemesh.catalog.management import ManagementService
 from icemesh.catalog.service import CatalogService
 from icemesh.catalog.store import CatalogStore
+from icemesh.security.authenticator import Authenticator
+from icemesh.server.management_routes import router as management_router
+from icemesh.server.oauth_routes import router as oauth_router
 from icemesh.server.errors import error_body, install_error_handlers
 from icemesh.server.rest_routes import router as rest_router
 from icemesh.server.settings import ServerSettings
@@ -16,8 +22,10 @@ from icemesh.storage.warehouse import Warehouse
 
 def build_service(settings: ServerSettings) -> CatalogService:
     store = CatalogStore(settings.db)
+    governance = GovernanceStore(store)
     warehouses = [Warehouse(w.name, w.root, dict(w.properties)) for w in settings.warehouses]
-    return CatalogService(store, warehouses, settings.default_warehouse)
+    return CatalogService(store, warehouses, settings.default_warehouse,
+                          Authenticator(governance, token_ttl_s=settings.token_ttl_s), Authorizer(governance))
 
 
 class RequestGuard:
@@ -30,7 +38,8 @@ class RequestGuard:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
-            if scope["path"].startswith("/v1/") and scope["path"] != "/v1/oauth/tokens" and scope["method"] != "GET":
+            if scope["path"].startswith(("/v1/", "/management/")) and scope["path"] != "/v1/oauth/tokens" \
+                    and scope["method"] not in ("GET", "HEAD", "DELETE"):
                 headers = [(k, v) for k, v in scope.get("headers", ()) if k != b"content-type"]
                 scope = {**scope, "headers": headers + [(b"content-type", b"application/json")]}
             for name, value in scope.get("headers", ()):
@@ -53,8 +62,11 @@ def create_app(settings: ServerSettings, service: CatalogService | None = None) 
     )
     app.state.service = service or build_service(settings)
     app.state.settings = settings
+    app.state.management = ManagementService(app.state.service)
     install_error_handlers(app)
+    app.include_router(oauth_router)
     app.include_router(rest_router)
+    app.include_router(management_router)
     app.add_middleware(RequestGuard, max_bytes=settings.max_body_bytes)
 
     @app.get("/healthz", tags=["Operations"])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import secrets
 import socket
 import subprocess
 import sys
@@ -22,8 +23,9 @@ class CatalogProcess:
 
     def __init__(self, db: str | None = None, warehouse: str | list[str] | None = None, port: int | None = None,
                  cwd: str | None = None, extra_args: list[str] | None = None, env: dict[str, str] | None = None,
-                 log_path: str | None = None, startup_timeout: float = 30.0) -> None:
+                 log_path: str | None = None, startup_timeout: float = 30.0, admin_secret: str | None = None) -> None:
         self.port = port or free_port()
+        self.admin_secret = admin_secret or secrets.token_urlsafe(16)
         self.uri = f"http://127.0.0.1:{self.port}"
         self.cwd = cwd or os.getcwd()
         self.log_path = log_path or os.path.join(self.cwd, f"icemesh-serve-{self.port}.log")
@@ -33,7 +35,7 @@ class CatalogProcess:
         for wh in ([warehouse] if isinstance(warehouse, str) else warehouse or []):
             args += ["--warehouse", wh]
         self.args = args + list(extra_args or [])
-        self.env = {**os.environ, **(env or {})}
+        self.env = {**os.environ, "ICEMESH_ADMIN_SECRET": self.admin_secret, **(env or {})}
         self.startup_timeout = startup_timeout
         self.proc: subprocess.Popen | None = None
 
@@ -45,13 +47,20 @@ class CatalogProcess:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"icemesh serve exited with {self.proc.returncode}:\n{self.log()}")
             try:
-                if httpx.get(self.uri + "/v1/config", timeout=1).status_code == 200:
+                if httpx.get(self.uri + "/healthz", timeout=1).status_code == 200:
                     return self
             except httpx.HTTPError:
                 pass
             time.sleep(0.1)
         self.stop()
         raise RuntimeError(f"icemesh serve did not answer within {self.startup_timeout}s:\n{self.log()}")
+
+    def client(self, client_id: str = "admin", client_secret: str | None = None, **kwargs):
+        """A logged-in CatalogClient (admin by default)."""
+        from icemesh.client import CatalogClient
+
+        secret = client_secret if client_secret is not None else (self.admin_secret if client_id == "admin" else None)
+        return CatalogClient(self.uri, client_id=client_id, client_secret=secret, **kwargs)
 
     def log(self) -> str:
         try:

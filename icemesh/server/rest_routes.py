@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Any, Callable
 
 import orjson
@@ -26,8 +27,12 @@ def service(request: Request) -> CatalogService:
 
 
 def context(request: Request) -> RequestContext:
-    """The caller. Anonymous until authentication is configured; the service decides what it may do."""
-    return RequestContext(access_delegation=request.headers.get("x-iceberg-access-delegation"))
+    """The caller, resolved by the service from its bearer token (401 without a valid one)."""
+    svc: CatalogService = request.app.state.service
+    headers = request.headers
+    return svc.context(headers.get("authorization"),
+                       {k: headers[k] for k in ("x-icemesh-column-limits", "x-iceberg-access-delegation") if k in headers},
+                       headers.get("x-request-id") or uuid.uuid4().hex)
 
 
 def json_response(payload: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
@@ -36,7 +41,10 @@ def json_response(payload: Any, status: int = 200, headers: dict[str, str] | Non
 
 def load_result(loaded: LoadedTable) -> Response:
     location = orjson.dumps(loaded.metadata_location)
-    body = b'{"metadata-location":' + location + b',"metadata":' + loaded.metadata_json + b',"config":' + orjson.dumps(loaded.config) + b"}"
+    body = b'{"metadata-location":' + location + b',"metadata":' + loaded.metadata_json + b',"config":' + orjson.dumps(loaded.config)
+    if loaded.labels:
+        body += b',"labels":' + orjson.dumps(loaded.labels)
+    body += b"}"
     headers = {"ETag": loaded.etag} if loaded.etag else None
     return Response(body, media_type="application/json", headers=headers)
 
@@ -138,12 +146,10 @@ def create_table(prefix: str, namespace: str, body: models.CreateTableRequest, r
 def load_table(prefix: str, namespace: str, table: str, request: Request, snapshots: str | None = None,
                svc: CatalogService = Depends(service), ctx: RequestContext = Depends(context)):
     ident = TableIdent.of(Namespace.from_url(namespace), table)
-    if_none_match = request.headers.get("if-none-match")
-    if if_none_match:
-        etag = svc.table_etag(ctx, prefix, ident, snapshots)
-        if etag in (t.strip() for t in if_none_match.split(",")) or if_none_match.strip() == "*":
-            return Response(status_code=304, headers={"ETag": etag})
-    return load_result(svc.load_table(ctx, prefix, ident, snapshots))
+    loaded = svc.load_table(ctx, prefix, ident, snapshots, request.headers.get("if-none-match"))
+    if isinstance(loaded, str):
+        return Response(status_code=304, headers={"ETag": loaded})
+    return load_result(loaded)
 
 
 @router.head("/{prefix}/namespaces/{namespace}/tables/{table}")

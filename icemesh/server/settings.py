@@ -30,6 +30,8 @@ class ServerSettings:
     workers: int = 1
     access_log: bool = False
     max_body_bytes: int = 32 * 1024 * 1024
+    token_ttl_s: int = 3600
+    admin_secret_file: str = ".icemesh/admin-secret"
 
     @property
     def default_warehouse(self) -> str:

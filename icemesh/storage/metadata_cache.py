@@ -17,14 +17,42 @@ from pyiceberg.table.metadata import TableMetadata, TableMetadataUtil
 class CachedMetadata:
     """One metadata file: its exact bytes (served as-is), and the parsed forms, built on first use."""
 
-    __slots__ = ("location", "raw", "_model", "_refs_only", "_lock")
+    __slots__ = ("location", "raw", "_model", "_refs_only", "_columns", "_lock")
 
     def __init__(self, location: str, raw: bytes, model: TableMetadata | None = None) -> None:
         self.location = location
         self.raw = raw
         self._model = model
         self._refs_only: bytes | None = None
+        self._columns: list[tuple[int, str]] | None = None
         self._lock = threading.Lock()
+
+    def columns(self) -> list[tuple[int, str]]:
+        """(field-id, name) of the current schema's top-level columns, in schema order."""
+        if self._columns is None:
+            doc = orjson.loads(self.raw)
+            current = doc.get("current-schema-id", 0)
+            schemas = doc.get("schemas") or ([doc["schema"]] if "schema" in doc else [])
+            schema = next((s for s in schemas if s.get("schema-id", 0) == current), schemas[0] if schemas else {})
+            self._columns = [(f["id"], f["name"]) for f in schema.get("fields", [])]
+        return self._columns
+
+    def without_fields(self, hidden_ids: set[int], refs_only: bool) -> bytes:
+        """The metadata with the hidden top-level fields removed from every schema (column limits)."""
+        doc = orjson.loads(self.refs_only() if refs_only else self.raw)
+        for schema in doc.get("schemas") or []:
+            schema["fields"] = [f for f in schema.get("fields", []) if f.get("id") not in hidden_ids]
+            if schema.get("identifier-field-ids"):
+                schema["identifier-field-ids"] = [i for i in schema["identifier-field-ids"] if i not in hidden_ids]
+        if "schema" in doc:
+            doc["schema"]["fields"] = [f for f in doc["schema"].get("fields", []) if f.get("id") not in hidden_ids]
+        return orjson.dumps(doc)
+
+    def partition_and_sort_sources(self) -> set[int]:
+        doc = orjson.loads(self.raw)
+        sources = {f.get("source-id") for spec in doc.get("partition-specs") or [] for f in spec.get("fields", [])}
+        sources |= {f.get("source-id") for order in doc.get("sort-orders") or [] for f in order.get("fields", [])}
+        return sources
 
     @property
     def model(self) -> TableMetadata:

@@ -1,0 +1,417 @@
+"""Governance operations behind `/management/v1` and the CLI: principals, roles, tags, grants, checks, audit.
+
+Everything here needs ADMIN, except `whoami` and a principal checking its own access. Inputs are
+validated against the catalog (a tag value must be allowed, a column must exist) before anything is
+stored, so a bad request changes nothing.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from icemesh.catalog.authorizer import namespace_ref, table_ref
+from icemesh.catalog.context import RequestContext
+from icemesh.catalog.governance_store import GovernanceStore, NotFound
+from icemesh.catalog.identifiers import Namespace, TableIdent
+from icemesh.catalog.service import CatalogService
+from icemesh.errors import BadRequest
+from icemesh.governance.permissions import NAMESPACE_PERMISSIONS, TABLE_PERMISSIONS, Permission, parse_permissions
+from icemesh.governance.policy import PRINCIPAL, ROLE, Grant, Grantee
+from icemesh.governance.resources import NamespaceRef, TableRef
+from icemesh.governance.tags import TagExpression, TagKey, check_token
+from icemesh.security import secrets
+
+
+def _bad(exc: ValueError) -> BadRequest:
+    return BadRequest(str(exc))
+
+
+def grant_json(grant: Grant) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "id": grant.id,
+        "grantee": {"type": grant.grantee.kind, "name": grant.grantee.name},
+        "permissions": sorted(p.value for p in grant.permissions),
+    }
+    if grant.catalog:
+        out["catalog"] = True
+    if grant.namespace is not None:
+        out["namespace"] = str(grant.namespace)
+    if grant.table is not None:
+        out["table"] = str(grant.table)
+    if grant.columns:
+        out["columns"] = sorted(grant.columns)
+    if grant.expression is not None:
+        out["tags"] = grant.expression.to_dict()
+    out["description"] = str(grant)
+    return out
+
+
+class ManagementService:
+    def __init__(self, catalog: CatalogService) -> None:
+        self.catalog = catalog
+        self.gov: GovernanceStore = catalog.auth.governance
+
+    @property
+    def _wh(self) -> str:
+        return self.catalog.default_warehouse
+
+    def _admin(self, ctx: RequestContext, what: str) -> None:
+        self.catalog.auth.admin(ctx, self._wh, what)
+
+    def _changed(self) -> None:
+        self.catalog.auth.invalidate()
+        self.catalog.authenticator.invalidate()
+
+    # -- identity ----------------------------------------------------------------------------------
+
+    def whoami(self, ctx: RequestContext) -> dict[str, Any]:
+        evaluator = self.catalog.auth.evaluator(self._wh)
+        return {"name": ctx.principal.name, "roles": list(ctx.principal.roles),
+                "admin": evaluator.is_admin(ctx.principal.name) is not None,
+                "scopes": sorted(ctx.principal.scopes)}
+
+    def create_principal(self, ctx: RequestContext, name: str, roles: list[str]) -> dict[str, Any]:
+        self._admin(ctx, "principals")
+        try:
+            check_token(name, "principal name")
+            for role in roles:
+                check_token(role, "role name")
+        except ValueError as exc:
+            raise _bad(exc) from None
+        secret = secrets.new_secret()
+        self.gov.create_principal(name, secrets.hash_secret(secret), roles, created_by=ctx.principal.name)
+        self._changed()
+        return {"name": name, "client_id": name, "client_secret": secret, "roles": sorted(roles)}
+
+    def list_principals(self, ctx: RequestContext) -> list[dict[str, Any]]:
+        self._admin(ctx, "principals")
+        return [{"name": p.name, "roles": list(p.roles), "created_at": p.created_at} for p in self.gov.list_principals()]
+
+    def delete_principal(self, ctx: RequestContext, name: str) -> None:
+        self._admin(ctx, "principals")
+        if name == ctx.principal.name:
+            raise BadRequest("You cannot delete the principal you are logged in as")
+        self.gov.delete_principal(name)
+        self._changed()
+
+    def rotate_secret(self, ctx: RequestContext, name: str) -> dict[str, Any]:
+        self._admin(ctx, "principals")
+        secret = secrets.new_secret()
+        self.gov.set_secret(name, secrets.hash_secret(secret))  # also revokes the principal's tokens
+        self._changed()
+        return {"name": name, "client_id": name, "client_secret": secret}
+
+    def set_roles(self, ctx: RequestContext, name: str, roles: list[str]) -> dict[str, Any]:
+        self._admin(ctx, "principals")
+        self.gov.set_roles(name, roles)
+        self._changed()
+        return {"name": name, "roles": sorted(roles)}
+
+    def create_role(self, ctx: RequestContext, name: str) -> dict[str, Any]:
+        self._admin(ctx, "roles")
+        try:
+            check_token(name, "role name")
+        except ValueError as exc:
+            raise _bad(exc) from None
+        self.gov.create_role(name)
+        return {"name": name, "members": []}
+
+    def list_roles(self, ctx: RequestContext) -> list[dict[str, Any]]:
+        self._admin(ctx, "roles")
+        return [{"name": r, "members": m} for r, m in self.gov.list_roles().items()]
+
+    def delete_role(self, ctx: RequestContext, name: str) -> None:
+        self._admin(ctx, "roles")
+        self.gov.delete_role(name)
+        self._changed()
+
+    # -- tags --------------------------------------------------------------------------------------
+
+    def create_tag(self, ctx: RequestContext, key: str, values: list[str]) -> dict[str, Any]:
+        self._admin(ctx, "tags")
+        values = self._check_tag(key, values)
+        self.gov.create_tag_key(key, values)
+        self._changed()
+        return {"key": key, "values": values}
+
+    def update_tag(self, ctx: RequestContext, key: str, values: list[str]) -> dict[str, Any]:
+        self._admin(ctx, "tags")
+        values = self._check_tag(key, values)
+        self.gov.update_tag_key(key, values)
+        self._changed()
+        return {"key": key, "values": values}
+
+    @staticmethod
+    def _check_tag(key: str, values: list[str]) -> list[str]:
+        try:
+            check_token(key, "tag key")
+            cleaned = [check_token(v.strip(), "tag value") for v in values if v.strip()]
+        except ValueError as exc:
+            raise _bad(exc) from None
+        if not cleaned:
+            raise BadRequest(f"Tag {key} needs at least one allowed value: --values a,b,c")
+        if len(set(cleaned)) != len(cleaned):
+            raise BadRequest(f"Tag {key} lists a value twice")
+        return cleaned
+
+    def list_tags(self, ctx: RequestContext) -> list[dict[str, Any]]:
+        self.catalog.auth.catalog_read(ctx, self._wh)
+        return [{"key": k.key, "values": list(k.values)} for k in self.gov.tag_keys().values()]
+
+    def delete_tag(self, ctx: RequestContext, key: str) -> None:
+        self._admin(ctx, "tags")
+        self.gov.delete_tag_key(key)
+        self._changed()
+
+    def _resolve_target(self, namespace: str | None, table: str | None, column: str | None) -> tuple[NamespaceRef, str, str]:
+        """Check that the resource exists (and the column is in the table's current schema)."""
+        if table:
+            ident = _parse_table(table)
+            record = self.catalog.store.get_table(self._wh, ident)
+            if record is None:
+                raise BadRequest(f"Table {ident} does not exist")
+            if column:
+                entry = self.catalog.cache.get(record.metadata_location, self.catalog.warehouses[self._wh].read_bytes)
+                names = [name for _id, name in entry.columns()]
+                if column not in names:
+                    raise BadRequest(f"Table {ident} has no column {column!r}: its columns are {', '.join(names)}")
+            return namespace_ref(ident.namespace), ident.name, column or ""
+        if column:
+            raise BadRequest("--column needs --table")
+        if not namespace:
+            raise BadRequest("Name a resource: --namespace NS, or --table NS.TABLE [--column COL]")
+        ns = _parse_namespace(namespace)
+        if self.catalog.store.namespace_properties(self._wh, ns) is None:
+            raise BadRequest(f"Namespace {ns} does not exist")
+        return namespace_ref(ns), "", ""
+
+    def assign_tag(self, ctx: RequestContext, key: str, value: str, namespace: str | None = None,
+                   table: str | None = None, column: str | None = None) -> dict[str, Any]:
+        self._admin(ctx, "tags")
+        tag = self.gov.tag_keys().get(key)
+        if tag is None:
+            raise BadRequest(f"Unknown tag key {key!r}: create it first with `icemesh tags create {key} --values ...`")
+        try:
+            tag.check(value)
+        except ValueError as exc:
+            raise _bad(exc) from None
+        ns, tbl, col = self._resolve_target(namespace, table, column)
+        self.gov.assign_tag(ns, tbl, col, key, value)
+        self._changed()
+        return {"key": key, "value": value, "resource": _describe(ns, tbl, col)}
+
+    def unassign_tag(self, ctx: RequestContext, key: str, namespace: str | None = None, table: str | None = None,
+                     column: str | None = None) -> dict[str, Any]:
+        self._admin(ctx, "tags")
+        ns, tbl, col = self._resolve_target(namespace, table, column)
+        removed = self.gov.unassign_tag(ns, tbl, col, key)
+        self._changed()
+        return {"key": key, "resource": _describe(ns, tbl, col), "removed": removed}
+
+    def show_tags(self, ctx: RequestContext, resource: str) -> dict[str, Any]:
+        """Effective tags of a table (with its columns) or a namespace, and where each was inherited from."""
+        evaluator = self.catalog.auth.evaluator(self._wh)
+        ident = _maybe_table(resource)
+        record = self.catalog.store.get_table(self._wh, ident) if ident else None
+        if record is not None:
+            self.catalog.auth.table(ctx, self._wh, Permission.DESCRIBE, ident)
+            ref = table_ref(ident)
+            entry = self.catalog.cache.get(record.metadata_location, self.catalog.warehouses[self._wh].read_bytes)
+            return {
+                "resource": str(ident), "type": "table",
+                "tags": _with_source(evaluator.table_tags_with_source(ref)),
+                "columns": {name: _with_source(evaluator.column_tags_with_source(ref, name)) for _i, name in entry.columns()},
+            }
+        ns = _parse_namespace(resource)
+        if self.catalog.store.namespace_properties(self._wh, ns) is None:
+            raise NotFound(f"No table or namespace named {resource}")
+        self.catalog.auth.namespace(ctx, self._wh, Permission.DESCRIBE, ns, self.catalog.store.tables_under(self._wh, ns))
+        return {"resource": str(ns), "type": "namespace",
+                "tags": _with_source(evaluator.namespace_tags_with_source(namespace_ref(ns)))}
+
+    # -- grants ------------------------------------------------------------------------------------
+
+    def _build_grant(self, spec: dict[str, Any]) -> Grant:
+        try:
+            permissions = parse_permissions(spec.get("permissions") or "")
+        except ValueError as exc:
+            raise _bad(exc) from None
+        principal, role = spec.get("principal"), spec.get("role")
+        if bool(principal) == bool(role):
+            raise BadRequest("Name exactly one grantee: --to PRINCIPAL or --role ROLE")
+        if principal and principal not in {p.name for p in self.gov.list_principals()}:
+            raise BadRequest(f"Unknown principal {principal!r}: create it with `icemesh principals create {principal}`")
+        if role and role not in self.gov.list_roles():
+            raise BadRequest(f"Unknown role {role!r}: create it with `icemesh roles create {role}`")
+        grantee = Grantee(PRINCIPAL, principal) if principal else Grantee(ROLE, role)
+        targets = [k for k in ("catalog", "namespace", "table", "tags") if spec.get(k)]
+        if len(targets) != 1:
+            raise BadRequest("Name exactly one target: --catalog, --namespace NS, --table NS.TABLE [--columns a,b] or --tags key=v[,v]")
+        target = targets[0]
+        if spec.get("columns") and target != "table":
+            raise BadRequest("--columns needs --table")
+        if target == "catalog":
+            return Grant(0, grantee, permissions, catalog=True)
+        if Permission.ADMIN in permissions:
+            raise BadRequest("ADMIN is granted on the catalog only: use --catalog")
+        if target == "namespace":
+            ns = _parse_namespace(spec["namespace"])
+            if self.catalog.store.namespace_properties(self._wh, ns) is None:
+                raise BadRequest(f"Namespace {ns} does not exist")
+            return Grant(0, grantee, permissions, namespace=namespace_ref(ns))
+        if target == "table":
+            wrong = permissions - TABLE_PERMISSIONS
+            if wrong:
+                raise BadRequest(f"{', '.join(sorted(p.value for p in wrong))} cannot be granted on a table; "
+                                 f"table permissions are {', '.join(sorted(p.value for p in TABLE_PERMISSIONS))}")
+            ident = _parse_table(spec["table"])
+            columns = spec.get("columns")
+            if columns:
+                if isinstance(columns, str):
+                    columns = [c.strip() for c in columns.split(",") if c.strip()]
+                if permissions - {Permission.SELECT, Permission.DESCRIBE}:
+                    raise BadRequest("Column grants give SELECT and DESCRIBE only")
+                self._resolve_target(None, str(ident), None)
+                for column in columns:
+                    self._resolve_target(None, str(ident), column)
+            else:
+                self._resolve_target(None, str(ident), None)
+            return Grant(0, grantee, permissions, table=table_ref(ident), columns=frozenset(columns) if columns else None)
+        try:
+            expression = TagExpression.parse(spec["tags"])
+        except ValueError as exc:
+            raise _bad(exc) from None
+        keys = self.gov.tag_keys()
+        for key, values in expression.clauses:
+            tag: TagKey | None = keys.get(key)
+            if tag is None:
+                raise BadRequest(f"Unknown tag key {key!r} in the expression: known keys are {', '.join(keys) or 'none'}")
+            for value in values:
+                try:
+                    tag.check(value)
+                except ValueError as exc:
+                    raise _bad(exc) from None
+        if permissions - TABLE_PERMISSIONS - NAMESPACE_PERMISSIONS:
+            raise BadRequest("Tag grants give table and namespace permissions only")
+        return Grant(0, grantee, permissions, expression=expression)
+
+    def grant(self, ctx: RequestContext, spec: dict[str, Any]) -> dict[str, Any]:
+        self._admin(ctx, "grants")
+        grant = self._build_grant(spec)
+        grant_id = self.gov.add_grant(grant, created_by=ctx.principal.name)
+        self._changed()
+        return grant_json(Grant(grant_id, grant.grantee, grant.permissions, grant.catalog, grant.namespace, grant.table,
+                                grant.columns, grant.expression))
+
+    def revoke(self, ctx: RequestContext, spec: dict[str, Any]) -> dict[str, Any]:
+        """Remove the named permissions from the grant with the same grantee and target (by id, or by spec)."""
+        self._admin(ctx, "grants")
+        grants = self.gov.grants()
+        if spec.get("id") is not None:
+            match = [g for g in grants if g.id == int(spec["id"])]
+            if not match:
+                raise NotFound(f"No grant #{spec['id']}: see `icemesh grants list`")
+            self.gov.remove_grant(match[0].id)
+            self._changed()
+            return {"revoked": [grant_json(match[0])]}
+        wanted = self._build_grant(spec)
+        changed = []
+        for g in grants:
+            if (g.grantee, g.catalog, g.namespace, g.table, g.columns, g.expression) == \
+                    (wanted.grantee, wanted.catalog, wanted.namespace, wanted.table, wanted.columns, wanted.expression):
+                remaining = g.permissions - wanted.permissions
+                if remaining == g.permissions:
+                    continue
+                if remaining:
+                    self.gov.replace_grant_permissions(g.id, remaining)
+                else:
+                    self.gov.remove_grant(g.id)
+                changed.append(grant_json(g))
+        if not changed:
+            raise NotFound("No grant matches: see `icemesh grants list` (or revoke by --id)")
+        self._changed()
+        return {"revoked": changed}
+
+    def list_grants(self, ctx: RequestContext, principal: str | None = None, role: str | None = None) -> list[dict[str, Any]]:
+        self._admin(ctx, "grants")
+        grants = self.gov.grants()
+        if principal:
+            roles = {r for p in self.gov.list_principals() if p.name == principal for r in p.roles}
+            grants = [g for g in grants if g.grantee == Grantee(PRINCIPAL, principal) or
+                      (g.grantee.kind == ROLE and g.grantee.name in roles)]
+        if role:
+            grants = [g for g in grants if g.grantee == Grantee(ROLE, role)]
+        return [grant_json(g) for g in grants]
+
+    # -- checks and audit --------------------------------------------------------------------------
+
+    def check_access(self, ctx: RequestContext, principal: str, resource: str, action: str = "SELECT") -> dict[str, Any]:
+        if principal != ctx.principal.name:
+            self._admin(ctx, "access checks for other principals")
+        try:
+            permission = Permission(action.strip().upper())
+        except ValueError:
+            raise BadRequest(f"Unknown action {action!r}: use one of {', '.join(p.value for p in Permission)}") from None
+        if principal not in {p.name for p in self.gov.list_principals()}:
+            raise BadRequest(f"Unknown principal {principal!r}")
+        evaluator = self.catalog.auth.evaluator(self._wh)
+        ident = _maybe_table(resource)
+        record = self.catalog.store.get_table(self._wh, ident) if ident else None
+        if record is not None:
+            entry = self.catalog.cache.get(record.metadata_location, self.catalog.warehouses[self._wh].read_bytes)
+            decision = evaluator.decide_table(principal, permission, table_ref(ident), [n for _i, n in entry.columns()])
+        else:
+            ns = _parse_namespace(resource)
+            if self.catalog.store.namespace_properties(self._wh, ns) is None:
+                raise NotFound(f"No table or namespace named {resource}")
+            decision = evaluator.decide_namespace(principal, permission, namespace_ref(ns),
+                                                  [table_ref(t) for t in self.catalog.store.tables_under(self._wh, ns)])
+        return {
+            "principal": principal, "action": permission.value, "resource": decision.resource,
+            "decision": "ALLOW" if decision.allowed else "DENY",
+            "reason": decision.reason if decision.allowed else decision.message(),
+            "grants": list(decision.grant_ids),
+            "visible_columns": list(decision.visible_columns) if decision.visible_columns is not None else None,
+            "hidden_columns": list(decision.hidden_columns),
+            "tags": decision.resource_tags,
+        }
+
+    def audit(self, ctx: RequestContext, principal: str | None = None, denied_only: bool = False,
+              limit: int = 100) -> list[dict[str, Any]]:
+        self._admin(ctx, "the audit log")
+        limit = max(1, min(limit, 10000))
+        records = self.gov.audit_records(principal, False if denied_only else None, limit)
+        return [{"at": r.at, "principal": r.principal, "action": r.action, "resource": r.resource,
+                 "allowed": r.allowed, "reason": r.reason, "request_id": r.request_id} for r in records]
+
+
+def _parse_namespace(text: str) -> Namespace:
+    if not text or any(not part for part in text.split(".")):
+        raise BadRequest(f"Invalid namespace {text!r}: use e.g. sales or sales.emea")
+    return Namespace.of(text.split("."))
+
+
+def _parse_table(text: str) -> TableIdent:
+    parts = (text or "").split(".")
+    if len(parts) < 2 or not all(parts):
+        raise BadRequest(f"Invalid table {text!r}: use namespace.table, e.g. sales.orders")
+    return TableIdent.of(parts[:-1], parts[-1])
+
+
+def _maybe_table(text: str) -> TableIdent | None:
+    parts = (text or "").split(".")
+    if len(parts) < 2 or not all(parts):
+        return None
+    return TableIdent.of(parts[:-1], parts[-1])
+
+
+def _describe(ns: NamespaceRef, table: str, column: str) -> str:
+    if column:
+        return f"column {TableRef(ns, table)}.{column}"
+    if table:
+        return f"table {TableRef(ns, table)}"
+    return f"namespace {ns}"
+
+
+def _with_source(tags: dict[str, tuple[str, str]]) -> dict[str, dict[str, str]]:
+    return {k: {"value": v, "from": source} for k, (v, source) in sorted(tags.items())}

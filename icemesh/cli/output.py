@@ -1,0 +1,57 @@
+"""How client commands print: a readable table by default, `--output json` for scripts."""
+
+from __future__ import annotations
+
+import functools
+import json
+from typing import Any, Callable
+
+import click
+
+output_option = click.option("--output", "-o", type=click.Choice(["table", "json"]), default="table",
+                             show_default=True, help="Output format.")
+
+
+def emit(data: Any, output: str, columns: list[str] | None = None, text: str | None = None) -> None:
+    if output == "json":
+        click.echo(json.dumps(data, indent=2, sort_keys=False, default=str))
+        return
+    if text is not None:
+        click.echo(text)
+        return
+    rows = data if isinstance(data, list) else [data]
+    if not rows:
+        click.echo("(none)")
+        return
+    columns = columns or list(rows[0].keys())
+    cells = [[_cell(row.get(c)) for c in columns] for row in rows]
+    widths = [max(len(c), *(len(r[i]) for r in cells)) for i, c in enumerate(columns)]
+    click.echo("  ".join(c.upper().ljust(w) for c, w in zip(columns, widths)).rstrip())
+    for row in cells:
+        click.echo("  ".join(v.ljust(w) for v, w in zip(row, widths)).rstrip())
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, (list, tuple)):
+        return ",".join(_cell(v) for v in value) or "-"
+    if isinstance(value, dict):
+        return " ".join(f"{k}={_cell(v)}" for k, v in value.items()) or "-"
+    return str(value)
+
+
+def client_command(func: Callable) -> Callable:
+    """Client commands share connection options; the session is built lazily from env and flags."""
+
+    @click.option("--uri", envvar="ICEMESH_CATALOG_URI", default=None, help="Catalog URI [env ICEMESH_CATALOG_URI].")
+    @functools.wraps(func)
+    def wrapper(*args, uri: str | None = None, **kwargs):
+        from icemesh.client import CatalogClient
+
+        kwargs["client"] = CatalogClient.from_env(uri)
+        return func(*args, **kwargs)
+
+    return wrapper

@@ -1,0 +1,132 @@
+"""A client session with the mesh catalog: settings from the environment, a token, and handles for
+HTTP, pyiceberg and DuckDB. Every client command and engine adapter goes through here.
+
+Environment: ICEMESH_CATALOG_URI (default http://127.0.0.1:8181), and either ICEMESH_TOKEN or
+ICEMESH_CLIENT_ID + ICEMESH_CLIENT_SECRET (OAuth2 client credentials).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from typing import Any
+
+import httpx
+
+from icemesh.errors import IcemeshError
+
+DEFAULT_URI = "http://127.0.0.1:8181"
+
+
+class ClientError(IcemeshError):
+    """A failed call, carrying the server's one-line message and status."""
+
+    def __init__(self, message: str, code: int = 1, type_: str = "ClientError") -> None:
+        super().__init__(message)
+        self.code = code
+        self.type = type_
+
+
+class CatalogClient:
+    def __init__(self, uri: str | None = None, token: str | None = None, client_id: str | None = None,
+                 client_secret: str | None = None, scope: str = "catalog", timeout: float = 60.0) -> None:
+        self.uri = (uri or DEFAULT_URI).rstrip("/")
+        self._token = token
+        self.client_id = client_id
+        self.client_secret = client_secret
+        self.scope = scope
+        self._expires_at = float("inf") if token else 0.0
+        self._lock = threading.Lock()
+        self._http = httpx.Client(timeout=timeout)
+        self._prefix: str | None = None
+
+    @classmethod
+    def from_env(cls, uri: str | None = None, **overrides: Any) -> "CatalogClient":
+        env = os.environ
+        return cls(uri or env.get("ICEMESH_CATALOG_URI"), token=overrides.get("token") or env.get("ICEMESH_TOKEN"),
+                   client_id=overrides.get("client_id") or env.get("ICEMESH_CLIENT_ID"),
+                   client_secret=overrides.get("client_secret") or env.get("ICEMESH_CLIENT_SECRET"))
+
+    @property
+    def token_endpoint(self) -> str:
+        return f"{self.uri}/v1/oauth/tokens"
+
+    def token(self) -> str:
+        with self._lock:
+            if self._token and time.time() < self._expires_at - 30:
+                return self._token
+            if not (self.client_id and self.client_secret):
+                if self._token:
+                    return self._token
+                raise ClientError("No credentials: set ICEMESH_TOKEN, or ICEMESH_CLIENT_ID and ICEMESH_CLIENT_SECRET")
+            try:
+                response = self._http.post(self.token_endpoint, data={
+                    "grant_type": "client_credentials", "client_id": self.client_id,
+                    "client_secret": self.client_secret, "scope": self.scope})
+            except httpx.HTTPError as exc:
+                raise ClientError(f"Cannot reach the catalog at {self.uri}: {exc.__class__.__name__}; is `icemesh serve` running?") from None
+            if response.status_code != 200:
+                body = _json(response)
+                raise ClientError(f"Login as {self.client_id} failed: {body.get('error_description') or response.text}",
+                                  response.status_code)
+            body = response.json()
+            self._token = body["access_token"]
+            self._expires_at = time.time() + float(body.get("expires_in", 3600))
+            return self._token
+
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token()}"}
+
+    def request(self, method: str, path: str, **kwargs: Any) -> Any:
+        """Call the server; a non-2xx answer raises ClientError with the server's own message."""
+        url = path if path.startswith("http") else f"{self.uri}{path}"
+        headers = {**self.headers(), **kwargs.pop("headers", {})}
+        try:
+            response = self._http.request(method, url, headers=headers, **kwargs)
+        except httpx.HTTPError as exc:
+            raise ClientError(f"Cannot reach the catalog at {self.uri}: {exc.__class__.__name__}; is `icemesh serve` running?") from None
+        if response.status_code >= 400:
+            error = _json(response).get("error") or {}
+            message = error.get("message") if isinstance(error, dict) else None
+            raise ClientError(message or f"HTTP {response.status_code}: {response.text[:200]}", response.status_code,
+                              error.get("type", "ClientError") if isinstance(error, dict) else "ClientError")
+        if response.status_code == 204 or not response.content:
+            return None
+        return response.json()
+
+    def prefix(self) -> str:
+        if self._prefix is None:
+            self._prefix = self.request("GET", "/v1/config")["overrides"]["prefix"]
+        return self._prefix
+
+    def rest_catalog(self, name: str = "icemesh", **properties: str):
+        """A pyiceberg RestCatalog logged in the same way (client credentials, or the token)."""
+        from pyiceberg.catalog.rest import RestCatalog
+
+        auth: dict[str, str] = {"oauth2-server-uri": self.token_endpoint}
+        if self.client_id and self.client_secret:
+            auth["credential"] = f"{self.client_id}:{self.client_secret}"
+            auth["scope"] = self.scope
+        else:
+            auth["token"] = self.token()
+        return RestCatalog(name, uri=self.uri, **auth, **properties)
+
+    def duckdb(self, alias: str = "mesh"):
+        """A DuckDB connection with the catalog attached as `alias`."""
+        from icemesh.engines import duckdb as duck_engine
+
+        if self.client_id and self.client_secret:
+            return duck_engine.connect(self.uri, alias, client_id=self.client_id, client_secret=self.client_secret)
+        return duck_engine.connect(self.uri, alias, token=self.token())
+
+    def close(self) -> None:
+        self._http.close()
+
+
+def _json(response: httpx.Response) -> dict:
+    try:
+        body = response.json()
+        return body if isinstance(body, dict) else {}
+    except ValueError:
+        return {}

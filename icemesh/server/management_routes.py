@@ -1,0 +1,179 @@
+"""`/management/v1`: governance over HTTP (principals, roles, tags, grants, access checks, audit)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from fastapi import APIRouter, Depends, Query, Request
+from pydantic import BaseModel, Field
+from starlette.responses import Response
+
+from icemesh.catalog.context import RequestContext
+from icemesh.catalog.management import ManagementService
+from icemesh.server.rest_routes import context
+
+router = APIRouter(prefix="/management/v1", tags=["icemesh management"])
+
+
+def management(request: Request) -> ManagementService:
+    return request.app.state.management
+
+
+def ok(payload: Any, status: int = 200) -> Response:
+    return Response(orjson.dumps(payload), status_code=status, media_type="application/json")
+
+
+class PrincipalCreate(BaseModel):
+    name: str
+    roles: list[str] = Field(default_factory=list)
+
+
+class RolesBody(BaseModel):
+    roles: list[str]
+
+
+class RoleCreate(BaseModel):
+    name: str
+
+
+class TagCreate(BaseModel):
+    key: str
+    values: list[str]
+
+
+class TagValues(BaseModel):
+    values: list[str]
+
+
+class TagAssignment(BaseModel):
+    key: str
+    value: str | None = None
+    namespace: str | None = None
+    table: str | None = None
+    column: str | None = None
+
+
+class GrantSpec(BaseModel):
+    permissions: list[str] | str
+    principal: str | None = None
+    role: str | None = None
+    catalog: bool = False
+    namespace: str | None = None
+    table: str | None = None
+    columns: list[str] | None = None
+    tags: list[str] | None = Field(default=None, description="conditions like 'domain=sales,finance' (ANDed)")
+    id: int | None = Field(default=None, description="revoke only: the grant to remove")
+
+
+@router.get("/whoami")
+def whoami(ctx: RequestContext = Depends(context), m: ManagementService = Depends(management)):
+    return ok(m.whoami(ctx))
+
+
+@router.post("/principals")
+def create_principal(body: PrincipalCreate, ctx: RequestContext = Depends(context), m: ManagementService = Depends(management)):
+    return ok(m.create_principal(ctx, body.name, body.roles), 201)
+
+
+@router.get("/principals")
+def list_principals(ctx: RequestContext = Depends(context), m: ManagementService = Depends(management)):
+    return ok(m.list_principals(ctx))
+
+
+@router.delete("/principals/{name}")
+def delete_principal(name: str, ctx: RequestContext = Depends(context), m: ManagementService = Depends(management)):
+    m.delete_principal(ctx, name)
+    return Response(status_code=204)
+
+
+@router.post("/principals/{name}/rotate-secret")
+def rotate_secret(name: str, ctx: RequestContext = Depends(context), m: ManagementService = Depends(management)):
+    return ok(m.rotate_secret(ctx, name))
+
+
+@router.put("/principals/{name}/roles")
+def set_roles(name: str, body: RolesBody, ctx: RequestContext = Depends(context), m: ManagementService = Depends(management)):
+    return ok(m.set_roles(ctx, name, body.roles))
+
+
+@router.post("/roles")
+def create_role(body: RoleCreate, ctx: RequestContext = Depends(context), m: ManagementService = Depends(management)):
+    return ok(m.create_role(ctx, body.name), 201)
+
+
+@router.get("/roles")
+def list_roles(ctx: RequestContext = Depends(context), m: ManagementService = Depends(management)):
+    return ok(m.list_roles(ctx))
+
+
+@router.delete("/roles/{name}")
+def delete_role(name: str, ctx: RequestContext = Depends(context), m: ManagementService = Depends(management)):
+    m.delete_role(ctx, name)
+    return Response(status_code=204)
+
+
+@router.post("/tags")
+def create_tag(body: TagCreate, ctx: RequestContext = Depends(context), m: ManagementService = Depends(management)):
+    return ok(m.create_tag(ctx, body.key, body.values), 201)
+
+
+@router.get("/tags")
+def list_tags(ctx: RequestContext = Depends(context), m: ManagementService = Depends(management)):
+    return ok(m.list_tags(ctx))
+
+
+@router.put("/tags/{key}")
+def update_tag(key: str, body: TagValues, ctx: RequestContext = Depends(context), m: ManagementService = Depends(management)):
+    return ok(m.update_tag(ctx, key, body.values))
+
+
+@router.delete("/tags/{key}")
+def delete_tag(key: str, ctx: RequestContext = Depends(context), m: ManagementService = Depends(management)):
+    m.delete_tag(ctx, key)
+    return Response(status_code=204)
+
+
+@router.post("/tag-assignments")
+def assign_tag(body: TagAssignment, ctx: RequestContext = Depends(context), m: ManagementService = Depends(management)):
+    if body.value is None:
+        return ok({"error": {"message": "value is required", "type": "BadRequestException", "code": 400}}, 400)
+    return ok(m.assign_tag(ctx, body.key, body.value, body.namespace, body.table, body.column))
+
+
+@router.post("/tag-assignments/remove")
+def unassign_tag(body: TagAssignment, ctx: RequestContext = Depends(context), m: ManagementService = Depends(management)):
+    return ok(m.unassign_tag(ctx, body.key, body.namespace, body.table, body.column))
+
+
+@router.get("/effective-tags")
+def effective_tags(resource: str, ctx: RequestContext = Depends(context), m: ManagementService = Depends(management)):
+    return ok(m.show_tags(ctx, resource))
+
+
+@router.post("/grants")
+def grant(body: GrantSpec, ctx: RequestContext = Depends(context), m: ManagementService = Depends(management)):
+    return ok(m.grant(ctx, body.model_dump()), 201)
+
+
+@router.post("/grants/revoke")
+def revoke(body: GrantSpec, ctx: RequestContext = Depends(context), m: ManagementService = Depends(management)):
+    return ok(m.revoke(ctx, body.model_dump()))
+
+
+@router.get("/grants")
+def list_grants(principal: str | None = None, role: str | None = None,
+                ctx: RequestContext = Depends(context), m: ManagementService = Depends(management)):
+    return ok(m.list_grants(ctx, principal, role))
+
+
+@router.get("/access")
+def check_access(principal: str, resource: str, action: str = "SELECT",
+                 ctx: RequestContext = Depends(context), m: ManagementService = Depends(management)):
+    return ok(m.check_access(ctx, principal, resource, action))
+
+
+@router.get("/audit")
+def audit(principal: str | None = None, denied: bool = False, limit: int = Query(default=100, ge=1, le=10000),
+          ctx: RequestContext = Depends(context), m: ManagementService = Depends(management)):
+    return ok(m.audit(ctx, principal, denied, limit))
