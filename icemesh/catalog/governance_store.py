@@ -39,6 +39,7 @@ from icemesh.governance.permissions import Permission
 from icemesh.governance.policy import PRINCIPAL, ROLE, Grant, Grantee, Policy
 from icemesh.governance.resources import NamespaceRef, TableRef
 from icemesh.governance.tags import TagExpression, TagKey
+from icemesh.security import secrets
 
 log = logging.getLogger("icemesh.governance")
 
@@ -91,6 +92,7 @@ grants_t = Table(
     Column("expression", Text),
     Column("created_at", Float, nullable=False),
     Column("created_by", String(255)),
+    sqlite_autoincrement=True,  # grant ids appear in decisions and audit rows: never reuse one
 )
 audit_t = Table(
     "icemesh_audit", schema,
@@ -334,6 +336,78 @@ class GovernanceStore:
     def grants(self) -> list[Grant]:
         with self.engine.connect() as conn:
             return [_grant_from_row(r) for r in conn.execute(select(grants_t).order_by(grants_t.c.id)).all()]
+
+    # -- policy as code ----------------------------------------------------------------------------
+
+    def assignments(self) -> dict[tuple[NamespaceRef, str, str, str], str]:
+        with self.engine.connect() as conn:
+            return {(_ns_ref(r.namespace), r.table_name, r.column_name, r.key): r.value
+                    for r in conn.execute(select(tag_assignments_t)).all()}
+
+    def apply_changes(self, warehouse: str, changes: list, created_by: str) -> dict[str, str]:
+        """Apply a policy plan in ONE transaction: every change lands or none does.
+
+        Returns the secrets of principals it created (shown once to the caller).
+        """
+        created: dict[str, str] = {}
+        now = time.time()
+        with self._write() as conn, conn.begin():
+            for ch in changes:
+                d = ch.detail
+                if ch.kind == "tag":
+                    if ch.op == "add":
+                        conn.execute(insert(tag_keys_t).values(key=ch.name, allowed_values=json.dumps(d["values"])))
+                    elif ch.op == "change":
+                        conn.execute(update(tag_keys_t).where(tag_keys_t.c.key == ch.name)
+                                     .values(allowed_values=json.dumps(d["values"])))
+                    else:
+                        conn.execute(delete(tag_keys_t).where(tag_keys_t.c.key == ch.name))
+                elif ch.kind == "role":
+                    if ch.op == "add":
+                        conn.execute(insert(roles_t).values(name=ch.name, created_at=now))
+                    else:
+                        conn.execute(delete(roles_t).where(roles_t.c.name == ch.name))
+                        conn.execute(delete(grants_t).where(grants_t.c.grantee_kind == ROLE, grants_t.c.grantee == ch.name))
+                elif ch.kind == "principal":
+                    if ch.op == "add":
+                        secret = secrets.new_secret()
+                        conn.execute(insert(principals_t).values(name=ch.name, secret_hash=secrets.hash_secret(secret),
+                                                                 roles=json.dumps(sorted(d["roles"])), created_at=now,
+                                                                 created_by=created_by))
+                        created[ch.name] = secret
+                    elif ch.op == "change":
+                        conn.execute(update(principals_t).where(principals_t.c.name == ch.name)
+                                     .values(roles=json.dumps(sorted(d["roles"]))))
+                    else:
+                        conn.execute(delete(principals_t).where(principals_t.c.name == ch.name))
+                        conn.execute(delete(tokens_t).where(tokens_t.c.principal == ch.name))
+                        conn.execute(delete(grants_t).where(grants_t.c.grantee_kind == PRINCIPAL, grants_t.c.grantee == ch.name))
+                elif ch.kind == "namespace":
+                    key = Namespace(tuple(d["levels"])).key
+                    if ch.op == "add":
+                        conn.execute(insert(namespaces_t).values(warehouse=warehouse, name=key,
+                                                                 parent=Namespace(tuple(d["levels"])).parent_key,
+                                                                 properties="{}", created_at=now, owner=d.get("owner")))
+                    else:
+                        conn.execute(update(namespaces_t).where(namespaces_t.c.warehouse == warehouse,
+                                                                namespaces_t.c.name == key).values(owner=d.get("owner")))
+                elif ch.kind == "assignment":
+                    where = (tag_assignments_t.c.namespace == Namespace(tuple(d["namespace"])).key,
+                             tag_assignments_t.c.table_name == d["table"], tag_assignments_t.c.column_name == d["column"],
+                             tag_assignments_t.c.key == d["key"])
+                    conn.execute(delete(tag_assignments_t).where(*where))
+                    if ch.op != "remove":
+                        conn.execute(insert(tag_assignments_t).values(
+                            namespace=Namespace(tuple(d["namespace"])).key, table_name=d["table"],
+                            column_name=d["column"], key=d["key"], value=d["value"]))
+                elif ch.kind == "grant":
+                    if ch.op == "add":
+                        conn.execute(insert(grants_t).values(**_grant_row(d["grant"]), created_at=now, created_by=created_by))
+                    else:
+                        conn.execute(delete(grants_t).where(grants_t.c.id == d["id"]))
+            if changes:
+                self._bump(conn)
+        return created
 
     # -- the policy snapshot -----------------------------------------------------------------------
 

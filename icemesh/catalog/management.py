@@ -15,6 +15,7 @@ from icemesh.catalog.governance_store import GovernanceStore, NotFound
 from icemesh.catalog.identifiers import Namespace, TableIdent
 from icemesh.catalog.service import CatalogService
 from icemesh.errors import BadRequest
+from icemesh.governance import policy_file
 from icemesh.governance.permissions import NAMESPACE_PERMISSIONS, TABLE_PERMISSIONS, Permission, parse_permissions
 from icemesh.governance.policy import PRINCIPAL, ROLE, Grant, Grantee
 from icemesh.governance.resources import NamespaceRef, TableRef
@@ -343,6 +344,47 @@ class ManagementService:
             grants = [g for g in grants if g.grantee == Grantee(ROLE, role)]
         return [grant_json(g) for g in grants]
 
+    # -- policy as code ----------------------------------------------------------------------------
+
+    def apply_policy(self, ctx: RequestContext, text: str, dry_run: bool) -> dict[str, Any]:
+        """Plan (and unless `dry_run`, apply in one transaction) a policy file; a bad file changes nothing."""
+        self._admin(ctx, "policy")
+        try:
+            doc = policy_file.parse(text)
+            changes = policy_file.plan(self._current_state(), doc)
+        except policy_file.PolicyError as exc:
+            raise BadRequest(f"Policy file: {exc}") from None
+        created: dict[str, str] = {}
+        if changes and not dry_run:
+            created = self.gov.apply_changes(self._wh, changes, ctx.principal.name)
+            self._changed()
+        return {
+            "applied": bool(changes) and not dry_run,
+            "changes": [{"op": c.op, "kind": c.kind, "name": c.name, "line": c.describe()} for c in changes],
+            "created_principals": [{"name": n, "client_id": n, "client_secret": s} for n, s in created.items()],
+        }
+
+    def _current_state(self) -> policy_file.CurrentState:
+        store = self.catalog.store
+        namespaces = {NamespaceRef(ns.levels): owner for ns, owner in store.namespaces_with_owners(self._wh)}
+        return policy_file.CurrentState(
+            tags={k: tuple(v.values) for k, v in self.gov.tag_keys().items()},
+            roles=set(self.gov.list_roles()),
+            principals={p.name: p.roles for p in self.gov.list_principals()},
+            namespaces=namespaces,
+            tables=_LazyColumns(self),
+            assignments=self.gov.assignments(),
+            grants=self.gov.grants(),
+        )
+
+    def table_columns(self, table: TableRef) -> list[str] | None:
+        ident = TableIdent.of(list(table.namespace.levels), table.name)
+        record = self.catalog.store.get_table(self._wh, ident)
+        if record is None:
+            return None
+        entry = self.catalog.cache.get(record.metadata_location, self.catalog.warehouses[self._wh].read_bytes)
+        return [name for _id, name in entry.columns()]
+
     # -- checks and audit --------------------------------------------------------------------------
 
     def check_access(self, ctx: RequestContext, principal: str, resource: str, action: str = "SELECT") -> dict[str, Any]:
@@ -383,6 +425,28 @@ class ManagementService:
         records = self.gov.audit_records(principal, False if denied_only else None, limit)
         return [{"at": r.at, "principal": r.principal, "action": r.action, "resource": r.resource,
                  "allowed": r.allowed, "reason": r.reason, "request_id": r.request_id} for r in records]
+
+
+class _LazyColumns(dict):
+    """Existing tables and their columns, read from the catalog only for the tables a policy names."""
+
+    def __init__(self, management: ManagementService) -> None:
+        super().__init__()
+        self._management = management
+
+    def _load(self, table: TableRef) -> list[str] | None:
+        if not dict.__contains__(self, table):
+            dict.__setitem__(self, table, self._management.table_columns(table))
+        return dict.__getitem__(self, table)
+
+    def __contains__(self, table: object) -> bool:
+        return isinstance(table, TableRef) and self._load(table) is not None
+
+    def __getitem__(self, table: TableRef) -> list[str]:
+        columns = self._load(table)
+        if columns is None:
+            raise KeyError(table)
+        return columns
 
 
 def _parse_namespace(text: str) -> Namespace:

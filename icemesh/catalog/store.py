@@ -231,6 +231,12 @@ class CatalogStore:
         with self.engine.connect() as conn:
             return [Namespace.from_key(r.name) for r in conn.execute(stmt)]
 
+    def namespaces_with_owners(self, warehouse: str) -> list[tuple[Namespace, str | None]]:
+        c = namespaces_t.c
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(c.name, c.owner).where(c.warehouse == warehouse).order_by(c.name)).all()
+        return [(Namespace.from_key(r.name), r.owner) for r in rows]
+
     def update_namespace_properties(
         self, warehouse: str, ns: Namespace, removals: Iterable[str], updates: dict[str, str]
     ) -> tuple[list[str], list[str], list[str]]:

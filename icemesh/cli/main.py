@@ -8,6 +8,7 @@ import click
 
 from icemesh import __version__
 from icemesh.cli import governance
+from icemesh.cli.policy import policy
 from icemesh.cli.serve import serve
 from icemesh.errors import IcemeshError
 
@@ -20,7 +21,7 @@ def cli() -> None:
 
 cli.add_command(serve)
 for command in (governance.principals, governance.roles, governance.whoami, governance.tags, governance.grant,
-                governance.revoke, governance.grants, governance.access, governance.audit):
+                governance.revoke, governance.grants, governance.access, governance.audit, policy):
     cli.add_command(command)
 
 

@@ -177,3 +177,13 @@ def check_access(principal: str, resource: str, action: str = "SELECT",
 def audit(principal: str | None = None, denied: bool = False, limit: int = Query(default=100, ge=1, le=10000),
           ctx: RequestContext = Depends(context), m: ManagementService = Depends(management)):
     return ok(m.audit(ctx, principal, denied, limit))
+
+
+class PolicyApply(BaseModel):
+    document: str = Field(description="The policy file's YAML text")
+    dry_run: bool = Field(default=False, description="Only plan: list the changes, apply nothing")
+
+
+@router.post("/policy")
+def apply_policy(body: PolicyApply, ctx: RequestContext = Depends(context), m: ManagementService = Depends(management)):
+    return ok(m.apply_policy(ctx, body.document, body.dry_run))

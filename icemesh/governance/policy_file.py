@@ -1,0 +1,344 @@
+"""Governance as code: a YAML file of tags, roles, principals, namespaces, tag assignments and grants.
+
+Pure: `parse` reads the document (keeping line numbers for error messages), `plan` compares it with
+the current state and lists the changes. Each section present in the file is authoritative (what it
+does not list is removed); a section left out is not managed. `admin` and its ADMIN grant are never
+touched. Applying the plan is the caller's job, all or nothing.
+
+    tags:        {sensitivity: [public, internal, confidential]}
+    roles:       [analysts]
+    principals:  {svc_sales: {roles: [analysts]}}
+    namespaces:  {sales: {owner: svc_sales}}
+    assignments: [{namespace: sales, tags: {sensitivity: internal}},
+                  {table: sales.customers, column: email, tags: {sensitivity: confidential}}]
+    grants:      [{to: svc_finance, permissions: [SELECT, DESCRIBE],
+                   tags: {domain: [sales], sensitivity: [public, internal]}}]
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+
+from icemesh.governance.permissions import Permission, parse_permissions
+from icemesh.governance.policy import PRINCIPAL, ROLE, Grant, Grantee
+from icemesh.governance.resources import NamespaceRef, TableRef
+from icemesh.governance.tags import TagExpression, check_token
+
+PROTECTED_PRINCIPAL = "admin"
+SECTIONS = ("tags", "roles", "principals", "namespaces", "assignments", "grants")
+
+
+class PolicyError(ValueError):
+    def __init__(self, line: int | None, message: str) -> None:
+        super().__init__(f"line {line}: {message}" if line else message)
+        self.line = line
+
+
+class _LineLoader(yaml.SafeLoader):
+    """Records the line of every mapping as `__line__` so errors can point into the file."""
+
+
+def _construct_mapping(loader: _LineLoader, node: yaml.MappingNode) -> dict:
+    mapping = loader.construct_mapping(node, deep=True)
+    mapping["__line__"] = node.start_mark.line + 1
+    return mapping
+
+
+_LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+
+
+@dataclass(frozen=True)
+class Assignment:
+    namespace: NamespaceRef
+    table: str  # '' for a namespace
+    column: str  # '' unless a column
+    key: str
+    value: str
+
+    def resource(self) -> str:
+        if self.column:
+            return f"column {TableRef(self.namespace, self.table)}.{self.column}"
+        if self.table:
+            return f"table {TableRef(self.namespace, self.table)}"
+        return f"namespace {self.namespace}"
+
+
+@dataclass
+class PolicyDocument:
+    sections: set[str] = field(default_factory=set)
+    tags: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    roles: set[str] = field(default_factory=set)
+    principals: dict[str, tuple[str, ...]] = field(default_factory=dict)  # name -> roles
+    namespaces: dict[NamespaceRef, str | None] = field(default_factory=dict)  # ns -> owner
+    assignments: dict[tuple[NamespaceRef, str, str, str], tuple[str, int]] = field(default_factory=dict)
+    grants: list[tuple[Grant, int]] = field(default_factory=list)
+    lines: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass
+class CurrentState:
+    """What the catalog holds now; built by the caller from its storage."""
+
+    tags: dict[str, tuple[str, ...]]
+    roles: set[str]
+    principals: dict[str, tuple[str, ...]]
+    namespaces: dict[NamespaceRef, str | None]
+    tables: dict[TableRef, list[str]]  # existing tables and their columns
+    assignments: dict[tuple[NamespaceRef, str, str, str], str]
+    grants: list[Grant]
+
+
+@dataclass(frozen=True)
+class Change:
+    op: str  # add | remove | change
+    kind: str  # tag | role | principal | namespace | assignment | grant
+    name: str
+    detail: dict[str, Any] = field(default_factory=dict)
+
+    def describe(self) -> str:
+        sign = {"add": "+", "remove": "-", "change": "~"}[self.op]
+        return f"{sign} {self.kind} {self.name}"
+
+
+def parse(text: str) -> PolicyDocument:
+    try:
+        raw = yaml.load(text, Loader=_LineLoader) or {}
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        raise PolicyError(mark.line + 1 if mark else None, f"not valid YAML ({getattr(exc, 'problem', exc)})") from None
+    if not isinstance(raw, dict):
+        raise PolicyError(1, "the policy file must be a mapping with sections " + ", ".join(SECTIONS))
+    doc = PolicyDocument()
+    for key in raw:
+        if key == "__line__":
+            continue
+        if key not in SECTIONS:
+            raise PolicyError(raw["__line__"], f"unknown section {key!r}: use {', '.join(SECTIONS)}")
+        doc.sections.add(key)
+    line = raw.get("__line__")
+
+    tags = raw.get("tags") or {}
+    if not isinstance(tags, dict):
+        raise PolicyError(line, "tags: map each tag key to its list of allowed values")
+    for key, values in tags.items():
+        if key == "__line__":
+            continue
+        _token(key, "tag key", tags.get("__line__"))
+        if not isinstance(values, list) or not values:
+            raise PolicyError(tags.get("__line__"), f"tag {key}: give a non-empty list of allowed values")
+        doc.tags[key] = tuple(_token(str(v), "tag value", tags.get("__line__")) for v in values)
+
+    roles = raw.get("roles") or []
+    if not isinstance(roles, list):
+        raise PolicyError(line, "roles: give a list of role names")
+    doc.roles = {_token(str(r), "role name", line) for r in roles}
+
+    principals = raw.get("principals") or {}
+    if not isinstance(principals, dict):
+        raise PolicyError(line, "principals: map each principal to {roles: [...]}")
+    for name, spec in principals.items():
+        if name == "__line__":
+            continue
+        spec = spec or {}
+        p_line = spec.get("__line__", principals.get("__line__")) if isinstance(spec, dict) else principals.get("__line__")
+        _token(name, "principal name", p_line)
+        p_roles = tuple(sorted(str(r) for r in (spec.get("roles") or []))) if isinstance(spec, dict) else ()
+        doc.principals[name] = p_roles
+        doc.lines[f"principal {name}"] = p_line
+
+    namespaces = raw.get("namespaces") or {}
+    if not isinstance(namespaces, dict):
+        raise PolicyError(line, "namespaces: map each namespace to {owner: PRINCIPAL}")
+    for name, spec in namespaces.items():
+        if name == "__line__":
+            continue
+        n_line = spec.get("__line__") if isinstance(spec, dict) else namespaces.get("__line__")
+        ns = _namespace(str(name), n_line)
+        doc.namespaces[ns] = (spec or {}).get("owner") if isinstance(spec, dict) else None
+        doc.lines[f"namespace {ns}"] = n_line
+
+    for item in raw.get("assignments") or []:
+        a_line = item.get("__line__") if isinstance(item, dict) else line
+        if not isinstance(item, dict) or not isinstance(item.get("tags"), dict):
+            raise PolicyError(a_line, "an assignment needs namespace: or table: (and column:), and tags: {key: value}")
+        if item.get("table"):
+            table = _table(str(item["table"]), a_line)
+            ns, tbl, col = table.namespace, table.name, str(item.get("column") or "")
+        elif item.get("namespace"):
+            if item.get("column"):
+                raise PolicyError(a_line, "column: needs table:")
+            ns, tbl, col = _namespace(str(item["namespace"]), a_line), "", ""
+        else:
+            raise PolicyError(a_line, "an assignment needs namespace: or table:")
+        for key, value in item["tags"].items():
+            if key == "__line__":
+                continue
+            slot = (ns, tbl, col, key)
+            if slot in doc.assignments:
+                raise PolicyError(a_line, f"{Assignment(ns, tbl, col, key, '').resource()} gets tag {key} twice")
+            doc.assignments[slot] = (str(value), a_line)
+
+    for item in raw.get("grants") or []:
+        g_line = item.get("__line__") if isinstance(item, dict) else line
+        if not isinstance(item, dict):
+            raise PolicyError(g_line, "a grant is a mapping: {to: P | role: R, permissions: [...], <target>}")
+        doc.grants.append((_grant(item, g_line), g_line))
+    return doc
+
+
+def _token(value: str, what: str, line: int | None) -> str:
+    try:
+        return check_token(value, what)
+    except ValueError as exc:
+        raise PolicyError(line, str(exc)) from None
+
+
+def _namespace(text: str, line: int | None) -> NamespaceRef:
+    parts = text.split(".")
+    if not all(parts):
+        raise PolicyError(line, f"invalid namespace {text!r}")
+    return NamespaceRef(tuple(parts))
+
+
+def _table(text: str, line: int | None) -> TableRef:
+    parts = text.split(".")
+    if len(parts) < 2 or not all(parts):
+        raise PolicyError(line, f"invalid table {text!r}: use namespace.table")
+    return TableRef(NamespaceRef(tuple(parts[:-1])), parts[-1])
+
+
+def _grant(item: dict, line: int | None) -> Grant:
+    to, role = item.get("to"), item.get("role")
+    if bool(to) == bool(role):
+        raise PolicyError(line, "a grant needs exactly one of to: PRINCIPAL or role: ROLE")
+    grantee = Grantee(PRINCIPAL, str(to)) if to else Grantee(ROLE, str(role))
+    try:
+        permissions = parse_permissions(item.get("permissions") or [])
+    except ValueError as exc:
+        raise PolicyError(line, str(exc)) from None
+    targets = [k for k in ("catalog", "namespace", "table", "tags") if item.get(k)]
+    if len(targets) != 1:
+        raise PolicyError(line, "a grant needs exactly one target: catalog: true, namespace:, table: or tags:")
+    target = targets[0]
+    if target == "catalog":
+        return Grant(0, grantee, permissions, catalog=True)
+    if Permission.ADMIN in permissions:
+        raise PolicyError(line, "ADMIN is granted on the catalog only")
+    if target == "namespace":
+        return Grant(0, grantee, permissions, namespace=_namespace(str(item["namespace"]), line))
+    if target == "table":
+        columns = item.get("columns")
+        return Grant(0, grantee, permissions, table=_table(str(item["table"]), line),
+                     columns=frozenset(str(c) for c in columns) if columns else None)
+    tags = item["tags"]
+    if not isinstance(tags, dict):
+        raise PolicyError(line, "tags: map each key to a value or list of values")
+    clauses = {k: [str(v) for v in (vals if isinstance(vals, list) else [vals])] for k, vals in tags.items() if k != "__line__"}
+    return Grant(0, grantee, permissions, expression=TagExpression.from_dict(clauses))
+
+
+def _grant_key(grant: Grant) -> tuple:
+    return (grant.grantee, grant.permissions, grant.catalog, grant.namespace, grant.table, grant.columns, grant.expression)
+
+
+def plan(current: CurrentState, doc: PolicyDocument) -> list[Change]:
+    """The changes that make the catalog match the document; raises PolicyError (with a line) when it cannot."""
+    tags = doc.tags if "tags" in doc.sections else current.tags
+    roles = doc.roles if "roles" in doc.sections else current.roles
+    principals = dict(doc.principals) if "principals" in doc.sections else dict(current.principals)
+    principals.setdefault(PROTECTED_PRINCIPAL, current.principals.get(PROTECTED_PRINCIPAL, ()))
+    namespaces = set(current.namespaces) | set(doc.namespaces)
+
+    for name, p_roles in doc.principals.items():
+        for role in p_roles:
+            if role not in roles:
+                raise PolicyError(doc.lines.get(f"principal {name}"), f"principal {name}: unknown role {role!r}; declare it under roles:")
+    for ns, owner in doc.namespaces.items():
+        if owner and owner not in principals:
+            raise PolicyError(doc.lines.get(f"namespace {ns}"), f"namespace {ns}: unknown owner {owner!r}")
+    for (ns, tbl, col, key), (value, line) in doc.assignments.items():
+        if key not in tags:
+            raise PolicyError(line, f"unknown tag key {key!r}: declare it under tags:")
+        if value not in tags[key]:
+            raise PolicyError(line, f"tag {key} has no value {value!r}: allowed values are {', '.join(tags[key])}")
+        if ns not in namespaces:
+            raise PolicyError(line, f"namespace {ns} does not exist: create it or declare it under namespaces:")
+        if tbl:
+            table = TableRef(ns, tbl)
+            if table not in current.tables:
+                raise PolicyError(line, f"table {table} does not exist")
+            if col and col not in current.tables[table]:
+                raise PolicyError(line, f"table {table} has no column {col!r}")
+    for grant, line in doc.grants:
+        if grant.grantee.kind == PRINCIPAL and grant.grantee.name not in principals:
+            raise PolicyError(line, f"unknown principal {grant.grantee.name!r}: declare it under principals:")
+        if grant.grantee.kind == ROLE and grant.grantee.name not in roles:
+            raise PolicyError(line, f"unknown role {grant.grantee.name!r}: declare it under roles:")
+        if grant.expression is not None:
+            for key, values in grant.expression.clauses:
+                if key not in tags:
+                    raise PolicyError(line, f"unknown tag key {key!r} in grant")
+                for value in values:
+                    if value not in tags[key]:
+                        raise PolicyError(line, f"tag {key} has no value {value!r}: allowed values are {', '.join(tags[key])}")
+        if grant.namespace is not None and grant.namespace not in namespaces:
+            raise PolicyError(line, f"namespace {grant.namespace} does not exist")
+        if grant.table is not None and grant.table not in current.tables:
+            raise PolicyError(line, f"table {grant.table} does not exist")
+
+    changes: list[Change] = []
+    if "tags" in doc.sections:
+        for key, values in doc.tags.items():
+            if key not in current.tags:
+                changes.append(Change("add", "tag", key, {"values": list(values)}))
+            elif tuple(current.tags[key]) != values:
+                changes.append(Change("change", "tag", key, {"values": list(values)}))
+        used = {key for (_n, _t, _c, key) in (doc.assignments if "assignments" in doc.sections else current.assignments)}
+        for key in current.tags:
+            if key not in doc.tags:
+                if key in used:
+                    raise PolicyError(None, f"tag {key} is still assigned but not declared under tags:")
+                changes.append(Change("remove", "tag", key))
+    if "roles" in doc.sections:
+        changes += [Change("add", "role", r) for r in sorted(doc.roles - current.roles)]
+    if "principals" in doc.sections:
+        for name, p_roles in doc.principals.items():
+            if name not in current.principals:
+                changes.append(Change("add", "principal", name, {"roles": list(p_roles)}))
+            elif tuple(sorted(current.principals[name])) != tuple(sorted(p_roles)):
+                changes.append(Change("change", "principal", name, {"roles": list(p_roles)}))
+        for name in sorted(current.principals):
+            if name not in doc.principals and name != PROTECTED_PRINCIPAL:
+                changes.append(Change("remove", "principal", name))
+    for ns, owner in doc.namespaces.items():
+        if ns not in current.namespaces:
+            changes.append(Change("add", "namespace", str(ns), {"levels": list(ns.levels), "owner": owner}))
+        elif owner and current.namespaces[ns] != owner:
+            changes.append(Change("change", "namespace", str(ns), {"levels": list(ns.levels), "owner": owner}))
+    if "assignments" in doc.sections:
+        for (ns, tbl, col, key), (value, _line) in doc.assignments.items():
+            if current.assignments.get((ns, tbl, col, key)) != value:
+                op = "change" if (ns, tbl, col, key) in current.assignments else "add"
+                changes.append(Change(op, "assignment", f"{key}={value} on {Assignment(ns, tbl, col, key, value).resource()}",
+                                      {"namespace": list(ns.levels), "table": tbl, "column": col, "key": key, "value": value}))
+        for (ns, tbl, col, key), value in sorted(current.assignments.items(), key=lambda kv: str(kv[0])):
+            if (ns, tbl, col, key) not in doc.assignments:
+                changes.append(Change("remove", "assignment", f"{key}={value} on {Assignment(ns, tbl, col, key, value).resource()}",
+                                      {"namespace": list(ns.levels), "table": tbl, "column": col, "key": key}))
+    if "roles" in doc.sections:
+        changes += [Change("remove", "role", r) for r in sorted(current.roles - doc.roles)]
+    if "grants" in doc.sections:
+        wanted = {_grant_key(g) for g, _line in doc.grants}
+        have = {_grant_key(g): g for g in current.grants}
+        for key, grant in have.items():  # removals first: they name grants by id
+            protected = grant.catalog and grant.grantee == Grantee(PRINCIPAL, PROTECTED_PRINCIPAL) and \
+                Permission.ADMIN in grant.permissions
+            if key not in wanted and not protected:
+                changes.append(Change("remove", "grant", str(grant).split(": ", 1)[1], {"id": grant.id}))
+        for grant, _line in doc.grants:
+            if _grant_key(grant) not in have:
+                changes.append(Change("add", "grant", str(grant).split(": ", 1)[1], {"grant": grant}))
+    return changes

@@ -1,0 +1,144 @@
+"""`icemesh policy apply`: plan output, idempotence, all-or-nothing, errors that name the line."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+import uuid
+
+import pytest
+
+from icemesh.governance import policy_file
+
+
+def cli(server, *args, secret=None, client_id="admin"):
+    env = {**os.environ, "ICEMESH_CATALOG_URI": server.uri, "ICEMESH_CLIENT_ID": client_id,
+           "ICEMESH_CLIENT_SECRET": secret or server.admin_secret}
+    return subprocess.run([sys.executable, "-m", "icemesh.cli.main", *args], env=env, capture_output=True, text=True,
+                          timeout=120)
+
+
+def policy_text(suffix: str, sensitivity: str = "internal", consumer: str | None = None) -> str:
+    consumer = consumer or f"svc_consumer_{suffix}"
+    return textwrap.dedent(f"""\
+        tags:
+          domain_{suffix}: [sales, finance]
+          sens_{suffix}: [public, internal, confidential]
+        roles: [analysts_{suffix}]
+        principals:
+          svc_producer_{suffix}: {{}}
+          svc_consumer_{suffix}: {{roles: [analysts_{suffix}]}}
+        namespaces:
+          sales_{suffix}: {{owner: svc_producer_{suffix}}}
+        assignments:
+          - namespace: sales_{suffix}
+            tags: {{domain_{suffix}: sales, sens_{suffix}: {sensitivity}}}
+        grants:
+          - to: {consumer}
+            permissions: [SELECT, DESCRIBE]
+            tags: {{domain_{suffix}: [sales], sens_{suffix}: [public, internal]}}
+        """)
+
+
+@pytest.fixture
+def policy_server(sqlite_server):
+    return sqlite_server
+
+
+def state(server) -> dict:
+    admin = server.client()
+    return {
+        "tags": admin.request("GET", "/management/v1/tags"),
+        "principals": [p["name"] for p in admin.request("GET", "/management/v1/principals")],
+        "grants": [g["description"] for g in admin.request("GET", "/management/v1/grants")],
+        "roles": admin.request("GET", "/management/v1/roles"),
+    }
+
+
+def test_plan_apply_idempotent_and_effective(policy_server, tmp_path):
+    suffix = uuid.uuid4().hex[:6]
+    path = tmp_path / "policies.yml"
+    path.write_text(policy_text(suffix))
+    before = state(policy_server)
+
+    planned = cli(policy_server, "policy", "apply", str(path), "--plan", "--output", "json")
+    assert planned.returncode == 0, planned.stderr
+    plan = json.loads(planned.stdout)
+    assert plan["applied"] is False and plan["created_principals"] == []
+    kinds = sorted((c["op"], c["kind"]) for c in plan["changes"])
+    assert kinds.count(("add", "tag")) == 2 and ("add", "namespace") in kinds and ("add", "grant") in kinds
+    assert state(policy_server) == before  # --plan changes nothing
+
+    applied = json.loads(cli(policy_server, "policy", "apply", str(path), "--output", "json").stdout)
+    assert applied["applied"] and len(applied["changes"]) == len(plan["changes"])
+    secrets = {p["name"]: p["client_secret"] for p in applied["created_principals"]}
+    assert set(secrets) == {f"svc_producer_{suffix}", f"svc_consumer_{suffix}"}
+
+    again = cli(policy_server, "policy", "apply", str(path))
+    assert again.returncode == 0 and "no changes" in again.stdout
+
+    # The policy is in force: the producer owns its namespace and creates a table the consumer may read.
+    producer = policy_server.client(f"svc_producer_{suffix}", secrets[f"svc_producer_{suffix}"])
+    consumer = policy_server.client(f"svc_consumer_{suffix}", secrets[f"svc_consumer_{suffix}"])
+    import pyarrow as pa
+
+    table = producer.rest_catalog().create_table(f"sales_{suffix}.orders", schema=pa.schema([("id", pa.int64())]))
+    table.append(pa.table({"id": [1, 2]}))
+    assert consumer.rest_catalog().load_table(f"sales_{suffix}.orders").scan().to_arrow().num_rows == 2
+
+
+def test_changed_file_removes_what_it_no_longer_lists(policy_server, tmp_path):
+    suffix = uuid.uuid4().hex[:6]
+    path = tmp_path / "policies.yml"
+    path.write_text(policy_text(suffix))
+    assert cli(policy_server, "policy", "apply", str(path)).returncode == 0
+    # Confidential namespace: the consumer's grant no longer matches it; the grant moves to the producer.
+    path.write_text(policy_text(suffix, sensitivity="confidential", consumer=f"svc_producer_{suffix}"))
+    plan = json.loads(cli(policy_server, "policy", "apply", str(path), "--plan", "--output", "json").stdout)
+    ops = sorted((c["op"], c["kind"]) for c in plan["changes"])
+    assert ops == [("add", "grant"), ("change", "assignment"), ("remove", "grant")]
+    assert cli(policy_server, "policy", "apply", str(path)).returncode == 0
+    grants = state(policy_server)["grants"]
+    assert any(f"to svc_producer_{suffix}" in g for g in grants)
+    assert not any(f"to svc_consumer_{suffix}" in g for g in grants)
+    assert any(g.startswith("grant #1: ADMIN on the catalog to admin") for g in grants)  # never removed
+
+
+@pytest.mark.parametrize("breakage, expected", [
+    (lambda t: t.replace("sens_{s}: internal}", "sens_{s}: secret}"), "line 11: tag sens_{s} has no value 'secret'"),
+    (lambda t: t.replace("- to: svc_consumer_{s}", "- to: svc_ghost"), "line 14: unknown principal 'svc_ghost'"),
+    (lambda t: t + "nonsense: 1\n", "unknown section 'nonsense'"),
+    (lambda t: t.replace("roles: [analysts_{s}]\n", "roles: [analysts_{s}\n"), "not valid YAML"),
+])
+def test_bad_file_changes_nothing_and_names_the_line(policy_server, tmp_path, breakage, expected):
+    suffix = uuid.uuid4().hex[:6]
+    path = tmp_path / "policies.yml"
+    path.write_text(breakage(policy_text(suffix).replace(suffix, "{s}")).replace("{s}", suffix))
+    before = state(policy_server)
+    result = cli(policy_server, "policy", "apply", str(path))
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and expected.replace("{s}", suffix) in lines[0], result.stderr
+    assert state(policy_server) == before
+
+
+def test_non_admin_cannot_apply(policy_server, tmp_path):
+    suffix = uuid.uuid4().hex[:6]
+    admin = policy_server.client()
+    created = admin.request("POST", "/management/v1/principals", json={"name": f"svc_plain_{suffix}"})
+    path = tmp_path / "policies.yml"
+    path.write_text(policy_text(suffix))
+    result = cli(policy_server, "policy", "apply", str(path), client_id=created["name"], secret=created["client_secret"])
+    assert result.returncode == 1 and "ADMIN" in result.stderr
+
+
+def test_planner_is_pure_and_deterministic():
+    doc = policy_file.parse(policy_text("x"))
+    empty = policy_file.CurrentState({}, set(), {"admin": ()}, {}, {}, {}, [])
+    first = policy_file.plan(empty, doc)
+    assert [c.describe() for c in first] == [c.describe() for c in policy_file.plan(empty, doc)]
+    with pytest.raises(policy_file.PolicyError, match="line 2"):
+        policy_file.parse("tags:\n  k: notalist\n")
