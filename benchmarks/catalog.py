@@ -113,6 +113,24 @@ def machine_busy_cpu() -> float:
     return (sum(fields) - idle - guest) / CLK_TCK
 
 
+def server_token(server) -> str | None:
+    """A bearer token for the admin principal when the server enforces authentication (None otherwise)."""
+    if not hasattr(server, "client"):
+        return None
+    return server.client().token()
+
+
+def auth_headers(token: str | None) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"} if token else {}
+
+
+def rest_catalog(name: str, uri: str, token: str | None):
+    from pyiceberg.catalog.rest import RestCatalog
+
+    auth = {"token": token, "oauth2-server-uri": uri + "/v1/oauth/tokens"} if token else {}
+    return RestCatalog(name, uri=uri, **auth)
+
+
 def sleep_until(t: float) -> None:
     while True:
         left = t - time.monotonic()
@@ -138,8 +156,12 @@ def prepare_database(arg: str | None, tmp: str):
         arg = f"postgresql://postgres@127.0.0.1:5432/icemesh_bench_{uuid.uuid4().hex[:8]}"
     if not arg.startswith("postgresql"):
         raise SystemExit(f"--db must be sqlite, postgres, or a postgresql:// URL (got {arg!r})")
-    import psycopg2
-    from psycopg2 import sql
+    try:  # psycopg 3 if present, else psycopg2: same calls below
+        import psycopg as pg
+        from psycopg import sql
+    except ImportError:
+        import psycopg2 as pg
+        from psycopg2 import sql
 
     u = urlparse(arg)
     name = u.path.lstrip("/")
@@ -150,7 +172,7 @@ def prepare_database(arg: str | None, tmp: str):
         admin["password"] = u.password
 
     def admin_run(*statements):
-        conn = psycopg2.connect(**admin, connect_timeout=5)
+        conn = pg.connect(**admin, connect_timeout=5)
         conn.autocommit = True
         try:
             with conn.cursor() as cur:
@@ -207,10 +229,8 @@ def small_batch(rows: int, tag: int, seq: int):
 _creator: dict = {}
 
 
-def _creator_init(uri: str) -> None:
-    from pyiceberg.catalog.rest import RestCatalog
-
-    _creator["catalog"] = RestCatalog("bench-creator", uri=uri)
+def _creator_init(uri: str, token: str | None) -> None:
+    _creator["catalog"] = rest_catalog("bench-creator", uri, token)
     _creator["schema"] = table_schema()
 
 
@@ -223,18 +243,23 @@ def _create_chunk(chunk: list[tuple[str, str, int]]) -> int:
     return len(chunk)
 
 
-def build_catalog(uri: str, n_ns: int, per_ns: int, procs: int) -> dict:
+def build_catalog(uri: str, n_ns: int, per_ns: int, procs: int, token: str | None) -> dict:
     import httpx
 
-    prefix = httpx.get(uri + "/v1/config").json()["overrides"]["prefix"]
+    headers = auth_headers(token)
+    r = httpx.get(uri + "/v1/config", headers=headers)
+    r.raise_for_status()
+    prefix = r.json()["overrides"]["prefix"]
     for i in range(n_ns):
-        r = httpx.post(f"{uri}/v1/{prefix}/namespaces", json={"namespace": [f"bench_ns{i:02d}"], "properties": {}})
-        r.raise_for_status()
+        r = httpx.post(f"{uri}/v1/{prefix}/namespaces", json={"namespace": [f"bench_ns{i:02d}"], "properties": {}},
+                       headers=headers)
+        if r.status_code >= 400:
+            raise RuntimeError(f"create namespace answered {r.status_code}: {r.text[:300]}")
     specs = [(f"bench_ns{i:02d}", f"t{j:03d}", 1 + (j % 2)) for i in range(n_ns) for j in range(per_ns)]
     chunks = [specs[k:k + 10] for k in range(0, len(specs), 10)]
     total, done, next_report = len(specs), 0, 100
     t0 = time.monotonic()
-    with mp.get_context("spawn").Pool(procs, initializer=_creator_init, initargs=(uri,)) as pool:
+    with mp.get_context("spawn").Pool(procs, initializer=_creator_init, initargs=(uri, token)) as pool:
         for n in pool.imap_unordered(_create_chunk, chunks):
             done += n
             if done >= next_report or done == total:
@@ -246,7 +271,7 @@ def build_catalog(uri: str, n_ns: int, per_ns: int, procs: int) -> dict:
             "seconds": round(elapsed, 2), "tables_per_s": round(total / elapsed, 1)}
 
 
-def index_tables(uri: str, prefix: str, tables: list[tuple[str, str]]) -> dict:
+def index_tables(uri: str, prefix: str, tables: list[tuple[str, str]], token: str | None) -> dict:
     """One sequential loadTable per table: checks every table answers, warms the server's metadata cache,
     and collects the metadata locations for the pyiceberg baseline."""
     import http.client
@@ -254,8 +279,9 @@ def index_tables(uri: str, prefix: str, tables: list[tuple[str, str]]) -> dict:
     u = urlparse(uri)
     conn = http.client.HTTPConnection(u.hostname, u.port, timeout=30)
     locations, sizes = {}, []
+    headers = auth_headers(token)
     for ns, name in tables:
-        conn.request("GET", table_path(prefix, ns, name))
+        conn.request("GET", table_path(prefix, ns, name), headers=headers)
         resp = conn.getresponse()
         body = resp.read()
         if resp.status != 200:
@@ -274,8 +300,8 @@ def table_path(prefix: str, ns: str, name: str) -> str:
 # -- phase 2: loadTable load generator -----------------------------------------------------------
 
 
-def _load_client(host: str, port: int, paths: list[str], threads: int, seed: int, warmup: float, duration: float,
-                 ready_q, go, start_at, result_q) -> None:
+def _load_client(host: str, port: int, paths: list[str], headers: dict[str, str], threads: int, seed: int,
+                 warmup: float, duration: float, ready_q, go, start_at, result_q) -> None:
     import http.client
     import threading
 
@@ -297,7 +323,7 @@ def _load_client(host: str, port: int, paths: list[str], threads: int, seed: int
             t = time.perf_counter()
             ok = False
             try:
-                conn.request("GET", path)
+                conn.request("GET", path, headers=headers)
                 resp = conn.getresponse()
                 body = resp.read()
                 ok = resp.status == 200 and len(body) > 0
@@ -347,14 +373,14 @@ def _load_client(host: str, port: int, paths: list[str], threads: int, seed: int
 
 
 def run_load(uri: str, paths: list[str], concurrency: int, client_procs: int, warmup: float, duration: float,
-             server_pid: int) -> dict:
+             server_pid: int, token: str | None = None) -> dict:
     ctx = mp.get_context("spawn")
     u = urlparse(uri)
     procs_n = max(1, min(client_procs, concurrency))
     per_proc = [concurrency // procs_n + (1 if i < concurrency % procs_n else 0) for i in range(procs_n)]
     ready_q, result_q = ctx.Queue(), ctx.Queue()
     go, start_at = ctx.Event(), ctx.Value("d", 0.0)
-    procs = [ctx.Process(target=_load_client, args=(u.hostname, u.port, paths, n, i + 1, warmup, duration,
+    procs = [ctx.Process(target=_load_client, args=(u.hostname, u.port, paths, auth_headers(token), n, i + 1, warmup, duration,
                                                      ready_q, go, start_at, result_q), daemon=True)
              for i, n in enumerate(per_proc)]
     for p in procs:
@@ -445,14 +471,14 @@ def run_pyiceberg_inprocess(tmp: str, warehouse: str, locations: dict, warmup: f
 # -- phase 4: concurrent commits to one table ----------------------------------------------------
 
 
-def _writer(idx: int, uri: str, ident: str, rows: int, duration: float, ready_q, go, start_at, result_q) -> None:
-    from pyiceberg.catalog.rest import RestCatalog
+def _writer(idx: int, uri: str, token: str | None, ident: str, rows: int, duration: float, ready_q, go, start_at,
+            result_q) -> None:
     from pyiceberg.exceptions import CommitFailedException, CommitStateUnknownException
 
     import logging
 
     logging.getLogger("pyiceberg").setLevel(logging.ERROR)
-    cat = RestCatalog(f"writer{idx}", uri=uri)
+    cat = rest_catalog(f"writer{idx}", uri, token)
     tbl = cat.load_table(ident)
     batches = [small_batch(rows, idx, seq) for seq in range(4)]
     ready_q.put(idx)
@@ -497,10 +523,8 @@ def _writer(idx: int, uri: str, ident: str, rows: int, duration: float, ready_q,
                   "abandoned": abandoned, "finished_at": time.monotonic(), "error_samples": error_samples})
 
 
-def run_commits(uri: str, writers: int, duration: float, rows: int) -> dict:
-    from pyiceberg.catalog.rest import RestCatalog
-
-    cat = RestCatalog("bench-commits", uri=uri)
+def run_commits(uri: str, writers: int, duration: float, rows: int, token: str | None) -> dict:
+    cat = rest_catalog("bench-commits", uri, token)
     ns = "bench_commits"
     cat.create_namespace(ns)
     ident = f"{ns}.target"
@@ -511,7 +535,7 @@ def run_commits(uri: str, writers: int, duration: float, rows: int) -> dict:
     ctx = mp.get_context("spawn")
     ready_q, result_q = ctx.Queue(), ctx.Queue()
     go, start_at = ctx.Event(), ctx.Value("d", 0.0)
-    procs = [ctx.Process(target=_writer, args=(i, uri, ident, rows, duration, ready_q, go, start_at, result_q), daemon=True)
+    procs = [ctx.Process(target=_writer, args=(i, uri, token, ident, rows, duration, ready_q, go, start_at, result_q), daemon=True)
              for i in range(writers)]
     for p in procs:
         p.start()
@@ -666,20 +690,22 @@ def main(argv=None) -> int:
     res: dict = {}
     try:
         server.start()
-        say(f"icemesh serve on {server.uri}  (db={backend}, workers={args.workers}, temp dir {tmp})")
+        token = server_token(server)
+        say(f"icemesh serve on {server.uri}  (db={backend}, workers={args.workers}, "
+            f"{'as principal admin (bearer token)' if token else 'anonymous'}, temp dir {tmp})")
         n_tables = n_ns * args.tables_per_namespace
         say(f"[1/4] creating {n_tables} tables ({n_ns} namespaces x {args.tables_per_namespace}), 1-2 appends each, "
             f"{args.create_procs} client processes")
-        built = build_catalog(server.uri, n_ns, args.tables_per_namespace, args.create_procs)
-        indexed = index_tables(server.uri, built["prefix"], built["tables"])
+        built = build_catalog(server.uri, n_ns, args.tables_per_namespace, args.create_procs, token)
+        indexed = index_tables(server.uri, built["prefix"], built["tables"], token)
         paths = [table_path(built["prefix"], ns, name) for ns, name in built["tables"]]
         say(f"      done in {built['seconds']} s ({built['tables_per_s']} tables/s); loadTable response mean "
             f"{indexed['response_bytes_mean']} B")
 
         say(f"[2/4] loadTable over HTTP: concurrency 1 and 16, {warmup:g} s warm-up + {duration:g} s each")
-        c1 = run_load(server.uri, paths, 1, 1, warmup, duration, server.proc.pid)
+        c1 = run_load(server.uri, paths, 1, 1, warmup, duration, server.proc.pid, token)
         say(f"      c=1 : {c1['throughput_rps']} req/s, p50 {c1['p50_ms']} ms, p99 {c1['p99_ms']} ms, errors {c1['errors']}")
-        c16 = run_load(server.uri, paths, 16, args.client_procs, warmup, duration, server.proc.pid)
+        c16 = run_load(server.uri, paths, 16, args.client_procs, warmup, duration, server.proc.pid, token)
         say(f"      c=16: {c16['throughput_rps']} req/s, p50 {c16['p50_ms']} ms, p99 {c16['p99_ms']} ms, errors {c16['errors']}")
 
         say(f"[3/4] pyiceberg SqlCatalog.load_table in-process, concurrency 1, {duration:g} s")
@@ -687,7 +713,7 @@ def main(argv=None) -> int:
         say(f"      {py['loads_per_s']} loads/s, p50 {py['p50_ms']} ms, p99 {py['p99_ms']} ms")
 
         say(f"[4/4] commits: {args.writers} writers appending to one table for {commit_duration:g} s")
-        cm = run_commits(server.uri, args.writers, commit_duration, 5)
+        cm = run_commits(server.uri, args.writers, commit_duration, 5, token)
         say(f"      {cm['acknowledged_appends']} acknowledged ({cm['commits_per_s']} /s), {cm['retries']} retries, "
             f"lost {cm['lost_commits']}")
 
@@ -709,6 +735,7 @@ def main(argv=None) -> int:
                 "namespaces": n_ns, "tables_per_namespace": args.tables_per_namespace, "tables": n_tables,
                 "load_duration_s": duration, "warmup_s": warmup, "commit_duration_s": commit_duration,
                 "writers": args.writers, "machine_cores": os.cpu_count(),
+                "caller": "admin principal, bearer token" if token else "anonymous",
                 "python": platform.python_version(), "pyiceberg": pyiceberg.__version__, "platform": platform.platform(),
                 "note": "server and load generator share the machine's cores; see client_cores/server_cores",
             },

@@ -14,6 +14,7 @@ from typing import Any
 
 import httpx
 
+from icemesh.catalog.context import COLUMN_LIMITS_SCOPE
 from icemesh.errors import IcemeshError
 
 DEFAULT_URI = "http://127.0.0.1:8181"
@@ -30,12 +31,16 @@ class ClientError(IcemeshError):
 
 class CatalogClient:
     def __init__(self, uri: str | None = None, token: str | None = None, client_id: str | None = None,
-                 client_secret: str | None = None, scope: str = "catalog", timeout: float = 60.0) -> None:
+                 client_secret: str | None = None, scope: str = "catalog", timeout: float = 60.0,
+                 column_limits: bool = False) -> None:
         self.uri = (uri or DEFAULT_URI).rstrip("/")
         self._token = token
         self.client_id = client_id
         self.client_secret = client_secret
-        self.scope = scope
+        # icemesh's adapters only ever read the columns the catalog hands them, and say so with this scope,
+        # so a principal limited to some columns gets a table whose schema lacks the others.
+        self.column_limits = column_limits
+        self.scope = f"{scope} {COLUMN_LIMITS_SCOPE}" if column_limits else scope
         self._expires_at = float("inf") if token else 0.0
         self._lock = threading.Lock()
         self._http = httpx.Client(timeout=timeout)
@@ -105,6 +110,8 @@ class CatalogClient:
         from pyiceberg.catalog.rest import RestCatalog
 
         auth: dict[str, str] = {"oauth2-server-uri": self.token_endpoint}
+        if self.column_limits:
+            auth["header.X-Icemesh-Column-Limits"] = "apply"
         if self.client_id and self.client_secret:
             auth["credential"] = f"{self.client_id}:{self.client_secret}"
             auth["scope"] = self.scope
@@ -116,9 +123,9 @@ class CatalogClient:
         """A DuckDB connection with the catalog attached as `alias`."""
         from icemesh.engines import duckdb as duck_engine
 
-        if self.client_id and self.client_secret:
+        if self.client_id and self.client_secret and not self.column_limits:
             return duck_engine.connect(self.uri, alias, client_id=self.client_id, client_secret=self.client_secret)
-        return duck_engine.connect(self.uri, alias, token=self.token())
+        return duck_engine.connect(self.uri, alias, token=self.token())  # the token carries the column-limits scope
 
     def close(self) -> None:
         self._http.close()

@@ -2,8 +2,9 @@
 
 Pure: `parse` reads the document (keeping line numbers for error messages), `plan` compares it with
 the current state and lists the changes. Each section present in the file is authoritative (what it
-does not list is removed); a section left out is not managed. `admin` and its ADMIN grant are never
-touched. Applying the plan is the caller's job, all or nothing.
+does not list is removed), except `assignments`, which manages only the resources it names (tags that
+dbt models set on their own tables stay); a section left out is not managed. `admin` and its ADMIN
+grant are never touched. Applying the plan is the caller's job, all or nothing.
 
     tags:        {sensitivity: [public, internal, confidential]}
     roles:       [analysts]
@@ -324,8 +325,10 @@ def plan(current: CurrentState, doc: PolicyDocument) -> list[Change]:
                 op = "change" if (ns, tbl, col, key) in current.assignments else "add"
                 changes.append(Change(op, "assignment", f"{key}={value} on {Assignment(ns, tbl, col, key, value).resource()}",
                                       {"namespace": list(ns.levels), "table": tbl, "column": col, "key": key, "value": value}))
+        # Only resources the file names are managed: tags set elsewhere (e.g. by dbt models) stay.
+        managed = {(ns, tbl, col) for (ns, tbl, col, _key) in doc.assignments}
         for (ns, tbl, col, key), value in sorted(current.assignments.items(), key=lambda kv: str(kv[0])):
-            if (ns, tbl, col, key) not in doc.assignments:
+            if (ns, tbl, col) in managed and (ns, tbl, col, key) not in doc.assignments:
                 changes.append(Change("remove", "assignment", f"{key}={value} on {Assignment(ns, tbl, col, key, value).resource()}",
                                       {"namespace": list(ns.levels), "table": tbl, "column": col, "key": key}))
     if "roles" in doc.sections:
