@@ -26,6 +26,7 @@ test-quick: $(STAMP)
 
 bench: $(STAMP)
 	@$(PY) benchmarks/catalog.py
+	@$(PY) benchmarks/governance_evaluator.py
 
 serve: $(STAMP)
 	@$(VENV)/bin/icemesh serve

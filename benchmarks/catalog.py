@@ -104,6 +104,24 @@ def process_tree_cpu(pid: int) -> float:
     return total
 
 
+def named_processes_cpu(comm: str) -> float:
+    """CPU seconds used so far by every process named `comm` (e.g. the local PostgreSQL server's backends)."""
+    total = 0.0
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                head, _, rest = f.read().rpartition(")")
+            if head.split("(", 1)[1] != comm:
+                continue
+            fields = rest.split()
+            total += (int(fields[11]) + int(fields[12])) / CLK_TCK
+        except (OSError, IndexError, ValueError):
+            continue
+    return total
+
+
 def machine_busy_cpu() -> float:
     """CPU seconds all cores have spent busy since boot (from /proc/stat): the rest of the machine's load."""
     with open("/proc/stat") as f:
@@ -392,9 +410,9 @@ def run_load(uri: str, paths: list[str], concurrency: int, client_procs: int, wa
     go.set()
     ws, we = t0 + warmup, t0 + warmup + duration
     sleep_until(ws)
-    srv0, busy0 = process_tree_cpu(server_pid), machine_busy_cpu()
+    srv0, db0, busy0 = process_tree_cpu(server_pid), named_processes_cpu("postgres"), machine_busy_cpu()
     sleep_until(we)
-    srv1, busy1 = process_tree_cpu(server_pid), machine_busy_cpu()
+    srv1, db1, busy1 = process_tree_cpu(server_pid), named_processes_cpu("postgres"), machine_busy_cpu()
     outs = [result_q.get(timeout=duration + warmup + 120) for _ in procs]
     for p in procs:
         p.join(30)
@@ -421,10 +439,12 @@ def run_load(uri: str, paths: list[str], concurrency: int, client_procs: int, wa
         "mb_per_s": round(bytes_in / duration / 1e6, 2),
         "client_cores": round(client_cpu / duration, 2),
         "server_cores": round((srv1 - srv0) / duration, 2),
+        "postgres_cores": round((db1 - db0) / duration, 2),
         "machine_busy_cores": round((busy1 - busy0) / duration, 2),
     }
     # Whatever else ran on the machine meanwhile (other jobs skew the figures: rerun when this is high).
-    result["other_load_cores"] = round(max(0.0, result["machine_busy_cores"] - result["client_cores"] - result["server_cores"]), 2)
+    result["other_load_cores"] = round(max(0.0, result["machine_busy_cores"] - result["client_cores"]
+                                           - result["server_cores"] - result["postgres_cores"]), 2)
     if error_samples:
         result["error_samples"] = error_samples[:5]
     return result
@@ -622,6 +642,9 @@ def print_report(res: dict) -> None:
         f"{py['p99_ms']:>8.2f}{py['max_ms']:>8.2f}{0:>7}{py['cores']:>8.2f}{'-':>8}{py['other_load_cores']:>7.2f}")
     say(line)
     say("client cores = CPU used by the load generator (or by pyiceberg in-process); other = rest of the machine")
+    if cfg["backend"] == "postgresql":
+        say(f"PostgreSQL server processes used {c1['postgres_cores']:.2f} cores at c=1 and {c16['postgres_cores']:.2f} at c=16 "
+            "(not in 'server' or 'other')")
     if max(c1["other_load_cores"], c16["other_load_cores"], py["other_load_cores"]) > 0.25:
         say("WARNING: other processes used noticeable CPU during the measurements; figures are pessimistic, rerun on an idle machine")
     ratios = res["ratios"]
