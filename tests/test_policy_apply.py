@@ -142,3 +142,30 @@ def test_planner_is_pure_and_deterministic():
     assert [c.describe() for c in first] == [c.describe() for c in policy_file.plan(empty, doc)]
     with pytest.raises(policy_file.PolicyError, match="line 2"):
         policy_file.parse("tags:\n  k: notalist\n")
+
+
+def test_renamed_table_keeps_its_tags_and_grants(policy_server):
+    import pyarrow as pa
+
+    suffix = uuid.uuid4().hex[:6]
+    admin = policy_server.client()
+    catalog = admin.rest_catalog()
+    catalog.create_namespace(f"ren_{suffix}")
+    catalog.create_table(f"ren_{suffix}.a", schema=pa.schema([("id", pa.int64()), ("email", pa.string())]))
+    admin.request("POST", "/management/v1/tags", json={"key": f"s_{suffix}", "values": ["public", "secret"]})
+    admin.request("POST", "/management/v1/tag-assignments",
+                  json={"key": f"s_{suffix}", "value": "secret", "table": f"ren_{suffix}.a", "column": "email"})
+    reader = admin.request("POST", "/management/v1/principals", json={"name": f"svc_r_{suffix}"})
+    admin.request("POST", "/management/v1/grants", json={"permissions": "SELECT", "principal": reader["name"],
+                                                          "table": f"ren_{suffix}.a"})
+    catalog.rename_table(f"ren_{suffix}.a", f"ren_{suffix}.b")
+    shown = admin.request("GET", "/management/v1/effective-tags", params={"resource": f"ren_{suffix}.b"})
+    assert shown["columns"]["email"][f"s_{suffix}"]["value"] == "secret"
+    check = admin.request("GET", "/management/v1/access", params={"principal": reader["name"], "resource": f"ren_{suffix}.b"})
+    assert check["decision"] == "ALLOW"
+    # A new table under the old name inherits neither.
+    catalog.create_table(f"ren_{suffix}.a", schema=pa.schema([("id", pa.int64()), ("email", pa.string())]))
+    shown = admin.request("GET", "/management/v1/effective-tags", params={"resource": f"ren_{suffix}.a"})
+    assert f"s_{suffix}" not in shown["columns"]["email"]
+    check = admin.request("GET", "/management/v1/access", params={"principal": reader["name"], "resource": f"ren_{suffix}.a"})
+    assert check["decision"] == "DENY"

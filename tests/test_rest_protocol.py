@@ -7,7 +7,6 @@ import threading
 import uuid
 from urllib.parse import quote
 
-import httpx
 import pyarrow as pa
 import pytest
 from pyiceberg.exceptions import CommitFailedException

@@ -1,7 +1,9 @@
 """Enforcement: the service asks here before every operation; the pure Evaluator decides.
 
 Each decision is audited. The policy snapshot is cached per warehouse and reloaded when its version
-changes (checked at most every `refresh_s`, and at once after this process changes governance).
+changes: checked at most every `refresh_s`, at once after this process changes governance or
+ownership, and again before any denial, so a grant or a new owner made through another server
+process counts immediately; a revocation there takes effect within `refresh_s`.
 """
 
 from __future__ import annotations
@@ -34,10 +36,11 @@ class Authorizer:
         self._evaluators: dict[str, tuple[Evaluator, int, float]] = {}
         self._lock = threading.Lock()
 
-    def evaluator(self, warehouse: str) -> Evaluator:
+    def evaluator(self, warehouse: str, fresh: bool = False) -> Evaluator:
+        """The cached evaluator; `fresh` re-checks the policy version now (used before any denial)."""
         now = time.monotonic()
         cached = self._evaluators.get(warehouse)
-        if cached is not None and now - cached[2] < self.refresh_s:
+        if cached is not None and now - cached[2] < self.refresh_s and not fresh:
             return cached[0]
         version = self.governance.policy_version()
         if cached is not None and cached[1] == version:
@@ -56,13 +59,19 @@ class Authorizer:
 
     def table(self, ctx: RequestContext, warehouse: str, action: Permission, ident: TableIdent,
               columns: Iterable[str] = (), enforce: bool = True, audit: bool = True) -> Decision:
+        columns = list(columns)
         decision = self.evaluator(warehouse).decide_table(ctx.principal.name, action, table_ref(ident), columns)
+        if not decision.allowed:  # another process may have granted it (or made this principal owner) just now
+            decision = self.evaluator(warehouse, fresh=True).decide_table(ctx.principal.name, action, table_ref(ident), columns)
         return self._record(ctx, decision, enforce, audit)
 
     def namespace(self, ctx: RequestContext, warehouse: str, action: Permission, ns: Namespace,
                   tables_within: Iterable[TableIdent] = (), enforce: bool = True, audit: bool = True) -> Decision:
-        decision = self.evaluator(warehouse).decide_namespace(
-            ctx.principal.name, action, namespace_ref(ns), [table_ref(t) for t in tables_within])
+        within = [table_ref(t) for t in tables_within]
+        decision = self.evaluator(warehouse).decide_namespace(ctx.principal.name, action, namespace_ref(ns), within)
+        if not decision.allowed:
+            decision = self.evaluator(warehouse, fresh=True).decide_namespace(ctx.principal.name, action,
+                                                                              namespace_ref(ns), within)
         return self._record(ctx, decision, enforce, audit)
 
     def catalog(self, ctx: RequestContext, warehouse: str, action: Permission) -> Decision:

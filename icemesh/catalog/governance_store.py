@@ -337,6 +337,17 @@ class GovernanceStore:
         with self.engine.connect() as conn:
             return [_grant_from_row(r) for r in conn.execute(select(grants_t).order_by(grants_t.c.id)).all()]
 
+    def move_table(self, conn, source: TableRef, destination: TableRef) -> None:
+        """A renamed table keeps its tags and its table grants (run inside the rename's transaction)."""
+        src_ns, dst_ns = _ns_key(source.namespace), _ns_key(destination.namespace)
+        conn.execute(update(tag_assignments_t)
+                     .where(tag_assignments_t.c.namespace == src_ns, tag_assignments_t.c.table_name == source.name)
+                     .values(namespace=dst_ns, table_name=destination.name))
+        conn.execute(update(grants_t)
+                     .where(grants_t.c.target_kind == "table", grants_t.c.namespace == src_ns,
+                            grants_t.c.table_name == source.name)
+                     .values(namespace=dst_ns, table_name=destination.name))
+
     # -- policy as code ----------------------------------------------------------------------------
 
     def assignments(self) -> dict[tuple[NamespaceRef, str, str, str], str]:

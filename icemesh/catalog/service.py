@@ -176,6 +176,7 @@ class CatalogService:
         else:
             self.auth.namespace(ctx, wh.name, Permission.CREATE_TABLE, Namespace(ns.levels[:-1]))
         self.store.create_namespace(wh.name, ns, properties, owner=ctx.principal.name)
+        self.auth.invalidate()  # the creator owns it from the next request on
         return {"namespace": list(ns.levels), "properties": properties}
 
     def load_namespace(self, ctx: RequestContext, prefix: str, ns: Namespace) -> dict:
@@ -190,6 +191,7 @@ class CatalogService:
         wh = self.warehouse(prefix)
         self.auth.namespace(ctx, wh.name, Permission.DROP, ns)
         self.store.drop_namespace(wh.name, ns)
+        self.auth.invalidate()
 
     def update_namespace_properties(self, ctx: RequestContext, prefix: str, ns: Namespace,
                                     removals: list[str], updates: dict[str, str]) -> dict:
@@ -251,6 +253,7 @@ class CatalogService:
         except Exception:
             wh.delete_file(metadata_location)
             raise
+        self.auth.invalidate()
         self.cache.put(CachedMetadata(metadata_location, raw, metadata))
         return LoadedTable(metadata_location, raw, wh.client_config(), self._etag(metadata_location, "all"))
 
@@ -325,6 +328,7 @@ class CatalogService:
         wh = self.warehouse(prefix)
         self.auth.table(ctx, wh.name, Permission.DROP, ident)
         record = self.store.drop_table(wh.name, ident)
+        self.auth.invalidate()
         if purge and wh.contains(record.location) and not self.store.table_location_in_use(wh.name, record.location):
             wh.purge(record.location)
 
@@ -332,7 +336,9 @@ class CatalogService:
         wh = self.warehouse(prefix)
         self.auth.table(ctx, wh.name, Permission.ALTER, source)
         self.auth.namespace(ctx, wh.name, Permission.CREATE_TABLE, destination.namespace)
-        self.store.rename_table(wh.name, source, destination)
+        self.store.rename_table(wh.name, source, destination,
+                                also=lambda conn: self.auth.governance.move_table(conn, table_ref(source), table_ref(destination)))
+        self.auth.invalidate()
 
     def register_table(self, ctx: RequestContext, prefix: str, ns: Namespace, name: str,
                        metadata_location: str, overwrite: bool = False) -> LoadedTable:
@@ -355,6 +361,7 @@ class CatalogService:
             raise AlreadyExists(f"Table already exists: {ident}; pass overwrite=true to re-point it")
         if current is None:
             self.store.create_table(wh.name, ident, metadata_location, location, owner=ctx.principal.name)
+            self.auth.invalidate()
         else:
             try:
                 self.store.swap_pointers(wh.name, [PointerChange(ident, current.metadata_location, metadata_location, location)])
@@ -416,6 +423,8 @@ class CatalogService:
                     raise
                 for p in prepared:
                     self.cache.put(p.entry)
+                if any(p.change.expected is None for p in prepared):
+                    self.auth.invalidate()  # a table was created: its creator owns it
                 return prepared
         raise CommitFailed("Too many concurrent commits to the same table; refresh and retry")
 

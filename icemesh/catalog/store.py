@@ -11,7 +11,7 @@ import json
 import os
 import time
 from dataclasses import dataclass
-from typing import Iterable
+from typing import Any, Callable, Iterable
 
 from sqlalchemy import (
     Column,
@@ -371,7 +371,9 @@ class CatalogStore:
             bump_policy_version(conn)
         return TableRecord(row.metadata_location, row.location)
 
-    def rename_table(self, warehouse: str, source: TableIdent, destination: TableIdent) -> None:
+    def rename_table(self, warehouse: str, source: TableIdent, destination: TableIdent,
+                     also: Callable[[Any], None] | None = None) -> None:
+        """Rename; `also(conn)` runs in the same transaction (governance moves the table's tags and grants)."""
         c = tables_t.c
         try:
             with self._write() as conn, conn.begin():
@@ -389,6 +391,8 @@ class CatalogStore:
                 )
                 if result.rowcount != 1:
                     raise NoSuchTable(f"Table does not exist: {source}")
+                if also is not None:
+                    also(conn)
                 bump_policy_version(conn)
         except IntegrityError:
             raise AlreadyExists(f"Table already exists: {destination}") from None

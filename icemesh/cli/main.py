@@ -27,7 +27,15 @@ for command in (governance.principals, governance.roles, governance.whoami, gove
 
 def main() -> None:
     try:
-        cli(standalone_mode=True)
+        cli(standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.Abort:
+        click.echo("error: aborted", err=True)
+        sys.exit(1)
+    except click.ClickException as exc:  # usage errors: one line, like every other failure
+        click.echo(f"error: {exc.format_message()}", err=True)
+        sys.exit(exc.exit_code)
     except IcemeshError as exc:
         click.echo(f"error: {exc.message}", err=True)
         sys.exit(1)
