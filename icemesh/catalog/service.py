@@ -73,6 +73,10 @@ class LoadedTable:
     labels: dict | None = None
 
 
+class MetadataNotCached(Exception):
+    """`cached_only` load of a table whose metadata file must first be read from storage."""
+
+
 @dataclass(frozen=True)
 class TableChange:
     ident: TableIdent
@@ -258,8 +262,11 @@ class CatalogService:
         return LoadedTable(metadata_location, raw, wh.client_config(), self._etag(metadata_location, "all"))
 
     def load_table(self, ctx: RequestContext, prefix: str, ident: TableIdent, snapshots: str | None = None,
-                   if_none_match: str | None = None) -> LoadedTable | str:
+                   if_none_match: str | None = None, cached_only: bool = False) -> LoadedTable | str:
         """The table for a reader with SELECT; returns just the ETag when it matches `if_none_match`.
+
+        `cached_only` raises MetadataNotCached instead of reading storage, so the HTTP layer can serve
+        the common case on its event loop and send only storage reads to a worker thread.
 
         A reader that may see only some columns gets them only if it applies column limits (its request
         says so); the schema it receives then lacks the hidden columns. Plain clients are refused.
@@ -272,7 +279,9 @@ class CatalogService:
         if record is None:
             self._refuse_unless_may_create(ctx, wh, ident)
             raise NoSuchTable(f"Table does not exist: {ident}")
-        entry = self.cache.get(record.metadata_location, wh.read_bytes)
+        entry = self.cache.peek(record.metadata_location) if cached_only else self.cache.get(record.metadata_location, wh.read_bytes)
+        if entry is None:
+            raise MetadataNotCached(record.metadata_location)
         columns = entry.columns()
         decision = self.auth.table(ctx, wh.name, Permission.SELECT, ident, [name for _id, name in columns])
         hidden = set(decision.hidden_columns)

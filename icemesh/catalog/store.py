@@ -149,7 +149,8 @@ def make_engine(url: str) -> Engine:
 
         return engine
     if url.startswith("postgresql"):
-        return create_engine(url, pool_size=32, max_overflow=32, pool_pre_ping=True)
+        # No pre-ping: it costs a round trip per request; SQLAlchemy still discards connections that fail.
+        return create_engine(url, pool_size=32, max_overflow=32, pool_recycle=1800)
     raise InvalidConfiguration(f"Unsupported catalog database {url.split(':', 1)[0]!r}: use sqlite:///path or postgresql://user@host/db")
 
 

@@ -7,12 +7,13 @@ from typing import Any, Callable
 
 import orjson
 from fastapi import APIRouter, Depends, Query, Request
+from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from icemesh.catalog import metadata as md
 from icemesh.catalog.context import RequestContext
 from icemesh.catalog.identifiers import Namespace, TableIdent
-from icemesh.catalog.service import CatalogService, LoadedTable, TableChange
+from icemesh.catalog.service import CatalogService, LoadedTable, MetadataNotCached, TableChange
 from icemesh.errors import BadRequest
 from icemesh.server import models
 from icemesh.server.idempotency import run_idempotent
@@ -22,12 +23,16 @@ router = APIRouter(prefix="/v1", tags=["Iceberg REST catalog"])
 NO_CONTENT = 204
 
 
-def service(request: Request) -> CatalogService:
+async def service(request: Request) -> CatalogService:
     return request.app.state.service
 
 
-def context(request: Request) -> RequestContext:
-    """The caller, resolved by the service from its bearer token (401 without a valid one)."""
+async def context(request: Request) -> RequestContext:
+    """The caller, resolved by the service from its bearer token (401 without a valid one).
+
+    Async on purpose: tokens are cached in memory, and a thread hop per dependency costs more than
+    the occasional small database lookup on a cache miss (measured: benchmarks/catalog.py).
+    """
     svc: CatalogService = request.app.state.service
     headers = request.headers
     return svc.context(headers.get("authorization"),
@@ -143,10 +148,16 @@ def create_table(prefix: str, namespace: str, body: models.CreateTableRequest, r
 
 
 @router.get("/{prefix}/namespaces/{namespace}/tables/{table}")
-def load_table(prefix: str, namespace: str, table: str, request: Request, snapshots: str | None = None,
-               svc: CatalogService = Depends(service), ctx: RequestContext = Depends(context)):
+async def load_table(prefix: str, namespace: str, table: str, request: Request, snapshots: str | None = None,
+                     svc: CatalogService = Depends(service), ctx: RequestContext = Depends(context)):
+    """The hottest route: served on the event loop while the metadata is cached (a pointer lookup and an
+    in-memory decision); a metadata file still to be read from storage goes to a worker thread."""
     ident = TableIdent.of(Namespace.from_url(namespace), table)
-    loaded = svc.load_table(ctx, prefix, ident, snapshots, request.headers.get("if-none-match"))
+    if_none_match = request.headers.get("if-none-match")
+    try:
+        loaded = svc.load_table(ctx, prefix, ident, snapshots, if_none_match, cached_only=True)
+    except MetadataNotCached:
+        loaded = await run_in_threadpool(svc.load_table, ctx, prefix, ident, snapshots, if_none_match)
     if isinstance(loaded, str):
         return Response(status_code=304, headers={"ETag": loaded})
     return load_result(loaded)

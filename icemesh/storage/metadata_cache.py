@@ -80,6 +80,10 @@ class MetadataCache:
         self._max = max_entries
         self._lock = threading.Lock()
 
+    def peek(self, location: str) -> CachedMetadata | None:
+        with self._lock:
+            return self._entries.get(location)
+
     def get(self, location: str, read: Callable[[str], bytes]) -> CachedMetadata:
         with self._lock:
             entry = self._entries.get(location)
