@@ -27,6 +27,7 @@ test-quick: $(STAMP)
 bench: $(STAMP)
 	@$(PY) benchmarks/catalog.py
 	@$(PY) benchmarks/governance_evaluator.py
+	@$(PY) benchmarks/governance.py
 
 serve: $(STAMP)
 	@$(VENV)/bin/icemesh serve

@@ -53,13 +53,22 @@ class Evaluator:
         for grant in policy.grants:
             self._by_grantee.setdefault(grant.grantee, []).append(grant)
         self._ns_tag_cache: dict[NamespaceRef, dict[str, tuple[str, str]]] = {}
+        # The policy is immutable, so answers can be memoized for the evaluator's lifetime (bounded).
+        self._grants_cache: dict[str, list[Grant]] = {}
+        self._decisions: dict[tuple, Decision] = {}
+        self._column_tag_cache: dict[tuple, dict[str, dict[str, str]]] = {}
 
     # -- who ---------------------------------------------------------------------------------------
 
     def grants_for(self, principal: str) -> list[Grant]:
-        found = list(self._by_grantee.get(Grantee(PRINCIPAL, principal), ()))
-        for role in sorted(self.policy.roles.get(principal, ())):
-            found += self._by_grantee.get(Grantee(ROLE, role), ())
+        found = self._grants_cache.get(principal)
+        if found is None:
+            found = list(self._by_grantee.get(Grantee(PRINCIPAL, principal), ()))
+            for role in sorted(self.policy.roles.get(principal, ())):
+                found += self._by_grantee.get(Grantee(ROLE, role), ())
+            if len(self._grants_cache) > 10000:
+                self._grants_cache.clear()
+            self._grants_cache[principal] = found
         return found
 
     def is_admin(self, principal: str) -> Grant | None:
@@ -112,16 +121,34 @@ class Evaluator:
         return tags
 
     def column_tags(self, table: TableRef, columns: Iterable[str]) -> dict[str, dict[str, str]]:
-        base = self.table_tags(table)
-        overrides = self.policy.column_tags.get(table, {})
-        return {c: ({**base, **overrides[c]} if c in overrides else base) for c in columns}
+        columns = tuple(columns)
+        key = (table, columns)
+        found = self._column_tag_cache.get(key)
+        if found is None:
+            base = self.table_tags(table)
+            overrides = self.policy.column_tags.get(table, {})
+            found = {c: ({**base, **overrides[c]} if c in overrides else base) for c in columns}
+            if len(self._column_tag_cache) > 50000:
+                self._column_tag_cache.clear()
+            self._column_tag_cache[key] = found
+        return found
 
     # -- decisions ---------------------------------------------------------------------------------
 
     def decide_table(self, principal: str, action: Permission, table: TableRef,
                      columns: Iterable[str] = ()) -> Decision:
         """Tables: for SELECT the decision carries the visible columns (allowed when at least one is)."""
-        columns = list(columns)
+        columns = tuple(columns)
+        key = (principal, action, table, columns)
+        decision = self._decisions.get(key)
+        if decision is None:
+            decision = self._decide_table(principal, action, table, list(columns))
+            if len(self._decisions) > 200000:
+                self._decisions.clear()
+            self._decisions[key] = decision
+        return decision
+
+    def _decide_table(self, principal: str, action: Permission, table: TableRef, columns: list[str]) -> Decision:
         resource = f"table {table}"
         admin = self.is_admin(principal)
         if admin is not None:

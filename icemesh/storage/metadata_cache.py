@@ -17,7 +17,7 @@ from pyiceberg.table.metadata import TableMetadata, TableMetadataUtil
 class CachedMetadata:
     """One metadata file: its exact bytes (served as-is), and the parsed forms, built on first use."""
 
-    __slots__ = ("location", "raw", "_model", "_refs_only", "_columns", "_lock")
+    __slots__ = ("location", "raw", "_model", "_refs_only", "_columns", "_pruned", "_lock")
 
     def __init__(self, location: str, raw: bytes, model: TableMetadata | None = None) -> None:
         self.location = location
@@ -25,6 +25,7 @@ class CachedMetadata:
         self._model = model
         self._refs_only: bytes | None = None
         self._columns: list[tuple[int, str]] | None = None
+        self._pruned: dict[tuple[frozenset[int], bool], bytes] = {}
         self._lock = threading.Lock()
 
     def columns(self) -> list[tuple[int, str]]:
@@ -39,6 +40,15 @@ class CachedMetadata:
 
     def without_fields(self, hidden_ids: set[int], refs_only: bool) -> bytes:
         """The metadata with the hidden top-level fields removed from every schema (column limits)."""
+        key = (frozenset(hidden_ids), refs_only)
+        cached = self._pruned.get(key)
+        if cached is None:
+            cached = self._prune(hidden_ids, refs_only)
+            if len(self._pruned) < 64:
+                self._pruned[key] = cached
+        return cached
+
+    def _prune(self, hidden_ids: set[int], refs_only: bool) -> bytes:
         doc = orjson.loads(self.refs_only() if refs_only else self.raw)
         for schema in doc.get("schemas") or []:
             schema["fields"] = [f for f in schema.get("fields", []) if f.get("id") not in hidden_ids]
