@@ -1,9 +1,9 @@
 """Enforcement: the service asks here before every operation; the pure Evaluator decides.
 
 Each decision is audited. The policy snapshot is cached per warehouse and reloaded when its version
-changes: checked at most every `refresh_s`, at once after this process changes governance or
-ownership, and again before any denial, so a grant or a new owner made through another server
-process counts immediately; a revocation there takes effect within `refresh_s`.
+changes: checked at most every `refresh_s`, at once after this process changes governance, and
+again before a denial, so a grant or a new owner (also one made through another server process)
+counts immediately; a revocation made through another process takes effect within `refresh_s`.
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ class Authorizer:
         self.refresh_s = refresh_s
         self._evaluators: dict[str, tuple[Evaluator, int, float]] = {}
         self._lock = threading.Lock()
+        self._force_recheck = False
 
     def evaluator(self, warehouse: str, fresh: bool = False) -> Evaluator:
         """The cached evaluator; `fresh` re-checks the policy version now (used before any denial)."""
@@ -53,7 +54,25 @@ class Authorizer:
         return evaluator
 
     def invalidate(self) -> None:
+        """Governance changed here: reload before the next decision."""
         self._evaluators.clear()
+
+    def note_new_owner(self) -> None:
+        """A namespace or table was just created: the next denial must look at the current policy.
+
+        Cheaper than `invalidate` (which reloads the whole policy on the next request): bulk creates by
+        an already-permitted principal never pay a reload, while a creator who is denied by a snapshot
+        from before its create is re-evaluated at once.
+        """
+        self._force_recheck = True
+
+    def _recheck(self, warehouse: str) -> Evaluator | None:
+        """Before a denial: the current evaluator if the policy may have changed since the snapshot."""
+        cached = self._evaluators.get(warehouse)
+        if not self._force_recheck and cached is not None and time.monotonic() - cached[2] < 0.05:
+            return None  # just checked: many denials in a row (a filtered listing) cost one version query
+        self._force_recheck = False
+        return self.evaluator(warehouse, fresh=True)
 
     # -- checks ------------------------------------------------------------------------------------
 
@@ -61,8 +80,10 @@ class Authorizer:
               columns: Iterable[str] = (), enforce: bool = True, audit: bool = True) -> Decision:
         columns = list(columns)
         decision = self.evaluator(warehouse).decide_table(ctx.principal.name, action, table_ref(ident), columns)
-        if not decision.allowed:  # another process may have granted it (or made this principal owner) just now
-            decision = self.evaluator(warehouse, fresh=True).decide_table(ctx.principal.name, action, table_ref(ident), columns)
+        if not decision.allowed:  # a grant or a new owner may be newer than the snapshot
+            current = self._recheck(warehouse)
+            if current is not None:
+                decision = current.decide_table(ctx.principal.name, action, table_ref(ident), columns)
         return self._record(ctx, decision, enforce, audit)
 
     def namespace(self, ctx: RequestContext, warehouse: str, action: Permission, ns: Namespace,
@@ -70,8 +91,9 @@ class Authorizer:
         within = [table_ref(t) for t in tables_within]
         decision = self.evaluator(warehouse).decide_namespace(ctx.principal.name, action, namespace_ref(ns), within)
         if not decision.allowed:
-            decision = self.evaluator(warehouse, fresh=True).decide_namespace(ctx.principal.name, action,
-                                                                              namespace_ref(ns), within)
+            current = self._recheck(warehouse)
+            if current is not None:
+                decision = current.decide_namespace(ctx.principal.name, action, namespace_ref(ns), within)
         return self._record(ctx, decision, enforce, audit)
 
     def catalog(self, ctx: RequestContext, warehouse: str, action: Permission) -> Decision:

@@ -180,7 +180,7 @@ class CatalogService:
         else:
             self.auth.namespace(ctx, wh.name, Permission.CREATE_TABLE, Namespace(ns.levels[:-1]))
         self.store.create_namespace(wh.name, ns, properties, owner=ctx.principal.name)
-        self.auth.invalidate()  # the creator owns it from the next request on
+        self.auth.note_new_owner()  # the creator owns it from the next request on
         return {"namespace": list(ns.levels), "properties": properties}
 
     def load_namespace(self, ctx: RequestContext, prefix: str, ns: Namespace) -> dict:
@@ -257,7 +257,7 @@ class CatalogService:
         except Exception:
             wh.delete_file(metadata_location)
             raise
-        self.auth.invalidate()
+        self.auth.note_new_owner()
         self.cache.put(CachedMetadata(metadata_location, raw, metadata))
         return LoadedTable(metadata_location, raw, wh.client_config(), self._etag(metadata_location, "all"))
 
@@ -370,7 +370,7 @@ class CatalogService:
             raise AlreadyExists(f"Table already exists: {ident}; pass overwrite=true to re-point it")
         if current is None:
             self.store.create_table(wh.name, ident, metadata_location, location, owner=ctx.principal.name)
-            self.auth.invalidate()
+            self.auth.note_new_owner()
         else:
             try:
                 self.store.swap_pointers(wh.name, [PointerChange(ident, current.metadata_location, metadata_location, location)])
@@ -433,7 +433,7 @@ class CatalogService:
                 for p in prepared:
                     self.cache.put(p.entry)
                 if any(p.change.expected is None for p in prepared):
-                    self.auth.invalidate()  # a table was created: its creator owns it
+                    self.auth.note_new_owner()  # a table was created: its creator owns it
                 return prepared
         raise CommitFailed("Too many concurrent commits to the same table; refresh and retry")
 
