@@ -1,7 +1,7 @@
 """Parsed table metadata, cached by metadata-file location.
 
 Metadata files are immutable once written, so a location always maps to the same content and the
-cache never needs invalidation; it is bounded (LRU) to keep memory flat on large catalogs.
+cache never needs invalidation; it is an LRU bounded by bytes to keep memory flat on large catalogs.
 """
 
 from __future__ import annotations
@@ -85,9 +85,12 @@ class CachedMetadata:
 
 
 class MetadataCache:
-    def __init__(self, max_entries: int = 2048) -> None:
+    """LRU bounded by the bytes of metadata held (a catalog of 10,000 small tables fits in ~30 MB)."""
+
+    def __init__(self, max_bytes: int = 256 * 1024 * 1024) -> None:
         self._entries: OrderedDict[str, CachedMetadata] = OrderedDict()
-        self._max = max_entries
+        self._max_bytes = max_bytes
+        self._bytes = 0
         self._lock = threading.Lock()
 
     def peek(self, location: str) -> CachedMetadata | None:
@@ -106,7 +109,11 @@ class MetadataCache:
 
     def put(self, entry: CachedMetadata) -> None:
         with self._lock:
+            previous = self._entries.pop(entry.location, None)
+            if previous is not None:
+                self._bytes -= len(previous.raw)
             self._entries[entry.location] = entry
-            self._entries.move_to_end(entry.location)
-            while len(self._entries) > self._max:
-                self._entries.popitem(last=False)
+            self._bytes += len(entry.raw)
+            while self._bytes > self._max_bytes and len(self._entries) > 1:
+                _location, evicted = self._entries.popitem(last=False)
+                self._bytes -= len(evicted.raw)
