@@ -155,7 +155,7 @@ class GovernanceStore:
         bump_policy_version(conn)
 
     def policy_version(self) -> int:
-        with self.engine.connect() as conn:
+        with self.catalog._read() as conn:
             return conn.execute(select(policy_version_t.c.version).where(policy_version_t.c.id == 1)).scalar_one()
 
     # -- principals, roles, tokens -----------------------------------------------------------------
@@ -245,7 +245,7 @@ class GovernanceStore:
 
     def lookup_token(self, token_hash: str) -> tuple[str, float, str, tuple[str, ...]] | None:
         """(principal, expires_at, scopes, roles) for a stored token of an existing principal."""
-        with self.engine.connect() as conn:
+        with self.catalog._read() as conn:
             row = conn.execute(
                 select(tokens_t.c.principal, tokens_t.c.expires_at, tokens_t.c.scopes, principals_t.c.roles)
                 .join(principals_t, principals_t.c.name == tokens_t.c.principal)

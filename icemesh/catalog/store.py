@@ -143,9 +143,11 @@ def make_engine(url: str) -> Engine:
 
         @event.listens_for(engine, "begin")
         def _begin(conn):
+            options = conn.get_execution_options()
+            if options.get("isolation_level") == "AUTOCOMMIT":
+                return  # single-statement reads: no transaction (see CatalogStore._read)
             # Writers take the lock up front: a deferred transaction that upgrades later can deadlock.
-            immediate = conn.get_execution_options().get("icemesh_write", False)
-            conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+            conn.exec_driver_sql("BEGIN IMMEDIATE" if options.get("icemesh_write", False) else "BEGIN")
 
         return engine
     if url.startswith("postgresql"):
@@ -175,6 +177,11 @@ class CatalogStore:
 
     def _write(self):
         return self.engine.connect().execution_options(icemesh_write=True)
+
+    def _read(self):
+        """A connection for one-statement reads on hot paths: autocommit, so a lookup is one round trip
+        (in a transaction it would be BEGIN, SELECT and ROLLBACK: three on PostgreSQL)."""
+        return self.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
 
     def close(self) -> None:
         self.engine.dispose()
@@ -215,7 +222,7 @@ class CatalogStore:
             raise AlreadyExists(f"Namespace {ns} already exists") from None
 
     def namespace_properties(self, warehouse: str, ns: Namespace) -> dict[str, str] | None:
-        with self.engine.connect() as conn:
+        with self._read() as conn:
             row = conn.execute(
                 select(namespaces_t.c.properties).where(namespaces_t.c.warehouse == warehouse, namespaces_t.c.name == ns.key)
             ).first()
@@ -278,7 +285,7 @@ class CatalogStore:
     # -- tables ------------------------------------------------------------------------------------
 
     def get_table(self, warehouse: str, ident: TableIdent) -> TableRecord | None:
-        with self.engine.connect() as conn:
+        with self._read() as conn:
             row = conn.execute(self._load_stmt, {"w": warehouse, "n": ident.namespace.key, "t": ident.name}).first()
         return None if row is None else TableRecord(row[0], row[1])
 
