@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import os
 import threading
 import time
 from dataclasses import dataclass
@@ -136,8 +137,10 @@ def _ns_ref(key: str) -> NamespaceRef:
 class GovernanceStore:
     """SQL persistence for governance; shares the catalog's engine and transactions discipline."""
 
-    def __init__(self, catalog: CatalogStore) -> None:
+    def __init__(self, catalog: CatalogStore, audit_flush_s: float | None = None) -> None:
         self.catalog = catalog
+        self.audit_flush_s = audit_flush_s if audit_flush_s is not None else \
+            float(os.environ.get("ICEMESH_AUDIT_FLUSH_SECONDS", "0.2"))
         self.engine = catalog.engine
         schema.create_all(self.engine)
         self._audit_buffer: list[dict[str, Any]] = []
@@ -474,7 +477,7 @@ class GovernanceStore:
 
     def _audit_writer(self) -> None:
         while not self._audit_stop:
-            self._audit_wakeup.wait(0.2)
+            self._audit_wakeup.wait(self.audit_flush_s)
             self._audit_wakeup.clear()
             self.flush_audit()
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from contextlib import asynccontextmanager
+
 from fastapi import FastAPI
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -53,14 +55,22 @@ class RequestGuard:
 
 
 def create_app(settings: ServerSettings, service: CatalogService | None = None) -> FastAPI:
+    service = service or build_service(settings)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI):
+        yield
+        service.auth.governance.close()  # flush buffered audit records before the process exits
+
     app = FastAPI(
+        lifespan=lifespan,
         title="icemesh catalog",
         version=__version__,
         description="An Iceberg REST catalog for the open data mesh.",
         docs_url="/docs",
         openapi_url="/openapi.json",
     )
-    app.state.service = service or build_service(settings)
+    app.state.service = service
     app.state.settings = settings
     app.state.management = ManagementService(app.state.service)
     install_error_handlers(app)
