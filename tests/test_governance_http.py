@@ -569,3 +569,18 @@ def test_audit_records_every_denial(mesh):
     assert "lacks SELECT" in row["reason"] and row["request_id"]
     allowed = _manage(mesh.admin, "GET", "/audit", params={"principal": mesh.consumer, "limit": 1000})
     assert any(r["allowed"] and r["action"] == "SELECT" and r["resource"] == f"table {mesh.ns}.orders" for r in allowed)
+
+
+def test_idempotency_keys_belong_to_their_principal(catalog_server):
+    """Another principal replaying a known Idempotency-Key gets its own answer, never the first caller's."""
+    admin = catalog_server.client()
+    suffix = uuid.uuid4().hex[:6]
+    other = admin.request("POST", "/management/v1/principals", json={"name": f"svc_idem_{suffix}"})
+    outsider = catalog_server.client(other["name"], other["client_secret"])
+    key = str(uuid.uuid4())
+    body = {"namespace": [f"idem_{suffix}"]}
+    first = admin.request("POST", f"/v1/{admin.prefix()}/namespaces", json=body, headers={"Idempotency-Key": key})
+    assert first["namespace"] == [f"idem_{suffix}"]
+    with pytest.raises(ClientError) as refused:  # not a replay of admin's 200: its own decision, a 403
+        outsider.request("POST", f"/v1/{admin.prefix()}/namespaces", json=body, headers={"Idempotency-Key": key})
+    assert refused.value.code == 403

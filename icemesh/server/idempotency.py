@@ -1,11 +1,12 @@
 """`Idempotency-Key` on mutations: a retried request gets the first outcome instead of running twice.
 
 Final outcomes (2xx and 4xx) are stored with the key for the advertised lifetime; 5xx outcomes are
-not, so a retry after a server failure runs again.
+not, so a retry after a server failure runs again. Keys belong to the principal that sent them.
 """
 
 from __future__ import annotations
 
+import hashlib
 import time
 from typing import Callable
 
@@ -26,6 +27,10 @@ def run_idempotent(request: Request, store: CatalogStore, lifetime_s: int, opera
         return _run(operation)
     if len(key) > MAX_KEY_LENGTH:
         return error_response(BadRequest(f"Idempotency-Key longer than {MAX_KEY_LENGTH} characters"))
+    # Keys are scoped to the caller: another principal reusing a key never sees (or replays) this answer.
+    ctx = getattr(request.state, "icemesh_context", None)
+    principal = ctx.principal.name if ctx is not None else ""
+    key = hashlib.sha256(f"{principal}\x1f{key}".encode("utf-8")).hexdigest()
     fingerprint = f"{request.method} {request.url.path}"[:512]
     deadline = time.monotonic() + PENDING_WAIT_S
     while True:

@@ -35,9 +35,11 @@ async def context(request: Request) -> RequestContext:
     """
     svc: CatalogService = request.app.state.service
     headers = request.headers
-    return svc.context(headers.get("authorization"),
-                       {k: headers[k] for k in ("x-icemesh-column-limits", "x-iceberg-access-delegation") if k in headers},
-                       headers.get("x-request-id") or uuid.uuid4().hex)
+    ctx = svc.context(headers.get("authorization"),
+                      {k: headers[k] for k in ("x-icemesh-column-limits", "x-iceberg-access-delegation") if k in headers},
+                      headers.get("x-request-id") or uuid.uuid4().hex)
+    request.state.icemesh_context = ctx  # idempotency keys are scoped to the caller
+    return ctx
 
 
 def json_response(payload: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
