@@ -1,0 +1,18 @@
+{#- Products live in the mesh catalog, in a namespace named after the project (no `main_` prefix).
+    Reached through dbt's dispatch: the project lists `icemesh` in `dispatch` for the `dbt` namespace. -#}
+
+{% macro default__generate_database_name(custom_database_name=none, node=none) -%}
+  {%- if node is not none and node.config.get('materialized') == 'iceberg' -%}
+    {{ var('icemesh_catalog', 'mesh') }}
+  {%- else -%}
+    {{ dbt.default__generate_database_name(custom_database_name, node) }}
+  {%- endif -%}
+{%- endmacro %}
+
+{% macro default__generate_schema_name(custom_schema_name=none, node=none) -%}
+  {%- if node is not none and node.config.get('materialized') == 'iceberg' -%}
+    {{ (node.config.get('icemesh_namespace') or custom_schema_name or project_name) | trim }}
+  {%- else -%}
+    {{ dbt.default__generate_schema_name(custom_schema_name, node) }}
+  {%- endif -%}
+{%- endmacro %}
