@@ -10,10 +10,11 @@ install: $(STAMP)
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	@echo "==> installing icemesh and its dependencies into $(VENV)"
-	@$(PY) -m pip install --quiet --disable-pip-version-check --upgrade pip
-	@$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	@echo "==> installing icemesh and its dependencies into $(VENV) (a few minutes on a new machine; log: $(VENV)/install.log)"
+	@$(PY) -m pip install --disable-pip-version-check --upgrade pip > $(VENV)/install.log 2>&1 || (cat $(VENV)/install.log; exit 1)
+	@$(PY) -m pip install --disable-pip-version-check -e '.[dev]' >> $(VENV)/install.log 2>&1 || (tail -50 $(VENV)/install.log; exit 1)
 	@touch $(STAMP)
+	@echo "==> installed"
 
 demo: $(STAMP)
 	@$(PY) -m icemesh.demo
