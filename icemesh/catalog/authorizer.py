@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Iterable
+from typing import Callable, Iterable
 
 from icemesh.catalog.context import RequestContext
 from icemesh.catalog.governance_store import AuditRecord, GovernanceStore
@@ -87,14 +87,25 @@ class Authorizer:
         return self._record(ctx, decision, enforce, audit)
 
     def namespace(self, ctx: RequestContext, warehouse: str, action: Permission, ns: Namespace,
-                  tables_within: Iterable[TableIdent] = (), enforce: bool = True, audit: bool = True) -> Decision:
-        within = [table_ref(t) for t in tables_within]
-        decision = self.evaluator(warehouse).decide_namespace(ctx.principal.name, action, namespace_ref(ns), within)
+                  tables_within: Callable[[], Iterable[TableIdent]] | None = None, enforce: bool = True,
+                  audit: bool = True) -> Decision:
+        """`tables_within` is called only when a DESCRIBE is not decided by the namespace itself (it reads
+        every table below the namespace), so admins, owners and namespace grants never pay for it."""
+        decision = self._decide_namespace(self.evaluator(warehouse), ctx, action, ns, tables_within)
         if not decision.allowed:
             current = self._recheck(warehouse)
             if current is not None:
-                decision = current.decide_namespace(ctx.principal.name, action, namespace_ref(ns), within)
+                decision = self._decide_namespace(current, ctx, action, ns, tables_within)
         return self._record(ctx, decision, enforce, audit)
+
+    @staticmethod
+    def _decide_namespace(evaluator: Evaluator, ctx: RequestContext, action: Permission, ns: Namespace,
+                          tables_within: Callable[[], Iterable[TableIdent]] | None) -> Decision:
+        decision = evaluator.decide_namespace(ctx.principal.name, action, namespace_ref(ns))
+        if decision.allowed or action is not Permission.DESCRIBE or tables_within is None:
+            return decision
+        return evaluator.decide_namespace(ctx.principal.name, action, namespace_ref(ns),
+                                          [table_ref(t) for t in tables_within()])
 
     def catalog(self, ctx: RequestContext, warehouse: str, action: Permission) -> Decision:
         """Catalog-level actions: creating a top-level namespace needs CREATE_TABLE on the catalog (or ADMIN)."""
@@ -109,10 +120,6 @@ class Authorizer:
                                 str(grant) if grant else f"no grant gives {action} on the catalog",
                                 (grant.id,) if grant else ())
         return self._record(ctx, decision, True)
-
-    def catalog_read(self, ctx: RequestContext, warehouse: str) -> None:
-        """Reading the tag vocabulary is open to every authenticated principal (it names no data)."""
-        return None
 
     def admin(self, ctx: RequestContext, warehouse: str, what: str) -> Decision:
         decision = self.evaluator(warehouse).may_administer(ctx.principal.name)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 
 # A token scope a client asks for when it promises to read only the columns the catalog shows it
@@ -28,4 +28,3 @@ class RequestContext:
     access_delegation: str | None = None
     request_id: str | None = None
     applies_column_limits: bool = False
-    extra: dict[str, str] = field(default_factory=dict)

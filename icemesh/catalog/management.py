@@ -18,7 +18,7 @@ from icemesh.errors import BadRequest
 from icemesh.governance import policy_file
 from icemesh.governance.permissions import NAMESPACE_PERMISSIONS, TABLE_PERMISSIONS, Permission, parse_permissions
 from icemesh.governance.policy import PRINCIPAL, ROLE, Grant, Grantee
-from icemesh.governance.resources import NamespaceRef, TableRef
+from icemesh.governance.resources import NamespaceRef, TableRef, parse_namespace, parse_table
 from icemesh.governance.tags import TagExpression, TagKey, check_token
 from icemesh.security import secrets
 
@@ -156,7 +156,7 @@ class ManagementService:
         return cleaned
 
     def list_tags(self, ctx: RequestContext) -> list[dict[str, Any]]:
-        self.catalog.auth.catalog_read(ctx, self._wh)
+        """Open to every authenticated principal: the tag vocabulary names no data."""
         return [{"key": k.key, "values": list(k.values)} for k in self.gov.tag_keys().values()]
 
     def delete_tag(self, ctx: RequestContext, key: str) -> None:
@@ -226,7 +226,7 @@ class ManagementService:
         ns = _parse_namespace(resource)
         if self.catalog.store.namespace_properties(self._wh, ns) is None:
             raise NotFound(f"No table or namespace named {resource}")
-        self.catalog.auth.namespace(ctx, self._wh, Permission.DESCRIBE, ns, self.catalog.store.tables_under(self._wh, ns))
+        self.catalog.auth.namespace(ctx, self._wh, Permission.DESCRIBE, ns, lambda: self.catalog.store.tables_under(self._wh, ns))
         return {"resource": str(ns), "type": "namespace",
                 "tags": _with_source(evaluator.namespace_tags_with_source(namespace_ref(ns)))}
 
@@ -450,23 +450,25 @@ class _LazyColumns(dict):
 
 
 def _parse_namespace(text: str) -> Namespace:
-    if not text or any(not part for part in text.split(".")):
-        raise BadRequest(f"Invalid namespace {text!r}: use e.g. sales or sales.emea")
-    return Namespace.of(text.split("."))
+    try:
+        return Namespace.of(list(parse_namespace(text or "").levels))
+    except ValueError as exc:
+        raise BadRequest(str(exc)) from None
 
 
 def _parse_table(text: str) -> TableIdent:
-    parts = (text or "").split(".")
-    if len(parts) < 2 or not all(parts):
-        raise BadRequest(f"Invalid table {text!r}: use namespace.table, e.g. sales.orders")
-    return TableIdent.of(parts[:-1], parts[-1])
+    try:
+        ref = parse_table(text or "")
+    except ValueError as exc:
+        raise BadRequest(str(exc)) from None
+    return TableIdent.of(list(ref.namespace.levels), ref.name)
 
 
 def _maybe_table(text: str) -> TableIdent | None:
-    parts = (text or "").split(".")
-    if len(parts) < 2 or not all(parts):
+    try:
+        return _parse_table(text)
+    except BadRequest:
         return None
-    return TableIdent.of(parts[:-1], parts[-1])
 
 
 def _describe(ns: NamespaceRef, table: str, column: str) -> str:

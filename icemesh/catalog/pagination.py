@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import base64
+from typing import Callable, TypeVar
 
 from icemesh.errors import BadRequest
+
+T = TypeVar("T")
 
 DEFAULT_PAGE_SIZE = 1000
 MAX_PAGE_SIZE = 10000
@@ -18,6 +21,28 @@ def page_bounds(page_token: str | None, page_size: int | None) -> tuple[bool, st
         return False, None, None
     after = decode(page_token) if page_token else None
     return True, after, page_size or DEFAULT_PAGE_SIZE
+
+
+def filtered_page(fetch: Callable[[str | None, int | None], list[T]], keep: Callable[[T], bool],
+                  key: Callable[[T], str], page_token: str | None, page_size: int | None) -> tuple[list[T], str | None]:
+    """One page of the items a caller may see, read from the store in batches until the page is full.
+
+    `fetch(after, limit)` returns items in key order; returns the page and the next-page token (None at the end
+    or when the client did not ask for pages).
+    """
+    paginate, after, limit = page_bounds(page_token, page_size)
+    batch_size = (limit + 1) * 2 if limit else None
+    visible: list[T] = []
+    while True:
+        batch = fetch(after, batch_size)
+        visible += [item for item in batch if keep(item)]
+        if not batch or limit is None or len(visible) > limit or len(batch) < batch_size:
+            break
+        after = key(batch[-1])
+    if paginate and limit is not None and len(visible) > limit:
+        visible = visible[:limit]
+        return visible, encode(key(visible[-1]))
+    return visible, None
 
 
 def encode(key: str) -> str:

@@ -151,27 +151,19 @@ class CatalogService:
             raise NoSuchNamespace(f"Namespace does not exist: {parent}")
         if parent is not None:
             self.auth.namespace(ctx, wh.name, Permission.DESCRIBE, parent, self._tables_within(wh.name, parent))
-        paginate, after, limit = pagination.page_bounds(page_token, page_size)
-        visible: list[Namespace] = []
-        while True:  # keep reading until a page of *visible* namespaces is full
-            batch = self.store.list_namespaces(wh.name, parent, after, (limit + 1) * 2 if limit else None)
-            visible += [ns for ns in batch if self._may_see_namespace(ctx, wh.name, ns)]
-            if not batch or limit is None or len(visible) > limit or len(batch) < (limit + 1) * 2:
-                break
-            after = batch[-1].key
-        result: dict[str, Any] = {}
-        if paginate and limit is not None and len(visible) > limit:
-            visible = visible[:limit]
-            result["next-page-token"] = pagination.encode(visible[-1].key)
-        result["namespaces"] = [list(ns.levels) for ns in visible]
+        visible, next_token = pagination.filtered_page(
+            lambda after, limit: self.store.list_namespaces(wh.name, parent, after, limit),
+            lambda ns: self.auth.namespace(ctx, wh.name, Permission.DESCRIBE, ns, self._tables_within(wh.name, ns),
+                                           enforce=False, audit=False).allowed,
+            lambda ns: ns.key, page_token, page_size)
+        result: dict[str, Any] = {"namespaces": [list(ns.levels) for ns in visible]}
+        if next_token:
+            result["next-page-token"] = next_token
         return result
 
-    def _tables_within(self, warehouse: str, ns: Namespace) -> list[TableIdent]:
-        return self.store.tables_under(warehouse, ns)
-
-    def _may_see_namespace(self, ctx: RequestContext, warehouse: str, ns: Namespace) -> bool:
-        return self.auth.namespace(ctx, warehouse, Permission.DESCRIBE, ns, self._tables_within(warehouse, ns),
-                                   enforce=False, audit=False).allowed
+    def _tables_within(self, warehouse: str, ns: Namespace):
+        """The tables in and below `ns`, read only if a namespace DESCRIBE needs them (see Authorizer.namespace)."""
+        return lambda: self.store.tables_under(warehouse, ns)
 
     def create_namespace(self, ctx: RequestContext, prefix: str, ns: Namespace, properties: dict[str, str]) -> dict:
         wh = self.warehouse(prefix)
@@ -215,21 +207,14 @@ class CatalogService:
         self.auth.namespace(ctx, wh.name, Permission.DESCRIBE, ns, self._tables_within(wh.name, ns))
         if self.store.namespace_properties(wh.name, ns) is None:
             raise NoSuchNamespace(f"Namespace does not exist: {ns}")
-        paginate, after, limit = pagination.page_bounds(page_token, page_size)
         evaluator = self.auth.evaluator(wh.name)
-        visible: list[TableIdent] = []
-        while True:
-            batch = self.store.list_tables(wh.name, ns, after, (limit + 1) * 2 if limit else None)
-            visible += [t for t in batch if evaluator.decide_table(ctx.principal.name, Permission.DESCRIBE,
-                                                                   table_ref(t)).allowed]
-            if not batch or limit is None or len(visible) > limit or len(batch) < (limit + 1) * 2:
-                break
-            after = batch[-1].name
-        result: dict[str, Any] = {}
-        if paginate and limit is not None and len(visible) > limit:
-            visible = visible[:limit]
-            result["next-page-token"] = pagination.encode(visible[-1].name)
-        result["identifiers"] = [t.to_json() for t in visible]
+        visible, next_token = pagination.filtered_page(
+            lambda after, limit: self.store.list_tables(wh.name, ns, after, limit),
+            lambda t: evaluator.decide_table(ctx.principal.name, Permission.DESCRIBE, table_ref(t)).allowed,
+            lambda t: t.name, page_token, page_size)
+        result: dict[str, Any] = {"identifiers": [t.to_json() for t in visible]}
+        if next_token:
+            result["next-page-token"] = next_token
         return result
 
     def create_table(self, ctx: RequestContext, prefix: str, ns: Namespace, request: dict[str, Any]) -> LoadedTable:

@@ -75,7 +75,6 @@ def serve(db, warehouses, host, port, workers, s3_endpoint, s3_region, share_sto
         token_ttl_s=token_ttl,
         admin_secret_file=admin_secret_file,
     )
-    settings.warehouses = [WarehouseSettings(w.name, w.root, w.properties) for w in settings.warehouses]
     os.environ[SETTINGS_ENV] = settings.to_env()
 
     from icemesh.server.app import app_from_env

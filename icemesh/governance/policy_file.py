@@ -25,7 +25,7 @@ import yaml
 
 from icemesh.governance.permissions import Permission, parse_permissions
 from icemesh.governance.policy import PRINCIPAL, ROLE, Grant, Grantee
-from icemesh.governance.resources import NamespaceRef, TableRef
+from icemesh.governance.resources import NamespaceRef, TableRef, parse_namespace, parse_table
 from icemesh.governance.tags import TagExpression, check_token
 
 PROTECTED_PRINCIPAL = "admin"
@@ -198,17 +198,17 @@ def _token(value: str, what: str, line: int | None) -> str:
 
 
 def _namespace(text: str, line: int | None) -> NamespaceRef:
-    parts = text.split(".")
-    if not all(parts):
-        raise PolicyError(line, f"invalid namespace {text!r}")
-    return NamespaceRef(tuple(parts))
+    try:
+        return parse_namespace(text)
+    except ValueError as exc:
+        raise PolicyError(line, str(exc)) from None
 
 
 def _table(text: str, line: int | None) -> TableRef:
-    parts = text.split(".")
-    if len(parts) < 2 or not all(parts):
-        raise PolicyError(line, f"invalid table {text!r}: use namespace.table")
-    return TableRef(NamespaceRef(tuple(parts[:-1])), parts[-1])
+    try:
+        return parse_table(text)
+    except ValueError as exc:
+        raise PolicyError(line, str(exc)) from None
 
 
 def _grant(item: dict, line: int | None) -> Grant:
