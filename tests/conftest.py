@@ -102,3 +102,24 @@ def warehouse_files(root: str) -> dict[str, int]:
             path = os.path.join(base, f)
             found[path] = os.path.getsize(path)
     return found
+
+
+@pytest.fixture(scope="session")
+def spark():
+    """One local SparkSession for the whole run (a JVM per test would cost seconds each); catalogs are added
+    to it per server with `spark_catalog`."""
+    from icemesh.engines import spark as spark_engine
+
+    session = spark_engine.session(None, app_name="icemesh-tests", extra_conf={"spark.sql.session.timeZone": "UTC"})
+    yield session
+    session.stop()
+
+
+def spark_catalog(spark, server, name: str, client_id: str = "admin", client_secret: str | None = None) -> str:
+    """Register `server` in the Spark session as catalog `name`, logged in as the given principal."""
+    from icemesh.engines import spark as spark_engine
+
+    secret = client_secret if client_secret is not None else server.admin_secret
+    spark_engine.add_catalog(spark, name, server.uri, credential=f"{client_id}:{secret}",
+                             properties={"oauth2-server-uri": server.uri + "/v1/oauth/tokens", "scope": "catalog"})
+    return name

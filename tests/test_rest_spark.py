@@ -12,24 +12,15 @@ import pyarrow as pa
 import pytest
 
 from icemesh.engines import spark as spark_engine
+from tests.conftest import spark_catalog
 
 pytestmark = pytest.mark.spark
-
-
-@pytest.fixture(scope="module")
-def spark():
-    session = spark_engine.session(None, app_name="icemesh-tests", extra_conf={"spark.sql.session.timeZone": "UTC"})
-    yield session
-    session.stop()
 
 
 @pytest.fixture
 def cat(spark, catalog_server) -> str:
     """The Spark catalog name bound to this backend's server."""
-    name = f"mesh_{catalog_server.backend}_{catalog_server.port}"
-    spark_engine.add_catalog(spark, name, catalog_server.uri, credential=f"admin:{catalog_server.admin_secret}",
-                             properties={"oauth2-server-uri": catalog_server.uri + "/v1/oauth/tokens", "scope": "catalog"})
-    return name
+    return spark_catalog(spark, catalog_server, f"mesh_{catalog_server.backend}_{catalog_server.port}")
 
 
 def test_missing_runtime_jar_names_the_package(monkeypatch):

@@ -1,6 +1,7 @@
 """Governance operations behind `/management/v1` and the CLI: principals, roles, tags, grants, checks, audit.
 
-Everything here needs ADMIN, except `whoami` and a principal checking its own access. Inputs are
+Everything here needs ADMIN, except `whoami`, a principal checking its own access, and tagging a
+resource the caller may ALTER (owners tag their own products, as dbt does when it publishes). Inputs are
 validated against the catalog (a tag value must be allowed, a column must exist) before anything is
 stored, so a bad request changes nothing.
 """
@@ -164,11 +165,16 @@ class ManagementService:
         self.gov.delete_tag_key(key)
         self._changed()
 
-    def _resolve_target(self, namespace: str | None, table: str | None, column: str | None) -> tuple[NamespaceRef, str, str]:
-        """Check that the resource exists (and the column is in the table's current schema)."""
+    def _resolve_target(self, namespace: str | None, table: str | None, column: str | None,
+                        ahead: bool = False) -> tuple[NamespaceRef, str, str]:
+        """Check that the resource exists (and the column is in the table's current schema). `ahead` tags a table
+        or column about to be created (dbt tags a product before its first rows land, so they are never
+        visible under weaker tags): the names are checked, their existence is not."""
         if table:
             ident = _parse_table(table)
             record = self.catalog.store.get_table(self._wh, ident)
+            if ahead and (record is None or column):
+                return namespace_ref(ident.namespace), ident.name, column or ""
             if record is None:
                 raise BadRequest(f"Table {ident} does not exist")
             if column:
@@ -186,9 +192,21 @@ class ManagementService:
             raise BadRequest(f"Namespace {ns} does not exist")
         return namespace_ref(ns), "", ""
 
+    def _authorize_tagging(self, ctx: RequestContext, namespace: str | None, table: str | None) -> None:
+        """ADMIN anywhere, or ALTER on the resource itself. Checked before the resource is looked up, so a
+        caller without the right learns nothing about what exists."""
+        if self.catalog.auth.evaluator(self._wh).is_admin(ctx.principal.name) is not None or not (table or namespace):
+            self._admin(ctx, "tags")
+        elif table:
+            self.catalog.auth.table(ctx, self._wh, Permission.ALTER, _parse_table(table))
+        else:
+            self.catalog.auth.namespace(ctx, self._wh, Permission.ALTER, _parse_namespace(namespace))
+
     def assign_tag(self, ctx: RequestContext, key: str, value: str, namespace: str | None = None,
-                   table: str | None = None, column: str | None = None) -> dict[str, Any]:
-        self._admin(ctx, "tags")
+                   table: str | None = None, column: str | None = None, ahead: bool = False) -> dict[str, Any]:
+        self._authorize_tagging(ctx, namespace, table)
+        if ahead and not table:
+            raise BadRequest("ahead applies to a table or a column about to be created: name --table")
         tag = self.gov.tag_keys().get(key)
         if tag is None:
             raise BadRequest(f"Unknown tag key {key!r}: create it first with `icemesh tags create {key} --values ...`")
@@ -196,15 +214,16 @@ class ManagementService:
             tag.check(value)
         except ValueError as exc:
             raise _bad(exc) from None
-        ns, tbl, col = self._resolve_target(namespace, table, column)
+        ns, tbl, col = self._resolve_target(namespace, table, column, ahead)
         self.gov.assign_tag(ns, tbl, col, key, value)
         self._changed()
         return {"key": key, "value": value, "resource": _describe(ns, tbl, col)}
 
     def unassign_tag(self, ctx: RequestContext, key: str, namespace: str | None = None, table: str | None = None,
                      column: str | None = None) -> dict[str, Any]:
-        self._admin(ctx, "tags")
-        ns, tbl, col = self._resolve_target(namespace, table, column)
+        self._authorize_tagging(ctx, namespace, table)
+        # Lenient like `ahead`: a tag left on a column that was since dropped can still be removed.
+        ns, tbl, col = self._resolve_target(namespace, table, column, ahead=bool(table))
         removed = self.gov.unassign_tag(ns, tbl, col, key)
         self._changed()
         return {"key": key, "resource": _describe(ns, tbl, col), "removed": removed}

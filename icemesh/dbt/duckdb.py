@@ -1,8 +1,8 @@
 """The dbt-duckdb plugin: `plugins: [{module: icemesh.dbt.duckdb}]` in a profile.
 
 It loads DuckDB's Iceberg extensions from the pinned wheels (no network), attaches the mesh catalog
-as this project's principal (before dbt-duckdb's own `attach:`), and records what the `iceberg`
-materialization hands it through `store_relation`: the product's `icemesh.` properties.
+as this project's principal (before dbt-duckdb's own `attach:`), so models read products in place, and
+publishes what the `iceberg` materialization hands it through `store_relation` (see writer.py).
 Settings come from the plugin's `config:` or the environment: ICEMESH_CATALOG_URI, and
 ICEMESH_CLIENT_ID + ICEMESH_CLIENT_SECRET (or ICEMESH_TOKEN).
 """
@@ -12,10 +12,13 @@ from __future__ import annotations
 from typing import Any
 
 from dbt.adapters.duckdb.plugins import BasePlugin
+from dbt_common.exceptions import DbtRuntimeError
 
 from icemesh.client import CatalogClient
-from icemesh.dbt.publish import record_product
+from icemesh.dbt.product import ProductSpec
+from icemesh.dbt.writer import ProductWriter
 from icemesh.engines import duckdb as duck_engine
+from icemesh.errors import IcemeshError
 
 
 class Plugin(BasePlugin):
@@ -24,6 +27,8 @@ class Plugin(BasePlugin):
         self.client = CatalogClient.from_env(plugin_config.get("uri"), client_id=plugin_config.get("client_id"),
                                              client_secret=plugin_config.get("client_secret"),
                                              token=plugin_config.get("token"))
+        self.connection = None
+        self._catalog = None
 
     def configure_connection(self, conn) -> None:
         duck_engine.load_extensions(conn)
@@ -32,8 +37,25 @@ class Plugin(BasePlugin):
                                        client_secret=self.client.client_secret)
         else:
             duck_engine.attach_catalog(conn, self.client.uri, self.alias, token=self.client.token())
+        self.connection = conn
 
     def store(self, target_config) -> None:
-        """Called by the materialization once the product is written: record its dbt metadata."""
-        record_product(self.client, target_config.relation.schema, target_config.relation.identifier,
-                       dict(target_config.config))
+        """Called by the `iceberg` materialization with the model's compiled SQL and dbt metadata."""
+        config = target_config.config
+        identifier = f"{target_config.relation.schema}.{target_config.relation.identifier}"
+        try:
+            spec = ProductSpec.from_config(dict(config))
+            if self._catalog is None:
+                self._catalog = self.client.rest_catalog()
+            result = ProductWriter(self.client, self._catalog, self.connection).publish(spec)
+        except (ValueError, IcemeshError) as exc:
+            raise DbtRuntimeError(f"icemesh could not publish {identifier}: {exc}") from None
+        except Exception as exc:  # pyiceberg's REST errors carry the catalog's message
+            raise DbtRuntimeError(f"icemesh could not publish {identifier}: {_one_line(exc)}") from None
+        config["icemesh_result"] = {"rows": result.rows, "snapshot_id": result.snapshot_id,
+                                    "seconds": round(result.seconds, 3)}
+
+
+def _one_line(exc: Exception) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{exc.__class__.__name__}: {text[0] if text else ''}"

@@ -52,6 +52,7 @@ class TagAssignment(BaseModel):
     namespace: str | None = None
     table: str | None = None
     column: str | None = None
+    ahead: bool = False  # tag a table or column that is about to be created
 
 
 class GrantSpec(BaseModel):
@@ -138,7 +139,7 @@ def delete_tag(key: str, ctx: RequestContext = Depends(context), m: ManagementSe
 def assign_tag(body: TagAssignment, ctx: RequestContext = Depends(context), m: ManagementService = Depends(management)):
     if body.value is None:
         return ok({"error": {"message": "value is required", "type": "BadRequestException", "code": 400}}, 400)
-    return ok(m.assign_tag(ctx, body.key, body.value, body.namespace, body.table, body.column))
+    return ok(m.assign_tag(ctx, body.key, body.value, body.namespace, body.table, body.column, body.ahead))
 
 
 @router.post("/tag-assignments/remove")

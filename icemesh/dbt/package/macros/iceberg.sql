@@ -1,56 +1,118 @@
 {#- materialized='iceberg' on DuckDB: publish the model as an Iceberg table in the mesh catalog.
 
-    First run: CREATE TABLE AS. Later runs replace the rows inside the model's DuckDB transaction
-    (delete, then insert by name), which reaches the catalog as one atomic commit: readers see the old product or
-    the new one, never an empty table; a model that fails leaves the product exactly as it was.
-    Then the plugin records the dbt metadata as `icemesh.dbt.*` table properties. -#}
+    DuckDB runs the model's SQL; the icemesh plugin writes the result with one catalog commit that carries the
+    rows, the schema (contract types, not_null -> required, descriptions -> docs), the partition spec and the
+    `icemesh.` properties together. Readers see the old product or the new one, never an empty or missing
+    table; a model that fails (or whose SQL breaks its contract) writes nothing.
+
+    Config: icemesh_tags, icemesh_namespace, partition_by (Iceberg transforms), incremental_strategy
+    (append | merge | delete+insert; unset = replace the whole product each run), unique_key, on_schema_change. -#}
 
 {% materialization iceberg, adapter='duckdb' %}
   {%- set catalog = var('icemesh_catalog', 'mesh') -%}
   {%- set target_relation = this.incorporate(type='table') -%}
   {%- if target_relation.database != catalog -%}
     {{ exceptions.raise_compiler_error(
-        "materialized='iceberg' model " ~ this ~ " is not in the mesh catalog '" ~ catalog ~ "': add "
-        ~ "`dispatch: [{macro_namespace: dbt, search_order: ['" ~ project_name ~ "', 'icemesh', 'dbt']}]` to dbt_project.yml") }}
+        "materialized='iceberg' model " ~ this ~ " is not in the mesh catalog '" ~ catalog ~ "': run `icemesh dbt init` "
+        ~ "or add `dispatch: [{macro_namespace: dbt, search_order: ['" ~ project_name ~ "', 'icemesh', 'dbt']}]` to dbt_project.yml") }}
   {%- endif -%}
-  {%- set existing = adapter.get_relation(database=target_relation.database, schema=target_relation.schema,
-                                          identifier=target_relation.identifier) -%}
+
+  {%- set strategy = config.get('incremental_strategy') -%}
+  {%- if strategy is not none and strategy not in ['append', 'merge', 'delete+insert'] -%}
+    {{ exceptions.raise_compiler_error("Model " ~ model['name'] ~ ": incremental_strategy '" ~ strategy
+        ~ "' is not supported by materialized='iceberg': use append, merge or delete+insert") }}
+  {%- endif -%}
+  {%- set unique_key = config.get('unique_key') -%}
+  {%- set unique_key = [] if unique_key is none else ([unique_key] if unique_key is string else unique_key) -%}
+  {%- if strategy in ['merge', 'delete+insert'] and not unique_key -%}
+    {{ exceptions.raise_compiler_error("Model " ~ model['name'] ~ ": incremental_strategy '" ~ strategy
+        ~ "' needs unique_key: set config(unique_key='id') or a list of columns") }}
+  {%- endif -%}
+  {%- set on_schema_change = config.get('on_schema_change') or 'ignore' -%}
+  {%- if on_schema_change not in ['ignore', 'fail', 'append_new_columns', 'sync_all_columns'] -%}
+    {{ exceptions.raise_compiler_error("Model " ~ model['name'] ~ ": on_schema_change '" ~ on_schema_change
+        ~ "' is not one of ignore, fail, append_new_columns, sync_all_columns") }}
+  {%- endif -%}
+
+  {%- set contract_enforced = config.get('contract') is not none and config.get('contract').enforced -%}
+  {%- if contract_enforced -%}
+    {#- Runs the SQL with `limit 0` and compares names and types with the contract: a mismatch stops here. -#}
+    {%- do get_assert_columns_equivalent(sql) -%}
+  {%- endif -%}
+
+  {%- set incremental = strategy is not none and not should_full_refresh() -%}
+  {%- set product = icemesh.icemesh_product_spec(target_relation, contract_enforced) -%}
+  {%- do product.update({
+      'sql': sql,
+      'mode': strategy if incremental else 'replace',
+      'unique_key': unique_key,
+      'on_schema_change': on_schema_change,
+      'partition_by': config.get('partition_by') or [],
+  }) -%}
 
   {{ run_hooks(pre_hooks) }}
-
-  {% call statement('icemesh_namespace') -%}
-    create schema if not exists {{ target_relation.without_identifier() }}
+  {#- The plugin checks the tags against the catalog's vocabulary before it writes anything. -#}
+  {% do adapter.store_relation(var('icemesh_plugin', 'duckdb'), target_relation, [], '', 'icemesh', product) %}
+  {#- dbt expects a 'main' statement; the write itself happened in the plugin. -#}
+  {% call statement('main') -%}
+    select {{ product['icemesh_result']['rows'] | int }} as rows_published
   {%- endcall %}
-
-  {% if existing is none %}
-    {% call statement('main') -%}
-      create table {{ target_relation }} as (
-        {{ sql }}
-      )
-    {%- endcall %}
-  {% else %}
-    {% call statement('main') -%}
-      delete from {{ target_relation }};
-      insert into {{ target_relation }} by name (
-        {{ sql }}
-      );
-    {%- endcall %}
-  {% endif %}
-  {#- dbt opened the transaction when the model started: one commit publishes the whole change. -#}
+  {{ run_hooks(post_hooks) }}
   {% do adapter.commit() %}
 
-  {%- set metadata = {
+  {{ return({'relations': [target_relation]}) }}
+{% endmaterialization %}
+
+
+{#- What the plugin records about the product: dbt identity, docs, contract, tags and upstream products. -#}
+{% macro icemesh_product_spec(relation, contract_enforced) %}
+  {%- set columns = [] -%}
+  {%- for name, column in model['columns'].items() -%}
+    {%- set constraints = column.get('constraints') or [] -%}
+    {%- do columns.append({
+        'name': column.get('name') or name,
+        'description': column.get('description') or '',
+        'data_type': column.get('data_type'),
+        'not_null': contract_enforced and (constraints | selectattr('type', 'equalto', 'not_null') | list | length > 0),
+        'tags': (column.get('meta') or {}).get('icemesh_tags') or (column.get('config', {}).get('meta') or {}).get('icemesh_tags') or {},
+    }) -%}
+  {%- endfor -%}
+
+  {#- The owner comes from the model's dbt group, else from meta.owner (a namespace outlives the loop). -#}
+  {%- set found = namespace(owner=none) -%}
+  {%- if model.get('group') -%}
+    {%- for group in graph.get('groups', {}).values() -%}
+      {%- if group['name'] == model['group'] and group['package_name'] == model['package_name'] -%}
+        {%- set found.owner = group['owner'] -%}
+      {%- endif -%}
+    {%- endfor -%}
+  {%- endif -%}
+  {%- set owner = found.owner if found.owner is not none else (config.get('meta') or {}).get('owner') -%}
+
+  {%- set upstream = [] -%}
+  {%- for node_id in model['depends_on']['nodes'] -%}
+    {%- set node = graph['nodes'].get(node_id) -%}
+    {%- if node is not none and node['config'].get('materialized') == 'iceberg' -%}
+      {%- do upstream.append(node['schema'] ~ '.' ~ node['alias']) -%}
+    {%- endif -%}
+  {%- endfor -%}
+
+  {{ return({
+      'namespace': relation.schema,
+      'table': relation.identifier,
       'project': project_name,
       'model': model['name'],
       'unique_id': model['unique_id'],
       'access': model.get('access'),
       'group': model.get('group'),
+      'owner': owner,
       'version': model.get('version'),
       'latest_version': model.get('latest_version'),
       'invocation_id': invocation_id,
-  } -%}
-  {% do adapter.store_relation(var('icemesh_plugin', 'duckdb'), target_relation, [], '', 'iceberg', metadata) %}
-
-  {{ run_hooks(post_hooks) }}
-  {{ return({'relations': [target_relation]}) }}
-{% endmaterialization %}
+      'description': model.get('description') or '',
+      'contract_enforced': contract_enforced,
+      'columns': columns,
+      'tags': config.get('icemesh_tags') or {},
+      'upstream': upstream | sort,
+  }) }}
+{% endmacro %}

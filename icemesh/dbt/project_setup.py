@@ -1,0 +1,180 @@
+"""`icemesh dbt init [PROJECT_DIR]`: the edits an existing dbt-duckdb project needs to publish products.
+
+1. packages.yml: the icemesh macros package (`materialized='iceberg'`), by its installed path.
+2. dbt_project.yml: `dispatch` so dbt takes icemesh's naming macros (catalog `mesh`, namespace = project).
+3. profiles.yml: the `icemesh.dbt.duckdb` plugin on every duckdb output of the project's profile.
+4. macros/icemesh.sql: a one-line `is_incremental()` shim (dbt lets only the project override it).
+
+Every edit checks first and changes nothing that is already right, so running it twice is safe; YAML is
+edited round-trip, so the project's comments and layout stay as they were.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from dataclasses import dataclass, field
+
+from ruamel.yaml import YAML
+from ruamel.yaml.comments import CommentedMap, CommentedSeq
+
+from icemesh.dbt import PACKAGE_DIR
+from icemesh.errors import BadRequest
+
+PLUGIN_MODULE = "icemesh.dbt.duckdb"
+SHIM_FILE = "icemesh.sql"
+SHIM = ("{#- Written by `icemesh dbt init`: dbt lets only the project itself override is_incremental(). -#}\n"
+        "{% macro is_incremental() %}{{ return(icemesh.is_incremental()) }}{% endmacro %}\n")
+
+
+@dataclass
+class SetupReport:
+    project: str
+    project_dir: str
+    profiles_path: str
+    changes: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict:
+        return {"project": self.project, "project_dir": self.project_dir, "profiles": self.profiles_path,
+                "changed": bool(self.changes), "changes": self.changes, "notes": self.notes}
+
+
+def _yaml() -> YAML:
+    yaml = YAML()
+    yaml.preserve_quotes = True
+    yaml.indent(mapping=2, sequence=4, offset=2)
+    return yaml
+
+
+def _load(path: str):
+    with open(path, encoding="utf-8") as f:
+        text = f.read()
+    try:
+        return _yaml().load(text) if text.strip() else CommentedMap()
+    except Exception as exc:  # ruamel's errors are multi-line: keep the first
+        raise BadRequest(f"{path} is not valid YAML: {str(exc).splitlines()[0]}") from None
+
+
+def _dump(path: str, document) -> None:
+    buffer = io.StringIO()
+    _yaml().dump(document, buffer)
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(buffer.getvalue())
+
+
+def find_profiles(project_dir: str, profiles_dir: str | None) -> str:
+    """Where dbt itself would look: --profiles-dir, $DBT_PROFILES_DIR, the project, then ~/.dbt."""
+    candidates = [profiles_dir, os.environ.get("DBT_PROFILES_DIR"), project_dir, os.path.expanduser("~/.dbt")]
+    for directory in candidates:
+        if directory and os.path.exists(os.path.join(directory, "profiles.yml")):
+            return os.path.join(directory, "profiles.yml")
+    raise BadRequest(f"No profiles.yml found (looked in {', '.join(d for d in candidates if d)}): "
+                     "pass --profiles-dir")
+
+
+def set_up(project_dir: str, profiles_dir: str | None = None) -> SetupReport:
+    project_dir = os.path.abspath(project_dir)
+    project_file = os.path.join(project_dir, "dbt_project.yml")
+    if not os.path.exists(project_file):
+        raise BadRequest(f"{project_dir} is not a dbt project (no dbt_project.yml): pass the project's directory")
+    project = _load(project_file)
+    name, profile_name = project.get("name"), project.get("profile") or project.get("name")
+    if not name:
+        raise BadRequest(f"{project_file} has no `name`")
+    report = SetupReport(name, project_dir, find_profiles(project_dir, profiles_dir))
+    _package_line(project_dir, report)
+    if _dispatch(project, name, report):
+        _dump(project_file, project)
+    _plugin(report.profiles_path, profile_name, report)
+    macro_dir = (project.get("macro-paths") or ["macros"])[0]
+    _shim(project_dir, macro_dir, report)
+    return report
+
+
+def _is_icemesh_package(entry, project_dir: str) -> bool:
+    """A `local:` entry whose dbt_project.yml names the package icemesh (wherever it was installed)."""
+    local = entry.get("local") if isinstance(entry, dict) else None
+    if not local:
+        return False
+    manifest = os.path.join(project_dir, os.path.expanduser(str(local)), "dbt_project.yml")
+    if not os.path.exists(manifest):
+        return os.path.normpath(str(local)).endswith(os.path.join("icemesh", "dbt", "package"))
+    return (_load(manifest) or {}).get("name") == "icemesh"
+
+
+def _package_line(project_dir: str, report: SetupReport) -> None:
+    path = os.path.join(project_dir, "packages.yml")
+    dependencies = os.path.join(project_dir, "dependencies.yml")
+    if not os.path.exists(path) and os.path.exists(dependencies) and "packages" in (_load(dependencies) or {}):
+        path = dependencies  # dbt reads packages from one of the two files, never both
+    document = _load(path) if os.path.exists(path) else CommentedMap()
+    packages = document.get("packages")
+    if packages is None:
+        packages = document["packages"] = CommentedSeq()
+    existing = next((entry for entry in packages if _is_icemesh_package(entry, project_dir)), None)
+    if existing is not None and os.path.abspath(os.path.join(project_dir, str(existing["local"]))) == PACKAGE_DIR:
+        return
+    if existing is not None:  # icemesh was reinstalled elsewhere (a new virtualenv): follow it
+        existing["local"] = PACKAGE_DIR
+        report.changes.append(f"{os.path.basename(path)}: icemesh package path updated to {PACKAGE_DIR}")
+    else:
+        packages.append(CommentedMap(local=PACKAGE_DIR))
+        report.changes.append(f"{os.path.basename(path)}: added the icemesh package ({PACKAGE_DIR})")
+    _dump(path, document)
+    report.notes.append("run `dbt deps` to install the package")
+
+
+def _dispatch(project, name: str, report: SetupReport) -> bool:
+    dispatch = project.get("dispatch")
+    if dispatch is None:
+        dispatch = project["dispatch"] = CommentedSeq()
+    entry = next((d for d in dispatch if isinstance(d, dict) and d.get("macro_namespace") == "dbt"), None)
+    if entry is None:
+        dispatch.append(CommentedMap(macro_namespace="dbt", search_order=CommentedSeq([name, "icemesh", "dbt"])))
+    else:
+        order = entry.get("search_order") or CommentedSeq()
+        if "icemesh" in order:
+            return False
+        position = order.index("dbt") if "dbt" in order else len(order)
+        order.insert(position, "icemesh")
+        if "dbt" not in order:
+            order.append("dbt")
+        entry["search_order"] = order
+    report.changes.append("dbt_project.yml: dispatch puts icemesh's macros before dbt's (products go to the mesh catalog)")
+    return True
+
+
+def _plugin(profiles_path: str, profile_name: str, report: SetupReport) -> None:
+    profiles = _load(profiles_path)
+    profile = profiles.get(profile_name) if profiles else None
+    if not profile or not profile.get("outputs"):
+        raise BadRequest(f"{profiles_path} has no profile {profile_name!r} with outputs: create it first (dbt init)")
+    changed = False
+    for target, output in profile["outputs"].items():
+        if output.get("type") != "duckdb":
+            report.notes.append(f"target {target} is type {output.get('type')}: only duckdb targets get the plugin")
+            continue
+        plugins = output.get("plugins")
+        if plugins is None:
+            plugins = output["plugins"] = CommentedSeq()
+        if any(isinstance(p, dict) and p.get("module") == PLUGIN_MODULE for p in plugins):
+            continue
+        plugins.append(CommentedMap(module=PLUGIN_MODULE))
+        report.changes.append(f"profiles.yml: target {target} loads the {PLUGIN_MODULE} plugin")
+        changed = True
+    if changed:
+        _dump(profiles_path, profiles)
+
+
+def _shim(project_dir: str, macro_dir: str, report: SetupReport) -> None:
+    path = os.path.join(project_dir, macro_dir, SHIM_FILE)
+    if os.path.exists(path):
+        with open(path, encoding="utf-8") as f:
+            if "icemesh.is_incremental()" in f.read():
+                return
+        raise BadRequest(f"{path} exists and is not icemesh's: move it, then run `icemesh dbt init` again")
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(SHIM)
+    report.changes.append(f"{os.path.join(macro_dir, SHIM_FILE)}: is_incremental() knows materialized='iceberg'")

@@ -1,0 +1,134 @@
+"""Publish one model as a product: run its SQL in DuckDB, then write the rows, the schema, the partition
+spec and the `icemesh.` properties to the catalog in one commit.
+
+Why not DuckDB's own Iceberg writes: DuckDB replaces a table's rows with positional delete files over
+the old data files, so every full refresh would leave the old files live and make each read slower.
+pyiceberg's overwrite drops the old files in the same commit that adds the new ones.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import pyarrow as pa
+from pyiceberg.exceptions import CommitFailedException, NoSuchTableError, TableAlreadyExistsError
+from pyiceberg.table import Table
+from pyiceberg.table.upsert_util import create_match_filter, has_duplicate_rows
+
+from icemesh.client import CatalogClient
+from icemesh.dbt import partitioning, schema_sync, tagging
+from icemesh.dbt.product import APPLIED_TAGS_PROPERTY, PROPERTY_PREFIX, ProductSpec
+
+COMMIT_ATTEMPTS = 4
+
+
+@dataclass
+class WriteResult:
+    identifier: str
+    mode: str
+    rows: int
+    snapshot_id: int | None
+    seconds: float
+
+
+class ProductWriter:
+    def __init__(self, client: CatalogClient, catalog, connection) -> None:
+        self.client = client          # management API: tags
+        self.catalog = catalog        # pyiceberg RestCatalog, as the project's principal
+        self.connection = connection  # the dbt-duckdb connection the model's SQL runs on
+
+    def publish(self, spec: ProductSpec) -> WriteResult:
+        started = time.perf_counter()
+        data = self._run(spec.sql)
+        wanted_schema = schema_sync.model_schema(data.schema, spec)
+        terms = partitioning.parse_all(spec.partition_by, wanted_schema)
+        for key in spec.unique_key:
+            if wanted_schema.find_field(key, case_sensitive=False) is None:
+                raise ValueError(f"unique_key {key!r} is not a column of the model")
+        tagging.check(tagging.vocabulary(self.client), spec, data.column_names)  # all checks before any write
+
+        self.catalog.create_namespace_if_not_exists(spec.namespace)
+        table = self._load(spec)
+        wanted_tags = {(_actual(column, data.column_names), key): value
+                       for (column, key), value in tagging.declared(spec).items()}
+        tagging.sync(self.client, spec, wanted_tags, tagging.previously_applied(table.properties if table else {}))
+        properties = {**spec.properties(), APPLIED_TAGS_PROPERTY: tagging.record(wanted_tags)}
+
+        mode = spec.mode
+        for attempt in range(COMMIT_ATTEMPTS):
+            try:
+                if table is None:
+                    mode = "create"
+                    table = self._create(spec, data, wanted_schema, terms, properties)
+                else:
+                    mode = spec.mode
+                    table = self._update(table, spec, data, wanted_schema, terms, properties)
+                break
+            except (CommitFailedException, TableAlreadyExistsError):
+                if attempt == COMMIT_ATTEMPTS - 1:
+                    raise
+                time.sleep(0.05 * 2 ** attempt)  # another writer won: re-plan against what it committed
+                table = self._load(spec)
+        snapshot = table.current_snapshot()
+        return WriteResult(spec.identifier, mode, data.num_rows,
+                           snapshot.snapshot_id if snapshot else None, time.perf_counter() - started)
+
+    def _run(self, sql: str) -> pa.Table:
+        cursor = self.connection.cursor()
+        try:
+            return cursor.execute(sql).fetch_arrow_table()
+        finally:
+            cursor.close()
+
+    def _load(self, spec: ProductSpec) -> Table | None:
+        try:
+            return self.catalog.load_table(spec.identifier)
+        except NoSuchTableError:
+            return None
+
+    def _snapshot_properties(self, spec: ProductSpec) -> dict[str, str]:
+        return {f"{PROPERTY_PREFIX}unique_id": spec.unique_id, f"{PROPERTY_PREFIX}invocation_id": spec.invocation_id or ""}
+
+    def _create(self, spec: ProductSpec, data: pa.Table, schema, terms, properties: dict[str, str]) -> Table:
+        """Staged create plus the first rows: the product appears complete, in one commit."""
+        transaction = self.catalog.create_table_transaction(
+            spec.identifier, schema=schema, partition_spec=partitioning.new_spec(terms, schema), properties=properties)
+        rows = schema_sync.conform(data, transaction.table_metadata.schema())
+        transaction.append(rows, snapshot_properties=self._snapshot_properties(spec))
+        return transaction.commit_transaction()
+
+    def _update(self, table: Table, spec: ProductSpec, data: pa.Table, wanted_schema, terms,
+                properties: dict[str, str]) -> Table:
+        changes = schema_sync.plan(table.schema(), wanted_schema, spec.mode, spec.on_schema_change)
+        transaction = table.transaction()
+        schema_sync.apply(transaction, changes)
+        metadata = transaction.table_metadata
+        if not partitioning.matches(metadata.spec(), terms, metadata.schema()):
+            partitioning.evolve(transaction, terms)
+        rows = schema_sync.conform(data, transaction.table_metadata.schema())
+        summary = self._snapshot_properties(spec)
+        keys = [_actual(k, rows.column_names) for k in spec.unique_key]
+        if spec.mode == "replace":
+            transaction.overwrite(rows, snapshot_properties=summary)
+        elif spec.mode == "append":
+            transaction.append(rows, snapshot_properties=summary)
+        elif rows.num_rows:  # merge and delete+insert: rows whose key comes again are replaced, the rest added
+            if spec.mode == "merge" and has_duplicate_rows(rows, keys):
+                raise ValueError(f"the model returns several rows for one unique_key ({', '.join(keys)}): "
+                                 "merge needs one row per key (or use incremental_strategy='delete+insert')")
+            transaction.delete(create_match_filter(rows, keys), snapshot_properties=summary)
+            transaction.append(rows, snapshot_properties=summary)
+        stale = [k for k in table.properties if k.startswith(PROPERTY_PREFIX) and k not in properties]
+        transaction.set_properties(properties)
+        if stale:
+            transaction.remove_properties(*stale)
+        return transaction.commit_transaction()
+
+
+def _actual(name: str, columns: list[str]) -> str:
+    """The column as the SQL spells it (YAML names match case-insensitively)."""
+    if not name:
+        return name
+    lowered = name.lower()
+    return next((c for c in columns if c.lower() == lowered), name)
