@@ -9,6 +9,7 @@ import click
 from icemesh import __version__
 from icemesh.cli import governance
 from icemesh.cli.policy import policy
+from icemesh.cli.query import query
 from icemesh.cli.serve import serve
 from icemesh.errors import IcemeshError
 
@@ -21,7 +22,7 @@ def cli() -> None:
 
 cli.add_command(serve)
 for command in (governance.principals, governance.roles, governance.whoami, governance.tags, governance.grant,
-                governance.revoke, governance.grants, governance.access, governance.audit, policy):
+                governance.revoke, governance.grants, governance.access, governance.audit, policy, query):
     cli.add_command(command)
 
 
