@@ -27,7 +27,7 @@ class DuckDBEngine(Engine):
         pinned = {p.ref: p.snapshot_id for p in products if p.pinned}
         if pinned:
             sql = pin_snapshots(sql, self.dialect, pinned, "at_version")
-        return con.execute(sql).fetch_arrow_table()
+        return con.execute(sql).to_arrow_table()
 
     def close(self):
         if self._native is not None:

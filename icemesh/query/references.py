@@ -49,7 +49,7 @@ def _reference(table: exp.Table) -> Reference:
 
 
 def product_references(sql: str, dialect: str | None) -> list[Reference]:
-    """The distinct `<namespace>.<table>` names the query reads, in order of appearance."""
+    """The distinct `<namespace>.<table>` names the query reads."""
     seen: dict[Reference, None] = {}
     for table in _product_tables(parse(sql, dialect)):
         seen.setdefault(_reference(table), None)
@@ -73,4 +73,18 @@ def pin_snapshots(sql: str, dialect: str, snapshots: dict[Reference, int], style
             table.set("when", exp.HistoricalData(this="AT", kind="VERSION", expression=exp.Literal.number(snapshot)))
         else:
             raise ValueError(f"unknown time-travel style {style!r}")
+    return ";\n".join(s.sql(dialect=dialect) for s in statements)
+
+
+def to_single_names(sql: str, dialect: str, names: dict[Reference, str]) -> str:
+    """The query with each product reference replaced by a one-part name, for engines that cannot register
+    qualified names. A reference without an alias is aliased to its table name, so `orders.id` still binds."""
+    statements = parse(sql, dialect)
+    for table in list(_product_tables(statements)):
+        name = names.get(_reference(table))
+        if name is None:
+            continue
+        alias = table.args.get("alias") or exp.TableAlias(this=exp.to_identifier(table.name))
+        replacement = exp.Table(this=exp.to_identifier(name, quoted=True), alias=alias)
+        table.replace(replacement)
     return ";\n".join(s.sql(dialect=dialect) for s in statements)
