@@ -27,6 +27,7 @@ class ChdbEngine(Engine):
     def connect(self):
         import chdb
 
+        self._views: dict[str, str] = {}  # view name -> the DDL that made it: unchanged products are not redefined
         return chdb.connect(":memory:")
 
     def run(self, sql, products):
@@ -38,9 +39,12 @@ class ChdbEngine(Engine):
                 database = quote(".".join(product.ref.namespace), "`")
                 columns = ", ".join(quote(c, "`") for c in product.columns)
                 settings = f" SETTINGS iceberg_snapshot_id = {int(product.snapshot_id)}" if product.pinned else ""
-                con.query(f"CREATE DATABASE IF NOT EXISTS {database}")
-                con.query(f"CREATE OR REPLACE VIEW {database}.{quote(product.ref.name, '`')} AS "
-                          f"SELECT {columns} FROM icebergLocal({literal(directory)}){settings}")
+                view = (f"CREATE OR REPLACE VIEW {database}.{quote(product.ref.name, '`')} AS "
+                        f"SELECT {columns} FROM icebergLocal({literal(directory)}){settings}")
+                if self._views.get(product.name) != view:
+                    con.query(f"CREATE DATABASE IF NOT EXISTS {database}")
+                    con.query(view)
+                    self._views[product.name] = view
             return con.query(sql, "ArrowTable")
 
     def close(self):
