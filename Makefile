@@ -29,6 +29,7 @@ bench: $(STAMP)
 	@$(PY) benchmarks/catalog.py
 	@$(PY) benchmarks/governance_evaluator.py
 	@$(PY) benchmarks/governance.py
+	@$(PY) benchmarks/query_engines.py
 
 serve: $(STAMP)
 	@$(VENV)/bin/icemesh serve

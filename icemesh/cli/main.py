@@ -10,6 +10,7 @@ from icemesh import __version__
 from icemesh.cli import governance
 from icemesh.cli.dbt import dbt
 from icemesh.cli.policy import policy
+from icemesh.cli.query import query
 from icemesh.cli.serve import serve
 from icemesh.errors import IcemeshError
 
@@ -22,7 +23,7 @@ def cli() -> None:
 
 cli.add_command(serve)
 for command in (governance.principals, governance.roles, governance.whoami, governance.tags, governance.grant,
-                governance.revoke, governance.grants, governance.access, governance.audit, policy, dbt):
+                governance.revoke, governance.grants, governance.access, governance.audit, policy, query, dbt):
     cli.add_command(command)
 
 

@@ -1,0 +1,168 @@
+"""Benchmark (issue 7): scan-and-aggregate of a 10-million-row product through icemesh, per engine, against the same
+engine reading the same Parquet files directly.
+
+A real `icemesh serve` (SQLite, local warehouse); pyiceberg writes the product `bench.events` (id, key, amount, ts);
+for each engine: `SELECT key, count(*), sum(amount), max(ts) FROM bench.events GROUP BY key` through
+`icemesh.connect().sql(..., engine=E)` (catalog round trips, policy check, engine set-up included), and the same
+aggregate with the engine's own Parquet reader over the table's data files. The median of --runs after one warm-up.
+Floor: icemesh / direct <= 1.2 for every engine. Writes benchmarks/results/query_engines.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(HERE)
+sys.path.insert(0, REPO)
+
+from icemesh.server.process import CatalogProcess  # noqa: E402
+
+FLOOR_RATIO = 1.2
+RESULTS_PATH = os.path.join(REPO, "benchmarks", "results", "query_engines.json")
+MESH_SQL = "SELECT key, count(*) AS n, sum(amount) AS total, max(ts) AS latest FROM bench.events GROUP BY key"
+ALL_ENGINES = ["duckdb", "polars", "datafusion", "daft", "chdb", "spark"]
+
+
+def say(message: str) -> None:
+    print(message, flush=True)
+
+
+def write_product(client, rows: int) -> list[str]:
+    import numpy as np
+    import pyarrow as pa
+
+    catalog = client.rest_catalog()
+    catalog.create_namespace("bench")
+    schema = pa.schema([("id", pa.int64()), ("key", pa.int32()), ("amount", pa.float64()),
+                        ("ts", pa.timestamp("us", tz="UTC"))])
+    table = catalog.create_table("bench.events", schema)
+    rng = np.random.default_rng(7)
+    batch = 2_000_000
+    for start in range(0, rows, batch):
+        n = min(batch, rows - start)
+        table.append(pa.table({
+            "id": pa.array(np.arange(start, start + n, dtype=np.int64)),
+            "key": pa.array(rng.integers(0, 100, n, dtype=np.int32)),
+            "amount": pa.array(rng.random(n) * 100),
+            "ts": pa.array(1_700_000_000_000_000 + rng.integers(0, 10**12, n), pa.timestamp("us", tz="UTC")),
+        }, schema=schema))
+        say(f"  wrote {start + n:,} / {rows:,} rows")
+    table = catalog.load_table("bench.events")
+    return [task.file.file_path.removeprefix("file://") for task in table.scan().plan_files()]
+
+
+def direct(engine: str, files: list[str]):
+    """The same aggregate with the engine's own Parquet reader: a function running it once."""
+    sql = "SELECT key, count(*) AS n, sum(amount) AS total, max(ts) AS latest FROM events GROUP BY key"
+    if engine == "duckdb":
+        import duckdb
+
+        con = duckdb.connect()
+        listing = ", ".join("'" + f.replace("'", "''") + "'" for f in files)
+        return lambda: con.execute(sql.replace("FROM events", f"FROM read_parquet([{listing}])")).to_arrow_table()
+    if engine == "polars":
+        import polars as pl
+
+        return lambda: pl.SQLContext(events=pl.scan_parquet(files)).execute(sql).collect().to_arrow()
+    if engine == "datafusion":
+        from datafusion import SessionContext
+
+        def run():
+            ctx = SessionContext()
+            ctx.register_parquet("events", os.path.dirname(files[0]))
+            return ctx.sql(sql).to_arrow_table()
+        return run
+    if engine == "daft":
+        import daft
+
+        return lambda: daft.sql(sql, events=daft.read_parquet(files)).to_arrow()
+    if engine == "chdb":
+        import chdb
+
+        con = chdb.connect(":memory:")
+        directory = os.path.dirname(files[0])
+
+        def run():
+            previous = os.getcwd()
+            os.chdir(directory)
+            try:
+                return con.query(sql.replace("FROM events", "FROM file('*.parquet', Parquet)"), "ArrowTable")
+            finally:
+                os.chdir(previous)
+        return run
+    if engine == "spark":
+        from icemesh.engines import spark as spark_engine
+        from icemesh.query.spark import to_arrow
+
+        spark = spark_engine.session(None, app_name="icemesh-bench", extra_conf={"spark.sql.session.timeZone": "UTC"})
+
+        def run():
+            spark.read.parquet(*files).createOrReplaceTempView("events")
+            return to_arrow(spark.sql(sql))
+        return run
+    raise ValueError(engine)
+
+
+def timed(func, runs: int) -> tuple[float, object]:
+    result = func()  # warm-up (imports, JIT, session start, OS cache)
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        result = func()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times), result
+
+
+def summary(table) -> list[tuple]:
+    rows = table.to_pylist()
+    return sorted((int(r["key"]), int(r["n"]), round(float(r["total"]), 3)) for r in rows)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--rows", type=int, default=10_000_000)
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--engines", default=",".join(ALL_ENGINES), help="comma-separated subset")
+    ap.add_argument("--out", default=RESULTS_PATH)
+    args = ap.parse_args(argv)
+    engines = [e.strip() for e in args.engines.split(",") if e.strip()]
+
+    import icemesh
+
+    home = tempfile.mkdtemp(prefix="icemesh-bench-query-")
+    results = {"rows": args.rows, "runs": args.runs, "floor_ratio": FLOOR_RATIO, "engines": {}}
+    failed = False
+    with CatalogProcess(db=f"sqlite:///{home}/catalog.db", warehouse=f"{home}/warehouse", cwd=home) as server:
+        say(f"writing bench.events ({args.rows:,} rows) through {server.uri}")
+        files = write_product(server.client(), args.rows)
+        say(f"  {len(files)} data files")
+        mesh = icemesh.connect(server.uri, client_id="admin", client_secret=server.admin_secret)
+        for engine in engines:
+            say(f"{engine}: through icemesh vs direct Parquet ({args.runs} runs each after a warm-up)")
+            mesh_s, mesh_result = timed(lambda: mesh.sql(MESH_SQL, engine=engine), args.runs)
+            direct_s, direct_result = timed(direct(engine, files), args.runs)
+            same = summary(mesh_result) == summary(direct_result)
+            ratio = mesh_s / direct_s
+            ok = same and ratio <= FLOOR_RATIO
+            failed |= not ok
+            results["engines"][engine] = {"icemesh_s": round(mesh_s, 4), "direct_s": round(direct_s, 4),
+                                          "ratio": round(ratio, 3), "same_result": same, "ok": ok}
+            say(f"  icemesh {mesh_s:.3f} s  direct {direct_s:.3f} s  ratio {ratio:.2f}  "
+                f"{'same result' if same else 'DIFFERENT RESULT'}  {'ok' if ok else 'FAIL'}")
+        mesh.close()
+    os.makedirs(os.path.dirname(args.out), exist_ok=True)
+    with open(args.out, "w") as f:
+        json.dump(results, f, indent=2)
+    say(f"results written to {os.path.relpath(args.out, os.getcwd())}")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,33 @@
+"""Daft: each product the query names is `daft.read_iceberg` of the table the catalog handed the caller, held as a
+temporary table of a Daft session.
+
+Daft 0.7 cannot resolve a qualified name to a temporary table, and attaching a catalog that would hold
+`<namespace>.<table>` breaks its built-in functions (`count`, `sum`: "function ... not found"); so the query's
+product references are rewritten through sqlglot's syntax tree to one-part quoted names (`"sales.orders" AS orders`).
+"""
+
+from __future__ import annotations
+
+from icemesh.query.engine import Engine
+from icemesh.query.references import to_single_names
+
+
+class DaftEngine(Engine):
+    name = "daft"
+    dialect = "duckdb"
+
+    def connect(self):
+        import daft
+
+        return daft.Session()
+
+    def run(self, sql, products):
+        import daft
+
+        session = self.native()
+        for product in products:
+            frame = daft.read_iceberg(product.table, snapshot_id=product.snapshot_id if product.pinned else None)
+            session.create_temp_table(product.name, frame.select(*product.columns))
+        if products:
+            sql = to_single_names(sql, self.dialect, {p.ref: p.name for p in products})
+        return session.sql(sql).to_arrow()

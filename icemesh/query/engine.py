@@ -1,0 +1,53 @@
+"""The interface every engine adapter implements, after dbt-duckdb's plugins: a lazily made native handle,
+and `run(sql, products)` that makes each product readable as `<namespace>.<table>` and returns Arrow.
+
+Adapters receive products already resolved as the caller (see products.py): they never decide what may be
+read, they only expose exactly the columns and snapshot they are given, and every engine-specific set-up
+(extensions, working directories, storage options, provider pins) stays inside the adapter.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Any
+
+import pyarrow as pa
+
+from icemesh.client import CatalogClient
+from icemesh.query.products import Product
+
+
+class Engine(ABC):
+    name: str = ""
+    dialect: str | None = None  # sqlglot dialect the engine's SQL is parsed in
+
+    def __init__(self, client: CatalogClient) -> None:
+        self.client = client
+        self._native: Any = None
+
+    def native(self) -> Any:
+        """The engine's own handle (a DuckDB connection, a SparkSession, a DataFusion SessionContext...)."""
+        if self._native is None:
+            self._native = self.connect()
+        return self._native
+
+    @abstractmethod
+    def connect(self) -> Any:
+        """Create the native handle."""
+
+    @abstractmethod
+    def run(self, sql: str, products: list[Product]) -> pa.Table:
+        """Run `sql` with every product readable under its `<namespace>.<table>` name."""
+
+    def close(self) -> None:
+        self._native = None
+
+
+def quote(identifier: str, mark: str = '"') -> str:
+    """A quoted SQL identifier (names are quoted, never pasted raw)."""
+    return mark + identifier.replace(mark, mark * 2) + mark
+
+
+def literal(value: str) -> str:
+    """A SQL string literal, for the engines whose DDL takes no bound parameters."""
+    return "'" + str(value).replace("\\", "\\\\").replace("'", "\\'") + "'"

@@ -1,0 +1,141 @@
+"""Resolving the products a query names: loaded as the caller, so the catalog's policies decide.
+
+A product the caller may not read fails with the catalog's own reason; a caller limited to some columns gets a
+schema without the others (the client declares it applies column limits), and `Product.columns` is what every
+engine adapter exposes. `--as-of` picks, for each product, the snapshot current at that moment.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from pyiceberg.exceptions import RESTError, NoSuchNamespaceError, NoSuchTableError
+
+from icemesh.query.errors import QueryError
+from icemesh.query.references import Reference
+
+
+@dataclass(frozen=True)
+class AsOf:
+    """A moment in the mesh's history: a snapshot id (and with it the moment it was committed) or a timestamp."""
+
+    snapshot_id: int | None = None
+    timestamp_ms: int | None = None
+
+    @classmethod
+    def parse(cls, value: "str | int | dt.datetime | AsOf | None") -> "AsOf | None":
+        if value is None or isinstance(value, AsOf):
+            return value
+        if isinstance(value, dt.datetime):
+            return cls(timestamp_ms=_epoch_ms(value))
+        if isinstance(value, int) or str(value).strip().lstrip("-").isdigit():
+            return cls(snapshot_id=int(value))
+        try:
+            moment = dt.datetime.fromisoformat(str(value).strip())
+        except ValueError:
+            raise QueryError(f"Invalid --as-of {value!r}: give a snapshot id or an ISO-8601 timestamp "
+                             "such as 2024-05-01T12:00:00Z") from None
+        return cls(timestamp_ms=_epoch_ms(moment))
+
+
+def _epoch_ms(moment: dt.datetime) -> int:
+    if moment.tzinfo is None:  # a timestamp without a zone is read as UTC, like the catalog's own times
+        moment = moment.replace(tzinfo=dt.timezone.utc)
+    return int(moment.timestamp() * 1000)
+
+
+def _iso(ms: int) -> str:
+    return dt.datetime.fromtimestamp(ms / 1000, dt.timezone.utc).isoformat(timespec="milliseconds")
+
+
+@dataclass
+class Product:
+    """One product as the caller may read it: the pruned table, the snapshot to read and the visible columns."""
+
+    ref: Reference
+    table: Any  # pyiceberg Table, loaded as the caller
+    snapshot_id: int | None  # the snapshot to read; None: an empty table
+    pinned: bool  # True when --as-of chose the snapshot (else: the current one)
+    columns: list[str] = field(default_factory=list)
+
+    @property
+    def name(self) -> str:
+        return self.ref.dotted
+
+    @property
+    def location(self) -> str:
+        return self.table.metadata.location
+
+    @property
+    def io_properties(self) -> dict[str, str]:
+        """The table's FileIO settings as plain strings (pyiceberg also keeps objects there, e.g. its auth manager)."""
+        return {k: v for k, v in self.table.io.properties.items() if isinstance(v, str)}
+
+
+def reason(exc: Exception) -> str:
+    """The catalog's message, one line, without pyiceberg's `SomethingException: ` prefix."""
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__
+    return re.sub(r"^[A-Za-z]+(Exception|Error): ", "", text)
+
+
+def load(catalog, ref: Reference):
+    try:
+        return catalog.load_table((*ref.namespace, ref.name))
+    except (NoSuchTableError, NoSuchNamespaceError, RESTError) as exc:
+        raise QueryError(f"{ref.dotted}: {reason(exc)}") from None
+    except OSError as exc:
+        raise QueryError(f"Cannot reach the catalog to load {ref.dotted}: {exc}") from None
+
+
+def resolve(catalog, refs: list[Reference], as_of: AsOf | None = None) -> list[Product]:
+    """Load every named product as the caller and choose the snapshot each engine must read."""
+    tables = {ref: load(catalog, ref) for ref in refs}
+    moment = _moment(tables, as_of)
+    products = []
+    for ref, table in tables.items():
+        if moment is None:
+            snapshot = table.current_snapshot()
+        elif as_of.snapshot_id is not None and table.snapshot_by_id(as_of.snapshot_id) is not None:
+            snapshot = table.snapshot_by_id(as_of.snapshot_id)
+        else:
+            snapshot = table.snapshot_as_of_timestamp(moment)
+            if snapshot is None:
+                raise QueryError(f"{ref.dotted} has no snapshot at or before {_iso(moment)}")
+        schema = table.schema()
+        if moment is not None and snapshot.schema_id is not None:
+            schema = table.schemas().get(snapshot.schema_id, schema)
+        products.append(Product(ref, table, snapshot.snapshot_id if snapshot else None, moment is not None,
+                                [f.name for f in schema.fields]))
+    return products
+
+
+def _moment(tables: dict[Reference, Any], as_of: AsOf | None) -> int | None:
+    """The as-of moment in epoch ms: a snapshot id stands for the moment it was committed."""
+    if as_of is None:
+        return None
+    if as_of.timestamp_ms is not None:
+        return as_of.timestamp_ms
+    for table in tables.values():
+        snapshot = table.snapshot_by_id(as_of.snapshot_id)
+        if snapshot is not None:
+            return snapshot.timestamp_ms
+    names = ", ".join(ref.dotted for ref in tables) or "(none)"
+    raise QueryError(f"No product the query reads has snapshot {as_of.snapshot_id} (products: {names}); "
+                     "give one of their snapshot ids or a timestamp")
+
+
+def list_products(catalog) -> list[str]:
+    """Every product the caller may see (the catalog filters listings), as `<namespace>.<table>`."""
+    names = []
+    pending = list(catalog.list_namespaces())
+    while pending:
+        namespace = pending.pop(0)
+        names += [".".join(ident) for ident in catalog.list_tables(namespace)]
+        try:
+            pending += [n for n in catalog.list_namespaces(namespace) if n != namespace]
+        except RESTError:
+            pass
+    return sorted(names)
