@@ -129,7 +129,8 @@ def start_glue_catalog(tmp_path_factory, moto: str, label: str, **kwargs) -> Cat
     home = tmp_path_factory.mktemp(f"catalog-glue-{label}")
     extra = ["--backend", "glue", "--glue-region", REGION, "--glue-endpoint", moto,
              "--s3-endpoint", moto, "--s3-region", REGION, "--share-storage-keys"]
-    return CatalogProcess(db=f"sqlite:///{home}/catalog.db", warehouse=GLUE_WAREHOUSE, extra_args=extra,
+    warehouse = kwargs.pop("warehouse", GLUE_WAREHOUSE)
+    return CatalogProcess(db=f"sqlite:///{home}/catalog.db", warehouse=warehouse, extra_args=extra,
                           env={**FAKE_AWS_ENV, "ICEMESH_LAKEFORMATION_REFRESH_SECONDS": "5"}, cwd=str(home),
                           **kwargs).start()
 

@@ -42,8 +42,8 @@ class ServerSettings:
         from icemesh.catalog.aws import AwsSettings
         from icemesh.errors import InvalidConfiguration
 
-        if len(self.warehouses) != 1 or not self.warehouses[0].root.startswith(("s3://", "s3a://")):
-            raise InvalidConfiguration("--backend glue serves one warehouse in S3: --warehouse s3://bucket/prefix")
+        if len(self.warehouses) != 1:  # one Glue catalog holds the tables: one warehouse (in S3 for AWS engines)
+            raise InvalidConfiguration("--backend glue serves one warehouse: --warehouse s3://bucket/prefix")
         return AwsSettings(self.glue_region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "",
                            self.glue_endpoint, self.glue_catalog_id)
 
