@@ -122,15 +122,15 @@ GLUE_BUCKET = "icemesh-glue"
 GLUE_WAREHOUSE = f"s3://{GLUE_BUCKET}/wh"
 
 
-def start_glue_catalog(tmp_path_factory, moto: str, label: str, **kwargs) -> CatalogProcess:
+def start_glue_catalog(tmp_path_factory, moto: str, label: str, db: str | None = None, extra_args: tuple = (),
+                       warehouse: str | list[str] = GLUE_WAREHOUSE, **kwargs) -> CatalogProcess:
     """`icemesh serve --backend glue` against moto: tables in Glue, governance in Lake Formation, data in S3."""
     from tests.aws import FAKE_AWS_ENV, REGION
 
     home = tmp_path_factory.mktemp(f"catalog-glue-{label}")
     extra = ["--backend", "glue", "--glue-region", REGION, "--glue-endpoint", moto,
-             "--s3-endpoint", moto, "--s3-region", REGION, "--share-storage-keys"]
-    warehouse = kwargs.pop("warehouse", GLUE_WAREHOUSE)
-    return CatalogProcess(db=f"sqlite:///{home}/catalog.db", warehouse=warehouse, extra_args=extra,
+             "--s3-endpoint", moto, "--s3-region", REGION, "--share-storage-keys", *extra_args]
+    return CatalogProcess(db=db or f"sqlite:///{home}/catalog.db", warehouse=warehouse, extra_args=extra,
                           env={**FAKE_AWS_ENV, "ICEMESH_LAKEFORMATION_REFRESH_SECONDS": "5"}, cwd=str(home),
                           **kwargs).start()
 

@@ -297,8 +297,13 @@ class LakeFormation:
     # -- grants ------------------------------------------------------------------------------------
 
     def grants(self) -> list[Grant]:
-        """icemesh's grants in Lake Formation (ListPermissions, unfiltered: filters are unreliable in moto)."""
-        merged: dict[int, Grant] = {}
+        """icemesh's grants in Lake Formation (ListPermissions, unfiltered: filters are unreliable in moto).
+
+        A namespace or tag grant is two LF grants (databases, tables); a permission counts only when Lake
+        Formation grants all it implies there (DESCRIBE, ALTER, DROP: on both), so a half-revoked grant
+        reads as revoked.
+        """
+        found: dict[int, tuple[Grant, dict[frozenset, frozenset[Permission]]]] = {}
         token = None
         while True:
             page = self._call("list_permissions", **({"NextToken": token} if token else {}))
@@ -309,17 +314,22 @@ class LakeFormation:
                     continue
                 fields, applicable = target
                 permissions = _from_lf(entry.get("Permissions", []), applicable)
-                if not permissions:
-                    continue
-                grant = Grant(0, grantee, permissions, **fields)
+                grant = Grant(0, grantee, frozenset(), **fields)
                 gid = grant_id(grant)
-                if gid in merged:
-                    grant = replace(grant, permissions=merged[gid].permissions | permissions)
-                merged[gid] = replace(grant, id=gid)
+                facets = found.setdefault(gid, (replace(grant, id=gid), {}))[1]
+                facets[applicable] = facets.get(applicable, frozenset()) | permissions
             token = page.get("NextToken")
             if not token:
                 break
-        return sorted(merged.values(), key=lambda g: (str(g.grantee), g.target(), g.id))
+        grants = []
+        for grant, facets in found.values():
+            held = frozenset().union(*facets.values())
+            if grant.namespace is not None or grant.expression is not None:
+                held = frozenset(p for p in held if all(p in facets.get(kind, frozenset())
+                                                        for kind in (NAMESPACE_PERMISSIONS, TABLE_PERMISSIONS) if p in kind))
+            if held:
+                grants.append(replace(grant, permissions=held))
+        return sorted(grants, key=lambda g: (str(g.grantee), g.target(), g.id))
 
     def add_grant(self, grant: Grant) -> int:
         principal = {"DataLakePrincipalIdentifier": self.mapping.identifier(grant.grantee)}
