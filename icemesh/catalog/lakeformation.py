@@ -264,15 +264,25 @@ class LakeFormation:
         return found
 
     def assignments(self) -> Assignments:
-        """Every tag assigned to a Glue database, Iceberg table or column (Lake Formation cannot search: we walk)."""
-        found: Assignments = {}
-        for database in self.glue.databases():
-            db = database["Name"]
-            for key, value in self._values(self._resource_tags({"Database": {"Name": db}}).get("LFTagOnDatabase")).items():
-                found[(NamespaceRef((db,)), "", "", key)] = value
-            for table in self.glue.tables(db):
-                if is_iceberg(table):
-                    found.update(self.table_assignments(db, table["Name"], current_columns(table)))
+        """Every tag assigned to a Glue database, Iceberg table or column. Lake Formation cannot search them
+        (moto lacks SearchTablesByLFTags), so every resource is asked, several at a time."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        def database_tags(db: str) -> Assignments:
+            tags = self._resource_tags({"Database": {"Name": db}}).get("LFTagOnDatabase")
+            return {(NamespaceRef((db,)), "", "", key): value for key, value in self._values(tags).items()}
+
+        jobs = []
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            for database in self.glue.databases():
+                db = database["Name"]
+                jobs.append(pool.submit(database_tags, db))
+                for table in self.glue.tables(db):
+                    if is_iceberg(table):
+                        jobs.append(pool.submit(self.table_assignments, db, table["Name"], current_columns(table)))
+            found: Assignments = {}
+            for job in jobs:
+                found.update(job.result())
         return found
 
     def assign(self, ns: NamespaceRef, table: str, column: str, key: str, value: str) -> None:
@@ -412,21 +422,25 @@ class LakeFormation:
 
     # -- reading it all ----------------------------------------------------------------------------
 
-    def policy(self, owners: dict, roles: dict[str, frozenset[str]], extra_grants: Iterable[Grant] = (),
-               version: int = 0) -> Policy:
+    def policy(self, owners: dict, roles: dict[str, frozenset[str]]) -> Policy:
         """A Policy for the pure evaluator from what Lake Formation and Glue hold now."""
+        return self.policy_from(self.tag_keys(), self.assignments(), tuple(self.grants()), owners, roles)
+
+    @staticmethod
+    def policy_from(tag_keys: dict[str, TagKey], assignments: Assignments, grants: tuple[Grant, ...], owners: dict,
+                    roles: dict[str, frozenset[str]], version: int = 0) -> Policy:
         ns_tags: dict[NamespaceRef, dict[str, str]] = {}
         table_tags: dict[TableRef, dict[str, str]] = {}
         column_tags: dict[TableRef, dict[str, dict[str, str]]] = {}
-        for (ns, table, column, key), value in self.assignments().items():
+        for (ns, table, column, key), value in assignments.items():
             if not table:
                 ns_tags.setdefault(ns, {})[key] = value
             elif not column:
                 table_tags.setdefault(TableRef(ns, table), {})[key] = value
             else:
                 column_tags.setdefault(TableRef(ns, table), {}).setdefault(column, {})[key] = value
-        return Policy(tag_keys=self.tag_keys(), namespace_tags=ns_tags, table_tags=table_tags, column_tags=column_tags,
-                      grants=tuple(extra_grants) + tuple(self.grants()), roles=roles, owners=owners, version=version)
+        return Policy(tag_keys=tag_keys, namespace_tags=ns_tags, table_tags=table_tags, column_tags=column_tags,
+                      grants=grants, roles=roles, owners=owners, version=version)
 
     def table_columns(self, table: TableRef) -> list[str] | None:
         if len(table.namespace.levels) != 1:

@@ -13,10 +13,14 @@ by others.
 from __future__ import annotations
 
 import os
+import threading
 import time
+
+from sqlalchemy import Column, Integer, Table, insert, select, update
 
 from icemesh.catalog.glue_store import GlueCatalogStore
 from icemesh.catalog.governance_store import GovernanceStore, NotFound
+from icemesh.catalog.store import schema
 from icemesh.catalog.lakeformation import LakeFormation, check_iam_name
 from icemesh.governance.permissions import Permission
 from icemesh.governance.policy import PRINCIPAL, ROLE, Grant, Grantee, Policy
@@ -24,6 +28,14 @@ from icemesh.governance.resources import NamespaceRef, TableRef
 from icemesh.governance.tags import TagKey
 
 _LOCAL_KINDS = {"principal", "role"}
+
+# Bumped by every change this deployment makes in Lake Formation: the Lake Formation part of the policy
+# (the costly part to read) is reloaded only when it, or the time slot, moves.
+lakeformation_version_t = Table(
+    "icemesh_lakeformation_version", schema,
+    Column("id", Integer, primary_key=True),
+    Column("version", Integer, nullable=False),
+)
 
 
 def _is_local(grant: Grant) -> bool:
@@ -37,10 +49,22 @@ class LakeFormationGovernanceStore(GovernanceStore):
         self.lf = lakeformation
         self.refresh_s = refresh_s if refresh_s is not None else \
             float(os.environ.get("ICEMESH_LAKEFORMATION_REFRESH_SECONDS", "30"))
+        with self._write() as conn, conn.begin():
+            if conn.execute(select(lakeformation_version_t.c.id)).first() is None:
+                conn.execute(insert(lakeformation_version_t).values(id=1, version=1))
+        self._cached: tuple[tuple, tuple] | None = None  # (key, (tag keys, assignments, grants))
+        self._cache_lock = threading.Lock()
 
     def _changed(self) -> None:
+        """Lake Formation changed through this server: every process reloads it before its next decision."""
         with self._write() as conn, conn.begin():
             self._bump(conn)
+            conn.execute(update(lakeformation_version_t).values(version=lakeformation_version_t.c.version + 1))
+
+    def _lakeformation_key(self) -> tuple:
+        with self.catalog._read() as conn:
+            version = conn.execute(select(lakeformation_version_t.c.version)).scalar_one()
+        return version, int(time.time() // self.refresh_s)
 
     def policy_version(self) -> int:
         """The local version (bumped by every change made here) and a time slot (changes made elsewhere)."""
@@ -144,6 +168,7 @@ class LakeFormationGovernanceStore(GovernanceStore):
     def move_table(self, conn, source: TableRef, destination: TableRef) -> None:
         """Called by the Glue store's rename (conn is None): tags and table grants follow the table."""
         self.lf.move_table(source, destination, self.lf.table_columns(destination) or [])
+        self._changed()
 
     # -- policy as code ----------------------------------------------------------------------------
 
@@ -173,11 +198,16 @@ class LakeFormationGovernanceStore(GovernanceStore):
     # -- the policy snapshot -----------------------------------------------------------------------
 
     def load_policy(self, warehouse: str) -> Policy:
+        """Identities and owners are read every time; Lake Formation's part only when it may have changed."""
         version = self.policy_version()
         roles = {p.name: frozenset(p.roles) for p in self.list_principals()}
-        local = [g for g in super().grants() if _is_local(g)]
-        return self.lf.policy(self.catalog.owners(warehouse), roles, local, version)
-
+        local = tuple(g for g in super().grants() if _is_local(g))
+        key = self._lakeformation_key()
+        with self._cache_lock:
+            if self._cached is None or self._cached[0] != key:
+                self._cached = (key, (self.lf.tag_keys(), self.lf.assignments(), tuple(self.lf.grants())))
+            tag_keys, assignments, grants = self._cached[1]
+        return self.lf.policy_from(tag_keys, assignments, local + grants, self.catalog.owners(warehouse), roles, version)
 
 def glue_backend(aws, local) -> tuple[GlueCatalogStore, LakeFormationGovernanceStore]:
     """The stores of `icemesh serve --backend glue`: Glue for pointers, Lake Formation for governance."""
