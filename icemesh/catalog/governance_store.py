@@ -34,7 +34,7 @@ from sqlalchemy import (
 from sqlalchemy.exc import IntegrityError
 
 from icemesh.catalog.identifiers import Namespace
-from icemesh.catalog.store import CatalogStore, bump_policy_version, namespaces_t, policy_version_t, schema, tables_t
+from icemesh.catalog.store import CatalogStore, bump_policy_version, namespaces_t, policy_version_t, schema
 from icemesh.errors import AlreadyExists, BadRequest, IcemeshError
 from icemesh.governance.permissions import Permission
 from icemesh.governance.policy import PRINCIPAL, ROLE, Grant, Grantee, Policy
