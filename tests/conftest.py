@@ -8,7 +8,8 @@ import uuid
 import httpx
 import pytest
 
-from icemesh.server.process import CatalogProcess
+from icemesh.server.process import CatalogProcess, free_port
+from tests.aws import start_moto
 
 POSTGRES_ADMIN = dict(host="127.0.0.1", port=5432, user="postgres", dbname="postgres")
 
@@ -123,3 +124,51 @@ def spark_catalog(spark, server, name: str, client_id: str = "admin", client_sec
     spark_engine.add_catalog(spark, name, server.uri, credential=f"{client_id}:{secret}",
                              properties={"oauth2-server-uri": server.uri + "/v1/oauth/tokens", "scope": "catalog"})
     return name
+
+
+@pytest.fixture(scope="session")
+def moto(tmp_path_factory):
+    """moto as a real AWS stand-in (S3, Glue, Lake Formation, STS) over HTTP for the whole session; yields its URL."""
+    port = free_port()
+    try:
+        proc = start_moto(tmp_path_factory.mktemp("moto"), port)
+    except RuntimeError as exc:
+        pytest.fail(str(exc))
+    yield f"http://127.0.0.1:{port}"
+    proc.kill()
+    proc.wait(10)
+
+
+GLUE_BUCKET = "icemesh-glue"
+GLUE_WAREHOUSE = f"s3://{GLUE_BUCKET}/wh"
+
+
+def start_glue_catalog(tmp_path_factory, moto: str, label: str, db: str | None = None, extra_args: tuple = (),
+                       warehouse: str | list[str] = GLUE_WAREHOUSE, **kwargs) -> CatalogProcess:
+    """`icemesh serve --backend glue` against moto: tables in Glue, governance in Lake Formation, data in S3."""
+    from tests.aws import FAKE_AWS_ENV, REGION
+
+    home = tmp_path_factory.mktemp(f"catalog-glue-{label}")
+    extra = ["--backend", "glue", "--glue-region", REGION, "--glue-endpoint", moto,
+             "--s3-endpoint", moto, "--s3-region", REGION, "--share-storage-keys", *extra_args]
+    return CatalogProcess(db=db or f"sqlite:///{home}/catalog.db", warehouse=warehouse, extra_args=extra,
+                          env={**FAKE_AWS_ENV, "ICEMESH_LAKEFORMATION_REFRESH_SECONDS": "5"}, cwd=str(home),
+                          **kwargs).start()
+
+
+@pytest.fixture(scope="session")
+def glue_bucket(moto):
+    from tests.aws import boto_client
+
+    boto_client("s3", moto).create_bucket(Bucket=GLUE_BUCKET)
+    return GLUE_BUCKET
+
+
+@pytest.fixture(scope="session")
+def glue_server(tmp_path_factory, moto, glue_bucket):
+    """One Glue-backed server for the session (the Glue and Lake Formation modules share it)."""
+    server = start_glue_catalog(tmp_path_factory, moto, "shared")
+    server.backend = "glue"
+    server.moto = moto
+    yield server
+    server.stop()

@@ -4,32 +4,19 @@ and pyiceberg and DuckDB read and write the same files over real HTTP."""
 from __future__ import annotations
 
 import json
-import os
 import sqlite3
-import subprocess
-import sys
-import time
 import uuid
 
 import httpx
 import pyarrow as pa
 import pytest
 
-from icemesh.server.process import CatalogProcess, free_port
+from icemesh.server.process import CatalogProcess
+from tests.aws import FAKE_AWS_ENV, KEY_ID, REGION, SECRET, boto_client
 
-KEY_ID = SECRET = "testing"
-REGION = "us-east-1"
 BUCKET = "icemesh-warehouse"
 OTHER_BUCKET = "icemesh-elsewhere"
 WAREHOUSE = f"s3://{BUCKET}/wh"
-# Fake keys only, and never a real AWS endpoint: nothing here may reach the internet or the machine's profile.
-FAKE_AWS_ENV = {
-    "AWS_ACCESS_KEY_ID": KEY_ID,
-    "AWS_SECRET_ACCESS_KEY": SECRET,
-    "AWS_DEFAULT_REGION": REGION,
-    "AWS_REGION": REGION,
-    "AWS_EC2_METADATA_DISABLED": "true",
-}
 
 ROWS = [
     {"id": 1, "name": "alpha", "amount": 10.5},
@@ -47,39 +34,8 @@ ARROW_SCHEMA = pa.schema([
 
 
 @pytest.fixture(scope="module")
-def moto(tmp_path_factory):
-    """`moto_server` as a real HTTP S3 on a free port, killed at teardown; yields its URL."""
-    home = tmp_path_factory.mktemp("moto")
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    binary = os.path.join(os.path.dirname(sys.executable), "moto_server")
-    with open(home / "moto.log", "ab") as log:
-        proc = subprocess.Popen([binary, "-H", "127.0.0.1", "-p", str(port)], cwd=str(home),
-                                stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **FAKE_AWS_ENV})
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"moto_server exited with {proc.returncode}: {(home / 'moto.log').read_text()[-2000:]}")
-            try:
-                httpx.get(url + "/moto-api/", timeout=1)
-                break
-            except httpx.HTTPError:
-                if time.monotonic() > deadline:
-                    pytest.fail(f"moto_server did not answer on {url}: {(home / 'moto.log').read_text()[-2000:]}")
-                time.sleep(0.1)
-        yield url
-    finally:
-        proc.kill()
-        proc.wait(10)
-
-
-@pytest.fixture(scope="module")
 def s3(moto):
-    import boto3
-
-    client = boto3.client("s3", endpoint_url=moto, aws_access_key_id=KEY_ID, aws_secret_access_key=SECRET,
-                          region_name=REGION)
+    client = boto_client("s3", moto)
     for bucket in (BUCKET, OTHER_BUCKET):
         client.create_bucket(Bucket=bucket)
     return client

@@ -34,7 +34,7 @@ from sqlalchemy import (
 from sqlalchemy.exc import IntegrityError
 
 from icemesh.catalog.identifiers import Namespace
-from icemesh.catalog.store import CatalogStore, bump_policy_version, namespaces_t, policy_version_t, schema, tables_t
+from icemesh.catalog.store import CatalogStore, bump_policy_version, namespaces_t, policy_version_t, schema
 from icemesh.errors import AlreadyExists, BadRequest, IcemeshError
 from icemesh.governance.permissions import Permission
 from icemesh.governance.policy import PRINCIPAL, ROLE, Grant, Grantee, Policy
@@ -441,16 +441,9 @@ class GovernanceStore:
                     column_tags.setdefault(TableRef(ns, r.table_name), {}).setdefault(r.column_name, {})[r.key] = r.value
             roles = {r.name: frozenset(json.loads(r.roles))
                      for r in conn.execute(select(principals_t.c.name, principals_t.c.roles)).all()}
-            owners: dict[NamespaceRef | TableRef, str] = {}
-            for r in conn.execute(select(namespaces_t.c.name, namespaces_t.c.owner)
-                                  .where(namespaces_t.c.warehouse == warehouse, namespaces_t.c.owner.is_not(None))):
-                owners[_ns_ref(r.name)] = r.owner
-            for r in conn.execute(select(tables_t.c.namespace, tables_t.c.name, tables_t.c.owner)
-                                  .where(tables_t.c.warehouse == warehouse, tables_t.c.owner.is_not(None))):
-                owners[TableRef(_ns_ref(r.namespace), r.name)] = r.owner
             grants = tuple(_grant_from_row(r) for r in conn.execute(select(grants_t).order_by(grants_t.c.id)).all())
         return Policy(tag_keys=self.tag_keys(), namespace_tags=ns_tags, table_tags=table_tags, column_tags=column_tags,
-                      grants=grants, roles=roles, owners=owners, version=version)
+                      grants=grants, roles=roles, owners=self.catalog.owners(warehouse), version=version)
 
     # -- audit -------------------------------------------------------------------------------------
 

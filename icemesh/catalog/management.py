@@ -17,6 +17,7 @@ from icemesh.catalog.identifiers import Namespace, TableIdent
 from icemesh.catalog.service import CatalogService
 from icemesh.errors import BadRequest
 from icemesh.governance import policy_file
+from icemesh.governance.evaluator import Decision, Evaluator
 from icemesh.governance.permissions import NAMESPACE_PERMISSIONS, TABLE_PERMISSIONS, Permission, parse_permissions
 from icemesh.governance.policy import PRINCIPAL, ROLE, Grant, Grantee
 from icemesh.governance.resources import NamespaceRef, TableRef, parse_namespace, parse_table
@@ -237,17 +238,12 @@ class ManagementService:
             self.catalog.auth.table(ctx, self._wh, Permission.DESCRIBE, ident)
             ref = table_ref(ident)
             entry = self.catalog.cache.get(record.metadata_location, self.catalog.warehouses[self._wh].read_bytes)
-            return {
-                "resource": str(ident), "type": "table",
-                "tags": _with_source(evaluator.table_tags_with_source(ref)),
-                "columns": {name: _with_source(evaluator.column_tags_with_source(ref, name)) for _i, name in entry.columns()},
-            }
+            return table_tags_json(evaluator, ref, [name for _i, name in entry.columns()])
         ns = _parse_namespace(resource)
         if self.catalog.store.namespace_properties(self._wh, ns) is None:
             raise NotFound(f"No table or namespace named {resource}")
         self.catalog.auth.namespace(ctx, self._wh, Permission.DESCRIBE, ns, lambda: self.catalog.store.tables_under(self._wh, ns))
-        return {"resource": str(ns), "type": "namespace",
-                "tags": _with_source(evaluator.namespace_tags_with_source(namespace_ref(ns)))}
+        return namespace_tags_json(evaluator, namespace_ref(ns))
 
     # -- grants ------------------------------------------------------------------------------------
 
@@ -427,15 +423,7 @@ class ManagementService:
                 raise NotFound(f"No table or namespace named {resource}")
             decision = evaluator.decide_namespace(principal, permission, namespace_ref(ns),
                                                   [table_ref(t) for t in self.catalog.store.tables_under(self._wh, ns)])
-        return {
-            "principal": principal, "action": permission.value, "resource": decision.resource,
-            "decision": "ALLOW" if decision.allowed else "DENY",
-            "reason": decision.reason if decision.allowed else decision.message(),
-            "grants": list(decision.grant_ids),
-            "visible_columns": list(decision.visible_columns) if decision.visible_columns is not None else None,
-            "hidden_columns": list(decision.hidden_columns),
-            "tags": decision.resource_tags,
-        }
+        return access_json(decision)
 
     def audit(self, ctx: RequestContext, principal: str | None = None, denied_only: bool = False,
               limit: int = 100) -> list[dict[str, Any]]:
@@ -496,6 +484,27 @@ def _describe(ns: NamespaceRef, table: str, column: str) -> str:
     if table:
         return f"table {TableRef(ns, table)}"
     return f"namespace {ns}"
+
+
+def table_tags_json(evaluator: Evaluator, ref: TableRef, columns: list[str]) -> dict[str, Any]:
+    return {"resource": str(ref), "type": "table", "tags": _with_source(evaluator.table_tags_with_source(ref)),
+            "columns": {name: _with_source(evaluator.column_tags_with_source(ref, name)) for name in columns}}
+
+
+def namespace_tags_json(evaluator: Evaluator, ns: NamespaceRef) -> dict[str, Any]:
+    return {"resource": str(ns), "type": "namespace", "tags": _with_source(evaluator.namespace_tags_with_source(ns))}
+
+
+def access_json(decision: Decision) -> dict[str, Any]:
+    return {
+        "principal": decision.principal, "action": decision.action.value, "resource": decision.resource,
+        "decision": "ALLOW" if decision.allowed else "DENY",
+        "reason": decision.reason if decision.allowed else decision.message(),
+        "grants": list(decision.grant_ids),
+        "visible_columns": list(decision.visible_columns) if decision.visible_columns is not None else None,
+        "hidden_columns": list(decision.hidden_columns),
+        "tags": decision.resource_tags,
+    }
 
 
 def _with_source(tags: dict[str, tuple[str, str]]) -> dict[str, dict[str, str]]:

@@ -24,7 +24,8 @@ from icemesh.catalog.authorizer import Authorizer, table_ref
 from icemesh.catalog.commit_permissions import required_permissions
 from icemesh.catalog.context import COLUMN_LIMITS_SCOPE, RequestContext
 from icemesh.catalog.identifiers import Namespace, TableIdent
-from icemesh.catalog.store import CatalogStore, PointerChange, PointerConflict
+from icemesh.catalog.pointer_store import PointerStore
+from icemesh.catalog.store import PointerChange, PointerConflict
 from icemesh.errors import (
     AlreadyExists,
     BadRequest,
@@ -92,7 +93,7 @@ class _Prepared:
 
 
 class CatalogService:
-    def __init__(self, store: CatalogStore, warehouses: list[Warehouse], default_warehouse: str,
+    def __init__(self, store: PointerStore, warehouses: list[Warehouse], default_warehouse: str,
                  authenticator: Authenticator, authorizer: Authorizer, idempotency_lifetime_s: int = 1800) -> None:
         if default_warehouse not in {w.name for w in warehouses}:
             raise ValueError(f"default warehouse {default_warehouse!r} is not among the configured warehouses")
@@ -238,7 +239,7 @@ class CatalogService:
         metadata_location = wh.metadata_file_location(location, 0)
         wh.write_new_file(metadata_location, raw)
         try:
-            self.store.create_table(wh.name, ident, metadata_location, location, owner=ctx.principal.name)
+            self.store.create_table(wh.name, ident, metadata_location, location, owner=ctx.principal.name, metadata=metadata)
         except Exception:
             wh.delete_file(metadata_location)
             raise
@@ -354,11 +355,12 @@ class CatalogService:
         if current is not None and not overwrite:
             raise AlreadyExists(f"Table already exists: {ident}; pass overwrite=true to re-point it")
         if current is None:
-            self.store.create_table(wh.name, ident, metadata_location, location, owner=ctx.principal.name)
+            self.store.create_table(wh.name, ident, metadata_location, location, owner=ctx.principal.name, metadata=metadata)
             self.auth.note_new_owner()
         else:
             try:
-                self.store.swap_pointers(wh.name, [PointerChange(ident, current.metadata_location, metadata_location, location)])
+                self.store.swap_pointers(wh.name, [PointerChange(ident, current.metadata_location, metadata_location, location,
+                                                                 metadata=metadata)])
             except PointerConflict:
                 raise CommitFailed(f"Table {ident} changed while registering; retry") from None
         return LoadedTable(metadata_location, entry.raw, wh.client_config(), self._etag(metadata_location, "all"))
@@ -410,6 +412,8 @@ class CatalogService:
                 except PointerConflict:
                     self._discard(prepared)
                     continue  # another process committed first: re-check requirements against it
+                except CommitStateUnknown:
+                    raise  # the pointer may have moved: keep the new metadata files
                 except SQLAlchemyError as exc:
                     raise CommitStateUnknown(f"Catalog database failed during commit; reload the table before retrying ({exc.__class__.__name__})") from None
                 except Exception:
@@ -450,7 +454,7 @@ class CatalogService:
             raise CommitStateUnknown(f"Could not write table metadata to {metadata_location}: {exc}") from None
         return _Prepared(
             PointerChange(change.ident, record.metadata_location if record else None, metadata_location, location,
-                          owner if record is None else None),
+                          owner if record is None else None, new),
             CachedMetadata(metadata_location, raw, new),
             wh,
         )

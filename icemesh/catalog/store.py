@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
 
 from sqlalchemy import (
@@ -35,6 +35,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from icemesh.catalog.identifiers import Namespace, TableIdent
+from icemesh.governance.resources import NamespaceRef, TableRef
 from icemesh.errors import AlreadyExists, InvalidConfiguration, NamespaceNotEmpty, NoSuchNamespace, NoSuchTable
 
 schema = MetaData()
@@ -106,6 +107,7 @@ class PointerChange:
     new: str
     location: str
     owner: str | None = None  # for creates: who will own the new table
+    metadata: Any = field(default=None, compare=False)  # the new TableMetadata (Glue copies columns and properties)
 
 
 def bump_policy_version(conn) -> None:
@@ -309,6 +311,18 @@ class CatalogStore:
         with self.engine.connect() as conn:
             return [TableIdent(Namespace.from_key(r.namespace), r.name) for r in conn.execute(stmt)]
 
+    def owners(self, warehouse: str) -> dict[NamespaceRef | TableRef, str]:
+        """Who owns each namespace and table (creators, or owners set by policy files)."""
+        owners: dict[NamespaceRef | TableRef, str] = {}
+        with self.engine.connect() as conn:
+            for r in conn.execute(select(namespaces_t.c.name, namespaces_t.c.owner)
+                                  .where(namespaces_t.c.warehouse == warehouse, namespaces_t.c.owner.is_not(None))):
+                owners[NamespaceRef(Namespace.from_key(r.name).levels)] = r.owner
+            for r in conn.execute(select(tables_t.c.namespace, tables_t.c.name, tables_t.c.owner)
+                                  .where(tables_t.c.warehouse == warehouse, tables_t.c.owner.is_not(None))):
+                owners[TableRef(NamespaceRef(Namespace.from_key(r.namespace).levels), r.name)] = r.owner
+        return owners
+
     def table_location_in_use(self, warehouse: str, location: str) -> bool:
         with self.engine.connect() as conn:
             return conn.execute(select(tables_t.c.name).where(tables_t.c.location == location).limit(1)).first() is not None
@@ -353,11 +367,11 @@ class CatalogStore:
             raise PointerConflict(str(exc.orig)) from None
 
     def create_table(self, warehouse: str, ident: TableIdent, metadata_location: str, location: str,
-                     owner: str | None = None) -> None:
+                     owner: str | None = None, metadata: Any = None) -> None:
         if self.namespace_properties(warehouse, ident.namespace) is None:
             raise NoSuchNamespace(f"Namespace does not exist: {ident.namespace}")
         try:
-            self.swap_pointers(warehouse, [PointerChange(ident, None, metadata_location, location, owner)])
+            self.swap_pointers(warehouse, [PointerChange(ident, None, metadata_location, location, owner, metadata)])
         except PointerConflict:
             if self.namespace_properties(warehouse, ident.namespace) is None:
                 raise NoSuchNamespace(f"Namespace does not exist: {ident.namespace}") from None

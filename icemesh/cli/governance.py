@@ -6,6 +6,7 @@ import datetime as dt
 
 import click
 
+from icemesh.cli.lakeformation import lakeformation_options
 from icemesh.cli.output import client_command, emit, output_option
 
 API = "/management/v1"
@@ -142,9 +143,11 @@ def tags_update(key, values, output, client):
 
 @tags.command("list")
 @output_option
+@lakeformation_options
 @client_command
-def tags_list(output, client):
-    emit(client.request("GET", f"{API}/tags"), output, ["key", "values"])
+def tags_list(output, direct, client):
+    rows = direct.list_tags() if direct is not None else client.request("GET", f"{API}/tags")
+    emit(rows, output, ["key", "values"])
 
 
 @tags.command("delete")
@@ -192,10 +195,12 @@ def tags_unassign(key, namespace, table, column, output, client):
 @tags.command("show")
 @click.argument("resource")
 @output_option
+@lakeformation_options
 @client_command
-def tags_show(resource, output, client):
+def tags_show(resource, output, direct, client):
     """Effective tags of a table (and its columns) or namespace, with where each was inherited from."""
-    shown = client.request("GET", f"{API}/effective-tags", params={"resource": resource})
+    shown = direct.show_tags(resource) if direct is not None else \
+        client.request("GET", f"{API}/effective-tags", params={"resource": resource})
     if output == "json":
         emit(shown, output)
         return
@@ -265,9 +270,13 @@ def grants() -> None:
 @click.option("--principal", help="Only grants that apply to this principal (directly or through its roles).")
 @click.option("--role", help="Only grants to this role.")
 @output_option
+@lakeformation_options
 @client_command
-def grants_list(principal, role, output, client):
-    rows = client.request("GET", f"{API}/grants", params={k: v for k, v in (("principal", principal), ("role", role)) if v})
+def grants_list(principal, role, output, direct, client):
+    if direct is not None:
+        rows = direct.list_grants(principal, role)
+    else:
+        rows = client.request("GET", f"{API}/grants", params={k: v for k, v in (("principal", principal), ("role", role)) if v})
     emit(rows, output, text="\n".join(g["description"] for g in rows) or "(none)")
 
 
@@ -283,10 +292,14 @@ def access() -> None:
 @click.argument("resource")
 @click.option("--action", default="SELECT", show_default=True)
 @output_option
+@lakeformation_options
 @client_command
-def access_check(principal, resource, action, output, client):
+def access_check(principal, resource, action, output, direct, client):
     """ALLOW or DENY, the grant that decided, and the visible columns."""
-    result = client.request("GET", f"{API}/access", params={"principal": principal, "resource": resource, "action": action})
+    if direct is not None:
+        result = direct.check_access(principal, resource, action)
+    else:
+        result = client.request("GET", f"{API}/access", params={"principal": principal, "resource": resource, "action": action})
     lines = [f"{result['decision']}: {principal} {result['action']} on {result['resource']}", f"  {result['reason']}"]
     if result.get("visible_columns") is not None:
         lines.append(f"  visible columns: {', '.join(result['visible_columns']) or '(none)'}")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from icemesh.cli.lakeformation import lakeformation_options
 from icemesh.cli.output import client_command, emit, output_option
 
 
@@ -16,12 +17,16 @@ def policy() -> None:
 @click.argument("path", type=click.Path(exists=True, dir_okay=False))
 @click.option("--plan", "plan_only", is_flag=True, help="Show what would be added and removed; change nothing.")
 @output_option
+@lakeformation_options
 @client_command
-def apply(path, plan_only, output, client):
-    """Make the catalog match FILE (sections left out of the file are not touched)."""
+def apply(path, plan_only, output, direct, client):
+    """Make the catalog (or with --lakeformation, Glue and Lake Formation) match FILE (sections left out are not touched)."""
     with open(path, encoding="utf-8") as f:
         document = f.read()
-    result = client.request("POST", "/management/v1/policy", json={"document": document, "dry_run": plan_only})
+    if direct is not None:
+        result = direct.apply_policy(document, plan_only)
+    else:
+        result = client.request("POST", "/management/v1/policy", json={"document": document, "dry_run": plan_only})
     lines = [c["line"] for c in result["changes"]]
     verb = "would change" if plan_only else "applied"
     summary = f"{path}: {len(lines)} change(s) {verb}" if lines else f"{path}: no changes (the catalog already matches)"

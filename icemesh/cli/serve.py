@@ -33,12 +33,18 @@ def parse_warehouse(value: str, index: int) -> tuple[str, str]:
 @click.option("--share-storage-keys", is_flag=True,
               help="Hand clients the S3 endpoint, region and the server's keys in loadTable config (local S3 "
                    "stand-ins only). Without it clients get no S3 settings and bring their own.")
+@click.option("--backend", type=click.Choice(["sql", "glue"]), default="sql", show_default=True,
+              help="Where namespaces, tables and governance live: the --db database, or AWS Glue + Lake Formation.")
+@click.option("--glue-region", envvar="AWS_REGION", default=None, help="AWS region of the Glue catalog (--backend glue).")
+@click.option("--glue-endpoint", envvar="ICEMESH_GLUE_ENDPOINT", default=None,
+              help="Endpoint for Glue, Lake Formation and STS (a stand-in such as moto); default: AWS.")
+@click.option("--glue-catalog-id", default=None, help="AWS account id of the Glue catalog; default: the caller's.")
 @click.option("--access-log", is_flag=True, help="Log every request.")
 @click.option("--token-ttl", default=3600, show_default=True, type=int, help="Lifetime of issued bearer tokens, seconds.")
 @click.option("--admin-secret-file", default=".icemesh/admin-secret", show_default=True,
               help="Where a generated admin secret is written (mode 600) on first start.")
-def serve(db, warehouses, host, port, workers, s3_endpoint, s3_region, share_storage_keys, access_log,
-          token_ttl, admin_secret_file) -> None:
+def serve(db, warehouses, host, port, workers, s3_endpoint, s3_region, share_storage_keys, backend, glue_region,
+          glue_endpoint, glue_catalog_id, access_log, token_ttl, admin_secret_file) -> None:
     """Run the Iceberg REST catalog."""
     import uvicorn
 
@@ -74,6 +80,10 @@ def serve(db, warehouses, host, port, workers, s3_endpoint, s3_region, share_sto
         access_log=access_log,
         token_ttl_s=token_ttl,
         admin_secret_file=admin_secret_file,
+        backend=backend,
+        glue_region=glue_region,
+        glue_endpoint=glue_endpoint,
+        glue_catalog_id=glue_catalog_id,
     )
     os.environ[SETTINGS_ENV] = settings.to_env()
 
@@ -82,6 +92,11 @@ def serve(db, warehouses, host, port, workers, s3_endpoint, s3_region, share_sto
     app = app_from_env()  # fail fast (bad database URL, bad warehouse) before binding the port
     service = app.state.service
     click.echo(f"icemesh catalog on http://{host}:{port}  db={_redact(db)}", err=True)
+    if backend == "glue":
+        click.echo(f"  tables in AWS Glue, governance in Lake Formation ({settings.aws().region}"
+                   f"{', ' + glue_endpoint if glue_endpoint else ''}); principals, tokens and audit in the db", err=True)
+        if not any(_is_s3(w) for w in warehouses):
+            click.echo("  warning: the warehouse is not in S3, so AWS engines cannot read these tables", err=True)
     for wh in service.warehouses.values():
         click.echo(f"  warehouse {wh.name!r}: {wh.root}{' (default)' if wh.name == service.default_warehouse else ''}", err=True)
     if storage_for_clients_note:

@@ -295,7 +295,7 @@ def plan(current: CurrentState, doc: PolicyDocument) -> list[Change]:
         for key, values in doc.tags.items():
             if key not in current.tags:
                 changes.append(Change("add", "tag", key, {"values": list(values)}))
-            elif tuple(current.tags[key]) != values:
+            elif set(current.tags[key]) != set(values):  # value order carries no meaning (Lake Formation keeps none)
                 changes.append(Change("change", "tag", key, {"values": list(values)}))
         used = {key for (_n, _t, _c, key) in (doc.assignments if "assignments" in doc.sections else current.assignments)}
         for key in current.tags:

@@ -24,7 +24,12 @@ from icemesh.storage.warehouse import Warehouse
 
 def build_service(settings: ServerSettings) -> CatalogService:
     store = CatalogStore(settings.db)
-    governance = GovernanceStore(store)
+    if settings.backend == "glue":  # pointers in Glue, governance in Lake Formation; identities stay in `db`
+        from icemesh.catalog.lakeformation_store import glue_backend
+
+        store, governance = glue_backend(settings.aws(), store)
+    else:
+        governance = GovernanceStore(store)
     warehouses = [Warehouse(w.name, w.root, dict(w.properties)) for w in settings.warehouses]
     return CatalogService(store, warehouses, settings.default_warehouse,
                           Authenticator(governance, token_ttl_s=settings.token_ttl_s), Authorizer(governance))

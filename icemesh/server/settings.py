@@ -32,6 +32,20 @@ class ServerSettings:
     max_body_bytes: int = 32 * 1024 * 1024
     token_ttl_s: int = 3600
     admin_secret_file: str = ".icemesh/admin-secret"
+    backend: str = "sql"  # sql | glue
+    glue_region: str | None = None
+    glue_endpoint: str | None = None
+    glue_catalog_id: str | None = None
+
+    def aws(self):
+        """AWS settings of the Glue backend (one warehouse, in S3)."""
+        from icemesh.catalog.aws import AwsSettings
+        from icemesh.errors import InvalidConfiguration
+
+        if len(self.warehouses) != 1:  # one Glue catalog holds the tables: one warehouse (in S3 for AWS engines)
+            raise InvalidConfiguration("--backend glue serves one warehouse: --warehouse s3://bucket/prefix")
+        return AwsSettings(self.glue_region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "",
+                           self.glue_endpoint, self.glue_catalog_id)
 
     @property
     def default_warehouse(self) -> str:

@@ -1,0 +1,218 @@
+"""Governance for `icemesh serve --backend glue`: data permissions in Lake Formation, identities local.
+
+Tag keys, tag assignments and grants are written to and read from Lake Formation (see
+icemesh.catalog.lakeformation); owners are Glue parameters. Principals, their secrets and roles,
+tokens, the audit log and the ADMIN grant (icemesh's own right to manage all this) stay in the local
+SQL database, like in the SQL backend.
+
+The policy snapshot is reloaded when this server changes anything, and at least every `refresh_s`
+seconds (ICEMESH_LAKEFORMATION_REFRESH_SECONDS, default 30) to pick up changes made in Lake Formation
+by others.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+
+from sqlalchemy import Column, Integer, Table, insert, select, update
+
+from icemesh.catalog.glue_store import GlueCatalogStore
+from icemesh.catalog.governance_store import GovernanceStore, NotFound
+from icemesh.catalog.store import schema
+from icemesh.catalog.lakeformation import LakeFormation, check_iam_name
+from icemesh.governance.permissions import Permission
+from icemesh.governance.policy import PRINCIPAL, ROLE, Grant, Grantee, Policy
+from icemesh.governance.resources import NamespaceRef, TableRef
+from icemesh.governance.tags import TagKey
+
+_LOCAL_KINDS = {"principal", "role"}
+
+# Bumped by every change this deployment makes in Lake Formation: the Lake Formation part of the policy
+# (the costly part to read) is reloaded only when it, or the time slot, moves.
+lakeformation_version_t = Table(
+    "icemesh_lakeformation_version", schema,
+    Column("id", Integer, primary_key=True),
+    Column("version", Integer, nullable=False),
+)
+
+
+def _is_local(grant: Grant) -> bool:
+    return Permission.ADMIN in grant.permissions
+
+
+class LakeFormationGovernanceStore(GovernanceStore):
+    def __init__(self, catalog: GlueCatalogStore, lakeformation: LakeFormation, refresh_s: float | None = None,
+                 audit_flush_s: float | None = None) -> None:
+        super().__init__(catalog, audit_flush_s)
+        self.lf = lakeformation
+        self.refresh_s = refresh_s if refresh_s is not None else \
+            float(os.environ.get("ICEMESH_LAKEFORMATION_REFRESH_SECONDS", "30"))
+        with self._write() as conn, conn.begin():
+            if conn.execute(select(lakeformation_version_t.c.id)).first() is None:
+                conn.execute(insert(lakeformation_version_t).values(id=1, version=1))
+        self._cached: tuple[tuple, tuple] | None = None  # (key, (tag keys, assignments, grants))
+        self._cache_lock = threading.Lock()
+
+    def _changed(self) -> None:
+        """Lake Formation changed through this server: every process reloads it before its next decision."""
+        with self._write() as conn, conn.begin():
+            self._bump(conn)
+            conn.execute(update(lakeformation_version_t).values(version=lakeformation_version_t.c.version + 1))
+
+    def _lakeformation_key(self) -> tuple:
+        with self.catalog._read() as conn:
+            version = conn.execute(select(lakeformation_version_t.c.version)).scalar_one()
+        return version, int(time.time() // self.refresh_s)
+
+    def policy_version(self) -> int:
+        """The local version (bumped by every change made here) and a time slot (changes made elsewhere)."""
+        return super().policy_version() * 1_000_000 + int(time.time() // self.refresh_s) % 1_000_000
+
+    # -- identities: local, but their names become IAM names -----------------------------------------
+
+    def create_principal(self, name: str, secret_hash: str, roles: list[str], created_by: str | None) -> None:
+        check_iam_name(name, "principal name")
+        for role in roles:
+            check_iam_name(role, "role name")
+        super().create_principal(name, secret_hash, roles, created_by)
+
+    def set_roles(self, name: str, roles: list[str]) -> None:
+        for role in roles:
+            check_iam_name(role, "role name")
+        super().set_roles(name, roles)
+
+    def create_role(self, name: str) -> None:
+        check_iam_name(name, "role name")
+        super().create_role(name)
+
+    def delete_principal(self, name: str) -> None:
+        super().delete_principal(name)
+        self.lf.revoke_grantee(Grantee(PRINCIPAL, name))
+        self._changed()
+
+    def delete_role(self, name: str) -> None:
+        super().delete_role(name)
+        self.lf.revoke_grantee(Grantee(ROLE, name))
+        self._changed()
+
+    # -- tags --------------------------------------------------------------------------------------
+
+    def tag_keys(self) -> dict[str, TagKey]:
+        return self.lf.tag_keys()
+
+    def create_tag_key(self, key: str, values: list[str]) -> None:
+        self.lf.create_tag_key(key, values)
+        self._changed()
+
+    def update_tag_key(self, key: str, values: list[str]) -> None:
+        if key not in self.lf.tag_keys():
+            raise NotFound(f"Tag key {key} does not exist")
+        self.lf.update_tag_key(key, values)
+        self._changed()
+
+    def delete_tag_key(self, key: str) -> None:
+        if key not in self.lf.tag_keys():
+            raise NotFound(f"Tag key {key} does not exist")
+        self.lf.delete_tag_key(key)
+        self._changed()
+
+    def assign_tag(self, ns: NamespaceRef, table: str, column: str, key: str, value: str) -> None:
+        self.lf.assign(ns, table, column, key, value)
+        self._changed()
+
+    def unassign_tag(self, ns: NamespaceRef, table: str, column: str, key: str) -> bool:
+        removed = self.lf.unassign(ns, table, column, key)
+        self._changed()
+        return removed
+
+    def assignments(self):
+        return self.lf.assignments()
+
+    # -- grants ------------------------------------------------------------------------------------
+
+    def grants(self) -> list[Grant]:
+        return [g for g in super().grants() if _is_local(g)] + self.lf.grants()
+
+    def add_grant(self, grant: Grant, created_by: str | None) -> int:
+        if _is_local(grant):
+            return super().add_grant(grant, created_by)
+        grant_id = self.lf.add_grant(grant)
+        self._changed()
+        return grant_id
+
+    def _find(self, grant_id: int) -> Grant | None:
+        return next((g for g in self.grants() if g.id == grant_id), None)
+
+    def remove_grant(self, grant_id: int) -> bool:
+        grant = self._find(grant_id)
+        if grant is None:
+            return False
+        if _is_local(grant):
+            return super().remove_grant(grant_id)
+        self.lf.revoke(grant)
+        self._changed()
+        return True
+
+    def replace_grant_permissions(self, grant_id: int, permissions: frozenset[Permission]) -> None:
+        grant = self._find(grant_id)
+        if grant is None:
+            return
+        if _is_local(grant):
+            super().replace_grant_permissions(grant_id, permissions)
+            return
+        self.lf.revoke(grant, grant.permissions - permissions)
+        self._changed()
+
+    def move_table(self, conn, source: TableRef, destination: TableRef) -> None:
+        """Called by the Glue store's rename (conn is None): tags and table grants follow the table."""
+        self.lf.move_table(source, destination, self.lf.table_columns(destination) or [])
+        self._changed()
+
+    # -- policy as code ----------------------------------------------------------------------------
+
+    def apply_changes(self, warehouse: str, changes: list, created_by: str) -> dict[str, str]:
+        """Identities (and ADMIN grants) locally in one transaction, then the rest in Lake Formation and Glue."""
+        local_ids = {g.id for g in super().grants()}
+        local, remote = [], []
+        for ch in changes:
+            is_local = ch.kind in _LOCAL_KINDS or (ch.kind == "grant" and (
+                (ch.op == "add" and _is_local(ch.detail["grant"])) or (ch.op == "remove" and ch.detail["id"] in local_ids)))
+            (local if is_local else remote).append(ch)
+        for ch in changes:
+            if ch.kind in _LOCAL_KINDS and ch.op != "remove":
+                check_iam_name(ch.name, f"{ch.kind} name")
+            if ch.kind == "grant" and ch.op == "add":
+                check_iam_name(ch.detail["grant"].grantee.name, f"{ch.detail['grant'].grantee.kind} name")
+        created = super().apply_changes(warehouse, local, created_by)
+        for ch in local:
+            if ch.kind in _LOCAL_KINDS and ch.op == "remove":
+                self.lf.revoke_grantee(Grantee(PRINCIPAL if ch.kind == "principal" else ROLE, ch.name))
+        try:
+            self.lf.apply(remote)
+        finally:
+            self._changed()
+        return created
+
+    # -- the policy snapshot -----------------------------------------------------------------------
+
+    def load_policy(self, warehouse: str) -> Policy:
+        """Identities and owners are read every time; Lake Formation's part only when it may have changed."""
+        version = self.policy_version()
+        roles = {p.name: frozenset(p.roles) for p in self.list_principals()}
+        local = tuple(g for g in super().grants() if _is_local(g))
+        key = self._lakeformation_key()
+        with self._cache_lock:
+            if self._cached is None or self._cached[0] != key:
+                self._cached = (key, (self.lf.tag_keys(), self.lf.assignments(), tuple(self.lf.grants())))
+            tag_keys, assignments, grants = self._cached[1]
+        return self.lf.policy_from(tag_keys, assignments, local + grants, self.catalog.owners(warehouse), roles, version)
+
+def glue_backend(aws, local) -> tuple[GlueCatalogStore, LakeFormationGovernanceStore]:
+    """The stores of `icemesh serve --backend glue`: Glue for pointers, Lake Formation for governance."""
+    from icemesh.catalog.glue_store import GlueCatalog
+
+    glue = GlueCatalog(aws)
+    store = GlueCatalogStore(glue, local)
+    return store, LakeFormationGovernanceStore(store, LakeFormation(aws, glue))

@@ -1,0 +1,185 @@
+"""Lake Formation as the policy store, against moto over HTTP.
+
+- The governance access matrix (tests/test_governance_http.py) runs unchanged on the Glue backend: its
+  tests are imported here and `catalog_server` is the Glue-backed server.
+- The demo policy file applied through a Glue-backed server lands in Lake Formation (LF-tags, resource
+  tags, LFTagPolicy grants to IAM ARNs) and reads back identically: a second plan is empty, through the
+  server and through the CLI talking to Lake Formation directly.
+- What an AWS admin grants in Lake Formation to an icemesh identity counts; grants to others are left alone.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from icemesh.catalog.lakeformation import PrincipalMapping
+from icemesh.governance.policy import PRINCIPAL, ROLE, Grantee
+from icemesh.server.process import free_port
+from tests.aws import FAKE_AWS_ENV, REGION, boto_client, start_moto
+from tests.conftest import start_glue_catalog
+from tests.test_governance_http import *  # noqa: F401,F403  (the access matrix, run here on Glue + Lake Formation)
+
+POLICY = Path(__file__).resolve().parent.parent / "catalog" / "policies.yml"
+ACCOUNT = "123456789012"  # moto's
+
+
+@pytest.fixture(scope="module")
+def catalog_server(glue_server):
+    """The access matrix's server: Glue + Lake Formation instead of SQL."""
+    return glue_server
+
+
+@pytest.fixture(scope="module")
+def short_ttl_server(glue_server, tmp_path_factory):
+    """A second Glue-backed server on the same local database (principals, tokens), issuing 1 s tokens."""
+    db = glue_server.args[glue_server.args.index("--db") + 1]
+    server = start_glue_catalog(tmp_path_factory, glue_server.moto, "short-ttl", db=db,
+                                extra_args=("--token-ttl", "1"), admin_secret=glue_server.admin_secret)
+    yield server
+    server.stop()
+
+
+# -- a world of its own for the policy file (its sections are authoritative) ---------------------------------
+
+@pytest.fixture(scope="module")
+def policy_moto(tmp_path_factory):
+    port = free_port()
+    proc = start_moto(tmp_path_factory.mktemp("moto-policy"), port)
+    url = f"http://127.0.0.1:{port}"
+    boto_client("s3", url).create_bucket(Bucket="icemesh-glue")
+    yield url
+    proc.kill()
+    proc.wait(10)
+
+
+@pytest.fixture(scope="module")
+def policy_server(tmp_path_factory, policy_moto):
+    server = start_glue_catalog(tmp_path_factory, policy_moto, "policy")
+    yield server
+    server.stop()
+
+
+def icemesh(*args: str, server=None) -> dict | list:
+    """The `icemesh` CLI, in process (click's runner): the same commands a team runs, without the start-up cost."""
+    from click.testing import CliRunner
+
+    from icemesh.cli.main import cli
+
+    env = dict(FAKE_AWS_ENV)
+    if server is not None:
+        env.update(ICEMESH_CATALOG_URI=server.uri, ICEMESH_CLIENT_ID="admin", ICEMESH_CLIENT_SECRET=server.admin_secret)
+    done = CliRunner().invoke(cli, [*args, "--output", "json"], env=env, catch_exceptions=False)
+    assert done.exit_code == 0, done.output
+    return json.loads(done.stdout)
+
+
+def direct(moto: str) -> list[str]:
+    return ["--lakeformation", "--region", REGION, "--endpoint", moto]
+
+
+def arn(kind: str, name: str) -> str:
+    return PrincipalMapping(ACCOUNT).identifier(Grantee(kind, name))
+
+
+def test_policy_file_lands_in_lake_formation_and_reads_back_identically(policy_server, policy_moto):
+    applied = icemesh("policy", "apply", str(POLICY), server=policy_server)
+    assert applied["applied"] and applied["changes"]
+    assert icemesh("policy", "apply", str(POLICY), "--plan", server=policy_server)["changes"] == []
+    # The CLI reading Lake Formation and Glue directly, without the server, finds nothing to do either.
+    assert icemesh("policy", "apply", str(POLICY), "--plan", *direct(policy_moto))["changes"] == []
+
+    lf, glue = boto_client("lakeformation", policy_moto), boto_client("glue", policy_moto)
+    assert {t["TagKey"]: t["TagValues"] for t in lf.list_lf_tags()["LFTags"]} == {
+        "domain": ["supply_chain", "manufacturing", "product_360"],
+        "sensitivity": ["public", "internal", "confidential"], "pii": ["yes", "no"]}
+    for db in ("supply_chain", "manufacturing", "product_360"):
+        assert glue.get_database(Name=db)["Database"]["Parameters"]["icemesh.owner"] == f"svc_{db}"
+        tags = lf.get_resource_lf_tags(Resource={"Database": {"Name": db}})["LFTagOnDatabase"]
+        assert {t["TagKey"]: t["TagValues"] for t in tags} == {"domain": [db], "sensitivity": ["internal"], "pii": ["no"]}
+    permissions = {(p["Principal"]["DataLakePrincipalIdentifier"], json.dumps(p["Resource"], sort_keys=True)):
+                   sorted(p["Permissions"]) for p in lf.list_permissions()["PrincipalResourcePermissions"]}
+    tag_table = {"LFTagPolicy": {"ResourceType": "TABLE", "Expression": [
+        {"TagKey": "domain", "TagValues": ["supply_chain"]}, {"TagKey": "sensitivity", "TagValues": ["internal", "public"]}]}}
+    assert permissions[(arn(PRINCIPAL, "svc_manufacturing"), json.dumps(tag_table, sort_keys=True))] == ["DESCRIBE", "SELECT"]
+    assert permissions[(arn(ROLE, "analysts"), json.dumps({"Database": {"Name": "product_360"}}, sort_keys=True))] == ["DESCRIBE"]
+
+    # The tools read it back the same way through the server and directly.
+    for how in ({"server": policy_server}, {"args": direct(policy_moto)}):
+        extra = how.get("args", [])
+        server = how.get("server")
+        assert {t["key"] for t in icemesh("tags", "list", *extra, server=server)} == {"domain", "sensitivity", "pii"}
+        listed = icemesh("grants", "list", *extra, server=server)
+        assert {g["description"].split(": ", 1)[1] for g in listed if "ADMIN" not in g["permissions"]} == {
+            "DESCRIBE,SELECT on tags domain=supply_chain AND sensitivity=internal,public to svc_manufacturing",
+            "DESCRIBE,SELECT on tags domain=manufacturing,supply_chain AND sensitivity=internal,public to svc_product_360",
+            "DESCRIBE on namespace product_360 to role analysts"}
+        shown = icemesh("tags", "show", "manufacturing", *extra, server=server)
+        assert shown["tags"]["domain"] == {"value": "manufacturing", "from": "namespace manufacturing"}
+
+
+def test_direct_apply_repairs_drift_made_in_lake_formation(policy_server, policy_moto):
+    icemesh("policy", "apply", str(POLICY), *direct(policy_moto))
+    lf = boto_client("lakeformation", policy_moto)
+    # Someone revokes a grant and re-tags a namespace in the AWS console.
+    lf.revoke_permissions(Principal={"DataLakePrincipalIdentifier": arn(ROLE, "analysts")},
+                          Resource={"Database": {"Name": "product_360"}}, Permissions=["DESCRIBE"])
+    lf.add_lf_tags_to_resource(Resource={"Database": {"Name": "manufacturing"}}, LFTags=[
+        {"TagKey": "domain", "TagValues": ["manufacturing"]}, {"TagKey": "sensitivity", "TagValues": ["confidential"]},
+        {"TagKey": "pii", "TagValues": ["no"]}])
+    plan = icemesh("policy", "apply", str(POLICY), "--plan", *direct(policy_moto))
+    assert sorted(c["line"] for c in plan["changes"]) == [
+        "+ grant DESCRIBE on namespace product_360 to role analysts",
+        "~ assignment sensitivity=internal on namespace manufacturing"]
+    icemesh("policy", "apply", str(POLICY), *direct(policy_moto))
+    assert icemesh("policy", "apply", str(POLICY), "--plan", *direct(policy_moto))["changes"] == []
+    assert icemesh("policy", "apply", str(POLICY), "--plan", server=policy_server)["changes"] == []
+
+
+def test_grants_made_in_lake_formation_count_and_foreign_ones_are_left_alone(policy_server, policy_moto):
+    icemesh("policy", "apply", str(POLICY), server=policy_server)  # the server also needs the principals
+    rest = policy_server.client().rest_catalog()
+    import pyarrow as pa
+
+    rest.create_table(("manufacturing", "batches"), schema=pa.schema([("id", pa.int64()), ("lot", pa.string())]))
+    denied = icemesh("access", "check", "svc_marketing", "manufacturing.batches", *direct(policy_moto))
+    assert denied["decision"] == "DENY"
+
+    lf = boto_client("lakeformation", policy_moto)
+    lf.grant_permissions(Principal={"DataLakePrincipalIdentifier": arn(PRINCIPAL, "svc_marketing")},
+                         Resource={"TableWithColumns": {"DatabaseName": "manufacturing", "Name": "batches",
+                                                        "ColumnNames": ["id"]}}, Permissions=["SELECT"])
+    foreign = "arn:aws:iam::123456789012:role/athena-analysts"
+    lf.grant_permissions(Principal={"DataLakePrincipalIdentifier": foreign},
+                         Resource={"Database": {"Name": "manufacturing"}}, Permissions=["DESCRIBE"])
+    for extra, server in ((direct(policy_moto), None), ([], policy_server)):
+        allowed = icemesh("access", "check", "svc_marketing", "manufacturing.batches", *extra, server=server)
+        assert allowed["decision"] == "ALLOW" and allowed["visible_columns"] == ["id"], allowed
+        assert allowed["hidden_columns"] == ["lot"]
+
+    # The policy file's grants section is authoritative for icemesh identities only: it removes the
+    # console grant to svc_marketing and keeps the grant to the foreign role.
+    plan = icemesh("policy", "apply", str(POLICY), *direct(policy_moto))
+    assert [c["line"] for c in plan["changes"]] == ["- grant SELECT on table manufacturing.batches columns id to svc_marketing"]
+    remaining = [p["Principal"]["DataLakePrincipalIdentifier"] for p in lf.list_permissions()["PrincipalResourcePermissions"]]
+    assert foreign in remaining and arn(PRINCIPAL, "svc_marketing") not in remaining
+
+
+def test_principal_names_must_be_iam_names(policy_server):
+    from icemesh.client import ClientError
+
+    with pytest.raises(ClientError, match="IAM name"):
+        policy_server.client().request("POST", "/management/v1/principals", json={"name": "svc sales"})
+
+
+def test_principal_mapping_is_reversible():
+    mapping = PrincipalMapping(ACCOUNT)
+    for grantee in (Grantee(PRINCIPAL, "svc_sales"), Grantee(ROLE, "analysts"), Grantee(PRINCIPAL, "a.b@c-d")):
+        assert mapping.grantee(mapping.identifier(grantee)) == grantee
+    assert mapping.identifier(Grantee(PRINCIPAL, "svc_sales")) == "arn:aws:iam::123456789012:user/icemesh/svc_sales"
+    assert mapping.identifier(Grantee(ROLE, "analysts")) == "arn:aws:iam::123456789012:role/icemesh/analysts"
+    for foreign in ("arn:aws:iam::123456789012:role/analysts", "arn:aws:iam::999999999999:user/icemesh/svc_sales",
+                    "IAM_ALLOWED_PRINCIPALS", "arn:aws:iam::123456789012:user/other/svc_sales"):
+        assert mapping.grantee(foreign) is None
