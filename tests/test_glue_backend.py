@@ -14,7 +14,7 @@ import pytest
 from pyiceberg.catalog.glue import GlueCatalog
 
 from tests.aws import KEY_ID, REGION, SECRET, boto_client
-from tests.conftest import GLUE_WAREHOUSE, start_glue_catalog
+from tests.conftest import GLUE_WAREHOUSE, spark_catalog, start_glue_catalog
 
 ROWS = [{"id": 1, "name": "alpha"}, {"id": 2, "name": "beta"}]
 SCHEMA = pa.schema([pa.field("id", pa.int64(), nullable=False), pa.field("name", pa.string())])
@@ -168,28 +168,23 @@ def test_serve_refuses_two_warehouses_on_glue(tmp_path_factory, moto, glue_bucke
 
 
 @pytest.mark.spark
-def test_spark_reads_and_writes_through_the_front_door(tmp_path_factory, moto, glue_direct):
+def test_spark_reads_and_writes_through_the_front_door(tmp_path_factory, moto, glue_direct, spark):
     """Spark's Iceberg runtime here has no AWS SDK, so this server keeps its files in a local warehouse;
     the tables and pointers are still in Glue (moto)."""
-    from icemesh.engines import spark as spark_engine
-
     home = tmp_path_factory.mktemp("glue-spark")
     server = start_glue_catalog(tmp_path_factory, moto, "spark", warehouse=str(home / "warehouse"))
-    session = spark_engine.session(None, app_name="icemesh-glue-tests")
     try:
-        spark_engine.add_catalog(session, "mesh", server.uri, credential=f"admin:{server.admin_secret}",
-                                 properties={"oauth2-server-uri": server.uri + "/v1/oauth/tokens", "scope": "catalog"})
+        cat = spark_catalog(spark, server, f"glue_{server.port}")
         ns = f"spark_{uuid.uuid4().hex[:8]}"
-        session.sql(f"CREATE NAMESPACE mesh.{ns}")
-        session.sql(f"CREATE TABLE mesh.{ns}.t (id BIGINT, name STRING) USING iceberg")
-        session.sql(f"INSERT INTO mesh.{ns}.t VALUES (1, 'alpha'), (2, 'beta')")
-        assert sorted(tuple(r) for r in session.sql(f"SELECT id, name FROM mesh.{ns}.t").collect()) == [
+        spark.sql(f"CREATE NAMESPACE {cat}.{ns}")
+        spark.sql(f"CREATE TABLE {cat}.{ns}.t (id BIGINT, name STRING) USING iceberg")
+        spark.sql(f"INSERT INTO {cat}.{ns}.t VALUES (1, 'alpha'), (2, 'beta')")
+        assert sorted(tuple(r) for r in spark.sql(f"SELECT id, name FROM {cat}.{ns}.t").collect()) == [
             (1, "alpha"), (2, "beta")]
         rest = server.client().rest_catalog()
         rest.load_table((ns, "t")).append(pa.Table.from_pylist([{"id": 3, "name": "gamma"}],
                                                               schema=pa.schema([("id", pa.int64()), ("name", pa.string())])))
-        assert session.sql(f"SELECT count(*) FROM mesh.{ns}.t").collect()[0][0] == 3
+        assert spark.sql(f"SELECT count(*) FROM {cat}.{ns}.t").collect()[0][0] == 3
         assert glue_direct.load_table((ns, "t")).metadata_location == rest.load_table((ns, "t")).metadata_location
     finally:
-        session.stop()
         server.stop()

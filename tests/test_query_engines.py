@@ -353,19 +353,17 @@ def test_cli_json_table_as_of_and_errors(world):
 
 
 @pytest.mark.spark
-def test_spark_returns_the_same_rows_in_place(world):
+def test_spark_returns_the_same_rows_in_place(world, spark):
+    """The adapter reuses the process's SparkSession (the suite's shared one) and leaves it running."""
     before = warehouse_digest(world.warehouse)
     now = expected_results(world.current_rows)
     with _connect(world, "consumer") as mesh:
-        try:
-            for name, sql in query_set(world.ns).items():
-                assert rows_of(mesh.sql(sql, engine="spark")) == now[name], name
-            assert mesh.sql(f"SELECT * FROM {world.ns}.orders", engine="spark").column_names == \
-                ["id", "amount", "ts", "region", "note"]
-            old = mesh.sql(f"SELECT id FROM {world.ns}.orders", engine="spark", as_of=world.snapshots["after_second"])
-            assert sorted(old.column("id").to_pylist()) == [r["id"] for r in FIRST + SECOND]
-            with pytest.raises(QueryError, match=f"lacks SELECT on table {world.ns}.secret"):
-                mesh.sql(f"SELECT * FROM {world.ns}.secret", engine="spark")
-        finally:
-            mesh.native("spark").stop()
+        for name, sql in query_set(world.ns).items():
+            assert rows_of(mesh.sql(sql, engine="spark")) == now[name], name
+        assert mesh.sql(f"SELECT * FROM {world.ns}.orders", engine="spark").column_names == \
+            ["id", "amount", "ts", "region", "note"]
+        old = mesh.sql(f"SELECT id FROM {world.ns}.orders", engine="spark", as_of=world.snapshots["after_second"])
+        assert sorted(old.column("id").to_pylist()) == [r["id"] for r in FIRST + SECOND]
+        with pytest.raises(QueryError, match=f"lacks SELECT on table {world.ns}.secret"):
+            mesh.sql(f"SELECT * FROM {world.ns}.secret", engine="spark")
     assert warehouse_digest(world.warehouse) == before
