@@ -502,8 +502,6 @@ def test_management_by_non_admins_is_403_and_changes_nothing(mesh):
         ("DELETE", f"/principals/{mesh.outsider}", {}, "principals"),
         ("POST", f"/principals/{mesh.producer}/rotate-secret", {}, "principals"),
         ("POST", "/tags", {"json": {"key": f"k_{uuid.uuid4().hex[:6]}", "values": ["a"]}}, "tags"),
-        ("POST", "/tag-assignments", {"json": {"key": mesh.sensitivity, "value": "public",
-                                               "table": f"{mesh.ns}.drafts"}}, "tags"),
         ("POST", "/grants", {"json": {"permissions": "SELECT", "principal": None, "table": f"{mesh.ns}.drafts"}}, "grants"),
         ("GET", "/grants", {}, "grants"),
         ("GET", "/audit", {}, "the audit log"),
@@ -532,6 +530,44 @@ def test_management_by_non_admins_is_403_and_changes_nothing(mesh):
         "principal": mesh.consumer, "resource": f"{mesh.ns}.customers"})
     assert check["decision"] == "ALLOW" and check["visible_columns"] == ["id", "name"]
     assert check["hidden_columns"] == ["email"]
+
+
+def test_owners_tag_their_own_products_but_never_override_governance(mesh):
+    """A table's owner may tag it (dbt publishing does), an outsider may not, and no owner may change or
+    remove what an admin set, directly (drafts is confidential) or by inheritance (the namespace's tags)."""
+    tags_before = _manage(mesh.admin, "GET", "/effective-tags", params={"resource": f"{mesh.ns}.drafts"})
+    with pytest.raises(ClientError) as info:
+        mesh.client("consumer").request("POST", f"{M}/tag-assignments", json={
+            "key": mesh.sensitivity, "value": "public", "table": f"{mesh.ns}.orders"})
+    assert info.value.code == 403 and "lacks ALTER on table" in str(info.value)
+    producer = mesh.client("producer")
+    for body in ({"key": mesh.sensitivity, "value": "public", "table": f"{mesh.ns}.drafts"},      # direct
+                 {"key": mesh.sensitivity, "value": "public", "table": f"{mesh.ns}.orders"},      # inherited
+                 {"key": mesh.domain, "value": "finance", "table": f"{mesh.ns}.events", "column": "id"}):
+        with pytest.raises(ClientError) as info:
+            producer.request("POST", f"{M}/tag-assignments", json=body)
+        assert info.value.code == 403 and "was set by governance" in str(info.value), body
+    with pytest.raises(ClientError) as info:
+        producer.request("POST", f"{M}/tag-assignments/remove", json={"key": mesh.sensitivity, "table": f"{mesh.ns}.drafts"})
+    assert info.value.code == 403
+    assert _manage(mesh.admin, "GET", "/effective-tags", params={"resource": f"{mesh.ns}.drafts"}) == tags_before
+
+    # Re-asserting governance's value is harmless; a key governance left unset is the owner's call...
+    producer.request("POST", f"{M}/tag-assignments", json={
+        "key": mesh.sensitivity, "value": "confidential", "table": f"{mesh.ns}.drafts"})
+    pii = f"pii_{uuid.uuid4().hex[:6]}"
+    _manage(mesh.admin, "POST", "/tags", json={"key": pii, "values": ["yes", "no"]})
+    producer.request("POST", f"{M}/tag-assignments", json={"key": pii, "value": "yes", "table": f"{mesh.ns}.events",
+                                                           "column": "id"})
+    producer.request("POST", f"{M}/tag-assignments", json={"key": pii, "value": "no", "table": f"{mesh.ns}.events",
+                                                           "column": "id"})  # its own tag: it may change it
+    shown = _manage(mesh.admin, "GET", "/effective-tags", params={"resource": f"{mesh.ns}.events"})
+    assert shown["columns"]["id"][pii]["value"] == "no"
+    # ...and it may take back what it set itself.
+    producer.request("POST", f"{M}/tag-assignments/remove", json={"key": pii, "table": f"{mesh.ns}.events", "column": "id"})
+    shown = _manage(mesh.admin, "GET", "/effective-tags", params={"resource": f"{mesh.ns}.events"})
+    assert pii not in shown["columns"]["id"]
+    _manage(mesh.admin, "DELETE", f"/tags/{pii}")
 
 
 # -- audit --------------------------------------------------------------------------------------------------

@@ -78,6 +78,9 @@ tag_assignments_t = Table(
     Column("column_name", String(255), nullable=False, default=""),
     Column("key", String(128), nullable=False),
     Column("value", String(128), nullable=False),
+    # Who set it when not an admin (a product's owner tagging its own product); NULL = set by governance,
+    # which only an admin may change.
+    Column("assigned_by", String(255), nullable=True),
     UniqueConstraint("namespace", "table_name", "column_name", "key", name="uq_icemesh_tag_per_resource"),
 )
 grants_t = Table(
@@ -143,6 +146,7 @@ class GovernanceStore:
             float(os.environ.get("ICEMESH_AUDIT_FLUSH_SECONDS", "0.2"))
         self.engine = catalog.engine
         schema.create_all(self.engine)
+        self._add_missing_columns()
         self._audit_buffer: list[dict[str, Any]] = []
         self._audit_lock = threading.Lock()
         self._audit_wakeup = threading.Event()
@@ -293,15 +297,34 @@ class GovernanceStore:
             rows = conn.execute(select(tag_keys_t).order_by(tag_keys_t.c.key)).all()
         return {r.key: TagKey(r.key, tuple(json.loads(r.allowed_values))) for r in rows}
 
-    def assign_tag(self, ns: NamespaceRef, table: str, column: str, key: str, value: str) -> None:
-        """Set `key=value` on a namespace, table ('' column) or column; replaces an earlier value of the key."""
+    def _add_missing_columns(self) -> None:
+        """Catalogs created by an earlier icemesh lack `assigned_by`: add it (a fixed name, no user input)."""
+        from sqlalchemy import inspect, text
+
+        columns = {c["name"] for c in inspect(self.engine).get_columns(tag_assignments_t.name)}
+        if "assigned_by" not in columns:
+            with self._write() as conn, conn.begin():
+                conn.execute(text("ALTER TABLE icemesh_tag_assignments ADD COLUMN assigned_by VARCHAR(255)"))
+
+    def assign_tag(self, ns: NamespaceRef, table: str, column: str, key: str, value: str,
+                   assigned_by: str | None = None) -> None:
+        """Set `key=value` on a namespace, table ('' column) or column; replaces an earlier value of the key.
+        `assigned_by` names a non-admin assigner (None: governance)."""
         where = (tag_assignments_t.c.namespace == _ns_key(ns), tag_assignments_t.c.table_name == table,
                  tag_assignments_t.c.column_name == column, tag_assignments_t.c.key == key)
         with self._write() as conn, conn.begin():
-            if conn.execute(update(tag_assignments_t).where(*where).values(value=value)).rowcount == 0:
+            if conn.execute(update(tag_assignments_t).where(*where).values(value=value, assigned_by=assigned_by)).rowcount == 0:
                 conn.execute(insert(tag_assignments_t).values(namespace=_ns_key(ns), table_name=table, column_name=column,
-                                                              key=key, value=value))
+                                                              key=key, value=value, assigned_by=assigned_by))
             self._bump(conn)
+
+    def assignment_source(self, ns: NamespaceRef, table: str, column: str, key: str) -> tuple[bool, str | None]:
+        """(is the key set directly on this resource, by which non-admin principal or None for governance)."""
+        with self.engine.connect() as conn:
+            row = conn.execute(select(tag_assignments_t.c.assigned_by).where(
+                tag_assignments_t.c.namespace == _ns_key(ns), tag_assignments_t.c.table_name == table,
+                tag_assignments_t.c.column_name == column, tag_assignments_t.c.key == key)).first()
+        return (row is not None, row.assigned_by if row is not None else None)
 
     def unassign_tag(self, ns: NamespaceRef, table: str, column: str, key: str) -> bool:
         with self._write() as conn, conn.begin():

@@ -118,12 +118,28 @@ class LakeFormationGovernanceStore(GovernanceStore):
         self.lf.delete_tag_key(key)
         self._changed()
 
-    def assign_tag(self, ns: NamespaceRef, table: str, column: str, key: str, value: str) -> None:
+    def assign_tag(self, ns: NamespaceRef, table: str, column: str, key: str, value: str,
+                   assigned_by: str | None = None) -> None:
         self.lf.assign(ns, table, column, key, value)
+        # Lake Formation keeps no record of who tagged: an owner's own tags are remembered locally.
+        if assigned_by is not None:
+            super().assign_tag(ns, table, column, key, value, assigned_by)
+        else:
+            super().unassign_tag(ns, table, column, key)
         self._changed()
+
+    def assignment_source(self, ns: NamespaceRef, table: str, column: str, key: str) -> tuple[bool, str | None]:
+        """A tag counts as an owner's only while Lake Formation still holds the value that owner set."""
+        value = self.assignments().get((ns, table, column, key))
+        if value is None:
+            return False, None
+        _exists, assigned_by = super().assignment_source(ns, table, column, key)
+        local = GovernanceStore.assignments(self).get((ns, table, column, key))
+        return True, assigned_by if local == value else None
 
     def unassign_tag(self, ns: NamespaceRef, table: str, column: str, key: str) -> bool:
         removed = self.lf.unassign(ns, table, column, key)
+        super().unassign_tag(ns, table, column, key)
         self._changed()
         return removed
 

@@ -193,19 +193,53 @@ class ManagementService:
             raise BadRequest(f"Namespace {ns} does not exist")
         return namespace_ref(ns), "", ""
 
-    def _authorize_tagging(self, ctx: RequestContext, namespace: str | None, table: str | None) -> None:
+    def _authorize_tagging(self, ctx: RequestContext, namespace: str | None, table: str | None) -> str | None:
         """ADMIN anywhere, or ALTER on the resource itself. Checked before the resource is looked up, so a
-        caller without the right learns nothing about what exists."""
+        caller without the right learns nothing about what exists. Returns the non-admin caller's name (its
+        assignments are recorded as its own), None for an admin."""
         if self.catalog.auth.evaluator(self._wh).is_admin(ctx.principal.name) is not None or not (table or namespace):
             self._admin(ctx, "tags")
-        elif table:
+            return None
+        if table:
             self.catalog.auth.table(ctx, self._wh, Permission.ALTER, _parse_table(table))
         else:
             self.catalog.auth.namespace(ctx, self._wh, Permission.ALTER, _parse_namespace(namespace))
+        return ctx.principal.name
+
+    def _effective_assignment(self, target: tuple[NamespaceRef, str, str], key: str):
+        """The assignment that gives `target` its value of `key` (the nearest: column, table, namespaces up)."""
+        ns, table, column = target
+        chain = ([(ns, table, column)] if column else []) + ([(ns, table, "")] if table else [])
+        chain += [(level, "", "") for level in reversed(list(ns.ancestors_and_self()))]
+        assignments = self.gov.assignments()
+        for resource in chain:
+            if (*resource, key) in assignments:
+                return resource, assignments[(*resource, key)]
+        return None
+
+    def _check_not_governed(self, ctx: RequestContext, owner: str | None, target: tuple[NamespaceRef, str, str],
+                            key: str, value: str | None) -> None:
+        """A non-admin may not override, change or remove a tag that governance (an admin) set, directly or
+        inherited: that would let a data owner widen who reads its data against the stewards' decision.
+        It may add tags where governance set none, re-assert the same value, and manage its own."""
+        if owner is None:
+            return
+        if value is None:
+            exists, assigned_by = self.gov.assignment_source(*target, key)
+            found = (target, self.gov.assignments().get((*target, key))) if exists and assigned_by != owner else None
+        else:
+            found = self._effective_assignment(target, key)
+            if found is not None and (found[1] == value or self.gov.assignment_source(*found[0], key)[1] == owner):
+                found = None
+        if found is not None:
+            resource, current = found
+            self.catalog.auth.deny(ctx, Permission.ADMIN, _describe(*target),
+                                   f"Tag {key}={current} on {_describe(*resource)} was set by governance: "
+                                   f"changing it on {_describe(*target)} needs ADMIN")
 
     def assign_tag(self, ctx: RequestContext, key: str, value: str, namespace: str | None = None,
                    table: str | None = None, column: str | None = None, ahead: bool = False) -> dict[str, Any]:
-        self._authorize_tagging(ctx, namespace, table)
+        owner = self._authorize_tagging(ctx, namespace, table)
         if ahead and not table:
             raise BadRequest("ahead applies to a table or a column about to be created: name --table")
         tag = self.gov.tag_keys().get(key)
@@ -216,15 +250,17 @@ class ManagementService:
         except ValueError as exc:
             raise _bad(exc) from None
         ns, tbl, col = self._resolve_target(namespace, table, column, ahead)
-        self.gov.assign_tag(ns, tbl, col, key, value)
+        self._check_not_governed(ctx, owner, (ns, tbl, col), key, value)
+        self.gov.assign_tag(ns, tbl, col, key, value, assigned_by=owner)
         self._changed()
         return {"key": key, "value": value, "resource": _describe(ns, tbl, col)}
 
     def unassign_tag(self, ctx: RequestContext, key: str, namespace: str | None = None, table: str | None = None,
                      column: str | None = None) -> dict[str, Any]:
-        self._authorize_tagging(ctx, namespace, table)
+        owner = self._authorize_tagging(ctx, namespace, table)
         # Lenient like `ahead`: a tag left on a column that was since dropped can still be removed.
         ns, tbl, col = self._resolve_target(namespace, table, column, ahead=bool(table))
+        self._check_not_governed(ctx, owner, (ns, tbl, col), key, None)
         removed = self.gov.unassign_tag(ns, tbl, col, key)
         self._changed()
         return {"key": key, "resource": _describe(ns, tbl, col), "removed": removed}
