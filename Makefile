@@ -1,4 +1,5 @@
 # The README's commands. Each target creates or updates .venv by itself (quick when nothing changed).
+# editable_mode=compat puts the checkout on sys.path, so dbt finds the top-level dbt_icemesh plugin module.
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -8,11 +9,11 @@ STAMP := $(VENV)/.icemesh-installed
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml Makefile
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	@echo "==> installing icemesh and its dependencies into $(VENV) (a few minutes on a new machine; log: $(VENV)/install.log)"
 	@$(PY) -m pip install --disable-pip-version-check --upgrade pip > $(VENV)/install.log 2>&1 || (cat $(VENV)/install.log; exit 1)
-	@$(PY) -m pip install --disable-pip-version-check -e '.[dev]' >> $(VENV)/install.log 2>&1 || (tail -50 $(VENV)/install.log; exit 1)
+	@$(PY) -m pip install --disable-pip-version-check --config-settings editable_mode=compat -e '.[dev]' >> $(VENV)/install.log 2>&1 || (tail -50 $(VENV)/install.log; exit 1)
 	@touch $(STAMP)
 	@echo "==> installed"
 

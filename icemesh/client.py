@@ -51,7 +51,8 @@ class CatalogClient:
         env = os.environ
         return cls(uri or env.get("ICEMESH_CATALOG_URI"), token=overrides.get("token") or env.get("ICEMESH_TOKEN"),
                    client_id=overrides.get("client_id") or env.get("ICEMESH_CLIENT_ID"),
-                   client_secret=overrides.get("client_secret") or env.get("ICEMESH_CLIENT_SECRET"))
+                   client_secret=overrides.get("client_secret") or env.get("ICEMESH_CLIENT_SECRET"),
+                   column_limits=bool(overrides.get("column_limits")))
 
     @property
     def token_endpoint(self) -> str:

@@ -10,6 +10,7 @@ from icemesh import __version__
 from icemesh.cli import governance
 from icemesh.cli.dbt import dbt
 from icemesh.cli.policy import policy
+from icemesh.cli.products import lineage, products
 from icemesh.cli.query import query
 from icemesh.cli.serve import serve
 from icemesh.errors import IcemeshError
@@ -23,7 +24,7 @@ def cli() -> None:
 
 cli.add_command(serve)
 for command in (governance.principals, governance.roles, governance.whoami, governance.tags, governance.grant,
-                governance.revoke, governance.grants, governance.access, governance.audit, policy, query, dbt):
+                governance.revoke, governance.grants, governance.access, governance.audit, policy, query, dbt, products, lineage):
     cli.add_command(command)
 
 

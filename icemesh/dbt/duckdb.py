@@ -24,19 +24,17 @@ from icemesh.errors import IcemeshError
 class Plugin(BasePlugin):
     def initialize(self, plugin_config: dict[str, Any]) -> None:
         self.alias = plugin_config.get("catalog", "mesh")
+        # Column limits declared: a product this project may read only in part is attached with just the
+        # columns it may read (a model selecting another fails naming it), instead of being refused whole.
         self.client = CatalogClient.from_env(plugin_config.get("uri"), client_id=plugin_config.get("client_id"),
                                              client_secret=plugin_config.get("client_secret"),
-                                             token=plugin_config.get("token"))
+                                             token=plugin_config.get("token"), column_limits=True)
         self.connection = None
         self._catalog = None
 
     def configure_connection(self, conn) -> None:
         duck_engine.load_extensions(conn)
-        if self.client.client_id and self.client.client_secret:
-            duck_engine.attach_catalog(conn, self.client.uri, self.alias, client_id=self.client.client_id,
-                                       client_secret=self.client.client_secret)
-        else:
-            duck_engine.attach_catalog(conn, self.client.uri, self.alias, token=self.client.token())
+        duck_engine.attach_catalog(conn, self.client.uri, self.alias, token=self.client.token())
         self.connection = conn
 
     def store(self, target_config) -> None:

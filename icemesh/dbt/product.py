@@ -42,6 +42,8 @@ class ProductSpec:
     owner: Any = None
     version: Any = None
     latest_version: Any = None
+    deprecation_date: str | None = None
+    freshness: dict[str, Any] | None = None
     invocation_id: str | None = None
     description: str = ""
     contract_enforced: bool = False
@@ -67,6 +69,7 @@ class ProductSpec:
             partition_by=tuple(str(p) for p in partition_by), access=_text(config.get("access")),
             group=config.get("group"), owner=config.get("owner"), version=config.get("version"),
             latest_version=config.get("latest_version"), invocation_id=config.get("invocation_id"),
+            deprecation_date=_text(config.get("deprecation_date")), freshness=config.get("freshness") or None,
             description=config.get("description") or "", contract_enforced=bool(config.get("contract_enforced")),
             columns=tuple(ColumnSpec(name=c["name"], description=c.get("description") or "",
                                      data_type=c.get("data_type"), not_null=bool(c.get("not_null")),
@@ -97,6 +100,7 @@ class ProductSpec:
             "project": self.project, "model": self.model, "unique_id": self.unique_id, "access": self.access,
             "group": self.group, "owner": self.owner, "version": self.version, "latest_version": self.latest_version,
             "invocation_id": self.invocation_id, "contract": self.contract(),
+            "deprecation_date": self.deprecation_date, "freshness": self.freshness,
             "upstream": list(self.upstream) if self.upstream else None,
         }
         properties = {}

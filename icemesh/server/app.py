@@ -11,6 +11,7 @@ from icemesh import __version__
 from icemesh.catalog.authorizer import Authorizer
 from icemesh.catalog.governance_store import GovernanceStore
 from icemesh.catalog.management import ManagementService
+from icemesh.catalog.products import ProductService
 from icemesh.catalog.service import CatalogService
 from icemesh.catalog.store import CatalogStore
 from icemesh.security.authenticator import Authenticator
@@ -78,6 +79,7 @@ def create_app(settings: ServerSettings, service: CatalogService | None = None) 
     app.state.service = service
     app.state.settings = settings
     app.state.management = ManagementService(app.state.service)
+    app.state.products = ProductService(app.state.service)
     install_error_handlers(app)
     app.include_router(oauth_router)
     app.include_router(rest_router)

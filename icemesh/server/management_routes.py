@@ -1,4 +1,5 @@
-"""`/management/v1`: governance over HTTP (principals, roles, tags, grants, access checks, audit)."""
+"""`/management/v1`: governance over HTTP (principals, roles, tags, grants, access checks, audit) and the
+product registry (`/products`)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from starlette.responses import Response
 
 from icemesh.catalog.context import RequestContext
 from icemesh.catalog.management import ManagementService
+from icemesh.catalog.products import ProductService
 from icemesh.server.rest_routes import context
 
 router = APIRouter(prefix="/management/v1", tags=["icemesh management"])
@@ -18,6 +20,10 @@ router = APIRouter(prefix="/management/v1", tags=["icemesh management"])
 
 def management(request: Request) -> ManagementService:
     return request.app.state.management
+
+
+def products(request: Request) -> ProductService:
+    return request.app.state.products
 
 
 def ok(payload: Any, status: int = 200) -> Response:
@@ -188,3 +194,15 @@ class PolicyApply(BaseModel):
 @router.post("/policy")
 def apply_policy(body: PolicyApply, ctx: RequestContext = Depends(context), m: ManagementService = Depends(management)):
     return ok(m.apply_policy(ctx, body.document, body.dry_run))
+
+
+@router.get("/products")
+def list_products(namespace: str | None = None, include_tables: bool = False, ctx: RequestContext = Depends(context),
+                  p: ProductService = Depends(products)):
+    """The products (tables dbt published) the caller may see, with what it may read of each."""
+    return ok(p.list(ctx, namespace, include_tables))
+
+
+@router.get("/products/{name}")
+def show_product(name: str, ctx: RequestContext = Depends(context), p: ProductService = Depends(products)):
+    return ok(p.show(ctx, name))

@@ -92,7 +92,8 @@
   {%- set upstream = [] -%}
   {%- for node_id in model['depends_on']['nodes'] -%}
     {%- set node = graph['nodes'].get(node_id) -%}
-    {%- if node is not none and node['config'].get('materialized') == 'iceberg' -%}
+    {#- Products of this project, and of other projects (nodes the catalog resolver injected: no file). -#}
+    {%- if node is not none and (node['config'].get('materialized') == 'iceberg' or not node['original_file_path']) -%}
       {%- do upstream.append(node['schema'] ~ '.' ~ node['alias']) -%}
     {%- endif -%}
   {%- endfor -%}
@@ -108,6 +109,8 @@
       'owner': owner,
       'version': model.get('version'),
       'latest_version': model.get('latest_version'),
+      'deprecation_date': model.get('deprecation_date'),
+      'freshness': config.get('icemesh_freshness'),
       'invocation_id': invocation_id,
       'description': model.get('description') or '',
       'contract_enforced': contract_enforced,

@@ -1,0 +1,164 @@
+"""Data products: the tables dbt published (they carry `icemesh.dbt.*` properties), described for a caller.
+
+The catalog is the registry of products: `icemesh products list/show` and the dbt cross-project resolver
+read it here in one call instead of loading tables one by one. A caller sees only products it may
+DESCRIBE; for each it learns whether it may SELECT (and which columns), or the one-line reason it may not.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections import OrderedDict
+from typing import Any
+
+import orjson
+
+from icemesh.catalog.context import RequestContext
+from icemesh.catalog.identifiers import Namespace, TableIdent
+from icemesh.errors import BadRequest, NoSuchTable
+from icemesh.governance.permissions import Permission
+
+DBT_PREFIX = "icemesh.dbt."
+_JSON_FIELDS = {"owner", "contract", "upstream", "freshness", "tags"}
+
+
+class _Summaries:
+    """What a product's metadata file says about it, parsed once per file (files never change)."""
+
+    def __init__(self, capacity: int = 20_000) -> None:
+        self._entries: OrderedDict[str, dict[str, Any]] = OrderedDict()
+        self._capacity = capacity
+        self._lock = threading.Lock()
+
+    def get(self, location: str, raw: bytes) -> dict[str, Any]:
+        with self._lock:
+            found = self._entries.get(location)
+        if found is not None:
+            return found
+        summary = _summarize(orjson.loads(raw))
+        with self._lock:
+            self._entries[location] = summary
+            while len(self._entries) > self._capacity:
+                self._entries.popitem(last=False)
+        return summary
+
+
+def _summarize(doc: dict[str, Any]) -> dict[str, Any]:
+    properties = doc.get("properties") or {}
+    dbt = {}
+    for key, value in properties.items():
+        if key.startswith(DBT_PREFIX):
+            name = key[len(DBT_PREFIX):]
+            if name in _JSON_FIELDS:
+                try:
+                    value = json.loads(value)
+                except ValueError:
+                    pass
+            dbt[name] = value
+    current = doc.get("current-schema-id", 0)
+    schemas = doc.get("schemas") or ([doc["schema"]] if "schema" in doc else [])
+    schema = next((s for s in schemas if s.get("schema-id", 0) == current), schemas[0] if schemas else {})
+    snapshots = doc.get("snapshots") or []
+    current_id = doc.get("current-snapshot-id")
+    current_snapshot = next((s for s in snapshots if s.get("snapshot-id") == current_id), None)
+    return {
+        "dbt": dbt,
+        "description": properties.get("comment", ""),
+        "columns": [{"name": f["name"], "type": f["type"] if isinstance(f["type"], str) else f["type"].get("type"),
+                     "required": bool(f.get("required")), "doc": f.get("doc") or ""} for f in schema.get("fields", [])],
+        "snapshots": len(snapshots),
+        "current_snapshot_id": current_id if current_id not in (None, -1) else None,
+        "last_updated_ms": (current_snapshot or {}).get("timestamp-ms") or doc.get("last-updated-ms"),
+    }
+
+
+class ProductService:
+    def __init__(self, catalog) -> None:
+        self.catalog = catalog
+        self._summaries = _Summaries()
+
+    @property
+    def _wh(self) -> str:
+        return self.catalog.default_warehouse
+
+    def _summary(self, record) -> dict[str, Any]:
+        entry = self.catalog.cache.get(record.metadata_location, self.catalog.warehouses[self._wh].read_bytes)
+        return self._summaries.get(record.metadata_location, entry.raw)
+
+    def _describe(self, ctx: RequestContext, ident: TableIdent, summary: dict[str, Any]) -> dict[str, Any] | None:
+        auth = self.catalog.auth
+        if not auth.table(ctx, self._wh, Permission.DESCRIBE, ident, enforce=False, audit=False).allowed:
+            return None
+        names = [c["name"] for c in summary["columns"]]
+        select = auth.table(ctx, self._wh, Permission.SELECT, ident, names, enforce=False, audit=False)
+        visible = set(select.visible_columns or ()) if select.allowed else set()
+        return {
+            "name": str(ident), "namespace": str(ident.namespace), "table": ident.name,
+            "description": summary["description"], "dbt": summary["dbt"],
+            # Hidden columns are not named, even to a caller that may describe the table.
+            "columns": [c for c in summary["columns"] if c["name"] in visible],
+            "select": {"allowed": select.allowed, "all_columns": select.all_columns,
+                       "message": None if select.all_columns else _why(select, names)},
+            "snapshots": summary["snapshots"], "current_snapshot_id": summary["current_snapshot_id"],
+            "last_updated_ms": summary["last_updated_ms"],
+        }
+
+    def _idents(self, namespace: str | None) -> list[TableIdent]:
+        store = self.catalog.store
+        if namespace:
+            return store.list_tables(self._wh, _namespace(namespace), None, None)
+        out: list[TableIdent] = []
+        for ns, _owner in store.namespaces_with_owners(self._wh):
+            out.extend(store.list_tables(self._wh, ns, None, None))
+        return out
+
+    def list(self, ctx: RequestContext, namespace: str | None = None, include_tables: bool = False) -> list[dict[str, Any]]:
+        """The products the caller may see (with `include_tables`, every table it may see)."""
+        products = []
+        for ident in self._idents(namespace):
+            record = self.catalog.store.get_table(self._wh, ident)
+            if record is None:
+                continue
+            summary = self._summary(record)
+            if not include_tables and "model" not in summary["dbt"]:
+                continue
+            described = self._describe(ctx, ident, summary)
+            if described is not None:
+                products.append(described)
+        return products
+
+    def show(self, ctx: RequestContext, name: str) -> dict[str, Any]:
+        """One product, with its downstream products (those that record it upstream) among those visible."""
+        ident = _table(name)
+        record = self.catalog.store.get_table(self._wh, ident)
+        described = self._describe(ctx, ident, self._summary(record)) if record is not None else None
+        if described is None:  # missing and invisible look the same
+            raise NoSuchTable(f"Product {name} does not exist (or you may not see it)")
+        described["downstream"] = sorted(p["name"] for p in self.list(ctx)
+                                         if str(ident) in (p["dbt"].get("upstream") or []))
+        return described
+
+
+def _why(decision, names: list[str]) -> str:
+    if not decision.allowed:
+        return decision.message()
+    hidden = [n for n in names if n not in set(decision.visible_columns or ())]
+    return f"{decision.principal} may read {decision.resource} except {len(hidden)} column(s) hidden by policy"
+
+
+def _namespace(text: str) -> Namespace:
+    try:
+        return Namespace.of(text.split("."))
+    except ValueError as exc:
+        raise BadRequest(str(exc)) from None
+
+
+def _table(text: str) -> TableIdent:
+    parts = (text or "").split(".")
+    if len(parts) < 2:
+        raise BadRequest(f"Name a product as <namespace>.<table>, not {text!r}")
+    try:
+        return TableIdent.of(parts[:-1], parts[-1])
+    except ValueError as exc:
+        raise BadRequest(str(exc)) from None

@@ -1,0 +1,92 @@
+"""`icemesh products list|show` and `icemesh lineage`: the catalog as the registry of data products."""
+
+from __future__ import annotations
+
+import time
+from urllib.parse import quote
+
+import click
+
+from icemesh.cli.output import client_command, emit, output_option
+
+
+def _age(ms: int | None) -> str:
+    if not ms:
+        return "-"
+    seconds = max(0, time.time() - ms / 1000)
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{int(seconds // size)}{unit} ago"
+    return f"{int(seconds)}s ago"
+
+
+def _owner(dbt: dict) -> str:
+    owner = dbt.get("owner")
+    if isinstance(owner, dict):
+        return owner.get("email") or owner.get("name") or "-"
+    return owner or "-"
+
+
+@click.group()
+def products() -> None:
+    """Data products: the tables dbt projects published, as the caller may see them."""
+
+
+@products.command("list")
+@click.option("--namespace", default=None, help="Only this namespace (a dbt project's products).")
+@output_option
+@client_command
+def products_list(namespace, output, client):
+    """Every product you may see, with whether you may read it."""
+    params = {"namespace": namespace} if namespace else {}
+    found = client.request("GET", "/management/v1/products", params=params)
+    rows = [{"product": p["name"], "project": p["dbt"].get("project"), "access": p["dbt"].get("access"),
+             "owner": _owner(p["dbt"]), "read": "all" if p["select"]["all_columns"] else
+             ("some columns" if p["select"]["allowed"] else "no"),
+             "snapshots": p["snapshots"], "updated": _age(p["last_updated_ms"])} for p in found]
+    emit(found if output == "json" else rows, output)
+
+
+@products.command("show")
+@click.argument("name")
+@output_option
+@client_command
+def products_show(name, output, client):
+    """One product: owner, contract, columns, tags, snapshots, freshness, upstream and downstream."""
+    product = client.request("GET", f"/management/v1/products/{quote(name, safe='')}")
+    tags = client.request("GET", "/management/v1/effective-tags", params={"resource": name})
+    product["tags"] = {k: v["value"] for k, v in tags.get("tags", {}).items()}
+    dbt = product["dbt"]
+    contract = dbt.get("contract") or {}
+    lines = [
+        f"{product['name']}  ({dbt.get('project')}.{dbt.get('model')}, access {dbt.get('access', '-')}"
+        f"{', version ' + str(dbt['version']) if dbt.get('version') else ''})",
+        f"  {product['description']}" if product["description"] else None,
+        f"  owner:       {_owner(dbt)}{'  group ' + dbt['group'] if dbt.get('group') else ''}",
+        f"  contract:    {'enforced' if contract.get('enforced') else 'none'}",
+        f"  tags:        {' '.join(f'{k}={v}' for k, v in sorted(product['tags'].items())) or '-'}",
+        f"  snapshots:   {product['snapshots']} (current {product['current_snapshot_id']}, updated "
+        f"{_age(product['last_updated_ms'])})",
+        f"  upstream:    {', '.join(dbt.get('upstream') or []) or '-'}",
+        f"  downstream:  {', '.join(product['downstream']) or '-'}",
+        f"  you may read: {'all columns' if product['select']['all_columns'] else product['select']['message']}",
+        "  columns:",
+    ]
+    width = max((len(c["name"]) for c in product["columns"]), default=4)
+    for column in product["columns"]:
+        flag = " required" if column["required"] else ""
+        lines.append(f"    {column['name'].ljust(width)}  {column['type']}{flag}{'  ' + column['doc'] if column['doc'] else ''}")
+    emit(product, output, text="\n".join(line for line in lines if line is not None))
+
+
+@click.command()
+@click.argument("name", required=False)
+@output_option
+@client_command
+def lineage(name, output, client):
+    """Product-to-product lineage across projects (of NAME, or of everything you may see)."""
+    found = client.request("GET", "/management/v1/products")
+    edges = sorted({(up, p["name"]) for p in found for up in (p["dbt"].get("upstream") or [])})
+    if name:
+        edges = [e for e in edges if name in e]
+    emit([{"upstream": u, "downstream": d} for u, d in edges], output)

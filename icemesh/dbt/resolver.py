@@ -1,0 +1,223 @@
+"""Cross-project `ref('project', 'model')` resolved from the catalog (dbt's plugin hook; see dbt_icemesh).
+
+At parse time the consumer asks the catalog, as its own principal, for the products of the projects it
+declares in `dependencies.yml` (`projects: [{name: sales}]`): one call, no manifest files passed around.
+Each product becomes a model node named for the consumer's engine (DuckDB: the attached `mesh` catalog;
+Spark: its Iceberg catalog), never the producer's database, and carries its description, columns (only
+those the consumer may read), contract, version and deprecation date, so docs and lineage work downstream.
+
+Refs are checked while parsing, before anything runs: to a product that does not exist (with near names),
+or that the consumer may not SELECT (with the catalog's reason: the missing permission and the tags a
+grant would have to match), or that is not public.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+import yaml
+from dbt.contracts.graph.node_args import ModelNodeArgs
+from dbt.plugins.manager import dbt_hook, dbtPlugin
+from dbt.plugins.manifest import PluginNodes
+from dbt_common.exceptions import DbtRuntimeError
+
+from icemesh.client import CatalogClient
+from icemesh.errors import IcemeshError
+
+CATALOG_ALIAS = os.environ.get("ICEMESH_DBT_CATALOG", "mesh")
+
+
+def declared_projects(project_dir: str) -> list[str]:
+    """Upstream projects from dbt's own `dependencies.yml` (`projects:`), the way dbt Mesh declares them."""
+    path = os.path.join(project_dir, "dependencies.yml")
+    if not os.path.exists(path):
+        return []
+    with open(path, encoding="utf-8") as f:
+        document = yaml.safe_load(f) or {}
+    return [p["name"] if isinstance(p, dict) else str(p) for p in document.get("projects") or []]
+
+
+def relation_name(adapter_type: str, catalog: str, namespace: str, table: str) -> str:
+    """The consumer engine's own name for the product's Iceberg table."""
+    if adapter_type == "spark":
+        return ".".join(f"`{part.replace('`', '``')}`" for part in (catalog, namespace, table))
+    return ".".join('"' + part.replace('"', '""') + '"' for part in (catalog, namespace, table))
+
+
+def _adapter_type() -> str:
+    try:
+        from dbt.adapters.factory import FACTORY
+
+        return next(iter(FACTORY.adapters), "duckdb")
+    except Exception:  # noqa: BLE001 - no adapter registered (dbt deps): the name is not used then
+        return "duckdb"
+
+
+def _project_dir() -> str:
+    try:
+        from dbt.flags import get_flags
+
+        return str(getattr(get_flags(), "PROJECT_DIR", None) or os.getcwd())
+    except Exception:  # noqa: BLE001
+        return os.getcwd()
+
+
+def _version(value: Any) -> Any:
+    if value in (None, ""):
+        return None
+    text = str(value)
+    return int(text) if text.isdigit() else text
+
+
+def _date(value: Any) -> datetime | None:
+    if not value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)  # dbt compares aware datetimes
+
+
+@dataclass
+class ProductNodeArgs(ModelNodeArgs):
+    """ModelNodeArgs plus what dbt's plugin API has no field for: docs, columns, contract, meta."""
+    description: str = ""
+    columns: dict[str, dict[str, str]] = field(default_factory=dict)
+    contract_enforced: bool = False
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+def _install_node_details() -> None:
+    """dbt builds plugin nodes with ModelNode.from_args, which drops everything but names and versions.
+    Wrap it once so a ProductNodeArgs' docs, columns and contract reach the node (and so the manifest,
+    docs and contracts downstream). dbt marks this plugin interface experimental; this is the one seam."""
+    from dbt.artifacts.resources import ColumnInfo
+    from dbt.contracts.graph.nodes import ModelNode
+
+    if getattr(ModelNode.from_args, "icemesh", False):
+        return
+    original = ModelNode.from_args.__func__
+
+    def from_args(cls, args):
+        node = original(cls, args)
+        if isinstance(args, ProductNodeArgs):
+            node.description = args.description
+            node.columns = {name: ColumnInfo(name=name, description=c["doc"], data_type=c["type"])
+                            for name, c in args.columns.items()}
+            node.contract.enforced = node.config.contract.enforced = args.contract_enforced
+            node.meta = node.config.meta = dict(args.meta)
+        return node
+
+    from_args.icemesh = True
+    ModelNode.from_args = classmethod(from_args)
+
+
+class ProductRegistry:
+    """The upstream products this consumer may see, fetched once per dbt invocation."""
+
+    def __init__(self, products: list[dict[str, Any]], projects: list[str]) -> None:
+        self.projects = projects
+        self.products = [p for p in products if p["dbt"].get("project") in projects and p["dbt"].get("model")]
+
+    def find(self, project: str, model: str, version: Any = None) -> dict[str, Any] | None:
+        matches = [p for p in self.products if p["dbt"]["project"] == project and p["dbt"]["model"] == model]
+        if version is not None:
+            return next((p for p in matches if str(p["dbt"].get("version")) == str(version)), None)
+        latest = [p for p in matches if p["dbt"].get("version") in (None, p["dbt"].get("latest_version"))]
+        return (latest or matches or [None])[0]
+
+    def check_ref(self, consumer: str, project: str, model: str, version: Any = None) -> str | None:
+        """Why the ref cannot work, in one line, or None."""
+        if project not in self.projects:
+            return None  # not a catalog project (a package, or the consumer itself): dbt resolves it
+        product = self.find(project, model, version)
+        if product is None:
+            names = sorted({p["dbt"]["model"] for p in self.products if p["dbt"]["project"] == project})
+            near = difflib.get_close_matches(model, names, n=3)
+            hint = f"; did you mean {', '.join(repr(n) for n in near)}?" if near else \
+                (f"; its products you may see: {', '.join(names)}" if names else
+                 f"; project {project!r} has no product you may see")
+            what = f"{model!r} version {version}" if version is not None else repr(model)
+            return f"{consumer} refs {project}.{model}: no product {what} in project {project!r}{hint}"
+        access = product["dbt"].get("access") or "protected"
+        if access != "public":
+            return (f"{consumer} refs {project}.{model}: the model is {access} in project {project!r}; only public "
+                    f"models can be referenced from another project (its owners would set access: public)")
+        if not product["select"]["allowed"]:
+            return f"{consumer} refs {project}.{model} ({product['name']}): {product['select']['message']}"
+        return None
+
+
+class IcemeshResolver(dbtPlugin):
+    def initialize(self) -> None:
+        self.project_dir = _project_dir()
+        projects = declared_projects(self.project_dir)
+        self.registry = ProductRegistry([], [])
+        if not projects:
+            return  # not a consumer of catalog products: stay out of the way
+        try:
+            client = CatalogClient.from_env(column_limits=True)
+            products = client.request("GET", "/management/v1/products")
+        except IcemeshError as exc:
+            raise DbtRuntimeError(f"icemesh: cannot read the products of {', '.join(projects)} from the catalog: "
+                                  f"{exc.message} (set ICEMESH_CATALOG_URI and the project's credentials)") from None
+        self.registry = ProductRegistry(products, projects)
+        self.adapter_type = _adapter_type()
+        _install_node_details()
+
+    @dbt_hook
+    def get_nodes(self) -> PluginNodes:
+        nodes = PluginNodes()
+        self._check_refs()
+        for product in self.registry.products:
+            if not product["select"]["allowed"]:
+                continue  # refs to it were refused above with the catalog's reason; nothing to read
+            dbt = product["dbt"]
+            nodes.add_model(ProductNodeArgs(
+                name=dbt["model"], package_name=dbt["project"], identifier=product["table"],
+                schema=product["namespace"], database=CATALOG_ALIAS,
+                relation_name=relation_name(self.adapter_type, CATALOG_ALIAS, product["namespace"], product["table"]),
+                version=_version(dbt.get("version")), latest_version=_version(dbt.get("latest_version")),
+                deprecation_date=_date(dbt.get("deprecation_date")), access=dbt.get("access") or "protected",
+                description=product["description"],
+                columns={c["name"]: c for c in product["columns"]},  # only those this consumer may read
+                contract_enforced=bool((dbt.get("contract") or {}).get("enforced")),
+                meta={"icemesh": {"product": product["name"], "snapshot_id": product["current_snapshot_id"],
+                                  "owner": dbt.get("owner"), "freshness": dbt.get("freshness")}},
+            ))
+        return nodes
+
+    def _check_refs(self) -> None:
+        """Read the consumer's models statically (dbt's own extractor) and refuse bad refs before dbt does."""
+        from dbt_extractor import ExtractionError, py_extract_from_source
+
+        problems = []
+        for path in self._model_files():
+            with open(path, encoding="utf-8") as f:
+                try:
+                    refs = py_extract_from_source(f.read()).get("refs", [])
+                except ExtractionError:
+                    continue  # Jinja the static parser cannot follow: dbt's own resolution still applies
+            model = os.path.splitext(os.path.basename(path))[0]
+            for ref in refs:
+                if ref.get("package"):
+                    problem = self.registry.check_ref(model, ref["package"], ref["name"], ref.get("version"))
+                    if problem:
+                        problems.append(problem)
+        if problems:
+            raise DbtRuntimeError(problems[0] if len(problems) == 1 else
+                                  f"{len(problems)} refs cannot be resolved: " + " | ".join(problems))
+
+    def _model_files(self) -> list[str]:
+        with open(os.path.join(self.project_dir, "dbt_project.yml"), encoding="utf-8") as f:
+            project = yaml.safe_load(f) or {}
+        files = []
+        for model_dir in project.get("model-paths") or ["models"]:
+            for root, _dirs, names in os.walk(os.path.join(self.project_dir, model_dir)):
+                files.extend(os.path.join(root, n) for n in names if n.endswith(".sql"))
+        return sorted(files)

@@ -1,0 +1,157 @@
+"""Cross-project refs resolved from the catalog: three dbt-duckdb projects, each its own principal.
+
+inventory (producer) -> orders (producer and consumer: refs inventory.items) -> reporting (consumer: refs
+orders.order_lines and inventory.items, latest and v1). reporting may read inventory and orders products
+except confidential ones, and may only DESCRIBE those; items.unit_cost is tagged confidential.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import duckdb
+import pytest
+
+from tests.conftest import start_catalog
+
+PROJECTS = os.path.join(os.path.dirname(__file__), "dbt_projects", "mesh")
+M = "/management/v1"
+BIN = os.path.dirname(sys.executable)
+
+
+@pytest.fixture(scope="module")
+def mesh(tmp_path_factory):
+    server = start_catalog(tmp_path_factory, None, "dbt-mesh")
+    admin = server.client()
+    admin.request("POST", f"{M}/tags", json={"key": "domain", "values": ["inventory", "orders"]})
+    admin.request("POST", f"{M}/tags", json={"key": "sensitivity", "values": ["public", "internal", "confidential"]})
+    secrets = {}
+    for name in ("inventory", "orders", "reporting"):
+        secrets[name] = admin.request("POST", f"{M}/principals", json={"name": f"svc_{name}"})["client_secret"]
+        admin.request("POST", f"{M}/grants", json={"permissions": "CREATE_TABLE", "principal": f"svc_{name}", "catalog": True})
+    admin.request("POST", f"{M}/grants", json={"permissions": "DESCRIBE,SELECT", "principal": "svc_orders",
+                                               "tags": ["domain=inventory", "sensitivity=public,internal"]})
+    admin.request("POST", f"{M}/grants", json={"permissions": "DESCRIBE", "principal": "svc_reporting",
+                                               "tags": ["domain=inventory,orders"]})
+    admin.request("POST", f"{M}/grants", json={"permissions": "SELECT", "principal": "svc_reporting",
+                                               "tags": ["domain=inventory,orders", "sensitivity=public,internal"]})
+    home = tmp_path_factory.mktemp("mesh-projects")
+
+    def project(name: str):
+        path = home / name
+        shutil.copytree(os.path.join(PROJECTS, name), path)
+        env = {**os.environ, "DBT_PROFILES_DIR": str(path), "ICEMESH_CATALOG_URI": server.uri,
+               "ICEMESH_CLIENT_ID": f"svc_{name}", "ICEMESH_CLIENT_SECRET": secrets[name],
+               "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"}
+        subprocess.run([os.path.join(BIN, "icemesh"), "dbt", "init", str(path)], env=env, check=True, capture_output=True)
+
+        def dbt(*args: str, check: bool = True) -> subprocess.CompletedProcess:
+            done = subprocess.run([os.path.join(BIN, "dbt"), *args], cwd=path, env=env, capture_output=True,
+                                  text=True, timeout=300)
+            if check:
+                assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
+            return done
+
+        dbt.path = path
+        dbt("deps")
+        return dbt
+
+    projects = {name: project(name) for name in ("inventory", "orders", "reporting")}
+    for name in ("inventory", "orders"):
+        projects[name]("run")
+    projects["reporting_run"] = projects["reporting"]("run")
+    yield server, projects
+    server.stop()
+
+
+def local_rows(dbt, table: str) -> list[tuple]:
+    con = duckdb.connect(str(dbt.path / "target" / f"{dbt.path.name}.duckdb"), read_only=True)
+    try:
+        return sorted(con.execute(f'select * from main."{table}"').fetchall())
+    finally:
+        con.close()
+
+
+def manifest(dbt) -> dict:
+    return json.loads((dbt.path / "target" / "manifest.json").read_text())
+
+
+def test_refs_resolve_to_the_products_in_place(mesh):
+    server, projects = mesh
+    # orders read the latest version of inventory.items (upper-case labels) and published order_lines.
+    lines = server.client().rest_catalog().load_table("orders.order_lines")
+    assert sorted(r["label"] for r in lines.scan().to_arrow().to_pylist())[:2] == ["ITEM 0", "ITEM 0"]
+    assert json.loads(lines.properties["icemesh.dbt.upstream"]) == ["inventory.items_v2"]
+    # reporting joined two other projects' products; v=1 pinned the older version.
+    assert local_rows(projects["reporting"], "item_demand") == [
+        (0, "ITEM 0", 1 + 5), (1, "ITEM 1", 2 + 6), (2, "ITEM 2", 3), (3, "ITEM 3", 4)]
+    assert local_rows(projects["reporting"], "legacy_labels") == [(i, f"item {i}") for i in range(4)]
+
+
+def test_injected_nodes_carry_engine_names_columns_docs_and_lineage(mesh):
+    _server, projects = mesh
+    nodes = manifest(projects["reporting"])["nodes"]
+    items = nodes["model.inventory.items.v2"]
+    assert items["relation_name"] == '"mesh"."inventory"."items_v2"'  # the consumer's name, not the producer's
+    assert items["description"] == "Items we stock." and items["access"] == "public"
+    assert items["latest_version"] == 2 and items["contract"]["enforced"]
+    # Only the columns reporting may read: unit_cost is confidential and is not even named.
+    assert {n: c["description"] for n, c in items["columns"].items()} == {
+        "item_id": "The item's id.", "label": "What the item is called."}
+    assert nodes["model.inventory.items.v1"]["deprecation_date"].startswith("2026-01-01")
+    assert "model.orders.order_lines" in nodes["model.reporting.item_demand"]["depends_on"]["nodes"]
+    assert nodes["model.orders.order_lines"]["relation_name"] == '"mesh"."orders"."order_lines"'
+
+
+def test_deprecated_version_warns(mesh):
+    _server, projects = mesh
+    assert "deprecat" in projects["reporting_run"].stdout.lower()
+
+
+def test_docs_generate_describes_upstream_products(mesh):
+    _server, projects = mesh
+    projects["reporting"]("docs", "generate")
+    nodes = manifest(projects["reporting"])["nodes"]
+    assert set(nodes["model.orders.order_lines"]["columns"]) == {"line_id", "item_id", "label", "quantity"}
+
+
+def _consumer_model(projects, sql: str, command: str = "parse") -> subprocess.CompletedProcess:
+    dbt = projects["reporting"]
+    model = dbt.path / "models" / "probe.sql"
+    model.write_text(sql)
+    try:
+        return dbt(command, *(["--select", "probe"] if command == "run" else []), check=False)
+    finally:
+        model.unlink()
+
+
+def test_ref_to_a_missing_product_suggests_near_names(mesh):
+    _server, projects = mesh
+    done = _consumer_model(projects, "select * from {{ ref('inventory', 'itemz') }}")
+    assert done.returncode != 0
+    assert "no product 'itemz' in project 'inventory'; did you mean 'items'?" in done.stdout
+
+
+def test_ref_to_an_unreadable_product_names_the_missing_grant(mesh):
+    _server, projects = mesh
+    done = _consumer_model(projects, "select * from {{ ref('inventory', 'supplier_prices') }}")
+    assert done.returncode != 0
+    assert ("svc_reporting lacks SELECT on table inventory.supplier_prices; a grant on table "
+            "inventory.supplier_prices or on tags matching domain=inventory AND sensitivity=confidential") in done.stdout
+
+
+def test_ref_to_a_protected_model_is_refused(mesh):
+    _server, projects = mesh
+    done = _consumer_model(projects, "select * from {{ ref('inventory', 'stock_audit') }}")
+    assert done.returncode != 0 and "stock_audit" in done.stdout and "protected" in done.stdout
+
+
+def test_selecting_a_hidden_column_fails_naming_it(mesh):
+    _server, projects = mesh
+    done = _consumer_model(projects, "{{ config(materialized='table') }}\n"
+                                     "select item_id, unit_cost from {{ ref('inventory', 'items') }}", "run")
+    assert done.returncode != 0 and "unit_cost" in done.stdout
