@@ -440,6 +440,9 @@ class CatalogService:
             new = new.model_copy(update={"location": wh.default_table_location(change.ident.namespace, change.ident.name)})
         location = wh.require_inside(new.location)
         self._check_path_properties(wh, new.properties)
+        md.check_consistent(new, change.updates)
+        for what, file_location in md.file_locations(change.updates):
+            wh.require_inside(file_location, what)
         if record is None:
             wh.prepare_table_location(location)
         metadata_location = wh.metadata_file_location(new.location, md.next_version(record and record.metadata_location, new))
