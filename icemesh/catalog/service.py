@@ -33,6 +33,7 @@ from icemesh.errors import (
     NoSuchNamespace,
     NoSuchTable,
     NoSuchWarehouse,
+    NotAuthorized,
     UnprocessableEntity,
 )
 from icemesh.governance.permissions import Permission
@@ -114,7 +115,11 @@ class CatalogService:
                 request_id: str | None = None) -> RequestContext:
         """Resolve the caller from its bearer token; every catalog call needs one (deny by default)."""
         headers = headers or {}
-        principal = self.authenticator.principal_for_header(authorization)
+        try:
+            principal = self.authenticator.principal_for_header(authorization)
+        except NotAuthorized as exc:
+            self.auth.governance.audit_rejected_token(exc.message, request_id)
+            raise
         limits = headers.get(COLUMN_LIMITS_HEADER, "").strip().lower() == "apply" or COLUMN_LIMITS_SCOPE in principal.scopes
         return RequestContext(principal=principal, access_delegation=headers.get("x-iceberg-access-delegation"),
                               request_id=request_id, applies_column_limits=limits)
