@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.icemesh-installed
 
-.PHONY: install demo test test-quick bench serve clean
+.PHONY: install demo test test-quick bench bench-reliability serve clean
 
 install: $(STAMP)
 
@@ -31,6 +31,13 @@ bench: $(STAMP)
 	@$(PY) benchmarks/governance_evaluator.py
 	@$(PY) benchmarks/governance.py
 	@$(PY) benchmarks/query_engines.py
+
+# Long reliability runs (about 30-40 minutes on 2 cores): contention, kill -9 cycles, fuzzing, a 10-minute soak.
+bench-reliability: $(STAMP)
+	@$(PY) benchmarks/contention.py
+	@$(PY) benchmarks/crash.py
+	@$(PY) benchmarks/fuzz.py
+	@$(PY) benchmarks/soak.py
 
 serve: $(STAMP)
 	@$(VENV)/bin/icemesh serve

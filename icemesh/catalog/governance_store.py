@@ -479,6 +479,10 @@ class GovernanceStore:
     def audit_login(self, client_id: str, allowed: bool, reason: str) -> None:
         self.audit(AuditRecord(time.time(), client_id[:255], "LOGIN", "the catalog", allowed, reason))
 
+    def audit_rejected_token(self, reason: str, request_id: str | None) -> None:
+        """A request without a valid token (missing, forged, expired, revoked): a denial like any other."""
+        self.audit(AuditRecord(time.time(), "anonymous", "AUTHENTICATE", "the catalog", False, reason, request_id))
+
     def flush_audit(self) -> None:
         with self._audit_lock:
             batch, self._audit_buffer = self._audit_buffer, []

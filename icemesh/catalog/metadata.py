@@ -15,12 +15,13 @@ from pydantic import TypeAdapter, ValidationError
 from pyiceberg.exceptions import CommitFailedException
 from pyiceberg.exceptions import ValidationError as IcebergValidationError
 from pyiceberg.partitioning import UNPARTITIONED_PARTITION_SPEC, PartitionSpec
-from pyiceberg.schema import Schema
+from pyiceberg.schema import Schema, index_by_id
 from pyiceberg.table.metadata import TableMetadata, TableMetadataUtil, new_table_metadata
 from pyiceberg.table.sorting import UNSORTED_SORT_ORDER, SortOrder
 from pyiceberg.table.update import (
     AddPartitionSpecUpdate,
     AddSchemaUpdate,
+    AddSnapshotUpdate,
     AddSortOrderUpdate,
     AssertCreate,
     AssignUUIDUpdate,
@@ -28,7 +29,9 @@ from pyiceberg.table.update import (
     SetDefaultSortOrderUpdate,
     SetDefaultSpecUpdate,
     SetLocationUpdate,
+    SetPartitionStatisticsUpdate,
     SetPropertiesUpdate,
+    SetStatisticsUpdate,
     TableRequirement,
     TableUpdate,
     UpgradeFormatVersionUpdate,
@@ -166,6 +169,43 @@ def apply_updates(base: TableMetadata | None, updates: list[TableUpdate], base_l
     except (ValueError, KeyError, IcebergValidationError, ValidationError, NotImplementedError) as exc:
         message = exc.errors()[0].get("msg") if isinstance(exc, ValidationError) else str(exc)
         raise BadRequest(f"Cannot apply table updates: {message}") from None
+
+
+def check_consistent(metadata: TableMetadata, updates: list[TableUpdate]) -> None:
+    """Refuse what pyiceberg applies without checking: a schema, spec or sort order added under an id the
+    table already uses (readers could not tell them apart), or a spec or sort order on a column that does
+    not exist. Only ids of the kinds this commit adds are checked, so older metadata never blocks a commit."""
+    kinds = {type(u) for u in updates}
+    columns = {fid for schema in metadata.schemas for fid in index_by_id(schema)}
+    checks = [(AddSchemaUpdate, "schema-id", [s.schema_id for s in metadata.schemas], []),
+              (AddPartitionSpecUpdate, "spec-id", [s.spec_id for s in metadata.partition_specs],
+               [f.source_id for u in updates if isinstance(u, AddPartitionSpecUpdate) for f in u.spec.fields]),
+              (AddSortOrderUpdate, "sort order-id", [o.order_id for o in metadata.sort_orders],
+               [f.source_id for u in updates if isinstance(u, AddSortOrderUpdate) for f in u.sort_order.fields])]
+    for kind, what, ids, sources in checks:
+        if kind not in kinds:
+            continue
+        duplicates = sorted({i for i in ids if ids.count(i) > 1})
+        if duplicates:
+            raise BadRequest(f"Cannot apply table updates: {what} {duplicates[0]} is already used by the table; "
+                             "add it under a new id")
+        unknown = sorted(set(sources) - columns)
+        if unknown:
+            raise BadRequest(f"Cannot apply table updates: {kind.__name__.removesuffix('Update')} refers to field id "
+                             f"{unknown[0]}, which is not a column of the table")
+
+
+def file_locations(updates: list[TableUpdate]) -> list[tuple[str, str]]:
+    """(what, location) of every file a commit makes part of the table: all must lie in the warehouse."""
+    found = []
+    for update in updates:
+        if isinstance(update, AddSnapshotUpdate) and update.snapshot.manifest_list:
+            found.append(("manifest-list", update.snapshot.manifest_list))
+        elif isinstance(update, SetStatisticsUpdate):
+            found.append(("statistics-path", update.statistics.statistics_path))
+        elif isinstance(update, SetPartitionStatisticsUpdate):
+            found.append(("statistics-path", update.partition_statistics.statistics_path))
+    return found
 
 
 def next_version(previous_location: str | None, metadata: TableMetadata) -> int:

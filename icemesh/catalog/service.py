@@ -34,6 +34,7 @@ from icemesh.errors import (
     NoSuchNamespace,
     NoSuchTable,
     NoSuchWarehouse,
+    NotAuthorized,
     UnprocessableEntity,
 )
 from icemesh.governance.permissions import Permission
@@ -115,7 +116,11 @@ class CatalogService:
                 request_id: str | None = None) -> RequestContext:
         """Resolve the caller from its bearer token; every catalog call needs one (deny by default)."""
         headers = headers or {}
-        principal = self.authenticator.principal_for_header(authorization)
+        try:
+            principal = self.authenticator.principal_for_header(authorization)
+        except NotAuthorized as exc:
+            self.auth.governance.audit_rejected_token(exc.message, request_id)
+            raise
         limits = headers.get(COLUMN_LIMITS_HEADER, "").strip().lower() == "apply" or COLUMN_LIMITS_SCOPE in principal.scopes
         return RequestContext(principal=principal, access_delegation=headers.get("x-iceberg-access-delegation"),
                               request_id=request_id, applies_column_limits=limits)
@@ -444,6 +449,9 @@ class CatalogService:
             new = new.model_copy(update={"location": wh.default_table_location(change.ident.namespace, change.ident.name)})
         location = wh.require_inside(new.location)
         self._check_path_properties(wh, new.properties)
+        md.check_consistent(new, change.updates)
+        for what, file_location in md.file_locations(change.updates):
+            wh.require_inside(file_location, what)
         if record is None:
             wh.prepare_table_location(location)
         metadata_location = wh.metadata_file_location(new.location, md.next_version(record and record.metadata_location, new))

@@ -421,12 +421,14 @@ class CatalogStore:
 
     # -- idempotency -------------------------------------------------------------------------------
 
-    def claim_idempotency_key(self, key: str, fingerprint: str, lifetime_s: float) -> tuple[str, int | None, bytes | None]:
+    def claim_idempotency_key(self, key: str, fingerprint: str, lifetime_s: float,
+                              lease_s: float = float("inf")) -> tuple[str, int | None, bytes | None]:
         """Claim `key` for a new request, or report what an earlier request with it did.
 
         Returns ("new", None, None) when this request should run, ("done", status, body) to replay,
         ("pending", None, None) while another request with the key is still running, and
-        ("mismatch", None, None) when the key was used for a different operation.
+        ("mismatch", None, None) when the key was used for a different operation. A claim still
+        unfinished after `lease_s` was left by a server that died: it is taken over ("new").
         """
         c = idempotency_t.c
         now = time.time()
@@ -438,11 +440,16 @@ class CatalogStore:
         except IntegrityError:
             pass
         with self.engine.connect() as conn:
-            row = conn.execute(select(c.fingerprint, c.status, c.body).where(c.key == key)).first()
+            row = conn.execute(select(c.fingerprint, c.status, c.body, c.created_at).where(c.key == key)).first()
         if row is None:
-            return self.claim_idempotency_key(key, fingerprint, lifetime_s)
+            return self.claim_idempotency_key(key, fingerprint, lifetime_s, lease_s)
         if row.fingerprint != fingerprint:
             return "mismatch", None, None
+        if row.status is None and row.created_at < now - lease_s:
+            with self._write() as conn, conn.begin():
+                taken = conn.execute(update(idempotency_t).where(c.key == key, c.status.is_(None), c.created_at < now - lease_s)
+                                     .values(created_at=time.time())).rowcount
+            return ("new" if taken == 1 else "pending"), None, None
         if row.status is None:
             return "pending", None, None
         return "done", row.status, row.body

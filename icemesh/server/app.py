@@ -37,8 +37,9 @@ def build_service(settings: ServerSettings) -> CatalogService:
 
 
 class RequestGuard:
-    """Refuse bodies over the limit before reading them (413 in the spec's error model), and read every
-    REST body as JSON whatever content-type the client sent (some clients send none or a form type)."""
+    """Refuse bodies over the limit (413 in the spec's error model): by their Content-Length before
+    reading them, or, for chunked bodies without one, as soon as the bytes read pass the limit. Also read
+    every REST body as JSON whatever content-type the client sent (some clients send none or a form type)."""
 
     def __init__(self, app: ASGIApp, max_bytes: int) -> None:
         self.app = app
@@ -50,14 +51,43 @@ class RequestGuard:
                     and scope["method"] not in ("GET", "HEAD", "DELETE"):
                 headers = [(k, v) for k, v in scope.get("headers", ()) if k != b"content-type"]
                 scope = {**scope, "headers": headers + [(b"content-type", b"application/json")]}
-            for name, value in scope.get("headers", ()):
-                if name == b"content-length" and value.isdigit() and int(value) > self.max_bytes:
-                    body = error_body(f"Request body larger than {self.max_bytes} bytes", "BadRequestException", 413)
-                    await send({"type": "http.response.start", "status": 413,
-                                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
-                    await send({"type": "http.response.body", "body": body})
-                    return
+            length = next((v for k, v in scope.get("headers", ()) if k == b"content-length"), None)
+            if length is not None and length.isdigit() and int(length) > self.max_bytes:
+                return await self._refuse(send)
+            if length is None and scope["method"] not in ("GET", "HEAD"):
+                receive = await self._buffered(receive)  # chunked: count the bytes before the app sees them
+                if receive is None:
+                    return await self._refuse(send)
         await self.app(scope, receive, send)
+
+    async def _buffered(self, receive: Receive) -> Receive | None:
+        """Read a body of unknown length; None once it passes the limit, else a receive that replays it."""
+        chunks, size, more = [], 0, True
+        while more:
+            message = await receive()
+            if message["type"] != "http.request":
+                return _replay([message])
+            chunks.append(message.get("body", b""))
+            size += len(chunks[-1])
+            if size > self.max_bytes:
+                return None
+            more = message.get("more_body", False)
+        return _replay([{"type": "http.request", "body": b"".join(chunks), "more_body": False}], receive)
+
+    async def _refuse(self, send: Send) -> None:
+        body = error_body(f"Request body larger than {self.max_bytes} bytes", "BadRequestException", 413)
+        await send({"type": "http.response.start", "status": 413,
+                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+        await send({"type": "http.response.body", "body": body})
+
+
+def _replay(messages: list[dict], then: Receive | None = None) -> Receive:
+    async def receive() -> dict:
+        if messages:
+            return messages.pop(0)
+        return await then() if then is not None else {"type": "http.disconnect"}
+
+    return receive
 
 
 def create_app(settings: ServerSettings, service: CatalogService | None = None) -> FastAPI:

@@ -7,6 +7,7 @@ not, so a retry after a server failure runs again. Keys belong to the principal 
 from __future__ import annotations
 
 import hashlib
+import os
 import time
 from typing import Callable
 
@@ -19,6 +20,9 @@ from icemesh.server.errors import error_body, error_response
 
 MAX_KEY_LENGTH = 255
 PENDING_WAIT_S = 30.0
+# A claim whose request has not finished after this long belongs to a server that died mid-request (kill -9,
+# power loss): a retry takes it over instead of waiting (PENDING_WAIT_S) for an answer that will never come.
+PENDING_LEASE_S = float(os.environ.get("ICEMESH_IDEMPOTENCY_LEASE_SECONDS", "20"))
 
 
 def run_idempotent(request: Request, store: CatalogStore, lifetime_s: int, operation: Callable[[], Response]) -> Response:
@@ -34,7 +38,7 @@ def run_idempotent(request: Request, store: CatalogStore, lifetime_s: int, opera
     fingerprint = f"{request.method} {request.url.path}"[:512]
     deadline = time.monotonic() + PENDING_WAIT_S
     while True:
-        state, status, body = store.claim_idempotency_key(key, fingerprint, lifetime_s)
+        state, status, body = store.claim_idempotency_key(key, fingerprint, lifetime_s, PENDING_LEASE_S)
         if state == "done":
             return Response(body, status_code=status, media_type="application/json" if body else None,
                             headers={"Idempotent-Replayed": "true"})

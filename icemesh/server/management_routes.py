@@ -13,9 +13,10 @@ from starlette.responses import Response
 from icemesh.catalog.context import RequestContext
 from icemesh.catalog.management import ManagementService
 from icemesh.catalog.products import ProductService
+from icemesh.server.models import ERROR_RESPONSES
 from icemesh.server.rest_routes import context
 
-router = APIRouter(prefix="/management/v1", tags=["icemesh management"])
+router = APIRouter(prefix="/management/v1", tags=["icemesh management"], responses=ERROR_RESPONSES)
 
 
 def management(request: Request) -> ManagementService:
@@ -78,7 +79,7 @@ def whoami(ctx: RequestContext = Depends(context), m: ManagementService = Depend
     return ok(m.whoami(ctx))
 
 
-@router.post("/principals")
+@router.post("/principals", status_code=201)
 def create_principal(body: PrincipalCreate, ctx: RequestContext = Depends(context), m: ManagementService = Depends(management)):
     return ok(m.create_principal(ctx, body.name, body.roles), 201)
 
@@ -88,7 +89,7 @@ def list_principals(ctx: RequestContext = Depends(context), m: ManagementService
     return ok(m.list_principals(ctx))
 
 
-@router.delete("/principals/{name}")
+@router.delete("/principals/{name}", status_code=204)
 def delete_principal(name: str, ctx: RequestContext = Depends(context), m: ManagementService = Depends(management)):
     m.delete_principal(ctx, name)
     return Response(status_code=204)
@@ -104,7 +105,7 @@ def set_roles(name: str, body: RolesBody, ctx: RequestContext = Depends(context)
     return ok(m.set_roles(ctx, name, body.roles))
 
 
-@router.post("/roles")
+@router.post("/roles", status_code=201)
 def create_role(body: RoleCreate, ctx: RequestContext = Depends(context), m: ManagementService = Depends(management)):
     return ok(m.create_role(ctx, body.name), 201)
 
@@ -114,13 +115,13 @@ def list_roles(ctx: RequestContext = Depends(context), m: ManagementService = De
     return ok(m.list_roles(ctx))
 
 
-@router.delete("/roles/{name}")
+@router.delete("/roles/{name}", status_code=204)
 def delete_role(name: str, ctx: RequestContext = Depends(context), m: ManagementService = Depends(management)):
     m.delete_role(ctx, name)
     return Response(status_code=204)
 
 
-@router.post("/tags")
+@router.post("/tags", status_code=201)
 def create_tag(body: TagCreate, ctx: RequestContext = Depends(context), m: ManagementService = Depends(management)):
     return ok(m.create_tag(ctx, body.key, body.values), 201)
 
@@ -135,7 +136,7 @@ def update_tag(key: str, body: TagValues, ctx: RequestContext = Depends(context)
     return ok(m.update_tag(ctx, key, body.values))
 
 
-@router.delete("/tags/{key}")
+@router.delete("/tags/{key}", status_code=204)
 def delete_tag(key: str, ctx: RequestContext = Depends(context), m: ManagementService = Depends(management)):
     m.delete_tag(ctx, key)
     return Response(status_code=204)
@@ -158,7 +159,7 @@ def effective_tags(resource: str, ctx: RequestContext = Depends(context), m: Man
     return ok(m.show_tags(ctx, resource))
 
 
-@router.post("/grants")
+@router.post("/grants", status_code=201)
 def grant(body: GrantSpec, ctx: RequestContext = Depends(context), m: ManagementService = Depends(management)):
     return ok(m.grant(ctx, body.model_dump()), 201)
 

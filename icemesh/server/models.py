@@ -59,3 +59,36 @@ class RegisterTableRequest(_Body):
     name: str
     metadata_location: str = Field(alias="metadata-location")
     overwrite: bool = False
+
+
+class ErrorDetail(BaseModel):
+    message: str
+    type: str
+    code: int
+
+
+class ErrorModel(BaseModel):
+    """The Iceberg REST error model, used for every failure the catalog answers."""
+
+    error: ErrorDetail
+
+
+class OAuthErrorModel(BaseModel):
+    error: str
+    error_description: str
+
+
+def _errors(model: type, codes: dict[int, str]) -> dict[int | str, dict[str, Any]]:
+    return {code: {"model": model, "description": text} for code, text in codes.items()}
+
+
+# Documented on every catalog and management route, so /openapi.json describes what clients really get.
+ERROR_RESPONSES = _errors(ErrorModel, {
+    400: "Malformed request", 401: "Missing, invalid, expired or revoked token", 403: "Not permitted",
+    404: "No such namespace, table, warehouse or endpoint", 406: "Unsupported operation",
+    409: "Conflict: already exists, not empty, or a commit requirement failed (retry)", 413: "Request body too large",
+    422: "Unprocessable request", 500: "Server error; for a commit, its state is unknown",
+    503: "A request with the same Idempotency-Key is still running",
+})
+OAUTH_ERROR_RESPONSES = _errors(OAuthErrorModel, {400: "Unsupported grant or malformed request",
+                                                  401: "Unknown client or wrong secret"})

@@ -11,8 +11,9 @@ from starlette.responses import Response
 
 from icemesh.catalog.service import CatalogService
 from icemesh.security.authenticator import OAuthError, basic_credentials
+from icemesh.server.models import OAUTH_ERROR_RESPONSES
 
-router = APIRouter(prefix="/v1", tags=["OAuth2"])
+router = APIRouter(prefix="/v1", tags=["OAuth2"], responses=OAUTH_ERROR_RESPONSES)
 
 CLIENT_CREDENTIALS = "client_credentials"
 TOKEN_EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange"

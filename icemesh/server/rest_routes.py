@@ -18,7 +18,7 @@ from icemesh.errors import BadRequest
 from icemesh.server import models
 from icemesh.server.idempotency import run_idempotent
 
-router = APIRouter(prefix="/v1", tags=["Iceberg REST catalog"])
+router = APIRouter(prefix="/v1", tags=["Iceberg REST catalog"], responses=models.ERROR_RESPONSES)
 
 NO_CONTENT = 204
 
@@ -104,13 +104,13 @@ def load_namespace(prefix: str, namespace: str, svc: CatalogService = Depends(se
     return json_response(svc.load_namespace(ctx, prefix, Namespace.from_url(namespace)))
 
 
-@router.head("/{prefix}/namespaces/{namespace}")
+@router.head("/{prefix}/namespaces/{namespace}", status_code=NO_CONTENT)
 def namespace_exists(prefix: str, namespace: str, svc: CatalogService = Depends(service), ctx: RequestContext = Depends(context)):
     svc.load_namespace(ctx, prefix, Namespace.from_url(namespace))
     return Response(status_code=NO_CONTENT)
 
 
-@router.delete("/{prefix}/namespaces/{namespace}")
+@router.delete("/{prefix}/namespaces/{namespace}", status_code=NO_CONTENT)
 def drop_namespace(prefix: str, namespace: str, request: Request,
                    svc: CatalogService = Depends(service), ctx: RequestContext = Depends(context)):
     def run() -> Response:
@@ -149,7 +149,7 @@ def create_table(prefix: str, namespace: str, body: models.CreateTableRequest, r
     return mutation(request, svc, lambda: load_result(svc.create_table(ctx, prefix, Namespace.from_url(namespace), payload)))
 
 
-@router.get("/{prefix}/namespaces/{namespace}/tables/{table}")
+@router.get("/{prefix}/namespaces/{namespace}/tables/{table}", responses={304: {"description": "Not modified: the ETag sent in If-None-Match is current"}})
 async def load_table(prefix: str, namespace: str, table: str, request: Request, snapshots: str | None = None,
                      svc: CatalogService = Depends(service), ctx: RequestContext = Depends(context)):
     """The hottest route: served on the event loop while the metadata is cached (a pointer lookup and an
@@ -165,7 +165,7 @@ async def load_table(prefix: str, namespace: str, table: str, request: Request, 
     return load_result(loaded)
 
 
-@router.head("/{prefix}/namespaces/{namespace}/tables/{table}")
+@router.head("/{prefix}/namespaces/{namespace}/tables/{table}", status_code=NO_CONTENT)
 def table_exists(prefix: str, namespace: str, table: str, svc: CatalogService = Depends(service), ctx: RequestContext = Depends(context)):
     svc.table_exists(ctx, prefix, TableIdent.of(Namespace.from_url(namespace), table))
     return Response(status_code=NO_CONTENT)
@@ -183,7 +183,7 @@ def commit_table(prefix: str, namespace: str, table: str, body: models.CommitTab
     return mutation(request, svc, run)
 
 
-@router.delete("/{prefix}/namespaces/{namespace}/tables/{table}")
+@router.delete("/{prefix}/namespaces/{namespace}/tables/{table}", status_code=NO_CONTENT)
 def drop_table(prefix: str, namespace: str, table: str, request: Request,
                purge_requested: bool = Query(default=False, alias="purgeRequested"),
                svc: CatalogService = Depends(service), ctx: RequestContext = Depends(context)):
@@ -201,14 +201,14 @@ def register_table(prefix: str, namespace: str, body: models.RegisterTableReques
         ctx, prefix, Namespace.from_url(namespace), body.name, body.metadata_location, body.overwrite)))
 
 
-@router.post("/{prefix}/namespaces/{namespace}/tables/{table}/metrics")
+@router.post("/{prefix}/namespaces/{namespace}/tables/{table}/metrics", status_code=NO_CONTENT)
 def report_metrics(prefix: str, namespace: str, table: str, body: dict[str, Any],
                    svc: CatalogService = Depends(service), ctx: RequestContext = Depends(context)):
     svc.report_metrics(ctx, prefix, TableIdent.of(Namespace.from_url(namespace), table), body)
     return Response(status_code=NO_CONTENT)
 
 
-@router.post("/{prefix}/tables/rename")
+@router.post("/{prefix}/tables/rename", status_code=NO_CONTENT)
 def rename_table(prefix: str, body: models.RenameTableRequest, request: Request,
                  svc: CatalogService = Depends(service), ctx: RequestContext = Depends(context)):
     def run() -> Response:
@@ -219,7 +219,7 @@ def rename_table(prefix: str, body: models.RenameTableRequest, request: Request,
     return mutation(request, svc, run)
 
 
-@router.post("/{prefix}/transactions/commit")
+@router.post("/{prefix}/transactions/commit", status_code=NO_CONTENT)
 def commit_transaction(prefix: str, body: models.CommitTransactionRequest, request: Request,
                        svc: CatalogService = Depends(service), ctx: RequestContext = Depends(context)):
     def run() -> Response:

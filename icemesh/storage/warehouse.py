@@ -12,7 +12,7 @@ import posixpath
 import shutil
 import uuid
 from dataclasses import dataclass, field
-from urllib.parse import urlparse
+from urllib.parse import unquote, urlparse
 
 from pyiceberg.io import FileIO, load_file_io
 
@@ -85,7 +85,7 @@ class Warehouse:
         if scheme != self._scheme:
             return None
         path = parsed.path if parsed.scheme else location
-        if ".." in path.split("/"):
+        if ".." in path.split("/") or ".." in unquote(path).split("/"):  # engines decode %2e%2e in URIs
             return None
         if scheme == "file":
             if parsed.netloc not in ("", "localhost"):
