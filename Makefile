@@ -31,6 +31,8 @@ bench: $(STAMP)
 	@$(PY) benchmarks/governance_evaluator.py
 	@$(PY) benchmarks/governance.py
 	@$(PY) benchmarks/query_engines.py
+	@$(PY) benchmarks/dbt_materialization.py
+	@$(PY) benchmarks/dbt_parse.py
 
 # Long reliability runs (about 30-40 minutes on 2 cores): contention, kill -9 cycles, fuzzing, a 10-minute soak.
 bench-reliability: $(STAMP)
