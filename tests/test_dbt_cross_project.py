@@ -107,9 +107,17 @@ def test_injected_nodes_carry_engine_names_columns_docs_and_lineage(mesh):
     assert nodes["model.orders.order_lines"]["relation_name"] == '"mesh"."orders"."order_lines"'
 
 
-def test_deprecated_version_warns(mesh):
+def test_deprecated_version_and_stale_product_warn(mesh):
     _server, projects = mesh
-    assert "deprecat" in projects["reporting_run"].stdout.lower()
+    out = projects["reporting_run"].stdout
+    assert "deprecat" in out.lower()
+    assert "inventory.items_v2, last updated" in out and "past its freshness warn_after" in out
+
+
+def test_product_past_its_freshness_error_fails_the_consumer(mesh):
+    _server, projects = mesh
+    done = _consumer_model(projects, "select * from {{ ref('inventory', 'item_counts') }}")
+    assert done.returncode != 0 and "past its freshness error_after" in done.stdout
 
 
 def test_docs_generate_describes_upstream_products(mesh):

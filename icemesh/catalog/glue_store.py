@@ -26,7 +26,8 @@ from pyiceberg.catalog.glue import _construct_database_input, _construct_rename_
 
 from icemesh.catalog.aws import AwsError, AwsSettings, describe, error_code
 from icemesh.catalog.identifiers import Namespace, TableIdent
-from icemesh.catalog.store import CatalogStore, PointerChange, PointerConflict, TableRecord, bump_policy_version
+from icemesh.catalog.store import (CatalogStore, PointerChange, PointerConflict, TableRecord, bump_policy_version,
+                                   create_by_swap)
 from icemesh.errors import AlreadyExists, BadRequest, CommitStateUnknown, NamespaceNotEmpty, NoSuchNamespace, NoSuchTable
 from icemesh.governance.resources import NamespaceRef, TableRef
 
@@ -383,14 +384,7 @@ class GlueCatalogStore:
 
     def create_table(self, warehouse: str, ident: TableIdent, metadata_location: str, location: str,
                      owner: str | None = None, metadata: Any = None) -> None:
-        if self.namespace_properties(warehouse, ident.namespace) is None:
-            raise NoSuchNamespace(f"Namespace does not exist: {ident.namespace}")
-        try:
-            self.swap_pointers(warehouse, [PointerChange(ident, None, metadata_location, location, owner, metadata)])
-        except PointerConflict:
-            if self.namespace_properties(warehouse, ident.namespace) is None:
-                raise NoSuchNamespace(f"Namespace does not exist: {ident.namespace}") from None
-            raise AlreadyExists(f"Table already exists: {ident}") from None
+        create_by_swap(self, warehouse, ident, metadata_location, location, owner, metadata)
 
     def drop_table(self, warehouse: str, ident: TableIdent) -> TableRecord:
         record = self.get_table(warehouse, ident)

@@ -158,6 +158,20 @@ def make_engine(url: str) -> Engine:
     raise InvalidConfiguration(f"Unsupported catalog database {url.split(':', 1)[0]!r}: use sqlite:///path or postgresql://user@host/db")
 
 
+def create_by_swap(store, warehouse: str, ident: TableIdent, metadata_location: str, location: str,
+                   owner: str | None, metadata: Any) -> None:
+    """Create = swap a pointer from nothing: a lost race is 'already exists' (or 'no namespace' if it went).
+    Shared by every pointer store, so both backends answer a create the same way."""
+    if store.namespace_properties(warehouse, ident.namespace) is None:
+        raise NoSuchNamespace(f"Namespace does not exist: {ident.namespace}")
+    try:
+        store.swap_pointers(warehouse, [PointerChange(ident, None, metadata_location, location, owner, metadata)])
+    except PointerConflict:
+        if store.namespace_properties(warehouse, ident.namespace) is None:
+            raise NoSuchNamespace(f"Namespace does not exist: {ident.namespace}") from None
+        raise AlreadyExists(f"Table already exists: {ident}") from None
+
+
 class CatalogStore:
     """Namespaces, table pointers and idempotency records, behind plain methods (no HTTP, no files)."""
 
@@ -368,14 +382,7 @@ class CatalogStore:
 
     def create_table(self, warehouse: str, ident: TableIdent, metadata_location: str, location: str,
                      owner: str | None = None, metadata: Any = None) -> None:
-        if self.namespace_properties(warehouse, ident.namespace) is None:
-            raise NoSuchNamespace(f"Namespace does not exist: {ident.namespace}")
-        try:
-            self.swap_pointers(warehouse, [PointerChange(ident, None, metadata_location, location, owner, metadata)])
-        except PointerConflict:
-            if self.namespace_properties(warehouse, ident.namespace) is None:
-                raise NoSuchNamespace(f"Namespace does not exist: {ident.namespace}") from None
-            raise AlreadyExists(f"Table already exists: {ident}") from None
+        create_by_swap(self, warehouse, ident, metadata_location, location, owner, metadata)
 
     def drop_table(self, warehouse: str, ident: TableIdent) -> TableRecord:
         c = tables_t.c

@@ -8,13 +8,15 @@ those the consumer may read), contract, version and deprecation date, so docs an
 
 Refs are checked while parsing, before anything runs: to a product that does not exist (with near names),
 or that the consumer may not SELECT (with the catalog's reason: the missing permission and the tags a
-grant would have to match), or that is not public.
+grant would have to match), or that is not public; a product past its `icemesh_freshness` (declared by
+its producer) warns or fails the consumer.
 """
 
 from __future__ import annotations
 
 import difflib
 import os
+import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
@@ -117,6 +119,42 @@ def _install_node_details() -> None:
     ModelNode.from_args = classmethod(from_args)
 
 
+_PERIODS = {"minute": 60, "hour": 3600, "day": 86400}
+
+
+def _seconds(threshold: Any) -> float | None:
+    """dbt's freshness threshold shape: {count: 12, period: hour}."""
+    if not isinstance(threshold, dict) or threshold.get("count") is None:
+        return None
+    period = str(threshold.get("period", "hour")).rstrip("s")
+    if period not in _PERIODS:
+        return None
+    return float(threshold["count"]) * _PERIODS[period]
+
+
+def freshness_problem(product: dict[str, Any], now: float) -> tuple[str, str] | None:
+    """("warn" | "error", message) when the product is older than its `icemesh_freshness` allows."""
+    freshness = product["dbt"].get("freshness")
+    updated_ms = product.get("last_updated_ms")
+    if not isinstance(freshness, dict) or not updated_ms:
+        return None
+    age = now - updated_ms / 1000
+    for level in ("error", "warn"):
+        limit = _seconds(freshness.get(f"{level}_after"))
+        if limit is not None and age > limit:
+            return level, (f"{product['name']}, last updated {age / 3600:.1f} h ago, past its freshness "
+                           f"{level}_after of {limit / 3600:g} h: its producer has not published since")
+    return None
+
+
+def _warn(message: str) -> None:
+    from dbt.events.types import Note
+    from dbt_common.events.base_types import EventLevel
+    from dbt_common.events.functions import fire_event
+
+    fire_event(Note(msg=f"icemesh: {message}"), level=EventLevel.WARN)
+
+
 class ProductRegistry:
     """The upstream products this consumer may see, fetched once per dbt invocation."""
 
@@ -209,6 +247,14 @@ class IcemeshResolver(dbtPlugin):
                     problem = self.registry.check_ref(model, ref["package"], ref["name"], ref.get("version"))
                     if problem:
                         problems.append(problem)
+                        continue
+                    product = self.registry.find(ref["package"], ref["name"], ref.get("version"))
+                    if product is not None:
+                        stale = freshness_problem(product, time.time())
+                        if stale and stale[0] == "error":
+                            problems.append(f"{model} refs {stale[1]}")
+                        elif stale:
+                            _warn(f"{model} refs {stale[1]}")
         if problems:
             raise DbtRuntimeError(problems[0] if len(problems) == 1 else
                                   f"{len(problems)} refs cannot be resolved: " + " | ".join(problems))
