@@ -211,10 +211,12 @@ class IcemeshResolver(dbtPlugin):
     @dbt_hook
     def get_nodes(self) -> PluginNodes:
         nodes = PluginNodes()
-        self._check_refs()
+        referenced = self._check_refs()
         for product in self.registry.products:
             if not product["select"]["allowed"]:
                 continue  # refs to it were refused above with the catalog's reason; nothing to read
+            if referenced is not None and (product["dbt"]["project"], product["dbt"]["model"]) not in referenced:
+                continue  # dbt pays for every node: a consumer gets the models it refs (all their versions)
             dbt = product["dbt"]
             nodes.add_model(ProductNodeArgs(
                 name=dbt["model"], package_name=dbt["project"], identifier=product["table"],
@@ -230,19 +232,25 @@ class IcemeshResolver(dbtPlugin):
             ))
         return nodes
 
-    def _check_refs(self) -> None:
-        """Read the consumer's models statically (dbt's own extractor) and refuse bad refs before dbt does."""
+    def _check_refs(self) -> set[tuple[str, str]] | None:
+        """Read the consumer's models statically (dbt's own extractor) and refuse bad refs before dbt does.
+        Returns the (project, model) pairs referenced, or None when some model's Jinja is beyond the static
+        parser (then every product is injected and dbt's own resolution applies)."""
         from dbt_extractor import ExtractionError, py_extract_from_source
 
         problems = []
+        referenced: set[tuple[str, str]] | None = set()
         for path in self._model_files():
             with open(path, encoding="utf-8") as f:
                 try:
                     refs = py_extract_from_source(f.read()).get("refs", [])
                 except ExtractionError:
-                    continue  # Jinja the static parser cannot follow: dbt's own resolution still applies
+                    referenced = None
+                    continue
             model = os.path.splitext(os.path.basename(path))[0]
             for ref in refs:
+                if ref.get("package") and referenced is not None:
+                    referenced.add((ref["package"], ref["name"]))
                 if ref.get("package"):
                     problem = self.registry.check_ref(model, ref["package"], ref["name"], ref.get("version"))
                     if problem:
@@ -258,6 +266,7 @@ class IcemeshResolver(dbtPlugin):
         if problems:
             raise DbtRuntimeError(problems[0] if len(problems) == 1 else
                                   f"{len(problems)} refs cannot be resolved: " + " | ".join(problems))
+        return referenced
 
     def _model_files(self) -> list[str]:
         with open(os.path.join(self.project_dir, "dbt_project.yml"), encoding="utf-8") as f:
