@@ -8,11 +8,13 @@ STAMP := $(VENV)/.icemesh-installed
 
 install: $(STAMP)
 
+# editable_mode=compat puts the source tree on sys.path, so dbt finds the top-level `dbt_*` plugin modules
+# (dbt lists modules with pkgutil, which cannot see setuptools' default editable finder).
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	@echo "==> installing icemesh and its dependencies into $(VENV) (a few minutes on a new machine; log: $(VENV)/install.log)"
 	@$(PY) -m pip install --disable-pip-version-check --upgrade pip > $(VENV)/install.log 2>&1 || (cat $(VENV)/install.log; exit 1)
-	@$(PY) -m pip install --disable-pip-version-check -e '.[dev]' >> $(VENV)/install.log 2>&1 || (tail -50 $(VENV)/install.log; exit 1)
+	@$(PY) -m pip install --disable-pip-version-check -e '.[dev]' --config-settings editable_mode=compat >> $(VENV)/install.log 2>&1 || (tail -50 $(VENV)/install.log; exit 1)
 	@touch $(STAMP)
 	@echo "==> installed"
 
