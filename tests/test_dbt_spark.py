@@ -142,26 +142,54 @@ def test_dbt_duckdb_project_consumes_the_spark_product(billing, catalog):
     assert catalog.load_table("billing.invoices").properties["icemesh.dbt.project"] == "billing"
 
 
-def test_denied_spark_write_changes_nothing(fulfilment, catalog, server):
-    before = catalog.load_table("sales.orders")
-    files = warehouse_files(os.path.join(server.cwd, "warehouse"))
-    tags = server.client().request("GET", f"{M}/effective-tags", params={"resource": "sales.orders"})
-    denied = fulfilment("run", "--select", "trespass", "--vars", "{trespass: true}", check=False)
-    assert denied.returncode != 0
-    reason = next(line for line in denied.stdout.splitlines() if "icemesh could not publish sales.orders" in line)
-    assert "svc_fulfilment" in reason or "ALTER" in reason, reason
-    after = catalog.load_table("sales.orders")
-    assert after.metadata_location == before.metadata_location
-    assert server.client().request("GET", f"{M}/effective-tags", params={"resource": "sales.orders"}) == tags
-    assert warehouse_files(os.path.join(server.cwd, "warehouse")) == files
+@pytest.fixture(scope="module")
+def refused(fulfilment, server):
+    """One dbt-spark run of two models the catalog refuses: `trespass` overwrites the sales domain's product,
+    `peek` reads a sales product svc_fulfilment has no grant on. What the catalog held before is kept."""
+    admin = server.client()
+    refused = type("Refused", (), {})()
+    refused.orders = admin.rest_catalog().load_table("sales.orders")
+    refused.files = warehouse_files(os.path.join(server.cwd, "warehouse"))
+    refused.tags = admin.request("GET", f"{M}/effective-tags", params={"resource": "sales.orders"})
+    refused.run = fulfilment("run", "--select", "trespass", "peek", "--vars", "{trespass: true, peek: true}",
+                             check=False)
+    return refused
 
 
-def test_denied_spark_read_fails_with_the_catalogs_message(fulfilment, catalog):
-    denied = fulfilment("run", "--select", "peek", "--vars", "{peek: true}", check=False)
-    assert denied.returncode != 0
-    reason = next(line for line in denied.stdout.splitlines() if "icemesh could not publish" in line)
-    assert "sales.order_status" in reason and "Forbidden" in reason, reason
+def reason(run, product: str) -> str:
+    """The one line dbt printed for the product's failure."""
+    return next(line.strip() for line in run.stdout.splitlines() if f"icemesh could not publish {product}:" in line)
+
+
+def test_denied_spark_write_changes_nothing(refused, catalog, server):
+    assert refused.run.returncode != 0
+    assert reason(refused.run, "sales.orders") == (
+        "icemesh could not publish sales.orders: svc_fulfilment lacks ALTER on table sales.orders; a grant on table "
+        "sales.orders or on tags matching domain=sales AND sensitivity=internal would allow it")
+    assert catalog.load_table("sales.orders").metadata_location == refused.orders.metadata_location
+    assert server.client().request("GET", f"{M}/effective-tags", params={"resource": "sales.orders"}) == refused.tags
+    assert warehouse_files(os.path.join(server.cwd, "warehouse")) == refused.files  # not a file written
+
+
+def test_denied_spark_read_fails_with_the_catalogs_message(refused, catalog):
+    assert reason(refused.run, "fulfilment.peek").startswith(
+        "icemesh could not publish fulfilment.peek: ForbiddenException: Forbidden: svc_fulfilment lacks SELECT on "
+        "table sales.order_status")
     assert ("fulfilment", "peek") not in catalog.list_tables("fulfilment")
+
+
+def test_spark_session_write_the_principal_may_not_do_fails_with_the_catalogs_message(fulfilment, server, catalog,
+                                                                                     spark):
+    from icemesh.engines.spark import error_message
+
+    name = spark_catalog(spark, server, f"billing_{server.port}", "svc_billing", server.secrets["svc_billing"])
+    before = catalog.load_table("fulfilment.shipments")
+    assert len(spark.sql(f"select * from {name}.fulfilment.shipments").collect()) == len(rows(before))  # may read
+    with pytest.raises(Exception) as denied:
+        spark.sql(f"insert into {name}.fulfilment.shipments values (99, 'lost')")
+    assert error_message(denied.value).startswith(
+        "ForbiddenException: Forbidden: svc_billing lacks INSERT on table fulfilment.shipments; a grant on table")
+    assert catalog.load_table("fulfilment.shipments").metadata_location == before.metadata_location
 
 
 def test_incremental_strategies_on_spark(fulfilment, catalog):

@@ -43,21 +43,13 @@ def to_arrow(frame):
 
 def describe_error(exc: BaseException) -> str:
     """One line for dbt's output: the catalog's own message rather than a JVM stack trace."""
-    java = getattr(exc, "java_exception", None)
-    if java is not None:
-        cause = java
-        while cause.getCause() is not None and cause.getCause() != cause:
-            cause = cause.getCause()
-        message = cause.getMessage() or java.getMessage() or ""
-        return f"{cause.getClass().getSimpleName()}: {_first_line(message)}"
+    from icemesh.engines.spark import error_message
     from icemesh.errors import IcemeshError
 
-    text = _first_line(str(exc))
+    if getattr(exc, "java_exception", None) is not None:
+        return error_message(exc)
+    text = next((line.strip() for line in str(exc).splitlines() if line.strip()), "")
     return text if isinstance(exc, (ValueError, IcemeshError)) else f"{exc.__class__.__name__}: {text}"
-
-
-def _first_line(text: str) -> str:
-    return next((line.strip() for line in str(text).splitlines() if line.strip()), "")
 
 
 def _session(adapter):
