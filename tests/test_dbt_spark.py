@@ -29,7 +29,8 @@ def server(tmp_path_factory):
     admin.request("POST", f"{M}/tags", json={"key": "sensitivity", "values": ["public", "internal", "confidential"]})
     server.secrets = {}
     for name in ("svc_sales", "svc_fulfilment", "svc_billing"):
-        server.secrets[name] = admin.request("POST", f"{M}/principals", json={"name": name, "roles": []})["client_secret"]
+        created = admin.request("POST", f"{M}/principals", json={"name": name, "roles": []})
+        server.secrets[name] = created["client_secret"]
         admin.request("POST", f"{M}/grants", json={"permissions": "CREATE_TABLE", "principal": name, "catalog": True})
     # Fulfilment reads what sales tags as its domain; billing reads what fulfilment tags as its domain.
     admin.request("POST", f"{M}/grants", json={"permissions": "DESCRIBE,SELECT", "principal": "svc_fulfilment",
@@ -208,3 +209,25 @@ def test_incremental_strategies_on_spark(fulfilment, catalog):
     # delete+insert: every customer had an order >= 2, so each row was replaced by a count over orders 2..6
     assert rows(after["customer_shipments"]) == [(0, 2), (1, 1), (2, 2)]
     assert [str(f.transform) for f in after["customer_shipments"].spec().fields] == ["identity"]
+
+
+def test_init_follows_a_reinstalled_runtime_and_names_targets_it_cannot_set_up(tmp_path):
+    import shutil
+
+    from icemesh.dbt.project_setup import set_up
+    from icemesh.engines.spark import iceberg_runtime_jar
+    from tests.dbt_helpers import PROJECTS
+
+    path = tmp_path / "fulfilment"
+    shutil.copytree(f"{PROJECTS}/fulfilment", path)
+    profiles = path / "profiles.yml"
+    old_jar = "/old/venv/jars/iceberg-spark-runtime-3.5_2.12-1.9.0.jar"
+    profiles.write_text(profiles.read_text().replace(
+        "      server_side_parameters:\n", f"      server_side_parameters:\n        spark.jars: {old_jar},/opt/jars/x.jar\n")
+        + "    thrift:\n      type: spark\n      method: thrift\n      host: spark.example.com\n      schema: fulfilment\n")
+    report = set_up(str(path))
+    text = profiles.read_text()
+    assert f"spark.jars: /opt/jars/x.jar,{iceberg_runtime_jar()}\n" in text  # the old runtime replaced, others kept
+    assert ("target thrift uses method thrift: materialized='iceberg' on Spark needs `method: session`"
+            in " ".join(report.notes))
+    assert set_up(str(path)).changes == [] and profiles.read_text() == text

@@ -46,6 +46,7 @@ def _yaml() -> YAML:
     yaml = YAML()
     yaml.preserve_quotes = True
     yaml.indent(mapping=2, sequence=4, offset=2)
+    yaml.width = 4096  # never fold a long value (a jar path, a Jinja expression) over lines
     return yaml
 
 
@@ -158,7 +159,8 @@ def _plugin(profiles_path: str, profile_name: str, report: SetupReport) -> None:
             changed = _spark_session(target, output, report) or changed
             continue
         if output.get("type") != "duckdb":
-            report.notes.append(f"target {target} is type {output.get('type')}: only duckdb and spark targets can publish")
+            report.notes.append(f"target {target} is type {output.get('type')}: "
+                                "only duckdb and spark targets can publish")
             continue
         plugins = output.get("plugins")
         if plugins is None:
