@@ -8,19 +8,14 @@ from outside with pyiceberg, DuckDB and the management API, as a consumer would 
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import subprocess
-import sys
 import threading
-import time
 
 import pytest
 
 from icemesh.dbt import PACKAGE_DIR
 from tests.conftest import spark_catalog, start_catalog
+from tests.dbt_helpers import dbt_project, icemesh_dbt_init
 
-PROJECT = os.path.join(os.path.dirname(__file__), "dbt_projects", "sales")
 M = "/management/v1"
 
 
@@ -41,26 +36,8 @@ def server(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def project(server, tmp_path_factory):
-    path = tmp_path_factory.mktemp("dbt") / "sales"
-    shutil.copytree(PROJECT, path)
-    env = {**os.environ, "DBT_PROFILES_DIR": str(path), "ICEMESH_CATALOG_URI": server.uri,
-           "ICEMESH_CLIENT_ID": "svc_sales", "ICEMESH_CLIENT_SECRET": server.producer["client_secret"],
-           "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"}
-
-    def dbt(*args: str, check: bool = True) -> subprocess.CompletedProcess:
-        done = subprocess.run([os.path.join(os.path.dirname(sys.executable), "dbt"), *args], cwd=path, env=env,
-                              capture_output=True, text=True, timeout=300)
-        if check:
-            assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
-        return done
-
-    dbt.init = subprocess.run([os.path.join(os.path.dirname(sys.executable), "icemesh"), "dbt", "init", str(path),
-                               "--output", "json"], env=env, capture_output=True, text=True, timeout=60)
-    assert dbt.init.returncode == 0, dbt.init.stderr
-    dbt("deps")
+    dbt = dbt_project("sales", tmp_path_factory.mktemp("dbt"), server, "svc_sales", server.producer["client_secret"])
     dbt("run")  # first run: every product is created
-    dbt.path = path
-    dbt.env = env
     return dbt
 
 
@@ -86,8 +63,7 @@ def test_init_sets_up_the_project_and_is_safe_to_run_twice(project):
     before = {f: (project.path / f).read_text() for f in files}
     assert PACKAGE_DIR in before["packages.yml"] and "icemesh.dbt.duckdb" in before["profiles.yml"]
     assert "# A plain dbt-duckdb project" in before["dbt_project.yml"]  # comments survive the edit
-    again = subprocess.run([os.path.join(os.path.dirname(sys.executable), "icemesh"), "dbt", "init", str(project.path),
-                            "--output", "json"], env=project.env, capture_output=True, text=True, timeout=60)
+    again = icemesh_dbt_init(project.path, project.env)
     assert again.returncode == 0 and json.loads(again.stdout)["changed"] is False
     assert {f: (project.path / f).read_text() for f in files} == before
 

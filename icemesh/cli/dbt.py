@@ -1,4 +1,4 @@
-"""`icemesh dbt init [PROJECT_DIR]`: make an existing dbt-duckdb project publish to the mesh."""
+"""`icemesh dbt init [PROJECT_DIR]`: make an existing dbt-duckdb or dbt-spark project publish to the mesh."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ def dbt() -> None:
 @click.option("--profiles-dir", default=None, help="Where profiles.yml is (default: as dbt looks for it).")
 @output_option
 def init(project_dir, profiles_dir, output):
-    """Add the icemesh package, dispatch, profile plugin and is_incremental shim; safe to run twice."""
+    """Add the icemesh package, dispatch, duckdb plugin or spark session settings, is_incremental shim; idempotent."""
     from icemesh.dbt.project_setup import set_up
 
     report = set_up(project_dir, profiles_dir)

@@ -1,8 +1,10 @@
-"""`icemesh dbt init [PROJECT_DIR]`: the edits an existing dbt-duckdb project needs to publish products.
+"""`icemesh dbt init [PROJECT_DIR]`: the edits an existing dbt-duckdb or dbt-spark project needs to publish products.
 
 1. packages.yml: the icemesh macros package (`materialized='iceberg'`), by its installed path.
 2. dbt_project.yml: `dispatch` so dbt takes icemesh's naming macros (catalog `mesh`, namespace = project).
-3. profiles.yml: the `icemesh.dbt.duckdb` plugin on every duckdb output of the project's profile.
+3. profiles.yml: the `icemesh.dbt.duckdb` plugin on every duckdb output of the project's profile; on every
+   spark output (`method: session`), `server_side_parameters` that give the session the Iceberg runtime and
+   the catalog `mesh` as the project's principal (credentials read from the environment when dbt runs).
 4. macros/icemesh.sql: a one-line `is_incremental()` shim (dbt lets only the project override it).
 
 Every edit checks first and changes nothing that is already right, so running it twice is safe; YAML is
@@ -44,6 +46,7 @@ def _yaml() -> YAML:
     yaml = YAML()
     yaml.preserve_quotes = True
     yaml.indent(mapping=2, sequence=4, offset=2)
+    yaml.width = 4096  # never fold a long value (a jar path, a Jinja expression) over lines
     return yaml
 
 
@@ -152,8 +155,12 @@ def _plugin(profiles_path: str, profile_name: str, report: SetupReport) -> None:
         raise BadRequest(f"{profiles_path} has no profile {profile_name!r} with outputs: create it first (dbt init)")
     changed = False
     for target, output in profile["outputs"].items():
+        if output.get("type") == "spark":
+            changed = _spark_session(target, output, report) or changed
+            continue
         if output.get("type") != "duckdb":
-            report.notes.append(f"target {target} is type {output.get('type')}: only duckdb targets get the plugin")
+            report.notes.append(f"target {target} is type {output.get('type')}: "
+                                "only duckdb and spark targets can publish")
             continue
         plugins = output.get("plugins")
         if plugins is None:
@@ -165,6 +172,57 @@ def _plugin(profiles_path: str, profile_name: str, report: SetupReport) -> None:
         changed = True
     if changed:
         _dump(profiles_path, profiles)
+
+
+def spark_parameters() -> dict[str, str]:
+    """The Spark settings a dbt-spark session needs for the mesh; credentials stay in the environment
+    (dbt renders `env_var` when it runs), only the runtime jar's path is written as it is now."""
+    from icemesh.engines import spark as spark_engine
+
+    uri = "{{ env_var('ICEMESH_CATALOG_URI') }}"
+    credential = "{{ env_var('ICEMESH_CLIENT_ID') }}:{{ env_var('ICEMESH_CLIENT_SECRET') }}"
+    return {
+        "spark.jars": spark_engine.iceberg_runtime_jar(),
+        "spark.sql.extensions": spark_engine.EXTENSIONS,
+        **spark_engine.catalog_conf("mesh", uri, credential=credential,
+                                    properties={"oauth2-server-uri": uri + "/v1/oauth/tokens"}),
+    }
+
+
+def _spark_session(target: str, output, report: SetupReport) -> bool:
+    """Add what is missing to a spark output's server_side_parameters; a jar path from an earlier install is
+    replaced, any other value the project set is kept."""
+    if output.get("method") != "session":
+        report.notes.append(f"target {target} uses method {output.get('method')}: materialized='iceberg' on Spark "
+                            "needs `method: session` (Spark runs in dbt's process)")
+        return False
+    parameters = output.get("server_side_parameters")
+    if parameters is None:
+        parameters = output["server_side_parameters"] = CommentedMap()
+    changed = []
+    for key, value in spark_parameters().items():
+        current = parameters.get(key)
+        if key in ("spark.jars", "spark.sql.extensions") and current:
+            entries = [e.strip() for e in str(current).split(",") if e.strip()]
+            kept = [e for e in entries if e == value or not (key == "spark.jars" and _is_runtime_jar(e))]
+            if value not in kept:
+                kept.append(value)
+            value = ",".join(kept)
+            if value == str(current):
+                continue
+        elif current is not None:
+            continue
+        parameters[key] = value
+        changed.append(key)
+    if changed:
+        report.changes.append(f"profiles.yml: target {target} gets the Iceberg runtime and the mesh catalog "
+                              f"({', '.join(changed)})")
+    return bool(changed)
+
+
+def _is_runtime_jar(path: str) -> bool:
+    """An Iceberg Spark runtime jar (from an earlier install, to be replaced by the current one)."""
+    return os.path.basename(path).startswith("iceberg-spark-runtime-")
 
 
 def _shim(project_dir: str, macro_dir: str, report: SetupReport) -> None:

@@ -96,6 +96,21 @@ def add_catalog(spark, name: str, uri: str, credential: str | None = None, token
         spark.conf.set(key, value)
 
 
+def error_message(exc: BaseException) -> str:
+    """A Spark failure in one line: the innermost Java exception and its message (for a refused load or commit,
+    the catalog's reason, e.g. `ForbiddenException: Forbidden: svc_x lacks SELECT on table ...`) instead of the
+    JVM stack trace that py4j puts in str(exc)."""
+    java = getattr(exc, "java_exception", None)
+    if java is None:
+        return next((line.strip() for line in str(exc).splitlines() if line.strip()), exc.__class__.__name__)
+    cause = java
+    while cause.getCause() is not None and not cause.getCause().equals(cause):
+        cause = cause.getCause()
+    message = next((line.strip() for line in str(cause.getMessage() or java.getMessage() or "").splitlines()
+                    if line.strip()), "")
+    return f"{cause.getClass().getSimpleName()}: {message}"
+
+
 def _check_name(name: str) -> None:
     """Catalog names end up in conf keys and in SQL identifiers: keep them plain."""
     if not name.isidentifier():

@@ -17,38 +17,10 @@
         ~ "or add `dispatch: [{macro_namespace: dbt, search_order: ['" ~ project_name ~ "', 'icemesh', 'dbt']}]` to dbt_project.yml") }}
   {%- endif -%}
 
-  {%- set strategy = config.get('incremental_strategy') -%}
-  {%- if strategy is not none and strategy not in ['append', 'merge', 'delete+insert'] -%}
-    {{ exceptions.raise_compiler_error("Model " ~ model['name'] ~ ": incremental_strategy '" ~ strategy
-        ~ "' is not supported by materialized='iceberg': use append, merge or delete+insert") }}
-  {%- endif -%}
-  {%- set unique_key = config.get('unique_key') -%}
-  {%- set unique_key = [] if unique_key is none else ([unique_key] if unique_key is string else unique_key) -%}
-  {%- if strategy in ['merge', 'delete+insert'] and not unique_key -%}
-    {{ exceptions.raise_compiler_error("Model " ~ model['name'] ~ ": incremental_strategy '" ~ strategy
-        ~ "' needs unique_key: set config(unique_key='id') or a list of columns") }}
-  {%- endif -%}
-  {%- set on_schema_change = config.get('on_schema_change') or 'ignore' -%}
-  {%- if on_schema_change not in ['ignore', 'fail', 'append_new_columns', 'sync_all_columns'] -%}
-    {{ exceptions.raise_compiler_error("Model " ~ model['name'] ~ ": on_schema_change '" ~ on_schema_change
-        ~ "' is not one of ignore, fail, append_new_columns, sync_all_columns") }}
-  {%- endif -%}
-
-  {%- set contract_enforced = config.get('contract') is not none and config.get('contract').enforced -%}
-  {%- if contract_enforced -%}
-    {#- Runs the SQL with `limit 0` and compares names and types with the contract: a mismatch stops here. -#}
-    {%- do get_assert_columns_equivalent(sql) -%}
-  {%- endif -%}
-
-  {%- set incremental = strategy is not none and not should_full_refresh() -%}
-  {%- set product = icemesh.icemesh_product_spec(target_relation, contract_enforced) -%}
-  {%- do product.update({
-      'sql': sql,
-      'mode': strategy if incremental else 'replace',
-      'unique_key': unique_key,
-      'on_schema_change': on_schema_change,
-      'partition_by': config.get('partition_by') or [],
-  }) -%}
+  {%- set options = icemesh.icemesh_write_options() -%}  {#- checks shared with Spark: write_options.sql -#}
+  {%- set product = icemesh.icemesh_product_spec(target_relation, options['contract_enforced']) -%}
+  {%- do product.update(options) -%}
+  {%- do product.update({'sql': sql}) -%}
 
   {{ run_hooks(pre_hooks) }}
   {#- The plugin checks the tags against the catalog's vocabulary before it writes anything. -#}

@@ -16,3 +16,18 @@
     {{ dbt.default__generate_schema_name(custom_schema_name, node) }}
   {%- endif -%}
 {%- endmacro %}
+
+{#- dbt-spark has no databases (a relation's database must stay empty): a product's schema carries the catalog,
+    `mesh.<namespace>`, which Spark reads as a three-part name. -#}
+
+{% macro spark__generate_database_name(custom_database_name=none, node=none) -%}
+  {{ return(none) }}
+{%- endmacro %}
+
+{% macro spark__generate_schema_name(custom_schema_name=none, node=none) -%}
+  {%- if node is not none and node.config.get('materialized') == 'iceberg' -%}
+    {{ var('icemesh_catalog', 'mesh') }}.{{ (node.config.get('icemesh_namespace') or custom_schema_name or project_name) | trim }}
+  {%- else -%}
+    {{ dbt.default__generate_schema_name(custom_schema_name, node) }}
+  {%- endif -%}
+{%- endmacro %}

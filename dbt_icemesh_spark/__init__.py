@@ -1,0 +1,16 @@
+"""dbt's entry point for icemesh on Spark: dbt-core imports every top-level module named `dbt_*` and
+initialises the `plugins` it lists, for every command. This one gives dbt-spark projects
+`materialized='iceberg'` (see icemesh/dbt/spark.py); it does nothing for other adapters.
+"""
+
+from dbt.plugins.manager import dbtPlugin
+
+
+class IcemeshSpark(dbtPlugin):
+    def initialize(self) -> None:
+        from icemesh.dbt.spark import install
+
+        install()
+
+
+plugins = [IcemeshSpark]

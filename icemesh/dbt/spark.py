@@ -1,0 +1,98 @@
+"""dbt-spark with icemesh: `materialized='iceberg'` on Spark (profile `type: spark`, `method: session`).
+
+dbt-spark has no plugin hooks like dbt-duckdb's `store_relation`, so icemesh enters dbt's process through
+dbt-core's plugin entry point: the top-level module `dbt_icemesh_spark` (dbt imports every `dbt_*` module)
+calls `install()`, which gives dbt-spark's adapter one Jinja-callable method, `adapter.icemesh_publish`.
+The `iceberg` materialization for Spark (macros/iceberg_spark.sql) hands it the model's spec.
+
+Spark runs the model's SQL in dbt's own process (that is what `method: session` means); the rows come back
+to the driver as Arrow and the same ProductWriter as on DuckDB writes them as the project's principal, in one
+commit carrying rows, schema, partition spec and `icemesh.dbt.*` properties, with the tags applied ahead.
+So a product made on Spark is the same in the catalog as one made on DuckDB. The price: the model's result
+passes through the driver's memory (see the README on sizing).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+PUBLISH = "icemesh_publish"
+
+
+def install() -> bool:
+    """Make `adapter.icemesh_publish(product)` callable from dbt-spark's Jinja; False when dbt-spark is absent.
+    Cheap (every dbt command of every project runs it): the writer is imported when a model publishes."""
+    try:
+        from dbt.adapters.spark.impl import SparkAdapter
+    except ImportError:
+        return False
+    if PUBLISH not in SparkAdapter._available_:
+        setattr(SparkAdapter, PUBLISH, _publish)
+        SparkAdapter._available_ = SparkAdapter._available_ | {PUBLISH}  # what dbt's Jinja wrapper exposes
+    return True
+
+
+def to_arrow(frame):
+    """A Spark DataFrame's rows as one Arrow table, through Spark's Arrow serializer (no pandas, no Row objects)."""
+    import pyarrow as pa
+    from pyspark.sql.pandas.types import to_arrow_schema
+
+    batches = frame._collect_as_arrow()  # pyspark 3.5's (private) form of 4.0's DataFrame.toArrow()
+    return pa.Table.from_batches(batches) if batches else to_arrow_schema(frame.schema).empty_table()
+
+
+def describe_error(exc: BaseException) -> str:
+    """One line for dbt's output: the catalog's own message rather than a JVM stack trace."""
+    from icemesh.engines.spark import error_message
+    from icemesh.errors import IcemeshError
+
+    if getattr(exc, "java_exception", None) is not None:
+        return error_message(exc)
+    text = next((line.strip() for line in str(exc).splitlines() if line.strip()), "")
+    return text if isinstance(exc, (ValueError, IcemeshError)) else f"{exc.__class__.__name__}: {text}"
+
+
+def _session(adapter):
+    """The SparkSession dbt-spark runs this thread's statements on (session mode builds it the same way)."""
+    from dbt_common.exceptions import DbtRuntimeError
+    from pyspark.sql import SparkSession
+
+    handle = adapter.connections.get_thread_connection().handle
+    parameters = getattr(getattr(handle, "handle", None), "server_side_parameters", None)
+    if parameters is None:
+        raise DbtRuntimeError("materialized='iceberg' on Spark needs the profile's `method: session` "
+                              "(Spark runs inside dbt's process); see `icemesh dbt init`")
+    builder = SparkSession.builder.enableHiveSupport()
+    for key, value in parameters.items():
+        builder = builder.config(key, value)
+    return builder.getOrCreate()
+
+
+def _publish(adapter, product: dict[str, Any]) -> dict[str, Any]:
+    """`adapter.icemesh_publish(product)`: run the model on Spark and publish its result as a product."""
+    from dbt_common.exceptions import DbtRuntimeError
+
+    from icemesh.client import CatalogClient
+    from icemesh.dbt.product import ProductSpec
+    from icemesh.dbt.writer import ProductWriter
+
+    class SparkProductWriter(ProductWriter):
+        """The DuckDB writer's publishing logic, with the model's SQL run by Spark."""
+
+        def _run(self, sql: str):
+            return to_arrow(self.connection.sql(sql))
+
+    identifier = f"{product.get('namespace')}.{product.get('table')}"
+    try:
+        spec = ProductSpec.from_config(dict(product))
+        spark = _session(adapter)
+        parts = getattr(adapter, "_icemesh_catalog", None)
+        if parts is None:  # one login per dbt invocation, shared by the model threads
+            client = CatalogClient.from_env()
+            parts = adapter._icemesh_catalog = (client, client.rest_catalog())
+        result = SparkProductWriter(parts[0], parts[1], spark).publish(spec)
+    except DbtRuntimeError:
+        raise
+    except Exception as exc:  # the catalog's refusals (pyiceberg and Iceberg-in-Spark) carry its message
+        raise DbtRuntimeError(f"icemesh could not publish {identifier}: {describe_error(exc)}") from None
+    return {"rows": result.rows, "snapshot_id": result.snapshot_id, "seconds": round(result.seconds, 3)}
