@@ -220,7 +220,9 @@ class IcemeshResolver(dbtPlugin):
             dbt = product["dbt"]
             nodes.add_model(ProductNodeArgs(
                 name=dbt["model"], package_name=dbt["project"], identifier=product["table"],
-                schema=product["namespace"], database=CATALOG_ALIAS,
+                # dbt-spark relations have no database: the Iceberg catalog goes in front of the schema.
+                schema=f"{CATALOG_ALIAS}.{product['namespace']}" if self.adapter_type == "spark" else product["namespace"],
+                database=None if self.adapter_type == "spark" else CATALOG_ALIAS,
                 relation_name=relation_name(self.adapter_type, CATALOG_ALIAS, product["namespace"], product["table"]),
                 version=_version(dbt.get("version")), latest_version=_version(dbt.get("latest_version")),
                 deprecation_date=_date(dbt.get("deprecation_date")), access=dbt.get("access") or "protected",
