@@ -205,12 +205,14 @@ class IcemeshResolver(dbtPlugin):
             raise DbtRuntimeError(f"icemesh: cannot read the products of {', '.join(projects)} from the catalog: "
                                   f"{exc.message} (set ICEMESH_CATALOG_URI and the project's credentials)") from None
         self.registry = ProductRegistry(products, projects)
-        self.adapter_type = _adapter_type()
         _install_node_details()
 
     @dbt_hook
     def get_nodes(self) -> PluginNodes:
         nodes = PluginNodes()
+        if not self.registry.projects:
+            return nodes
+        self.adapter_type = _adapter_type()  # registered by now (not yet when the plugin was initialised)
         referenced = self._check_refs()
         for product in self.registry.products:
             if not product["select"]["allowed"]:

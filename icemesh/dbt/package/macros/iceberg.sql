@@ -66,7 +66,10 @@
     {%- set node = graph['nodes'].get(node_id) -%}
     {#- Products of this project, and of other projects (nodes the catalog resolver injected: no file). -#}
     {%- if node is not none and (node['config'].get('materialized') == 'iceberg' or not node['original_file_path']) -%}
-      {%- do upstream.append(node['schema'] ~ '.' ~ node['alias']) -%}
+      {#- On Spark a product's schema is `mesh.<namespace>`: the product is named without the catalog. -#}
+      {%- set prefix = var('icemesh_catalog', 'mesh') ~ '.' -%}
+      {%- set ns = node['schema'][prefix | length:] if node['schema'].startswith(prefix) else node['schema'] -%}
+      {%- do upstream.append(ns ~ '.' ~ node['alias']) -%}
     {%- endif -%}
   {%- endfor -%}
 

@@ -1,3 +1,3 @@
-{{ config(materialized='iceberg', icemesh_namespace='sales', alias='orders', enabled=var('trespass', false)) }}
--- Tries to overwrite the sales domain's product: the catalog refuses (svc_fulfilment may only read it).
-select order_id, customer_id, amount, ordered_at, customer_email from mesh.sales.orders where order_id < 0
+{{ config(materialized='iceberg', icemesh_namespace='sales', alias='order_status', enabled=var('trespass', false)) }}
+-- Tries to overwrite the sales domain's product (reading nothing of it): the catalog refuses the write.
+select cast(1 as int) as order_id, cast(0 as decimal(12, 2)) as amount where 1 = 0
