@@ -163,3 +163,23 @@ def test_selecting_a_hidden_column_fails_naming_it(mesh):
     done = _consumer_model(projects, "{{ config(materialized='table') }}\n"
                                      "select item_id, unit_cost from {{ ref('inventory', 'items') }}", "run")
     assert done.returncode != 0 and "unit_cost" in done.stdout
+
+
+def test_pinned_runs_record_and_repeat_the_upstream_snapshots(mesh):
+    """Last in this module: it changes inventory's products."""
+    server, projects = mesh
+    catalog = server.client().rest_catalog()
+    items_v1 = catalog.load_table("inventory.items_v1").current_snapshot().snapshot_id
+    projects["orders"]("run", "--vars", "{icemesh_pin: snapshot}")
+    lines = catalog.load_table("orders.order_lines")
+    assert json.loads(lines.properties["icemesh.dbt.upstream_snapshots"]) == {
+        "inventory.items_v2": catalog.load_table("inventory.items_v2").current_snapshot().snapshot_id}
+    projects["reporting"]("run", "--vars", "{icemesh_pin: snapshot}")
+    pins = json.loads((projects["reporting"].path / "target" / "icemesh_pins.json").read_text())["snapshots"]
+    assert pins["inventory.items_v1"] == items_v1
+
+    projects["inventory"]("run", "--vars", "{items: 5}")  # the producer publishes a fifth item
+    projects["reporting"]("run", "--select", "legacy_labels")
+    assert len(local_rows(projects["reporting"], "legacy_labels")) == 5
+    projects["reporting"]("run", "--select", "legacy_labels", "--vars", "{icemesh_pin: target/icemesh_pins.json}")
+    assert local_rows(projects["reporting"], "legacy_labels") == [(i, f"item {i}") for i in range(4)]  # as pinned

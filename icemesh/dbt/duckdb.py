@@ -15,6 +15,7 @@ from dbt.adapters.duckdb.plugins import BasePlugin
 from dbt_common.exceptions import DbtRuntimeError
 
 from icemesh.client import CatalogClient
+from icemesh.dbt import pinning
 from icemesh.dbt.product import ProductSpec
 from icemesh.dbt.writer import ProductWriter
 from icemesh.engines import duckdb as duck_engine
@@ -35,6 +36,7 @@ class Plugin(BasePlugin):
     def configure_connection(self, conn) -> None:
         duck_engine.load_extensions(conn)
         duck_engine.attach_catalog(conn, self.client.uri, self.alias, token=self.client.token())
+        pinning.create_views(conn, self.alias)  # upstream products pinned to a snapshot (icemesh_pin)
         self.connection = conn
 
     def store(self, target_config) -> None:

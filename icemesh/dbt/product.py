@@ -50,6 +50,7 @@ class ProductSpec:
     columns: tuple[ColumnSpec, ...] = ()
     tags: dict[str, str] = field(default_factory=dict)
     upstream: tuple[str, ...] = ()
+    upstream_snapshots: dict[str, int] = field(default_factory=dict)
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> "ProductSpec":
@@ -77,6 +78,7 @@ class ProductSpec:
                           for c in config.get("columns") or ()),
             tags=_tags(config.get("tags"), "icemesh_tags"),
             upstream=tuple(config.get("upstream") or ()),
+            upstream_snapshots=dict(config.get("upstream_snapshots") or {}),
         )
 
     @property
@@ -102,6 +104,7 @@ class ProductSpec:
             "invocation_id": self.invocation_id, "contract": self.contract(),
             "deprecation_date": self.deprecation_date, "freshness": self.freshness,
             "upstream": list(self.upstream) if self.upstream else None,
+            "upstream_snapshots": self.upstream_snapshots or None,
         }
         properties = {}
         for key, value in values.items():

@@ -28,6 +28,7 @@ from dbt.plugins.manifest import PluginNodes
 from dbt_common.exceptions import DbtRuntimeError
 
 from icemesh.client import CatalogClient
+from icemesh.dbt import pinning
 from icemesh.errors import IcemeshError
 
 CATALOG_ALIAS = os.environ.get("ICEMESH_DBT_CATALOG", "mesh")
@@ -57,6 +58,13 @@ def _adapter_type() -> str:
         return next(iter(FACTORY.adapters), "duckdb")
     except Exception:  # noqa: BLE001 - no adapter registered (dbt deps): the name is not used then
         return "duckdb"
+
+
+def _local_database() -> str:
+    """The name dbt-duckdb gives the project's own DuckDB file (where the pinned views live)."""
+    from dbt.adapters.factory import FACTORY
+
+    return FACTORY.adapters["duckdb"].config.credentials.database
 
 
 def _project_dir() -> str:
@@ -214,27 +222,57 @@ class IcemeshResolver(dbtPlugin):
             return nodes
         self.adapter_type = _adapter_type()  # registered by now (not yet when the plugin was initialised)
         referenced = self._check_refs()
+        pins = self._pins()
+        pinned: dict[str, int] = {}
         for product in self.registry.products:
             if not product["select"]["allowed"]:
                 continue  # refs to it were refused above with the catalog's reason; nothing to read
             if referenced is not None and (product["dbt"]["project"], product["dbt"]["model"]) not in referenced:
                 continue  # dbt pays for every node: a consumer gets the models it refs (all their versions)
             dbt = product["dbt"]
+            database, schema, identifier = self._location(product)
+            snapshot_id = None
+            if pins is not None and self.adapter_type == "duckdb":
+                snapshot_id = pins.get(product["name"], product["current_snapshot_id"])
+                if snapshot_id is not None:  # read through a view pinned to that snapshot
+                    pinned[product["name"]] = int(snapshot_id)
+                    database, schema = _local_database(), pinning.PIN_SCHEMA
+                    identifier = pinning.register(product["namespace"], product["table"], int(snapshot_id))
             nodes.add_model(ProductNodeArgs(
-                name=dbt["model"], package_name=dbt["project"], identifier=product["table"],
-                # dbt-spark relations have no database: the Iceberg catalog goes in front of the schema.
-                schema=f"{CATALOG_ALIAS}.{product['namespace']}" if self.adapter_type == "spark" else product["namespace"],
-                database=None if self.adapter_type == "spark" else CATALOG_ALIAS,
+                name=dbt["model"], package_name=dbt["project"], identifier=identifier, schema=schema, database=database,
                 relation_name=relation_name(self.adapter_type, CATALOG_ALIAS, product["namespace"], product["table"]),
                 version=_version(dbt.get("version")), latest_version=_version(dbt.get("latest_version")),
                 deprecation_date=_date(dbt.get("deprecation_date")), access=dbt.get("access") or "protected",
                 description=product["description"],
                 columns={c["name"]: c for c in product["columns"]},  # only those this consumer may read
                 contract_enforced=bool((dbt.get("contract") or {}).get("enforced")),
-                meta={"icemesh": {"product": product["name"], "snapshot_id": product["current_snapshot_id"],
-                                  "owner": dbt.get("owner"), "freshness": dbt.get("freshness")}},
+                meta={"icemesh": {"product": product["name"], "owner": dbt.get("owner"),
+                                  "snapshot_id": snapshot_id or product["current_snapshot_id"],
+                                  "pinned": snapshot_id is not None, "freshness": dbt.get("freshness")}},
             ))
+        if pinned and self._pin_mode == "snapshot":
+            pinning.save(self.project_dir, pinned)
         return nodes
+
+    def _location(self, product: dict[str, Any]) -> tuple[str | None, str, str]:
+        """(database, schema, identifier) of the product in the consumer's engine."""
+        if self.adapter_type == "spark":  # dbt-spark relations have no database: the catalog leads the schema
+            return None, f"{CATALOG_ALIAS}.{product['namespace']}", product["table"]
+        return CATALOG_ALIAS, product["namespace"], product["table"]
+
+    def _pins(self) -> dict[str, int] | None:
+        """None: read the current snapshots; {}: pin to them now; else the snapshots of a pins file."""
+        with open(os.path.join(self.project_dir, "dbt_project.yml"), encoding="utf-8") as f:
+            project_vars = (yaml.safe_load(f) or {}).get("vars") or {}
+        self._pin_mode = pinning.setting(self.project_dir, project_vars)
+        if not self._pin_mode:
+            return None
+        if self._pin_mode == "snapshot":
+            return {}
+        try:
+            return pinning.load(self.project_dir, self._pin_mode)
+        except ValueError as exc:
+            raise DbtRuntimeError(str(exc)) from None
 
     def _check_refs(self) -> set[tuple[str, str]] | None:
         """Read the consumer's models statically (dbt's own extractor) and refuse bad refs before dbt does.

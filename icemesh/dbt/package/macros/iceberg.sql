@@ -62,6 +62,7 @@
   {%- set owner = found.owner if found.owner is not none else (config.get('meta') or {}).get('owner') -%}
 
   {%- set upstream = [] -%}
+  {%- set pinned = {} -%}
   {%- for node_id in model['depends_on']['nodes'] -%}
     {%- set node = graph['nodes'].get(node_id) -%}
     {#- Products of this project, and of other projects (nodes the catalog resolver injected: no file). -#}
@@ -69,7 +70,12 @@
       {#- On Spark a product's schema is `mesh.<namespace>`: the product is named without the catalog. -#}
       {%- set prefix = var('icemesh_catalog', 'mesh') ~ '.' -%}
       {%- set ns = node['schema'][prefix | length:] if node['schema'].startswith(prefix) else node['schema'] -%}
-      {%- do upstream.append(ns ~ '.' ~ node['alias']) -%}
+      {%- set icemesh_meta = (node.get('meta') or {}).get('icemesh') or {} -%}
+      {%- set name = icemesh_meta.get('product') or (ns ~ '.' ~ node['alias']) -%}
+      {%- do upstream.append(name) -%}
+      {%- if icemesh_meta.get('pinned') -%}
+        {%- do pinned.update({name: icemesh_meta['snapshot_id']}) -%}
+      {%- endif -%}
     {%- endif -%}
   {%- endfor -%}
 
@@ -92,5 +98,6 @@
       'columns': columns,
       'tags': config.get('icemesh_tags') or {},
       'upstream': upstream | sort,
+      'upstream_snapshots': pinned,
   }) }}
 {% endmacro %}
