@@ -213,8 +213,8 @@ class GlueCatalogStore:
     def upsert_warehouse(self, name: str, root: str, properties: dict[str, str]) -> None:
         self.local.upsert_warehouse(name, root, properties)
 
-    def claim_idempotency_key(self, key: str, fingerprint: str, lifetime_s: float):
-        return self.local.claim_idempotency_key(key, fingerprint, lifetime_s)
+    def claim_idempotency_key(self, key: str, fingerprint: str, lifetime_s: float, lease_s: float = float("inf")):
+        return self.local.claim_idempotency_key(key, fingerprint, lifetime_s, lease_s)
 
     def finish_idempotency_key(self, key: str, status: int | None, body: bytes | None) -> None:
         self.local.finish_idempotency_key(key, status, body)
