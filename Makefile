@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml Makefile
 	@touch $(STAMP)
 	@echo "==> installed"
 
-# SCALE=5 make demo: more rows (1 is about 9,000 raw rows). The state stays in .icemesh/demo until the next run.
+# SCALE=5 make demo: more rows (1 is about 9,400 raw rows). The state stays in .icemesh/demo until the next run.
 demo: $(STAMP)
 	@$(PY) -m icemesh.demo $(if $(SCALE),--scale $(SCALE))
 

@@ -11,7 +11,7 @@ from icemesh.demo.story import run
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m icemesh.demo", description="The icemesh demo mesh, end to end.")
-    parser.add_argument("--scale", type=float, default=1.0, help="raw data size (1: about 9,000 rows)")
+    parser.add_argument("--scale", type=float, default=1.0, help="raw data size (1: about 9,400 rows)")
     parser.add_argument("--workdir", default=".icemesh/demo", help="where the demo keeps its state (reset every run)")
     parser.add_argument("--projects", default="dbt_projects", help="the dbt projects to build")
     parser.add_argument("--policies", default="catalog/policies.yml", help="the governance policy file")

@@ -42,7 +42,7 @@ class Sizes:
     @classmethod
     def for_scale(cls, scale: float) -> "Sizes":
         if scale <= 0:
-            raise ValueError(f"--scale must be above 0 (got {scale}): 1 is about 10,000 raw rows")
+            raise ValueError(f"--scale must be above 0 (got {scale}): 1 is about 9,400 raw rows")
         return cls(lots=max(20, round(1000 * scale)), shipments_per_lot=2, batches=max(10, round(800 * scale)))
 
 
@@ -116,7 +116,7 @@ def generate(projects_dir: str, scale: float = 1.0) -> dict[str, int]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m icemesh.demo.data", description=__doc__.splitlines()[0])
-    parser.add_argument("--scale", type=float, default=1.0, help="1 is about 10,000 raw rows; rows grow linearly")
+    parser.add_argument("--scale", type=float, default=1.0, help="1 is about 9,400 raw rows; rows grow linearly")
     parser.add_argument("--projects", default="dbt_projects", help="the directory holding the dbt projects")
     args = parser.parse_args(argv)
     try:
