@@ -148,7 +148,7 @@ def freshness_problem(product: dict[str, Any], now: float) -> tuple[str, str] | 
 
 
 def _warn(message: str) -> None:
-    from dbt.events.types import Note
+    from dbt_common.events.types import Note  # dbt-core 1.11.16 no longer re-exports it
     from dbt_common.events.base_types import EventLevel
     from dbt_common.events.functions import fire_event
 
