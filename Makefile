@@ -17,8 +17,9 @@ $(STAMP): pyproject.toml Makefile
 	@touch $(STAMP)
 	@echo "==> installed"
 
+# SCALE=5 make demo: more rows (1 is about 9,400 raw rows). The state stays in .icemesh/demo until the next run.
 demo: $(STAMP)
-	@$(PY) -m icemesh.demo
+	@$(PY) -m icemesh.demo $(if $(SCALE),--scale $(SCALE))
 
 test: $(STAMP)
 	@$(VENV)/bin/pytest -q -ra

@@ -23,7 +23,7 @@ from tests.aws import FAKE_AWS_ENV, REGION, boto_client, start_moto
 from tests.conftest import start_glue_catalog
 from tests.test_governance_http import *  # noqa: F401,F403  (the access matrix, run here on Glue + Lake Formation)
 
-POLICY = Path(__file__).resolve().parent.parent / "catalog" / "policies.yml"
+POLICY = Path(__file__).resolve().parent / "policies" / "lakeformation.yml"
 ACCOUNT = "123456789012"  # moto's
 
 

@@ -48,7 +48,8 @@ class ProductWriter:
                 raise ValueError(f"unique_key {key!r} is not a column of the model")
         tagging.check(tagging.vocabulary(self.client), spec, data.column_names)  # all checks before any write
 
-        self.catalog.create_namespace_if_not_exists(spec.namespace)
+        if not self.catalog.namespace_exists(spec.namespace):  # a namespace's owner needs no catalog-wide grant
+            self.catalog.create_namespace_if_not_exists(spec.namespace)
         table = self._load(spec)
         wanted_tags = {(_actual(column, data.column_names), key): value
                        for (column, key), value in tagging.declared(spec).items()}
