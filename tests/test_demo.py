@@ -37,7 +37,7 @@ def test_demo_tells_the_whole_story_and_reruns(tmp_path):
     out = done.stdout
     # Each domain built as its own principal, in dependency order.
     assert out.index("supply_chain builds on DuckDB as svc_supply_chain") < \
-        out.index("manufacturing builds on DuckDB as svc_manufacturing") < \
+        out.index("manufacturing builds on Spark as svc_manufacturing") < \
         out.index("product_360 builds on DuckDB as svc_product_360")
     assert out.count("same rows") == 6
     assert "svc_marketing lacks SELECT on table manufacturing.batches" in out
