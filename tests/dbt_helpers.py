@@ -38,3 +38,14 @@ def dbt_project(name: str, directory, server, client_id: str, client_secret: str
 def icemesh_dbt_init(path, env) -> subprocess.CompletedProcess:
     return subprocess.run([os.path.join(BIN, "icemesh"), "dbt", "init", str(path), "--output", "json"], env=env,
                           capture_output=True, text=True, timeout=60)
+
+
+def rows(table, *columns):
+    """A pyiceberg table's rows (or some columns), sorted: how tests compare products."""
+    scan = table.scan(selected_fields=columns) if columns else table.scan()
+    return sorted(tuple(r.values()) for r in scan.to_arrow().to_pylist())
+
+
+def commits(table) -> int:
+    """How many metadata versions the table went through (one per catalog commit)."""
+    return len(table.metadata.metadata_log) + 1

@@ -8,19 +8,15 @@ except confidential ones, and may only DESCRIBE those; items.unit_cost is tagged
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import subprocess
-import sys
 
 import duckdb
 import pytest
 
 from tests.conftest import start_catalog
+from tests.dbt_helpers import dbt_project
 
-PROJECTS = os.path.join(os.path.dirname(__file__), "dbt_projects", "mesh")
 M = "/management/v1"
-BIN = os.path.dirname(sys.executable)
 
 
 @pytest.fixture(scope="module")
@@ -42,23 +38,7 @@ def mesh(tmp_path_factory):
     home = tmp_path_factory.mktemp("mesh-projects")
 
     def project(name: str):
-        path = home / name
-        shutil.copytree(os.path.join(PROJECTS, name), path)
-        env = {**os.environ, "DBT_PROFILES_DIR": str(path), "ICEMESH_CATALOG_URI": server.uri,
-               "ICEMESH_CLIENT_ID": f"svc_{name}", "ICEMESH_CLIENT_SECRET": secrets[name],
-               "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"}
-        subprocess.run([os.path.join(BIN, "icemesh"), "dbt", "init", str(path)], env=env, check=True, capture_output=True)
-
-        def dbt(*args: str, check: bool = True) -> subprocess.CompletedProcess:
-            done = subprocess.run([os.path.join(BIN, "dbt"), *args], cwd=path, env=env, capture_output=True,
-                                  text=True, timeout=300)
-            if check:
-                assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
-            return done
-
-        dbt.path = path
-        dbt("deps")
-        return dbt
+        return dbt_project(f"mesh/{name}", home, server, f"svc_{name}", secrets[name])
 
     projects = {name: project(name) for name in ("inventory", "orders", "reporting")}
     for name in ("inventory", "orders"):

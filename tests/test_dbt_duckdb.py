@@ -14,7 +14,7 @@ import pytest
 
 from icemesh.dbt import PACKAGE_DIR
 from tests.conftest import spark_catalog, start_catalog
-from tests.dbt_helpers import dbt_project, icemesh_dbt_init
+from tests.dbt_helpers import commits, dbt_project, icemesh_dbt_init, rows
 
 M = "/management/v1"
 
@@ -46,14 +46,6 @@ def catalog(server):
     return server.client().rest_catalog()
 
 
-def rows(table, *columns):
-    scan = table.scan(selected_fields=columns) if columns else table.scan()
-    return sorted(tuple(r.values()) for r in scan.to_arrow().to_pylist())
-
-
-def commits(table) -> int:
-    """How many metadata versions the table went through (one per catalog commit)."""
-    return len(table.metadata.metadata_log) + 1
 
 
 def test_init_sets_up_the_project_and_is_safe_to_run_twice(project):

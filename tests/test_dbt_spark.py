@@ -15,7 +15,7 @@ import os
 import pytest
 
 from tests.conftest import spark_catalog, start_catalog, warehouse_files
-from tests.dbt_helpers import dbt_project, icemesh_dbt_init
+from tests.dbt_helpers import commits, dbt_project, icemesh_dbt_init, rows
 
 pytestmark = pytest.mark.spark
 M = "/management/v1"
@@ -71,13 +71,6 @@ def catalog(server):
     return server.client().rest_catalog()
 
 
-def rows(table, *columns):
-    scan = table.scan(selected_fields=columns) if columns else table.scan()
-    return sorted(tuple(r.values()) for r in scan.to_arrow().to_pylist())
-
-
-def commits(table) -> int:
-    return len(table.metadata.metadata_log) + 1
 
 
 def utc(values):
