@@ -426,6 +426,10 @@ class CatalogService:
                     raise
                 for p in prepared:
                     self.cache.put(p.entry)
+                    if p.change.expected and p.change.new != p.change.expected:
+                        # The old version is history now: keeping every version (and its parsed form) until the
+                        # byte bound evicts it is what made memory grow under a stream of commits.
+                        self.cache.discard(p.change.expected)
                 if any(p.change.expected is None for p in prepared):
                     self.auth.note_new_owner()  # a table was created: its creator owns it
                 return prepared

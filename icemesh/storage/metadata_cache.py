@@ -107,6 +107,13 @@ class MetadataCache:
         self.put(entry)
         return entry
 
+    def discard(self, location: str) -> None:
+        """Forget a superseded version (a reader still holding its location reads the file again)."""
+        with self._lock:
+            evicted = self._entries.pop(location, None)
+            if evicted is not None:
+                self._bytes -= len(evicted.raw)
+
     def put(self, entry: CachedMetadata) -> None:
         with self._lock:
             previous = self._entries.pop(entry.location, None)
