@@ -172,7 +172,7 @@ class ManagementService:
         or column about to be created (dbt tags a product before its first rows land, so they are never
         visible under weaker tags): the names are checked, their existence is not."""
         if table:
-            ident = _parse_table(table)
+            ident = parse_table_arg(table)
             record = self.catalog.store.get_table(self._wh, ident)
             if ahead and (record is None or column):
                 return namespace_ref(ident.namespace), ident.name, column or ""
@@ -188,7 +188,7 @@ class ManagementService:
             raise BadRequest("--column needs --table")
         if not namespace:
             raise BadRequest("Name a resource: --namespace NS, or --table NS.TABLE [--column COL]")
-        ns = _parse_namespace(namespace)
+        ns = parse_namespace_arg(namespace)
         if self.catalog.store.namespace_properties(self._wh, ns) is None:
             raise BadRequest(f"Namespace {ns} does not exist")
         return namespace_ref(ns), "", ""
@@ -201,9 +201,9 @@ class ManagementService:
             self._admin(ctx, "tags")
             return None
         if table:
-            self.catalog.auth.table(ctx, self._wh, Permission.ALTER, _parse_table(table))
+            self.catalog.auth.table(ctx, self._wh, Permission.ALTER, parse_table_arg(table))
         else:
-            self.catalog.auth.namespace(ctx, self._wh, Permission.ALTER, _parse_namespace(namespace))
+            self.catalog.auth.namespace(ctx, self._wh, Permission.ALTER, parse_namespace_arg(namespace))
         return ctx.principal.name
 
     def _effective_assignment(self, target: tuple[NamespaceRef, str, str], key: str):
@@ -275,7 +275,7 @@ class ManagementService:
             ref = table_ref(ident)
             entry = self.catalog.cache.get(record.metadata_location, self.catalog.warehouses[self._wh].read_bytes)
             return table_tags_json(evaluator, ref, [name for _i, name in entry.columns()])
-        ns = _parse_namespace(resource)
+        ns = parse_namespace_arg(resource)
         if self.catalog.store.namespace_properties(self._wh, ns) is None:
             raise NotFound(f"No table or namespace named {resource}")
         self.catalog.auth.namespace(ctx, self._wh, Permission.DESCRIBE, ns, lambda: self.catalog.store.tables_under(self._wh, ns))
@@ -307,7 +307,7 @@ class ManagementService:
         if Permission.ADMIN in permissions:
             raise BadRequest("ADMIN is granted on the catalog only: use --catalog")
         if target == "namespace":
-            ns = _parse_namespace(spec["namespace"])
+            ns = parse_namespace_arg(spec["namespace"])
             if self.catalog.store.namespace_properties(self._wh, ns) is None:
                 raise BadRequest(f"Namespace {ns} does not exist")
             return Grant(0, grantee, permissions, namespace=namespace_ref(ns))
@@ -316,7 +316,7 @@ class ManagementService:
             if wrong:
                 raise BadRequest(f"{', '.join(sorted(p.value for p in wrong))} cannot be granted on a table; "
                                  f"table permissions are {', '.join(sorted(p.value for p in TABLE_PERMISSIONS))}")
-            ident = _parse_table(spec["table"])
+            ident = parse_table_arg(spec["table"])
             columns = spec.get("columns")
             if columns:
                 if isinstance(columns, str):
@@ -454,7 +454,7 @@ class ManagementService:
             entry = self.catalog.cache.get(record.metadata_location, self.catalog.warehouses[self._wh].read_bytes)
             decision = evaluator.decide_table(principal, permission, table_ref(ident), [n for _i, n in entry.columns()])
         else:
-            ns = _parse_namespace(resource)
+            ns = parse_namespace_arg(resource)
             if self.catalog.store.namespace_properties(self._wh, ns) is None:
                 raise NotFound(f"No table or namespace named {resource}")
             decision = evaluator.decide_namespace(principal, permission, namespace_ref(ns),
@@ -492,14 +492,16 @@ class _LazyColumns(dict):
         return columns
 
 
-def _parse_namespace(text: str) -> Namespace:
+def parse_namespace_arg(text: str) -> Namespace:
+    """A namespace named in a request; a bad name is a 400 that says why."""
     try:
         return Namespace.of(list(parse_namespace(text or "").levels))
     except ValueError as exc:
         raise BadRequest(str(exc)) from None
 
 
-def _parse_table(text: str) -> TableIdent:
+def parse_table_arg(text: str) -> TableIdent:
+    """A table named `ns.table` in a request; a bad name is a 400 that says why."""
     try:
         ref = parse_table(text or "")
     except ValueError as exc:
@@ -509,7 +511,7 @@ def _parse_table(text: str) -> TableIdent:
 
 def _maybe_table(text: str) -> TableIdent | None:
     try:
-        return _parse_table(text)
+        return parse_table_arg(text)
     except BadRequest:
         return None
 

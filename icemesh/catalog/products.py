@@ -15,8 +15,9 @@ from typing import Any
 import orjson
 
 from icemesh.catalog.context import RequestContext
-from icemesh.catalog.identifiers import Namespace, TableIdent
-from icemesh.errors import BadRequest, NoSuchTable
+from icemesh.catalog.identifiers import TableIdent
+from icemesh.catalog.management import parse_namespace_arg, parse_table_arg
+from icemesh.errors import NoSuchTable
 from icemesh.governance.permissions import Permission
 
 DBT_PREFIX = "icemesh.dbt."
@@ -107,7 +108,7 @@ class ProductService:
     def _idents(self, namespace: str | None) -> list[TableIdent]:
         store = self.catalog.store
         if namespace:
-            return store.list_tables(self._wh, _namespace(namespace), None, None)
+            return store.list_tables(self._wh, parse_namespace_arg(namespace), None, None)
         out: list[TableIdent] = []
         for ns, _owner in store.namespaces_with_owners(self._wh):
             out.extend(store.list_tables(self._wh, ns, None, None))
@@ -130,7 +131,7 @@ class ProductService:
 
     def show(self, ctx: RequestContext, name: str) -> dict[str, Any]:
         """One product, with its downstream products (those that record it upstream) among those visible."""
-        ident = _table(name)
+        ident = parse_table_arg(name)
         record = self.catalog.store.get_table(self._wh, ident)
         described = self._describe(ctx, ident, self._summary(record)) if record is not None else None
         if described is None:  # missing and invisible look the same
@@ -145,20 +146,3 @@ def _why(decision, names: list[str]) -> str:
         return decision.message()
     hidden = [n for n in names if n not in set(decision.visible_columns or ())]
     return f"{decision.principal} may read {decision.resource} except {len(hidden)} column(s) hidden by policy"
-
-
-def _namespace(text: str) -> Namespace:
-    try:
-        return Namespace.of(text.split("."))
-    except ValueError as exc:
-        raise BadRequest(str(exc)) from None
-
-
-def _table(text: str) -> TableIdent:
-    parts = (text or "").split(".")
-    if len(parts) < 2:
-        raise BadRequest(f"Name a product as <namespace>.<table>, not {text!r}")
-    try:
-        return TableIdent.of(parts[:-1], parts[-1])
-    except ValueError as exc:
-        raise BadRequest(str(exc)) from None

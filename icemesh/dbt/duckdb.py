@@ -17,9 +17,8 @@ from dbt_common.exceptions import DbtRuntimeError
 from icemesh.client import CatalogClient
 from icemesh.dbt import pinning
 from icemesh.dbt.product import ProductSpec
-from icemesh.dbt.writer import ProductWriter
+from icemesh.dbt.writer import ProductWriter, publish_error
 from icemesh.engines import duckdb as duck_engine
-from icemesh.errors import IcemeshError
 
 
 class Plugin(BasePlugin):
@@ -48,14 +47,8 @@ class Plugin(BasePlugin):
             if self._catalog is None:
                 self._catalog = self.client.rest_catalog()
             result = ProductWriter(self.client, self._catalog, self.connection).publish(spec)
-        except (ValueError, IcemeshError) as exc:
-            raise DbtRuntimeError(f"icemesh could not publish {identifier}: {exc}") from None
-        except Exception as exc:  # pyiceberg's REST errors carry the catalog's message
-            raise DbtRuntimeError(f"icemesh could not publish {identifier}: {_one_line(exc)}") from None
+        except Exception as exc:  # the catalog's refusals (pyiceberg) and bad config carry their own message
+            raise DbtRuntimeError(publish_error(identifier, exc)) from None
         config["icemesh_result"] = {"rows": result.rows, "snapshot_id": result.snapshot_id,
                                     "seconds": round(result.seconds, 3)}
 
-
-def _one_line(exc: Exception) -> str:
-    text = str(exc).strip().splitlines()
-    return f"{exc.__class__.__name__}: {text[0] if text else ''}"

@@ -41,17 +41,6 @@ def to_arrow(frame):
     return pa.Table.from_batches(batches) if batches else to_arrow_schema(frame.schema).empty_table()
 
 
-def describe_error(exc: BaseException) -> str:
-    """One line for dbt's output: the catalog's own message rather than a JVM stack trace."""
-    from icemesh.engines.spark import error_message
-    from icemesh.errors import IcemeshError
-
-    if getattr(exc, "java_exception", None) is not None:
-        return error_message(exc)
-    text = next((line.strip() for line in str(exc).splitlines() if line.strip()), "")
-    return text if isinstance(exc, (ValueError, IcemeshError)) else f"{exc.__class__.__name__}: {text}"
-
-
 def _session(adapter):
     """The SparkSession dbt-spark runs this thread's statements on (session mode builds it the same way)."""
     from dbt_common.exceptions import DbtRuntimeError
@@ -74,7 +63,7 @@ def _publish(adapter, product: dict[str, Any]) -> dict[str, Any]:
 
     from icemesh.client import CatalogClient
     from icemesh.dbt.product import ProductSpec
-    from icemesh.dbt.writer import ProductWriter
+    from icemesh.dbt.writer import ProductWriter, publish_error
 
     class SparkProductWriter(ProductWriter):
         """The DuckDB writer's publishing logic, with the model's SQL run by Spark."""
@@ -94,5 +83,5 @@ def _publish(adapter, product: dict[str, Any]) -> dict[str, Any]:
     except DbtRuntimeError:
         raise
     except Exception as exc:  # the catalog's refusals (pyiceberg and Iceberg-in-Spark) carry its message
-        raise DbtRuntimeError(f"icemesh could not publish {identifier}: {describe_error(exc)}") from None
+        raise DbtRuntimeError(publish_error(identifier, exc)) from None
     return {"rows": result.rows, "snapshot_id": result.snapshot_id, "seconds": round(result.seconds, 3)}

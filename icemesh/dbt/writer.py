@@ -133,3 +133,18 @@ def _actual(name: str, columns: list[str]) -> str:
         return name
     lowered = name.lower()
     return next((c for c in columns if c.lower() == lowered), name)
+
+
+def publish_error(identifier: str, exc: BaseException) -> str:
+    """The one line dbt shows when a product cannot be published, whichever engine ran the model: the
+    catalog's own reason (from pyiceberg, or the innermost Java exception on Spark), not a stack trace."""
+    from icemesh.errors import IcemeshError
+
+    if getattr(exc, "java_exception", None) is not None:
+        from icemesh.engines.spark import error_message
+
+        reason = error_message(exc)
+    else:
+        text = next((line.strip() for line in str(exc).splitlines() if line.strip()), "")
+        reason = text if isinstance(exc, (ValueError, IcemeshError)) else f"{exc.__class__.__name__}: {text}"
+    return f"icemesh could not publish {identifier}: {reason}"
