@@ -2,7 +2,8 @@
 HTTP, pyiceberg and DuckDB. Every client command and engine adapter goes through here.
 
 Environment: ICEMESH_CATALOG_URI (default http://127.0.0.1:8181), and either ICEMESH_TOKEN or
-ICEMESH_CLIENT_ID + ICEMESH_CLIENT_SECRET (OAuth2 client credentials).
+ICEMESH_CLIENT_ID + ICEMESH_CLIENT_SECRET (OAuth2 client credentials); ICEMESH_CATALOG_WAREHOUSE names the
+warehouse (name or root URI) when it is not the server's default.
 """
 
 from __future__ import annotations
@@ -32,8 +33,9 @@ class ClientError(IcemeshError):
 class CatalogClient:
     def __init__(self, uri: str | None = None, token: str | None = None, client_id: str | None = None,
                  client_secret: str | None = None, scope: str = "catalog", timeout: float = 60.0,
-                 column_limits: bool = False) -> None:
+                 column_limits: bool = False, warehouse: str | None = None) -> None:
         self.uri = (uri or DEFAULT_URI).rstrip("/")
+        self.warehouse = warehouse or ""  # "" is the server's default warehouse
         self._token = token
         self.client_id = client_id
         self.client_secret = client_secret
@@ -52,7 +54,8 @@ class CatalogClient:
         return cls(uri or env.get("ICEMESH_CATALOG_URI"), token=overrides.get("token") or env.get("ICEMESH_TOKEN"),
                    client_id=overrides.get("client_id") or env.get("ICEMESH_CLIENT_ID"),
                    client_secret=overrides.get("client_secret") or env.get("ICEMESH_CLIENT_SECRET"),
-                   column_limits=bool(overrides.get("column_limits")))
+                   column_limits=bool(overrides.get("column_limits")),
+                   warehouse=overrides.get("warehouse") or env.get("ICEMESH_CATALOG_WAREHOUSE"))
 
     @property
     def token_endpoint(self) -> str:
@@ -103,7 +106,8 @@ class CatalogClient:
 
     def prefix(self) -> str:
         if self._prefix is None:
-            self._prefix = self.request("GET", "/v1/config")["overrides"]["prefix"]
+            params = {"warehouse": self.warehouse} if self.warehouse else None
+            self._prefix = self.request("GET", "/v1/config", params=params)["overrides"]["prefix"]
         return self._prefix
 
     def rest_catalog(self, name: str = "icemesh", **properties: str):
@@ -118,6 +122,8 @@ class CatalogClient:
             auth["scope"] = self.scope
         else:
             auth["token"] = self.token()
+        if self.warehouse:
+            auth["warehouse"] = self.warehouse
         return RestCatalog(name, uri=self.uri, **auth, **properties)
 
     def duckdb(self, alias: str = "mesh"):
@@ -125,8 +131,9 @@ class CatalogClient:
         from icemesh.engines import duckdb as duck_engine
 
         if self.client_id and self.client_secret and not self.column_limits:
-            return duck_engine.connect(self.uri, alias, client_id=self.client_id, client_secret=self.client_secret)
-        return duck_engine.connect(self.uri, alias, token=self.token())  # the token carries the column-limits scope
+            return duck_engine.connect(self.uri, alias, warehouse=self.warehouse, client_id=self.client_id,
+                                       client_secret=self.client_secret)
+        return duck_engine.connect(self.uri, alias, warehouse=self.warehouse, token=self.token())  # the token carries the column-limits scope
 
     def close(self) -> None:
         self._http.close()

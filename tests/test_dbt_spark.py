@@ -227,3 +227,28 @@ def test_init_follows_a_reinstalled_runtime_and_names_targets_it_cannot_set_up(t
     assert ("target thrift uses method thrift: materialized='iceberg' on Spark needs `method: session`"
             in " ".join(report.notes))
     assert set_up(str(path)).changes == [] and profiles.read_text() == text
+
+
+def test_pinned_spark_run_repeats_the_upstream_snapshot(fulfilment, sales, catalog):
+    """A Spark consumer pins sales.orders; after the producer changes it, the pinned re-run reads the rows as
+    they were (Iceberg's Spark catalog reads `<table>.snapshot_id_<id>`). Restores both products at the end."""
+    from pyiceberg.expressions import EqualTo
+
+    fulfilment("run", "--select", "orders", "--vars", "{icemesh_pin: snapshot}")
+    pinned = catalog.load_table("sales.orders").current_snapshot().snapshot_id
+    pins = json.loads((fulfilment.path / "target" / "icemesh_pins.json").read_text())["snapshots"]
+    assert pins == {"sales.orders": pinned}
+    assert json.loads(catalog.load_table("fulfilment.orders").properties["icemesh.dbt.upstream_snapshots"]) == pins
+    nodes = json.loads((fulfilment.path / "target" / "manifest.json").read_text())["nodes"]
+    assert nodes["model.sales.orders"]["relation_name"] == f"`mesh`.`sales`.`orders`.`snapshot_id_{pinned}`"
+    before = rows(catalog.load_table("fulfilment.orders"), "order_id")
+    assert len(before) == 5
+    try:
+        catalog.load_table("sales.orders").delete(EqualTo("order_id", before[0][0]))  # the producer changes
+        fulfilment("run", "--select", "orders")
+        assert rows(catalog.load_table("fulfilment.orders"), "order_id") == before[1:]
+        fulfilment("run", "--select", "orders", "--vars", "{icemesh_pin: target/icemesh_pins.json}")
+        assert rows(catalog.load_table("fulfilment.orders"), "order_id") == before  # as pinned
+    finally:
+        sales("run", "--select", "orders")
+        fulfilment("run", "--select", "orders")

@@ -167,19 +167,20 @@ class ManagementService:
         self._changed()
 
     def _resolve_target(self, namespace: str | None, table: str | None, column: str | None,
-                        ahead: bool = False) -> tuple[NamespaceRef, str, str]:
+                        ahead: bool = False, warehouse: str | None = None) -> tuple[NamespaceRef, str, str]:
         """Check that the resource exists (and the column is in the table's current schema). `ahead` tags a table
         or column about to be created (dbt tags a product before its first rows land, so they are never
         visible under weaker tags): the names are checked, their existence is not."""
+        wh = warehouse or self._wh
         if table:
             ident = parse_table_arg(table)
-            record = self.catalog.store.get_table(self._wh, ident)
+            record = self.catalog.store.get_table(wh, ident)
             if ahead and (record is None or column):
                 return namespace_ref(ident.namespace), ident.name, column or ""
             if record is None:
                 raise BadRequest(f"Table {ident} does not exist")
             if column:
-                entry = self.catalog.cache.get(record.metadata_location, self.catalog.warehouses[self._wh].read_bytes)
+                entry = self.catalog.cache.get(record.metadata_location, self.catalog.warehouses[wh].read_bytes)
                 names = [name for _id, name in entry.columns()]
                 if column not in names:
                     raise BadRequest(f"Table {ident} has no column {column!r}: its columns are {', '.join(names)}")
@@ -189,21 +190,23 @@ class ManagementService:
         if not namespace:
             raise BadRequest("Name a resource: --namespace NS, or --table NS.TABLE [--column COL]")
         ns = parse_namespace_arg(namespace)
-        if self.catalog.store.namespace_properties(self._wh, ns) is None:
+        if self.catalog.store.namespace_properties(wh, ns) is None:
             raise BadRequest(f"Namespace {ns} does not exist")
         return namespace_ref(ns), "", ""
 
-    def _authorize_tagging(self, ctx: RequestContext, namespace: str | None, table: str | None) -> str | None:
+    def _authorize_tagging(self, ctx: RequestContext, namespace: str | None, table: str | None,
+                           warehouse: str | None = None) -> str | None:
         """ADMIN anywhere, or ALTER on the resource itself. Checked before the resource is looked up, so a
         caller without the right learns nothing about what exists. Returns the non-admin caller's name (its
         assignments are recorded as its own), None for an admin."""
         if self.catalog.auth.evaluator(self._wh).is_admin(ctx.principal.name) is not None or not (table or namespace):
             self._admin(ctx, "tags")
             return None
+        wh = warehouse or self._wh  # ownership is per warehouse (tags and grants name resources in all of them)
         if table:
-            self.catalog.auth.table(ctx, self._wh, Permission.ALTER, parse_table_arg(table))
+            self.catalog.auth.table(ctx, wh, Permission.ALTER, parse_table_arg(table))
         else:
-            self.catalog.auth.namespace(ctx, self._wh, Permission.ALTER, parse_namespace_arg(namespace))
+            self.catalog.auth.namespace(ctx, wh, Permission.ALTER, parse_namespace_arg(namespace))
         return ctx.principal.name
 
     def _effective_assignment(self, target: tuple[NamespaceRef, str, str], key: str):
@@ -238,8 +241,12 @@ class ManagementService:
                                    f"changing it on {_describe(*target)} needs ADMIN")
 
     def assign_tag(self, ctx: RequestContext, key: str, value: str, namespace: str | None = None,
-                   table: str | None = None, column: str | None = None, ahead: bool = False) -> dict[str, Any]:
-        owner = self._authorize_tagging(ctx, namespace, table)
+                   table: str | None = None, column: str | None = None, ahead: bool = False,
+                   warehouse: str | None = None) -> dict[str, Any]:
+        """`warehouse` (name or root) says where the resource lives: it decides who owns it; the default
+        warehouse when not given. The assignment itself applies to the name in every warehouse."""
+        wh = self.catalog.find_warehouse(warehouse).name
+        owner = self._authorize_tagging(ctx, namespace, table, wh)
         if ahead and not table:
             raise BadRequest("ahead applies to a table or a column about to be created: name --table")
         tag = self.gov.tag_keys().get(key)
@@ -249,17 +256,18 @@ class ManagementService:
             tag.check(value)
         except ValueError as exc:
             raise _bad(exc) from None
-        ns, tbl, col = self._resolve_target(namespace, table, column, ahead)
+        ns, tbl, col = self._resolve_target(namespace, table, column, ahead, wh)
         self._check_not_governed(ctx, owner, (ns, tbl, col), key, value)
         self.gov.assign_tag(ns, tbl, col, key, value, assigned_by=owner)
         self._changed()
         return {"key": key, "value": value, "resource": _describe(ns, tbl, col)}
 
     def unassign_tag(self, ctx: RequestContext, key: str, namespace: str | None = None, table: str | None = None,
-                     column: str | None = None) -> dict[str, Any]:
-        owner = self._authorize_tagging(ctx, namespace, table)
+                     column: str | None = None, warehouse: str | None = None) -> dict[str, Any]:
+        wh = self.catalog.find_warehouse(warehouse).name
+        owner = self._authorize_tagging(ctx, namespace, table, wh)
         # Lenient like `ahead`: a tag left on a column that was since dropped can still be removed.
-        ns, tbl, col = self._resolve_target(namespace, table, column, ahead=bool(table))
+        ns, tbl, col = self._resolve_target(namespace, table, column, ahead=bool(table), warehouse=wh)
         self._check_not_governed(ctx, owner, (ns, tbl, col), key, None)
         removed = self.gov.unassign_tag(ns, tbl, col, key)
         self._changed()

@@ -79,20 +79,16 @@ class ProductService:
         self.catalog = catalog
         self._summaries = _Summaries()
 
-    @property
-    def _wh(self) -> str:
-        return self.catalog.default_warehouse
-
-    def _summary(self, record) -> dict[str, Any]:
-        entry = self.catalog.cache.get(record.metadata_location, self.catalog.warehouses[self._wh].read_bytes)
+    def _summary(self, wh: str, record) -> dict[str, Any]:
+        entry = self.catalog.cache.get(record.metadata_location, self.catalog.warehouses[wh].read_bytes)
         return self._summaries.get(record.metadata_location, entry.raw)
 
-    def _describe(self, ctx: RequestContext, ident: TableIdent, summary: dict[str, Any]) -> dict[str, Any] | None:
+    def _describe(self, ctx: RequestContext, wh: str, ident: TableIdent, summary: dict[str, Any]) -> dict[str, Any] | None:
         auth = self.catalog.auth
-        if not auth.table(ctx, self._wh, Permission.DESCRIBE, ident, enforce=False, audit=False).allowed:
+        if not auth.table(ctx, wh, Permission.DESCRIBE, ident, enforce=False, audit=False).allowed:
             return None
         names = [c["name"] for c in summary["columns"]]
-        select = auth.table(ctx, self._wh, Permission.SELECT, ident, names, enforce=False, audit=False)
+        select = auth.table(ctx, wh, Permission.SELECT, ident, names, enforce=False, audit=False)
         visible = set(select.visible_columns or ()) if select.allowed else set()
         return {
             "name": str(ident), "namespace": str(ident.namespace), "table": ident.name,
@@ -105,38 +101,42 @@ class ProductService:
             "last_updated_ms": summary["last_updated_ms"],
         }
 
-    def _idents(self, namespace: str | None) -> list[TableIdent]:
+    def _idents(self, wh: str, namespace: str | None) -> list[TableIdent]:
         store = self.catalog.store
         if namespace:
-            return store.list_tables(self._wh, parse_namespace_arg(namespace), None, None)
+            return store.list_tables(wh, parse_namespace_arg(namespace), None, None)
         out: list[TableIdent] = []
-        for ns, _owner in store.namespaces_with_owners(self._wh):
-            out.extend(store.list_tables(self._wh, ns, None, None))
+        for ns, _owner in store.namespaces_with_owners(wh):
+            out.extend(store.list_tables(wh, ns, None, None))
         return out
 
-    def list(self, ctx: RequestContext, namespace: str | None = None, include_tables: bool = False) -> list[dict[str, Any]]:
-        """The products the caller may see (with `include_tables`, every table it may see)."""
+    def list(self, ctx: RequestContext, namespace: str | None = None, include_tables: bool = False,
+             warehouse: str | None = None) -> list[dict[str, Any]]:
+        """The products the caller may see in a warehouse, by name or root (with `include_tables`, every
+        table it may see); the default warehouse when not named (a dev target may read another)."""
+        wh = self.catalog.find_warehouse(warehouse).name
         products = []
-        for ident in self._idents(namespace):
-            record = self.catalog.store.get_table(self._wh, ident)
+        for ident in self._idents(wh, namespace):
+            record = self.catalog.store.get_table(wh, ident)
             if record is None:
                 continue
-            summary = self._summary(record)
+            summary = self._summary(wh, record)
             if not include_tables and "model" not in summary["dbt"]:
                 continue
-            described = self._describe(ctx, ident, summary)
+            described = self._describe(ctx, wh, ident, summary)
             if described is not None:
                 products.append(described)
         return products
 
-    def show(self, ctx: RequestContext, name: str) -> dict[str, Any]:
+    def show(self, ctx: RequestContext, name: str, warehouse: str | None = None) -> dict[str, Any]:
         """One product, with its downstream products (those that record it upstream) among those visible."""
+        wh = self.catalog.find_warehouse(warehouse).name
         ident = parse_table_arg(name)
-        record = self.catalog.store.get_table(self._wh, ident)
-        described = self._describe(ctx, ident, self._summary(record)) if record is not None else None
+        record = self.catalog.store.get_table(wh, ident)
+        described = self._describe(ctx, wh, ident, self._summary(wh, record)) if record is not None else None
         if described is None:  # missing and invisible look the same
             raise NoSuchTable(f"Product {name} does not exist (or you may not see it)")
-        described["downstream"] = sorted(p["name"] for p in self.list(ctx)
+        described["downstream"] = sorted(p["name"] for p in self.list(ctx, warehouse=wh)
                                          if str(ident) in (p["dbt"].get("upstream") or []))
         return described
 

@@ -133,14 +133,18 @@ class CatalogService:
             raise NoSuchWarehouse(f"Unknown warehouse {prefix!r}: known warehouses are {sorted(self.warehouses)}")
         return wh
 
+    def find_warehouse(self, warehouse: str | None) -> Warehouse:
+        """A warehouse by name or root URI, as clients name it (`?warehouse=`); the default when not named."""
+        if not warehouse:
+            return self.warehouses[self.default_warehouse]
+        matches = [w for w in self.warehouses.values() if warehouse in (w.name, w.root, w.root + "/")]
+        if not matches:
+            raise NoSuchWarehouse(f"Unknown warehouse {warehouse!r}: known warehouses are {sorted(self.warehouses)}")
+        return matches[0]
+
     def config(self, ctx: RequestContext, warehouse: str | None) -> dict[str, Any]:
         """`GET /v1/config`: the prefix tells clients which warehouse all later calls address."""
-        wh = self.warehouses[self.default_warehouse]
-        if warehouse:
-            matches = [w for w in self.warehouses.values() if warehouse in (w.name, w.root, w.root + "/")]
-            if not matches:
-                raise NoSuchWarehouse(f"Unknown warehouse {warehouse!r}: known warehouses are {sorted(self.warehouses)}")
-            wh = matches[0]
+        wh = self.find_warehouse(warehouse)
         return {
             "defaults": {},
             "overrides": {"prefix": wh.name, "warehouse": wh.root},

@@ -32,13 +32,19 @@ def products() -> None:
     """Data products: the tables dbt projects published, as the caller may see them."""
 
 
+WAREHOUSE_HELP = "The warehouse to look in (name or root URI); default: ICEMESH_CATALOG_WAREHOUSE, else the server's default."
+
+
 @products.command("list")
 @click.option("--namespace", default=None, help="Only this namespace (a dbt project's products).")
+@click.option("--warehouse", default=None, help=WAREHOUSE_HELP)
 @output_option
 @client_command
-def products_list(namespace, output, client):
+def products_list(namespace, warehouse, output, client):
     """Every product you may see, with whether you may read it."""
     params = {"namespace": namespace} if namespace else {}
+    if warehouse or client.warehouse:
+        params["warehouse"] = warehouse or client.warehouse
     found = client.request("GET", "/management/v1/products", params=params)
     rows = [{"product": p["name"], "project": p["dbt"].get("project"), "access": p["dbt"].get("access"),
              "owner": _owner(p["dbt"]), "read": "all" if p["select"]["all_columns"] else
@@ -49,11 +55,14 @@ def products_list(namespace, output, client):
 
 @products.command("show")
 @click.argument("name")
+@click.option("--warehouse", default=None, help=WAREHOUSE_HELP)
 @output_option
 @client_command
-def products_show(name, output, client):
+def products_show(name, warehouse, output, client):
     """One product: owner, contract, columns, tags, snapshots, freshness, upstream and downstream."""
-    product = client.request("GET", f"/management/v1/products/{quote(name, safe='')}")
+    where = warehouse or client.warehouse
+    product = client.request("GET", f"/management/v1/products/{quote(name, safe='')}",
+                             params={"warehouse": where} if where else None)
     tags = client.request("GET", "/management/v1/effective-tags", params={"resource": name})
     product["tags"] = {k: v["value"] for k, v in tags.get("tags", {}).items()}
     dbt = product["dbt"]

@@ -4,7 +4,8 @@ It loads DuckDB's Iceberg extensions from the pinned wheels (no network), attach
 as this project's principal (before dbt-duckdb's own `attach:`), so models read products in place, and
 publishes what the `iceberg` materialization hands it through `store_relation` (see writer.py).
 Settings come from the plugin's `config:` or the environment: ICEMESH_CATALOG_URI, and
-ICEMESH_CLIENT_ID + ICEMESH_CLIENT_SECRET (or ICEMESH_TOKEN).
+ICEMESH_CLIENT_ID + ICEMESH_CLIENT_SECRET (or ICEMESH_TOKEN); `warehouse` and `upstream_warehouse` per
+target (see target.py).
 """
 
 from __future__ import annotations
@@ -14,28 +15,34 @@ from typing import Any
 from dbt.adapters.duckdb.plugins import BasePlugin
 from dbt_common.exceptions import DbtRuntimeError
 
-from icemesh.client import CatalogClient
 from icemesh.dbt import pinning
 from icemesh.dbt.product import ProductSpec
+from icemesh.dbt.target import TargetCatalog
 from icemesh.dbt.writer import ProductWriter, publish_error
 from icemesh.engines import duckdb as duck_engine
 
 
 class Plugin(BasePlugin):
     def initialize(self, plugin_config: dict[str, Any]) -> None:
-        self.alias = plugin_config.get("catalog", "mesh")
-        # Column limits declared: a product this project may read only in part is attached with just the
-        # columns it may read (a model selecting another fails naming it), instead of being refused whole.
-        self.client = CatalogClient.from_env(plugin_config.get("uri"), client_id=plugin_config.get("client_id"),
-                                             client_secret=plugin_config.get("client_secret"),
-                                             token=plugin_config.get("token"), column_limits=True)
+        self.target = TargetCatalog.from_config(plugin_config)
+        self.alias = self.target.alias
+        self.client = self.target.client()
+        self.upstream = self.target.client(upstream=True)
+        self._upstream_alias: str | None = None
         self.connection = None
         self._catalog = None
 
     def configure_connection(self, conn) -> None:
         duck_engine.load_extensions(conn)
-        duck_engine.attach_catalog(conn, self.client.uri, self.alias, token=self.client.token())
-        pinning.create_views(conn, self.alias)  # upstream products pinned to a snapshot (icemesh_pin)
+        duck_engine.attach_catalog(conn, self.client.uri, self.alias, warehouse=self.client.warehouse,
+                                   token=self.client.token())
+        if self._upstream_alias is None:
+            self._upstream_alias = (self.target.upstream_alias if self.target.reads_elsewhere(self.client, self.upstream)
+                                    else self.alias)
+        if self._upstream_alias != self.alias:  # a dev target reading production products (or another warehouse)
+            duck_engine.attach_catalog(conn, self.upstream.uri, self._upstream_alias, warehouse=self.upstream.warehouse,
+                                       token=self.upstream.token())
+        pinning.create_views(conn, self._upstream_alias)  # upstream products pinned to a snapshot (icemesh_pin)
         self.connection = conn
 
     def store(self, target_config) -> None:

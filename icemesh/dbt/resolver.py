@@ -27,11 +27,8 @@ from dbt.plugins.manager import dbt_hook, dbtPlugin
 from dbt.plugins.manifest import PluginNodes
 from dbt_common.exceptions import DbtRuntimeError
 
-from icemesh.client import CatalogClient
-from icemesh.dbt import pinning
+from icemesh.dbt import pinning, target
 from icemesh.errors import IcemeshError
-
-CATALOG_ALIAS = os.environ.get("ICEMESH_DBT_CATALOG", "mesh")
 
 
 def declared_projects(project_dir: str) -> list[str]:
@@ -44,11 +41,12 @@ def declared_projects(project_dir: str) -> list[str]:
     return [p["name"] if isinstance(p, dict) else str(p) for p in document.get("projects") or []]
 
 
-def relation_name(adapter_type: str, catalog: str, namespace: str, table: str) -> str:
-    """The consumer engine's own name for the product's Iceberg table."""
+def relation_name(adapter_type: str, *parts: str) -> str:
+    """The consumer engine's own name for the product's Iceberg table: catalog, namespace, table (and on
+    Spark, a snapshot selector)."""
     if adapter_type == "spark":
-        return ".".join(f"`{part.replace('`', '``')}`" for part in (catalog, namespace, table))
-    return ".".join('"' + part.replace('"', '""') + '"' for part in (catalog, namespace, table))
+        return ".".join(f"`{part.replace('`', '``')}`" for part in parts)
+    return ".".join('"' + part.replace('"', '""') + '"' for part in parts)
 
 
 def _adapter_type() -> str:
@@ -202,25 +200,31 @@ class ProductRegistry:
 class IcemeshResolver(dbtPlugin):
     def initialize(self) -> None:
         self.project_dir = _project_dir()
-        projects = declared_projects(self.project_dir)
+        self.projects = declared_projects(self.project_dir)
         self.registry = ProductRegistry([], [])
-        if not projects:
-            return  # not a consumer of catalog products: stay out of the way
+        if self.projects:
+            _install_node_details()
+
+    def _fetch(self) -> None:
+        """The upstream products, one call, from the warehouse the target reads (production by default)."""
+        settings = target.of_current_target(self.adapter_type)
+        client = settings.client(upstream=True)
         try:
-            client = CatalogClient.from_env(column_limits=True)
-            products = client.request("GET", "/management/v1/products")
+            products = client.request("GET", "/management/v1/products",
+                                      params={"warehouse": client.warehouse} if client.warehouse else None)
+            self.alias = settings.upstream_alias if settings.reads_elsewhere(upstream=client) else settings.alias
         except IcemeshError as exc:
-            raise DbtRuntimeError(f"icemesh: cannot read the products of {', '.join(projects)} from the catalog: "
+            raise DbtRuntimeError(f"icemesh: cannot read the products of {', '.join(self.projects)} from the catalog: "
                                   f"{exc.message} (set ICEMESH_CATALOG_URI and the project's credentials)") from None
-        self.registry = ProductRegistry(products, projects)
-        _install_node_details()
+        self.registry = ProductRegistry(products, self.projects)
 
     @dbt_hook
     def get_nodes(self) -> PluginNodes:
         nodes = PluginNodes()
-        if not self.registry.projects:
+        if not self.projects:
             return nodes
         self.adapter_type = _adapter_type()  # registered by now (not yet when the plugin was initialised)
+        self._fetch()
         referenced = self._check_refs()
         pins = self._pins()
         pinned: dict[str, int] = {}
@@ -230,17 +234,15 @@ class IcemeshResolver(dbtPlugin):
             if referenced is not None and (product["dbt"]["project"], product["dbt"]["model"]) not in referenced:
                 continue  # dbt pays for every node: a consumer gets the models it refs (all their versions)
             dbt = product["dbt"]
-            database, schema, identifier = self._location(product)
             snapshot_id = None
-            if pins is not None and self.adapter_type == "duckdb":
+            if pins is not None:
                 snapshot_id = pins.get(product["name"], product["current_snapshot_id"])
-                if snapshot_id is not None:  # read through a view pinned to that snapshot
-                    pinned[product["name"]] = int(snapshot_id)
-                    database, schema = _local_database(), pinning.PIN_SCHEMA
-                    identifier = pinning.register(product["namespace"], product["table"], int(snapshot_id))
+                if snapshot_id is not None:
+                    pinned[product["name"]] = snapshot_id = int(snapshot_id)
+            database, schema, identifier, name = self._location(product, snapshot_id)
             nodes.add_model(ProductNodeArgs(
                 name=dbt["model"], package_name=dbt["project"], identifier=identifier, schema=schema, database=database,
-                relation_name=relation_name(self.adapter_type, CATALOG_ALIAS, product["namespace"], product["table"]),
+                relation_name=name,
                 version=_version(dbt.get("version")), latest_version=_version(dbt.get("latest_version")),
                 deprecation_date=_date(dbt.get("deprecation_date")), access=dbt.get("access") or "protected",
                 description=product["description"],
@@ -254,11 +256,21 @@ class IcemeshResolver(dbtPlugin):
             pinning.save(self.project_dir, pinned)
         return nodes
 
-    def _location(self, product: dict[str, Any]) -> tuple[str | None, str, str]:
-        """(database, schema, identifier) of the product in the consumer's engine."""
+    def _location(self, product: dict[str, Any], snapshot_id: int | None) -> tuple[str | None, str, str, str]:
+        """(database, schema, identifier, rendered name) of the product, or of its pinned snapshot, in the
+        consumer's engine."""
+        namespace, table = product["namespace"], product["table"]
         if self.adapter_type == "spark":  # dbt-spark relations have no database: the catalog leads the schema
-            return None, f"{CATALOG_ALIAS}.{product['namespace']}", product["table"]
-        return CATALOG_ALIAS, product["namespace"], product["table"]
+            if snapshot_id is not None:  # Iceberg's Spark catalog reads `<table>.snapshot_id_<id>` at that snapshot
+                parts = (self.alias, namespace, table, f"snapshot_id_{snapshot_id}")
+                return None, ".".join(parts[:3]), parts[3], relation_name("spark", *parts)
+            return None, f"{self.alias}.{namespace}", table, relation_name("spark", self.alias, namespace, table)
+        if snapshot_id is not None:  # DuckDB: a view in the project's own database, `AT (VERSION => id)`
+            identifier = pinning.register(namespace, table, snapshot_id)
+            database = _local_database()
+            return database, pinning.PIN_SCHEMA, identifier, relation_name("duckdb", database, pinning.PIN_SCHEMA,
+                                                                            identifier)
+        return self.alias, namespace, table, relation_name("duckdb", self.alias, namespace, table)
 
     def _pins(self) -> dict[str, int] | None:
         """None: read the current snapshots; {}: pin to them now; else the snapshots of a pins file."""

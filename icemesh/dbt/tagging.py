@@ -62,11 +62,15 @@ def sync(client: CatalogClient, spec: ProductSpec, wanted: Tags, applied_before:
     the ones an earlier run applied that the model no longer declares."""
     for (column, key), value in sorted(wanted.items()):
         body: dict[str, Any] = {"key": key, "value": value, "table": spec.identifier, "ahead": True}
+        if client.warehouse:  # the product's warehouse decides who owns it (a dev target publishes elsewhere)
+            body["warehouse"] = client.warehouse
         if column:
             body["column"] = column
         client.request("POST", "/management/v1/tag-assignments", json=body)
     for (column, key) in sorted(set(applied_before) - set(wanted)):
         body = {"key": key, "table": spec.identifier}
+        if client.warehouse:
+            body["warehouse"] = client.warehouse
         if column:
             body["column"] = column
         client.request("POST", "/management/v1/tag-assignments/remove", json=body)

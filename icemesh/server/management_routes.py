@@ -60,6 +60,7 @@ class TagAssignment(BaseModel):
     table: str | None = None
     column: str | None = None
     ahead: bool = False  # tag a table or column that is about to be created
+    warehouse: str | None = None  # where the resource lives (decides its owner); the default warehouse if not given
 
 
 class GrantSpec(BaseModel):
@@ -146,12 +147,13 @@ def delete_tag(key: str, ctx: RequestContext = Depends(context), m: ManagementSe
 def assign_tag(body: TagAssignment, ctx: RequestContext = Depends(context), m: ManagementService = Depends(management)):
     if body.value is None:
         return ok({"error": {"message": "value is required", "type": "BadRequestException", "code": 400}}, 400)
-    return ok(m.assign_tag(ctx, body.key, body.value, body.namespace, body.table, body.column, body.ahead))
+    return ok(m.assign_tag(ctx, body.key, body.value, body.namespace, body.table, body.column, body.ahead,
+                           body.warehouse))
 
 
 @router.post("/tag-assignments/remove")
 def unassign_tag(body: TagAssignment, ctx: RequestContext = Depends(context), m: ManagementService = Depends(management)):
-    return ok(m.unassign_tag(ctx, body.key, body.namespace, body.table, body.column))
+    return ok(m.unassign_tag(ctx, body.key, body.namespace, body.table, body.column, body.warehouse))
 
 
 @router.get("/effective-tags")
@@ -198,12 +200,14 @@ def apply_policy(body: PolicyApply, ctx: RequestContext = Depends(context), m: M
 
 
 @router.get("/products")
-def list_products(namespace: str | None = None, include_tables: bool = False, ctx: RequestContext = Depends(context),
-                  p: ProductService = Depends(products)):
-    """The products (tables dbt published) the caller may see, with what it may read of each."""
-    return ok(p.list(ctx, namespace, include_tables))
+def list_products(namespace: str | None = None, include_tables: bool = False, warehouse: str | None = None,
+                  ctx: RequestContext = Depends(context), p: ProductService = Depends(products)):
+    """The products (tables dbt published) the caller may see in a warehouse (the default one unless named),
+    with what it may read of each."""
+    return ok(p.list(ctx, namespace, include_tables, warehouse))
 
 
 @router.get("/products/{name}")
-def show_product(name: str, ctx: RequestContext = Depends(context), p: ProductService = Depends(products)):
-    return ok(p.show(ctx, name))
+def show_product(name: str, warehouse: str | None = None, ctx: RequestContext = Depends(context),
+                 p: ProductService = Depends(products)):
+    return ok(p.show(ctx, name, warehouse))
