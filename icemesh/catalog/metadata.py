@@ -25,6 +25,7 @@ from pyiceberg.table.update import (
     AddSortOrderUpdate,
     AssertCreate,
     AssignUUIDUpdate,
+    RemoveSnapshotsUpdate,
     SetCurrentSchemaUpdate,
     SetDefaultSortOrderUpdate,
     SetDefaultSpecUpdate,
@@ -169,6 +170,19 @@ def apply_updates(base: TableMetadata | None, updates: list[TableUpdate], base_l
     except (ValueError, KeyError, IcebergValidationError, ValidationError, NotImplementedError) as exc:
         message = exc.errors()[0].get("msg") if isinstance(exc, ValidationError) else str(exc)
         raise BadRequest(f"Cannot apply table updates: {message}") from None
+
+
+def adds_snapshot(updates: list[TableUpdate]) -> bool:
+    return any(isinstance(u, AddSnapshotUpdate) for u in updates)
+
+
+def sets_properties(updates: list[TableUpdate]) -> bool:
+    return any(isinstance(u, SetPropertiesUpdate) for u in updates)
+
+
+def remove_snapshots(metadata: TableMetadata, snapshot_ids: list[int]) -> TableMetadata:
+    """The same metadata version without those snapshots (and their log entries and statistics)."""
+    return update_table_metadata(metadata, (RemoveSnapshotsUpdate(snapshot_ids=snapshot_ids),))
 
 
 def check_consistent(metadata: TableMetadata, updates: list[TableUpdate]) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
+import time
 from contextlib import ExitStack
 from dataclasses import dataclass
 from typing import Any
@@ -19,7 +20,7 @@ from pyiceberg.table.update import TableRequirement, TableUpdate
 from sqlalchemy.exc import SQLAlchemyError
 
 from icemesh.catalog import metadata as md
-from icemesh.catalog import pagination
+from icemesh.catalog import pagination, retention
 from icemesh.catalog.authorizer import Authorizer, table_ref
 from icemesh.catalog.commit_permissions import required_permissions
 from icemesh.catalog.context import COLUMN_LIMITS_SCOPE, RequestContext
@@ -453,6 +454,12 @@ class CatalogService:
             return _Prepared(PointerChange(change.ident, record.metadata_location, record.metadata_location, record.location),
                              base_entry, wh)
         new = md.apply_updates(base, change.updates, record.metadata_location if record else None)
+        if md.sets_properties(change.updates):
+            retention.check_properties(new.properties)
+        if md.adds_snapshot(change.updates):  # the table's own retention settings, applied in this commit
+            expired = retention.expired_snapshots(new, int(time.time() * 1000))
+            if expired:
+                new = md.remove_snapshots(new, expired)
         if not new.location:
             new = new.model_copy(update={"location": wh.default_table_location(change.ident.namespace, change.ident.name)})
         location = wh.require_inside(new.location)
