@@ -5,7 +5,8 @@
     .venv/bin/python benchmarks/soak.py --retention-s 0       # no snapshot retention: metadata grows
 
 Readers (processes) load random tables over HTTP (pyiceberg) and now and then scan one; writers
-(processes) append to random tables, retrying 409s. Every minute: loads and commits per second and
+(processes) republish random tables (overwrite, as dbt replaces a product; `--writes append` makes the
+tables grow instead, and scans slow down with the data), retrying 409s. Every minute: loads and commits per second and
 errors; every 5 s: the server's resident memory. Throughput should stay steady, memory flat, errors 0.
 The tables are maintained as in production: the catalog expires snapshots older than --retention-s at
 commit (keeping 10) and writers merge manifests; without that every commit grows the metadata each load
@@ -33,11 +34,12 @@ RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results", "s
 NS = "soak"
 
 
-def worker(kind: str, idx: int, uri: str, token: str, tables: int, start_at: float, end_at: float, out) -> None:
+def worker(kind: str, idx: int, uri: str, token: str, tables: int, start_at: float, end_at: float, out,
+           mode: str = "overwrite") -> None:
     """Count operations per minute (since start_at) until end_at; put {minute: [ops, errors]}."""
     import logging
 
-    from pyiceberg.exceptions import CommitFailedException
+    from pyiceberg.exceptions import CommitFailedException, ValidationException
 
     logging.getLogger("pyiceberg").setLevel(logging.ERROR)
     catalog = rest_catalog(uri, token, f"{kind}{idx}")
@@ -59,9 +61,12 @@ def worker(kind: str, idx: int, uri: str, token: str, tables: int, start_at: flo
                 seq += 1
                 while True:
                     try:
-                        table.append(append_batch(idx, seq))
+                        write = table.overwrite if mode == "overwrite" else table.append
+                        write(append_batch(idx, seq))
                         break
-                    except CommitFailedException:
+                    except (CommitFailedException, ValidationException):
+                        # 409; or, for an overwrite, pyiceberg's own retry found the other writer's rows
+                        # (serializable isolation): both are conflicts to retry on the refreshed table.
                         bucket[2] += 1
                         table.refresh()
             bucket[0] += 1
@@ -83,6 +88,9 @@ def main(argv=None) -> int:
     ap.add_argument("--writers", type=int, default=2)
     ap.add_argument("--tables", type=int, default=20)
     ap.add_argument("--db", default="sqlite", help="sqlite or postgres")
+    ap.add_argument("--writes", choices=("overwrite", "append"), default="overwrite",
+                    help="overwrite: each commit republishes a table (as dbt replaces a product); append: tables grow, "
+                         "so scans slow down with the data")
     ap.add_argument("--retention-s", type=float, default=60,
                     help="tables keep snapshots this long (history.expire.max-snapshot-age-ms, applied by the catalog at "
                          "commit) and merge manifests, as maintained production tables do; 0: neither (metadata grows)")
@@ -107,12 +115,12 @@ def main(argv=None) -> int:
         out = ctx.Queue()
         start_at = time.time() + 8
         end_at = start_at + args.minutes * 60
-        procs = [ctx.Process(target=worker, args=(kind, i, server.uri, token, args.tables, start_at, end_at, out))
+        procs = [ctx.Process(target=worker, args=(kind, i, server.uri, token, args.tables, start_at, end_at, out, args.writes))
                  for kind, n in (("reader", args.readers), ("writer", args.writers)) for i in range(n)]
         for p in procs:
             p.start()
         print(f"soak: {args.readers} reader and {args.writers} writer processes, {args.tables} tables, "
-              f"{args.minutes:g} min on {args.db}, snapshot retention "
+              f"{args.minutes:g} min on {args.db}, {args.writes} commits, snapshot retention "
               f"{f'{args.retention_s:g} s' if args.retention_s > 0 else 'off'}", flush=True)
         rss = []
         while time.time() < end_at:
@@ -147,7 +155,8 @@ def main(argv=None) -> int:
     first = rss_values[len(rss_values) // 10: len(rss_values) // 10 + 6] or rss_values[:1]
     result = {
         "benchmark": "soak", "timestamp_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "backend": args.db, "minutes": args.minutes, "retention_s": args.retention_s, "readers": args.readers, "writers": args.writers,
+        "backend": args.db, "minutes": args.minutes, "retention_s": args.retention_s, "writes": args.writes,
+        "readers": args.readers, "writers": args.writers,
         "tables": args.tables, "per_minute": rows, "server_rss_mb": rss,
         "errors": sum(r["errors"] for r in rows) + server_errors, "error_samples": [s for o in outs for s in o["samples"]][:5],
         "loads_per_s_min_over_max": round(min(r["loads_per_s"] for r in full) / max(max(r["loads_per_s"] for r in full), 0.1), 2),
