@@ -87,6 +87,7 @@ class World:
     secrets: dict[str, str]
     snapshots: dict[str, int]  # after_first, after_second, after_delete, current
     timestamps: dict[str, int]
+    sensitivity: str  # the tag key whose value `confidential` hides a column from the consumer
 
     @property
     def current_rows(self) -> list[dict]:
@@ -164,7 +165,7 @@ def world(sqlite_server) -> World:
         secrets[role] = manage("POST", "/principals", json={"name": names[role]})["client_secret"]
     manage("POST", "/grants", json={"permissions": "SELECT,DESCRIBE", "principal": names["consumer"],
                                     "tags": [f"{domain}=shop", f"{sensitivity}=public,internal"]})
-    return World(sqlite_server, ns, warehouse, names, secrets, snapshots, timestamps)
+    return World(sqlite_server, ns, warehouse, names, secrets, snapshots, timestamps, sensitivity)
 
 
 def _connect(world: World, who: str):
@@ -280,6 +281,47 @@ def test_hidden_columns_are_absent_on_every_engine(world, engine):
         with pytest.raises(QueryError) as refused:
             mesh.sql(f"SELECT email FROM {world.ns}.orders", engine=engine)
         assert "email" in str(refused.value) and "\n" not in str(refused.value)
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_a_session_reads_what_was_committed_since_its_last_query(world, engine):
+    """A session keeps loaded tables and engine set-up between queries; a commit by someone else, a delete and a
+    newly hidden column are all seen by the very next query on the same connection."""
+    admin = world.server.client().rest_catalog()
+    name = f"{world.ns}.fresh_{engine}"
+    schema = pa.schema([("id", pa.int64()), ("email", pa.string())])
+    table = admin.create_table(name, schema)
+    table.append(pa.table({"id": [1], "email": ["a@x.org"]}, schema=schema))
+    ids = f"SELECT id FROM {name}"
+    with _connect(world, "consumer") as mesh:
+        assert sorted(mesh.sql(ids, engine=engine).column("id").to_pylist()) == [1]
+        assert mesh.sql(f"SELECT * FROM {name}", engine=engine).column_names == ["id", "email"]
+        table.append(pa.table({"id": [2, 3], "email": ["b@x.org", None]}, schema=schema))
+        assert sorted(mesh.sql(ids, engine=engine).column("id").to_pylist()) == [1, 2, 3]
+        table.delete("id = 1")
+        assert sorted(mesh.sql(ids, engine=engine).column("id").to_pylist()) == [2, 3]
+        world.server.client().request("POST", M + "/tag-assignments", json={
+            "key": world.sensitivity, "value": "confidential", "table": name, "column": "email"})
+        assert mesh.sql(f"SELECT * FROM {name}", engine=engine).column_names == ["id"]
+        with pytest.raises(QueryError, match="email"):
+            mesh.sql(f"SELECT email FROM {name}", engine=engine)
+
+
+def test_a_revoked_grant_fails_the_next_query_on_every_engine(world):
+    """Loaded tables are kept per session, but the catalog is asked before every query: a revoke is final."""
+    admin = world.server.client()
+    reader = f"reader_{uuid.uuid4().hex[:8]}"
+    secret = admin.request("POST", M + "/principals", json={"name": reader})["client_secret"]
+    granted = admin.request("POST", M + "/grants", json={"permissions": "SELECT,DESCRIBE", "principal": reader,
+                                                         "table": f"{world.ns}.regions"})
+    sql = f"SELECT count(*) AS n FROM {world.ns}.regions"
+    with icemesh.connect(world.server.uri, client_id=reader, client_secret=secret) as mesh:
+        for engine in ENGINES:
+            assert mesh.sql(sql, engine=engine).column("n").to_pylist() == [len(REGIONS)], engine
+        admin.request("POST", M + "/grants/revoke", json={"permissions": "SELECT,DESCRIBE", "id": granted["id"]})
+        for engine in ENGINES:
+            with pytest.raises(QueryError, match=f"{reader} lacks SELECT on table {world.ns}.regions"):
+                mesh.sql(sql, engine=engine)
 
 
 def test_unreadable_products_are_absent_and_fail_with_the_catalogs_reason(world):

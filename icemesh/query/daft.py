@@ -25,9 +25,10 @@ class DaftEngine(Engine):
         import daft
 
         session = self.native()
-        for product in products:
+        for product in filter(self.stale, products):
             frame = daft.read_iceberg(product.table, snapshot_id=product.snapshot_id if product.pinned else None)
             session.create_temp_table(product.name, frame.select(*product.columns))
+            self.registered(product)
         if products:
             sql = to_single_names(sql, self.dialect, {p.ref: p.name for p in products})
         return session.sql(sql).to_arrow()
