@@ -4,11 +4,16 @@ temporary table of a Daft session.
 Daft 0.7 cannot resolve a qualified name to a temporary table, and attaching a catalog that would hold
 `<namespace>.<table>` breaks its built-in functions (`count`, `sum`: "function ... not found"); so the query's
 product references are rewritten through sqlglot's syntax tree to one-part quoted names (`"sales.orders" AS orders`).
+
+Daft 0.7.26 fails to read a data file holding a column the table's schema lacks unless it is the file's last column
+("failed to fill whole buffer"; tests/repro/daft_dropped_column.py): a column hidden from the caller, or dropped,
+gets there. That error is turned into one that says so and names the engines that read such files.
 """
 
 from __future__ import annotations
 
 from icemesh.query.engine import Engine
+from icemesh.query.errors import QueryError
 from icemesh.query.references import to_single_names
 
 
@@ -31,4 +36,12 @@ class DaftEngine(Engine):
             self.registered(product)
         if products:
             sql = to_single_names(sql, self.dialect, {p.ref: p.name for p in products})
-        return session.sql(sql).to_arrow()
+        try:
+            return session.sql(sql).to_arrow()
+        except Exception as exc:
+            if "failed to fill whole buffer" not in str(exc):
+                raise
+            names = ", ".join(p.name for p in products)
+            raise QueryError(f"daft cannot read {names}: its files hold a column hidden from you or dropped from the "
+                             "table, which Daft 0.7 fails on (\"failed to fill whole buffer\"); use the duckdb, "
+                             "polars, datafusion or chdb engine for this query") from exc
