@@ -12,6 +12,8 @@ gets there. That error is turned into one that says so and names the engines tha
 
 from __future__ import annotations
 
+import os
+
 from icemesh.query.engine import Engine
 from icemesh.query.errors import QueryError
 from icemesh.query.references import to_single_names
@@ -22,6 +24,9 @@ class DaftEngine(Engine):
     dialect = "duckdb"
 
     def connect(self):
+        # Daft reports every query run to its analytics service from a new thread (a 2 s network attempt each
+        # time, offline or not): a catalog's queries are not for third parties; a user's own setting wins.
+        os.environ.setdefault("DAFT_ANALYTICS_ENABLED", "0")
         import daft
 
         return daft.Session()
