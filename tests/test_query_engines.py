@@ -36,12 +36,14 @@ from icemesh.query.references import Reference, pin_snapshots, product_reference
 
 M = "/management/v1"
 ENGINES = ["duckdb", "polars", "datafusion", "daft", "chdb"]  # spark: its own (slow) test below
-# Daft 0.7.26 reads these products correctly in a plain Python process (see the README), but inside this pytest
-# process its native Parquet reader fails on the DuckDB-written data files ("failed to fill whole buffer"); not
-# understood yet, so its runs here are expected failures rather than silently skipped.
-DAFT_ISSUE = pytest.mark.xfail(reason="daft's Parquet reader fails on DuckDB-written files inside pytest only",
-                               strict=False)
-ENGINE_PARAMS = [pytest.param(e, marks=DAFT_ISSUE) if e == "daft" else e for e in ENGINES]
+# Daft 0.7.26 cannot read a Parquet file holding a column that the Iceberg schema it is given lacks, unless that column
+# comes last in the file: its field-id rewrite of the file's metadata breaks and the read fails with "failed to fill
+# whole buffer" (reproduced without icemesh, DuckDB or pytest by tests/repro/daft_dropped_column.py: a pyiceberg table,
+# one append, a dropped middle column). Here the consumer's schema lacks the hidden `email`, which precedes `note` in
+# the files DuckDB wrote after ADD COLUMN. Strict: when Daft is fixed, these pass and the marks must go.
+DAFT_HIDDEN_MIDDLE_COLUMN = pytest.mark.xfail(
+    reason="Daft 0.7.26 fails on files holding a column absent from the table's schema before another column "
+           "(the consumer's hidden email precedes note)", raises=QueryError, strict=True)
 UTC = dt.timezone.utc
 
 ORDERS = Schema(
@@ -87,6 +89,7 @@ class World:
     secrets: dict[str, str]
     snapshots: dict[str, int]  # after_first, after_second, after_delete, current
     timestamps: dict[str, int]
+    sensitivity: str  # the tag key whose value `confidential` hides a column from the consumer
 
     @property
     def current_rows(self) -> list[dict]:
@@ -164,7 +167,7 @@ def world(sqlite_server) -> World:
         secrets[role] = manage("POST", "/principals", json={"name": names[role]})["client_secret"]
     manage("POST", "/grants", json={"permissions": "SELECT,DESCRIBE", "principal": names["consumer"],
                                     "tags": [f"{domain}=shop", f"{sensitivity}=public,internal"]})
-    return World(sqlite_server, ns, warehouse, names, secrets, snapshots, timestamps)
+    return World(sqlite_server, ns, warehouse, names, secrets, snapshots, timestamps, sensitivity)
 
 
 def _connect(world: World, who: str):
@@ -245,8 +248,10 @@ def test_references_come_from_the_parser_not_the_text():
         product_references("SELEC * FROM", "duckdb")
 
 
-@pytest.mark.parametrize("engine", ENGINE_PARAMS)
-def test_every_engine_returns_the_same_rows_in_place(world, engine):
+@pytest.mark.parametrize("engine,who", [
+    pytest.param(e, who, marks=DAFT_HIDDEN_MIDDLE_COLUMN if (e, who) == ("daft", "consumer") else ())
+    for e in ENGINES for who in ("admin", "consumer")])
+def test_every_engine_returns_the_same_rows_in_place(world, engine, who):
     """The query set on each engine, as the admin and as the limited consumer, now and as of earlier snapshots;
     the warehouse's files are byte-for-byte the same afterwards and none were added."""
     before = warehouse_digest(world.warehouse)
@@ -254,23 +259,23 @@ def test_every_engine_returns_the_same_rows_in_place(world, engine):
     at_second = [{**r, "note": None} for r in FIRST + SECOND]
     then = expected_results(at_second)
     queries = query_set(world.ns)
-    for who in ("admin", "consumer"):
-        with _connect(world, who) as mesh:
+    with _connect(world, who) as mesh:
+        for name, sql in queries.items():
+            assert rows_of(mesh.sql(sql, engine=engine)) == now[name], name
+        # as of the snapshot before the delete and the added column: deleted rows are back, no `note`
+        for as_of in (world.snapshots["after_second"], dt.datetime.fromtimestamp(
+                world.timestamps["after_second"] / 1000, UTC).isoformat()):
             for name, sql in queries.items():
-                assert rows_of(mesh.sql(sql, engine=engine)) == now[name], (who, name)
-            # as of the snapshot before the delete and the added column: deleted rows are back, no `note`
-            for as_of in (world.snapshots["after_second"], dt.datetime.fromtimestamp(
-                    world.timestamps["after_second"] / 1000, UTC).isoformat()):
-                for name, sql in queries.items():
-                    sql = sql.replace(", note", "")
-                    result = mesh.sql(sql, engine=engine, as_of=as_of)
-                    want = then[name] if name != "scan" else expected(at_second, ["id", "amount", "ts", "region"])
-                    assert rows_of(result) == want, (who, name, as_of)
+                sql = sql.replace(", note", "")
+                result = mesh.sql(sql, engine=engine, as_of=as_of)
+                want = then[name] if name != "scan" else expected(at_second, ["id", "amount", "ts", "region"])
+                assert rows_of(result) == want, (name, as_of)
     after = warehouse_digest(world.warehouse)
     assert after == before
 
 
-@pytest.mark.parametrize("engine", ENGINE_PARAMS)
+@pytest.mark.parametrize("engine", [pytest.param(e, marks=DAFT_HIDDEN_MIDDLE_COLUMN) if e == "daft" else e
+                                    for e in ENGINES])
 def test_hidden_columns_are_absent_on_every_engine(world, engine):
     with _connect(world, "consumer") as mesh, _connect(world, "admin") as admin:
         assert "email" in admin.sql(f"SELECT * FROM {world.ns}.orders", engine=engine).column_names
@@ -280,6 +285,47 @@ def test_hidden_columns_are_absent_on_every_engine(world, engine):
         with pytest.raises(QueryError) as refused:
             mesh.sql(f"SELECT email FROM {world.ns}.orders", engine=engine)
         assert "email" in str(refused.value) and "\n" not in str(refused.value)
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_a_session_reads_what_was_committed_since_its_last_query(world, engine):
+    """A session keeps loaded tables and engine set-up between queries; a commit by someone else, a delete and a
+    newly hidden column are all seen by the very next query on the same connection."""
+    admin = world.server.client().rest_catalog()
+    name = f"{world.ns}.fresh_{engine}"
+    schema = pa.schema([("id", pa.int64()), ("email", pa.string())])
+    table = admin.create_table(name, schema)
+    table.append(pa.table({"id": [1], "email": ["a@x.org"]}, schema=schema))
+    ids = f"SELECT id FROM {name}"
+    with _connect(world, "consumer") as mesh:
+        assert sorted(mesh.sql(ids, engine=engine).column("id").to_pylist()) == [1]
+        assert mesh.sql(f"SELECT * FROM {name}", engine=engine).column_names == ["id", "email"]
+        table.append(pa.table({"id": [2, 3], "email": ["b@x.org", None]}, schema=schema))
+        assert sorted(mesh.sql(ids, engine=engine).column("id").to_pylist()) == [1, 2, 3]
+        table.delete("id = 1")
+        assert sorted(mesh.sql(ids, engine=engine).column("id").to_pylist()) == [2, 3]
+        world.server.client().request("POST", M + "/tag-assignments", json={
+            "key": world.sensitivity, "value": "confidential", "table": name, "column": "email"})
+        assert mesh.sql(f"SELECT * FROM {name}", engine=engine).column_names == ["id"]
+        with pytest.raises(QueryError, match="email"):
+            mesh.sql(f"SELECT email FROM {name}", engine=engine)
+
+
+def test_a_revoked_grant_fails_the_next_query_on_every_engine(world):
+    """Loaded tables are kept per session, but the catalog is asked before every query: a revoke is final."""
+    admin = world.server.client()
+    reader = f"reader_{uuid.uuid4().hex[:8]}"
+    secret = admin.request("POST", M + "/principals", json={"name": reader})["client_secret"]
+    granted = admin.request("POST", M + "/grants", json={"permissions": "SELECT,DESCRIBE", "principal": reader,
+                                                         "table": f"{world.ns}.regions"})
+    sql = f"SELECT count(*) AS n FROM {world.ns}.regions"
+    with icemesh.connect(world.server.uri, client_id=reader, client_secret=secret) as mesh:
+        for engine in ENGINES:
+            assert mesh.sql(sql, engine=engine).column("n").to_pylist() == [len(REGIONS)], engine
+        admin.request("POST", M + "/grants/revoke", json={"permissions": "SELECT,DESCRIBE", "id": granted["id"]})
+        for engine in ENGINES:
+            with pytest.raises(QueryError, match=f"{reader} lacks SELECT on table {world.ns}.regions"):
+                mesh.sql(sql, engine=engine)
 
 
 def test_unreadable_products_are_absent_and_fail_with_the_catalogs_reason(world):

@@ -4,11 +4,18 @@ temporary table of a Daft session.
 Daft 0.7 cannot resolve a qualified name to a temporary table, and attaching a catalog that would hold
 `<namespace>.<table>` breaks its built-in functions (`count`, `sum`: "function ... not found"); so the query's
 product references are rewritten through sqlglot's syntax tree to one-part quoted names (`"sales.orders" AS orders`).
+
+Daft 0.7.26 fails to read a data file holding a column the table's schema lacks unless it is the file's last column
+("failed to fill whole buffer"; tests/repro/daft_dropped_column.py): a column hidden from the caller, or dropped,
+gets there. That error is turned into one that says so and names the engines that read such files.
 """
 
 from __future__ import annotations
 
+import os
+
 from icemesh.query.engine import Engine
+from icemesh.query.errors import QueryError
 from icemesh.query.references import to_single_names
 
 
@@ -17,6 +24,9 @@ class DaftEngine(Engine):
     dialect = "duckdb"
 
     def connect(self):
+        # Daft reports every query run to its analytics service from a new thread (a 2 s network attempt each
+        # time, offline or not): a catalog's queries are not for third parties; a user's own setting wins.
+        os.environ.setdefault("DAFT_ANALYTICS_ENABLED", "0")
         import daft
 
         return daft.Session()
@@ -25,9 +35,18 @@ class DaftEngine(Engine):
         import daft
 
         session = self.native()
-        for product in products:
+        for product in filter(self.stale, products):
             frame = daft.read_iceberg(product.table, snapshot_id=product.snapshot_id if product.pinned else None)
             session.create_temp_table(product.name, frame.select(*product.columns))
+            self.registered(product)
         if products:
             sql = to_single_names(sql, self.dialect, {p.ref: p.name for p in products})
-        return session.sql(sql).to_arrow()
+        try:
+            return session.sql(sql).to_arrow()
+        except Exception as exc:
+            if "failed to fill whole buffer" not in str(exc):
+                raise
+            names = ", ".join(p.name for p in products)
+            raise QueryError(f"daft cannot read {names}: its files hold a column hidden from you or dropped from the "
+                             "table, which Daft 0.7 fails on (\"failed to fill whole buffer\"); use the duckdb, "
+                             "polars, datafusion or chdb engine for this query") from exc

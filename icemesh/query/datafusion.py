@@ -31,7 +31,7 @@ class DataFusionEngine(Engine):
 
         ctx = self.native()
         catalog = ctx.catalog()
-        for product in products:
+        for product in filter(self.stale, products):
             provider = IcebergDataFusionTable(identifier=product.table.name(),
                                               metadata_location=metadata_location(product),
                                               file_io_properties=product.io_properties)
@@ -43,6 +43,7 @@ class DataFusionEngine(Engine):
             if ctx.table_exist(view):
                 ctx.deregister_table(view)
             ctx.register_view(view, frame)
+            self.registered(product)
         return ctx.sql(sql).to_arrow_table()
 
 

@@ -24,6 +24,7 @@ class Engine(ABC):
     def __init__(self, client: CatalogClient) -> None:
         self.client = client
         self._native: Any = None
+        self._registered: dict[str, tuple] = {}  # product name -> the Product.version the native handle holds
 
     def native(self) -> Any:
         """The engine's own handle (a DuckDB connection, a SparkSession, a DataFusion SessionContext...)."""
@@ -35,12 +36,21 @@ class Engine(ABC):
     def connect(self) -> Any:
         """Create the native handle."""
 
+    def stale(self, product: Product) -> bool:
+        """True unless the native handle already holds exactly this version of the product (same metadata file,
+        snapshot and columns): then its planned scan, provider or view is reused instead of built again."""
+        return self._registered.get(product.name) != product.version
+
+    def registered(self, product: Product) -> None:
+        self._registered[product.name] = product.version
+
     @abstractmethod
     def run(self, sql: str, products: list[Product]) -> pa.Table:
         """Run `sql` with every product readable under its `<namespace>.<table>` name."""
 
     def close(self) -> None:
         self._native = None
+        self._registered.clear()
 
 
 def quote(identifier: str, mark: str = '"') -> str:

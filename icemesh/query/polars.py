@@ -29,10 +29,11 @@ class PolarsEngine(Engine):
         import polars as pl
 
         ctx = self.native()
-        for product in products:
+        for product in filter(self.stale, products):
             frame = pl.scan_iceberg(product.table, snapshot_id=product.snapshot_id if product.pinned else None,
                                     storage_options=storage_options(product.location, product.io_properties))
             ctx.register(product.name, frame.select(product.columns))
+            self.registered(product)
         return ctx.execute(sql).collect().to_arrow()
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 from pyiceberg.exceptions import RESTError, NoSuchNamespaceError, NoSuchTableError
 
@@ -66,6 +66,12 @@ class Product:
         return self.ref.dotted
 
     @property
+    def version(self) -> tuple:
+        """What an engine reads for this product: equal versions read the same bytes with the same columns, so
+        an adapter may keep what it built for one (a planned scan, a provider, a view) while this is unchanged."""
+        return (self.table.metadata_location, self.snapshot_id, self.pinned, tuple(self.columns))
+
+    @property
     def location(self) -> str:
         return self.table.metadata.location
 
@@ -90,9 +96,9 @@ def load(catalog, ref: Reference):
         raise QueryError(f"Cannot reach the catalog to load {ref.dotted}: {exc}") from None
 
 
-def resolve(catalog, refs: list[Reference], as_of: AsOf | None = None) -> list[Product]:
-    """Load every named product as the caller and choose the snapshot each engine must read."""
-    tables = {ref: load(catalog, ref) for ref in refs}
+def resolve(load_table: Callable[[Reference], Any], refs: list[Reference], as_of: AsOf | None = None) -> list[Product]:
+    """Load every named product as the caller (`load_table(ref)`) and choose the snapshot each engine must read."""
+    tables = {ref: load_table(ref) for ref in refs}
     moment = _moment(tables, as_of)
     products = []
     for ref, table in tables.items():

@@ -7,6 +7,7 @@ one-part names (CTEs, engine-local tables) are the engine's business. Each engin
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import sqlglot
 from sqlglot import exp
@@ -50,10 +51,17 @@ def _reference(table: exp.Table) -> Reference:
 
 def product_references(sql: str, dialect: str | None) -> list[Reference]:
     """The distinct `<namespace>.<table>` names the query reads."""
+    return list(_references(sql, dialect))
+
+
+# Parsing is a fixed cost of every query; the same text in the same dialect always names the same products,
+# and a session (a dashboard, a loop) tends to repeat its queries. Failed parses raise and are not cached.
+@lru_cache(maxsize=256)
+def _references(sql: str, dialect: str | None) -> tuple[Reference, ...]:
     seen: dict[Reference, None] = {}
     for table in _product_tables(parse(sql, dialect)):
         seen.setdefault(_reference(table), None)
-    return list(seen)
+    return tuple(seen)
 
 
 def pin_snapshots(sql: str, dialect: str, snapshots: dict[Reference, int], style: str) -> str:
@@ -62,6 +70,12 @@ def pin_snapshots(sql: str, dialect: str, snapshots: dict[Reference, int], style
     `style` is the engine's time-travel syntax: "version_as_of" (Spark: `t VERSION AS OF n`) or "at_version"
     (DuckDB: `t AT (VERSION => n)`). References already carrying a time-travel clause are left alone.
     """
+    return _pinned(sql, dialect, tuple(sorted(snapshots.items())), style)
+
+
+@lru_cache(maxsize=256)
+def _pinned(sql: str, dialect: str, pins: tuple[tuple[Reference, int], ...], style: str) -> str:
+    snapshots = dict(pins)
     statements = parse(sql, dialect)
     for table in _product_tables(statements):
         snapshot = snapshots.get(_reference(table))
@@ -79,6 +93,12 @@ def pin_snapshots(sql: str, dialect: str, snapshots: dict[Reference, int], style
 def to_single_names(sql: str, dialect: str, names: dict[Reference, str]) -> str:
     """The query with each product reference replaced by a one-part name, for engines that cannot register
     qualified names. A reference without an alias is aliased to its table name, so `orders.id` still binds."""
+    return _single_names(sql, dialect, tuple(sorted(names.items())))
+
+
+@lru_cache(maxsize=256)
+def _single_names(sql: str, dialect: str, renames: tuple[tuple[Reference, str], ...]) -> str:
+    names = dict(renames)
     statements = parse(sql, dialect)
     for table in list(_product_tables(statements)):
         name = names.get(_reference(table))

@@ -18,6 +18,7 @@ from icemesh.query.engine import Engine
 from icemesh.query.errors import QueryError
 from icemesh.query.products import AsOf, list_products, resolve
 from icemesh.query.references import product_references
+from icemesh.query.tables import TableCache
 
 ENGINES = {
     "duckdb": "icemesh.query.duckdb:DuckDBEngine",
@@ -36,6 +37,7 @@ class MeshSession:
                                    client_id=client.client_id, client_secret=client.client_secret, column_limits=True)
         self.client = client
         self._catalog = None
+        self._tables: TableCache | None = None
         self._engines: dict[str, Engine] = {}
 
     @property
@@ -44,6 +46,13 @@ class MeshSession:
         if self._catalog is None:
             self._catalog = self.client.rest_catalog()
         return self._catalog
+
+    @property
+    def tables(self) -> TableCache:
+        """The products this session has loaded, revalidated with the catalog before every query."""
+        if self._tables is None:
+            self._tables = TableCache(self.catalog)
+        return self._tables
 
     def engine(self, name: str) -> Engine:
         if name not in ENGINES:
@@ -69,7 +78,7 @@ class MeshSession:
     def sql(self, query: str, engine: str = "duckdb", as_of: "str | int | AsOf | None" = None) -> pa.Table:
         """Run `query` on `engine` and return the result as a pyarrow Table."""
         adapter = self.engine(engine)
-        products = resolve(self.catalog, product_references(query, adapter.dialect), AsOf.parse(as_of))
+        products = resolve(self.tables.load, product_references(query, adapter.dialect), AsOf.parse(as_of))
         try:
             return adapter.run(query, products)
         except QueryError:
@@ -81,6 +90,8 @@ class MeshSession:
         for adapter in self._engines.values():
             adapter.close()
         self._engines.clear()
+        if self._tables is not None:
+            self._tables.clear()
 
     def __enter__(self) -> "MeshSession":
         return self

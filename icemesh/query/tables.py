@@ -1,0 +1,67 @@
+"""The tables a session has loaded, revalidated on every query with a conditional load.
+
+Loading a product costs a round trip, the metadata's JSON parse and a FileIO; the engines' own set-up of
+that product (a planned scan, a table provider, a view) costs more. A session keeps each product's
+pyiceberg Table with the ETag the catalog sent, and asks again before every query with `If-None-Match`.
+The catalog checks the caller's grants on every such request and answers 304 only while the metadata
+file, the hidden columns and the labels are all unchanged, so:
+- a commit by anyone is read by the very next query (new metadata file: a new ETag, a 200 and a new Table);
+- a revoked grant fails the very next query with the catalog's reason (403, never a cached table);
+- a change in hidden columns hands back the newly pruned schema.
+A 304 returns the same Table object, which is what lets adapters keep what they built from it.
+
+pyiceberg 0.12's RestCatalog has no conditional load: this sends the same request through the catalog's own
+HTTP session (its login and headers) and builds the Table as `load_table` does. Anything but 200 or 304 is
+left to `load_table` itself, for its token refresh and its errors.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pyiceberg.catalog.rest import Endpoints, TableResponse
+
+from icemesh.query.products import load
+from icemesh.query.references import Reference
+
+
+class TableCache:
+    def __init__(self, catalog) -> None:
+        self.catalog = catalog
+        self._tables: dict[Reference, tuple[str, Any]] = {}  # reference -> (ETag, pyiceberg Table)
+
+    def load(self, ref: Reference):
+        """The product as the catalog hands it to the caller now: the cached Table while the catalog says 304."""
+        cached = self._tables.get(ref)
+        response = self._get(ref, cached[0] if cached else None)
+        if response is not None and response.status_code == 304 and cached is not None:
+            return cached[1]
+        if response is not None and response.status_code == 200:
+            table = self._table(ref, response.text)
+        else:  # refused, missing, expired login, or the catalog unreachable: load_table's own handling
+            self._tables.pop(ref, None)
+            table = load(self.catalog, ref)
+        etag = response.headers.get("ETag") if response is not None and response.status_code == 200 else None
+        if etag:
+            self._tables[ref] = (etag, table)
+        else:
+            self._tables.pop(ref, None)
+        return table
+
+    def clear(self) -> None:
+        self._tables.clear()
+
+    def _get(self, ref: Reference, etag: str | None):
+        catalog = self.catalog
+        try:
+            url = catalog.url(Endpoints.load_table, prefixed=True,
+                              **catalog._split_identifier_for_path((*ref.namespace, ref.name)))
+            mode = catalog.properties.get("snapshot-loading-mode")
+            return catalog._session.get(url, params={"snapshots": mode} if mode else None,
+                                        headers={"If-None-Match": etag} if etag else None)
+        except OSError:
+            return None
+
+    def _table(self, ref: Reference, body: str):
+        response = TableResponse.model_validate_json(body)
+        return self.catalog._response_to_table((*ref.namespace, ref.name), response)
