@@ -4,6 +4,9 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.icemesh-installed
+# Only for its jars: the AWS SDK that Spark's Iceberg runtime needs for S3 warehouses (icemesh.engines.spark).
+# --no-deps because its Python requirements (pyarrow==22, ...) would downgrade ours; icemesh never imports it.
+S3_JARS_WHEEL := bodo-iceberg-connector==2026.10
 
 .PHONY: install demo test test-quick bench bench-reliability serve clean
 
@@ -14,6 +17,7 @@ $(STAMP): pyproject.toml Makefile
 	@echo "==> installing icemesh and its dependencies into $(VENV) (a few minutes on a new machine; log: $(VENV)/install.log)"
 	@$(PY) -m pip install --disable-pip-version-check --upgrade pip > $(VENV)/install.log 2>&1 || (cat $(VENV)/install.log; exit 1)
 	@$(PY) -m pip install --disable-pip-version-check --config-settings editable_mode=compat -e '.[dev]' >> $(VENV)/install.log 2>&1 || (tail -50 $(VENV)/install.log; exit 1)
+	@$(PY) -m pip install --disable-pip-version-check --no-deps '$(S3_JARS_WHEEL)' >> $(VENV)/install.log 2>&1 || (tail -50 $(VENV)/install.log; exit 1)
 	@touch $(STAMP)
 	@echo "==> installed"
 

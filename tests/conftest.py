@@ -116,12 +116,14 @@ def spark():
     session.stop()
 
 
-def spark_catalog(spark, server, name: str, client_id: str = "admin", client_secret: str | None = None) -> str:
-    """Register `server` in the Spark session as catalog `name`, logged in as the given principal."""
+def spark_catalog(spark, server, name: str, client_id: str = "admin", client_secret: str | None = None,
+                  s3: dict[str, str] | None = None) -> str:
+    """Register `server` in the Spark session as catalog `name`, logged in as the given principal (with the
+    client's own S3 settings when the server hands out none)."""
     from icemesh.engines import spark as spark_engine
 
     secret = client_secret if client_secret is not None else server.admin_secret
-    spark_engine.add_catalog(spark, name, server.uri, credential=f"{client_id}:{secret}",
+    spark_engine.add_catalog(spark, name, server.uri, credential=f"{client_id}:{secret}", s3=s3,
                              properties={"oauth2-server-uri": server.uri + "/v1/oauth/tokens", "scope": "catalog"})
     return name
 

@@ -1,7 +1,8 @@
 """`icemesh serve --backend glue`: Glue holds the tables the way pyiceberg's GlueCatalog writes them.
 
-moto runs as a real server (Glue, S3, Lake Formation); pyiceberg and DuckDB go through icemesh's REST
-front door, and pyiceberg's own GlueCatalog reads and writes the same tables directly against moto.
+moto runs as a real server (Glue, S3, Lake Formation); pyiceberg, DuckDB and Spark go through icemesh's REST
+front door with the warehouse in moto's S3, and pyiceberg's own GlueCatalog reads and writes the same tables
+directly against moto.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import pytest
 from pyiceberg.catalog.glue import GlueCatalog
 
 from tests.aws import KEY_ID, REGION, SECRET, boto_client
-from tests.conftest import GLUE_WAREHOUSE, spark_catalog, start_glue_catalog
+from tests.conftest import GLUE_BUCKET, GLUE_WAREHOUSE, spark_catalog, start_glue_catalog
 
 ROWS = [{"id": 1, "name": "alpha"}, {"id": 2, "name": "beta"}]
 SCHEMA = pa.schema([pa.field("id", pa.int64(), nullable=False), pa.field("name", pa.string())])
@@ -168,23 +169,33 @@ def test_serve_refuses_two_warehouses_on_glue(tmp_path_factory, moto, glue_bucke
 
 
 @pytest.mark.spark
-def test_spark_reads_and_writes_through_the_front_door(tmp_path_factory, moto, glue_direct, spark):
-    """Spark's Iceberg runtime here has no AWS SDK, so this server keeps its files in a local warehouse;
-    the tables and pointers are still in Glue (moto)."""
-    home = tmp_path_factory.mktemp("glue-spark")
-    server = start_glue_catalog(tmp_path_factory, moto, "spark", warehouse=str(home / "warehouse"))
-    try:
-        cat = spark_catalog(spark, server, f"glue_{server.port}")
-        ns = f"spark_{uuid.uuid4().hex[:8]}"
-        spark.sql(f"CREATE NAMESPACE {cat}.{ns}")
-        spark.sql(f"CREATE TABLE {cat}.{ns}.t (id BIGINT, name STRING) USING iceberg")
-        spark.sql(f"INSERT INTO {cat}.{ns}.t VALUES (1, 'alpha'), (2, 'beta')")
-        assert sorted(tuple(r) for r in spark.sql(f"SELECT id, name FROM {cat}.{ns}.t").collect()) == [
-            (1, "alpha"), (2, "beta")]
-        rest = server.client().rest_catalog()
-        rest.load_table((ns, "t")).append(pa.Table.from_pylist([{"id": 3, "name": "gamma"}],
-                                                              schema=pa.schema([("id", pa.int64()), ("name", pa.string())])))
-        assert spark.sql(f"SELECT count(*) FROM {cat}.{ns}.t").collect()[0][0] == 3
-        assert glue_direct.load_table((ns, "t")).metadata_location == rest.load_table((ns, "t")).metadata_location
-    finally:
-        server.stop()
+def test_spark_reads_and_writes_through_the_front_door(glue_server, rest, glue, glue_direct, moto, spark):
+    """Spark with nothing but the catalog URI and credentials: the S3 endpoint, region and keys for the moto
+    warehouse come from the server's loadTable config."""
+    from tests.test_s3_warehouse import objects
+
+    cat = spark_catalog(spark, glue_server, f"glue_{glue_server.port}")
+    ns = f"spark_{uuid.uuid4().hex[:8]}"
+    spark.sql(f"CREATE NAMESPACE {cat}.{ns}")
+    assert glue.get_database(Name=ns)["Database"]["Parameters"]["icemesh.owner"] == "admin"
+    spark.sql(f"CREATE TABLE {cat}.{ns}.t (id BIGINT, name STRING) USING iceberg")
+    spark.sql(f"INSERT INTO {cat}.{ns}.t VALUES (1, 'alpha'), (2, 'beta')")
+    assert sorted(tuple(r) for r in spark.sql(f"SELECT id, name FROM {cat}.{ns}.t").collect()) == [
+        (1, "alpha"), (2, "beta")]
+
+    # Spark's files are in the moto bucket, and pyiceberg reads them through icemesh and straight from Glue.
+    table = rest.load_table((ns, "t"))
+    assert table.location().startswith(f"{GLUE_WAREHOUSE}/{ns}/t")
+    stored = objects(boto_client("s3", moto), GLUE_BUCKET, prefix=f"wh/{ns}/")
+    data_files = [task.file.file_path for task in table.scan().plan_files()]
+    assert data_files and all(path.removeprefix(f"s3://{GLUE_BUCKET}/") in stored for path in data_files)
+    assert table.metadata_location.removeprefix(f"s3://{GLUE_BUCKET}/") in stored
+    assert rows(table) == ROWS
+    assert rows(glue_direct.load_table((ns, "t"))) == ROWS
+
+    # Spark reads what pyiceberg appended, and AWS engines see the same pointer.
+    table.append(pa.Table.from_pylist([{"id": 3, "name": "gamma"}],
+                                      schema=pa.schema([("id", pa.int64()), ("name", pa.string())])))
+    assert sorted(tuple(r) for r in spark.sql(f"SELECT id, name FROM {cat}.{ns}.t").collect()) == [
+        (1, "alpha"), (2, "beta"), (3, "gamma")]
+    assert glue_direct.load_table((ns, "t")).metadata_location == rest.load_table((ns, "t")).metadata_location

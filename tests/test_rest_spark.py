@@ -7,6 +7,7 @@ as its own catalog, which also proves that one session can talk to several serve
 from __future__ import annotations
 
 import datetime as dt
+import os
 
 import pyarrow as pa
 import pytest
@@ -40,6 +41,21 @@ def test_catalog_conf_declares_a_rest_catalog():
     with pytest.raises(ValueError):
         spark_engine.catalog_conf("lake; DROP", "http://127.0.0.1:8181")
     assert spark_engine.iceberg_runtime_jar().endswith(".jar")
+
+
+def test_s3_settings_use_iceberg_javas_names():
+    conf = spark_engine.catalog_conf("lake", "http://127.0.0.1:8181", s3={
+        "s3.endpoint": "http://127.0.0.1:9000", "s3.region": "eu-west-1", "s3.access-key-id": "k"})
+    assert conf["spark.sql.catalog.lake.s3.endpoint"] == "http://127.0.0.1:9000"
+    assert conf["spark.sql.catalog.lake.client.region"] == "eu-west-1"
+    assert conf["spark.sql.catalog.lake.s3.path-style-access"] == "true"  # custom endpoints (MinIO, moto)
+    assert conf["spark.sql.catalog.lake.s3.access-key-id"] == "k"
+    with pytest.raises(ValueError, match="Unknown S3 setting"):
+        spark_engine.catalog_conf("lake", "http://127.0.0.1:8181", s3={"s3.endpoint-url": "http://x"})
+    # The AWS SDK for S3 warehouses is installed by `make install` and joins the runtime on spark.jars.
+    assert {os.path.basename(j).rsplit("-", 1)[0] for j in spark_engine.s3_jars()} == set(spark_engine.S3_JARS)
+    missing = RuntimeError('UnsupportedFileSystemException: No FileSystem for scheme "s3"\n\tat org.apache...')
+    assert "pip install --no-deps bodo-iceberg-connector" in spark_engine.error_message(missing)
 
 
 def spark_rows(df) -> list[tuple]:

@@ -1,5 +1,5 @@
 """An S3 warehouse end to end: moto runs as a real S3 server, `icemesh serve` keeps its tables there,
-and pyiceberg and DuckDB read and write the same files over real HTTP."""
+and pyiceberg, DuckDB and Spark read and write the same files over real HTTP."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ import pytest
 
 from icemesh.server.process import CatalogProcess
 from tests.aws import FAKE_AWS_ENV, KEY_ID, REGION, SECRET, boto_client
+from tests.conftest import spark_catalog
 
 BUCKET = "icemesh-warehouse"
 OTHER_BUCKET = "icemesh-elsewhere"
@@ -145,6 +146,7 @@ def test_load_table_hands_out_s3_settings(rest, http, ns, moto):
     assert config["s3.path-style-access"] == "true"
     assert config["s3.access-key-id"] == KEY_ID
     assert config["s3.secret-access-key"] == SECRET
+    assert config["client.region"] == REGION  # what Iceberg Java (Spark) reads
 
 
 def test_pyiceberg_round_trip_lands_in_the_bucket(server_log, rest, ns, s3):
@@ -358,3 +360,49 @@ def test_shared_keys_never_reach_the_catalog_database(server, rest, ns):
         stored = [json.loads(props) for (props,) in db.execute("SELECT properties FROM icemesh_warehouses")]
     assert stored and all("s3.secret-access-key" not in p and "s3.access-key-id" not in p for p in stored)
     assert stored[0]["s3.endpoint"]  # non-secret settings are kept
+
+
+# -- Spark ---------------------------------------------------------------------------------------------
+
+
+def spark_sorted(spark, sql: str) -> list[tuple]:
+    return sorted(tuple(row) for row in spark.sql(sql).collect())
+
+
+@pytest.mark.spark
+def test_spark_needs_nothing_but_the_catalog_when_keys_are_shared(server_log, spark, rest, duck, ns, s3):
+    """Spark gets the S3 endpoint, region and keys from loadTable, like pyiceberg and DuckDB; its files are
+    in the bucket and the other engines read them, and it reads theirs."""
+    cat = spark_catalog(spark, server_log, f"s3_shared_{server_log.port}")
+    spark.sql(f"CREATE TABLE {cat}.{ns}.sparked (id BIGINT, name STRING, amount DOUBLE) USING iceberg")
+    spark.sql(f"INSERT INTO {cat}.{ns}.sparked VALUES (1, 'alpha', 10.5), (2, 'beta', 20.0), (3, 'gamma', NULL)")
+
+    table = rest.load_table((ns, "sparked"))
+    assert table.location().startswith(f"{WAREHOUSE}/{ns}/sparked")
+    stored = objects(s3, prefix=key_of(table.location()) + "/")
+    data_files = [task.file.file_path for task in table.scan().plan_files()]
+    assert data_files and all(key_of(path) in stored for path in data_files)
+    assert key_of(table.metadata_location) in stored
+    assert sorted_rows(table.scan().to_arrow()) == ROWS
+
+    duck.execute(f"INSERT INTO mesh.{ns}.sparked VALUES (4, 'delta', 1.5)")
+    expected = [(r["id"], r["name"], r["amount"]) for r in ROWS] + [(4, "delta", 1.5)]
+    assert spark_sorted(spark, f"SELECT id, name, amount FROM {cat}.{ns}.sparked") == expected
+    assert sorted(duck.execute(f"SELECT id, name, amount FROM mesh.{ns}.sparked").fetchall()) == expected
+
+
+@pytest.mark.spark
+def test_spark_brings_its_own_s3_settings(private_server, spark, moto, s3):
+    """Without --share-storage-keys the client's S3 settings (pyiceberg's names) are what Spark uses."""
+    ns = f"priv_{uuid.uuid4().hex[:8]}"
+    own = {"s3.endpoint": moto, "s3.region": REGION, "s3.access-key-id": KEY_ID, "s3.secret-access-key": SECRET}
+    cat = spark_catalog(spark, private_server, f"s3_private_{private_server.port}", s3=own)
+    spark.sql(f"CREATE NAMESPACE {cat}.{ns}")
+    spark.sql(f"CREATE TABLE {cat}.{ns}.t (id BIGINT, name STRING) USING iceberg")
+    spark.sql(f"INSERT INTO {cat}.{ns}.t VALUES (1, 'alpha'), (2, 'beta')")
+    assert spark_sorted(spark, f"SELECT id, name FROM {cat}.{ns}.t") == [(1, "alpha"), (2, "beta")]
+
+    table = private_server.client().rest_catalog("private-spark", **own).load_table((ns, "t"))
+    assert [(r["id"], r["name"]) for r in sorted_rows(table.scan().to_arrow())] == [(1, "alpha"), (2, "beta")]
+    stored = objects(s3, prefix=key_of(table.location()) + "/")
+    assert all(key_of(task.file.file_path) in stored for task in table.scan().plan_files())

@@ -165,7 +165,10 @@ class Warehouse:
         endpoint without keys makes its reads and writes fail. Without keys, clients bring their own S3 settings."""
         if not all(self.properties.get(key) for key in SHARED_KEYS):
             return {}
-        return {key: self.properties[key] for key in CLIENT_STORAGE_KEYS if key in self.properties}
+        config = {key: self.properties[key] for key in CLIENT_STORAGE_KEYS if key in self.properties}
+        if "s3.region" in config:
+            config["client.region"] = config["s3.region"]  # Iceberg Java's (Spark's) name; pyiceberg's is s3.region
+        return config
 
     def _local_path(self, location: str) -> str:
         parsed = urlparse(location)
