@@ -211,7 +211,7 @@ def test_init_follows_a_reinstalled_runtime_and_names_targets_it_cannot_set_up(t
     import shutil
 
     from icemesh.dbt.project_setup import set_up
-    from icemesh.engines.spark import iceberg_runtime_jar
+    from icemesh.engines.spark import session_jars
     from tests.dbt_helpers import PROJECTS
 
     path = tmp_path / "fulfilment"
@@ -223,7 +223,7 @@ def test_init_follows_a_reinstalled_runtime_and_names_targets_it_cannot_set_up(t
         + "    thrift:\n      type: spark\n      method: thrift\n      host: spark.example.com\n      schema: fulfilment\n")
     report = set_up(str(path))
     text = profiles.read_text()
-    assert f"spark.jars: /opt/jars/x.jar,{iceberg_runtime_jar()}\n" in text  # the old runtime replaced, others kept
+    assert f"spark.jars: /opt/jars/x.jar,{','.join(session_jars())}\n" in text  # the old runtime replaced, others kept
     assert ("target thrift uses method thrift: materialized='iceberg' on Spark needs `method: session`"
             in " ".join(report.notes))
     assert set_up(str(path)).changes == [] and profiles.read_text() == text

@@ -176,13 +176,13 @@ def _plugin(profiles_path: str, profile_name: str, report: SetupReport) -> None:
 
 def spark_parameters() -> dict[str, str]:
     """The Spark settings a dbt-spark session needs for the mesh; credentials stay in the environment
-    (dbt renders `env_var` when it runs), only the runtime jar's path is written as it is now."""
+    (dbt renders `env_var` when it runs), only the jars' paths are written as they are now."""
     from icemesh.engines import spark as spark_engine
 
     uri = "{{ env_var('ICEMESH_CATALOG_URI') }}"
     credential = "{{ env_var('ICEMESH_CLIENT_ID') }}:{{ env_var('ICEMESH_CLIENT_SECRET') }}"
     return {
-        "spark.jars": spark_engine.iceberg_runtime_jar(),
+        "spark.jars": ",".join(spark_engine.session_jars()),
         "spark.sql.extensions": spark_engine.EXTENSIONS,
         **spark_engine.catalog_conf("mesh", uri, credential=credential,
                                     properties={"oauth2-server-uri": uri + "/v1/oauth/tokens"}),
@@ -190,8 +190,10 @@ def spark_parameters() -> dict[str, str]:
 
 
 def _spark_session(target: str, output, report: SetupReport) -> bool:
-    """Add what is missing to a spark output's server_side_parameters; a jar path from an earlier install is
+    """Add what is missing to a spark output's server_side_parameters; jar paths from an earlier install are
     replaced, any other value the project set is kept."""
+    from icemesh.engines import spark as spark_engine
+
     if output.get("method") != "session":
         report.notes.append(f"target {target} uses method {output.get('method')}: materialized='iceberg' on Spark "
                             "needs `method: session` (Spark runs in dbt's process)")
@@ -204,10 +206,9 @@ def _spark_session(target: str, output, report: SetupReport) -> bool:
         current = parameters.get(key)
         if key in ("spark.jars", "spark.sql.extensions") and current:
             entries = [e.strip() for e in str(current).split(",") if e.strip()]
-            kept = [e for e in entries if e == value or not (key == "spark.jars" and _is_runtime_jar(e))]
-            if value not in kept:
-                kept.append(value)
-            value = ",".join(kept)
+            ours = value.split(",")
+            kept = [e for e in entries if e not in ours and not (key == "spark.jars" and spark_engine.is_session_jar(e))]
+            value = ",".join(kept + ours)
             if value == str(current):
                 continue
         elif current is not None:
@@ -218,11 +219,6 @@ def _spark_session(target: str, output, report: SetupReport) -> bool:
         report.changes.append(f"profiles.yml: target {target} gets the Iceberg runtime and the mesh catalog "
                               f"({', '.join(changed)})")
     return bool(changed)
-
-
-def _is_runtime_jar(path: str) -> bool:
-    """An Iceberg Spark runtime jar (from an earlier install, to be replaced by the current one)."""
-    return os.path.basename(path).startswith("iceberg-spark-runtime-")
 
 
 def _shim(project_dir: str, macro_dir: str, report: SetupReport) -> None:

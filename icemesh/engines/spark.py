@@ -49,6 +49,17 @@ def iceberg_runtime_jar() -> str:
     return sorted(jars)[-1]
 
 
+def session_jars() -> list[str]:
+    """What `spark.jars` needs: the Iceberg runtime, and the AWS SDK for S3 warehouses when installed."""
+    return [iceberg_runtime_jar(), *s3_jars()]
+
+
+def is_session_jar(path: str) -> bool:
+    """One of the jars `session_jars` names, possibly from an earlier install (a profile written then)."""
+    name = os.path.basename(path)
+    return name.startswith("iceberg-spark-runtime-") or f"{os.sep}{S3_PACKAGE}{os.sep}" in path
+
+
 def s3_jars() -> list[str]:
     """Paths of the AWS SDK jars for S3 warehouses, or [] when `bodo-iceberg-connector` is not installed
     (then Spark reaches local warehouses only)."""
@@ -123,7 +134,7 @@ def session(uri: str | None, catalog: str = "mesh", credential: str | None = Non
     from pyspark.sql import SparkSession
 
     conf = {
-        "spark.jars": ",".join([iceberg_runtime_jar(), *s3_jars()]),
+        "spark.jars": ",".join(session_jars()),
         "spark.sql.extensions": EXTENSIONS,
         "spark.driver.host": "127.0.0.1",
         "spark.driver.bindAddress": "127.0.0.1",
