@@ -27,7 +27,8 @@ from benchmarks.workload import contention_exact, run_contention  # noqa: E402
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results", "contention.json")
 
 
-def run_backend(backend: str, writers: int, commits: int, workers: int, backoff_ms: float) -> dict:
+def run_backend(backend: str, writers: int, commits: int, workers: int, backoff_ms: float,
+                snapshot_loading: str = "all") -> dict:
     from icemesh.server.process import CatalogProcess
 
     tmp = tempfile.mkdtemp(prefix="icemesh-contention-")
@@ -36,8 +37,10 @@ def run_backend(backend: str, writers: int, commits: int, workers: int, backoff_
                             extra_args=["--workers", str(workers)], log_path=os.path.join(tmp, "server.log"))
     try:
         server.start()
-        result = run_contention(server.uri, server.client().token(), writers, commits, processes=True, backoff_ms=backoff_ms)
-        result.update(backend=backend, server_workers=workers, client_backoff_ms=backoff_ms, exact=contention_exact(result))
+        result = run_contention(server.uri, server.client().token(), writers, commits, processes=True, backoff_ms=backoff_ms,
+                                snapshot_loading=snapshot_loading)
+        result.update(backend=backend, server_workers=workers, client_backoff_ms=backoff_ms,
+                      snapshot_loading=snapshot_loading, exact=contention_exact(result))
         return result
     except Exception:
         print(server.log(), file=sys.stderr)
@@ -55,6 +58,9 @@ def main(argv=None) -> int:
     ap.add_argument("--backends", default="sqlite,postgres")
     ap.add_argument("--workers", type=int, default=1, help="icemesh serve --workers")
     ap.add_argument("--backoff-ms", type=float, default=0.0, help="writers sleep up to this x 2^attempt before a retry")
+    ap.add_argument("--snapshot-loading", choices=("all", "refs"), default="refs",
+                    help="what writers' refreshes load: refs (branch heads only, ?snapshots=refs) or all (the whole "
+                         "history, which grows by one snapshot per commit: slower the longer the run)")
     ap.add_argument("--out", default=RESULTS)
     args = ap.parse_args(argv)
 
@@ -62,7 +68,7 @@ def main(argv=None) -> int:
     for backend in args.backends.split(","):
         print(f"[{backend}] {args.writers} writers x {args.commits} appends on one table ...", flush=True)
         started = time.monotonic()
-        r = run_backend(backend, args.writers, args.commits, args.workers, args.backoff_ms)
+        r = run_backend(backend, args.writers, args.commits, args.workers, args.backoff_ms, args.snapshot_loading)
         print(f"[{backend}] {'EXACT' if r['exact'] else 'WRONG'}: {r['snapshots']} snapshots for {r['expected_commits']} "
               f"commits ({r['acknowledged']} acknowledged, {r['acknowledged_missing']} missing), {r['rows']} rows; "
               f"{r['commits_per_s']} commits/s, {r['retries']} retries (409), errors {len(r['errors'])}, "

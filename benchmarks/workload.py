@@ -30,10 +30,10 @@ ROWS_PER_APPEND = 2
 NO_CLIENT_RETRIES = {"commit.retry.num-retries": "0"}  # every 409 reaches our loop, where it is counted
 
 
-def rest_catalog(uri: str, token: str, name: str = "reliability"):
+def rest_catalog(uri: str, token: str, name: str = "reliability", **properties: str):
     from pyiceberg.catalog.rest import RestCatalog
 
-    return RestCatalog(name, uri=uri, token=token, **{"oauth2-server-uri": f"{uri}/v1/oauth/tokens"})
+    return RestCatalog(name, uri=uri, token=token, **{"oauth2-server-uri": f"{uri}/v1/oauth/tokens"}, **properties)
 
 
 def append_schema():
@@ -59,14 +59,17 @@ def percentile_ms(samples: list[float], p: float) -> float:
 
 
 def contention_writer(uri: str, token: str, ident: str, writer: int, commits: int, start_at: float = 0.0,
-                      backoff_ms: float = 0.0) -> dict[str, Any]:
-    """Append `commits` batches, each retried until it lands; returns what was acknowledged."""
+                      backoff_ms: float = 0.0, snapshot_loading: str = "all") -> dict[str, Any]:
+    """Append `commits` batches, each retried until it lands; returns what was acknowledged. With
+    `snapshot_loading="refs"` a refresh after a 409 fetches only the branch heads (`?snapshots=refs`), not
+    the whole history an append never reads."""
     import logging
 
     from pyiceberg.exceptions import CommitFailedException
 
     logging.getLogger("pyiceberg").setLevel(logging.ERROR)
-    table = rest_catalog(uri, token, f"writer{writer}").load_table(ident)
+    loading = {"snapshot-loading-mode": snapshot_loading}
+    table = rest_catalog(uri, token, f"writer{writer}", **loading).load_table(ident)
     while time.time() < start_at:
         time.sleep(0.005)
     acked, latencies, retries, errors = [], [], 0, []
@@ -84,7 +87,7 @@ def contention_writer(uri: str, token: str, ident: str, writer: int, commits: in
                 table.refresh()
             except Exception as exc:  # anything but a 409 is a failure of the catalog: report it
                 errors.append(f"{type(exc).__name__}: {exc}"[:300])
-                table = rest_catalog(uri, token, f"writer{writer}").load_table(ident)
+                table = rest_catalog(uri, token, f"writer{writer}", **loading).load_table(ident)
                 if len(errors) > 20:
                     return {"writer": writer, "acked": acked, "latencies": latencies, "retries": retries, "errors": errors}
         acked.append(table.metadata.current_snapshot_id)  # the commit response: its current snapshot is ours
@@ -98,7 +101,7 @@ def _writer_star(args):
 
 
 def run_contention(uri: str, token: str, writers: int, commits: int, processes: bool = True,
-                   backoff_ms: float = 0.0) -> dict[str, Any]:
+                   backoff_ms: float = 0.0, snapshot_loading: str = "all") -> dict[str, Any]:
     """`writers` clients x `commits` appends to ONE new table; then check the table holds exactly those."""
     admin = rest_catalog(uri, token)
     ns = f"contention_{uuid.uuid4().hex[:8]}"
@@ -106,7 +109,7 @@ def run_contention(uri: str, token: str, writers: int, commits: int, processes: 
     ident = f"{ns}.target"
     admin.create_table(ident, schema=append_schema(), properties=NO_CLIENT_RETRIES)
     start_at = time.time() + (8.0 if processes else 0.5)  # spawned writers import pyiceberg first
-    jobs = [(uri, token, ident, w, commits, start_at, backoff_ms) for w in range(writers)]
+    jobs = [(uri, token, ident, w, commits, start_at, backoff_ms, snapshot_loading) for w in range(writers)]
     if processes:
         with mp.get_context("spawn").Pool(writers) as pool:
             outs = pool.map(_writer_star, jobs)
