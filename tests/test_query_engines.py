@@ -37,13 +37,8 @@ from icemesh.query.references import Reference, pin_snapshots, product_reference
 M = "/management/v1"
 ENGINES = ["duckdb", "polars", "datafusion", "daft", "chdb"]  # spark: its own (slow) test below
 # Daft 0.7.26 cannot read a Parquet file holding a column that the Iceberg schema it is given lacks, unless that column
-# comes last in the file: its field-id rewrite of the file's metadata breaks and the read fails with "failed to fill
-# whole buffer" (reproduced without icemesh, DuckDB or pytest by tests/repro/daft_dropped_column.py: a pyiceberg table,
-# one append, a dropped middle column). Here the consumer's schema lacks the hidden `email`, which precedes `note` in
-# the files DuckDB wrote after ADD COLUMN. Strict: when Daft is fixed, these pass and the marks must go.
-DAFT_HIDDEN_MIDDLE_COLUMN = pytest.mark.xfail(
-    reason="Daft 0.7.26 fails on files holding a column absent from the table's schema before another column "
-           "(the consumer's hidden email precedes note)", raises=QueryError, strict=True)
+# comes last in the file (tests/repro/daft_dropped_column.py). The consumer's schema lacks the hidden `email`, which
+# precedes `note` in the files DuckDB wrote after ADD COLUMN: the consumer cases below prove the Daft adapter's way round.
 UTC = dt.timezone.utc
 
 ORDERS = Schema(
@@ -248,9 +243,7 @@ def test_references_come_from_the_parser_not_the_text():
         product_references("SELEC * FROM", "duckdb")
 
 
-@pytest.mark.parametrize("engine,who", [
-    pytest.param(e, who, marks=DAFT_HIDDEN_MIDDLE_COLUMN if (e, who) == ("daft", "consumer") else ())
-    for e in ENGINES for who in ("admin", "consumer")])
+@pytest.mark.parametrize("engine,who", [(e, who) for e in ENGINES for who in ("admin", "consumer")])
 def test_every_engine_returns_the_same_rows_in_place(world, engine, who):
     """The query set on each engine, as the admin and as the limited consumer, now and as of earlier snapshots;
     the warehouse's files are byte-for-byte the same afterwards and none were added."""
@@ -274,8 +267,7 @@ def test_every_engine_returns_the_same_rows_in_place(world, engine, who):
     assert after == before
 
 
-@pytest.mark.parametrize("engine", [pytest.param(e, marks=DAFT_HIDDEN_MIDDLE_COLUMN) if e == "daft" else e
-                                    for e in ENGINES])
+@pytest.mark.parametrize("engine", ENGINES)
 def test_hidden_columns_are_absent_on_every_engine(world, engine):
     with _connect(world, "consumer") as mesh, _connect(world, "admin") as admin:
         assert "email" in admin.sql(f"SELECT * FROM {world.ns}.orders", engine=engine).column_names

@@ -7,7 +7,7 @@ product references are rewritten through sqlglot's syntax tree to one-part quote
 
 Daft 0.7.26 fails to read a data file holding a column the table's schema lacks unless it is the file's last column
 ("failed to fill whole buffer"; tests/repro/daft_dropped_column.py): a column hidden from the caller, or dropped,
-gets there. That error is turned into one that says so and names the engines that read such files.
+gets there. Then pyiceberg reads the products (the caller's columns only) and Daft queries them in memory.
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ from __future__ import annotations
 import os
 
 from icemesh.query.engine import Engine
-from icemesh.query.errors import QueryError
 from icemesh.query.references import to_single_names
 
 
@@ -46,7 +45,10 @@ class DaftEngine(Engine):
         except Exception as exc:
             if "failed to fill whole buffer" not in str(exc):
                 raise
-            names = ", ".join(p.name for p in products)
-            raise QueryError(f"daft cannot read {names}: its files hold a column hidden from you or dropped from the "
-                             "table, which Daft 0.7 fails on (\"failed to fill whole buffer\"); use the duckdb, "
-                             "polars, datafusion or chdb engine for this query") from exc
+        # Daft's own reader cannot read these files: pyiceberg reads them (only the caller's columns, at the
+        # same snapshot) and Daft queries the rows in memory. Kept while the product's version is unchanged.
+        for product in products:
+            scan = product.table.scan(selected_fields=tuple(product.columns),
+                                      snapshot_id=product.snapshot_id if product.pinned else None)
+            session.create_temp_table(product.name, daft.from_arrow(scan.to_arrow()))
+        return session.sql(sql).to_arrow()
