@@ -8,6 +8,8 @@ import click
 
 from icemesh.server.settings import DEFAULT_DB, DEFAULT_WAREHOUSE, DEFAULT_WAREHOUSE_NAME, SETTINGS_ENV, ServerSettings, WarehouseSettings
 
+KEEP_ALIVE_S = 75
+
 
 def parse_warehouse(value: str, index: int) -> tuple[str, str]:
     """`NAME=URI` or a bare URI/path (the first bare one is named `default`)."""
@@ -105,7 +107,11 @@ def serve(db, warehouses, host, port, workers, s3_endpoint, s3_region, share_sto
     if generated:
         click.echo(f"  created principal 'admin'; its secret, shown once (also in {admin_secret_file}, mode 600):", err=True)
         click.echo(f"  {generated}", err=True)
-    common = dict(host=host, port=port, access_log=access_log, log_level="info" if access_log else "warning")
+    # Clients keep connections open between calls (pyiceberg, DuckDB, Spark). With uvicorn's 5 s default, a client
+    # that pauses a little longer (a busy writer rebuilding its snapshot) sends its commit just as the server closes
+    # the connection: "connection reset by peer", a failed commit for the client. 75 s, as common proxies use.
+    common = dict(host=host, port=port, access_log=access_log, log_level="info" if access_log else "warning",
+                  timeout_keep_alive=KEEP_ALIVE_S)
     if workers > 1:
         service.store.close()
         uvicorn.run("icemesh.server.app:app_from_env", factory=True, workers=workers, **common)
