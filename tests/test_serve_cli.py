@@ -39,3 +39,18 @@ def test_bad_settings_fail_with_one_line(tmp_path):
         assert result.returncode == 1
         lines = result.stderr.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith("error: ") and expected in lines[0], result.stderr
+
+
+def test_an_idle_client_connection_stays_open_past_a_few_seconds(sqlite_server):
+    """A pooled connection a client left idle a few seconds (a writer rebuilding its snapshot under load) is still
+    open for its next call; closed after 5 s, the client's commit would meet "connection reset by peer"."""
+    import socket
+    import time
+
+    request = f"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1:{sqlite_server.port}\r\n\r\n".encode()
+    with socket.create_connection(("127.0.0.1", sqlite_server.port), timeout=10) as conn:
+        conn.sendall(request)
+        assert conn.recv(65536).startswith(b"HTTP/1.1 200")
+        time.sleep(6.5)
+        conn.sendall(request)
+        assert conn.recv(65536).startswith(b"HTTP/1.1 200")  # b"" if the server had closed it
