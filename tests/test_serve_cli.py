@@ -44,13 +44,19 @@ def test_bad_settings_fail_with_one_line(tmp_path):
 def test_an_idle_client_connection_stays_open_past_a_few_seconds(sqlite_server):
     """A pooled connection a client left idle a few seconds (a writer rebuilding its snapshot under load) is still
     open for its next call; closed after 5 s, the client's commit would meet "connection reset by peer"."""
-    import socket
+    import http.client
     import time
 
-    request = f"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1:{sqlite_server.port}\r\n\r\n".encode()
-    with socket.create_connection(("127.0.0.1", sqlite_server.port), timeout=10) as conn:
-        conn.sendall(request)
-        assert conn.recv(65536).startswith(b"HTTP/1.1 200")
+    conn = http.client.HTTPConnection("127.0.0.1", sqlite_server.port, timeout=10)
+    try:
+        conn.request("GET", "/healthz")
+        first = conn.getresponse()
+        assert first.status == 200 and first.read()
+        local_port = conn.sock.getsockname()[1]
         time.sleep(6.5)
-        conn.sendall(request)
-        assert conn.recv(65536).startswith(b"HTTP/1.1 200")  # b"" if the server had closed it
+        conn.request("GET", "/healthz")  # on the same socket: http.client reconnects only once it saw it closed
+        second = conn.getresponse()  # RemoteDisconnected if the server had closed it
+        assert second.status == 200 and second.read()
+        assert conn.sock.getsockname()[1] == local_port
+    finally:
+        conn.close()
