@@ -37,8 +37,14 @@ def run_backend(backend: str, writers: int, commits: int, workers: int, backoff_
                             extra_args=["--workers", str(workers)], log_path=os.path.join(tmp, "server.log"))
     try:
         server.start()
+        started = time.monotonic()
+
+        def progress(landed: int, expected: int) -> None:
+            print(f"[{backend}] {time.monotonic() - started:5.0f} s: {landed:,}/{expected:,} commits landed",
+                  file=sys.stderr, flush=True)
+
         result = run_contention(server.uri, server.client().token(), writers, commits, processes=True, backoff_ms=backoff_ms,
-                                snapshot_loading=snapshot_loading)
+                                snapshot_loading=snapshot_loading, progress=progress)
         result.update(backend=backend, server_workers=workers, client_backoff_ms=backoff_ms,
                       snapshot_loading=snapshot_loading, exact=contention_exact(result))
         return result
@@ -57,7 +63,7 @@ def main(argv=None) -> int:
     ap.add_argument("--commits", type=int, default=100, help="appends per writer")
     ap.add_argument("--backends", default="sqlite,postgres")
     ap.add_argument("--workers", type=int, default=1, help="icemesh serve --workers")
-    ap.add_argument("--backoff-ms", type=float, default=0.0, help="writers sleep up to this x 2^attempt before a retry")
+    ap.add_argument("--backoff-ms", type=float, default=25.0, help="writers sleep up to this x 2^attempt before a retry")
     ap.add_argument("--snapshot-loading", choices=("all", "refs"), default="refs",
                     help="what writers' refreshes load: refs (branch heads only, ?snapshots=refs) or all (the whole "
                          "history, which grows by one snapshot per commit: slower the longer the run)")

@@ -101,8 +101,11 @@ def _writer_star(args):
 
 
 def run_contention(uri: str, token: str, writers: int, commits: int, processes: bool = True,
-                   backoff_ms: float = 0.0, snapshot_loading: str = "all") -> dict[str, Any]:
-    """`writers` clients x `commits` appends to ONE new table; then check the table holds exactly those."""
+                   backoff_ms: float = 0.0, snapshot_loading: str = "all", progress=None,
+                   progress_s: float = 30.0) -> dict[str, Any]:
+    """`writers` clients x `commits` appends to ONE new table; then check the table holds exactly those.
+    `progress(landed, expected)` is called every `progress_s` while writer processes run (a run can take
+    half an hour)."""
     admin = rest_catalog(uri, token)
     ns = f"contention_{uuid.uuid4().hex[:8]}"
     admin.create_namespace(ns)
@@ -112,7 +115,12 @@ def run_contention(uri: str, token: str, writers: int, commits: int, processes: 
     jobs = [(uri, token, ident, w, commits, start_at, backoff_ms, snapshot_loading) for w in range(writers)]
     if processes:
         with mp.get_context("spawn").Pool(writers) as pool:
-            outs = pool.map(_writer_star, jobs)
+            pending = pool.map_async(_writer_star, jobs)
+            while not pending.ready():
+                pending.wait(progress_s)
+                if progress and not pending.ready():
+                    progress(landed_commits(admin, ident), writers * commits)
+            outs = pending.get()
     else:
         from concurrent.futures import ThreadPoolExecutor
 
@@ -121,6 +129,13 @@ def run_contention(uri: str, token: str, writers: int, commits: int, processes: 
     elapsed = max(o.get("finished", time.time()) for o in outs) - start_at
     return {"table": ident, "writers": writers, "commits_per_writer": commits, "duration_s": round(elapsed, 2),
             **check_appends(admin, ident, outs, writers, commits, elapsed)}
+
+
+def landed_commits(admin, ident: str) -> int:
+    """How many appends the table holds now, from its current snapshot's summary (no scan)."""
+    snapshot = admin.load_table(ident).current_snapshot()
+    total = int(snapshot.summary.get("total-records", 0)) if snapshot and snapshot.summary else 0
+    return total // ROWS_PER_APPEND
 
 
 def check_appends(admin, ident: str, outs: list[dict], writers: int, commits: int, elapsed: float) -> dict[str, Any]:
