@@ -55,7 +55,9 @@ class CatalogClient:
                    client_id=overrides.get("client_id") or env.get("ICEMESH_CLIENT_ID"),
                    client_secret=overrides.get("client_secret") or env.get("ICEMESH_CLIENT_SECRET"),
                    column_limits=bool(overrides.get("column_limits")),
-                   warehouse=overrides.get("warehouse") or env.get("ICEMESH_CATALOG_WAREHOUSE"))
+                   # "" names the default warehouse (a dev target's upstream: production), None defers to the env
+                   warehouse=env.get("ICEMESH_CATALOG_WAREHOUSE") if overrides.get("warehouse") is None
+                   else overrides["warehouse"])
 
     @property
     def token_endpoint(self) -> str:

@@ -109,3 +109,40 @@ def test_products_are_listed_per_warehouse(envs):
     done = subprocess.run([f"{BIN}/icemesh", "products", "list", "--warehouse", "nowhere"], env=env,
                           capture_output=True, text=True, timeout=60)
     assert done.returncode != 0 and "Unknown warehouse 'nowhere'" in done.stderr
+
+
+@pytest.fixture(scope="module")
+def spark_envs(tmp_path_factory):
+    """sales (dbt-duckdb) publishes to production; fulfilment (dbt-spark) runs as a dev target into sandbox."""
+    home = tmp_path_factory.mktemp("spark-envs")
+    server = start_catalog(tmp_path_factory, None, "dbt-spark-envs",
+                           warehouse=[f"main={home / 'main'}", f"sandbox={home / 'sandbox'}"])
+    admin = server.client()
+    admin.request("POST", f"{M}/tags", json={"key": "domain", "values": ["sales", "fulfilment"]})
+    admin.request("POST", f"{M}/tags", json={"key": "sensitivity", "values": ["public", "internal", "confidential"]})
+    secrets = {}
+    for name in ("sales", "fulfilment"):
+        secrets[name] = admin.request("POST", f"{M}/principals", json={"name": f"svc_{name}"})["client_secret"]
+        admin.request("POST", f"{M}/grants", json={"permissions": "CREATE_TABLE", "principal": f"svc_{name}", "catalog": True})
+    admin.request("POST", f"{M}/grants", json={"permissions": "DESCRIBE,SELECT", "principal": "svc_fulfilment",
+                                               "tags": ["domain=sales"]})
+    sales = dbt_project("sales", home, server, "svc_sales", secrets["sales"])
+    sales("run", "--select", "+orders")
+    fulfilment = dbt_project("fulfilment", home, server, "svc_fulfilment", secrets["fulfilment"])
+    yield server, fulfilment
+    server.stop()
+
+
+@pytest.mark.spark
+def test_a_spark_dev_target_publishes_to_its_warehouse_and_reads_production(spark_envs):
+    """The same settings on dbt-spark, through the environment: `icemesh dbt init` declared `mesh` (the target's
+    warehouse) and `mesh_upstream` (where refs read) in the profile."""
+    server, fulfilment = spark_envs
+    fulfilment.env["ICEMESH_CATALOG_WAREHOUSE"] = "sandbox"
+    fulfilment("run", "--select", "orders")
+    published = rows(catalog(server, "sandbox").load_table("fulfilment.orders"), "order_id")
+    assert published == rows(catalog(server, "main").load_table("sales.orders"), "order_id") and len(published) == 5
+    with pytest.raises(NoSuchTableError):  # production was not touched by a dev run
+        catalog(server, "main").load_table("fulfilment.orders")
+    manifest = json.loads((fulfilment.path / "target" / "manifest.json").read_text())
+    assert manifest["nodes"]["model.sales.orders"]["relation_name"] == "`mesh_upstream`.`sales`.`orders`"

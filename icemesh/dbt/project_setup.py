@@ -181,11 +181,18 @@ def spark_parameters() -> dict[str, str]:
 
     uri = "{{ env_var('ICEMESH_CATALOG_URI') }}"
     credential = "{{ env_var('ICEMESH_CLIENT_ID') }}:{{ env_var('ICEMESH_CLIENT_SECRET') }}"
+    properties = {"oauth2-server-uri": uri + "/v1/oauth/tokens"}
+    # Environments: `mesh` is the warehouse the target publishes to, `mesh_upstream` the one its refs read when
+    # that differs (refs name it then); empty is the server's default warehouse, production.
+    warehouses = {"mesh": "ICEMESH_CATALOG_WAREHOUSE", "mesh_upstream": "ICEMESH_UPSTREAM_WAREHOUSE"}
+    catalogs = {}
+    for name, variable in warehouses.items():
+        catalogs.update(spark_engine.catalog_conf(name, uri, credential=credential, properties={
+            **properties, "warehouse": f"{{{{ env_var('{variable}', '') }}}}"}))
     return {
         "spark.jars": ",".join(spark_engine.session_jars()),
         "spark.sql.extensions": spark_engine.EXTENSIONS,
-        **spark_engine.catalog_conf("mesh", uri, credential=credential,
-                                    properties={"oauth2-server-uri": uri + "/v1/oauth/tokens"}),
+        **catalogs,
     }
 
 
