@@ -3,6 +3,7 @@ default), or another warehouse's, by configuration (the dbt-duckdb plugin's `war
 
 One catalog with two warehouses, `main` (the default: production) and `sandbox`. inventory publishes 4 items
 to main and, from its sandbox target, 2 items to sandbox; orders refs inventory.items from its sandbox target.
+On dbt-spark (ICEMESH_CATALOG_WAREHOUSE), fulfilment republishes sales.orders from production into sandbox.
 """
 
 from __future__ import annotations
@@ -35,20 +36,28 @@ def add_target(dbt, name: str, **plugin_config: str) -> None:
     path.write_text(yaml.safe_dump(profile))
 
 
-@pytest.fixture(scope="module")
-def envs(tmp_path_factory):
-    home = tmp_path_factory.mktemp("envs")
-    server = start_catalog(tmp_path_factory, None, "dbt-envs",
+def two_warehouses(tmp_path_factory, label: str, producer: str, consumer: str, *read_tags: str):
+    """A catalog with warehouses `main` (the default: production) and `sandbox`; one principal per project, each
+    allowed to create its namespace; the consumer may read what matches `read_tags`. Returns (server, home, secrets)."""
+    home = tmp_path_factory.mktemp(label)
+    server = start_catalog(tmp_path_factory, None, label,
                            warehouse=[f"main={home / 'main'}", f"sandbox={home / 'sandbox'}"])
     admin = server.client()
-    admin.request("POST", f"{M}/tags", json={"key": "domain", "values": ["inventory", "orders"]})
+    admin.request("POST", f"{M}/tags", json={"key": "domain", "values": [producer, consumer]})
     admin.request("POST", f"{M}/tags", json={"key": "sensitivity", "values": ["public", "internal", "confidential"]})
     secrets = {}
-    for name in ("inventory", "orders"):
+    for name in (producer, consumer):
         secrets[name] = admin.request("POST", f"{M}/principals", json={"name": f"svc_{name}"})["client_secret"]
         admin.request("POST", f"{M}/grants", json={"permissions": "CREATE_TABLE", "principal": f"svc_{name}", "catalog": True})
-    admin.request("POST", f"{M}/grants", json={"permissions": "DESCRIBE,SELECT", "principal": "svc_orders",
-                                               "tags": ["domain=inventory", "sensitivity=public,internal"]})
+    admin.request("POST", f"{M}/grants", json={"permissions": "DESCRIBE,SELECT", "principal": f"svc_{consumer}",
+                                               "tags": list(read_tags)})
+    return server, home, secrets
+
+
+@pytest.fixture(scope="module")
+def envs(tmp_path_factory):
+    server, home, secrets = two_warehouses(tmp_path_factory, "dbt-envs", "inventory", "orders",
+                                           "domain=inventory", "sensitivity=public,internal")
     projects = {name: dbt_project(f"mesh/{name}", home, server, f"svc_{name}", secrets[name])
                 for name in ("inventory", "orders")}
     for dbt in projects.values():
@@ -114,18 +123,7 @@ def test_products_are_listed_per_warehouse(envs):
 @pytest.fixture(scope="module")
 def spark_envs(tmp_path_factory):
     """sales (dbt-duckdb) publishes to production; fulfilment (dbt-spark) runs as a dev target into sandbox."""
-    home = tmp_path_factory.mktemp("spark-envs")
-    server = start_catalog(tmp_path_factory, None, "dbt-spark-envs",
-                           warehouse=[f"main={home / 'main'}", f"sandbox={home / 'sandbox'}"])
-    admin = server.client()
-    admin.request("POST", f"{M}/tags", json={"key": "domain", "values": ["sales", "fulfilment"]})
-    admin.request("POST", f"{M}/tags", json={"key": "sensitivity", "values": ["public", "internal", "confidential"]})
-    secrets = {}
-    for name in ("sales", "fulfilment"):
-        secrets[name] = admin.request("POST", f"{M}/principals", json={"name": f"svc_{name}"})["client_secret"]
-        admin.request("POST", f"{M}/grants", json={"permissions": "CREATE_TABLE", "principal": f"svc_{name}", "catalog": True})
-    admin.request("POST", f"{M}/grants", json={"permissions": "DESCRIBE,SELECT", "principal": "svc_fulfilment",
-                                               "tags": ["domain=sales"]})
+    server, home, secrets = two_warehouses(tmp_path_factory, "dbt-spark-envs", "sales", "fulfilment", "domain=sales")
     sales = dbt_project("sales", home, server, "svc_sales", secrets["sales"])
     sales("run", "--select", "+orders")
     fulfilment = dbt_project("fulfilment", home, server, "svc_fulfilment", secrets["fulfilment"])
