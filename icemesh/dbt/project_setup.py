@@ -177,14 +177,17 @@ def _plugin(profiles_path: str, profile_name: str, report: SetupReport) -> None:
 def spark_parameters() -> dict[str, str]:
     """The Spark settings a dbt-spark session needs for the mesh; credentials stay in the environment
     (dbt renders `env_var` when it runs), only the jars' paths are written as they are now."""
+    from icemesh.dbt.target import UPSTREAM_WAREHOUSE_ENV, WAREHOUSE_ENV, TargetCatalog
     from icemesh.engines import spark as spark_engine
 
     uri = "{{ env_var('ICEMESH_CATALOG_URI') }}"
     credential = "{{ env_var('ICEMESH_CLIENT_ID') }}:{{ env_var('ICEMESH_CLIENT_SECRET') }}"
     properties = {"oauth2-server-uri": uri + "/v1/oauth/tokens"}
     # Environments: `mesh` is the warehouse the target publishes to, `mesh_upstream` the one its refs read when
-    # that differs (refs name it then); empty is the server's default warehouse, production.
-    warehouses = {"mesh": "ICEMESH_CATALOG_WAREHOUSE", "mesh_upstream": "ICEMESH_UPSTREAM_WAREHOUSE"}
+    # that differs (refs name it then); empty is the server's default warehouse, production. The names are
+    # the ones the resolver gives refs.
+    names = TargetCatalog()
+    warehouses = {names.alias: WAREHOUSE_ENV, names.upstream_alias: UPSTREAM_WAREHOUSE_ENV}
     catalogs = {}
     for name, variable in warehouses.items():
         catalogs.update(spark_engine.catalog_conf(name, uri, credential=credential, properties={

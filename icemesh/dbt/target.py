@@ -18,6 +18,8 @@ from icemesh.client import CatalogClient
 
 PLUGIN_MODULE = "icemesh.dbt.duckdb"
 DEFAULT_ALIAS = os.environ.get("ICEMESH_DBT_CATALOG", "mesh")
+WAREHOUSE_ENV = "ICEMESH_CATALOG_WAREHOUSE"
+UPSTREAM_WAREHOUSE_ENV = "ICEMESH_UPSTREAM_WAREHOUSE"
 
 
 @dataclass(frozen=True)
@@ -36,8 +38,8 @@ class TargetCatalog:
         config, env = config or {}, os.environ
         return cls(uri=config.get("uri"), client_id=config.get("client_id"), client_secret=config.get("client_secret"),
                    token=config.get("token"),
-                   warehouse=str(config.get("warehouse") or env.get("ICEMESH_CATALOG_WAREHOUSE") or ""),
-                   upstream_warehouse=str(config.get("upstream_warehouse") or env.get("ICEMESH_UPSTREAM_WAREHOUSE") or ""),
+                   warehouse=str(config.get("warehouse") or env.get(WAREHOUSE_ENV) or ""),
+                   upstream_warehouse=str(config.get("upstream_warehouse") or env.get(UPSTREAM_WAREHOUSE_ENV) or ""),
                    alias=str(config.get("catalog") or DEFAULT_ALIAS))
 
     def client(self, upstream: bool = False) -> CatalogClient:
