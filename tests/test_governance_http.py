@@ -205,17 +205,25 @@ def test_listings_duckdb(mesh):
 
 
 def test_missing_and_invisible_tables_look_the_same(mesh):
-    """A 404 would tell a caller who could never see the table that the name is free: it gets 403 either way."""
-    for who, table in [("outsider", "orders"), ("outsider", "no_such_table"), ("consumer", "drafts")]:
-        with pytest.raises(ForbiddenError):
+    """A table the caller may not see answers exactly as one that does not exist: a 404 that names only
+    tables it may see."""
+    answers = {}
+    for who, table in [("outsider", "orders"), ("outsider", "no_such_table"), ("consumer", "drafts"),
+                       ("consumer", "no_such_table"), ("producer", "no_such_table")]:
+        response = mesh.raw_load(mesh.client(who).token(), table)
+        assert response.status_code == 404, (who, table)
+        answers[(who, table)] = response.json()["error"]
+        assert answers[(who, table)]["type"] == "NoSuchTableException"
+        assert answers[(who, table)]["message"] == f"no table {mesh.ns}.{table} you may see"
+        with pytest.raises(NoSuchTableError):
             mesh.rest(who).load_table(f"{mesh.ns}.{table}")
     mesh.denied("outsider", "SELECT", f"table {mesh.ns}.orders")
     mesh.denied("consumer", "SELECT", f"table {mesh.ns}.drafts")
-    # Whoever would see a table of that name (the consumer, through the namespace's tags) or may create
-    # it (the owner) is told the truth.
-    for who in ("consumer", "producer"):
-        with pytest.raises(NoSuchTableError):
-            mesh.rest(who).load_table(f"{mesh.ns}.no_such_table")
+    # A near miss among the tables the caller may see is suggested; an invisible one never is.
+    with pytest.raises(NoSuchTableError, match=f"no table {mesh.ns}.ordrs you may see; did you mean {mesh.ns}.orders"):
+        mesh.rest("consumer").load_table(f"{mesh.ns}.ordrs")
+    with pytest.raises(NoSuchTableError, match=f"no table {mesh.ns}.draft you may see$"):
+        mesh.rest("consumer").load_table(f"{mesh.ns}.draft")
 
 
 # -- loads --------------------------------------------------------------------------------------------------
@@ -231,23 +239,29 @@ def test_consumer_reads_a_fully_visible_table(mesh):
         con.close()
 
 
-def test_outsider_load_is_403_naming_select(mesh):
-    with pytest.raises(ForbiddenError, match=f"{mesh.outsider} lacks SELECT on table {mesh.ns}.orders"):
-        mesh.rest("outsider").load_table(f"{mesh.ns}.orders")
-    mesh.denied("outsider", "SELECT", f"table {mesh.ns}.orders")
-
-    response = mesh.raw_load(mesh.client("outsider").token(), "orders")
-    assert response.status_code == 403
-    error = response.json()["error"]
-    assert error["type"] == "ForbiddenException" and error["code"] == 403
-    assert "SELECT" in error["message"]
-
-    con = mesh.duck("outsider")
+def test_describe_only_load_is_403_naming_select(mesh):
+    """A caller that may see a table but not read it is told which grant is missing."""
+    granted = _manage(mesh.admin, "POST", "/grants", json={"permissions": "DESCRIBE", "principal": mesh.outsider,
+                                                           "table": f"{mesh.ns}.orders"})
     try:
-        with pytest.raises(duckdb.Error, match="SELECT"):
-            con.execute(f"SELECT * FROM mesh.{mesh.ns}.orders").fetchall()
+        with pytest.raises(ForbiddenError, match=f"{mesh.outsider} lacks SELECT on table {mesh.ns}.orders"):
+            mesh.rest("outsider").load_table(f"{mesh.ns}.orders")
+        mesh.denied("outsider", "SELECT", f"table {mesh.ns}.orders")
+        response = mesh.raw_load(mesh.client("outsider").token(), "orders")
+        assert response.status_code == 403
+        error = response.json()["error"]
+        assert error["type"] == "ForbiddenException" and error["code"] == 403
+        assert "SELECT" in error["message"]
+        con = mesh.duck("outsider")
+        try:
+            with pytest.raises(duckdb.Error, match="SELECT"):
+                con.execute(f"SELECT * FROM mesh.{mesh.ns}.orders").fetchall()
+        finally:
+            con.close()
     finally:
-        con.close()
+        _manage(mesh.admin, "POST", "/grants/revoke", json={"permissions": "DESCRIBE", "id": granted["id"]})
+    with pytest.raises(NoSuchTableError):  # the grant is gone: the table is invisible again
+        mesh.rest("outsider").load_table(f"{mesh.ns}.orders")
 
 
 def test_producer_reads_everything_it_owns(mesh):
@@ -273,7 +287,7 @@ def test_consumer_pyiceberg_writes_are_refused_and_change_nothing(mesh):
     with pytest.raises(ForbiddenError, match=f"lacks INSERT on table {mesh.ns}.orders"):
         table.append(pa.Table.from_pylist([{"id": 3, "amount": 1.0}], schema=ORDERS))
     mesh.denied("consumer", "INSERT", f"table {mesh.ns}.orders")
-    with pytest.raises(ForbiddenError, match="lacks DELETE"):
+    with pytest.raises(ForbiddenError, match="lacks INSERT and DELETE"):  # copy-on-write: a file rewritten
         table.delete("id = 1")
     mesh.denied("consumer", "DELETE", f"table {mesh.ns}.orders")
     with pytest.raises(ForbiddenError, match="lacks ALTER"):
@@ -342,7 +356,7 @@ def test_grants_and_revokes_take_effect_at_once(mesh):
         assert _sorted_rows(consumer.load_table(f"{mesh.ns}.drafts")) == [{"id": 1}]
     finally:
         _manage(mesh.admin, "POST", "/grants/revoke", json={"permissions": "SELECT", "id": granted["id"]})
-    with pytest.raises(ForbiddenError, match="lacks SELECT"):
+    with pytest.raises(NoSuchTableError):  # no longer visible at all
         consumer.load_table(f"{mesh.ns}.drafts")
 
 
@@ -574,7 +588,7 @@ def test_owners_tag_their_own_products_but_never_override_governance(mesh):
 
 def test_audit_records_every_denial(mesh):
     # Provoke a fresh set here too, so this test stands on its own.
-    with pytest.raises(ForbiddenError):
+    with pytest.raises(NoSuchTableError):
         mesh.rest("outsider").load_table(f"{mesh.ns}.events")
     mesh.denied("outsider", "SELECT", f"table {mesh.ns}.events")
     with pytest.raises(ForbiddenError):

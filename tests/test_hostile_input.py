@@ -108,7 +108,7 @@ def test_escaping_locations_are_refused(http, ns, table, tmp_path):
                     [{"action": "set-statistics", "snapshot-id": 42, "statistics": statistics}],
                     [{"action": "set-properties", "updates": {"write.metadata.path": f"file://{root}/%2e%2e/m"}}]):
         error = refused(http.post(f"/namespaces/{ns}/tables/t", json={"updates": updates}))
-        assert "outside the warehouse" in error["message"], updates
+        assert "lies outside the table's location" in error["message"], updates
     assert table() == before
 
 

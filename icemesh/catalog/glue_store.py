@@ -26,6 +26,7 @@ from pyiceberg.catalog.glue import _construct_database_input, _construct_rename_
 
 from icemesh.catalog.aws import AwsError, AwsSettings, describe, error_code
 from icemesh.catalog.identifiers import Namespace, TableIdent
+from icemesh.catalog.locations import overlaps, refuse_overlap
 from icemesh.catalog.store import (CatalogStore, PointerChange, PointerConflict, TableRecord, bump_policy_version,
                                    create_by_swap)
 from icemesh.errors import AlreadyExists, BadRequest, CommitStateUnknown, NamespaceNotEmpty, NoSuchNamespace, NoSuchTable
@@ -263,7 +264,7 @@ class GlueCatalogStore:
         self.glue.update_database(database["Name"], props, database.get("Parameters", {}).get(OWNER_PARAMETER))
         return list(updates), removed, missing
 
-    def drop_namespace(self, warehouse: str, ns: Namespace) -> None:
+    def drop_namespace(self, warehouse: str, ns: Namespace, also: Callable[[Any], None] | None = None) -> None:
         name = database_name(ns)
         if self.glue.database(name) is None:
             raise NoSuchNamespace(f"Namespace does not exist: {ns}")
@@ -276,6 +277,8 @@ class GlueCatalogStore:
             if exc.code == "EntityNotFoundException":
                 raise NoSuchNamespace(f"Namespace does not exist: {ns}") from None
             raise exc.as_icemesh() from None
+        if also is not None:
+            also(None)
         self._owners_changed()
 
     # -- tables ------------------------------------------------------------------------------------
@@ -305,11 +308,45 @@ class GlueCatalogStore:
     def table_location_in_use(self, warehouse: str, location: str) -> bool:
         return any(t.get("StorageDescriptor", {}).get("Location") == location for _db, t in self.glue.iceberg_tables())
 
+    def tables_overlapping(self, location: str) -> list[tuple[str, TableIdent, str]]:
+        found = []
+        for db, table in self.glue.iceberg_tables():
+            other = table.get("StorageDescriptor", {}).get("Location") or ""
+            if other and overlaps(other, location):
+                found.append(("", TableIdent(Namespace((db["Name"],)), table["Name"]), other))
+        return found
+
     def owners(self, warehouse: str) -> dict[NamespaceRef | TableRef, str]:
         return self.glue.owners()
 
+    def reassign_owner(self, conn, old: str, new: str) -> None:
+        """Owners live in Glue parameters: databases and tables `old` owned become `new`'s."""
+        for database in self.glue.databases():
+            if (database.get("Parameters") or {}).get(OWNER_PARAMETER) == old:
+                self.glue.set_database_owner(database["Name"], new)
+        for database, table in self.glue.iceberg_tables():
+            if (table.get("Parameters") or {}).get(OWNER_PARAMETER) == old:
+                table_input = _construct_rename_table_input(table["Name"], table)
+                table_input.setdefault("Parameters", {})[OWNER_PARAMETER] = new
+                self.glue.call("update_table", DatabaseName=database["Name"], TableInput=table_input,
+                               VersionId=table["VersionId"])
+        self._owners_changed()
+
+    # Locations of tables dropped without purge are icemesh's own bookkeeping: the local database keeps them.
+    def retire_location(self, warehouse: str, ident: TableIdent, location: str) -> None:
+        self.local.retire_location(warehouse, ident, location)
+
+    def retired_locations_overlapping(self, location: str) -> list[str]:
+        return self.local.retired_locations_overlapping(location)
+
+    def release_location(self, location: str) -> None:
+        self.local.release_location(location)
+
     def swap_pointers(self, warehouse: str, changes: list[PointerChange]) -> None:
         """Apply each change with Glue's optimistic concurrency; on a conflict put back what was applied."""
+        for ch in changes:  # Glue has no transaction: checked just before (a race between two creates is possible)
+            if ch.claims_location and any(other != ch.ident for _wh, other, _l in self.tables_overlapping(ch.location)):
+                raise refuse_overlap(ch.location)
         applied: list[tuple[PointerChange, dict | None]] = []
         try:
             for ch in changes:
@@ -320,6 +357,9 @@ class GlueCatalogStore:
         except (_GlueCallError, AwsError) as exc:
             self._put_back(applied)
             raise CommitStateUnknown(f"Glue failed during commit ({exc}); reload the table before retrying") from None
+        for ch in changes:
+            if ch.also is not None:
+                ch.also(None)  # no transaction in Glue: governance follows right after the pointer
         if any(ch.expected is None for ch in changes):
             self._owners_changed()
 
@@ -386,7 +426,7 @@ class GlueCatalogStore:
                      owner: str | None = None, metadata: Any = None) -> None:
         create_by_swap(self, warehouse, ident, metadata_location, location, owner, metadata)
 
-    def drop_table(self, warehouse: str, ident: TableIdent) -> TableRecord:
+    def drop_table(self, warehouse: str, ident: TableIdent, also: Callable[[Any], None] | None = None) -> TableRecord:
         record = self.get_table(warehouse, ident)
         if record is None:
             raise NoSuchTable(f"Table does not exist: {ident}")
@@ -396,6 +436,8 @@ class GlueCatalogStore:
             if exc.code == "EntityNotFoundException":
                 raise NoSuchTable(f"Table does not exist: {ident}") from None
             raise exc.as_icemesh() from None
+        if also is not None:
+            also(None)
         self._owners_changed()
         return record
 

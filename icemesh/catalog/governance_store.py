@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from contextlib import contextmanager
 import logging
 import os
 import threading
@@ -43,6 +44,7 @@ from icemesh.governance.tags import TagExpression, TagKey
 from icemesh.security import secrets
 
 log = logging.getLogger("icemesh.governance")
+ADMIN_PRINCIPAL = "admin"  # created at first start; takes over what a deleted principal owned
 
 principals_t = Table(
     "icemesh_principals", schema,
@@ -73,15 +75,23 @@ tag_keys_t = Table(
 tag_assignments_t = Table(
     "icemesh_tag_assignments", schema,
     Column("id", Integer, primary_key=True, autoincrement=True),
+    # Where it applies: '' = in every warehouse (governance's namespace and table tags); a warehouse name =
+    # there only (an owner's tags apply where it owns the resource; column tags bind to that table's field ids).
+    Column("warehouse", String(255), nullable=False, default=""),
     Column("namespace", String(4200), nullable=False),
     Column("table_name", String(255), nullable=False, default=""),
     Column("column_name", String(255), nullable=False, default=""),
+    # The Iceberg field id the column tag protects: renames follow it, a dropped column's tags go with it.
+    # NULL until the next commit binds it (tags from an older catalog, still matched by name).
+    Column("field_id", Integer, nullable=True),
     Column("key", String(128), nullable=False),
     Column("value", String(128), nullable=False),
     # Who set it when not an admin (a product's owner tagging its own product); NULL = set by governance,
     # which only an admin may change.
     Column("assigned_by", String(255), nullable=True),
-    UniqueConstraint("namespace", "table_name", "column_name", "key", name="uq_icemesh_tag_per_resource"),
+    # Declared in the table's own `icemesh.tags` property (kept equal to it at every commit), not assigned by hand.
+    Column("declared", Boolean, nullable=False, default=False),
+    UniqueConstraint("warehouse", "namespace", "table_name", "column_name", "key", name="uq_icemesh_tag_assignment"),
 )
 grants_t = Table(
     "icemesh_grants", schema,
@@ -145,8 +155,8 @@ class GovernanceStore:
         self.audit_flush_s = audit_flush_s if audit_flush_s is not None else \
             float(os.environ.get("ICEMESH_AUDIT_FLUSH_SECONDS", "0.2"))
         self.engine = catalog.engine
+        self._migrate_tag_assignments()
         schema.create_all(self.engine)
-        self._add_missing_columns()
         self._audit_buffer: list[dict[str, Any]] = []
         self._audit_lock = threading.Lock()
         self._audit_wakeup = threading.Event()
@@ -156,6 +166,15 @@ class GovernanceStore:
 
     def _write(self):
         return self.catalog._write()
+
+    @contextmanager
+    def _in(self, conn):
+        """The caller's transaction when it has one (the catalog's pointer swap), else a new one."""
+        if conn is not None:
+            yield conn
+            return
+        with self._write() as own, own.begin():
+            yield own
 
     @staticmethod
     def _bump(conn) -> None:
@@ -208,13 +227,20 @@ class GovernanceStore:
         return [PrincipalRecord(r.name, tuple(json.loads(r.roles)), r.created_at) for r in rows]
 
     def delete_principal(self, name: str) -> None:
+        """Its tokens, grants and ownership end with it: what it owned becomes the admin's, so a new principal
+        of the same name inherits nothing."""
         with self._write() as conn, conn.begin():
             result = conn.execute(delete(principals_t).where(principals_t.c.name == name))
             if result.rowcount != 1:
                 raise NotFound(f"Principal {name} does not exist")
-            conn.execute(delete(tokens_t).where(tokens_t.c.principal == name))
-            conn.execute(delete(grants_t).where(grants_t.c.grantee_kind == PRINCIPAL, grants_t.c.grantee == name))
+            self._forget_principal(conn, name)
             self._bump(conn)
+
+    def _forget_principal(self, conn, name: str) -> None:
+        conn.execute(delete(tokens_t).where(tokens_t.c.principal == name))
+        conn.execute(delete(grants_t).where(grants_t.c.grantee_kind == PRINCIPAL, grants_t.c.grantee == name))
+        conn.execute(update(tag_assignments_t).where(tag_assignments_t.c.assigned_by == name).values(assigned_by=None))
+        self.catalog.reassign_owner(conn, name, ADMIN_PRINCIPAL)
 
     def create_role(self, name: str) -> None:
         try:
@@ -297,42 +323,192 @@ class GovernanceStore:
             rows = conn.execute(select(tag_keys_t).order_by(tag_keys_t.c.key)).all()
         return {r.key: TagKey(r.key, tuple(json.loads(r.allowed_values))) for r in rows}
 
-    def _add_missing_columns(self) -> None:
-        """Catalogs created by an earlier icemesh lack `assigned_by`: add it (a fixed name, no user input)."""
+    def _migrate_tag_assignments(self) -> None:
+        """Catalogs created by an earlier icemesh keep tag assignments without a warehouse or field id: move them
+        to the current table (fixed names only, no user input). Column tags and owners' tags applied in every
+        warehouse then: they are copied to each known warehouse; field ids are bound at the next commit."""
         from sqlalchemy import inspect, text
 
-        columns = {c["name"] for c in inspect(self.engine).get_columns(tag_assignments_t.name)}
-        if "assigned_by" not in columns:
-            with self._write() as conn, conn.begin():
-                conn.execute(text("ALTER TABLE icemesh_tag_assignments ADD COLUMN assigned_by VARCHAR(255)"))
-
-    def assign_tag(self, ns: NamespaceRef, table: str, column: str, key: str, value: str,
-                   assigned_by: str | None = None) -> None:
-        """Set `key=value` on a namespace, table ('' column) or column; replaces an earlier value of the key.
-        `assigned_by` names a non-admin assigner (None: governance)."""
-        where = (tag_assignments_t.c.namespace == _ns_key(ns), tag_assignments_t.c.table_name == table,
-                 tag_assignments_t.c.column_name == column, tag_assignments_t.c.key == key)
+        inspector = inspect(self.engine)
+        if tag_assignments_t.name not in inspector.get_table_names():
+            return
+        columns = {c["name"] for c in inspector.get_columns(tag_assignments_t.name)}
+        if "warehouse" in columns:
+            return
+        old = "icemesh_tag_assignments_v1"
         with self._write() as conn, conn.begin():
-            if conn.execute(update(tag_assignments_t).where(*where).values(value=value, assigned_by=assigned_by)).rowcount == 0:
-                conn.execute(insert(tag_assignments_t).values(namespace=_ns_key(ns), table_name=table, column_name=column,
-                                                              key=key, value=value, assigned_by=assigned_by))
+            conn.execute(text(f"ALTER TABLE {tag_assignments_t.name} RENAME TO {old}"))
+            if self.engine.dialect.name == "postgresql":  # index and sequence names are per schema there
+                conn.execute(text(f"ALTER INDEX {tag_assignments_t.name}_pkey RENAME TO {old}_pkey"))
+                conn.execute(text(f"ALTER SEQUENCE {tag_assignments_t.name}_id_seq RENAME TO {old}_id_seq"))
+        schema.create_all(self.engine, tables=[tag_assignments_t])
+        with self._write() as conn, conn.begin():
+            warehouses = [r[0] for r in conn.execute(text("SELECT name FROM icemesh_warehouses"))] or [""]
+            by = "assigned_by" if "assigned_by" in columns else "NULL"
+            rows = conn.execute(text(f"SELECT namespace, table_name, column_name, key, value, {by} AS assigned_by "
+                                     f"FROM {old}")).all()
+            for r in rows:
+                scopes = warehouses if (r.column_name or r.assigned_by) else [""]
+                for wh in scopes:
+                    conn.execute(insert(tag_assignments_t).values(
+                        warehouse=wh, namespace=r.namespace, table_name=r.table_name, column_name=r.column_name,
+                        field_id=None, key=r.key, value=r.value, assigned_by=r.assigned_by, declared=False))
+            conn.execute(text(f"DROP TABLE {old}"))
+
+    @staticmethod
+    def _slot(warehouse: str, ns: NamespaceRef, table: str, column: str, key: str):
+        c = tag_assignments_t.c
+        return (c.warehouse == warehouse, c.namespace == _ns_key(ns), c.table_name == table, c.column_name == column,
+                c.key == key)
+
+    def assign_tag(self, warehouse: str, ns: NamespaceRef, table: str, column: str, key: str, value: str,
+                   assigned_by: str | None = None, field_id: int | None = None) -> None:
+        """Set `key=value` on a namespace, table ('' column) or column, in one warehouse ('' = every warehouse);
+        replaces an earlier value of the key there. `assigned_by` names a non-admin assigner (None: governance)."""
+        where = self._slot(warehouse, ns, table, column, key)
+        values = dict(value=value, assigned_by=assigned_by, field_id=field_id, declared=False)
+        with self._write() as conn, conn.begin():
+            if conn.execute(update(tag_assignments_t).where(*where).values(**values)).rowcount == 0:
+                conn.execute(insert(tag_assignments_t).values(warehouse=warehouse, namespace=_ns_key(ns), table_name=table,
+                                                              column_name=column, key=key, **values))
             self._bump(conn)
 
-    def assignment_source(self, ns: NamespaceRef, table: str, column: str, key: str) -> tuple[bool, str | None]:
-        """(is the key set directly on this resource, by which non-admin principal or None for governance)."""
+    def assignment_source(self, warehouse: str, ns: NamespaceRef, table: str, column: str,
+                          key: str) -> tuple[bool, str | None]:
+        """(is the key set directly on this resource where `warehouse` sees it, by which non-admin principal or
+        None for governance). Governance's own assignment ('' = every warehouse) wins over a local one."""
+        c = tag_assignments_t.c
         with self.engine.connect() as conn:
-            row = conn.execute(select(tag_assignments_t.c.assigned_by).where(
-                tag_assignments_t.c.namespace == _ns_key(ns), tag_assignments_t.c.table_name == table,
-                tag_assignments_t.c.column_name == column, tag_assignments_t.c.key == key)).first()
-        return (row is not None, row.assigned_by if row is not None else None)
+            rows = conn.execute(select(c.warehouse, c.assigned_by).where(
+                c.warehouse.in_(("", warehouse)), c.namespace == _ns_key(ns), c.table_name == table,
+                c.column_name == column, c.key == key)).all()
+        if not rows:
+            return False, None
+        row = min(rows, key=lambda r: r.warehouse != "")
+        return True, row.assigned_by
 
-    def unassign_tag(self, ns: NamespaceRef, table: str, column: str, key: str) -> bool:
+    def nearest_assignment(self, warehouse: str, ns: NamespaceRef, table: str, column: str,
+                           key: str) -> tuple[tuple[NamespaceRef, str, str], str, str | None, bool] | None:
+        """The assignment that gives a resource its value of `key` where `warehouse` sees it (the nearest: column,
+        table, then namespaces up): (resource, value, assigned_by, declared), or None."""
+        chain = ([(ns, table, column)] if column else []) + ([(ns, table, "")] if table else [])
+        chain += [(level, "", "") for level in reversed(list(ns.ancestors_and_self()))]
+        c = tag_assignments_t.c
+        keys = {_ns_key(level) for level in ns.ancestors_and_self()}
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(tag_assignments_t).where(
+                c.warehouse.in_(("", warehouse)), c.key == key, c.namespace.in_(keys))).all()
+        found = {}
+        for r in sorted(rows, key=lambda r: r.warehouse == ""):  # governance's ('') wins
+            found[(_ns_key(_ns_ref(r.namespace)), r.table_name, r.column_name)] = r
+        for level, tbl, col in chain:
+            row = found.get((_ns_key(level), tbl, col))
+            if row is not None:
+                return (level, tbl, col), row.value, row.assigned_by, bool(row.declared)
+        return None
+
+    def unassign_tag(self, warehouse: str, ns: NamespaceRef, table: str, column: str, key: str) -> bool:
+        """Remove the key from the resource as `warehouse` sees it (its own assignment, else governance's)."""
         with self._write() as conn, conn.begin():
-            removed = conn.execute(delete(tag_assignments_t).where(
-                tag_assignments_t.c.namespace == _ns_key(ns), tag_assignments_t.c.table_name == table,
-                tag_assignments_t.c.column_name == column, tag_assignments_t.c.key == key)).rowcount
+            removed = conn.execute(delete(tag_assignments_t).where(*self._slot(warehouse, ns, table, column, key))).rowcount
+            if not removed and warehouse:
+                removed = conn.execute(delete(tag_assignments_t).where(*self._slot("", ns, table, column, key))).rowcount
             self._bump(conn)
         return removed > 0
+
+    # -- governance that follows a table's life (run inside the catalog's own transactions) ---------
+
+    def follow_schema(self, conn, warehouse: str, table: TableRef, before: list[tuple[int, str]],
+                      after: list[tuple[int, str]]) -> None:
+        """Column tags follow the Iceberg field id: a renamed column keeps its tags, a dropped one loses them,
+        and a new column of an old name starts untagged. Unbound tags (from an older catalog) bind by name first."""
+        with self._in(conn) as conn:
+            self._follow_schema(conn, warehouse, table, before, after)
+
+    def _follow_schema(self, conn, warehouse: str, table: TableRef, before: list[tuple[int, str]],
+                       after: list[tuple[int, str]]) -> None:
+        c = tag_assignments_t.c
+        by_name = {name: fid for fid, name in before}
+        names = dict(after)
+        rows = conn.execute(select(c.id, c.column_name, c.field_id).where(
+            c.warehouse == warehouse, c.namespace == _ns_key(table.namespace), c.table_name == table.name,
+            c.column_name != "")).all()
+        changed = False
+        for row in rows:
+            fid = row.field_id if row.field_id is not None else by_name.get(row.column_name)
+            if fid is None or fid not in names:
+                conn.execute(delete(tag_assignments_t).where(c.id == row.id))
+                changed = True
+            elif names[fid] != row.column_name or row.field_id is None:
+                conn.execute(update(tag_assignments_t).where(c.id == row.id)
+                             .values(column_name=names[fid], field_id=fid))
+                changed = True
+        if changed:
+            self._bump(conn)
+
+    def declare_tags(self, conn, warehouse: str, table: TableRef, principal: str | None,
+                     declared: dict[tuple[str, str], tuple[str, int | None]]) -> None:
+        """Make the table's declared tags ({(column or '', key): (value, field id)}) exactly its `icemesh.tags`:
+        declared rows not listed go, listed ones are set. Tags assigned by hand or by governance are untouched."""
+        with self._in(conn) as conn:
+            self._declare_tags(conn, warehouse, table, principal, declared)
+
+    def declared_tags(self, warehouse: str, table: TableRef) -> dict[tuple[str, str], str]:
+        c = tag_assignments_t.c
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(c.column_name, c.key, c.value).where(
+                c.warehouse == warehouse, c.namespace == _ns_key(table.namespace), c.table_name == table.name,
+                c.declared.is_(True))).all()
+        return {(r.column_name, r.key): r.value for r in rows}
+
+    def _declare_tags(self, conn, warehouse: str, table: TableRef, principal: str | None,
+                      declared: dict[tuple[str, str], tuple[str, int | None]]) -> None:
+        c = tag_assignments_t.c
+        where = (c.warehouse == warehouse, c.namespace == _ns_key(table.namespace), c.table_name == table.name)
+        rows = conn.execute(select(c.id, c.column_name, c.key, c.value, c.declared).where(*where)).all()
+        current = {(r.column_name, r.key): r for r in rows}
+        for (column, key), row in current.items():
+            if row.declared and (column, key) not in declared:
+                conn.execute(delete(tag_assignments_t).where(c.id == row.id))
+        for (column, key), (value, field_id) in declared.items():
+            values = dict(value=value, field_id=field_id, assigned_by=principal, declared=True)
+            if (column, key) in current:
+                conn.execute(update(tag_assignments_t).where(c.id == current[(column, key)].id).values(**values))
+            else:
+                conn.execute(insert(tag_assignments_t).values(warehouse=warehouse, namespace=_ns_key(table.namespace),
+                                                              table_name=table.name, column_name=column, key=key, **values))
+        self._bump(conn)
+
+    def forget_table(self, conn, warehouse: str, table: TableRef, last_of_its_name: bool) -> None:
+        """A dropped table takes its tags with it, and, once no warehouse has a table of that name, the
+        governance tags and the grants that named it: a new table of the same name inherits nothing."""
+        with self._in(conn) as conn:
+            self._forget_table(conn, warehouse, table, last_of_its_name)
+
+    def _forget_table(self, conn, warehouse: str, table: TableRef, last_of_its_name: bool) -> None:
+        c = tag_assignments_t.c
+        at = (c.namespace == _ns_key(table.namespace), c.table_name == table.name)
+        scopes = ("", warehouse) if last_of_its_name else (warehouse,)
+        conn.execute(delete(tag_assignments_t).where(*at, c.warehouse.in_(scopes)))
+        if last_of_its_name:
+            g = grants_t.c
+            conn.execute(delete(grants_t).where(g.target_kind == "table", g.namespace == _ns_key(table.namespace),
+                                                g.table_name == table.name))
+        self._bump(conn)
+
+    def forget_namespace(self, conn, warehouse: str, ns: NamespaceRef, last_of_its_name: bool) -> None:
+        with self._in(conn) as conn:
+            self._forget_namespace(conn, warehouse, ns, last_of_its_name)
+
+    def _forget_namespace(self, conn, warehouse: str, ns: NamespaceRef, last_of_its_name: bool) -> None:
+        c = tag_assignments_t.c
+        scopes = ("", warehouse) if last_of_its_name else (warehouse,)
+        conn.execute(delete(tag_assignments_t).where(c.namespace == _ns_key(ns), c.table_name == "",
+                                                     c.warehouse.in_(scopes)))
+        if last_of_its_name:
+            g = grants_t.c
+            conn.execute(delete(grants_t).where(g.target_kind == "namespace", g.namespace == _ns_key(ns)))
+        self._bump(conn)
 
     # -- grants ------------------------------------------------------------------------------------
 
@@ -363,23 +539,38 @@ class GovernanceStore:
         with self.engine.connect() as conn:
             return [_grant_from_row(r) for r in conn.execute(select(grants_t).order_by(grants_t.c.id)).all()]
 
-    def move_table(self, conn, source: TableRef, destination: TableRef) -> None:
-        """A renamed table keeps its tags and its table grants (run inside the rename's transaction)."""
+    def move_table(self, conn, warehouse: str, source: TableRef, destination: TableRef,
+                   source_elsewhere: bool = False) -> None:
+        """A renamed table keeps its tags and its table grants (run inside the rename's transaction). When a
+        table of the old name remains in another warehouse, governance's tags and the grants stay with it and
+        the renamed table gets its own copies."""
         src_ns, dst_ns = _ns_key(source.namespace), _ns_key(destination.namespace)
-        conn.execute(update(tag_assignments_t)
-                     .where(tag_assignments_t.c.namespace == src_ns, tag_assignments_t.c.table_name == source.name)
+        c = tag_assignments_t.c
+        at_source = (c.namespace == src_ns, c.table_name == source.name)
+        conn.execute(update(tag_assignments_t).where(*at_source, c.warehouse == warehouse)
                      .values(namespace=dst_ns, table_name=destination.name))
-        conn.execute(update(grants_t)
-                     .where(grants_t.c.target_kind == "table", grants_t.c.namespace == src_ns,
-                            grants_t.c.table_name == source.name)
-                     .values(namespace=dst_ns, table_name=destination.name))
+        g = grants_t.c
+        grants_at_source = (g.target_kind == "table", g.namespace == src_ns, g.table_name == source.name)
+        if not source_elsewhere:
+            conn.execute(update(tag_assignments_t).where(*at_source, c.warehouse == "")
+                         .values(namespace=dst_ns, table_name=destination.name))
+            conn.execute(update(grants_t).where(*grants_at_source).values(namespace=dst_ns, table_name=destination.name))
+        else:
+            for row in conn.execute(select(tag_assignments_t).where(*at_source, c.warehouse == "")).all():
+                conn.execute(insert(tag_assignments_t).values(
+                    warehouse=warehouse, namespace=dst_ns, table_name=destination.name, column_name=row.column_name,
+                    field_id=row.field_id, key=row.key, value=row.value, assigned_by=row.assigned_by, declared=row.declared))
+            for row in conn.execute(select(grants_t).where(*grants_at_source)).all():
+                values = {k: v for k, v in row._mapping.items() if k != "id"}
+                conn.execute(insert(grants_t).values(**{**values, "table_name": destination.name, "namespace": dst_ns}))
 
     # -- policy as code ----------------------------------------------------------------------------
 
-    def assignments(self) -> dict[tuple[NamespaceRef, str, str, str], str]:
+    def assignments(self, warehouse: str) -> dict[tuple[NamespaceRef, str, str, str], str]:
+        """Every tag as `warehouse` sees it: its own assignments, and governance's everywhere ('' wins)."""
         with self.engine.connect() as conn:
-            return {(_ns_ref(r.namespace), r.table_name, r.column_name, r.key): r.value
-                    for r in conn.execute(select(tag_assignments_t)).all()}
+            return _effective(conn.execute(select(tag_assignments_t).where(
+                tag_assignments_t.c.warehouse.in_(("", warehouse)))).all())
 
     def apply_changes(self, warehouse: str, changes: list, created_by: str) -> dict[str, str]:
         """Apply a policy plan in ONE transaction: every change lands or none does.
@@ -417,8 +608,7 @@ class GovernanceStore:
                                      .values(roles=json.dumps(sorted(d["roles"]))))
                     else:
                         conn.execute(delete(principals_t).where(principals_t.c.name == ch.name))
-                        conn.execute(delete(tokens_t).where(tokens_t.c.principal == ch.name))
-                        conn.execute(delete(grants_t).where(grants_t.c.grantee_kind == PRINCIPAL, grants_t.c.grantee == ch.name))
+                        self._forget_principal(conn, ch.name)
                 elif ch.kind == "namespace":
                     key = Namespace(tuple(d["levels"])).key
                     if ch.op == "add":
@@ -429,14 +619,16 @@ class GovernanceStore:
                         conn.execute(update(namespaces_t).where(namespaces_t.c.warehouse == warehouse,
                                                                 namespaces_t.c.name == key).values(owner=d.get("owner")))
                 elif ch.kind == "assignment":
+                    # Governance's tags: namespaces and tables in every warehouse, columns in this one (by field id).
+                    scope = warehouse if d["column"] else ""
                     where = (tag_assignments_t.c.namespace == Namespace(tuple(d["namespace"])).key,
                              tag_assignments_t.c.table_name == d["table"], tag_assignments_t.c.column_name == d["column"],
-                             tag_assignments_t.c.key == d["key"])
+                             tag_assignments_t.c.key == d["key"], tag_assignments_t.c.warehouse.in_(("", warehouse)))
                     conn.execute(delete(tag_assignments_t).where(*where))
                     if ch.op != "remove":
                         conn.execute(insert(tag_assignments_t).values(
-                            namespace=Namespace(tuple(d["namespace"])).key, table_name=d["table"],
-                            column_name=d["column"], key=d["key"], value=d["value"]))
+                            warehouse=scope, namespace=Namespace(tuple(d["namespace"])).key, table_name=d["table"],
+                            column_name=d["column"], field_id=d.get("field_id"), key=d["key"], value=d["value"]))
                 elif ch.kind == "grant":
                     if ch.op == "add":
                         conn.execute(insert(grants_t).values(**_grant_row(d["grant"]), created_at=now, created_by=created_by))
@@ -454,14 +646,14 @@ class GovernanceStore:
             ns_tags: dict[NamespaceRef, dict[str, str]] = {}
             table_tags: dict[TableRef, dict[str, str]] = {}
             column_tags: dict[TableRef, dict[str, dict[str, str]]] = {}
-            for r in conn.execute(select(tag_assignments_t)).all():
-                ns = _ns_ref(r.namespace)
-                if not r.table_name:
-                    ns_tags.setdefault(ns, {})[r.key] = r.value
-                elif not r.column_name:
-                    table_tags.setdefault(TableRef(ns, r.table_name), {})[r.key] = r.value
+            rows = conn.execute(select(tag_assignments_t).where(tag_assignments_t.c.warehouse.in_(("", warehouse)))).all()
+            for (ns, table, column, key), value in _effective(rows).items():
+                if not table:
+                    ns_tags.setdefault(ns, {})[key] = value
+                elif not column:
+                    table_tags.setdefault(TableRef(ns, table), {})[key] = value
                 else:
-                    column_tags.setdefault(TableRef(ns, r.table_name), {}).setdefault(r.column_name, {})[r.key] = r.value
+                    column_tags.setdefault(TableRef(ns, table), {}).setdefault(column, {})[key] = value
             roles = {r.name: frozenset(json.loads(r.roles))
                      for r in conn.execute(select(principals_t.c.name, principals_t.c.roles)).all()}
             grants = tuple(_grant_from_row(r) for r in conn.execute(select(grants_t).order_by(grants_t.c.id)).all())
@@ -531,6 +723,14 @@ class GovernanceStore:
 class NotFound(IcemeshError):
     code = 404
     type = "NotFoundException"
+
+
+def _effective(rows) -> dict[tuple[NamespaceRef, str, str, str], str]:
+    """Assignment rows of one warehouse and of every warehouse ('') merged: governance's ('') win."""
+    found: dict[tuple[NamespaceRef, str, str, str], str] = {}
+    for r in sorted(rows, key=lambda r: r.warehouse == ""):  # local first, so '' overrides
+        found[(_ns_ref(r.namespace), r.table_name, r.column_name, r.key)] = r.value
+    return found
 
 
 def _grant_row(grant: Grant) -> dict[str, Any]:

@@ -118,33 +118,97 @@ class LakeFormationGovernanceStore(GovernanceStore):
         self.lf.delete_tag_key(key)
         self._changed()
 
-    def assign_tag(self, ns: NamespaceRef, table: str, column: str, key: str, value: str,
-                   assigned_by: str | None = None) -> None:
+    def assign_tag(self, warehouse: str, ns: NamespaceRef, table: str, column: str, key: str, value: str,
+                   assigned_by: str | None = None, field_id: int | None = None) -> None:
         self.lf.assign(ns, table, column, key, value)
         # Lake Formation keeps no record of who tagged: an owner's own tags are remembered locally.
         if assigned_by is not None:
-            super().assign_tag(ns, table, column, key, value, assigned_by)
+            super().assign_tag(warehouse, ns, table, column, key, value, assigned_by, field_id)
         else:
-            super().unassign_tag(ns, table, column, key)
+            super().unassign_tag(warehouse, ns, table, column, key)
         self._changed()
 
-    def assignment_source(self, ns: NamespaceRef, table: str, column: str, key: str) -> tuple[bool, str | None]:
+    def assignment_source(self, warehouse: str, ns: NamespaceRef, table: str, column: str,
+                          key: str) -> tuple[bool, str | None]:
         """A tag counts as an owner's only while Lake Formation still holds the value that owner set."""
-        value = self.assignments().get((ns, table, column, key))
+        value = self.assignments(warehouse).get((ns, table, column, key))
         if value is None:
             return False, None
-        _exists, assigned_by = super().assignment_source(ns, table, column, key)
-        local = GovernanceStore.assignments(self).get((ns, table, column, key))
+        _exists, assigned_by = super().assignment_source(warehouse, ns, table, column, key)
+        local = GovernanceStore.assignments(self, warehouse).get((ns, table, column, key))
         return True, assigned_by if local == value else None
 
-    def unassign_tag(self, ns: NamespaceRef, table: str, column: str, key: str) -> bool:
+    def nearest_assignment(self, warehouse: str, ns: NamespaceRef, table: str, column: str, key: str):
+        """As Lake Formation holds the values; who set them as remembered locally (see assignment_source)."""
+        chain = ([(ns, table, column)] if column else []) + ([(ns, table, "")] if table else [])
+        chain += [(level, "", "") for level in reversed(list(ns.ancestors_and_self()))]
+        held = self.assignments(warehouse)
+        for resource in chain:
+            if (*resource, key) in held:
+                local = super().nearest_assignment(warehouse, *resource, key)
+                mine = local is not None and local[0] == resource and local[1] == held[(*resource, key)]
+                return resource, held[(*resource, key)], local[2] if mine else None, bool(mine and local[3])
+        return None
+
+    def unassign_tag(self, warehouse: str, ns: NamespaceRef, table: str, column: str, key: str) -> bool:
         removed = self.lf.unassign(ns, table, column, key)
-        super().unassign_tag(ns, table, column, key)
+        super().unassign_tag(warehouse, ns, table, column, key)
         self._changed()
         return removed
 
-    def assignments(self):
+    def assignments(self, warehouse: str):
         return self.lf.assignments()
+
+    # -- governance that follows a table (Glue has no transaction: conn is None) ---------------------
+
+    def follow_schema(self, conn, warehouse: str, table: TableRef, before: list[tuple[int, str]],
+                      after: list[tuple[int, str]]) -> None:
+        """Lake Formation tags columns by name: move a renamed column's tags, drop a dropped column's."""
+        names = dict(after)
+        held = self.lf.assignments()
+        moved = False
+        for fid, name in before:
+            tags = {k: v for (n, t, c, k), v in held.items() if n == table.namespace and t == table.name and c == name}
+            if not tags or names.get(fid) == name:
+                continue
+            for key, value in tags.items():
+                self.lf.unassign(table.namespace, table.name, name, key)
+                if fid in names:
+                    self.lf.assign(table.namespace, table.name, names[fid], key, value)
+            moved = True
+        super().follow_schema(conn, warehouse, table, before, after)
+        if moved:
+            self._changed()
+
+    def declare_tags(self, conn, warehouse: str, table: TableRef, principal: str | None,
+                     declared: dict[tuple[str, str], tuple[str, int | None]]) -> None:
+        before = self.declared_tags(warehouse, table)
+        for (column, key) in set(before) - set(declared):
+            self.lf.unassign(table.namespace, table.name, column, key)
+        for (column, key), (value, _fid) in declared.items():
+            self.lf.assign(table.namespace, table.name, column, key, value)
+        super().declare_tags(conn, warehouse, table, principal, declared)
+        self._changed()
+
+    def forget_table(self, conn, warehouse: str, table: TableRef, last_of_its_name: bool) -> None:
+        for (ns, tbl, column, key) in list(self.lf.assignments()):
+            if ns == table.namespace and tbl == table.name:
+                self.lf.unassign(ns, tbl, column, key)
+        for grant in self.lf.grants():
+            if grant.table == table:
+                self.lf.revoke(grant)
+        super().forget_table(conn, warehouse, table, last_of_its_name)
+        self._changed()
+
+    def forget_namespace(self, conn, warehouse: str, ns: NamespaceRef, last_of_its_name: bool) -> None:
+        for (level, tbl, column, key) in list(self.lf.assignments()):
+            if level == ns and not tbl:
+                self.lf.unassign(level, tbl, column, key)
+        for grant in self.lf.grants():
+            if grant.namespace == ns:
+                self.lf.revoke(grant)
+        super().forget_namespace(conn, warehouse, ns, last_of_its_name)
+        self._changed()
 
     # -- grants ------------------------------------------------------------------------------------
 
@@ -181,7 +245,8 @@ class LakeFormationGovernanceStore(GovernanceStore):
         self.lf.revoke(grant, grant.permissions - permissions)
         self._changed()
 
-    def move_table(self, conn, source: TableRef, destination: TableRef) -> None:
+    def move_table(self, conn, warehouse: str, source: TableRef, destination: TableRef,
+                   source_elsewhere: bool = False) -> None:
         """Called by the Glue store's rename (conn is None): tags and table grants follow the table."""
         self.lf.move_table(source, destination, self.lf.table_columns(destination) or [])
         self._changed()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from icemesh.catalog import declared_tags
 from icemesh.catalog.authorizer import namespace_ref, table_ref
 from icemesh.catalog.context import RequestContext
 from icemesh.catalog.governance_store import GovernanceStore, NotFound
@@ -167,32 +168,33 @@ class ManagementService:
         self._changed()
 
     def _resolve_target(self, namespace: str | None, table: str | None, column: str | None,
-                        ahead: bool = False, warehouse: str | None = None) -> tuple[NamespaceRef, str, str]:
-        """Check that the resource exists (and the column is in the table's current schema). `ahead` tags a table
-        or column about to be created (dbt tags a product before its first rows land, so they are never
-        visible under weaker tags): the names are checked, their existence is not."""
+                        ahead: bool = False, warehouse: str | None = None) -> tuple[NamespaceRef, str, str, int | None]:
+        """Check that the resource exists (and the column is in the table's current schema, whose field id the
+        tag binds to). `ahead` (lenient) accepts a column no longer in the table, to remove a stale tag."""
         wh = warehouse or self._wh
         if table:
             ident = parse_table_arg(table)
             record = self.catalog.store.get_table(wh, ident)
-            if ahead and (record is None or column):
-                return namespace_ref(ident.namespace), ident.name, column or ""
             if record is None:
-                raise BadRequest(f"Table {ident} does not exist")
+                raise BadRequest(f"Table {ident} does not exist: a table's first tags are declared in the commit that "
+                                 f"creates it (table property {declared_tags.PROPERTY}; dbt's icemesh_tags do this)")
             if column:
                 entry = self.catalog.cache.get(record.metadata_location, self.catalog.warehouses[wh].read_bytes)
-                names = [name for _id, name in entry.columns()]
-                if column not in names:
-                    raise BadRequest(f"Table {ident} has no column {column!r}: its columns are {', '.join(names)}")
-            return namespace_ref(ident.namespace), ident.name, column or ""
+                ids = {name: fid for fid, name in entry.columns()}
+                if column not in ids:
+                    if ahead:
+                        return namespace_ref(ident.namespace), ident.name, column, None
+                    raise BadRequest(f"Table {ident} has no column {column!r}: its columns are {', '.join(ids)}")
+                return namespace_ref(ident.namespace), ident.name, column, ids[column]
+            return namespace_ref(ident.namespace), ident.name, "", None
         if column:
             raise BadRequest("--column needs --table")
         if not namespace:
             raise BadRequest("Name a resource: --namespace NS, or --table NS.TABLE [--column COL]")
         ns = parse_namespace_arg(namespace)
         if self.catalog.store.namespace_properties(wh, ns) is None:
-            raise BadRequest(f"Namespace {ns} does not exist")
-        return namespace_ref(ns), "", ""
+            raise BadRequest(f"Namespace {ns} does not exist: create it with `icemesh namespaces create {ns}`")
+        return namespace_ref(ns), "", "", None
 
     def _authorize_tagging(self, ctx: RequestContext, namespace: str | None, table: str | None,
                            warehouse: str | None = None) -> str | None:
@@ -202,53 +204,46 @@ class ManagementService:
         if self.catalog.auth.evaluator(self._wh).is_admin(ctx.principal.name) is not None or not (table or namespace):
             self._admin(ctx, "tags")
             return None
-        wh = warehouse or self._wh  # ownership is per warehouse (tags and grants name resources in all of them)
+        wh = warehouse or self._wh  # ownership is per warehouse, and so are an owner's tags
         if table:
             self.catalog.auth.table(ctx, wh, Permission.ALTER, parse_table_arg(table))
         else:
             self.catalog.auth.namespace(ctx, wh, Permission.ALTER, parse_namespace_arg(namespace))
         return ctx.principal.name
 
-    def _effective_assignment(self, target: tuple[NamespaceRef, str, str], key: str):
-        """The assignment that gives `target` its value of `key` (the nearest: column, table, namespaces up)."""
-        ns, table, column = target
-        chain = ([(ns, table, column)] if column else []) + ([(ns, table, "")] if table else [])
-        chain += [(level, "", "") for level in reversed(list(ns.ancestors_and_self()))]
-        assignments = self.gov.assignments()
-        for resource in chain:
-            if (*resource, key) in assignments:
-                return resource, assignments[(*resource, key)]
-        return None
-
-    def _check_not_governed(self, ctx: RequestContext, owner: str | None, target: tuple[NamespaceRef, str, str],
-                            key: str, value: str | None) -> None:
+    def _check_not_governed(self, ctx: RequestContext, owner: str | None, warehouse: str,
+                            target: tuple[NamespaceRef, str, str], key: str, value: str | None) -> None:
         """A non-admin may not override, change or remove a tag that governance (an admin) set, directly or
         inherited: that would let a data owner widen who reads its data against the stewards' decision.
         It may add tags where governance set none, re-assert the same value, and manage its own."""
         if owner is None:
             return
-        if value is None:
-            exists, assigned_by = self.gov.assignment_source(*target, key)
-            found = (target, self.gov.assignments().get((*target, key))) if exists and assigned_by != owner else None
-        else:
-            found = self._effective_assignment(target, key)
-            if found is not None and (found[1] == value or self.gov.assignment_source(*found[0], key)[1] == owner):
-                found = None
-        if found is not None:
-            resource, current = found
-            self.catalog.auth.deny(ctx, Permission.ADMIN, _describe(*target),
-                                   f"Tag {key}={current} on {_describe(*resource)} was set by governance: "
-                                   f"changing it on {_describe(*target)} needs ADMIN")
+        found = self.gov.nearest_assignment(warehouse, *target, key)
+        if found is None:
+            return
+        resource, current, assigned_by, _declared = found
+        if value is None and resource != target:
+            return  # nothing set here to remove
+        if assigned_by == owner or (value is not None and current == value):
+            return
+        self.catalog.auth.deny(ctx, Permission.ADMIN, _describe(*target),
+                               f"Tag {key}={current} on {_describe(*resource)} was set by governance: "
+                               f"changing it on {_describe(*target)} needs ADMIN")
+
+    def _scope(self, owner: str | None, warehouse: str | None, column: str | None) -> str:
+        """Where an assignment applies: an owner's only in the warehouse where it owns the resource; an admin's
+        namespace and table tags in every warehouse unless it names one; column tags bind to one table's fields."""
+        if owner is not None or column or warehouse:
+            return self.catalog.find_warehouse(warehouse).name
+        return ""
 
     def assign_tag(self, ctx: RequestContext, key: str, value: str, namespace: str | None = None,
                    table: str | None = None, column: str | None = None, ahead: bool = False,
                    warehouse: str | None = None) -> dict[str, Any]:
-        """`warehouse` (name or root) says where the resource lives: it decides who owns it; the default
-        warehouse when not given. The assignment itself applies to the name in every warehouse."""
+        """`warehouse` (name or root) says where the resource lives: it decides who owns it, and where the
+        assignment applies (see `_scope`); the default warehouse when not given."""
         wh = self.catalog.find_warehouse(warehouse).name
         owner = self._authorize_tagging(ctx, namespace, table, wh)
-        if ahead and not table:
-            raise BadRequest("ahead applies to a table or a column about to be created: name --table")
         tag = self.gov.tag_keys().get(key)
         if tag is None:
             raise BadRequest(f"Unknown tag key {key!r}: create it first with `icemesh tags create {key} --values ...`")
@@ -256,9 +251,10 @@ class ManagementService:
             tag.check(value)
         except ValueError as exc:
             raise _bad(exc) from None
-        ns, tbl, col = self._resolve_target(namespace, table, column, ahead, wh)
-        self._check_not_governed(ctx, owner, (ns, tbl, col), key, value)
-        self.gov.assign_tag(ns, tbl, col, key, value, assigned_by=owner)
+        ns, tbl, col, field_id = self._resolve_target(namespace, table, column, False, wh)
+        self._check_not_governed(ctx, owner, wh, (ns, tbl, col), key, value)
+        self.gov.assign_tag(self._scope(owner, warehouse, col), ns, tbl, col, key, value, assigned_by=owner,
+                            field_id=field_id)
         self._changed()
         return {"key": key, "value": value, "resource": _describe(ns, tbl, col)}
 
@@ -266,10 +262,10 @@ class ManagementService:
                      column: str | None = None, warehouse: str | None = None) -> dict[str, Any]:
         wh = self.catalog.find_warehouse(warehouse).name
         owner = self._authorize_tagging(ctx, namespace, table, wh)
-        # Lenient like `ahead`: a tag left on a column that was since dropped can still be removed.
-        ns, tbl, col = self._resolve_target(namespace, table, column, ahead=bool(table), warehouse=wh)
-        self._check_not_governed(ctx, owner, (ns, tbl, col), key, None)
-        removed = self.gov.unassign_tag(ns, tbl, col, key)
+        # Lenient: a tag left on a column that was since dropped can still be removed.
+        ns, tbl, col, _fid = self._resolve_target(namespace, table, column, ahead=True, warehouse=wh)
+        self._check_not_governed(ctx, owner, wh, (ns, tbl, col), key, None)
+        removed = self.gov.unassign_tag(self._scope(owner, warehouse, col), ns, tbl, col, key)
         self._changed()
         return {"key": key, "resource": _describe(ns, tbl, col), "removed": removed}
 
@@ -432,7 +428,7 @@ class ManagementService:
             principals={p.name: p.roles for p in self.gov.list_principals()},
             namespaces=namespaces,
             tables=_LazyColumns(self),
-            assignments=self.gov.assignments(),
+            assignments=self.gov.assignments(self._wh),
             grants=self.gov.grants(),
         )
 

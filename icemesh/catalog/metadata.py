@@ -185,6 +185,17 @@ def remove_snapshots(metadata: TableMetadata, snapshot_ids: list[int]) -> TableM
     return update_table_metadata(metadata, (RemoveSnapshotsUpdate(snapshot_ids=snapshot_ids),))
 
 
+def changed_fields(base: TableMetadata, new: TableMetadata) -> set[str]:
+    """Model fields whose values differ (compared as models: no serialization on the commit path)."""
+    names = set(type(base).model_fields) | set(type(new).model_fields)
+    return {name for name in names if getattr(base, name, None) != getattr(new, name, None)}
+
+
+def changes_nothing(base: TableMetadata, new: TableMetadata) -> bool:
+    """True when applying a commit only touched the timestamps a new metadata version would carry."""
+    return not (changed_fields(base, new) - {"last_updated_ms", "metadata_log"})
+
+
 def check_consistent(metadata: TableMetadata, updates: list[TableUpdate]) -> None:
     """Refuse what pyiceberg applies without checking: a schema, spec or sort order added under an id the
     table already uses (readers could not tell them apart), or a spec or sort order on a column that does

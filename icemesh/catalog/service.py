@@ -9,22 +9,25 @@ are checked again against the winner; only when they fail is the client told 409
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import threading
 import time
 from contextlib import ExitStack
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable, NoReturn
 
 from pyiceberg.table.update import TableRequirement, TableUpdate
 from sqlalchemy.exc import SQLAlchemyError
 
 from icemesh.catalog import metadata as md
 from icemesh.catalog import pagination, retention
-from icemesh.catalog.authorizer import Authorizer, table_ref
-from icemesh.catalog.commit_permissions import required_permissions
+from icemesh.catalog import declared_tags
+from icemesh.catalog.authorizer import Authorizer, namespace_ref, table_ref
+from icemesh.catalog.commit_inspection import inspect
 from icemesh.catalog.context import COLUMN_LIMITS_SCOPE, RequestContext
 from icemesh.catalog.identifiers import Namespace, TableIdent
+from icemesh.catalog.locations import LocationInUse, TableFiles, refuse_overlap
 from icemesh.catalog.pointer_store import PointerStore
 from icemesh.catalog.store import PointerChange, PointerConflict
 from icemesh.errors import (
@@ -32,18 +35,22 @@ from icemesh.errors import (
     BadRequest,
     CommitFailed,
     CommitStateUnknown,
+    Forbidden,
     NoSuchNamespace,
     NoSuchTable,
     NoSuchWarehouse,
     NotAuthorized,
     UnprocessableEntity,
 )
+from icemesh.governance import commit_rules
+from icemesh.governance.commit_rules import Effect
 from icemesh.governance.permissions import Permission
 from icemesh.security.authenticator import Authenticator
 from icemesh.storage.metadata_cache import CachedMetadata, MetadataCache
-from icemesh.storage.warehouse import Warehouse
+from icemesh.storage.warehouse import MetadataTooLarge, Warehouse
 
 COMMIT_ATTEMPTS = 8
+NEAR_NAMES_SCANNED = 2000  # a missing table's "did you mean" looks at this many names of its namespace
 
 ENDPOINTS = [
     "GET /v1/{prefix}/namespaces",
@@ -158,10 +165,8 @@ class CatalogService:
     def list_namespaces(self, ctx: RequestContext, prefix: str, parent: Namespace | None,
                         page_token: str | None, page_size: int | None) -> dict[str, Any]:
         wh = self.warehouse(prefix)
-        if parent is not None and self.store.namespace_properties(wh.name, parent) is None:
-            raise NoSuchNamespace(f"Namespace does not exist: {parent}")
         if parent is not None:
-            self.auth.namespace(ctx, wh.name, Permission.DESCRIBE, parent, self._tables_within(wh.name, parent))
+            self._namespace_permission(ctx, wh, parent, Permission.DESCRIBE)
         visible, next_token = pagination.filtered_page(
             lambda after, limit: self.store.list_namespaces(wh.name, parent, after, limit),
             lambda ns: self.auth.namespace(ctx, wh.name, Permission.DESCRIBE, ns, self._tables_within(wh.name, ns),
@@ -181,14 +186,17 @@ class CatalogService:
         if len(ns.levels) == 1:
             self.auth.catalog(ctx, wh.name, Permission.CREATE_TABLE)
         else:
-            self.auth.namespace(ctx, wh.name, Permission.CREATE_TABLE, Namespace(ns.levels[:-1]))
+            self._namespace_permission(ctx, wh, Namespace(ns.levels[:-1]), Permission.CREATE_TABLE)
+        if self.store.namespace_properties(wh.name, ns) is not None and not self.auth.namespace(
+                ctx, wh.name, Permission.DESCRIBE, ns, self._tables_within(wh.name, ns), enforce=False, audit=False).allowed:
+            raise Forbidden(f"Namespace {ns} cannot be created: the name is taken; choose another")
         self.store.create_namespace(wh.name, ns, properties, owner=ctx.principal.name)
         self.auth.note_new_owner()  # the creator owns it from the next request on
         return {"namespace": list(ns.levels), "properties": properties}
 
     def load_namespace(self, ctx: RequestContext, prefix: str, ns: Namespace) -> dict:
         wh = self.warehouse(prefix)
-        self.auth.namespace(ctx, wh.name, Permission.DESCRIBE, ns, self._tables_within(wh.name, ns))
+        self._namespace_permission(ctx, wh, ns, Permission.DESCRIBE)
         props = self.store.namespace_properties(wh.name, ns)
         if props is None:
             raise NoSuchNamespace(f"Namespace does not exist: {ns}")
@@ -196,8 +204,10 @@ class CatalogService:
 
     def drop_namespace(self, ctx: RequestContext, prefix: str, ns: Namespace) -> None:
         wh = self.warehouse(prefix)
-        self.auth.namespace(ctx, wh.name, Permission.DROP, ns)
-        self.store.drop_namespace(wh.name, ns)
+        self._namespace_permission(ctx, wh, ns, Permission.DROP)
+        last = not self._name_elsewhere(wh, lambda other: self.store.namespace_properties(other, ns) is not None)
+        self.store.drop_namespace(wh.name, ns, also=lambda conn: self.auth.governance.forget_namespace(
+            conn, wh.name, namespace_ref(ns), last))
         self.auth.invalidate()
 
     def update_namespace_properties(self, ctx: RequestContext, prefix: str, ns: Namespace,
@@ -206,7 +216,7 @@ class CatalogService:
         if both:
             raise UnprocessableEntity(f"Properties both set and removed in one request: {both}; send one or the other")
         wh = self.warehouse(prefix)
-        self.auth.namespace(ctx, wh.name, Permission.ALTER, ns)
+        self._namespace_permission(ctx, wh, ns, Permission.ALTER)
         updated, removed, missing = self.store.update_namespace_properties(wh.name, ns, removals, updates)
         return {"updated": updated, "removed": removed, "missing": missing}
 
@@ -215,9 +225,7 @@ class CatalogService:
     def list_tables(self, ctx: RequestContext, prefix: str, ns: Namespace,
                     page_token: str | None, page_size: int | None) -> dict[str, Any]:
         wh = self.warehouse(prefix)
-        self.auth.namespace(ctx, wh.name, Permission.DESCRIBE, ns, self._tables_within(wh.name, ns))
-        if self.store.namespace_properties(wh.name, ns) is None:
-            raise NoSuchNamespace(f"Namespace does not exist: {ns}")
+        self._namespace_permission(ctx, wh, ns, Permission.DESCRIBE)
         evaluator = self.auth.evaluator(wh.name)
         visible, next_token = pagination.filtered_page(
             lambda after, limit: self.store.list_tables(wh.name, ns, after, limit),
@@ -231,15 +239,14 @@ class CatalogService:
     def create_table(self, ctx: RequestContext, prefix: str, ns: Namespace, request: dict[str, Any]) -> LoadedTable:
         wh = self.warehouse(prefix)
         ident = TableIdent.of(ns, request.get("name"))
-        self.auth.namespace(ctx, wh.name, Permission.CREATE_TABLE, ns)
-        if self.store.namespace_properties(wh.name, ns) is None:
-            raise NoSuchNamespace(f"Namespace does not exist: {ns}")
+        self._namespace_permission(ctx, wh, ns, Permission.CREATE_TABLE)
         if self.store.get_table(wh.name, ident) is not None:
             raise AlreadyExists(f"Table already exists: {ident}")
         location = request.get("location")
         location = wh.require_inside(location) if location else wh.default_table_location(ns, ident.name)
+        self._refuse_taken(ctx, wh, ident, location)
         properties = {str(k): str(v) for k, v in (request.get("properties") or {}).items()}
-        self._check_path_properties(wh, properties)
+        self._check_path_properties(TableFiles(location, wh.canonical), properties)
         metadata = md.build_new_table(request["schema"], request.get("partition-spec"), request.get("write-order"),
                                       location, properties)
         wh.prepare_table_location(location)
@@ -263,9 +270,6 @@ class CatalogService:
 
         `cached_only` raises MetadataNotCached instead of reading storage, so the HTTP layer can serve
         the common case on its event loop and send only storage reads to a worker thread.
-
-        A reader that may see only some columns gets them only if it applies column limits (its request
-        says so); the schema it receives then lacks the hidden columns. Plain clients are refused.
         """
         wh = self.warehouse(prefix)
         mode = snapshots or "all"
@@ -273,13 +277,23 @@ class CatalogService:
             raise BadRequest(f"Invalid snapshots={snapshots!r}: use 'all' or 'refs'")
         record = self.store.get_table(wh.name, ident)
         if record is None:
-            self._refuse_unless_may_create(ctx, wh, ident)
-            raise NoSuchTable(f"Table does not exist: {ident}")
+            raise self._no_table(ctx, wh, ident)
         entry = self.cache.peek(record.metadata_location) if cached_only else self.cache.get(record.metadata_location, wh.read_bytes)
         if entry is None:
             raise MetadataNotCached(record.metadata_location)
+        return self._view(ctx, wh, ident, entry, mode, if_none_match)
+
+    def _view(self, ctx: RequestContext, wh: Warehouse, ident: TableIdent, entry: CachedMetadata, mode: str = "all",
+              if_none_match: str | None = None) -> LoadedTable | str:
+        """The table as this caller may receive it: the one rule for loads and commit responses alike.
+
+        A reader that may see only some columns gets them only if it applies column limits (its request
+        says so); the schema it receives then lacks the hidden columns. Plain clients are refused.
+        """
         columns = entry.columns()
-        decision = self.auth.table(ctx, wh.name, Permission.SELECT, ident, [name for _id, name in columns])
+        decision = self.auth.table(ctx, wh.name, Permission.SELECT, ident, [name for _id, name in columns], enforce=False)
+        if not decision.allowed:
+            self._refuse(ctx, wh, ident, decision.message())
         hidden = set(decision.hidden_columns)
         if hidden and not ctx.applies_column_limits:
             shown = ", ".join(decision.visible_columns or ())
@@ -289,7 +303,7 @@ class CatalogService:
                            "icemesh's engine adapters or ask for a grant on the hidden columns")
         hidden_ids = {fid for fid, name in columns if name in hidden}
         labels, labels_key = self._labels(wh.name, ident, columns, hidden)
-        etag = self._etag(record.metadata_location, mode, f"{sorted(hidden_ids)}|{labels_key}")
+        etag = self._etag(entry.location, mode, f"{sorted(hidden_ids)}|{labels_key}")
         if if_none_match and (etag in (t.strip() for t in if_none_match.split(",")) or if_none_match.strip() == "*"):
             return etag
         if hidden_ids:
@@ -300,7 +314,7 @@ class CatalogService:
             raw = entry.without_fields(hidden_ids, mode == "refs")
         else:
             raw = entry.raw if mode == "all" else entry.refs_only()
-        return LoadedTable(record.metadata_location, raw, wh.client_config(), etag, labels)
+        return LoadedTable(entry.location, raw, wh.client_config(), etag, labels)
 
     def _labels(self, warehouse: str, ident: TableIdent, columns: list[tuple[int, str]],
                 hidden: set[str]) -> tuple[dict | None, str]:
@@ -316,64 +330,139 @@ class CatalogService:
         labels = {"object-labels": table_tags, "field-labels": fields}
         return labels, str(evaluator.policy.version)
 
-    def _refuse_unless_may_create(self, ctx: RequestContext, wh: Warehouse, ident: TableIdent) -> None:
-        """For a missing table, a 404 tells the caller something: only those who could see or create it get it."""
-        if self.auth.table(ctx, wh.name, Permission.DESCRIBE, ident, enforce=False, audit=False).allowed:
+    # -- what a caller may learn -------------------------------------------------------------------
+
+    def may_see(self, ctx: RequestContext, wh: Warehouse, ident: TableIdent) -> bool:
+        return self.auth.table(ctx, wh.name, Permission.DESCRIBE, ident, enforce=False, audit=False).allowed
+
+    def _no_table(self, ctx: RequestContext, wh: Warehouse, ident: TableIdent) -> NoSuchTable:
+        """The same answer for a table that does not exist and one the caller may not see, with the nearest
+        names among those it may see."""
+        names = []
+        if self.store.namespace_properties(wh.name, ident.namespace) is not None:
+            evaluator = self.auth.evaluator(wh.name)
+            names = [t.name for t in self.store.list_tables(wh.name, ident.namespace, None, NEAR_NAMES_SCANNED)
+                     if evaluator.decide_table(ctx.principal.name, Permission.DESCRIBE, table_ref(t)).allowed]
+        near = difflib.get_close_matches(ident.name, names, n=1, cutoff=0.75)
+        hint = f"; did you mean {TableIdent(ident.namespace, near[0])}?" if near else ""
+        return NoSuchTable(f"no table {ident} you may see{hint}")
+
+    def _refuse(self, ctx: RequestContext, wh: Warehouse, ident: TableIdent, message: str) -> NoReturn:
+        """A denial on a table: a 403 naming the missing grant when the caller may see the table, else the
+        same 404 as for a table that does not exist (nothing about it leaks)."""
+        if self.may_see(ctx, wh, ident):
+            raise Forbidden(message)
+        raise self._no_table(ctx, wh, ident)
+
+    def _table_permission(self, ctx: RequestContext, wh: Warehouse, ident: TableIdent, permission: Permission) -> None:
+        decision = self.auth.table(ctx, wh.name, permission, ident, enforce=False)
+        if not decision.allowed:
+            self._refuse(ctx, wh, ident, decision.message())
+
+    def _namespace_permission(self, ctx: RequestContext, wh: Warehouse, ns: Namespace, permission: Permission) -> None:
+        """A namespace check that answers 404 for a namespace that does not exist or that the caller may not see."""
+        exists = self.store.namespace_properties(wh.name, ns) is not None
+        decision = self.auth.namespace(ctx, wh.name, permission, ns, self._tables_within(wh.name, ns), enforce=False)
+        if exists and decision.allowed:
             return
-        self.auth.namespace(ctx, wh.name, Permission.CREATE_TABLE, ident.namespace)
+        visible = exists and (permission is Permission.DESCRIBE or self.auth.namespace(
+            ctx, wh.name, Permission.DESCRIBE, ns, self._tables_within(wh.name, ns), enforce=False, audit=False).allowed)
+        if visible:
+            raise Forbidden(decision.message())
+        raise NoSuchNamespace(f"no namespace {ns} you may see")
 
     def table_exists(self, ctx: RequestContext, prefix: str, ident: TableIdent) -> None:
         wh = self.warehouse(prefix)
         if self.store.get_table(wh.name, ident) is None:
-            self._refuse_unless_may_create(ctx, wh, ident)
-            raise NoSuchTable(f"Table does not exist: {ident}")
-        self.auth.table(ctx, wh.name, Permission.DESCRIBE, ident)
+            raise self._no_table(ctx, wh, ident)
+        self._table_permission(ctx, wh, ident, Permission.DESCRIBE)
 
     def drop_table(self, ctx: RequestContext, prefix: str, ident: TableIdent, purge: bool) -> None:
         wh = self.warehouse(prefix)
-        self.auth.table(ctx, wh.name, Permission.DROP, ident)
-        record = self.store.drop_table(wh.name, ident)
+        if self.store.get_table(wh.name, ident) is None:
+            raise self._no_table(ctx, wh, ident)
+        self._table_permission(ctx, wh, ident, Permission.DROP)
+        last = not self._name_elsewhere(wh, lambda other: self.store.get_table(other, ident) is not None)
+        record = self.store.drop_table(wh.name, ident, also=lambda conn: self.auth.governance.forget_table(
+            conn, wh.name, table_ref(ident), last))
         self.auth.invalidate()
-        if purge and wh.contains(record.location) and not self.store.table_location_in_use(wh.name, record.location):
-            wh.purge(record.location)
+        self.cache.discard(record.metadata_location)
+        if not wh.contains(record.location):
+            return  # a location outside the warehouse (a catalog from before confinement): never purged
+        if purge:
+            nested = [loc for _w, _t, loc in self.store.tables_overlapping(record.location)]
+            wh.purge(record.location, keep=tuple(nested))
+        else:
+            self.store.retire_location(wh.name, ident, record.location)
 
     def rename_table(self, ctx: RequestContext, prefix: str, source: TableIdent, destination: TableIdent) -> None:
         wh = self.warehouse(prefix)
-        self.auth.table(ctx, wh.name, Permission.ALTER, source)
-        self.auth.namespace(ctx, wh.name, Permission.CREATE_TABLE, destination.namespace)
-        self.store.rename_table(wh.name, source, destination,
-                                also=lambda conn: self.auth.governance.move_table(conn, table_ref(source), table_ref(destination)))
+        if self.store.get_table(wh.name, source) is None:
+            raise self._no_table(ctx, wh, source)
+        self._table_permission(ctx, wh, source, Permission.ALTER)
+        self._namespace_permission(ctx, wh, destination.namespace, Permission.CREATE_TABLE)
+        elsewhere = self._name_elsewhere(wh, lambda other: self.store.get_table(other, source) is not None)
+        self.store.rename_table(wh.name, source, destination, also=lambda conn: self.auth.governance.move_table(
+            conn, wh.name, table_ref(source), table_ref(destination), elsewhere))
         self.auth.invalidate()
+
+    def _name_elsewhere(self, wh: Warehouse, exists: Callable[[str], bool]) -> bool:
+        """Whether another warehouse has a resource of the same name (governance's tags and grants name it too)."""
+        return any(exists(other) for other in self.warehouses if other != wh.name)
 
     def register_table(self, ctx: RequestContext, prefix: str, ns: Namespace, name: str,
                        metadata_location: str, overwrite: bool = False) -> LoadedTable:
+        """Adopt an existing metadata file. Its table location must be free (no other table's, now or
+        before a drop, unless an admin adopts it), and every file it names must lie under that location."""
         wh = self.warehouse(prefix)
         ident = TableIdent.of(ns, name)
-        self.auth.namespace(ctx, wh.name, Permission.CREATE_TABLE, ns)
-        if overwrite and self.store.get_table(wh.name, ident) is not None:
-            self.auth.table(ctx, wh.name, Permission.ALTER, ident)
+        self._namespace_permission(ctx, wh, ns, Permission.CREATE_TABLE)
+        current = self.store.get_table(wh.name, ident)
+        if current is not None and not overwrite:
+            if not self.may_see(ctx, wh, ident):
+                raise Forbidden(f"{ident} cannot be registered: the name is taken; choose another")
+            raise AlreadyExists(f"Table already exists: {ident}; pass overwrite=true to re-point it")
+        if current is not None:
+            self._table_permission(ctx, wh, ident, Permission.ALTER)
         metadata_location = wh.require_inside(metadata_location, "metadata-location")
         try:
             entry = self.cache.get(metadata_location, wh.read_bytes)
             metadata = entry.model
         except FileNotFoundError:
             raise BadRequest(f"Cannot register {ident}: no metadata file at {metadata_location}") from None
-        except Exception as exc:  # unreadable or not Iceberg metadata
-            raise BadRequest(f"Cannot register {ident}: {metadata_location} is not readable table metadata ({exc})") from None
+        except MetadataTooLarge as exc:
+            raise BadRequest(f"Cannot register {ident}: {exc.message}") from None
+        except Exception as exc:  # unreadable or not Iceberg metadata: never echo what the file holds
+            raise BadRequest(f"Cannot register {ident}: {metadata_location} is not readable table metadata "
+                             f"({exc.__class__.__name__})") from None
         location = wh.require_inside(metadata.location)
-        current = self.store.get_table(wh.name, ident)
-        if current is not None and not overwrite:
-            raise AlreadyExists(f"Table already exists: {ident}; pass overwrite=true to re-point it")
+        files = TableFiles(location, wh.canonical)
+        files.require(metadata_location, "metadata file")
+        self._check_path_properties(files, metadata.properties)
+        self._refuse_taken(ctx, wh, ident, location)
+        inspect(None, metadata, files, wh.io)  # every file it names is under its location
+        claims = current is None or current.location != location
         if current is None:
             self.store.create_table(wh.name, ident, metadata_location, location, owner=ctx.principal.name, metadata=metadata)
             self.auth.note_new_owner()
         else:
             try:
                 self.store.swap_pointers(wh.name, [PointerChange(ident, current.metadata_location, metadata_location, location,
-                                                                 metadata=metadata)])
+                                                                 metadata=metadata, claims_location=claims)])
             except PointerConflict:
                 raise CommitFailed(f"Table {ident} changed while registering; retry") from None
+        self.store.release_location(location)
         return LoadedTable(metadata_location, entry.raw, wh.client_config(), self._etag(metadata_location, "all"))
+
+    def _refuse_taken(self, ctx: RequestContext, wh: Warehouse, ident: TableIdent, location: str) -> None:
+        """A new location must not overlap another table's, nor (unless an admin adopts it) the location of a
+        table dropped without purge: its files are still there and belong to no one."""
+        if any((w, t) != (wh.name, ident) for w, t, _l in self.store.tables_overlapping(location)):
+            raise refuse_overlap(location)
+        if self.store.retired_locations_overlapping(location) and \
+                self.auth.evaluator(wh.name).is_admin(ctx.principal.name) is None:
+            raise LocationInUse(f"Table location {location} holds the files of a dropped table: only an admin may "
+                                "adopt them; omit the location to get a fresh one")
 
     def report_metrics(self, ctx: RequestContext, prefix: str, ident: TableIdent, report: dict) -> None:
         """Accepted and dropped: scan/commit reports are advisory in the spec."""
@@ -381,12 +470,19 @@ class CatalogService:
 
     # -- commits -----------------------------------------------------------------------------------
 
-    def commit_table(self, ctx: RequestContext, prefix: str, change: TableChange) -> tuple[str, bytes]:
+    def commit_table(self, ctx: RequestContext, prefix: str, change: TableChange) -> LoadedTable:
+        """One table's commit; the answer is the new metadata exactly as `load_table` would give it to this
+        caller, so a caller that may not read the table (or not all of it) cannot commit to learn it."""
         wh = self.warehouse(prefix)
-        self._authorize_change(ctx, wh, change)
-        prepared = self._commit(wh, [change], ctx.principal.name)
-        entry = prepared[0].entry
-        return entry.location, entry.raw
+        self._check_change(ctx, wh, change)
+        if not md.is_create(change.requirements):
+            record = self.store.get_table(wh.name, change.ident)
+            if record is not None:
+                self._view(ctx, wh, change.ident, self.cache.get(record.metadata_location, wh.read_bytes))
+        prepared = self._commit(ctx, wh, [change])
+        view = self._view(ctx, wh, change.ident, prepared[0].entry)
+        assert isinstance(view, LoadedTable)
+        return view
 
     def commit_transaction(self, ctx: RequestContext, prefix: str, changes: list[TableChange]) -> None:
         wh = self.warehouse(prefix)
@@ -396,18 +492,34 @@ class CatalogService:
         if len(set(idents)) != len(idents):
             raise BadRequest("A transaction may change each table only once: merge its updates into one change")
         for change in changes:  # every table is checked before anything is written
-            self._authorize_change(ctx, wh, change)
-        self._commit(wh, changes, ctx.principal.name)
+            self._check_change(ctx, wh, change)
+        self._commit(ctx, wh, changes)
 
-    def _authorize_change(self, ctx: RequestContext, wh: Warehouse, change: TableChange) -> None:
+    def _check_change(self, ctx: RequestContext, wh: Warehouse, change: TableChange) -> None:
+        """Before any file is read: a create needs CREATE_TABLE, any other change a table the caller may see.
+        What the change needs beyond that is decided from its effects, in `_prepare`."""
         if md.is_create(change.requirements):
-            self.auth.namespace(ctx, wh.name, Permission.CREATE_TABLE, change.ident.namespace)
+            self._namespace_permission(ctx, wh, change.ident.namespace, Permission.CREATE_TABLE)
             return
-        needed = required_permissions(change.updates) or {Permission.DESCRIBE}
-        for permission in sorted(needed, key=lambda p: p.value):
-            self.auth.table(ctx, wh.name, permission, change.ident)
+        if self.store.get_table(wh.name, change.ident) is None:
+            raise self._no_table(ctx, wh, change.ident)
+        self._table_permission(ctx, wh, change.ident, Permission.DESCRIBE)
 
-    def _commit(self, wh: Warehouse, changes: list[TableChange], owner: str | None = None) -> list[_Prepared]:
+    def _authorize_effects(self, ctx: RequestContext, wh: Warehouse, ident: TableIdent, effects: set[Effect]) -> None:
+        """Every permission the commit's effects need; a refusal names all that are missing and why."""
+        missing = []
+        for permission, why in commit_rules.required(effects).items():
+            decision = self.auth.table(ctx, wh.name, permission, ident, enforce=False)
+            if not decision.allowed:
+                missing.append((decision, why))
+        if missing:
+            first = missing[0][0]
+            actions = " and ".join(str(d.action) for d, _w in missing)
+            reasons = ", ".join(e.value for _d, why in missing for e in why)
+            message = first.message().replace(f"lacks {first.action} ", f"lacks {actions} ", 1)
+            raise Forbidden(f"{message} (the commit {reasons})")
+
+    def _commit(self, ctx: RequestContext, wh: Warehouse, changes: list[TableChange]) -> list[_Prepared]:
         with ExitStack() as stack:
             for ident in sorted(c.ident for c in changes):  # fixed order: no lock-order deadlocks
                 stack.enter_context(self._lock_for(wh.name, ident))
@@ -415,7 +527,7 @@ class CatalogService:
                 prepared: list[_Prepared] = []
                 try:
                     for change in changes:
-                        prepared.append(self._prepare(wh, change, owner))
+                        prepared.append(self._prepare(ctx, wh, change))
                     real = [p for p in prepared if p.change.new != p.change.expected]
                     if real:
                         self.store.swap_pointers(wh.name, [p.change for p in real])
@@ -435,38 +547,53 @@ class CatalogService:
                         # The old version is history now: keeping every version (and its parsed form) until the
                         # byte bound evicts it is what made memory grow under a stream of commits.
                         self.cache.discard(p.change.expected)
-                if any(p.change.expected is None for p in prepared):
+                if any(p.change.also is not None for p in prepared):
+                    self.auth.invalidate()  # tags moved with the commit: the next decision sees them
+                elif any(p.change.expected is None for p in prepared):
                     self.auth.note_new_owner()  # a table was created: its creator owns it
                 return prepared
         raise CommitFailed("Too many concurrent commits to the same table; refresh and retry")
 
-    def _prepare(self, wh: Warehouse, change: TableChange, owner: str | None) -> _Prepared:
+    def _prepare(self, ctx: RequestContext, wh: Warehouse, change: TableChange) -> _Prepared:
+        """Check the requirements against the current metadata, apply the updates, inspect what they do, ask
+        for the permissions that needs, and write the new metadata file (not yet current)."""
         record = self.store.get_table(wh.name, change.ident)
         creating = md.is_create(change.requirements)
         if record is None and not creating:
-            raise NoSuchTable(f"Table does not exist: {change.ident}")
+            raise self._no_table(ctx, wh, change.ident)
         base_entry = self.cache.get(record.metadata_location, wh.read_bytes) if record else None
         base = base_entry.model if base_entry else None
         md.check_requirements(change.requirements, base)
         if record is None and self.store.namespace_properties(wh.name, change.ident.namespace) is None:
             raise NoSuchNamespace(f"Namespace does not exist: {change.ident.namespace}")
-        if record is not None and not change.updates:
-            return _Prepared(PointerChange(change.ident, record.metadata_location, record.metadata_location, record.location),
-                             base_entry, wh)
+        unchanged = _Prepared(PointerChange(change.ident, record.metadata_location, record.metadata_location,
+                                            record.location), base_entry, wh) if record else None
+        if unchanged is not None and not change.updates:
+            return unchanged
         new = md.apply_updates(base, change.updates, record.metadata_location if record else None)
         if md.sets_properties(change.updates):
             retention.check_properties(new.properties)
+        if not new.location:
+            new = new.model_copy(update={"location": wh.default_table_location(change.ident.namespace, change.ident.name)})
+        location = wh.require_inside(new.location)
+        if record is not None and location != record.location and wh.canonical(record.location) != location:
+            raise BadRequest(f"Cannot move {change.ident} to {new.location}: a table keeps the location it was created "
+                             "with (its files live there); create a new table instead")
+        files = TableFiles(location, wh.canonical)
+        self._check_path_properties(files, new.properties)
+        md.check_consistent(new, change.updates)
+        inspection = inspect(base, new, files, wh.io)
+        if record is None:
+            self._refuse_taken(ctx, wh, change.ident, location)
+        else:
+            if md.changes_nothing(base, new):
+                return unchanged  # a commit that changes nothing writes nothing
+            self._authorize_effects(ctx, wh, change.ident, inspection.effects)
+        governance = self._governance_moves(ctx, wh, change.ident, base_entry, new)
         if md.adds_snapshot(change.updates):  # the table's own retention settings, applied in this commit
             expired = retention.expired_snapshots(new, int(time.time() * 1000))
             if expired:
                 new = md.remove_snapshots(new, expired)
-        if not new.location:
-            new = new.model_copy(update={"location": wh.default_table_location(change.ident.namespace, change.ident.name)})
-        location = wh.require_inside(new.location)
-        self._check_path_properties(wh, new.properties)
-        md.check_consistent(new, change.updates)
-        for what, file_location in md.file_locations(change.updates):
-            wh.require_inside(file_location, what)
         if record is None:
             wh.prepare_table_location(location)
         metadata_location = wh.metadata_file_location(new.location, md.next_version(record and record.metadata_location, new))
@@ -477,10 +604,40 @@ class CatalogService:
             raise CommitStateUnknown(f"Could not write table metadata to {metadata_location}: {exc}") from None
         return _Prepared(
             PointerChange(change.ident, record.metadata_location if record else None, metadata_location, location,
-                          owner if record is None else None, new),
+                          ctx.principal.name if record is None else None, new, claims_location=record is None,
+                          also=governance),
             CachedMetadata(metadata_location, raw, new),
             wh,
         )
+
+    def _governance_moves(self, ctx: RequestContext, wh: Warehouse, ident: TableIdent, base_entry: CachedMetadata | None,
+                          new) -> Callable[[Any], None] | None:
+        """What governance must do in the commit's own transaction: column tags follow field ids across a
+        schema change, and the tags the table declares (`icemesh.tags`) become its declared assignments."""
+        gov, ref = self.auth.governance, table_ref(ident)
+        before = base_entry.columns() if base_entry is not None else []
+        after = [(f.field_id, f.name) for f in new.schema().fields]
+        steps: list[Callable[[Any], None]] = []
+        if base_entry is not None and before != after:
+            steps.append(lambda conn: gov.follow_schema(conn, wh.name, ref, before, after))
+        raw = new.properties.get(declared_tags.PROPERTY)
+        old = base_entry.model.properties.get(declared_tags.PROPERTY) if base_entry is not None else None
+        if raw is not None and (raw != old or before != after):
+            declared = declared_tags.parse(raw, gov.tag_keys(), after)
+            if self.auth.evaluator(wh.name).is_admin(ctx.principal.name) is None:
+                declared_tags.check_not_governed(
+                    declared, lambda column, key: gov.nearest_assignment(wh.name, ref.namespace, ref.name, column, key),
+                    ctx.principal.name, str(ident))
+            steps.append(lambda conn: gov.declare_tags(conn, wh.name, ref, ctx.principal.name, declared))
+        elif raw is None and old is not None:
+            steps.append(lambda conn: gov.declare_tags(conn, wh.name, ref, ctx.principal.name, {}))
+        if not steps:
+            return None
+
+        def run(conn) -> None:
+            for step in steps:
+                step(conn)
+        return run
 
     @staticmethod
     def _discard(prepared: list[_Prepared]) -> None:
@@ -493,10 +650,11 @@ class CatalogService:
             return self._table_locks.setdefault((warehouse, ident), threading.Lock())
 
     @staticmethod
-    def _check_path_properties(wh: Warehouse, properties: dict[str, str]) -> None:
+    def _check_path_properties(files: TableFiles, properties: dict[str, str]) -> None:
+        """Properties that steer where engines write must point under the table's own location."""
         for key in md.PATH_PROPERTIES:
             if key in properties:
-                wh.require_inside(properties[key], f"property {key}")
+                files.require(properties[key], f"property {key}")
 
     @staticmethod
     def _etag(metadata_location: str, mode: str, view: str = "") -> str:

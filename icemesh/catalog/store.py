@@ -29,16 +29,19 @@ from sqlalchemy import (
     event,
     insert,
     select,
+    text,
     update,
 )
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from icemesh.catalog.identifiers import Namespace, TableIdent
+from icemesh.catalog.locations import ancestors, refuse_overlap
 from icemesh.governance.resources import NamespaceRef, TableRef
 from icemesh.errors import AlreadyExists, InvalidConfiguration, NamespaceNotEmpty, NoSuchNamespace, NoSuchTable
 
 schema = MetaData()
+LOCATION_LOCK = 0x1CE5_0C47  # PostgreSQL advisory lock key: one table-location claim at a time
 
 warehouses_t = Table(
     "icemesh_warehouses",
@@ -72,6 +75,16 @@ tables_t = Table(
     Column("updated_at", Float, nullable=False),
     Column("owner", String(255)),
     ForeignKeyConstraint(["warehouse", "namespace"], ["icemesh_namespaces.warehouse", "icemesh_namespaces.name"]),
+)
+
+retired_locations_t = Table(
+    "icemesh_retired_locations",
+    schema,
+    Column("location", String(2048), primary_key=True),
+    Column("warehouse", String(255), nullable=False),
+    Column("namespace", String(4200), nullable=False),
+    Column("name", String(255), nullable=False),
+    Column("retired_at", Float, nullable=False),
 )
 
 policy_version_t = Table(
@@ -108,6 +121,10 @@ class PointerChange:
     location: str
     owner: str | None = None  # for creates: who will own the new table
     metadata: Any = field(default=None, compare=False)  # the new TableMetadata (Glue copies columns and properties)
+    claims_location: bool = False  # the table takes `location` (a create, a re-pointing register): checked for overlap
+    # Governance that moves with this pointer (tags declared in the commit, tags following renamed columns):
+    # run inside the swap's transaction with its connection, so both land or neither does.
+    also: Callable[[Any], None] | None = field(default=None, compare=False)
 
 
 def bump_policy_version(conn) -> None:
@@ -165,7 +182,8 @@ def create_by_swap(store, warehouse: str, ident: TableIdent, metadata_location: 
     if store.namespace_properties(warehouse, ident.namespace) is None:
         raise NoSuchNamespace(f"Namespace does not exist: {ident.namespace}")
     try:
-        store.swap_pointers(warehouse, [PointerChange(ident, None, metadata_location, location, owner, metadata)])
+        store.swap_pointers(warehouse, [PointerChange(ident, None, metadata_location, location, owner, metadata,
+                                                      claims_location=True)])
     except PointerConflict:
         if store.namespace_properties(warehouse, ident.namespace) is None:
             raise NoSuchNamespace(f"Namespace does not exist: {ident.namespace}") from None
@@ -279,7 +297,8 @@ class CatalogStore:
             conn.execute(update(namespaces_t).where(where).values(properties=json.dumps(props)))
         return list(updates), removed, missing
 
-    def drop_namespace(self, warehouse: str, ns: Namespace) -> None:
+    def drop_namespace(self, warehouse: str, ns: Namespace, also: Callable[[Any], None] | None = None) -> None:
+        """Drop an empty namespace; `also(conn)` runs in the same transaction (its tags and grants end with it)."""
         c = namespaces_t.c
         try:
             with self._write() as conn, conn.begin():
@@ -294,6 +313,8 @@ class CatalogStore:
                 result = conn.execute(delete(namespaces_t).where(c.warehouse == warehouse, c.name == ns.key))
                 if result.rowcount == 0:
                     raise NoSuchNamespace(f"Namespace does not exist: {ns}")
+                if also is not None:
+                    also(conn)
                 bump_policy_version(conn)
         except IntegrityError:
             raise NamespaceNotEmpty(f"Namespace {ns} is not empty: a table was created in it concurrently") from None
@@ -337,9 +358,65 @@ class CatalogStore:
                 owners[TableRef(NamespaceRef(Namespace.from_key(r.namespace).levels), r.name)] = r.owner
         return owners
 
+    def reassign_owner(self, conn, old: str, new: str) -> None:
+        """Inside the caller's transaction: everything `old` owned (any warehouse) is `new`'s."""
+        conn.execute(update(namespaces_t).where(namespaces_t.c.owner == old).values(owner=new))
+        conn.execute(update(tables_t).where(tables_t.c.owner == old).values(owner=new))
+
     def table_location_in_use(self, warehouse: str, location: str) -> bool:
         with self.engine.connect() as conn:
             return conn.execute(select(tables_t.c.name).where(tables_t.c.location == location).limit(1)).first() is not None
+
+    def tables_overlapping(self, location: str, conn=None) -> list[tuple[str, TableIdent, str]]:
+        """(warehouse, table, location) of every table whose location equals, contains or lies inside `location`,
+        in any warehouse (roots may nest)."""
+        c = tables_t.c
+        stmt = select(c.warehouse, c.namespace, c.name, c.location).where(
+            (c.location == location) | c.location.startswith(location + "/", autoescape=True)
+            | c.location.in_(ancestors(location)))
+        if conn is None:
+            with self.engine.connect() as own:
+                rows = own.execute(stmt).all()
+        else:
+            rows = conn.execute(stmt).all()
+        return [(r.warehouse, TableIdent(Namespace.from_key(r.namespace), r.name), r.location) for r in rows]
+
+    def retire_location(self, warehouse: str, ident: TableIdent, location: str) -> None:
+        """A table dropped without purge leaves its files: its location stays reserved (see release_location)."""
+        with self._write() as conn, conn.begin():
+            conn.execute(delete(retired_locations_t).where(retired_locations_t.c.location == location))
+            conn.execute(insert(retired_locations_t).values(location=location, warehouse=warehouse,
+                                                            namespace=ident.namespace.key, name=ident.name,
+                                                            retired_at=time.time()))
+
+    def retired_locations_overlapping(self, location: str) -> list[str]:
+        c = retired_locations_t.c
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(c.location).where(
+                (c.location == location) | c.location.startswith(location + "/", autoescape=True)
+                | c.location.in_(ancestors(location)))).all()
+        return [r.location for r in rows]
+
+    def release_location(self, location: str) -> None:
+        """A table (registered by an admin) took over a retired location and its files."""
+        c = retired_locations_t.c
+        with self._write() as conn, conn.begin():
+            conn.execute(delete(retired_locations_t).where(
+                (c.location == location) | c.location.startswith(location + "/", autoescape=True)
+                | c.location.in_(ancestors(location))))
+
+    def _claim_locations(self, conn, warehouse: str, changes: list[PointerChange]) -> None:
+        """Inside the swap's transaction: no claimed location may overlap another table's. On PostgreSQL an
+        advisory lock serializes the claims (SQLite's BEGIN IMMEDIATE already does)."""
+        claims = [ch for ch in changes if ch.claims_location]
+        if not claims:
+            return
+        if self.engine.dialect.name == "postgresql":
+            conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": LOCATION_LOCK})
+        for ch in claims:
+            for other_wh, other, _location in self.tables_overlapping(ch.location, conn):
+                if (other_wh, other) != (warehouse, ch.ident):
+                    raise refuse_overlap(ch.location)
 
     def swap_pointers(self, warehouse: str, changes: list[PointerChange]) -> None:
         """Apply every change or none: a missing expected pointer raises PointerConflict."""
@@ -348,6 +425,7 @@ class CatalogStore:
         try:
             with self._write() as conn, conn.begin():
                 for ch in changes:
+                    self._claim_locations(conn, warehouse, [ch])  # after the earlier changes of this transaction
                     key = (c.warehouse == warehouse, c.namespace == ch.ident.namespace.key, c.name == ch.ident.name)
                     if ch.expected is None:
                         conn.execute(
@@ -377,6 +455,8 @@ class CatalogStore:
                         )
                         if result.rowcount != 1:
                             raise PointerConflict(str(ch.ident))
+                    if ch.also is not None:
+                        ch.also(conn)
         except IntegrityError as exc:
             raise PointerConflict(str(exc.orig)) from None
 
@@ -384,7 +464,8 @@ class CatalogStore:
                      owner: str | None = None, metadata: Any = None) -> None:
         create_by_swap(self, warehouse, ident, metadata_location, location, owner, metadata)
 
-    def drop_table(self, warehouse: str, ident: TableIdent) -> TableRecord:
+    def drop_table(self, warehouse: str, ident: TableIdent, also: Callable[[Any], None] | None = None) -> TableRecord:
+        """Drop the pointer; `also(conn)` runs in the same transaction (the table's tags and grants end with it)."""
         c = tables_t.c
         with self._write() as conn, conn.begin():
             row = conn.execute(
@@ -397,6 +478,8 @@ class CatalogStore:
             conn.execute(
                 delete(tables_t).where(c.warehouse == warehouse, c.namespace == ident.namespace.key, c.name == ident.name)
             )
+            if also is not None:
+                also(conn)
             bump_policy_version(conn)
         return TableRecord(row.metadata_location, row.location)
 

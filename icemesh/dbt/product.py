@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 PROPERTY_PREFIX = "icemesh.dbt."
-APPLIED_TAGS_PROPERTY = PROPERTY_PREFIX + "tags"
+DECLARED_TAGS_PROPERTY = "icemesh.tags"  # the tags a product declares; the catalog applies them with the commit
 MODES = ("replace", "append", "merge", "delete+insert")
 ON_SCHEMA_CHANGE = ("ignore", "fail", "append_new_columns", "sync_all_columns")
 

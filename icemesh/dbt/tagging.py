@@ -1,8 +1,9 @@
 """The LF-tags a model declares (`icemesh_tags` in its config, `meta: {icemesh_tags: ...}` on its columns),
-checked against the catalog's tag vocabulary before anything is written, and applied through the catalog.
+checked against the catalog's tag vocabulary before anything is written, and declared in the product's
+`icemesh.tags` property, which the catalog applies in the same commit as the rows.
 
-dbt owns only the tags it applied itself (recorded in the product's `icemesh.dbt.tags` property): a tag a
-governance team set on the product is never removed by a run.
+The catalog keeps the declared tags equal to that property: a tag the model no longer declares goes with the
+next run, a tag a governance team set on the product is never removed (nor overridden) by a run.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import json
 from typing import Any
 
 from icemesh.client import CatalogClient
-from icemesh.dbt.product import APPLIED_TAGS_PROPERTY, ProductSpec
+from icemesh.dbt.product import ProductSpec
 
 # (column or "" for the table itself, tag key) -> value
 Tags = dict[tuple[str, str], str]
@@ -44,33 +45,6 @@ def vocabulary(client: CatalogClient) -> dict[str, list[str]]:
     return {t["key"]: list(t["values"]) for t in client.request("GET", "/management/v1/tags")}
 
 
-def previously_applied(properties: dict[str, str]) -> Tags:
-    try:
-        return {(entry["column"], entry["key"]): entry["value"]
-                for entry in json.loads(properties.get(APPLIED_TAGS_PROPERTY, "[]"))}
-    except (ValueError, KeyError, TypeError):
-        return {}
-
-
 def record(tags: Tags) -> str:
-    """The `icemesh.dbt.tags` property: what this run applied, so the next run knows what it may remove."""
+    """The `icemesh.tags` property: every tag the model declares, table ("" column) and columns."""
     return json.dumps([{"column": c, "key": k, "value": v} for (c, k), v in sorted(tags.items())])
-
-
-def sync(client: CatalogClient, spec: ProductSpec, wanted: Tags, applied_before: Tags) -> None:
-    """Assign the declared tags (ahead of the rows, so no row is ever readable under weaker tags) and remove
-    the ones an earlier run applied that the model no longer declares."""
-    for (column, key), value in sorted(wanted.items()):
-        body: dict[str, Any] = {"key": key, "value": value, "table": spec.identifier, "ahead": True}
-        if client.warehouse:  # the product's warehouse decides who owns it (a dev target publishes elsewhere)
-            body["warehouse"] = client.warehouse
-        if column:
-            body["column"] = column
-        client.request("POST", "/management/v1/tag-assignments", json=body)
-    for (column, key) in sorted(set(applied_before) - set(wanted)):
-        body = {"key": key, "table": spec.identifier}
-        if client.warehouse:
-            body["warehouse"] = client.warehouse
-        if column:
-            body["column"] = column
-        client.request("POST", "/management/v1/tag-assignments/remove", json=body)

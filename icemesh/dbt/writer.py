@@ -18,7 +18,7 @@ from pyiceberg.table.upsert_util import create_match_filter, has_duplicate_rows
 
 from icemesh.client import CatalogClient
 from icemesh.dbt import partitioning, schema_sync, tagging
-from icemesh.dbt.product import APPLIED_TAGS_PROPERTY, PROPERTY_PREFIX, ProductSpec
+from icemesh.dbt.product import DECLARED_TAGS_PROPERTY, PROPERTY_PREFIX, ProductSpec
 
 COMMIT_ATTEMPTS = 4
 
@@ -53,8 +53,8 @@ class ProductWriter:
         table = self._load(spec)
         wanted_tags = {(_actual(column, data.column_names), key): value
                        for (column, key), value in tagging.declared(spec).items()}
-        tagging.sync(self.client, spec, wanted_tags, tagging.previously_applied(table.properties if table else {}))
-        properties = {**spec.properties(), APPLIED_TAGS_PROPERTY: tagging.record(wanted_tags)}
+        # The tags ride in the commit (the catalog applies them in the same transaction as the rows).
+        properties = {**spec.properties(), DECLARED_TAGS_PROPERTY: tagging.record(wanted_tags)}
 
         mode = spec.mode
         for attempt in range(COMMIT_ATTEMPTS):
@@ -120,7 +120,8 @@ class ProductWriter:
                                  "merge needs one row per key (or use incremental_strategy='delete+insert')")
             transaction.delete(create_match_filter(rows, keys), snapshot_properties=summary)
             transaction.append(rows, snapshot_properties=summary)
-        stale = [k for k in table.properties if k.startswith(PROPERTY_PREFIX) and k not in properties]
+        stale = [k for k in table.properties if (k.startswith(PROPERTY_PREFIX) or k == DECLARED_TAGS_PROPERTY)
+                 and k not in properties]
         transaction.set_properties(properties)
         if stale:
             transaction.remove_properties(*stale)

@@ -176,9 +176,9 @@ def commit_table(prefix: str, namespace: str, table: str, body: models.CommitTab
                  svc: CatalogService = Depends(service), ctx: RequestContext = Depends(context)):
     def run() -> Response:
         ident = TableIdent.of(Namespace.from_url(namespace), table)
-        location, raw = svc.commit_table(ctx, prefix, table_change(body, ident))
-        return Response(b'{"metadata-location":' + orjson.dumps(location) + b',"metadata":' + raw + b"}",
-                        media_type="application/json")
+        loaded = svc.commit_table(ctx, prefix, table_change(body, ident))
+        return Response(b'{"metadata-location":' + orjson.dumps(loaded.metadata_location) + b',"metadata":'
+                        + loaded.metadata_json + b"}", media_type="application/json")
 
     return mutation(request, svc, run)
 

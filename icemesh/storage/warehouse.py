@@ -7,6 +7,7 @@ endpoint settings (`s3.endpoint`, `s3.region`, keys), which also let moto stand 
 from __future__ import annotations
 
 import gzip
+import io
 import os
 import posixpath
 import shutil
@@ -23,6 +24,11 @@ from icemesh.errors import BadRequest
 SECRET_KEYS = ("s3.access-key-id", "s3.secret-access-key", "s3.session-token")
 CLIENT_STORAGE_KEYS = ("s3.endpoint", "s3.region", "s3.access-key-id", "s3.secret-access-key", "s3.path-style-access")
 SHARED_KEYS = ("s3.access-key-id", "s3.secret-access-key")
+MAX_METADATA_BYTES = 64 * 1024 * 1024  # a metadata file (or its gzip expansion) larger than this is refused
+
+
+class MetadataTooLarge(BadRequest):
+    """A metadata file the catalog refuses to read whole (too big, or a gzip bomb)."""
 
 
 def normalize_root(location: str) -> str:
@@ -90,8 +96,25 @@ class Warehouse:
         if scheme == "file":
             if parsed.netloc not in ("", "localhost"):
                 return None
-            return "file://" + posixpath.normpath(path).rstrip("/")
+            return self._resolved("file://" + posixpath.normpath(path).rstrip("/"))
         return f"s3://{parsed.netloc}{_object_path(path)}"
+
+    def _resolved(self, location: str) -> str | None:
+        """A local location with its symlinks followed, spelled under the root; None when a link leads out.
+        So a link inside one table's folder to another's counts as the other's (every file has one owner)."""
+        path = location[len("file://"):]
+        real = os.path.realpath(path)
+        real_root = self._real_root()
+        if real == real_root:
+            return self.root
+        if not real.startswith(real_root + "/"):
+            return None if path.startswith(self.root[len("file://"):] + "/") else location  # outside: refused later
+        return self.root + real[len(real_root):]
+
+    def _real_root(self) -> str:
+        if not hasattr(self, "_real_root_path"):
+            self._real_root_path = os.path.realpath(self.root[len("file://"):])
+        return self._real_root_path
 
     def require_inside(self, location: str, what: str = "location") -> str:
         canonical = self.canonical(location)
@@ -120,10 +143,17 @@ class Warehouse:
     # -- files -------------------------------------------------------------------------------------
 
     def read_bytes(self, location: str) -> bytes:
+        """A metadata file, bounded: neither the file nor its gzip expansion may exceed MAX_METADATA_BYTES."""
         with self.io.new_input(location).open() as stream:
-            data = stream.read()
+            data = stream.read(MAX_METADATA_BYTES + 1)
         if location.endswith(".gz.metadata.json") or data[:2] == b"\x1f\x8b":
-            data = gzip.decompress(data)
+            try:
+                with gzip.GzipFile(fileobj=io.BytesIO(data)) as unzipped:
+                    data = unzipped.read(MAX_METADATA_BYTES + 1)
+            except (OSError, EOFError):
+                raise MetadataTooLarge(f"{location} is not a readable gzip file") from None
+        if len(data) > MAX_METADATA_BYTES:
+            raise MetadataTooLarge(f"{location} is larger than {MAX_METADATA_BYTES // (1024 * 1024)} MiB of table metadata")
         return data
 
     def write_new_file(self, location: str, data: bytes) -> None:
@@ -137,22 +167,35 @@ class Warehouse:
         except (FileNotFoundError, OSError):
             pass
 
-    def purge(self, table_location: str) -> None:
-        """Delete every file under a table location; only ever called for locations inside the root."""
+    def purge(self, table_location: str, keep: tuple[str, ...] = ()) -> None:
+        """Delete every file under a table location, except under `keep` (locations of other tables that a
+        catalog from before location ownership let nest inside it); only ever called for locations in the root."""
         location = self.require_inside(table_location)
+        keep = tuple(k.rstrip("/") + "/" for k in keep)
         if self.is_local:
-            shutil.rmtree(self._local_path(location), ignore_errors=True)
+            root = self._local_path(location)
+            if not keep:
+                shutil.rmtree(root, ignore_errors=True)
+                return
+            for folder, _dirs, names in os.walk(root):
+                for name in names:
+                    path = os.path.join(folder, name)
+                    if not ("file://" + path).startswith(keep):
+                        os.unlink(path)
             return
         from pyarrow import fs as pafs
 
         filesystem, path = self._arrow_filesystem(location)
-        try:
-            filesystem.delete_dir(path)
-        except (FileNotFoundError, OSError):
-            infos = filesystem.get_file_info(pafs.FileSelector(path, recursive=True, allow_not_found=True))
-            for info in infos:
-                if info.type == pafs.FileType.File:
-                    filesystem.delete_file(info.path)
+        if not keep:
+            try:
+                filesystem.delete_dir(path)
+                return
+            except (FileNotFoundError, OSError):
+                pass
+        infos = filesystem.get_file_info(pafs.FileSelector(path, recursive=True, allow_not_found=True))
+        for info in infos:
+            if info.type == pafs.FileType.File and not ("s3://" + info.path).startswith(keep):
+                filesystem.delete_file(info.path)
 
     def public_properties(self) -> dict[str, str]:
         """Settings safe to persist in the catalog database: never keys or session tokens."""

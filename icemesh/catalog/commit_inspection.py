@@ -1,0 +1,188 @@
+"""What a commit really does to a table, read from the metadata it produces and the files it names.
+
+The permissions a commit needs follow from its effects (icemesh.governance.commit_rules), and its effects
+are found by comparing the new metadata with the old one, field by field, and the new snapshots' manifests
+with their parents': an update type nobody thought of still shows up as a changed field. On the way, every
+file the commit makes part of the table (manifest lists, manifests, data and delete files, statistics) is
+checked to lie under the table's own location, so a table can never be pointed at another table's files.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+from pyiceberg.io import FileIO
+from pyiceberg.manifest import DataFileContent, ManifestEntryStatus, ManifestFile
+from pyiceberg.table.metadata import TableMetadata
+from pyiceberg.table.refs import SnapshotRefType
+from pyiceberg.table.snapshots import Snapshot
+
+from icemesh.catalog.locations import TableFiles
+from icemesh.catalog.metadata import changed_fields
+from icemesh.errors import BadRequest
+from icemesh.governance.commit_rules import OPERATION_EFFECTS, UNKNOWN_OPERATION, Effect
+
+# Metadata fields (pyiceberg's model names) every commit may change as bookkeeping, the ones judged by
+# their own rules (snapshots, refs), and the effect of a change to each other field. A field not listed
+# (a newer format's) counts as a change of the table's settings: ALTER.
+_BOOKKEEPING = {"last_updated_ms", "metadata_log", "snapshot_log", "last_sequence_number", "next_row_id",
+                "last_column_id", "last_partition_id", "current_snapshot_id", "snapshots", "refs"}
+_JUDGED = {
+    "schemas": Effect.CHANGES_SCHEMA, "current_schema_id": Effect.CHANGES_SCHEMA, "schema_": Effect.CHANGES_SCHEMA,
+    "partition_specs": Effect.CHANGES_PARTITIONING, "default_spec_id": Effect.CHANGES_PARTITIONING,
+    "partition_spec": Effect.CHANGES_PARTITIONING,
+    "sort_orders": Effect.CHANGES_SORT_ORDER, "default_sort_order_id": Effect.CHANGES_SORT_ORDER,
+    "properties": Effect.CHANGES_PROPERTIES, "format_version": Effect.CHANGES_FORMAT,
+    "statistics": Effect.CHANGES_STATISTICS, "partition_statistics": Effect.CHANGES_STATISTICS,
+    "table_uuid": Effect.CHANGES_IDENTITY, "location": Effect.CHANGES_LOCATION,
+}
+
+
+@dataclass
+class Inspection:
+    effects: set[Effect] = field(default_factory=set)
+
+    @property
+    def changes_nothing(self) -> bool:
+        return not self.effects
+
+
+def inspect(base: TableMetadata | None, new: TableMetadata, files: TableFiles, io: FileIO) -> Inspection:
+    """The effects of going from `base` (None: a new table) to `new`; raises BadRequest for a file that
+    lies outside the table's location."""
+    found = Inspection()
+    if base is not None:
+        for name in changed_fields(base, new) - _BOOKKEEPING:
+            found.effects.add(_JUDGED.get(name, Effect.CHANGES_PROPERTIES))
+    _check_statistics(base, new, files)
+    snapshots = {s.snapshot_id: s for s in new.snapshots}
+    known = {s.snapshot_id for s in base.snapshots} if base is not None else set()
+    reader = _ManifestReader(io)
+    for snapshot in new.snapshots:
+        if snapshot.snapshot_id not in known:
+            files.require(snapshot.manifest_list, "manifest list")
+            parent = snapshots.get(snapshot.parent_snapshot_id) if snapshot.parent_snapshot_id is not None else None
+            # a snapshot that changes no file still writes history: the least a write needs, INSERT
+            found.effects |= _data_effects(snapshot, parent, files, reader) or {Effect.ADDS_ROWS}
+    if base is not None:
+        if known - set(snapshots):
+            found.effects.add(Effect.REMOVES_SNAPSHOTS)
+        found.effects |= _ref_effects(base, new, snapshots, known)
+    return found
+
+
+def _check_statistics(base: TableMetadata | None, new: TableMetadata, files: TableFiles) -> None:
+    for name in ("statistics", "partition_statistics"):
+        old = {s.statistics_path for s in getattr(base, name, None) or []}
+        for entry in getattr(new, name, None) or []:
+            if entry.statistics_path not in old:
+                files.require(entry.statistics_path, "statistics file")
+
+
+class _ManifestReader:
+    """Manifest lists and manifests of one inspection, each read once."""
+
+    def __init__(self, io: FileIO) -> None:
+        self.io = io
+        self._lists: dict[str, list[ManifestFile]] = {}
+        self._entries: dict[str, list] = {}
+
+    def manifests(self, snapshot: Snapshot) -> list[ManifestFile]:
+        if snapshot.manifest_list not in self._lists:
+            self._lists[snapshot.manifest_list] = _readable(lambda: snapshot.manifests(self.io), snapshot.manifest_list)
+        return self._lists[snapshot.manifest_list]
+
+    def entries(self, manifest: ManifestFile) -> list:
+        if manifest.manifest_path not in self._entries:
+            self._entries[manifest.manifest_path] = _readable(
+                lambda: manifest.fetch_manifest_entry(self.io, discard_deleted=False), manifest.manifest_path)
+        return self._entries[manifest.manifest_path]
+
+
+def _readable(read: Callable[[], list], location: str) -> list:
+    try:
+        return read()
+    except FileNotFoundError:
+        raise BadRequest(f"The commit names a file that does not exist: {location}") from None
+    except Exception as exc:  # not Avro, truncated, wrong schema: never echo the file's content
+        raise BadRequest(f"The commit names a file that is not a readable Iceberg manifest ({exc.__class__.__name__}): "
+                         f"{location}") from None
+
+
+def _data_effects(snapshot: Snapshot, parent: Snapshot | None, files: TableFiles, reader: _ManifestReader) -> set[Effect]:
+    """Compare a new snapshot's live files with its parent's: only manifests that differ are read."""
+    mine = reader.manifests(snapshot)
+    theirs = reader.manifests(parent) if parent is not None else []
+    my_paths = {m.manifest_path for m in mine}
+    their_paths = {m.manifest_path for m in theirs}
+    carried: dict[str, DataFileContent] = {}
+    for manifest in theirs:
+        if manifest.manifest_path not in my_paths:
+            for entry in reader.entries(manifest):
+                if entry.status != ManifestEntryStatus.DELETED:
+                    carried[entry.data_file.file_path] = entry.data_file.content
+    effects: set[Effect] = set()
+    live: set[str] = set()
+    for manifest in mine:
+        if manifest.manifest_path in their_paths:
+            continue
+        files.require(manifest.manifest_path, "manifest")
+        for entry in reader.entries(manifest):
+            path = entry.data_file.file_path
+            if entry.status == ManifestEntryStatus.DELETED:
+                continue
+            live.add(path)
+            if entry.status == ManifestEntryStatus.EXISTING and path in carried:
+                continue  # carried over from the parent unchanged (a rewritten manifest)
+            files.require(path, "data file")
+            effects.add(Effect.ADDS_ROWS if entry.data_file.content == DataFileContent.DATA else Effect.REMOVES_ROWS)
+    for path, content in carried.items():
+        if path not in live:  # a live file of the parent is gone: rows removed (or, for a delete file, brought back)
+            effects.add(Effect.REMOVES_ROWS if content == DataFileContent.DATA else Effect.ADDS_ROWS)
+    return effects
+
+
+def _ref_effects(base: TableMetadata, new: TableMetadata, snapshots: dict[int, Snapshot], known: set[int]) -> set[Effect]:
+    effects: set[Effect] = set()
+    for name in set(base.refs) - set(new.refs):
+        effects.add(Effect.MOVES_TAG if base.refs[name].snapshot_ref_type == SnapshotRefType.TAG else Effect.REMOVES_BRANCH)
+    for name, ref in new.refs.items():
+        old = base.refs.get(name)
+        if old is None:
+            if not (name == "main" and not base.refs):
+                effects.add(Effect.CREATES_REF)
+            continue
+        if old == ref:
+            continue
+        if old.snapshot_ref_type == SnapshotRefType.TAG or ref.snapshot_ref_type == SnapshotRefType.TAG:
+            effects.add(Effect.MOVES_TAG)
+            continue
+        if old.snapshot_id == ref.snapshot_id:
+            effects.add(Effect.CHANGES_PROPERTIES)  # retention settings of the branch
+            continue
+        chain = _chain(ref.snapshot_id, old.snapshot_id, snapshots)
+        if chain is None:
+            effects.add(Effect.REWINDS_BRANCH)
+            continue
+        for snapshot_id in chain:  # fast-forward: snapshots that were already in the table get published
+            if snapshot_id in known:
+                summary = snapshots[snapshot_id].summary
+                operation = summary.operation.value if summary is not None else ""
+                effects |= {Effect.PUBLISHES} | OPERATION_EFFECTS.get(operation, UNKNOWN_OPERATION)
+    return effects
+
+
+def _chain(target: int, head: int, snapshots: dict[int, Snapshot]) -> list[int] | None:
+    """The snapshots from `target` back to (not including) `head`, or None when `target` does not descend from it."""
+    chain: list[int] = []
+    current: int | None = target
+    for _step in range(len(snapshots) + 1):
+        if current == head:
+            return chain
+        snapshot = snapshots.get(current) if current is not None else None
+        if snapshot is None:
+            return None
+        chain.append(current)
+        current = snapshot.parent_snapshot_id
+    return None
