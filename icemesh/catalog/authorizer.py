@@ -133,6 +133,12 @@ class Authorizer:
                                           ctx.request_id))
         raise Forbidden(message)
 
+    def audit_refusal(self, ctx: RequestContext | None, method: str, path: str, message: str) -> None:
+        """A refused request that no permission decided (a bad location, a file outside the table...)."""
+        principal = ctx.principal.name if ctx is not None else "anonymous"
+        self.governance.audit(AuditRecord(time.time(), principal, method, path, False, message,
+                                          ctx.request_id if ctx is not None else None))
+
     def _record(self, ctx: RequestContext, decision: Decision, enforce: bool, audit: bool = True) -> Decision:
         if audit:
                 self.governance.audit(AuditRecord(time.time(), decision.principal, str(decision.action), decision.resource,

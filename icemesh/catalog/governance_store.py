@@ -668,8 +668,15 @@ class GovernanceStore:
             if len(self._audit_buffer) >= 500:
                 self._audit_wakeup.set()
 
-    def audit_login(self, client_id: str, allowed: bool, reason: str) -> None:
-        self.audit(AuditRecord(time.time(), client_id[:255], "LOGIN", "the catalog", allowed, reason))
+    def audit_login(self, principal: str, address: str, how: str) -> None:
+        """A successful login, in the name of the principal it authenticated."""
+        self.audit(AuditRecord(time.time(), principal, "LOGIN", "the catalog", True, f"{how} from {address}"))
+
+    def audit_failed_login(self, client_id: str, address: str, reason: str) -> None:
+        """A failed login names the id it tried, but is never recorded as that principal's (anyone can type it)."""
+        shown = "".join(ch for ch in client_id if ch.isprintable())[:64]
+        self.audit(AuditRecord(time.time(), "anonymous", "LOGIN", "the catalog", False,
+                               f"failed login as {shown!r} from {address}: {reason}"))
 
     def audit_rejected_token(self, reason: str, request_id: str | None) -> None:
         """A request without a valid token (missing, forged, expired, revoked): a denial like any other."""

@@ -269,20 +269,25 @@ class ManagementService:
         self._changed()
         return {"key": key, "resource": _describe(ns, tbl, col), "removed": removed}
 
-    def show_tags(self, ctx: RequestContext, resource: str) -> dict[str, Any]:
-        """Effective tags of a table (with its columns) or a namespace, and where each was inherited from."""
-        evaluator = self.catalog.auth.evaluator(self._wh)
+    def show_tags(self, ctx: RequestContext, resource: str, warehouse: str | None = None) -> dict[str, Any]:
+        """Effective tags of a table (with the columns the caller may read) or a namespace, and where each was
+        inherited from. A resource the caller may not see answers as one that does not exist."""
+        wh = self.catalog.find_warehouse(warehouse)
+        evaluator = self.catalog.auth.evaluator(wh.name)
         ident = _maybe_table(resource)
-        record = self.catalog.store.get_table(self._wh, ident) if ident else None
-        if record is not None:
-            self.catalog.auth.table(ctx, self._wh, Permission.DESCRIBE, ident)
+        record = self.catalog.store.get_table(wh.name, ident) if ident else None
+        if record is not None and self.catalog.may_see(ctx, wh, ident):
             ref = table_ref(ident)
-            entry = self.catalog.cache.get(record.metadata_location, self.catalog.warehouses[self._wh].read_bytes)
-            return table_tags_json(evaluator, ref, [name for _i, name in entry.columns()])
-        ns = parse_namespace_arg(resource)
-        if self.catalog.store.namespace_properties(self._wh, ns) is None:
-            raise NotFound(f"No table or namespace named {resource}")
-        self.catalog.auth.namespace(ctx, self._wh, Permission.DESCRIBE, ns, lambda: self.catalog.store.tables_under(self._wh, ns))
+            entry = self.catalog.cache.get(record.metadata_location, wh.read_bytes)
+            names = [name for _i, name in entry.columns()]
+            readable = self.catalog.auth.table(ctx, wh.name, Permission.SELECT, ident, names, enforce=False, audit=False)
+            shown = [n for n in names if readable.allowed and n not in readable.hidden_columns]
+            return table_tags_json(evaluator, ref, shown)
+        ns = parse_namespace_arg(resource) if record is None else None
+        if ns is None or self.catalog.store.namespace_properties(wh.name, ns) is None or not self.catalog.auth.namespace(
+                ctx, wh.name, Permission.DESCRIBE, ns, lambda: self.catalog.store.tables_under(wh.name, ns),
+                enforce=False, audit=False).allowed:
+            raise NotFound(f"No table or namespace named {resource} that you may see")
         return namespace_tags_json(evaluator, namespace_ref(ns))
 
     # -- grants ------------------------------------------------------------------------------------
@@ -452,17 +457,23 @@ class ManagementService:
         if principal not in {p.name for p in self.gov.list_principals()}:
             raise BadRequest(f"Unknown principal {principal!r}")
         evaluator = self.catalog.auth.evaluator(self._wh)
+        missing = NotFound(f"No table or namespace named {resource} that {principal} may see")
         ident = _maybe_table(resource)
         record = self.catalog.store.get_table(self._wh, ident) if ident else None
+        admin = evaluator.is_admin(ctx.principal.name) is not None
         if record is not None:
+            if not admin and not evaluator.decide_table(principal, Permission.DESCRIBE, table_ref(ident)).allowed:
+                raise missing  # nothing about it (not even that it exists) to a caller who may not see it
             entry = self.catalog.cache.get(record.metadata_location, self.catalog.warehouses[self._wh].read_bytes)
             decision = evaluator.decide_table(principal, permission, table_ref(ident), [n for _i, n in entry.columns()])
         else:
             ns = parse_namespace_arg(resource)
             if self.catalog.store.namespace_properties(self._wh, ns) is None:
-                raise NotFound(f"No table or namespace named {resource}")
-            decision = evaluator.decide_namespace(principal, permission, namespace_ref(ns),
-                                                  [table_ref(t) for t in self.catalog.store.tables_under(self._wh, ns)])
+                raise missing
+            tables = [table_ref(t) for t in self.catalog.store.tables_under(self._wh, ns)]
+            if not admin and not evaluator.decide_namespace(principal, Permission.DESCRIBE, namespace_ref(ns), tables).allowed:
+                raise missing
+            decision = evaluator.decide_namespace(principal, permission, namespace_ref(ns), tables)
         return access_json(decision)
 
     def audit(self, ctx: RequestContext, principal: str | None = None, denied_only: bool = False,

@@ -8,6 +8,7 @@ DESCRIBE; for each it learns whether it may SELECT (and which columns), or the o
 from __future__ import annotations
 
 import json
+import logging
 import threading
 from collections import OrderedDict
 from typing import Any
@@ -20,6 +21,7 @@ from icemesh.catalog.management import parse_namespace_arg, parse_table_arg
 from icemesh.errors import NoSuchTable
 from icemesh.governance.permissions import Permission
 
+log = logging.getLogger("icemesh.products")
 DBT_PREFIX = "icemesh.dbt."
 _JSON_FIELDS = {"owner", "contract", "upstream", "freshness", "tags"}
 
@@ -116,24 +118,37 @@ class ProductService:
         table it may see); the default warehouse when not named (a dev target may read another)."""
         wh = self.catalog.find_warehouse(warehouse).name
         products = []
+        auth = self.catalog.auth
         for ident in self._idents(wh, namespace):
+            if not auth.table(ctx, wh, Permission.DESCRIBE, ident, enforce=False, audit=False).allowed:
+                continue  # decided before any file is read: what the caller may not see costs nothing
             record = self.catalog.store.get_table(wh, ident)
             if record is None:
                 continue
-            summary = self._summary(wh, record)
-            if not include_tables and "model" not in summary["dbt"]:
+            summary = self._readable_summary(wh, ident, record)
+            if summary is None or (not include_tables and "model" not in summary["dbt"]):
                 continue
             described = self._describe(ctx, wh, ident, summary)
             if described is not None:
                 products.append(described)
         return products
 
+    def _readable_summary(self, wh: str, ident: TableIdent, record) -> dict[str, Any] | None:
+        """One table whose metadata file is gone or broken is left out (and logged), never a 500 for everyone."""
+        try:
+            return self._summary(wh, record)
+        except Exception as exc:  # noqa: BLE001 - any unreadable file: the listing goes on
+            log.warning("products: cannot read %s's metadata %s (%s)", ident, record.metadata_location,
+                        exc.__class__.__name__)
+            return None
+
     def show(self, ctx: RequestContext, name: str, warehouse: str | None = None) -> dict[str, Any]:
         """One product, with its downstream products (those that record it upstream) among those visible."""
         wh = self.catalog.find_warehouse(warehouse).name
         ident = parse_table_arg(name)
         record = self.catalog.store.get_table(wh, ident)
-        described = self._describe(ctx, wh, ident, self._summary(wh, record)) if record is not None else None
+        summary = self._readable_summary(wh, ident, record) if record is not None else None
+        described = self._describe(ctx, wh, ident, summary) if summary is not None else None
         if described is None:  # missing and invisible look the same
             raise NoSuchTable(f"Product {name} does not exist (or you may not see it)")
         described["downstream"] = sorted(p["name"] for p in self.list(ctx, warehouse=wh)

@@ -46,6 +46,7 @@ from icemesh.governance import commit_rules
 from icemesh.governance.commit_rules import Effect
 from icemesh.governance.permissions import Permission
 from icemesh.security.authenticator import Authenticator
+from icemesh.security.login_guard import LoginGuard
 from icemesh.storage.metadata_cache import CachedMetadata, MetadataCache
 from icemesh.storage.warehouse import MetadataTooLarge, Warehouse
 
@@ -113,6 +114,7 @@ class CatalogService:
         self.default_warehouse = default_warehouse
         self.idempotency_lifetime_s = idempotency_lifetime_s
         self.cache = MetadataCache()
+        self.login_guard = LoginGuard()
         self._table_locks: dict[tuple[str, TableIdent], threading.Lock] = {}
         self._locks_guard = threading.Lock()
         for wh in warehouses:

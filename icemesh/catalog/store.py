@@ -140,14 +140,24 @@ def _is_sqlite(url: str) -> bool:
     return url.startswith("sqlite")
 
 
+def private_file(path: str) -> None:
+    """Create `path` (and its missing folders) readable by its owner only; SQLite gives its -wal and -shm files
+    the database file's mode. An existing file is left as it is."""
+    folder = os.path.dirname(os.path.abspath(path)) or "."
+    if not os.path.isdir(folder):
+        os.makedirs(folder, mode=0o700, exist_ok=True)
+    if not os.path.exists(path):
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
+
+
 def make_engine(url: str) -> Engine:
     if _is_sqlite(url):
         path = url.split("///", 1)[1] if "///" in url else ""
         if path and path != ":memory:":
             try:
-                os.makedirs(os.path.dirname(os.path.abspath(path)) or ".", exist_ok=True)
+                private_file(path)
             except OSError as exc:
-                raise InvalidConfiguration(f"Cannot create the catalog database directory for {path}: {exc.strerror}") from None
+                raise InvalidConfiguration(f"Cannot create the catalog database {path}: {exc.strerror}") from None
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30}, pool_size=32, max_overflow=32)
 
         @event.listens_for(engine, "connect")

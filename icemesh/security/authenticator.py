@@ -13,7 +13,7 @@ import threading
 import time
 from dataclasses import dataclass
 
-from icemesh.catalog.context import Principal
+from icemesh.catalog.context import COLUMN_LIMITS_SCOPE, Principal
 from icemesh.catalog.governance_store import GovernanceStore
 from icemesh.errors import IcemeshError, NotAuthorized
 from icemesh.governance.permissions import Permission
@@ -22,6 +22,8 @@ from icemesh.security import secrets
 
 ADMIN = "admin"
 ADMIN_SECRET_ENV = "ICEMESH_ADMIN_SECRET"
+# Scopes a token may carry: "catalog" (every Iceberg client's default) and the column-limits promise.
+KNOWN_SCOPES = frozenset({"catalog", COLUMN_LIMITS_SCOPE})
 
 
 class OAuthError(IcemeshError):
@@ -38,6 +40,7 @@ class IssuedToken:
     access_token: str
     expires_in: int
     scope: str
+    principal: str = ""
 
 
 class Authenticator:
@@ -47,6 +50,7 @@ class Authenticator:
         self.cache_ttl_s = cache_ttl_s
         self._cache: dict[str, tuple[Principal, float, float]] = {}
         self._lock = threading.Lock()
+        self._decoy = secrets.hash_secret(secrets.new_secret())  # verified for unknown ids: same cost as a wrong secret
 
     # -- bootstrap ---------------------------------------------------------------------------------
 
@@ -67,7 +71,9 @@ class Authenticator:
         if wanted:
             return None
         if secret_file:
-            os.makedirs(os.path.dirname(os.path.abspath(secret_file)), exist_ok=True)
+            folder = os.path.dirname(os.path.abspath(secret_file))
+            if not os.path.isdir(folder):
+                os.makedirs(folder, mode=0o700, exist_ok=True)
             fd = os.open(secret_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
             with os.fdopen(fd, "w") as f:
                 f.write(secret + "\n")
@@ -79,25 +85,38 @@ class Authenticator:
         if not client_id or not client_secret:
             raise OAuthError("invalid_client", "client_id and client_secret are required (client credentials grant)")
         stored = self.governance.principal_secret_hash(client_id)
-        if stored is None or not secrets.verify_secret(client_secret, stored):
+        matches = secrets.verify_secret(client_secret, stored or self._decoy)
+        if stored is None or not matches:
             raise OAuthError("invalid_client", "Unknown client_id or wrong client_secret")
-        return self._issue(client_id, scope)
+        # Clients send their own defaults (DuckDB: PRINCIPAL_ROLE:ALL): unknown scopes are not granted.
+        return self._issue(client_id, " ".join(s for s in (scope or "catalog").split() if s in KNOWN_SCOPES) or "catalog")
 
     def token_exchange(self, subject_token: str | None, scope: str | None) -> IssuedToken:
-        """Refresh: a valid token is exchanged for a new one of the same principal."""
+        """Refresh: a valid token is exchanged for a new one of the same principal, with no scope it does not
+        know and no later expiry than the token it came from (a refresh never extends a session)."""
         if not subject_token:
             raise OAuthError("invalid_request", "subject_token is required for token exchange", 400)
+        unknown = sorted(set((scope or "").split()) - KNOWN_SCOPES)
+        if unknown:
+            raise OAuthError("invalid_scope", f"Unknown scope {unknown[0]!r}: known scopes are "
+                             f"{', '.join(sorted(KNOWN_SCOPES))}", 400)
         try:
             principal = self.principal_for_token(subject_token)
         except NotAuthorized as exc:
             raise OAuthError("invalid_grant", exc.message) from None
-        return self._issue(principal.name, scope)
+        found = self.governance.lookup_token(secrets.hash_token(subject_token))
+        expires_at = found[1] if found else time.time()
+        wanted = scope or " ".join(sorted(principal.scopes)) or "catalog"
+        return self._issue(principal.name, wanted, expires_at)
 
-    def _issue(self, principal: str, scope: str | None) -> IssuedToken:
+    def _issue(self, principal: str, scope: str | None, not_after: float | None = None) -> IssuedToken:
         token = secrets.new_token()
         scopes = " ".join(sorted(set((scope or "catalog").split())))
-        self.governance.store_token(secrets.hash_token(token), principal, time.time() + self.token_ttl_s, scopes)
-        return IssuedToken(token, self.token_ttl_s, scopes)
+        expires_at = time.time() + self.token_ttl_s
+        if not_after is not None:
+            expires_at = min(expires_at, not_after)
+        self.governance.store_token(secrets.hash_token(token), principal, expires_at, scopes)
+        return IssuedToken(token, max(0, int(expires_at - time.time())), scopes, principal)
 
     # -- requests ----------------------------------------------------------------------------------
 

@@ -25,7 +25,10 @@ PENDING_WAIT_S = 30.0
 PENDING_LEASE_S = float(os.environ.get("ICEMESH_IDEMPOTENCY_LEASE_SECONDS", "20"))
 
 
-def run_idempotent(request: Request, store: CatalogStore, lifetime_s: int, operation: Callable[[], Response]) -> Response:
+def run_idempotent(request: Request, store: CatalogStore, lifetime_s: int, operation: Callable[[], Response],
+                   fingerprint: str | None = None) -> Response:
+    """`fingerprint` identifies the exact request (method, path, query, body digest): the same key with another
+    request is refused (422), never answered with the first request's outcome."""
     key = request.headers.get("idempotency-key")
     if not key:
         return _run(operation)
@@ -35,7 +38,7 @@ def run_idempotent(request: Request, store: CatalogStore, lifetime_s: int, opera
     ctx = getattr(request.state, "icemesh_context", None)
     principal = ctx.principal.name if ctx is not None else ""
     key = hashlib.sha256(f"{principal}\x1f{key}".encode("utf-8")).hexdigest()
-    fingerprint = f"{request.method} {request.url.path}"[:512]
+    fingerprint = (fingerprint or f"{request.method} {request.url.path}")[-512:]
     deadline = time.monotonic() + PENDING_WAIT_S
     while True:
         state, status, body = store.claim_idempotency_key(key, fingerprint, lifetime_s, PENDING_LEASE_S)

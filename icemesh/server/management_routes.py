@@ -157,8 +157,9 @@ def unassign_tag(body: TagAssignment, ctx: RequestContext = Depends(context), m:
 
 
 @router.get("/effective-tags")
-def effective_tags(resource: str, ctx: RequestContext = Depends(context), m: ManagementService = Depends(management)):
-    return ok(m.show_tags(ctx, resource))
+def effective_tags(resource: str, warehouse: str | None = None, ctx: RequestContext = Depends(context),
+                   m: ManagementService = Depends(management)):
+    return ok(m.show_tags(ctx, resource, warehouse))
 
 
 @router.post("/grants", status_code=201)

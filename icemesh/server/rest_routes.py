@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from typing import Any, Callable
 
@@ -56,8 +57,23 @@ def load_result(loaded: LoadedTable) -> Response:
     return Response(body, media_type="application/json", headers=headers)
 
 
-def mutation(request: Request, svc: CatalogService, operation: Callable[[], Response]) -> Response:
-    return run_idempotent(request, svc.store, svc.idempotency_lifetime_s, operation)
+def mutation(request: Request, svc: CatalogService, operation: Callable[[], Response], body: Any = None) -> Response:
+    """Run a mutation once per Idempotency-Key (the key is bound to this exact request, body included), and
+    record every refusal in the audit log: denials are audited where they are decided, other 4xx here."""
+    content = body.model_dump_json(by_alias=True).encode() if body is not None else b""
+    fingerprint = f"{request.method} {request.url.path}?{request.url.query} " + hashlib.sha256(content).hexdigest()
+    response = run_idempotent(request, svc.store, svc.idempotency_lifetime_s, operation, fingerprint)
+    if 400 <= response.status_code < 500 and response.status_code not in (401, 403):
+        ctx = getattr(request.state, "icemesh_context", None)
+        svc.auth.audit_refusal(ctx, request.method, request.url.path, _error_message(response))
+    return response
+
+
+def _error_message(response: Response) -> str:
+    try:
+        return str(orjson.loads(response.body)["error"]["message"])[:500]
+    except (ValueError, KeyError, TypeError):
+        return f"HTTP {response.status_code}"
 
 
 def table_change(body: models.CommitTableRequest, ident: TableIdent | None = None) -> TableChange:
@@ -96,7 +112,7 @@ def list_namespaces(
 def create_namespace(prefix: str, body: models.CreateNamespaceRequest, request: Request,
                      svc: CatalogService = Depends(service), ctx: RequestContext = Depends(context)):
     return mutation(request, svc, lambda: json_response(
-        svc.create_namespace(ctx, prefix, Namespace.of(body.namespace), body.properties)))
+        svc.create_namespace(ctx, prefix, Namespace.of(body.namespace), body.properties)), body)
 
 
 @router.get("/{prefix}/namespaces/{namespace}")
@@ -124,7 +140,7 @@ def drop_namespace(prefix: str, namespace: str, request: Request,
 def update_namespace_properties(prefix: str, namespace: str, body: models.UpdateNamespacePropertiesRequest, request: Request,
                                 svc: CatalogService = Depends(service), ctx: RequestContext = Depends(context)):
     return mutation(request, svc, lambda: json_response(
-        svc.update_namespace_properties(ctx, prefix, Namespace.from_url(namespace), body.removals, body.updates)))
+        svc.update_namespace_properties(ctx, prefix, Namespace.from_url(namespace), body.removals, body.updates)), body)
 
 
 # -- tables ----------------------------------------------------------------------------------------
@@ -146,7 +162,8 @@ def list_tables(
 def create_table(prefix: str, namespace: str, body: models.CreateTableRequest, request: Request,
                  svc: CatalogService = Depends(service), ctx: RequestContext = Depends(context)):
     payload = body.model_dump(by_alias=True)
-    return mutation(request, svc, lambda: load_result(svc.create_table(ctx, prefix, Namespace.from_url(namespace), payload)))
+    return mutation(request, svc, lambda: load_result(svc.create_table(ctx, prefix, Namespace.from_url(namespace), payload)),
+                    body)
 
 
 @router.get("/{prefix}/namespaces/{namespace}/tables/{table}", responses={304: {"description": "Not modified: the ETag sent in If-None-Match is current"}})
@@ -180,7 +197,7 @@ def commit_table(prefix: str, namespace: str, table: str, body: models.CommitTab
         return Response(b'{"metadata-location":' + orjson.dumps(loaded.metadata_location) + b',"metadata":'
                         + loaded.metadata_json + b"}", media_type="application/json")
 
-    return mutation(request, svc, run)
+    return mutation(request, svc, run, body)
 
 
 @router.delete("/{prefix}/namespaces/{namespace}/tables/{table}", status_code=NO_CONTENT)
@@ -198,7 +215,7 @@ def drop_table(prefix: str, namespace: str, table: str, request: Request,
 def register_table(prefix: str, namespace: str, body: models.RegisterTableRequest, request: Request,
                    svc: CatalogService = Depends(service), ctx: RequestContext = Depends(context)):
     return mutation(request, svc, lambda: load_result(svc.register_table(
-        ctx, prefix, Namespace.from_url(namespace), body.name, body.metadata_location, body.overwrite)))
+        ctx, prefix, Namespace.from_url(namespace), body.name, body.metadata_location, body.overwrite)), body)
 
 
 @router.post("/{prefix}/namespaces/{namespace}/tables/{table}/metrics", status_code=NO_CONTENT)
@@ -216,7 +233,7 @@ def rename_table(prefix: str, body: models.RenameTableRequest, request: Request,
                          TableIdent.of(body.destination.namespace, body.destination.name))
         return Response(status_code=NO_CONTENT)
 
-    return mutation(request, svc, run)
+    return mutation(request, svc, run, body)
 
 
 @router.post("/{prefix}/transactions/commit", status_code=NO_CONTENT)
@@ -226,4 +243,4 @@ def commit_transaction(prefix: str, body: models.CommitTransactionRequest, reque
         svc.commit_transaction(ctx, prefix, [table_change(change) for change in body.table_changes])
         return Response(status_code=NO_CONTENT)
 
-    return mutation(request, svc, run)
+    return mutation(request, svc, run, body)
