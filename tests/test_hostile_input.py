@@ -80,8 +80,25 @@ def test_bad_table_names_are_400(http, ns, table, name):
 
 
 @pytest.mark.parametrize("name", ["o'hara\"; DROP TABLE icemesh_tables; --", "semi;colon", "dots.in.name", "ünïcødé 表",
-                                  "n" * 255])
-def test_odd_table_names_are_kept_verbatim_and_confined(http, ns, table, name):
+                                  "with space", "back`tick"])
+def test_names_outside_the_identifier_rule_are_400(http, ns, table, name):
+    """Names flow into other domains' SQL and terminals: only letters, digits, _, - and $ are accepted."""
+    before = table()
+    error = refused(create(http, ns, name=name))
+    assert "use only letters, digits, '_', '-' and '$'" in error["message"]
+    rename = {"source": {"namespace": [ns], "name": "t"}, "destination": {"namespace": [ns], "name": name}}
+    refused(http.post("/tables/rename", json=rename))
+    refused(http.post("/namespaces", json={"namespace": [name]}))
+    column = {"type": "struct", "schema-id": 0, "fields": [{"id": 1, "name": name, "type": "long", "required": False}]}
+    refused(http.post(f"/namespaces/{ns}/tables", json={"name": "ok_name", "schema": column}))
+    add = {"action": "add-schema", "schema": {**column, "schema-id": 7, "fields": [
+        {"id": 1, "name": "id", "type": "long", "required": False}, {"id": 9, "name": name, "type": "long", "required": False}]}}
+    refused(http.post(f"/namespaces/{ns}/tables/t", json={"updates": [add]}))
+    assert table() == before
+
+
+@pytest.mark.parametrize("name", ["n" * 255, "a-b_c$1", "UPPER"])
+def test_safe_table_names_are_kept_verbatim_and_confined(http, ns, table, name):
     created = create(http, ns, name=name)
     assert created.status_code == 200
     assert created.json()["metadata"]["location"].startswith("file://" + warehouse_root(http) + "/")

@@ -36,7 +36,7 @@ from sqlalchemy.exc import IntegrityError
 
 from icemesh.catalog.identifiers import Namespace
 from icemesh.catalog.store import CatalogStore, bump_policy_version, namespaces_t, policy_version_t, schema
-from icemesh.errors import AlreadyExists, BadRequest, IcemeshError
+from icemesh.errors import AlreadyExists, BadRequest, Forbidden, IcemeshError
 from icemesh.governance.permissions import Permission
 from icemesh.governance.policy import PRINCIPAL, ROLE, Grant, Grantee, Policy
 from icemesh.governance.resources import NamespaceRef, TableRef
@@ -107,6 +107,16 @@ grants_t = Table(
     Column("created_at", Float, nullable=False),
     Column("created_by", String(255)),
     sqlite_autoincrement=True,  # grant ids appear in decisions and audit rows: never reuse one
+)
+projects_t = Table(
+    "icemesh_projects", schema,
+    # A dbt project name belongs to one domain: the namespace its products live in and the principal that
+    # publishes them, bound when it first publishes (into the namespace of its own name) or by an admin.
+    Column("project", String(255), primary_key=True),
+    Column("namespace", String(4200), nullable=False),
+    Column("owner", String(255), nullable=False),
+    Column("bound_by", String(255), nullable=False),
+    Column("created_at", Float, nullable=False),
 )
 audit_t = Table(
     "icemesh_audit", schema,
@@ -563,6 +573,37 @@ class GovernanceStore:
             for row in conn.execute(select(grants_t).where(*grants_at_source)).all():
                 values = {k: v for k, v in row._mapping.items() if k != "id"}
                 conn.execute(insert(grants_t).values(**{**values, "table_name": destination.name, "namespace": dst_ns}))
+
+    # -- dbt projects ------------------------------------------------------------------------------
+
+    def project_binding(self, project: str) -> tuple[NamespaceRef, str] | None:
+        """(namespace, owner) a dbt project publishes into, or None while it is unbound."""
+        with self.engine.connect() as conn:
+            row = conn.execute(select(projects_t.c.namespace, projects_t.c.owner)
+                               .where(projects_t.c.project == project)).first()
+        return None if row is None else (_ns_ref(row.namespace), row.owner)
+
+    def project_bindings(self) -> dict[str, tuple[NamespaceRef, str]]:
+        with self.engine.connect() as conn:
+            return {r.project: (_ns_ref(r.namespace), r.owner) for r in conn.execute(select(projects_t)).all()}
+
+    def claim_project(self, conn, project: str, ns: NamespaceRef, owner: str) -> None:
+        """A project's first publish binds it; a concurrent first publish elsewhere fails its commit."""
+        with self._in(conn) as conn:
+            row = conn.execute(select(projects_t.c.namespace, projects_t.c.owner)
+                               .where(projects_t.c.project == project)).first()
+            if row is None:
+                conn.execute(insert(projects_t).values(project=project, namespace=_ns_key(ns), owner=owner,
+                                                       bound_by=owner, created_at=time.time()))
+            elif (row.namespace, row.owner) != (_ns_key(ns), owner):
+                raise Forbidden(f"dbt project {project!r} was just bound to namespace {_ns_ref(row.namespace)}")
+
+    def bind_project(self, conn, project: str, ns: NamespaceRef, owner: str, bound_by: str) -> None:
+        """Record (or, by an admin, move) a project's binding; in the caller's transaction when given."""
+        with self._in(conn) as conn:
+            conn.execute(delete(projects_t).where(projects_t.c.project == project))
+            conn.execute(insert(projects_t).values(project=project, namespace=_ns_key(ns), owner=owner,
+                                                   bound_by=bound_by, created_at=time.time()))
 
     # -- policy as code ----------------------------------------------------------------------------
 

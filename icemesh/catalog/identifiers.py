@@ -17,6 +17,10 @@ MAX_NAME_LENGTH = 255
 MAX_NAMESPACE_DEPTH = 16
 
 _UNSAFE_PATH_CHARS = re.compile(r"[^A-Za-z0-9_\-]")
+# Names every engine and every consumer can carry safely: a name is spliced into other domains' SQL, Jinja and
+# terminals, so quotes, semicolons, spaces, dots and control characters are refused outright.
+SAFE_NAME = re.compile(r"^[A-Za-z0-9_$-]+$")
+SAFE_NAME_RULE = "letters, digits, '_', '-' and '$'"
 
 
 def validate_name(name: object, what: str) -> str:
@@ -31,7 +35,13 @@ def validate_name(name: object, what: str) -> str:
         raise BadRequest(f"Invalid {what} {name!r}: '/', '\\' and the unit separator are not allowed")
     if any(unicodedata.category(ch) in ("Cc", "Cf", "Cs") for ch in name):
         raise BadRequest(f"Invalid {what} {name!r}: control characters are not allowed")
+    if not SAFE_NAME.match(name):
+        raise BadRequest(f"Invalid {what} {name!r}: use only {SAFE_NAME_RULE} (1-{MAX_NAME_LENGTH} characters)")
     return name
+
+
+def is_safe_name(name: str) -> bool:
+    return isinstance(name, str) and 0 < len(name) <= MAX_NAME_LENGTH and bool(SAFE_NAME.match(name))
 
 
 @dataclass(frozen=True, order=True)

@@ -39,6 +39,7 @@ from pyiceberg.table.update import (
     update_table_metadata,
 )
 
+from icemesh.catalog.identifiers import MAX_NAME_LENGTH, SAFE_NAME_RULE, is_safe_name
 from icemesh.errors import BadRequest, CommitFailed
 
 _UPDATES = TypeAdapter(list[TableUpdate])
@@ -77,6 +78,20 @@ def parse_model(model: type, raw: Any, what: str):
         raise BadRequest(f"Invalid {what} ({_first_error(exc)})") from None
 
 
+def check_column_names(schema: Schema) -> None:
+    """Column names (nested ones too) follow the catalog's identifier rule: consumers splice them into SQL."""
+    for field in index_by_id(schema).values():
+        if not is_safe_name(field.name):
+            raise BadRequest(f"Invalid column name {field.name!r}: use only {SAFE_NAME_RULE} "
+                             f"(1-{MAX_NAME_LENGTH} characters)")
+
+
+def check_new_schemas(updates: list[TableUpdate]) -> None:
+    for update in updates:
+        if isinstance(update, AddSchemaUpdate):
+            check_column_names(update.schema_)
+
+
 def build_new_table(
     schema: dict, partition_spec: dict | None, write_order: dict | None, location: str, properties: dict[str, str]
 ) -> TableMetadata:
@@ -84,6 +99,7 @@ def build_new_table(
     iceberg_schema = parse_model(Schema, schema, "schema")
     spec = parse_model(PartitionSpec, partition_spec, "partition-spec") if partition_spec else UNPARTITIONED_PARTITION_SPEC
     order = parse_model(SortOrder, write_order, "write-order") if write_order else UNSORTED_SORT_ORDER
+    check_column_names(iceberg_schema)
     try:
         return new_table_metadata(iceberg_schema, spec, order, location, dict(properties))
     except (ValueError, IcebergValidationError, ValidationError) as exc:

@@ -15,11 +15,13 @@ from typing import Any
 
 import orjson
 
+from icemesh.catalog import product_claims
 from icemesh.catalog.context import RequestContext
 from icemesh.catalog.identifiers import TableIdent
 from icemesh.catalog.management import parse_namespace_arg, parse_table_arg
 from icemesh.errors import NoSuchTable
 from icemesh.governance.permissions import Permission
+from icemesh.governance.resources import NamespaceRef
 
 log = logging.getLogger("icemesh.products")
 DBT_PREFIX = "icemesh.dbt."
@@ -119,6 +121,7 @@ class ProductService:
         wh = self.catalog.find_warehouse(warehouse).name
         products = []
         auth = self.catalog.auth
+        bindings = auth.governance.project_bindings()
         for ident in self._idents(wh, namespace):
             if not auth.table(ctx, wh, Permission.DESCRIBE, ident, enforce=False, audit=False).allowed:
                 continue  # decided before any file is read: what the caller may not see costs nothing
@@ -128,10 +131,12 @@ class ProductService:
             summary = self._readable_summary(wh, ident, record)
             if summary is None or (not include_tables and "model" not in summary["dbt"]):
                 continue
+            if "model" in summary["dbt"] and _refusal(ident, summary, bindings) is not None:
+                continue  # a claim on another domain's project (made before claims were checked): never a product
             described = self._describe(ctx, wh, ident, summary)
             if described is not None:
                 products.append(described)
-        return products
+        return _without_duplicate_claims(products)
 
     def _readable_summary(self, wh: str, ident: TableIdent, record) -> dict[str, Any] | None:
         """One table whose metadata file is gone or broken is left out (and logged), never a 500 for everyone."""
@@ -151,9 +156,42 @@ class ProductService:
         described = self._describe(ctx, wh, ident, summary) if summary is not None else None
         if described is None:  # missing and invisible look the same
             raise NoSuchTable(f"Product {name} does not exist (or you may not see it)")
+        refused = _refusal(ident, summary, self.catalog.auth.governance.project_bindings())
+        if refused is not None:
+            described["refused"] = f"not a product: {name} {refused}"
         described["downstream"] = sorted(p["name"] for p in self.list(ctx, warehouse=wh)
                                          if str(ident) in (p["dbt"].get("upstream") or []))
         return described
+
+
+def _claim(summary: dict[str, Any]) -> product_claims.Claim:
+    dbt = summary["dbt"]
+    return product_claims.Claim(str(dbt.get("project", "")), str(dbt.get("model", "")), str(dbt.get("version", "") or ""))
+
+
+def _refusal(ident: TableIdent, summary: dict[str, Any], bindings: dict) -> str | None:
+    dbt = summary["dbt"]
+    if not dbt.get("project"):
+        return None
+    claim = _claim(summary)
+    return product_claims.registry_refusal(claim, NamespaceRef(ident.namespace.levels), bindings.get(claim.project))
+
+
+def _without_duplicate_claims(products: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Two tables claiming one (project, model, version) are both refused: neither can be trusted to be it."""
+    seen: dict[tuple, int] = {}
+    for p in products:
+        if p["dbt"].get("project"):
+            key = (p["dbt"].get("project"), p["dbt"].get("model"), str(p["dbt"].get("version") or ""))
+            seen[key] = seen.get(key, 0) + 1
+    keep = []
+    for p in products:
+        key = (p["dbt"].get("project"), p["dbt"].get("model"), str(p["dbt"].get("version") or ""))
+        if p["dbt"].get("project") and seen[key] > 1:
+            log.warning("products: %s refused, another table claims dbt model %s.%s", p["name"], key[0], key[1])
+            continue
+        keep.append(p)
+    return keep
 
 
 def _why(decision, names: list[str]) -> str:

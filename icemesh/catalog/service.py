@@ -22,7 +22,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from icemesh.catalog import metadata as md
 from icemesh.catalog import pagination, retention
-from icemesh.catalog import declared_tags
+from icemesh.catalog import declared_tags, product_claims
 from icemesh.catalog.authorizer import Authorizer, namespace_ref, table_ref
 from icemesh.catalog.commit_inspection import inspect
 from icemesh.catalog.context import COLUMN_LIMITS_SCOPE, RequestContext
@@ -443,6 +443,9 @@ class CatalogService:
         self._check_path_properties(files, metadata.properties)
         self._refuse_taken(ctx, wh, ident, location)
         inspect(None, metadata, files, wh.io)  # every file it names is under its location
+        bind = self._product_claim(ctx, wh, ident, None, metadata)
+        if bind is not None:
+            bind(None)
         claims = current is None or current.location != location
         if current is None:
             self.store.create_table(wh.name, ident, metadata_location, location, owner=ctx.principal.name, metadata=metadata)
@@ -572,6 +575,7 @@ class CatalogService:
                                             record.location), base_entry, wh) if record else None
         if unchanged is not None and not change.updates:
             return unchanged
+        md.check_new_schemas(change.updates)
         new = md.apply_updates(base, change.updates, record.metadata_location if record else None)
         if md.sets_properties(change.updates):
             retention.check_properties(new.properties)
@@ -633,6 +637,9 @@ class CatalogService:
             steps.append(lambda conn: gov.declare_tags(conn, wh.name, ref, ctx.principal.name, declared))
         elif raw is None and old is not None:
             steps.append(lambda conn: gov.declare_tags(conn, wh.name, ref, ctx.principal.name, {}))
+        bind = self._product_claim(ctx, wh, ident, base_entry.model if base_entry is not None else None, new)
+        if bind is not None:
+            steps.append(bind)
         if not steps:
             return None
 
@@ -640,6 +647,29 @@ class CatalogService:
             for step in steps:
                 step(conn)
         return run
+
+    def _product_claim(self, ctx: RequestContext, wh: Warehouse, ident: TableIdent, base, new) -> Callable[[Any], None] | None:
+        """A table that says it is dbt model `project.model` must be its project's (see product_claims); a
+        project's first publish binds it to this namespace and principal, in the commit's transaction."""
+        claim = product_claims.claim_of(new.properties)
+        if claim is None or (base is not None and product_claims.claim_of(base.properties) == claim):
+            return None  # unchanged claims were checked when made
+        gov = self.auth.governance
+        admin = self.auth.evaluator(wh.name).is_admin(ctx.principal.name) is not None
+        ns = namespace_ref(ident.namespace)
+        binds = product_claims.check(claim, str(ident), ns, ctx.principal.name, admin, gov.project_binding(claim.project))
+        for other in self.store.list_tables(wh.name, ident.namespace, None, None):
+            record = self.store.get_table(wh.name, other) if other != ident else None
+            if record is not None:
+                try:
+                    theirs = product_claims.claim_of(self.cache.get(record.metadata_location, wh.read_bytes).model.properties)
+                except Exception:  # noqa: BLE001 - an unreadable neighbour claims nothing
+                    theirs = None
+                if theirs == claim:
+                    raise product_claims.refuse_duplicate(claim, str(ident), str(other))
+        if not binds:
+            return None
+        return lambda conn: gov.claim_project(conn, claim.project, ns, ctx.principal.name)
 
     @staticmethod
     def _discard(prepared: list[_Prepared]) -> None:

@@ -156,6 +156,11 @@ def unassign_tag(body: TagAssignment, ctx: RequestContext = Depends(context), m:
     return ok(m.unassign_tag(ctx, body.key, body.namespace, body.table, body.column, body.warehouse))
 
 
+@router.get("/checks/names")
+def unsafe_names(ctx: RequestContext = Depends(context), m: ManagementService = Depends(management)):
+    return ok(m.unsafe_names(ctx))
+
+
 @router.get("/effective-tags")
 def effective_tags(resource: str, warehouse: str | None = None, ctx: RequestContext = Depends(context),
                    m: ManagementService = Depends(management)):
