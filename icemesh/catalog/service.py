@@ -300,9 +300,9 @@ class CatalogService:
         if hidden and not ctx.applies_column_limits:
             shown = ", ".join(decision.visible_columns or ())
             self.auth.deny(ctx, Permission.SELECT, f"table {ident}",
-                           f"{ctx.principal.name} may read only columns {shown} of {ident} (hidden: {', '.join(sorted(hidden))}); "
-                           "this client does not apply column limits, so it is refused the table: read it through "
-                           "icemesh's engine adapters or ask for a grant on the hidden columns")
+                           f"{ctx.principal.name} may read only columns {shown} of {ident} ({len(hidden)} more hidden by "
+                           "policy); this client does not apply column limits, so it is refused the table: read it "
+                           "through icemesh's engine adapters or ask for a grant on the hidden columns")
         hidden_ids = {fid for fid, name in columns if name in hidden}
         labels, labels_key = self._labels(wh.name, ident, columns, hidden)
         etag = self._etag(entry.location, mode, f"{sorted(hidden_ids)}|{labels_key}")
@@ -367,8 +367,8 @@ class CatalogService:
         decision = self.auth.namespace(ctx, wh.name, permission, ns, self._tables_within(wh.name, ns), enforce=False)
         if exists and decision.allowed:
             return
-        visible = exists and (permission is Permission.DESCRIBE or self.auth.namespace(
-            ctx, wh.name, Permission.DESCRIBE, ns, self._tables_within(wh.name, ns), enforce=False, audit=False).allowed)
+        visible = exists and permission is not Permission.DESCRIBE and self.auth.namespace(
+            ctx, wh.name, Permission.DESCRIBE, ns, self._tables_within(wh.name, ns), enforce=False, audit=False).allowed
         if visible:
             raise Forbidden(decision.message())
         raise NoSuchNamespace(f"no namespace {ns} you may see")

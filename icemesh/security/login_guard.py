@@ -31,6 +31,7 @@ class TooManyLogins(Exception):
         super().__init__(message)
         self.retry_after_s = retry_after_s
         self.message = message
+        self.first = True
 
 
 @dataclass
@@ -38,6 +39,7 @@ class _Failures:
     count: int = 0
     last: float = 0.0
     blocked_until: float = 0.0
+    refusals: int = 0  # attempts refused while blocked (only the first of a block is worth an audit row)
 
 
 class LoginGuard:
@@ -49,14 +51,18 @@ class LoginGuard:
         self._slots = threading.BoundedSemaphore(HASH_QUEUE)
 
     def check(self, client_id: str, address: str) -> None:
-        """Raise TooManyLogins while the client id or the address is backing off."""
+        """Raise TooManyLogins while the client id or the address is backing off (its `first` says whether
+        it is the first refusal of this block: a flood of refusals is audited once, not once per request)."""
         now = self._clock()
         with self._lock:
             for key in (f"id:{client_id}", f"ip:{address}"):
                 entry = self._failures.get(key)
                 if entry is not None and entry.blocked_until > now:
                     wait = entry.blocked_until - now
-                    raise TooManyLogins(wait, f"Too many failed logins; retry in {wait:.0f} s")
+                    entry.refusals += 1
+                    refused = TooManyLogins(wait, f"Too many failed logins; retry in {max(1, round(wait))} s")
+                    refused.first = entry.refusals == 1
+                    raise refused
 
     def failed(self, client_id: str, address: str) -> None:
         now = self._clock()
@@ -69,9 +75,10 @@ class LoginGuard:
                     entry.count = 0
                 entry.count += 1
                 entry.last = now
-                if entry.count > FREE_FAILURES[kind]:
-                    delay = min(BASE_DELAY_S * 2 ** min(entry.count - FREE_FAILURES[kind] - 1, 20), MAX_DELAY_S[kind])
+                if entry.count >= FREE_FAILURES[kind]:
+                    delay = min(BASE_DELAY_S * 2 ** min(entry.count - FREE_FAILURES[kind], 20), MAX_DELAY_S[kind])
                     entry.blocked_until = now + delay
+                    entry.refusals = 0
 
     def succeeded(self, client_id: str) -> None:
         with self._lock:

@@ -42,7 +42,8 @@ async def get_token(request: Request) -> Response:
         guard.check(client_id, address)
         issued = await asyncio.wrap_future(guard.run(issue))  # hashing on the login pool: loads keep their threads
     except TooManyLogins as exc:
-        svc.auth.governance.audit_failed_login(client_id, address, exc.message)
+        if exc.first:
+            svc.auth.governance.audit_failed_login(client_id, address, exc.message)
         return Response(orjson.dumps({"error": "slow_down", "error_description": exc.message}), status_code=429,
                         media_type="application/json", headers={"Retry-After": str(max(1, int(exc.retry_after_s + 0.999)))})
     except OAuthError as exc:
