@@ -27,8 +27,8 @@ from pyiceberg.catalog.glue import _construct_database_input, _construct_rename_
 from icemesh.catalog.aws import AwsError, AwsSettings, describe, error_code
 from icemesh.catalog.identifiers import Namespace, TableIdent
 from icemesh.catalog.locations import overlaps, refuse_overlap
-from icemesh.catalog.store import (CatalogStore, PointerChange, PointerConflict, TableRecord, bump_policy_version,
-                                   create_by_swap)
+from icemesh.catalog.store import (ACCESS_PROPERTY, RESTRICTED_ACCESS, CatalogStore, PointerChange, PointerConflict,
+                                   TableRecord, bump_policy_version, create_by_swap)
 from icemesh.errors import AlreadyExists, BadRequest, CommitStateUnknown, NamespaceNotEmpty, NoSuchNamespace, NoSuchTable
 from icemesh.governance.resources import NamespaceRef, TableRef
 
@@ -150,6 +150,11 @@ class GlueCatalog:
                 if is_iceberg(table) and table["Parameters"].get(OWNER_PARAMETER):
                     owners[TableRef(ns, table["Name"])] = table["Parameters"][OWNER_PARAMETER]
         return owners
+
+    def restricted(self) -> list[TableRef]:
+        """Iceberg tables whose dbt access level is not public (their `icemesh.dbt.access` parameter)."""
+        return [TableRef(NamespaceRef((database["Name"],)), table["Name"]) for database, table in self.iceberg_tables()
+                if (table.get("Parameters") or {}).get(ACCESS_PROPERTY) in RESTRICTED_ACCESS]
 
     def set_database_owner(self, name: str, owner: str | None) -> None:
         database = self.database(name)
@@ -319,6 +324,9 @@ class GlueCatalogStore:
     def owners(self, warehouse: str) -> dict[NamespaceRef | TableRef, str]:
         return self.glue.owners()
 
+    def restricted(self, warehouse: str) -> list[TableRef]:
+        return self.glue.restricted()
+
     def reassign_owner(self, conn, old: str, new: str) -> None:
         """Owners live in Glue parameters: databases and tables `old` owned become `new`'s."""
         for database in self.glue.databases():
@@ -423,8 +431,8 @@ class GlueCatalogStore:
                 log.exception("could not put back %s after a failed multi-table commit", ch.ident)
 
     def create_table(self, warehouse: str, ident: TableIdent, metadata_location: str, location: str,
-                     owner: str | None = None, metadata: Any = None) -> None:
-        create_by_swap(self, warehouse, ident, metadata_location, location, owner, metadata)
+                     owner: str | None = None, metadata: Any = None, also: Callable[[Any], None] | None = None) -> None:
+        create_by_swap(self, warehouse, ident, metadata_location, location, owner, metadata, also)
 
     def drop_table(self, warehouse: str, ident: TableIdent, also: Callable[[Any], None] | None = None) -> TableRecord:
         record = self.get_table(warehouse, ident)

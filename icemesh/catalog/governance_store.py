@@ -699,7 +699,8 @@ class GovernanceStore:
                      for r in conn.execute(select(principals_t.c.name, principals_t.c.roles)).all()}
             grants = tuple(_grant_from_row(r) for r in conn.execute(select(grants_t).order_by(grants_t.c.id)).all())
         return Policy(tag_keys=self.tag_keys(), namespace_tags=ns_tags, table_tags=table_tags, column_tags=column_tags,
-                      grants=grants, roles=roles, owners=self.catalog.owners(warehouse), version=version)
+                      grants=grants, roles=roles, owners=self.catalog.owners(warehouse), version=version,
+                      restricted=frozenset(self.catalog.restricted(warehouse)))
 
     # -- audit -------------------------------------------------------------------------------------
 

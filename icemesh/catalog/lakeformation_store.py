@@ -288,7 +288,8 @@ class LakeFormationGovernanceStore(GovernanceStore):
             if self._cached is None or self._cached[0] != key:
                 self._cached = (key, (self.lf.tag_keys(), self.lf.assignments(), tuple(self.lf.grants())))
             tag_keys, assignments, grants = self._cached[1]
-        return self.lf.policy_from(tag_keys, assignments, local + grants, self.catalog.owners(warehouse), roles, version)
+        return self.lf.policy_from(tag_keys, assignments, local + grants, self.catalog.owners(warehouse), roles, version,
+                                   frozenset(self.catalog.restricted(warehouse)))
 
 def glue_backend(aws, local) -> tuple[GlueCatalogStore, LakeFormationGovernanceStore]:
     """The stores of `icemesh serve --backend glue`: Glue for pointers, Lake Formation for governance."""

@@ -251,6 +251,7 @@ class CatalogService:
         self._check_path_properties(TableFiles(location, wh.canonical), properties)
         metadata = md.build_new_table(request["schema"], request.get("partition-spec"), request.get("write-order"),
                                       location, properties)
+        governance = self._governance_moves(ctx, wh, ident, None, metadata)  # declared tags, the project claim
         wh.prepare_table_location(location)
         raw = md.serialize(metadata)
         if request.get("stage-create"):
@@ -258,10 +259,13 @@ class CatalogService:
         metadata_location = wh.metadata_file_location(location, 0)
         wh.write_new_file(metadata_location, raw)
         try:
-            self.store.create_table(wh.name, ident, metadata_location, location, owner=ctx.principal.name, metadata=metadata)
+            self.store.create_table(wh.name, ident, metadata_location, location, owner=ctx.principal.name, metadata=metadata,
+                                    also=governance)
         except Exception:
             wh.delete_file(metadata_location)
             raise
+        if governance is not None:
+            self.auth.invalidate()
         self.auth.note_new_owner()
         self.cache.put(CachedMetadata(metadata_location, raw, metadata))
         return LoadedTable(metadata_location, raw, wh.client_config(), self._etag(metadata_location, "all"))
@@ -443,20 +447,22 @@ class CatalogService:
         self._check_path_properties(files, metadata.properties)
         self._refuse_taken(ctx, wh, ident, location)
         inspect(None, metadata, files, wh.io)  # every file it names is under its location
-        bind = self._product_claim(ctx, wh, ident, None, metadata)
-        if bind is not None:
-            bind(None)
+        governance = self._governance_moves(ctx, wh, ident, current and self.cache.get(current.metadata_location, wh.read_bytes),
+                                            metadata)
         claims = current is None or current.location != location
         if current is None:
-            self.store.create_table(wh.name, ident, metadata_location, location, owner=ctx.principal.name, metadata=metadata)
+            self.store.create_table(wh.name, ident, metadata_location, location, owner=ctx.principal.name, metadata=metadata,
+                                    also=governance)
             self.auth.note_new_owner()
         else:
             try:
                 self.store.swap_pointers(wh.name, [PointerChange(ident, current.metadata_location, metadata_location, location,
-                                                                 metadata=metadata, claims_location=claims)])
+                                                                 metadata=metadata, claims_location=claims,
+                                                                 also=governance)])
             except PointerConflict:
                 raise CommitFailed(f"Table {ident} changed while registering; retry") from None
         self.store.release_location(location)
+        self.auth.invalidate()
         return LoadedTable(metadata_location, entry.raw, wh.client_config(), self._etag(metadata_location, "all"))
 
     def _refuse_taken(self, ctx: RequestContext, wh: Warehouse, ident: TableIdent, location: str) -> None:

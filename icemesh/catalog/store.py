@@ -41,7 +41,9 @@ from icemesh.governance.resources import NamespaceRef, TableRef
 from icemesh.errors import AlreadyExists, InvalidConfiguration, NamespaceNotEmpty, NoSuchNamespace, NoSuchTable
 
 schema = MetaData()
-LOCATION_LOCK = 0x1CE5_0C47  # PostgreSQL advisory lock key: one table-location claim at a time
+LOCATION_LOCK = 0x1CE5_0C47
+ACCESS_PROPERTY = "icemesh.dbt.access"
+RESTRICTED_ACCESS = ("protected", "private")  # PostgreSQL advisory lock key: one table-location claim at a time
 
 warehouses_t = Table(
     "icemesh_warehouses",
@@ -74,6 +76,9 @@ tables_t = Table(
     Column("created_at", Float, nullable=False),
     Column("updated_at", Float, nullable=False),
     Column("owner", String(255)),
+    # The dbt access level the table's metadata declares (icemesh.dbt.access), kept with every pointer move:
+    # protected and private models are not products (see Policy.restricted).
+    Column("access", String(16)),
     ForeignKeyConstraint(["warehouse", "namespace"], ["icemesh_namespaces.warehouse", "icemesh_namespaces.name"]),
 )
 
@@ -186,14 +191,14 @@ def make_engine(url: str) -> Engine:
 
 
 def create_by_swap(store, warehouse: str, ident: TableIdent, metadata_location: str, location: str,
-                   owner: str | None, metadata: Any) -> None:
+                   owner: str | None, metadata: Any, also: Callable[[Any], None] | None = None) -> None:
     """Create = swap a pointer from nothing: a lost race is 'already exists' (or 'no namespace' if it went).
     Shared by every pointer store, so both backends answer a create the same way."""
     if store.namespace_properties(warehouse, ident.namespace) is None:
         raise NoSuchNamespace(f"Namespace does not exist: {ident.namespace}")
     try:
         store.swap_pointers(warehouse, [PointerChange(ident, None, metadata_location, location, owner, metadata,
-                                                      claims_location=True)])
+                                                      claims_location=True, also=also)])
     except PointerConflict:
         if store.namespace_properties(warehouse, ident.namespace) is None:
             raise NoSuchNamespace(f"Namespace does not exist: {ident.namespace}") from None
@@ -208,6 +213,7 @@ class CatalogStore:
         self.engine = make_engine(url)
         try:
             schema.create_all(self.engine)
+            self._add_missing_columns()
             with self._write() as conn, conn.begin():
                 if conn.execute(select(policy_version_t.c.id).where(policy_version_t.c.id == 1)).first() is None:
                     conn.execute(insert(policy_version_t).values(id=1, version=1))
@@ -218,6 +224,15 @@ class CatalogStore:
         self._load_stmt = select(tables_t.c.metadata_location, tables_t.c.location).where(
             tables_t.c.warehouse == _bind("w"), tables_t.c.namespace == _bind("n"), tables_t.c.name == _bind("t")
         )
+
+    def _add_missing_columns(self) -> None:
+        """Catalogs made by an earlier icemesh lack `access` (fixed names, no user input); it fills in at the
+        next commit of each table."""
+        from sqlalchemy import inspect
+
+        if "access" not in {c["name"] for c in inspect(self.engine).get_columns(tables_t.name)}:
+            with self._write() as conn, conn.begin():
+                conn.execute(text(f"ALTER TABLE {tables_t.name} ADD COLUMN access VARCHAR(16)"))
 
     def _write(self):
         return self.engine.connect().execution_options(icemesh_write=True)
@@ -368,6 +383,14 @@ class CatalogStore:
                 owners[TableRef(NamespaceRef(Namespace.from_key(r.namespace).levels), r.name)] = r.owner
         return owners
 
+    def restricted(self, warehouse: str) -> list[TableRef]:
+        """Tables whose dbt access level is protected or private."""
+        c = tables_t.c
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(c.namespace, c.name).where(c.warehouse == warehouse,
+                                                                  c.access.in_(RESTRICTED_ACCESS))).all()
+        return [TableRef(NamespaceRef(Namespace.from_key(r.namespace).levels), r.name) for r in rows]
+
     def reassign_owner(self, conn, old: str, new: str) -> None:
         """Inside the caller's transaction: everything `old` owned (any warehouse) is `new`'s."""
         conn.execute(update(namespaces_t).where(namespaces_t.c.owner == old).values(owner=new))
@@ -449,6 +472,7 @@ class CatalogStore:
                                 created_at=now,
                                 updated_at=now,
                                 owner=ch.owner,
+                                access=_access(ch),
                             )
                         )
                         bump_policy_version(conn)
@@ -461,6 +485,7 @@ class CatalogStore:
                                 previous_metadata_location=ch.expected,
                                 location=ch.location,
                                 updated_at=now,
+                                **({"access": _access(ch)} if ch.metadata is not None else {}),
                             )
                         )
                         if result.rowcount != 1:
@@ -471,8 +496,8 @@ class CatalogStore:
             raise PointerConflict(str(exc.orig)) from None
 
     def create_table(self, warehouse: str, ident: TableIdent, metadata_location: str, location: str,
-                     owner: str | None = None, metadata: Any = None) -> None:
-        create_by_swap(self, warehouse, ident, metadata_location, location, owner, metadata)
+                     owner: str | None = None, metadata: Any = None, also: Callable[[Any], None] | None = None) -> None:
+        create_by_swap(self, warehouse, ident, metadata_location, location, owner, metadata, also)
 
     def drop_table(self, warehouse: str, ident: TableIdent, also: Callable[[Any], None] | None = None) -> TableRecord:
         """Drop the pointer; `also(conn)` runs in the same transaction (the table's tags and grants end with it)."""
@@ -562,6 +587,12 @@ class CatalogStore:
                 conn.execute(delete(idempotency_t).where(c.key == key))
             else:
                 conn.execute(update(idempotency_t).where(c.key == key).values(status=status, body=body))
+
+
+def _access(change: PointerChange) -> str | None:
+    properties = getattr(change.metadata, "properties", None) or {}
+    value = properties.get(ACCESS_PROPERTY)
+    return value[:16] if value else None
 
 
 def _bind(name: str):

@@ -4,7 +4,9 @@ Semantics (Lake Formation's LF-TBAC, see PRODUCT.md): deny by default; tags on a
 its tables and nested namespaces, tags on a table to its columns, a value set lower overrides; a tag
 grant covers exactly the resources (for SELECT: the columns) whose effective tags match; owners hold
 every permission on what they own, including the tables of a namespace they own; ADMIN holds all.
-Any permission on a table lets its holder see it (DESCRIBE).
+Any permission on a table lets its holder see it (DESCRIBE). A restricted table (a dbt model that is not
+public) is read, written and dropped only by its owner, ADMIN and grants that name it; other grants let
+their holders see it exists (DESCRIBE), as dbt lets a project see another's protected model to refuse the ref.
 """
 
 from __future__ import annotations
@@ -160,7 +162,10 @@ class Evaluator:
         table_tags = self.table_tags(table)
         visible: set[str] = set()
         deciding: list[int] = []
+        restricted = table in self.policy.restricted
         for grant in self.grants_for(principal):
+            if restricted and grant.table != table and action is not Permission.DESCRIBE:
+                continue  # not a product: only a grant naming the table reads or changes it
             held, readable = self._grant_on_table(grant, table, columns, table_tags)
             if action is Permission.SELECT:
                 covered = readable
@@ -263,6 +268,7 @@ class Evaluator:
             if ns_result[0] or owners.get(table) == principal:
                 result[table] = TABLE_PERMISSIONS
                 continue
+            restricted = table in self.policy.restricted
             perms = set(ns_result[1])
             perms.update(by_table.get(table, ()))
             if tag_grants:
@@ -291,6 +297,9 @@ class Evaluator:
                     tag_perms = frozenset(found)
                     per_signature[signature] = tag_perms
                 perms |= tag_perms
+            if restricted:  # other grants only let their holder see it (see _decide_table)
+                named = set(by_table.get(table, ()))
+                perms = named | ({Permission.DESCRIBE} if perms else set())
             if perms:
                 perms.add(Permission.DESCRIBE)
                 result[table] = frozenset(perms)

@@ -64,3 +64,6 @@ class Policy:
     roles: dict[str, frozenset[str]] = field(default_factory=dict)  # principal -> its roles
     owners: dict[NamespaceRef | TableRef, str] = field(default_factory=dict)
     version: int = 0
+    # Tables that are not products (dbt models with access protected or private): readable by their owner,
+    # ADMIN and grants naming the table only, never through namespace, catalog or tag grants.
+    restricted: frozenset[TableRef] = frozenset()
