@@ -1,4 +1,5 @@
-"""Cross-project refs resolved from the catalog: three dbt-duckdb projects, each its own principal.
+"""Cross-project refs resolved from the catalog: three dbt-duckdb projects, each its own principal with only
+CREATE_TABLE and DESCRIBE on its own namespace (least privilege) and SELECT through tag grants.
 
 inventory (producer) -> orders (producer and consumer: refs inventory.items) -> reporting (consumer: refs
 orders.order_lines and inventory.items, latest and v1). reporting may read inventory and orders products
@@ -26,9 +27,14 @@ def mesh(tmp_path_factory):
     admin.request("POST", f"{M}/tags", json={"key": "domain", "values": ["inventory", "orders"]})
     admin.request("POST", f"{M}/tags", json={"key": "sensitivity", "values": ["public", "internal", "confidential"]})
     secrets = {}
+    rest = admin.rest_catalog()
     for name in ("inventory", "orders", "reporting"):
+        # Least privilege, as a platform team sets it up: the admin makes each domain's namespace, the domain
+        # may create tables in it and see it, nothing more (its tags ride in its commits; it owns what it creates).
         secrets[name] = admin.request("POST", f"{M}/principals", json={"name": f"svc_{name}"})["client_secret"]
-        admin.request("POST", f"{M}/grants", json={"permissions": "CREATE_TABLE", "principal": f"svc_{name}", "catalog": True})
+        rest.create_namespace(name)
+        admin.request("POST", f"{M}/grants", json={"permissions": "CREATE_TABLE,DESCRIBE", "principal": f"svc_{name}",
+                                                   "namespace": name})
     admin.request("POST", f"{M}/grants", json={"permissions": "DESCRIBE,SELECT", "principal": "svc_orders",
                                                "tags": ["domain=inventory", "sensitivity=public,internal"]})
     admin.request("POST", f"{M}/grants", json={"permissions": "DESCRIBE", "principal": "svc_reporting",
@@ -136,6 +142,12 @@ def test_ref_to_a_protected_model_is_refused(mesh):
     _server, projects = mesh
     done = _consumer_model(projects, "select * from {{ ref('inventory', 'stock_audit') }}")
     assert done.returncode != 0 and "stock_audit" in done.stdout and "protected" in done.stdout
+    # Not only dbt's rule: the catalog keeps it from every engine, though reporting's grants match its tags.
+    server, _projects = mesh
+    reporting = server.client("svc_reporting", projects["reporting"].env["ICEMESH_CLIENT_SECRET"]).rest_catalog()
+    with pytest.raises(Exception, match="lacks SELECT"):
+        reporting.load_table("inventory.stock_audit")
+    assert reporting.load_table("inventory.item_counts").scan().to_arrow().num_rows > 0  # a public sibling
 
 
 def test_selecting_a_hidden_column_fails_naming_it(mesh):
