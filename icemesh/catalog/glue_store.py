@@ -338,7 +338,7 @@ class GlueCatalogStore:
                 table_input.setdefault("Parameters", {})[OWNER_PARAMETER] = new
                 self.glue.call("update_table", DatabaseName=database["Name"], TableInput=table_input,
                                VersionId=table["VersionId"])
-        self._owners_changed()
+        bump_policy_version(conn)  # inside the caller's transaction (a second writer would wait for it forever)
 
     # Locations of tables dropped without purge are icemesh's own bookkeeping: the local database keeps them.
     def retire_location(self, warehouse: str, ident: TableIdent, location: str) -> None:

@@ -112,11 +112,12 @@ class Authenticator:
     def _issue(self, principal: str, scope: str | None, not_after: float | None = None) -> IssuedToken:
         token = secrets.new_token()
         scopes = " ".join(sorted(set((scope or "catalog").split())))
-        expires_at = time.time() + self.token_ttl_s
+        now = time.time()
+        expires_at = now + self.token_ttl_s
         if not_after is not None:
             expires_at = min(expires_at, not_after)
         self.governance.store_token(secrets.hash_token(token), principal, expires_at, scopes)
-        return IssuedToken(token, max(0, int(expires_at - time.time())), scopes, principal)
+        return IssuedToken(token, max(0, int(round(expires_at - now))), scopes, principal)
 
     # -- requests ----------------------------------------------------------------------------------
 
