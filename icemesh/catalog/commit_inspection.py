@@ -48,27 +48,45 @@ class Inspection:
         return not self.effects
 
 
-def inspect(base: TableMetadata | None, new: TableMetadata, files: TableFiles, io: FileIO) -> Inspection:
-    """The effects of going from `base` (None: a new table) to `new`; raises BadRequest for a file that
-    lies outside the table's location."""
+def metadata_effects(base: TableMetadata | None, new: TableMetadata, files: TableFiles) -> Inspection:
+    """What the new metadata itself says, without reading a file: changed fields, refs, removed snapshots, and
+    INSERT at least for each new snapshot. Checked before `file_effects`, so a caller who may not even write
+    costs the catalog no file reads."""
     found = Inspection()
+    _check_statistics(base, new, files)
+    known = {s.snapshot_id for s in base.snapshots} if base is not None else set()
+    snapshots = {s.snapshot_id: s for s in new.snapshots}
+    for snapshot in new.snapshots:
+        if snapshot.snapshot_id not in known:
+            files.require(snapshot.manifest_list, "manifest list")
+            found.effects.add(Effect.ADDS_ROWS)  # a snapshot writes history at least: the least a write needs
     if base is not None:
         for name in changed_fields(base, new) - _BOOKKEEPING:
             found.effects.add(_JUDGED.get(name, Effect.CHANGES_PROPERTIES))
-    _check_statistics(base, new, files)
+        if known - set(snapshots):
+            found.effects.add(Effect.REMOVES_SNAPSHOTS)
+        found.effects |= _ref_effects(base, new, snapshots, known)
+    return found
+
+
+def file_effects(base: TableMetadata | None, new: TableMetadata, files: TableFiles, io: FileIO) -> Inspection:
+    """What the new snapshots do to the data, read from their manifests against their parents' (only the
+    manifests that differ); raises BadRequest for a file that lies outside the table's location."""
+    found = Inspection()
     snapshots = {s.snapshot_id: s for s in new.snapshots}
     known = {s.snapshot_id for s in base.snapshots} if base is not None else set()
     reader = _ManifestReader(io)
     for snapshot in new.snapshots:
         if snapshot.snapshot_id not in known:
-            files.require(snapshot.manifest_list, "manifest list")
             parent = snapshots.get(snapshot.parent_snapshot_id) if snapshot.parent_snapshot_id is not None else None
-            # a snapshot that changes no file still writes history: the least a write needs, INSERT
-            found.effects |= _data_effects(snapshot, parent, files, reader) or {Effect.ADDS_ROWS}
-    if base is not None:
-        if known - set(snapshots):
-            found.effects.add(Effect.REMOVES_SNAPSHOTS)
-        found.effects |= _ref_effects(base, new, snapshots, known)
+            found.effects |= _data_effects(snapshot, parent, files, reader)
+    return found
+
+
+def inspect(base: TableMetadata | None, new: TableMetadata, files: TableFiles, io: FileIO) -> Inspection:
+    """Both: every effect of going from `base` (None: a new table) to `new`."""
+    found = metadata_effects(base, new, files)
+    found.effects |= file_effects(base, new, files, io).effects
     return found
 
 

@@ -24,7 +24,7 @@ from icemesh.catalog import metadata as md
 from icemesh.catalog import pagination, retention
 from icemesh.catalog import declared_tags, product_claims
 from icemesh.catalog.authorizer import Authorizer, namespace_ref, table_ref
-from icemesh.catalog.commit_inspection import inspect
+from icemesh.catalog.commit_inspection import file_effects, inspect, metadata_effects
 from icemesh.catalog.context import COLUMN_LIMITS_SCOPE, RequestContext
 from icemesh.catalog.identifiers import Namespace, TableIdent
 from icemesh.catalog.locations import LocationInUse, TableFiles, refuse_overlap
@@ -516,6 +516,11 @@ class CatalogService:
             raise self._no_table(ctx, wh, change.ident)
         self._table_permission(ctx, wh, change.ident, Permission.DESCRIBE)
 
+    def _may_write(self, ctx: RequestContext, wh: Warehouse, ident: TableIdent) -> bool:
+        """Whether the caller holds any write permission on the table (else its commit costs no file reads)."""
+        return any(self.auth.table(ctx, wh.name, p, ident, enforce=False, audit=False).allowed
+                   for p in (Permission.INSERT, Permission.DELETE, Permission.ALTER))
+
     def _authorize_effects(self, ctx: RequestContext, wh: Warehouse, ident: TableIdent, effects: set[Effect]) -> None:
         """Every permission the commit's effects need; a refusal names all that are missing and why."""
         missing = []
@@ -594,13 +599,16 @@ class CatalogService:
         files = TableFiles(location, wh.canonical)
         self._check_path_properties(files, new.properties)
         md.check_consistent(new, change.updates)
-        inspection = inspect(base, new, files, wh.io)
         if record is None:
             self._refuse_taken(ctx, wh, change.ident, location)
+            inspect(None, new, files, wh.io)  # the creator owns it: only its files are checked
         else:
             if md.changes_nothing(base, new):
                 return unchanged  # a commit that changes nothing writes nothing
-            self._authorize_effects(ctx, wh, change.ident, inspection.effects)
+            effects = metadata_effects(base, new, files).effects
+            if not self._may_write(ctx, wh, change.ident):
+                self._authorize_effects(ctx, wh, change.ident, effects)  # refused before any manifest is read
+            self._authorize_effects(ctx, wh, change.ident, effects | file_effects(base, new, files, wh.io).effects)
         governance = self._governance_moves(ctx, wh, change.ident, base_entry, new)
         if md.adds_snapshot(change.updates):  # the table's own retention settings, applied in this commit
             expired = retention.expired_snapshots(new, int(time.time() * 1000))
