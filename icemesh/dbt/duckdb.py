@@ -15,7 +15,7 @@ from typing import Any
 from dbt.adapters.duckdb.plugins import BasePlugin
 from dbt_common.exceptions import DbtRuntimeError
 
-from icemesh.dbt import pinning
+from icemesh.dbt import product_views
 from icemesh.dbt.product import ProductSpec
 from icemesh.dbt.target import TargetCatalog
 from icemesh.dbt.writer import ProductWriter, publish_error
@@ -42,7 +42,7 @@ class Plugin(BasePlugin):
         if self._upstream_alias != self.alias:  # a dev target reading production products (or another warehouse)
             duck_engine.attach_catalog(conn, self.upstream.uri, self._upstream_alias, warehouse=self.upstream.warehouse,
                                        token=self.upstream.token())
-        pinning.create_views(conn, self._upstream_alias)  # upstream products pinned to a snapshot (icemesh_pin)
+        product_views.create_views(conn, self._upstream_alias)  # pinned products, and names dbt cannot carry
         self.connection = conn
 
     def store(self, target_config) -> None:
