@@ -35,6 +35,7 @@ from dbt_common.exceptions import DbtRuntimeError
 
 from icemesh.dbt import docs_text, pinning, product_views, target
 from icemesh.errors import IcemeshError
+from icemesh.terminal import plain
 
 
 def declared_projects(project_dir: str) -> list[str]:
@@ -197,7 +198,7 @@ def _warn(message: str) -> None:
     from dbt_common.events.base_types import EventLevel
     from dbt_common.events.functions import fire_event
 
-    fire_event(Note(msg=f"icemesh: {message}"), level=EventLevel.WARN)
+    fire_event(Note(msg=plain(f"icemesh: {message}")), level=EventLevel.WARN)
 
 
 class ProductRegistry:
@@ -274,7 +275,7 @@ class IcemeshResolver(dbtPlugin):
                 continue  # dbt pays for every node: a consumer gets the models it refs (all their versions)
             unusable = unusable_names(product)
             if unusable:
-                _warn(f"{docs_text.clean(product['name'])} is left out of the graph: {unusable}")
+                _warn(f"{product['name']} is left out of the graph: {unusable}")
                 continue
             dbt = product["dbt"]
             snapshot_id = None
@@ -368,9 +369,9 @@ class IcemeshResolver(dbtPlugin):
                             problems.append(f"{model} refs {stale[1]}")
                         elif stale:
                             _warn(f"{model} refs {stale[1]}")
-        if problems:
-            raise DbtRuntimeError(problems[0] if len(problems) == 1 else
-                                  f"{len(problems)} refs cannot be resolved: " + " | ".join(problems))
+        if problems:  # catalog text (names, reasons): printed without control characters
+            raise DbtRuntimeError(plain(problems[0] if len(problems) == 1 else
+                                        f"{len(problems)} refs cannot be resolved: " + " | ".join(problems)))
         return referenced
 
     def _model_files(self) -> list[str]:

@@ -65,3 +65,13 @@ def _quote(value: str) -> str:
 def _check_alias(alias: str) -> None:
     if not alias.isidentifier():
         raise ValueError(f"Invalid catalog alias {alias!r}: use letters, digits and underscores")
+
+
+def read_only_within(con, directories: list[str]) -> None:
+    """Lock the connection to what it has attached: external access off, except for reading `directories`
+    (a warehouse's tables, which the attached catalog reads), and the configuration locked so that no later
+    statement turns it back on. DuckDB 1.5.5 still makes the REST catalog's HTTP calls."""
+    allowed = sorted({d.rstrip("/") + "/" for d in directories if d})
+    con.execute(f"SET allowed_directories = [{', '.join(_quote(d) for d in allowed)}]")
+    con.execute("SET enable_external_access = false")
+    con.execute("SET lock_configuration = true")

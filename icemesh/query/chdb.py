@@ -1,21 +1,30 @@
-"""chDB (ClickHouse in process): each product the query names is a view `<namespace>.<table>` over
-`icebergLocal(<table directory>)`, selecting the caller's visible columns.
+"""chDB (ClickHouse in process): each product the query names is a view `<namespace>.<table>` selecting the
+caller's visible columns from a table with ClickHouse's `IcebergLocal` engine over the table's directory
+(in the database `_icemesh_sources`, which no query can name: it is not a product).
 
-ClickHouse reads files only below its user-files directory, which chDB fixes at the process's working
-directory (else PATH_ACCESS_DENIED): the adapter runs each query from the directory that holds the tables,
-under a lock, and returns to where it was. ClickHouse finds the newest metadata file in the table directory
-itself; `--as-of` pins the snapshot with its `iceberg_snapshot_id` setting.
+The query itself runs with `readonly = 1`, in which ClickHouse refuses every table function (file, url, s3,
+icebergLocal, ...), DDL and setting changes; the products stay readable because they are tables and views,
+not table functions. ClickHouse reads Iceberg tables only below its user-files directory, which chDB fixes at
+the process's working directory (else PATH_ACCESS_DENIED): the adapter runs each query from the directory that
+holds the tables, under a lock, and returns to where it was. `--as-of` pins the snapshot with the view's
+`iceberg_snapshot_id` setting. `local_files=True` runs the query without `readonly`.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import threading
 from urllib.parse import unquote, urlparse
 
+from sqlglot import exp
+
 from icemesh.query.engine import Engine, literal, quote
 from icemesh.query.errors import QueryError
+from icemesh.query.references import parse
+
+SOURCES = "_icemesh_sources"
 
 _working_directory = threading.Lock()  # the process has one
 
@@ -28,7 +37,10 @@ class ChdbEngine(Engine):
         import chdb
 
         self._views: dict[str, str] = {}  # view name -> the DDL that made it: unchanged products are not redefined
-        return chdb.connect(":memory:")
+        self._sources: dict[str, str] = {}  # product -> the metadata file its source table was made at
+        con = chdb.connect(":memory:")
+        con.query(f"CREATE DATABASE IF NOT EXISTS {SOURCES}")
+        return con
 
     def run(self, sql, products):
         con = self.native()
@@ -36,21 +48,39 @@ class ChdbEngine(Engine):
         root = os.path.commonpath(directories) if directories else None
         with _in_directory(root):
             for product, directory in zip(products, directories):
+                source = f"{SOURCES}.{quote(_source_name(product.name), '`')}"
+                if self._sources.get(product.name) != product.table.metadata_location:  # a commit: read it anew
+                    con.query(f"CREATE OR REPLACE TABLE {source} ENGINE = IcebergLocal({literal(directory)})")
+                    self._sources[product.name] = product.table.metadata_location
                 database = quote(".".join(product.ref.namespace), "`")
                 columns = ", ".join(quote(c, "`") for c in product.columns)
                 settings = f" SETTINGS iceberg_snapshot_id = {int(product.snapshot_id)}" if product.pinned else ""
                 view = (f"CREATE OR REPLACE VIEW {database}.{quote(product.ref.name, '`')} AS "
-                        f"SELECT {columns} FROM icebergLocal({literal(directory)}){settings}")
+                        f"SELECT {columns} FROM {source}{settings}")
                 if self._views.get(product.name) != view:
                     con.query(f"CREATE DATABASE IF NOT EXISTS {database}")
                     con.query(view)
                     self._views[product.name] = view
-            return con.query(sql, "ArrowTable")
+            return con.query(sql if self.local_files else read_only(sql), "ArrowTable")
 
     def close(self):
         if self._native is not None:
             self._native.close()
         super().close()
+
+
+def _source_name(product: str) -> str:
+    return "p_" + hashlib.sha256(product.encode()).hexdigest()[:16]
+
+
+def read_only(sql: str) -> str:
+    """The query with ClickHouse's `readonly = 1` (no table functions, DDL or setting changes) for its run."""
+    (statement,) = parse(sql, "clickhouse")
+    if not isinstance(statement, exp.Select):
+        statement = exp.select("*").from_(statement.subquery("_icemesh_query"))
+    readonly = exp.EQ(this=exp.column("readonly"), expression=exp.Literal.number(1))
+    statement.set("settings", [*(statement.args.get("settings") or []), readonly])
+    return statement.sql(dialect="clickhouse")
 
 
 def local_path(product) -> str:

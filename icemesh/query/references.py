@@ -6,12 +6,14 @@ one-part names (CTEs, engine-local tables) are the engine's business. Each engin
 
 from __future__ import annotations
 
+import logging
+import re
 from dataclasses import dataclass
 from functools import lru_cache
 
 import sqlglot
 from sqlglot import exp
-from sqlglot.errors import ParseError
+from sqlglot.errors import ParseError, SqlglotError
 
 from icemesh.query.errors import QueryError
 
@@ -27,14 +29,35 @@ class Reference:
 
 
 def parse(sql: str, dialect: str | None) -> list[exp.Expression]:
+    """The query's statements, or a QueryError with the parser's own message (where, near what)."""
+    logging.getLogger("sqlglot").setLevel(logging.ERROR)  # its fallback warnings are not the user's business
     try:
         statements = [s for s in sqlglot.parse(sql, read=dialect) if s is not None]
     except ParseError as exc:
-        first = str(exc).splitlines()[0] if str(exc) else "syntax error"
-        raise QueryError(f"Cannot parse the query: {first}") from None
+        raise QueryError(f"Cannot parse the query: {parse_error(exc)}") from None
+    except SqlglotError as exc:  # the tokenizer: an unterminated string or comment
+        raise QueryError(f"Cannot parse the query: {_one_line(str(exc)) or 'syntax error'} (check quotes and comments)") from None
     if not statements:
         raise QueryError("Empty query: pass one SQL statement")
     return statements
+
+
+def parse_error(exc: ParseError) -> str:
+    """Where the parser stopped and near what, without sqlglot's internals (class names, terminal colours)."""
+    errors = getattr(exc, "errors", None) or []
+    if not errors:
+        return _one_line(str(exc)) or "syntax error"
+    first = errors[0]
+    description = str(first.get("description") or "")
+    what = "syntax error" if "<class" in description or not description else description.split(". ")[0]
+    near = _one_line(str(first.get("highlight") or ""))
+    where = f" at line {first.get('line')}, column {first.get('col')}" if first.get("line") else ""
+    return f"{what}{where}" + (f" near {near!r}" if near else "")
+
+
+def _one_line(text: str) -> str:
+    text = re.sub(r"\x1b\[[0-9;]*m", "", text)
+    return " ".join(text.split())
 
 
 def _product_tables(statements: list[exp.Expression]):
