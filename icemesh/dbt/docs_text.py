@@ -20,12 +20,19 @@ _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
 
 def clean(text: object) -> str:
-    """`text` as inert plain text for dbt's manifest, its Jinja and dbt-docs."""
+    """`text` (a description, a column doc) as inert plain text for dbt's manifest, its Jinja and dbt-docs."""
     if text is None:
         return ""
-    value = _CONTROL.sub("", str(text))
-    value = _TAG.sub("", value)
+    value = _TAG.sub("", _CONTROL.sub("", str(text)))
+    return _SCRIPT_SCHEME.sub(r"\1 :", _escape(value))
+
+
+def clean_name(name: object) -> str:
+    """A name (a column's, a type's) as inert text: escaped, never shortened, so distinct names stay distinct."""
+    return _escape(_CONTROL.sub("", str(name)))
+
+
+def _escape(value: str) -> str:
     value = value.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-    value = _JINJA.sub("{ ", value)
-    return _SCRIPT_SCHEME.sub(r"\1 :", value)
+    return _JINJA.sub("{ ", value)
 

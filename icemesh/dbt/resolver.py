@@ -108,8 +108,8 @@ def _columns(product: dict[str, Any]) -> dict[str, dict[str, str]]:
     """The product's columns (only those the consumer may read), names, types and docs as inert text."""
     columns = {}
     for column in product["columns"]:
-        name = docs_text.clean(column["name"])
-        columns[name] = {"doc": docs_text.clean(column.get("doc")), "type": docs_text.clean(column.get("type"))}
+        name = docs_text.clean_name(column["name"])
+        columns[name] = {"doc": docs_text.clean(column.get("doc")), "type": docs_text.clean_name(column.get("type"))}
     return columns
 
 

@@ -6,8 +6,9 @@ The query itself runs with `readonly = 1`, in which ClickHouse refuses every tab
 icebergLocal, ...), DDL and setting changes; the products stay readable because they are tables and views,
 not table functions. ClickHouse reads Iceberg tables only below its user-files directory, which chDB fixes at
 the process's working directory (else PATH_ACCESS_DENIED): the adapter runs each query from the directory that
-holds the tables, under a lock, and returns to where it was. `--as-of` pins the snapshot with the view's
-`iceberg_snapshot_id` setting. `local_files=True` runs the query without `readonly`.
+holds the tables, under a lock, and returns to where it was. A source table reads the metadata file the
+catalog handed the caller (`iceberg_metadata_file_path`), for `--as-of` the earlier one whose current snapshot
+is the one to read (as DataFusion does). `local_files=True` runs the query without `readonly`.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from sqlglot import exp
 
 from icemesh.query.engine import Engine, literal, quote
 from icemesh.query.errors import QueryError
+from icemesh.query.products import metadata_location
 from icemesh.query.references import parse
 
 SOURCES = "_icemesh_sources"
@@ -37,7 +39,7 @@ class ChdbEngine(Engine):
         import chdb
 
         self._views: dict[str, str] = {}  # view name -> the DDL that made it: unchanged products are not redefined
-        self._sources: dict[str, str] = {}  # product -> the metadata file its source table was made at
+        self._sources: dict[str, str] = {}  # source table -> the metadata file it reads
         con = chdb.connect(":memory:")
         con.query(f"CREATE DATABASE IF NOT EXISTS {SOURCES}")
         return con
@@ -48,20 +50,28 @@ class ChdbEngine(Engine):
         root = os.path.commonpath(directories) if directories else None
         with _in_directory(root):
             for product, directory in zip(products, directories):
-                source = f"{SOURCES}.{quote(_source_name(product.name), '`')}"
-                if self._sources.get(product.name) != product.table.metadata_location:  # a commit: read it anew
-                    con.query(f"CREATE OR REPLACE TABLE {source} ENGINE = IcebergLocal({literal(directory)})")
-                    self._sources[product.name] = product.table.metadata_location
+                source = self._source(con, product, directory)
                 database = quote(".".join(product.ref.namespace), "`")
                 columns = ", ".join(quote(c, "`") for c in product.columns)
-                settings = f" SETTINGS iceberg_snapshot_id = {int(product.snapshot_id)}" if product.pinned else ""
                 view = (f"CREATE OR REPLACE VIEW {database}.{quote(product.ref.name, '`')} AS "
-                        f"SELECT {columns} FROM {source}{settings}")
+                        f"SELECT {columns} FROM {source}")
                 if self._views.get(product.name) != view:
                     con.query(f"CREATE DATABASE IF NOT EXISTS {database}")
                     con.query(view)
                     self._views[product.name] = view
             return con.query(sql if self.local_files else read_only(sql), "ArrowTable")
+
+    def _source(self, con, product, directory: str) -> str:
+        """The IcebergLocal table reading exactly the metadata file the catalog handed the caller (an earlier
+        one for --as-of), made once per metadata file."""
+        metadata = metadata_location(product, "chDB")
+        source = f"{SOURCES}.{quote(_source_name(product.name, metadata), '`')}"
+        if source not in self._sources:
+            relative = os.path.relpath(_local(metadata), directory)
+            con.query(f"CREATE TABLE IF NOT EXISTS {source} ENGINE = IcebergLocal({literal(directory)}) "
+                      f"SETTINGS iceberg_metadata_file_path = {literal(relative)}")
+            self._sources[source] = metadata
+        return source
 
     def close(self):
         if self._native is not None:
@@ -69,8 +79,8 @@ class ChdbEngine(Engine):
         super().close()
 
 
-def _source_name(product: str) -> str:
-    return "p_" + hashlib.sha256(product.encode()).hexdigest()[:16]
+def _source_name(product: str, metadata: str) -> str:
+    return "p_" + hashlib.sha256(f"{product}|{metadata}".encode()).hexdigest()[:20]
 
 
 def read_only(sql: str) -> str:
@@ -83,11 +93,15 @@ def read_only(sql: str) -> str:
     return statement.sql(dialect="clickhouse")
 
 
+def _local(location: str) -> str:
+    parsed = urlparse(location)
+    return os.path.abspath(unquote(parsed.path) if parsed.scheme else location)
+
+
 def local_path(product) -> str:
     location = product.location
-    parsed = urlparse(location)
-    if parsed.scheme in ("", "file"):
-        return os.path.abspath(unquote(parsed.path) if parsed.scheme else location)
+    if urlparse(location).scheme in ("", "file"):
+        return _local(location)
     raise QueryError(f"{product.name} is stored at {parsed.scheme}://...; the chdb engine reads local warehouses "
                      "only: use duckdb, polars, datafusion, daft or spark for it")
 

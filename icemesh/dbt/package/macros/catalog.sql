@@ -37,14 +37,14 @@
       {{ dbt.duckdb__get_catalog_results_sql() }}
     )
     select
-      {{ icemesh.icemesh_clean_text('table_database') }} as table_database,
-      {{ icemesh.icemesh_clean_text('table_schema') }} as table_schema,
-      {{ icemesh.icemesh_clean_text('table_name') }} as table_name,
+      {{ icemesh.icemesh_clean_text('table_database', names=true) }} as table_database,
+      {{ icemesh.icemesh_clean_text('table_schema', names=true) }} as table_schema,
+      {{ icemesh.icemesh_clean_text('table_name', names=true) }} as table_name,
       table_type,
       {{ icemesh.icemesh_clean_text('table_comment') }} as table_comment,
-      {{ icemesh.icemesh_clean_text('column_name') }} as column_name,
+      {{ icemesh.icemesh_clean_text('column_name', names=true) }} as column_name,
       column_index,
-      {{ icemesh.icemesh_clean_text('column_type') }} as column_type,
+      {{ icemesh.icemesh_clean_text('column_type', names=true) }} as column_type,
       {{ icemesh.icemesh_clean_text('column_comment') }} as column_comment,
       table_owner
     from found
@@ -53,17 +53,22 @@
   {{ return(run_query(query)) }}
 {%- endmacro %}
 
-{#- Inert text in SQL: control characters and tags removed, & < > escaped, Jinja delimiters and script URL
-    schemes broken apart (the rules of icemesh/dbt/docs_text.py). -#}
-{% macro icemesh_clean_text(column) -%}
+{#- Inert text in SQL, the rules of icemesh/dbt/docs_text.py: control characters removed, then for docs
+    (clean) tags removed, & < > escaped, Jinja delimiters and script URL schemes broken apart; for names
+    (clean_name) only the escaping, so distinct names stay distinct. -#}
+{% macro icemesh_clean_text(column, names=false) -%}
 {%- set template -%}{%- raw -%}
-case when {column} is null then null else
-regexp_replace(regexp_replace(replace(replace(replace(regexp_replace(regexp_replace(cast({column} as varchar),
-  '[\x00-\x08\x0b-\x1f\x7f]', '', 'g'), '<!--.*?-->|</?[A-Za-z][^<>]*>', '', 'g'),
-  '&', '&amp;'), '<', '&lt;'), '>', '&gt;'), '\{([{%#])', '{ \1', 'g'),
-  '(?i)\b(javascript|vbscript|data)(\s*):', '\1 :', 'g') end
+regexp_replace(replace(replace(replace({tags}(regexp_replace(cast({column} as varchar),
+  '[\x00-\x08\x0b-\x1f\x7f]', '', 'g'){untag}),
+  '&', '&amp;'), '<', '&lt;'), '>', '&gt;'), '\{([{%#])', '{ \1', 'g')
 {%- endraw -%}{%- endset -%}
-{{ template | replace('{column}', column) }}
+{%- set untag -%}{%- raw -%}, '<!--.*?-->|</?[A-Za-z][^<>]*>', '', 'g'{%- endraw -%}{%- endset -%}
+{%- set escaped = template | replace('{column}', column) -%}
+{%- if names -%}
+  {{ escaped | replace('{tags}', '') | replace('{untag}', '') }}
+{%- else -%}
+  regexp_replace({{ escaped | replace('{tags}', 'regexp_replace') | replace('{untag}', untag) }}, '(?i)\b(javascript|vbscript|data)(\s*):', '\1 :', 'g')
+{%- endif -%}
 {%- endmacro %}
 
 {% macro icemesh_load_products(database, relations, schemas) -%}
