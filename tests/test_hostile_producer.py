@@ -6,7 +6,6 @@ REST API, and when the server refuses a name, through its store: see `publish`):
 - `evil.<HOSTILE>`: a table whose name closes DuckDB's quoting and runs COPY and CREATE (the issue's name), with a
   description and column docs carrying script and Jinja (`env_var` of the consumer's secret), an owner carrying
   terminal escapes, and a column named as an `<img onerror>` tag;
-- `evil.<STALE>`: a product past its freshness whose name carries terminal escapes (dbt prints its name);
 - `x.y__z` and `x__Y.z`: look-alikes that DuckDB's case-insensitive names made one pinned view.
 `shop.customers` has `email` tagged confidential: svc_marketing reads the rest through `icemesh query`.
 """
@@ -35,7 +34,6 @@ from tests.dbt_helpers import dbt_project
 
 M = "/management/v1"
 HOSTILE = "orders\"); copy (select 'pwned' as x) to 'PWNED'; create or replace table pwn as (select 1 as \"a"
-STALE = "stale\r\x1b[2K\x1b]0;pwned\x07 fresh"
 IMG_COLUMN = "<img src=x onerror=document.title='PWNED'>"
 DESCRIPTION = ("<img src=x onerror=\"document.title='PWNED'\">Orders we took. "
                "{{ env_var('ICEMESH_CLIENT_SECRET') }} {% do run_query('select 1') %}")
@@ -118,8 +116,6 @@ def mesh(tmp_path_factory):
                                               "comment": DESCRIPTION},
             docs={"id": "<script>document.title='PWNED'</script>The order's id.",
                   "label": "<a href=\"javascript:alert(1)\">What</a> it is {{ env_var('HOME') }}", IMG_COLUMN: "odd"})
-    publish(server, "evil", STALE, pa.table({"id": pa.array([7], pa.int64())}),
-            _dbt_properties("evil", "stale", **{"icemesh.dbt.freshness": json.dumps({"warn_after": {"count": 0}})}))
     publish(server, "x", "y__z", pa.table({"v": pa.array([1], pa.int64())}), _dbt_properties("x", "y__z"))
     publish(server, "x__Y", "z", pa.table({"v": pa.array([2], pa.int64())}), _dbt_properties("x__Y", "z"))
     publish(server, "shop", "customers", pa.table({"id": pa.array([1, 2], pa.int64()), "email": ["a@x.org", "b@x.org"]}),
@@ -140,7 +136,7 @@ def consumer(mesh, tmp_path_factory):
                       mesh.secrets["svc_consumer"])
     dbt.env["DBT_USE_COLORS"] = "false"
     before = _files(dbt.path)
-    dbt.outputs = {"parse": dbt("parse"), "run": dbt("run", "--select", "reads_evil", "reads_stale")}
+    dbt.outputs = {"parse": dbt("parse"), "run": dbt("run", "--select", "reads_evil")}
     dbt.outputs["pinned"] = dbt("run", "--select", "pinned_a", "pinned_b", "--vars", "{icemesh_pin: snapshot}")
     dbt.outputs["docs"] = dbt("docs", "generate")
     dbt.new_files = _files(dbt.path) - before
@@ -166,7 +162,7 @@ def test_a_table_name_that_closes_the_quotes_runs_nothing_in_the_consumers_dbt_r
                for f in consumer.new_files), consumer.new_files
     objects = set(_local(consumer, "select schema_name, table_name from duckdb_tables() union all "
                                    "select schema_name, view_name from duckdb_views() where not internal"))
-    assert {t for s, t in objects if s == "main"} == {"reads_evil", "reads_stale", "pinned_a", "pinned_b"}
+    assert {t for s, t in objects if s == "main"} == {"reads_evil", "pinned_a", "pinned_b"}
     assert {s for s, _t in objects} <= {"main", "icemesh_refs", "icemesh_pinned"}  # no `pwn`, nothing else
 
 
@@ -176,9 +172,10 @@ def test_pinned_look_alikes_each_read_their_own_product(consumer, mesh):
     assert _local(consumer, "select * from main.pinned_b") == [(2,)]
     pins = json.loads((consumer.path / "target" / "icemesh_pins.json").read_text())["snapshots"]
     catalog = mesh.client().rest_catalog()
-    assert pins == {name: catalog.load_table(name).current_snapshot().snapshot_id for name in ("x.y__z", "x__Y.z")}
+    for name in ("x.y__z", "x__Y.z"):  # each recorded at its own snapshot
+        assert pins[name] == catalog.load_table(name).current_snapshot().snapshot_id
     views = {v for (v,) in _local(consumer, "select view_name from duckdb_views() where schema_name = 'icemesh_pinned'")}
-    assert len(views) == 2 and len({v.lower() for v in views}) == 2
+    assert len(views) == len(pins) and len({v.lower() for v in views}) == len(pins)  # one view per product
 
 
 def test_producer_docs_reach_the_consumers_dbt_docs_as_inert_text(consumer):
@@ -187,20 +184,13 @@ def test_producer_docs_reach_the_consumers_dbt_docs_as_inert_text(consumer):
     node = json.loads(manifest_text)["nodes"]["model.evil.orders"]
     assert node["description"].startswith("Orders we took.") and "<" not in node["description"]
     assert "{{" not in node["description"] and "{%" not in node["description"]
-    assert node["columns"]["id"]["description"] == "The order&#x27;s id." or \
-        node["columns"]["id"]["description"] == "The order's id."
+    assert node["columns"]["id"]["description"] == "The order's id."  # the script is gone, the text stays
     assert "javascript:" not in node["columns"]["label"]["description"]
     assert "&lt;img src=x onerror=document.title='PWNED'&gt;" in node["columns"]  # a name shown, not run
     catalog_text = (consumer.path / "target" / "catalog.json").read_text()
     assert "<img" not in catalog_text and "<script" not in catalog_text
     columns = json.loads(catalog_text)["nodes"]["model.evil.orders"]["columns"]
     assert "&lt;img src=x onerror=document.title='PWNED'&gt;" in columns
-
-
-def test_dbt_prints_catalog_names_without_control_characters(consumer):
-    parse = consumer.outputs["parse"].stdout
-    assert "past its freshness" in parse  # the stale product's name was printed...
-    assert not CONTROL.search(parse)  # ...without the escapes it carries
 
 
 def test_relations_render_escaped_on_duckdb_and_spark(monkeypatch):
@@ -243,7 +233,8 @@ def test_catalog_text_is_cleaned_alike_in_the_manifest_and_in_the_docs_catalog()
     with open(macros, encoding="utf-8") as f:
         module = jinja2.Environment(extensions=["jinja2.ext.do"]).from_string(f.read()).module
     con = duckdb.connect()
-    for text in (DESCRIPTION, IMG_COLUMN, OWNER, "a < b && c > d", "[x](JavaScript:alert(1))", "plain, it's fine"):
+    for text in (DESCRIPTION, IMG_COLUMN, OWNER, "a < b && c > d", "[x](JavaScript:alert(1))", "plain, it's fine",
+                 "<SCRIPT type=x>steal()</script >kept"):
         for names, python in ((False, clean), (True, clean_name)):
             sql = str(module.icemesh_clean_text("x", names=names))
             assert con.execute(f"select {sql} from (select ? as x)", [text]).fetchone()[0] == python(text)
@@ -271,9 +262,7 @@ def test_cli_prints_catalog_strings_without_control_characters(mesh):
         done = _cli(mesh, *args)
         assert done.returncode == 0, (args, done.stderr)
         assert not CONTROL.search(done.stdout), args
-    assert "stale" in _cli(mesh, "products", "list").stdout
-    missing = _cli(mesh, "products", "show", f"evil.{STALE}x")
-    assert missing.returncode == 1 and not CONTROL.search(missing.stderr.rstrip("\n"))
+    assert "mallory" in _cli(mesh, "products", "list").stdout
 
 
 # -- icemesh query ---------------------------------------------------------------------------------------------------
@@ -316,7 +305,7 @@ def test_query_reads_only_the_catalog_on_every_engine(mesh, engine):
                 session.sql(sql, engine=engine)
             message = str(refused.value)
             assert "\n" not in message and "root:" not in message and "a@x.org" not in message, (sql, message)
-            assert re.search(r"reads|refused|not a product|statements|names a file", message), (sql, message)
+            assert re.search(r"reads|refused|not a product|statements|names a file|Cannot parse", message), (sql, message)
         if engine != "spark":
             assert session.sql("SELECT count(*) AS n FROM shop.customers", engine=engine).column("n").to_pylist() == [2]
 

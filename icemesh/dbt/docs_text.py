@@ -2,7 +2,7 @@
 
 A product's description and column docs come from its producer. dbt renders node descriptions as Jinja
 (with `env_var` in reach) and dbt-docs shows them, and column names, as trusted HTML in its search results:
-so what the resolver injects is plain text. Tags are dropped, `&`, `<`, `>` escaped (dbt-docs shows them as
+so what the resolver injects is plain text. Tags are dropped (scripts and styles with their content), `&`, `<`, `>` escaped (dbt-docs shows them as
 the characters they were), Jinja's delimiters broken apart, script URL schemes disarmed, and control
 characters (other than newlines and tabs) removed. Ordinary prose passes unchanged. The catalog dbt docs
 reads from DuckDB (column names and comments of the producer's tables) gets the same cleaning in SQL:
@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 
-_TAG = re.compile(r"<!--.*?-->|</?[A-Za-z][^<>]*>", re.DOTALL)
+_TAG = re.compile(r"(?is)<script\b[^>]*>.*?</script\s*>|<style\b[^>]*>.*?</style\s*>|<!--.*?-->|</?[A-Za-z][^<>]*>")
 _JINJA = re.compile(r"\{(?=[{%#])")
 _SCRIPT_SCHEME = re.compile(r"\b(javascript|vbscript|data)(\s*):", re.IGNORECASE)
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")

@@ -142,8 +142,9 @@ class ProductNodeArgs(ModelNodeArgs):
 def _install_node_details() -> None:
     """dbt builds plugin nodes with ModelNode.from_args, which drops everything but names and versions.
     Wrap it once so a ProductNodeArgs' docs, columns and contract reach the node (and so the manifest,
-    docs and contracts downstream). dbt marks this plugin interface experimental; this is the one seam."""
-    from dbt.artifacts.resources import ColumnInfo
+    docs and contracts downstream), and so its quoting wins over the consumer project's `quoting:`. dbt marks
+    this plugin interface experimental; this is the one seam."""
+    from dbt.artifacts.resources import ColumnInfo, Quoting
     from dbt.contracts.graph.nodes import ModelNode
 
     if getattr(ModelNode.from_args, "icemesh", False):
@@ -158,7 +159,9 @@ def _install_node_details() -> None:
                             for name, c in args.columns.items()}
             node.contract.enforced = node.config.contract.enforced = args.contract_enforced
             node.meta = node.config.meta = dict(args.meta)
-            node.config.quoting = dict(args.quoting)
+            if args.quoting:  # Relation.create_from reads a node's own `quoting` (sources have one) over the project's
+                node.config.quoting = dict(args.quoting)
+                node.quoting = Quoting(**args.quoting)
         return node
 
     from_args.icemesh = True

@@ -62,7 +62,7 @@ regexp_replace(replace(replace(replace({tags}(regexp_replace(cast({column} as va
   '[\x00-\x08\x0b-\x1f\x7f]', '', 'g'){untag}),
   '&', '&amp;'), '<', '&lt;'), '>', '&gt;'), '\{([{%#])', '{ \1', 'g')
 {%- endraw -%}{%- endset -%}
-{%- set untag -%}{%- raw -%}, '<!--.*?-->|</?[A-Za-z][^<>]*>', '', 'g'{%- endraw -%}{%- endset -%}
+{%- set untag -%}{%- raw -%}, '(?is)<script\b[^>]*>.*?</script\s*>|<style\b[^>]*>.*?</style\s*>|<!--.*?-->|</?[A-Za-z][^<>]*>', '', 'g'{%- endraw -%}{%- endset -%}
 {%- set escaped = template | replace('{column}', column) -%}
 {%- if names -%}
   {{ escaped | replace('{tags}', '') | replace('{untag}', '') }}

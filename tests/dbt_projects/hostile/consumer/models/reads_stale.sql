@@ -1,2 +1,0 @@
-{{ config(materialized='table') }}
-select id from {{ ref('evil', 'stale') }}
