@@ -12,6 +12,7 @@ REST API, and when the server refuses a name, through its store: see `publish`):
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -367,3 +368,57 @@ def test_a_hostile_product_name_is_queried_as_a_name(mesh, engine):
                              f"SELECT id FROM evil.`{HOSTILE.replace('`', '``')}`", engine=engine)
         assert result.column("id").to_pylist() == [1]
     assert not os.path.exists(os.path.join(mesh.cwd, "PWNED"))
+
+
+def test_the_consumers_docs_site_runs_no_producer_html(consumer):
+    """The consumer opens its `dbt docs` site in a real browser and searches: the producer's description and
+    column names show as text, and nothing of theirs runs (dbt-docs binds search results as HTML)."""
+    if not os.path.exists(CHROMIUM):
+        pytest.skip(f"no Chromium at {CHROMIUM}: `apt-get install -y chromium` (make install does it)")
+    from playwright.sync_api import sync_playwright
+
+    with _serving(consumer.path / "target") as url, sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page()
+            dialogs = []
+            page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+            page.goto(f"{url}/index.html#!/model/model.evil.orders")
+            page.wait_for_selector("text=Orders we took.", timeout=30_000)
+            for term in ("Orders", "img", "order"):  # the description, the column named as a tag, a column doc
+                page.fill("#search", term)
+                page.wait_for_function("t => [...document.querySelectorAll('.search-result-match')].some("
+                                       "e => e.textContent.toLowerCase() === t)", arg=term.lower(), timeout=15_000)
+                if term == "img":  # the column named as a tag is listed, as text
+                    assert "<img src=x onerror=document.title='PWNED'>" in page.inner_text("body")
+            page.wait_for_timeout(500)  # an injected image's onerror fires once its load fails
+            assert page.title() != "PWNED" and not dialogs
+            assert page.locator("img[src=x]").count() == 0 and page.locator("script:has-text('PWNED')").count() == 0
+        finally:
+            browser.close()
+
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--headless", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+
+
+@contextlib.contextmanager
+def _serving(directory):
+    """The docs site over HTTP on 127.0.0.1 (it fetches manifest.json and catalog.json, which file:// forbids)."""
+    import functools
+    import http.server
+    import threading
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Quiet, directory=str(directory)))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()

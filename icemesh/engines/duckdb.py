@@ -26,7 +26,7 @@ def extension_path(name: str) -> str:
 
 def load_extensions(con) -> None:
     for name in EXTENSIONS:
-        con.execute(f"LOAD '{extension_path(name)}'")
+        con.execute(f"LOAD {_quote(extension_path(name))}")
 
 
 def attach_catalog(con, uri: str, alias: str = "mesh", warehouse: str = "", token: str | None = None,
