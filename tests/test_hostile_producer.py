@@ -3,9 +3,12 @@ code in a consumer's dbt run, its dbt docs, its `icemesh query` or its terminal.
 
 The producer `evil` publishes what a catalog from before the server's name rules may hold (created through the
 REST API, and when the server refuses a name, through its store: see `publish`):
-- `evil.<HOSTILE>`: a table whose name closes DuckDB's quoting and runs COPY and CREATE (the issue's name), with a
-  description and column docs carrying script and Jinja (`env_var` of the consumer's secret), an owner carrying
-  terminal escapes, and a column named as an `<img onerror>` tag;
+- `evil.<HOSTILE>` (model `orders`): a table whose name closes DuckDB's quoting and runs COPY and CREATE (the
+  issue's name), with a description and column docs carrying script and Jinja (`env_var` of the consumer's
+  secret). A server that refuses such names even to readers (`served` False) makes reading it fail, in one line;
+  either way nothing of it runs;
+- `evil.shipments`: a plain name, with the same description, an owner carrying terminal escapes and a column
+  named as an `<img onerror>` tag;
 - `x.y__z` and `x__Y.z`: look-alikes that DuckDB's case-insensitive names made one pinned view.
 `shop.customers` has `email` tagged confidential: svc_marketing reads the rest through `icemesh query`.
 """
@@ -39,6 +42,7 @@ DESCRIPTION = ("<img src=x onerror=\"document.title='PWNED'\">Orders we took. "
 OWNER = "mallory\r\x1b[2K\x1b[1A  owner:       data-platform-team"
 CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")  # anything but \t and \n
 ENGINES = ["duckdb", "polars", "datafusion", "daft", "chdb"]
+HIDDEN = "column email of shop.customers is hidden from svc_marketing by policy"
 
 
 def _dbt_properties(project: str, model: str, **extra: str) -> dict[str, str]:
@@ -110,11 +114,12 @@ def mesh(tmp_path_factory):
     manage("POST", "/grants", json={"permissions": "SELECT,DESCRIBE", "principal": "svc_marketing",
                                     "tags": ["domain=shop", "sensitivity=public"]})
 
-    orders = pa.table({"id": pa.array([1], pa.int64()), "label": ["a"], IMG_COLUMN: ["x"]})
-    publish(server, "evil", HOSTILE, orders, {**_dbt_properties("evil", "orders", **{"icemesh.dbt.owner": OWNER}),
-                                              "comment": DESCRIPTION},
-            docs={"id": "<script>document.title='PWNED'</script>The order's id.",
-                  "label": "<a href=\"javascript:alert(1)\">What</a> it is {{ env_var('HOME') }}", IMG_COLUMN: "odd"})
+    docs = {"id": "<script>document.title='PWNED'</script>The order's id.",
+            "label": "<a href=\"javascript:alert(1)\">What</a> it is {{ env_var('HOME') }}", IMG_COLUMN: "odd"}
+    publish(server, "evil", HOSTILE, pa.table({"id": pa.array([1], pa.int64()), "label": ["a"]}),
+            {**_dbt_properties("evil", "orders"), "comment": DESCRIPTION}, docs={k: docs[k] for k in ("id", "label")})
+    publish(server, "evil", "shipments", pa.table({"id": pa.array([5], pa.int64()), "label": ["s"], IMG_COLUMN: ["x"]}),
+            {**_dbt_properties("evil", "shipments", **{"icemesh.dbt.owner": OWNER}), "comment": DESCRIPTION}, docs=docs)
     publish(server, "x", "y__z", pa.table({"v": pa.array([1], pa.int64())}), _dbt_properties("x", "y__z"))
     publish(server, "x__Y", "z", pa.table({"v": pa.array([2], pa.int64())}), _dbt_properties("x__Y", "z"))
     publish(server, "shop", "customers", pa.table({"id": pa.array([1, 2], pa.int64()), "email": ["a@x.org", "b@x.org"]}),
@@ -122,6 +127,11 @@ def mesh(tmp_path_factory):
     manage("POST", "/tag-assignments", json={"key": "sensitivity", "value": "confidential", "table": "shop.customers",
                                              "column": "email"})
     server.secrets = secrets
+    try:
+        catalog.load_table(("evil", HOSTILE))
+        server.served = True
+    except BadRequestError:  # the server refuses the name even to readers: the product exists, unreadable
+        server.served = False
     yield server
     server.stop()
 
@@ -131,12 +141,12 @@ def mesh(tmp_path_factory):
 @pytest.fixture(scope="module")
 def consumer(mesh, tmp_path_factory):
     """The consumer's run (pinned: `icemesh_pinned` views) and docs generate (unpinned: the hostile product through
-    an `icemesh_refs` view), once."""
+    an `icemesh_refs` view), once. The run fails (reads_evil only) where the server will not serve the name."""
     dbt = dbt_project("hostile/consumer", tmp_path_factory.mktemp("hostile-dbt"), mesh, "svc_consumer",
                       mesh.secrets["svc_consumer"])
     dbt.env["DBT_USE_COLORS"] = "false"
     before = _files(dbt.path)
-    dbt("run", "--vars", "{icemesh_pin: snapshot}")
+    dbt.run = dbt("run", "--vars", "{icemesh_pin: snapshot}", check=mesh.served)
     dbt("docs", "generate", "--no-compile")
     dbt.new_files = _files(dbt.path) - before
     return dbt
@@ -154,15 +164,21 @@ def _local(dbt, sql: str) -> list[tuple]:
         con.close()
 
 
-def test_a_table_name_that_closes_the_quotes_runs_nothing_in_the_consumers_dbt_run(consumer):
-    assert sorted(_local(consumer, "select * from main.reads_evil")) == [(1, "a")]  # the product was read
+def test_a_table_name_that_closes_the_quotes_runs_nothing_in_the_consumers_dbt_run(consumer, mesh):
+    models = {"reads_shipments", "pinned_a", "pinned_b"}
+    if mesh.served:
+        assert sorted(_local(consumer, "select * from main.reads_evil")) == [(1, "a")]  # the product was read
+        models.add("reads_evil")
+    else:  # the catalog's refusal, on one line, for that model only
+        assert consumer.run.returncode != 0 and "Invalid table name" in consumer.run.stdout
+        assert re.search(r"(?m)^.*Completed with 1 error", consumer.run.stdout), consumer.run.stdout[-2000:]
     assert not [f for f in consumer.new_files if "PWNED" in f]  # the COPY never ran
     assert all(f.split(os.sep)[0] in ("target", "logs", "dbt_packages") or f in ("package-lock.yml",)
                for f in consumer.new_files), consumer.new_files
     objects = set(_local(consumer, "select schema_name, table_name from duckdb_tables() union all "
                                    "select schema_name, view_name from duckdb_views() where not internal"))
-    assert {t for s, t in objects if s == "main"} == {"reads_evil", "pinned_a", "pinned_b"}
-    assert {s for s, _t in objects} == {"main", "icemesh_refs", "icemesh_pinned"}  # no `pwn`, nothing else
+    assert {t for s, t in objects if s == "main"} == models
+    assert {s for s, _t in objects} <= {"main", "icemesh_refs", "icemesh_pinned"}  # no `pwn`, nothing else
 
 
 def test_pinned_look_alikes_each_read_their_own_product(consumer, mesh):
@@ -174,22 +190,24 @@ def test_pinned_look_alikes_each_read_their_own_product(consumer, mesh):
     for name in ("x.y__z", "x__Y.z"):  # each recorded at its own snapshot
         assert pins[name] == catalog.load_table(name).current_snapshot().snapshot_id
     views = {v for (v,) in _local(consumer, "select view_name from duckdb_views() where schema_name = 'icemesh_pinned'")}
-    assert len(views) == len(pins) and len({v.lower() for v in views}) == len(pins)  # one view per product
+    readable = len(pins) - (0 if mesh.served else 1)
+    assert len(views) == readable and len({v.lower() for v in views}) == readable  # one view per product
 
 
 def test_producer_docs_reach_the_consumers_dbt_docs_as_inert_text(consumer):
     manifest_text = (consumer.path / "target" / "manifest.json").read_text()
     assert consumer.env["ICEMESH_CLIENT_SECRET"] not in manifest_text  # the description's env_var() never ran
-    node = json.loads(manifest_text)["nodes"]["model.evil.orders"]
-    assert node["description"].startswith("Orders we took.") and "<" not in node["description"]
-    assert "{{" not in node["description"] and "{%" not in node["description"]
-    assert node["columns"]["id"]["description"] == "The order's id."  # the script is gone, the text stays
-    assert "javascript:" not in node["columns"]["label"]["description"]
-    assert "&lt;img src=x onerror=document.title='PWNED'&gt;" in node["columns"]  # a name shown, not run
+    nodes = json.loads(manifest_text)["nodes"]
+    for node in (nodes["model.evil.orders"], nodes["model.evil.shipments"]):
+        assert node["description"].startswith("Orders we took.") and "<" not in node["description"]
+        assert "{{" not in node["description"] and "{%" not in node["description"]
+        assert node["columns"]["id"]["description"] == "The order's id."  # the script is gone, the text stays
+        assert "javascript:" not in node["columns"]["label"]["description"]
+    assert "&lt;img src=x onerror=document.title='PWNED'&gt;" in nodes["model.evil.shipments"]["columns"]  # shown
     catalog_text = (consumer.path / "target" / "catalog.json").read_text()
     assert "<img" not in catalog_text and "<script" not in catalog_text
-    columns = json.loads(catalog_text)["nodes"]["model.evil.orders"]["columns"]
-    assert "&lt;img src=x onerror=document.title='PWNED'&gt;" in columns
+    columns = json.loads(catalog_text)["nodes"]["model.evil.shipments"]["columns"]  # as DuckDB lists them
+    assert "&lt;img src=x onerror=document.title='PWNED'&gt;" in columns and columns["id"]["comment"] == "The order's id."
 
 
 def test_relations_render_escaped_on_duckdb_and_spark(monkeypatch):
@@ -254,12 +272,12 @@ def _cli(server, *args: str):
 
 
 def test_cli_prints_catalog_strings_without_control_characters(mesh):
-    shown = _cli(mesh, "products", "show", f"evil.{HOSTILE}")
+    shown = _cli(mesh, "products", "show", "evil.shipments")
     assert shown.exit_code == 0, shown.output
     assert not CONTROL.search(shown.output)
     owner_lines = [line for line in shown.output.splitlines() if "owner:" in line]
     assert len(owner_lines) == 1 and owner_lines[0].strip().startswith("owner:       mallory")  # not forged
-    for args in (("products", "list"), ("lineage",), ("tags", "show", f"evil.{HOSTILE}"), ("grants", "list"),
+    for args in (("products", "list"), ("lineage",), ("tags", "show", "evil.shipments"), ("grants", "list"),
                  ("audit", "--limit", "20")):
         done = _cli(mesh, *args)
         assert done.exit_code == 0, (args, done.output)
@@ -346,8 +364,8 @@ def test_a_hidden_column_is_named_as_hidden_by_policy(mesh, engine):
         for sql in ("SELECT email FROM shop.customers", "SELECT c.id FROM shop.customers c WHERE c.email LIKE '%x%'"):
             with pytest.raises(QueryError) as refused:
                 session.sql(sql, engine=engine)
-            assert str(refused.value) == ("column email of shop.customers is hidden from svc_marketing by policy "
-                                          "(sensitivity=confidential)")
+            message = str(refused.value)  # the column's tags, when the catalog lets the caller see them
+            assert message in (HIDDEN, HIDDEN + " (sensitivity=confidential)"), message
 
 
 def test_sql_errors_are_the_parsers_or_the_engines_own(mesh):
@@ -363,10 +381,14 @@ def test_sql_errors_are_the_parsers_or_the_engines_own(mesh):
 def test_a_hostile_product_name_is_queried_as_a_name(mesh, engine):
     """Queries rewritten for an engine (pins, one-part names, views) keep the name quoted: it reads the product."""
     quoted = '"' + HOSTILE.replace('"', '""') + '"'
+    sql = f"SELECT id FROM evil.{quoted}" if engine != "chdb" else f"SELECT id FROM evil.`{HOSTILE}`"
     with icemesh.connect(mesh.uri, client_id="svc_consumer", client_secret=mesh.secrets["svc_consumer"]) as session:
-        result = session.sql(f"SELECT id FROM evil.{quoted}" if engine != "chdb" else
-                             f"SELECT id FROM evil.`{HOSTILE.replace('`', '``')}`", engine=engine)
-        assert result.column("id").to_pylist() == [1]
+        if mesh.served:
+            assert session.sql(sql, engine=engine).column("id").to_pylist() == [1]
+        else:
+            with pytest.raises(QueryError, match="Invalid table name") as refused:
+                session.sql(sql, engine=engine)
+            assert "\n" not in str(refused.value)
     assert not os.path.exists(os.path.join(mesh.cwd, "PWNED"))
 
 

@@ -20,6 +20,15 @@ from icemesh.dbt.product import ProductSpec
 from icemesh.dbt.target import TargetCatalog
 from icemesh.dbt.writer import ProductWriter, publish_error
 from icemesh.engines import duckdb as duck_engine
+from icemesh.terminal import plain
+
+
+def _warn(message: str) -> None:
+    from dbt_common.events.base_types import EventLevel
+    from dbt_common.events.functions import fire_event
+    from dbt_common.events.types import Note
+
+    fire_event(Note(msg=plain(f"icemesh: {message}")), level=EventLevel.WARN)
 
 
 class Plugin(BasePlugin):
@@ -42,7 +51,8 @@ class Plugin(BasePlugin):
         if self._upstream_alias != self.alias:  # a dev target reading production products (or another warehouse)
             duck_engine.attach_catalog(conn, self.upstream.uri, self._upstream_alias, warehouse=self.upstream.warehouse,
                                        token=self.upstream.token())
-        product_views.create_views(conn, self._upstream_alias)  # pinned products, and names dbt cannot carry
+        for failure in product_views.create_views(conn, self._upstream_alias):  # pinned products, names dbt cannot carry
+            _warn(failure)
         self.connection = conn
 
     def store(self, target_config) -> None:

@@ -67,14 +67,22 @@ def ident(part: str) -> str:
     return '"' + part.replace('"', '""') + '"'
 
 
-def create_views(connection, catalog_alias: str) -> None:
-    """Create or refresh the views (names quoted, snapshot ids integers: nothing pasted raw)."""
+def create_views(connection, catalog_alias: str) -> list[str]:
+    """Create or refresh the views (names quoted, snapshot ids integers: nothing pasted raw). A product the catalog
+    will not serve (e.g. a name it now refuses) costs its own view only: the reasons are returned, one line each,
+    and the models reading it fail where they read it, the others run."""
     with _lock:
         views = dict(_views)
     for schema in sorted({schema for schema, _name in views}):
         connection.execute(f"create schema if not exists {ident(schema)}")
+    failures = []
     for (schema, name), (namespace, table, snapshot_id) in views.items():
         at = f" AT (VERSION => {int(snapshot_id)})" if snapshot_id is not None else ""
-        connection.execute(
-            f"create or replace view {ident(schema)}.{ident(name)} as select * from "
-            f"{ident(catalog_alias)}.{ident(namespace)}.{ident(table)}{at}")
+        try:
+            connection.execute(
+                f"create or replace view {ident(schema)}.{ident(name)} as select * from "
+                f"{ident(catalog_alias)}.{ident(namespace)}.{ident(table)}{at}")
+        except Exception as exc:  # noqa: BLE001 - DuckDB's and the catalog's refusals alike
+            reason = " ".join(str(exc).split())[:300]
+            failures.append(f"cannot read {namespace}.{table} (view {schema}.{name}): {reason}")
+    return failures
