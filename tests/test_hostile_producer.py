@@ -240,6 +240,23 @@ def test_relations_render_escaped_on_duckdb_and_spark(monkeypatch):
     assert rendered("spark", SparkRelation, "evil", "t`x", snapshot=42) == "`mesh`.`evil`.`t``x`.`snapshot_id_42`"
 
 
+def test_derived_view_names_are_injective_and_a_clash_is_refused(monkeypatch):
+    from icemesh.dbt import product_views
+    from icemesh.dbt.resolver import unusable_names
+
+    names = {product_views.view_name(ns, t) for ns, t in [("x", "y__z"), ("x__Y", "z"), ("x__y", "z"), ("X", "y__z")]}
+    assert len({n.lower() for n in names}) == 4 and all(re.fullmatch(r"[a-z0-9_]+", n) for n in names)
+    monkeypatch.setattr(product_views, "_views", {})
+    monkeypatch.setattr(product_views, "view_name", lambda namespace, table: "same")  # a hash clash, forced
+    product_views.register("x", "y__z", 1)
+    with pytest.raises(product_views.ViewNameCollision) as clash:
+        product_views.register("x__Y", "z", 2)
+    assert str(clash.value).count("\n") == 0 and "x.y__z and x__Y.z" in str(clash.value)
+    # a model name no dbt project could have (dbt-docs shows model names as HTML) keeps a product out of the graph
+    assert "not a dbt identifier" in unusable_names({"dbt": {"model": IMG_COLUMN}})
+    assert unusable_names({"dbt": {"model": "orders", "version": "2"}}) is None
+
+
 def test_catalog_text_is_cleaned_alike_in_the_manifest_and_in_the_docs_catalog():
     """docs_text.py cleans what the resolver injects; catalog.sql cleans, in SQL, what DuckDB lists for dbt docs."""
     import jinja2

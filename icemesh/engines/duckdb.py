@@ -71,7 +71,14 @@ def read_only_within(con, directories: list[str]) -> None:
     """Lock the connection to what it has attached: external access off, except for reading `directories`
     (a warehouse's tables, which the attached catalog reads), and the configuration locked so that no later
     statement turns it back on. DuckDB 1.5.5 still makes the REST catalog's HTTP calls."""
-    allowed = sorted({d.rstrip("/") + "/" for d in directories if d})
-    con.execute(f"SET allowed_directories = [{', '.join(_quote(d) for d in allowed)}]")
+    allowed: set[str] = set()
+    for directory in filter(None, directories):  # a local root is read as file:///... and as /... alike
+        root = directory.rstrip("/") + "/"
+        allowed.add(root)
+        if root.startswith("file://"):
+            allowed.add(root[len("file://"):])
+        elif root.startswith("/"):
+            allowed.add("file://" + root)
+    con.execute(f"SET allowed_directories = [{', '.join(_quote(d) for d in sorted(allowed))}]")
     con.execute("SET enable_external_access = false")
     con.execute("SET lock_configuration = true")
