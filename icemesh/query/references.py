@@ -1,7 +1,7 @@
 """Which products a query names, and the same query pinned to snapshots, using sqlglot's parser (never a regex).
 
 A product reference is a table name with a namespace (`sales.orders`, or `a.b.t` for a nested namespace);
-one-part names (CTEs, engine-local tables) are the engine's business. Each engine parses in its own dialect.
+one-part names can only be CTEs (guard.py refuses the others). Each engine parses in its own dialect.
 """
 
 from __future__ import annotations
@@ -17,6 +17,9 @@ from sqlglot.errors import ParseError, SqlglotError
 
 from icemesh.query.errors import QueryError
 
+# sqlglot warns on stderr when it falls back to an opaque Command (`LOAD x`): guard.py refuses those in one line.
+logging.getLogger("sqlglot").setLevel(logging.ERROR)
+
 
 @dataclass(frozen=True, order=True)
 class Reference:
@@ -30,7 +33,6 @@ class Reference:
 
 def parse(sql: str, dialect: str | None) -> list[exp.Expression]:
     """The query's statements, or a QueryError with the parser's own message (where, near what)."""
-    logging.getLogger("sqlglot").setLevel(logging.ERROR)  # its fallback warnings are not the user's business
     try:
         statements = [s for s in sqlglot.parse(sql, read=dialect) if s is not None]
     except ParseError as exc:
