@@ -21,7 +21,7 @@ from functools import lru_cache
 from sqlglot import exp
 
 from icemesh.query.errors import QueryError
-from icemesh.query.references import parse
+from icemesh.query.references import parsed
 
 # Generators: they make rows, they read nothing.
 GENERATORS = {"range", "generate_series", "unnest", "numbers", "numbers_mt", "zeros", "explode", "posexplode",
@@ -62,7 +62,7 @@ def check(sql: str, dialect: str | None, local_files: bool = False) -> None:
 
 @lru_cache(maxsize=256)
 def _check(sql: str, dialect: str | None, local_files: bool) -> bool:
-    statements = parse(sql, dialect)
+    statements = parsed(sql, dialect)
     if len(statements) != 1:
         raise QueryError(f"{len(statements)} statements: icemesh query runs one query at a time")
     statement = statements[0]

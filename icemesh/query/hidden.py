@@ -15,13 +15,14 @@ gets the engine's own message.
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Any
 
 from sqlglot import exp
 
 from icemesh.client import ClientError
 from icemesh.query.errors import QueryError
-from icemesh.query.references import parse
+from icemesh.query.references import parsed
 
 M = "/management/v1"
 
@@ -30,7 +31,7 @@ def check(client, sql: str, dialect: str | None, products: list) -> None:
     """Raise QueryError when the query names a column of one of `products` that policy hides from the caller."""
     if not products:
         return
-    unknown = _unknown_columns(parse(sql, dialect), products)
+    unknown = _unknown_columns(sql, dialect, {c.lower() for p in products for c in p.columns})
     if not unknown:
         return
     principal = None
@@ -46,10 +47,17 @@ def check(client, sql: str, dialect: str | None, products: list) -> None:
                                  f"{_why(client, product.name, match)}")
 
 
-def _unknown_columns(statements: list[exp.Expression], products: list) -> list[tuple[str | None, str]]:
-    visible = {c.lower() for p in products for c in p.columns}
-    defined = set()
-    for statement in statements:
+def _unknown_columns(sql: str, dialect: str | None, visible: set[str]) -> list[tuple[str | None, str]]:
+    referenced, defined = _column_names(sql, dialect)
+    return [(qualifier, name) for qualifier, name in referenced if name.lower() not in visible | defined]
+
+
+@lru_cache(maxsize=256)
+def _column_names(sql: str, dialect: str | None) -> tuple[tuple[tuple[str | None, str], ...], frozenset[str]]:
+    """The (qualifier, name) column references of the query, and the names it defines itself (lower-cased)."""
+    defined: set[str] = set()
+    referenced: dict[tuple[str | None, str], None] = {}
+    for statement in parsed(sql, dialect):
         for node in statement.walk():
             if isinstance(node, exp.Alias):
                 defined.add(node.alias.lower())
@@ -57,13 +65,9 @@ def _unknown_columns(statements: list[exp.Expression], products: list) -> list[t
                 defined.update(c.name.lower() for c in node.columns)
             elif isinstance(node, exp.Lambda):
                 defined.update(e.name.lower() for e in node.expressions)
-    unknown: dict[tuple[str | None, str], None] = {}
-    for statement in statements:
-        for column in statement.find_all(exp.Column):
-            name = column.name
-            if name and name.lower() not in visible and name.lower() not in defined:
-                unknown.setdefault((column.table or None, name), None)
-    return list(unknown)
+            elif isinstance(node, exp.Column) and node.name:
+                referenced.setdefault((node.table or None, node.name), None)
+    return tuple(referenced), frozenset(defined)
 
 
 def _candidates(products: list, qualifier: str | None) -> list:

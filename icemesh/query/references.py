@@ -44,6 +44,13 @@ def parse(sql: str, dialect: str | None) -> list[exp.Expression]:
     return statements
 
 
+@lru_cache(maxsize=256)
+def parsed(sql: str, dialect: str | None) -> tuple[exp.Expression, ...]:
+    """`parse`, once per text and dialect, for readers that never change the tree (the guard, the references, the
+    hidden-column check): a query is parsed once however many of them look at it. Rewrites parse their own copy."""
+    return tuple(parse(sql, dialect))
+
+
 def parse_error(exc: ParseError) -> str:
     """Where the parser stopped and near what, without sqlglot's internals (class names, terminal colours)."""
     errors = getattr(exc, "errors", None) or []
@@ -84,7 +91,7 @@ def product_references(sql: str, dialect: str | None) -> list[Reference]:
 @lru_cache(maxsize=256)
 def _references(sql: str, dialect: str | None) -> tuple[Reference, ...]:
     seen: dict[Reference, None] = {}
-    for table in _product_tables(parse(sql, dialect)):
+    for table in _product_tables(parsed(sql, dialect)):
         seen.setdefault(_reference(table), None)
     return tuple(seen)
 
