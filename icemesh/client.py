@@ -46,7 +46,7 @@ class CatalogClient:
         self._expires_at = float("inf") if token else 0.0
         self._lock = threading.Lock()
         self._http = httpx.Client(timeout=timeout)
-        self._prefix: str | None = None
+        self._config: dict | None = None
 
     @classmethod
     def from_env(cls, uri: str | None = None, **overrides: Any) -> "CatalogClient":
@@ -106,11 +106,20 @@ class CatalogClient:
             return None
         return response.json()
 
-    def prefix(self) -> str:
-        if self._prefix is None:
+    def config(self) -> dict:
+        """The catalog's `GET /v1/config` for this warehouse (asked once)."""
+        if self._config is None:
             params = {"warehouse": self.warehouse} if self.warehouse else None
-            self._prefix = self.request("GET", "/v1/config", params=params)["overrides"]["prefix"]
-        return self._prefix
+            self._config = self.request("GET", "/v1/config", params=params)
+        return self._config
+
+    def prefix(self) -> str:
+        return self.config()["overrides"]["prefix"]
+
+    def warehouse_root(self) -> str | None:
+        """Where this warehouse's tables live (`file:///...`, `s3://...`), as the catalog says."""
+        overrides = self.config().get("overrides") or {}
+        return overrides.get("warehouse") or (self.config().get("defaults") or {}).get("warehouse")
 
     def rest_catalog(self, name: str = "icemesh", **properties: str):
         """A pyiceberg RestCatalog logged in the same way (client credentials, or the token)."""

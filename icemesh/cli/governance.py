@@ -7,7 +7,7 @@ import datetime as dt
 import click
 
 from icemesh.cli.lakeformation import lakeformation_options
-from icemesh.cli.output import client_command, emit, output_option
+from icemesh.cli.output import client_command, echo_lines, emit, output_option
 
 API = "/management/v1"
 
@@ -210,7 +210,7 @@ def tags_show(resource, output, direct, client):
         own = {k: t for k, t in col_tags.items() if t["from"].startswith("column ")}
         summary = ", ".join(f"{k}={t['value']}" + ("" if k in own else " (inherited)") for k, t in col_tags.items())
         lines.append(f"  column {column}: {summary or '(no tags)'}")
-    click.echo("\n".join(lines))
+    echo_lines(lines)
 
 
 # -- grants ----------------------------------------------------------------------------------------

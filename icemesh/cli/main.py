@@ -15,6 +15,7 @@ from icemesh.cli.products import lineage, products
 from icemesh.cli.query import query
 from icemesh.cli.serve import serve
 from icemesh.errors import IcemeshError
+from icemesh.terminal import plain
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -39,13 +40,13 @@ def main() -> None:
         click.echo("error: aborted", err=True)
         sys.exit(1)
     except click.ClickException as exc:  # usage errors: one line, like every other failure
-        click.echo(f"error: {exc.format_message()}", err=True)
+        click.echo(f"error: {plain(exc.format_message())}", err=True)
         sys.exit(exc.exit_code)
     except IcemeshError as exc:
-        click.echo(f"error: {exc.message}", err=True)
+        click.echo(f"error: {plain(exc.message)}", err=True)
         sys.exit(1)
     except OSError as exc:
-        click.echo(f"error: {exc.strerror or exc}{': ' + exc.filename if getattr(exc, 'filename', None) else ''}", err=True)
+        click.echo(plain(f"error: {exc.strerror or exc}{': ' + str(exc.filename) if getattr(exc, 'filename', None) else ''}"), err=True)
         sys.exit(1)
 
 

@@ -1,4 +1,9 @@
-"""How client commands print: a readable table by default, `--output json` for scripts."""
+"""How client commands print: a readable table by default, `--output json` for scripts.
+
+Everything printed here passes through `icemesh.terminal.plain`: names, docs, owners and reasons come from
+the catalog, written by other principals, and must not move the cursor or redraw a line. JSON output is left
+to `json.dumps`, which escapes control characters itself.
+"""
 
 from __future__ import annotations
 
@@ -8,16 +13,20 @@ from typing import Any, Callable
 
 import click
 
+from icemesh.terminal import plain
+
 output_option = click.option("--output", "-o", type=click.Choice(["table", "json"]), default="table",
                              show_default=True, help="Output format.")
 
 
-def emit(data: Any, output: str, columns: list[str] | None = None, text: str | None = None) -> None:
+def emit(data: Any, output: str, columns: list[str] | None = None, text: "str | list[str] | None" = None) -> None:
+    """`data` as JSON, or as `text` (a list: one line per item, a value's own newlines folded into it), or as a
+    table of `columns`."""
     if output == "json":
         click.echo(json.dumps(data, indent=2, sort_keys=False, default=str))
         return
     if text is not None:
-        click.echo(text)
+        echo_lines(text if isinstance(text, list) else text.split("\n"))
         return
     rows = data if isinstance(data, list) else [data]
     if not rows:
@@ -26,9 +35,15 @@ def emit(data: Any, output: str, columns: list[str] | None = None, text: str | N
     columns = columns or list(rows[0].keys())
     cells = [[_cell(row.get(c)) for c in columns] for row in rows]
     widths = [max(len(c), *(len(r[i]) for r in cells)) for i, c in enumerate(columns)]
-    click.echo("  ".join(c.upper().ljust(w) for c, w in zip(columns, widths)).rstrip())
+    click.echo("  ".join(plain(c).upper().ljust(w) for c, w in zip(columns, widths)).rstrip())
     for row in cells:
         click.echo("  ".join(v.ljust(w) for v, w in zip(row, widths)).rstrip())
+
+
+def echo_lines(lines: list[str]) -> None:
+    """Print each line on its own, whatever control characters the values in it carried."""
+    for line in lines:
+        click.echo(plain(line))
 
 
 def _cell(value: Any) -> str:
@@ -39,8 +54,8 @@ def _cell(value: Any) -> str:
     if isinstance(value, (list, tuple)):
         return ",".join(_cell(v) for v in value) or "-"
     if isinstance(value, dict):
-        return " ".join(f"{k}={_cell(v)}" for k, v in value.items()) or "-"
-    return str(value)
+        return " ".join(f"{plain(k)}={_cell(v)}" for k, v in value.items()) or "-"
+    return plain(value)
 
 
 def client_command(func: Callable) -> Callable:

@@ -85,7 +85,7 @@ def products_show(name, warehouse, output, client):
     for column in product["columns"]:
         flag = " required" if column["required"] else ""
         lines.append(f"    {column['name'].ljust(width)}  {column['type']}{flag}{'  ' + column['doc'] if column['doc'] else ''}")
-    emit(product, output, text="\n".join(line for line in lines if line is not None))
+    emit(product, output, text=[line for line in lines if line is not None])
 
 
 @click.command()

@@ -15,11 +15,20 @@ from typing import Any
 from dbt.adapters.duckdb.plugins import BasePlugin
 from dbt_common.exceptions import DbtRuntimeError
 
-from icemesh.dbt import pinning
+from icemesh.dbt import product_views
 from icemesh.dbt.product import ProductSpec
 from icemesh.dbt.target import TargetCatalog
 from icemesh.dbt.writer import ProductWriter, publish_error
 from icemesh.engines import duckdb as duck_engine
+from icemesh.terminal import plain
+
+
+def _warn(message: str) -> None:
+    from dbt_common.events.base_types import EventLevel
+    from dbt_common.events.functions import fire_event
+    from dbt_common.events.types import Note
+
+    fire_event(Note(msg=plain(f"icemesh: {message}")), level=EventLevel.WARN)
 
 
 class Plugin(BasePlugin):
@@ -42,7 +51,8 @@ class Plugin(BasePlugin):
         if self._upstream_alias != self.alias:  # a dev target reading production products (or another warehouse)
             duck_engine.attach_catalog(conn, self.upstream.uri, self._upstream_alias, warehouse=self.upstream.warehouse,
                                        token=self.upstream.token())
-        pinning.create_views(conn, self._upstream_alias)  # upstream products pinned to a snapshot (icemesh_pin)
+        for failure in product_views.create_views(conn, self._upstream_alias):  # pinned products, names dbt cannot carry
+            _warn(failure)
         self.connection = conn
 
     def store(self, target_config) -> None:

@@ -5,53 +5,19 @@ snapshot that is current when the run parses, and records them in `target/icemes
 products the run publishes, in their `icemesh.dbt.upstream_snapshots` property). Passing that file,
 `--vars '{icemesh_pin: target/icemesh_pins.json}'`, repeats a run against exactly those snapshots.
 
-On DuckDB a pinned product is read through a view in the project's own database,
-`icemesh_pinned."<namespace>__<table>"` = `... AT (VERSION => <snapshot>)`, because dbt renders a ref from
-database, schema and identifier and has no place for a time-travel clause. The resolver decides the pins
-at parse time; the dbt-duckdb plugin creates the views when dbt opens its connection.
+On DuckDB a pinned product is read through a view in the project's own database (product_views.py),
+because dbt renders a ref from database, schema and identifier and has no place for a time-travel clause.
+The resolver decides the pins at parse time; the dbt-duckdb plugin creates the views when dbt opens its
+connection.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import threading
 from typing import Any
 
-PIN_SCHEMA = "icemesh_pinned"
 PINS_FILE = os.path.join("target", "icemesh_pins.json")
-
-# view name -> (namespace, table, snapshot id): filled at parse, read when the connection opens
-_views: dict[str, tuple[str, str, int]] = {}
-_lock = threading.Lock()
-
-
-def view_name(namespace: str, table: str) -> str:
-    return f"{namespace}__{table}"
-
-
-def register(namespace: str, table: str, snapshot_id: int) -> str:
-    name = view_name(namespace, table)
-    with _lock:
-        _views[name] = (namespace, table, int(snapshot_id))
-    return name
-
-
-def _ident(part: str) -> str:
-    return '"' + part.replace('"', '""') + '"'
-
-
-def create_views(connection, catalog_alias: str) -> None:
-    """Create or refresh the pinned views (names quoted, snapshot ids integers: nothing pasted raw)."""
-    with _lock:
-        views = dict(_views)
-    if not views:
-        return
-    connection.execute(f"create schema if not exists {PIN_SCHEMA}")
-    for name, (namespace, table, snapshot_id) in views.items():
-        connection.execute(
-            f"create or replace view {PIN_SCHEMA}.{_ident(name)} as select * from "
-            f"{_ident(catalog_alias)}.{_ident(namespace)}.{_ident(table)} AT (VERSION => {int(snapshot_id)})")
 
 
 def setting(project_dir: str, project_vars: dict[str, Any]) -> str | None:

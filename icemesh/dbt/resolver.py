@@ -6,6 +6,11 @@ Each product becomes a model node named for the consumer's engine (DuckDB: the a
 Spark: its Iceberg catalog), never the producer's database, and carries its description, columns (only
 those the consumer may read), contract, version and deprecation date, so docs and lineage work downstream.
 
+Nothing a producer wrote reaches the consumer's SQL or Jinja raw: relation parts are quoted and escaped for the
+consumer's engine (on DuckDB a product whose names dbt could not carry safely is read through a view with a
+derived name, see product_views.py), descriptions and column docs are cleaned to inert text (docs_text.py),
+and a product whose dbt model name is not a dbt identifier is left out with a warning.
+
 Refs are checked while parsing, before anything runs: to a product that does not exist (with near names),
 or that the consumer may not SELECT (with the catalog's reason: the missing permission and the tags a
 grant would have to match), or that is not public; a product past its `icemesh_freshness` (declared by
@@ -16,6 +21,7 @@ from __future__ import annotations
 
 import difflib
 import os
+import re
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -27,8 +33,9 @@ from dbt.plugins.manager import dbt_hook, dbtPlugin
 from dbt.plugins.manifest import PluginNodes
 from dbt_common.exceptions import DbtRuntimeError
 
-from icemesh.dbt import pinning, target
+from icemesh.dbt import docs_text, pinning, product_views, target
 from icemesh.errors import IcemeshError
+from icemesh.terminal import plain
 
 
 def declared_projects(project_dir: str) -> list[str]:
@@ -74,11 +81,42 @@ def _project_dir() -> str:
         return os.getcwd()
 
 
+_DBT_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_DBT_VERSION = re.compile(r"[A-Za-z0-9_.]+")
+
+
 def _version(value: Any) -> Any:
     if value in (None, ""):
         return None
     text = str(value)
     return int(text) if text.isdigit() else text
+
+
+def unusable_names(product: dict[str, Any]) -> str | None:
+    """Why the product cannot be a node of the consumer's graph (its model name or version is not one dbt
+    could have written: a producer's text, not a dbt model), or None."""
+    dbt = product["dbt"]
+    if not _DBT_NAME.fullmatch(str(dbt.get("model") or "")):
+        return f"its dbt model name {str(dbt.get('model'))!r} is not a dbt identifier"
+    for key in ("version", "latest_version"):
+        if dbt.get(key) not in (None, "") and not _DBT_VERSION.fullmatch(str(dbt[key])):
+            return f"its {key} {str(dbt[key])!r} is not a dbt version"
+    return None
+
+
+def _columns(product: dict[str, Any]) -> dict[str, dict[str, str]]:
+    """The product's columns (only those the consumer may read), names, types and docs as inert text."""
+    columns = {}
+    for column in product["columns"]:
+        name = docs_text.clean_name(column["name"])
+        columns[name] = {"doc": docs_text.clean(column.get("doc")), "type": docs_text.clean_name(column.get("type"))}
+    return columns
+
+
+# dbt quotes each part of a relation without escaping the quote character inside it: the resolver hands dbt
+# parts that are already safe and says how dbt must quote them, whatever the consumer's `quoting:` config.
+QUOTE_ALL = {"database": True, "schema": True, "identifier": True}
+QUOTE_NONE = {"database": False, "schema": False, "identifier": False}
 
 
 def _date(value: Any) -> datetime | None:
@@ -93,18 +131,20 @@ def _date(value: Any) -> datetime | None:
 
 @dataclass
 class ProductNodeArgs(ModelNodeArgs):
-    """ModelNodeArgs plus what dbt's plugin API has no field for: docs, columns, contract, meta."""
+    """ModelNodeArgs plus what dbt's plugin API has no field for: docs, columns, contract, meta, quoting."""
     description: str = ""
     columns: dict[str, dict[str, str]] = field(default_factory=dict)
     contract_enforced: bool = False
     meta: dict[str, Any] = field(default_factory=dict)
+    quoting: dict[str, bool] = field(default_factory=dict)
 
 
 def _install_node_details() -> None:
     """dbt builds plugin nodes with ModelNode.from_args, which drops everything but names and versions.
     Wrap it once so a ProductNodeArgs' docs, columns and contract reach the node (and so the manifest,
-    docs and contracts downstream). dbt marks this plugin interface experimental; this is the one seam."""
-    from dbt.artifacts.resources import ColumnInfo
+    docs and contracts downstream), and so its quoting wins over the consumer project's `quoting:`. dbt marks
+    this plugin interface experimental; this is the one seam."""
+    from dbt.artifacts.resources import ColumnInfo, Quoting
     from dbt.contracts.graph.nodes import ModelNode
 
     if getattr(ModelNode.from_args, "icemesh", False):
@@ -119,6 +159,9 @@ def _install_node_details() -> None:
                             for name, c in args.columns.items()}
             node.contract.enforced = node.config.contract.enforced = args.contract_enforced
             node.meta = node.config.meta = dict(args.meta)
+            if args.quoting:  # Relation.create_from reads a node's own `quoting` (sources have one) over the project's
+                node.config.quoting = dict(args.quoting)
+                node.quoting = Quoting(**args.quoting)
         return node
 
     from_args.icemesh = True
@@ -158,7 +201,7 @@ def _warn(message: str) -> None:
     from dbt_common.events.base_types import EventLevel
     from dbt_common.events.functions import fire_event
 
-    fire_event(Note(msg=f"icemesh: {message}"), level=EventLevel.WARN)
+    fire_event(Note(msg=plain(f"icemesh: {message}")), level=EventLevel.WARN)
 
 
 class ProductRegistry:
@@ -233,6 +276,10 @@ class IcemeshResolver(dbtPlugin):
                 continue  # refs to it were refused above with the catalog's reason; nothing to read
             if referenced is not None and (product["dbt"]["project"], product["dbt"]["model"]) not in referenced:
                 continue  # dbt pays for every node: a consumer gets the models it refs (all their versions)
+            unusable = unusable_names(product)
+            if unusable:
+                _warn(f"{product['name']} is left out of the graph: {unusable}")
+                continue
             dbt = product["dbt"]
             snapshot_id = None
             if pins is not None:
@@ -245,9 +292,10 @@ class IcemeshResolver(dbtPlugin):
                 relation_name=name,
                 version=_version(dbt.get("version")), latest_version=_version(dbt.get("latest_version")),
                 deprecation_date=_date(dbt.get("deprecation_date")), access=dbt.get("access") or "protected",
-                description=product["description"],
-                columns={c["name"]: c for c in product["columns"]},  # only those this consumer may read
+                description=docs_text.clean(product["description"]),
+                columns=_columns(product),
                 contract_enforced=bool((dbt.get("contract") or {}).get("enforced")),
+                quoting=QUOTE_NONE if self.adapter_type == "spark" else QUOTE_ALL,
                 meta={"icemesh": {"product": product["name"], "owner": dbt.get("owner"),
                                   "snapshot_id": snapshot_id or product["current_snapshot_id"],
                                   "pinned": snapshot_id is not None, "freshness": dbt.get("freshness")}},
@@ -258,18 +306,25 @@ class IcemeshResolver(dbtPlugin):
 
     def _location(self, product: dict[str, Any], snapshot_id: int | None) -> tuple[str | None, str, str, str]:
         """(database, schema, identifier, rendered name) of the product, or of its pinned snapshot, in the
-        consumer's engine."""
+        consumer's engine. Every part is safe to paste as dbt pastes it (see QUOTE_ALL / QUOTE_NONE)."""
         namespace, table = product["namespace"], product["table"]
         if self.adapter_type == "spark":  # dbt-spark relations have no database: the catalog leads the schema
+            # Parts go to dbt already quoted with backticks escaped, and dbt is told not to quote them again.
+            schema = relation_name("spark", self.alias, *namespace.split("."))
             if snapshot_id is not None:  # Iceberg's Spark catalog reads `<table>.snapshot_id_<id>` at that snapshot
-                parts = (self.alias, namespace, table, f"snapshot_id_{snapshot_id}")
-                return None, ".".join(parts[:3]), parts[3], relation_name("spark", *parts)
-            return None, f"{self.alias}.{namespace}", table, relation_name("spark", self.alias, namespace, table)
-        if snapshot_id is not None:  # DuckDB: a view in the project's own database, `AT (VERSION => id)`
-            identifier = pinning.register(namespace, table, snapshot_id)
+                schema = f"{schema}.{relation_name('spark', table)}"
+                identifier = relation_name("spark", f"snapshot_id_{int(snapshot_id)}")
+            else:
+                identifier = relation_name("spark", table)
+            return None, schema, identifier, f"{schema}.{identifier}"
+        if snapshot_id is not None or not product_views.renders_safely(namespace, table):
+            # DuckDB: a view in the project's own database (pinned: `AT (VERSION => id)`), under a derived name
+            try:
+                schema, identifier = product_views.register(namespace, table, snapshot_id)
+            except product_views.ViewNameCollision as exc:
+                raise DbtRuntimeError(str(exc)) from None
             database = _local_database()
-            return database, pinning.PIN_SCHEMA, identifier, relation_name("duckdb", database, pinning.PIN_SCHEMA,
-                                                                            identifier)
+            return database, schema, identifier, relation_name("duckdb", database, schema, identifier)
         return self.alias, namespace, table, relation_name("duckdb", self.alias, namespace, table)
 
     def _pins(self) -> dict[str, int] | None:
@@ -317,9 +372,9 @@ class IcemeshResolver(dbtPlugin):
                             problems.append(f"{model} refs {stale[1]}")
                         elif stale:
                             _warn(f"{model} refs {stale[1]}")
-        if problems:
-            raise DbtRuntimeError(problems[0] if len(problems) == 1 else
-                                  f"{len(problems)} refs cannot be resolved: " + " | ".join(problems))
+        if problems:  # catalog text (names, reasons): printed without control characters
+            raise DbtRuntimeError(plain(problems[0] if len(problems) == 1 else
+                                        f"{len(problems)} refs cannot be resolved: " + " | ".join(problems)))
         return referenced
 
     def _model_files(self) -> list[str]:

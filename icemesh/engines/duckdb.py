@@ -26,7 +26,7 @@ def extension_path(name: str) -> str:
 
 def load_extensions(con) -> None:
     for name in EXTENSIONS:
-        con.execute(f"LOAD '{extension_path(name)}'")
+        con.execute(f"LOAD {_quote(extension_path(name))}")
 
 
 def attach_catalog(con, uri: str, alias: str = "mesh", warehouse: str = "", token: str | None = None,
@@ -65,3 +65,20 @@ def _quote(value: str) -> str:
 def _check_alias(alias: str) -> None:
     if not alias.isidentifier():
         raise ValueError(f"Invalid catalog alias {alias!r}: use letters, digits and underscores")
+
+
+def read_only_within(con, directories: list[str]) -> None:
+    """Lock the connection to what it has attached: external access off, except for reading `directories`
+    (a warehouse's tables, which the attached catalog reads), and the configuration locked so that no later
+    statement turns it back on. DuckDB 1.5.5 still makes the REST catalog's HTTP calls."""
+    allowed: set[str] = set()
+    for directory in filter(None, directories):  # a local root is read as file:///... and as /... alike
+        root = directory.rstrip("/") + "/"
+        allowed.add(root)
+        if root.startswith("file://"):
+            allowed.add(root[len("file://"):])
+        elif root.startswith("/"):
+            allowed.add("file://" + root)
+    con.execute(f"SET allowed_directories = [{', '.join(_quote(d) for d in sorted(allowed))}]")
+    con.execute("SET enable_external_access = false")
+    con.execute("SET lock_configuration = true")

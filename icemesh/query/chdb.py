@@ -1,21 +1,32 @@
-"""chDB (ClickHouse in process): each product the query names is a view `<namespace>.<table>` over
-`icebergLocal(<table directory>)`, selecting the caller's visible columns.
+"""chDB (ClickHouse in process): each product the query names is a view `<namespace>.<table>` selecting the
+caller's visible columns from a table with ClickHouse's `IcebergLocal` engine over the table's directory
+(in the database `_icemesh_sources`, which no query can name: it is not a product).
 
-ClickHouse reads files only below its user-files directory, which chDB fixes at the process's working
-directory (else PATH_ACCESS_DENIED): the adapter runs each query from the directory that holds the tables,
-under a lock, and returns to where it was. ClickHouse finds the newest metadata file in the table directory
-itself; `--as-of` pins the snapshot with its `iceberg_snapshot_id` setting.
+The query itself runs with `readonly = 1`, in which ClickHouse refuses every table function (file, url, s3,
+icebergLocal, ...), DDL and setting changes; the products stay readable because they are tables and views,
+not table functions. ClickHouse reads Iceberg tables only below its user-files directory, which chDB fixes at
+the process's working directory (else PATH_ACCESS_DENIED): the adapter runs each query from the directory that
+holds the tables, under a lock, and returns to where it was. A source table reads the metadata file the
+catalog handed the caller (`iceberg_metadata_file_path`), for `--as-of` the earlier one whose current snapshot
+is the one to read (as DataFusion does). `local_files=True` runs the query without `readonly`.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import threading
 from urllib.parse import unquote, urlparse
 
+from sqlglot import exp
+
 from icemesh.query.engine import Engine, literal, quote
 from icemesh.query.errors import QueryError
+from icemesh.query.products import metadata_location
+from icemesh.query.references import parse
+
+SOURCES = "_icemesh_sources"
 
 _working_directory = threading.Lock()  # the process has one
 
@@ -28,7 +39,10 @@ class ChdbEngine(Engine):
         import chdb
 
         self._views: dict[str, str] = {}  # view name -> the DDL that made it: unchanged products are not redefined
-        return chdb.connect(":memory:")
+        self._sources: dict[str, str] = {}  # source table -> the metadata file it reads
+        con = chdb.connect(":memory:")
+        con.query(f"CREATE DATABASE IF NOT EXISTS {SOURCES}")
+        return con
 
     def run(self, sql, products):
         con = self.native()
@@ -36,16 +50,28 @@ class ChdbEngine(Engine):
         root = os.path.commonpath(directories) if directories else None
         with _in_directory(root):
             for product, directory in zip(products, directories):
+                source = self._source(con, product, directory)
                 database = quote(".".join(product.ref.namespace), "`")
                 columns = ", ".join(quote(c, "`") for c in product.columns)
-                settings = f" SETTINGS iceberg_snapshot_id = {int(product.snapshot_id)}" if product.pinned else ""
                 view = (f"CREATE OR REPLACE VIEW {database}.{quote(product.ref.name, '`')} AS "
-                        f"SELECT {columns} FROM icebergLocal({literal(directory)}){settings}")
+                        f"SELECT {columns} FROM {source}")
                 if self._views.get(product.name) != view:
                     con.query(f"CREATE DATABASE IF NOT EXISTS {database}")
                     con.query(view)
                     self._views[product.name] = view
-            return con.query(sql, "ArrowTable")
+            return con.query(sql if self.local_files else read_only(sql), "ArrowTable")
+
+    def _source(self, con, product, directory: str) -> str:
+        """The IcebergLocal table reading exactly the metadata file the catalog handed the caller (an earlier
+        one for --as-of), made once per metadata file."""
+        metadata = metadata_location(product, "chDB")
+        source = f"{SOURCES}.{quote(_source_name(product.name, metadata), '`')}"
+        if source not in self._sources:
+            relative = os.path.relpath(_local(metadata), directory)
+            con.query(f"CREATE TABLE IF NOT EXISTS {source} ENGINE = IcebergLocal({literal(directory)}) "
+                      f"SETTINGS iceberg_metadata_file_path = {literal(relative)}")
+            self._sources[source] = metadata
+        return source
 
     def close(self):
         if self._native is not None:
@@ -53,11 +79,29 @@ class ChdbEngine(Engine):
         super().close()
 
 
+def _source_name(product: str, metadata: str) -> str:
+    return "p_" + hashlib.sha256(f"{product}|{metadata}".encode()).hexdigest()[:20]
+
+
+def read_only(sql: str) -> str:
+    """The query with ClickHouse's `readonly = 1` (no table functions, DDL or setting changes) for its run."""
+    (statement,) = parse(sql, "clickhouse")
+    if not isinstance(statement, exp.Select):
+        statement = exp.select("*").from_(statement.subquery("_icemesh_query"))
+    readonly = exp.EQ(this=exp.column("readonly"), expression=exp.Literal.number(1))
+    statement.set("settings", [*(statement.args.get("settings") or []), readonly])
+    return statement.sql(dialect="clickhouse")
+
+
+def _local(location: str) -> str:
+    parsed = urlparse(location)
+    return os.path.abspath(unquote(parsed.path) if parsed.scheme else location)
+
+
 def local_path(product) -> str:
     location = product.location
-    parsed = urlparse(location)
-    if parsed.scheme in ("", "file"):
-        return os.path.abspath(unquote(parsed.path) if parsed.scheme else location)
+    if urlparse(location).scheme in ("", "file"):
+        return _local(location)
     raise QueryError(f"{product.name} is stored at {parsed.scheme}://...; the chdb engine reads local warehouses "
                      "only: use duckdb, polars, datafusion, daft or spark for it")
 

@@ -9,10 +9,8 @@ The provider needs datafusion 54 (pinned with pyiceberg-core 0.11) and string-on
 
 from __future__ import annotations
 
-import json
-
 from icemesh.query.engine import Engine
-from icemesh.query.errors import QueryError
+from icemesh.query.products import metadata_location
 
 
 class DataFusionEngine(Engine):
@@ -33,7 +31,7 @@ class DataFusionEngine(Engine):
         catalog = ctx.catalog()
         for product in filter(self.stale, products):
             provider = IcebergDataFusionTable(identifier=product.table.name(),
-                                              metadata_location=metadata_location(product),
+                                              metadata_location=metadata_location(product, "DataFusion"),
                                               file_io_properties=product.io_properties)
             frame = ctx.read_table(provider).select(*[col(c) for c in product.columns])
             schema = ".".join(product.ref.namespace)
@@ -49,16 +47,3 @@ class DataFusionEngine(Engine):
 
 def _table_reference(schema: str, table: str) -> str:
     return ".".join('"' + part.replace('"', '""') + '"' for part in (schema, table))
-
-
-def metadata_location(product) -> str:
-    """The metadata file whose current snapshot is the one to read (the table's own unless --as-of)."""
-    table = product.table
-    if not product.pinned or product.snapshot_id == table.metadata.current_snapshot_id:
-        return table.metadata_location
-    for entry in reversed(table.metadata.metadata_log):
-        with table.io.new_input(entry.metadata_file).open() as stream:
-            if json.load(stream).get("current-snapshot-id") == product.snapshot_id:
-                return entry.metadata_file
-    raise QueryError(f"{product.name}: snapshot {product.snapshot_id} is no longer in the table's metadata log, "
-                     "so DataFusion cannot read it; use another engine for this --as-of")

@@ -1,10 +1,17 @@
 """DuckDB: the mesh attached as a catalog (extensions loaded offline, see icemesh.engines.duckdb) and made the
-default, so `<namespace>.<table>` names a product. Time travel is DuckDB's own `AT (VERSION => n)`."""
+default, so `<namespace>.<table>` names a product. Time travel is DuckDB's own `AT (VERSION => n)`.
+
+Once the catalog is attached, the connection reads files only below the warehouse's root (where the catalog's
+tables are: `allowed_directories`) with external access off and its configuration locked: read_csv of a system
+file, COPY ... TO, ATTACH of a file, INSTALL fail in DuckDB itself, whatever got past the query guard. Reading
+the warehouse's own files around the catalog (a glob that would find hidden columns) is the guard's to refuse.
+`local_files=True` leaves the connection open."""
 
 from __future__ import annotations
 
 import pyarrow as pa
 
+from icemesh.engines import duckdb as duck_engine
 from icemesh.query.engine import Engine, quote
 from icemesh.query.references import pin_snapshots
 
@@ -16,7 +23,10 @@ class DuckDBEngine(Engine):
     dialect = "duckdb"
 
     def connect(self):
-        return self.client.duckdb(alias=CATALOG)  # the client's token carries the column-limits scope
+        con = self.client.duckdb(alias=CATALOG)  # the client's token carries the column-limits scope
+        if not self.local_files:
+            duck_engine.read_only_within(con, [self.client.warehouse_root()])
+        return con
 
     def run(self, sql, products):
         con = self.native()

@@ -1,9 +1,11 @@
 """The interface every engine adapter implements, after dbt-duckdb's plugins: a lazily made native handle,
 and `run(sql, products)` that makes each product readable as `<namespace>.<table>` and returns Arrow.
 
-Adapters receive products already resolved as the caller (see products.py): they never decide what may be
-read, they only expose exactly the columns and snapshot they are given, and every engine-specific set-up
-(extensions, working directories, storage options, provider pins) stays inside the adapter.
+Adapters receive products already resolved as the caller (see products.py), and queries already checked to read
+only them (guard.py): they never decide what may be read, they only expose exactly the columns and snapshot
+they are given, switch off the engine's own reach outside the catalog where the engine allows it (unless the
+caller opted in to its own files), and keep every engine-specific set-up (extensions, working directories,
+storage options, provider pins) inside the adapter.
 """
 
 from __future__ import annotations
@@ -21,8 +23,9 @@ class Engine(ABC):
     name: str = ""
     dialect: str | None = None  # sqlglot dialect the engine's SQL is parsed in
 
-    def __init__(self, client: CatalogClient) -> None:
+    def __init__(self, client: CatalogClient, local_files: bool = False) -> None:
         self.client = client
+        self.local_files = local_files  # the caller opted in to its own files (icemesh.connect(local_files=True))
         self._native: Any = None
         self._registered: dict[str, tuple] = {}  # product name -> the Product.version the native handle holds
 

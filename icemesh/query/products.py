@@ -8,6 +8,7 @@ engine adapter exposes. `--as-of` picks, for each product, the snapshot current 
 from __future__ import annotations
 
 import datetime as dt
+import json
 import re
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -79,6 +80,20 @@ class Product:
     def io_properties(self) -> dict[str, str]:
         """The table's FileIO settings as plain strings (pyiceberg also keeps objects there, e.g. its auth manager)."""
         return {k: v for k, v in self.table.io.properties.items() if isinstance(v, str)}
+
+
+def metadata_location(product: Product, engine: str) -> str:
+    """The metadata file whose current snapshot is the one to read (the table's own unless --as-of), for engines
+    that read a table from its metadata file rather than at a snapshot."""
+    table = product.table
+    if not product.pinned or product.snapshot_id == table.metadata.current_snapshot_id:
+        return table.metadata_location
+    for entry in reversed(table.metadata.metadata_log):
+        with table.io.new_input(entry.metadata_file).open() as stream:
+            if json.load(stream).get("current-snapshot-id") == product.snapshot_id:
+                return entry.metadata_file
+    raise QueryError(f"{product.name}: snapshot {product.snapshot_id} is no longer in the table's metadata log, "
+                     f"so {engine} cannot read it; use another engine for this --as-of")
 
 
 def reason(exc: Exception) -> str:

@@ -1,19 +1,24 @@
 """Which products a query names, and the same query pinned to snapshots, using sqlglot's parser (never a regex).
 
 A product reference is a table name with a namespace (`sales.orders`, or `a.b.t` for a nested namespace);
-one-part names (CTEs, engine-local tables) are the engine's business. Each engine parses in its own dialect.
+one-part names can only be CTEs (guard.py refuses the others). Each engine parses in its own dialect.
 """
 
 from __future__ import annotations
 
+import logging
+import re
 from dataclasses import dataclass
 from functools import lru_cache
 
 import sqlglot
 from sqlglot import exp
-from sqlglot.errors import ParseError
+from sqlglot.errors import ParseError, SqlglotError
 
 from icemesh.query.errors import QueryError
+
+# sqlglot warns on stderr when it falls back to an opaque Command (`LOAD x`): guard.py refuses those in one line.
+logging.getLogger("sqlglot").setLevel(logging.ERROR)
 
 
 @dataclass(frozen=True, order=True)
@@ -27,14 +32,41 @@ class Reference:
 
 
 def parse(sql: str, dialect: str | None) -> list[exp.Expression]:
+    """The query's statements, or a QueryError with the parser's own message (where, near what)."""
     try:
         statements = [s for s in sqlglot.parse(sql, read=dialect) if s is not None]
     except ParseError as exc:
-        first = str(exc).splitlines()[0] if str(exc) else "syntax error"
-        raise QueryError(f"Cannot parse the query: {first}") from None
+        raise QueryError(f"Cannot parse the query: {parse_error(exc)}") from None
+    except SqlglotError as exc:  # the tokenizer: an unterminated string or comment
+        raise QueryError(f"Cannot parse the query: {_one_line(str(exc)) or 'syntax error'} (check quotes and comments)") from None
     if not statements:
         raise QueryError("Empty query: pass one SQL statement")
     return statements
+
+
+@lru_cache(maxsize=256)
+def parsed(sql: str, dialect: str | None) -> tuple[exp.Expression, ...]:
+    """`parse`, once per text and dialect, for readers that never change the tree (the guard, the references, the
+    hidden-column check): a query is parsed once however many of them look at it. Rewrites parse their own copy."""
+    return tuple(parse(sql, dialect))
+
+
+def parse_error(exc: ParseError) -> str:
+    """Where the parser stopped and near what, without sqlglot's internals (class names, terminal colours)."""
+    errors = getattr(exc, "errors", None) or []
+    if not errors:
+        return _one_line(str(exc)) or "syntax error"
+    first = errors[0]
+    description = str(first.get("description") or "")
+    what = "syntax error" if "<class" in description or not description else description.split(". ")[0]
+    near = _one_line(str(first.get("highlight") or ""))
+    where = f" at line {first.get('line')}, column {first.get('col')}" if first.get("line") else ""
+    return f"{what}{where}" + (f" near {near!r}" if near else "")
+
+
+def _one_line(text: str) -> str:
+    text = re.sub(r"\x1b\[[0-9;]*m", "", text)
+    return " ".join(text.split())
 
 
 def _product_tables(statements: list[exp.Expression]):
@@ -59,7 +91,7 @@ def product_references(sql: str, dialect: str | None) -> list[Reference]:
 @lru_cache(maxsize=256)
 def _references(sql: str, dialect: str | None) -> tuple[Reference, ...]:
     seen: dict[Reference, None] = {}
-    for table in _product_tables(parse(sql, dialect)):
+    for table in _product_tables(parsed(sql, dialect)):
         seen.setdefault(_reference(table), None)
     return tuple(seen)
 

@@ -1,9 +1,11 @@
 """`icemesh.connect()`: one principal's view of the mesh, queried from any engine.
 
-`sql()` finds the products a query names (sqlglot, in the engine's dialect), loads each as the caller (so the
-catalog's policies decide: a refusal is the catalog's one-line reason, hidden columns are absent), picks the
-snapshots for `as_of`, and hands them to the engine's adapter. Nothing is copied or written: every engine reads
-the table's own files.
+`sql()` checks that the query is one query reading only products (guard.py: no files, URLs, table functions or
+statements other than queries, unless `local_files=True` lets the caller read its own files), finds the products
+it names (sqlglot, in the engine's dialect), loads each as the caller (so the catalog's policies decide: a refusal
+is the catalog's one-line reason, hidden columns are absent, and a column hidden by policy is named as such, see
+hidden.py), picks the snapshots for `as_of`, and hands them to the engine's adapter. Nothing is copied or
+written: every engine reads the table's own files.
 """
 
 from __future__ import annotations
@@ -13,7 +15,10 @@ from typing import Any
 
 import pyarrow as pa
 
+from sqlglot.errors import SqlglotError
+
 from icemesh.client import CatalogClient
+from icemesh.query import guard, hidden
 from icemesh.query.engine import Engine
 from icemesh.query.errors import QueryError
 from icemesh.query.products import AsOf, list_products, resolve
@@ -31,11 +36,13 @@ ENGINES = {
 
 
 class MeshSession:
-    def __init__(self, client: CatalogClient) -> None:
+    def __init__(self, client: CatalogClient, local_files: bool = False) -> None:
         if not client.column_limits:  # icemesh's adapters expose only the columns they are given: say so
             client = CatalogClient(client.uri, token=None if client.client_id else client.token(),
-                                   client_id=client.client_id, client_secret=client.client_secret, column_limits=True)
+                                   client_id=client.client_id, client_secret=client.client_secret, column_limits=True,
+                                   warehouse=client.warehouse)
         self.client = client
+        self.local_files = local_files
         self._catalog = None
         self._tables: TableCache | None = None
         self._engines: dict[str, Engine] = {}
@@ -61,7 +68,7 @@ class MeshSession:
             module, cls = ENGINES[name].split(":")
             try:
                 adapter = getattr(importlib.import_module(module), cls)
-                self._engines[name] = adapter(self.client)
+                self._engines[name] = adapter(self.client, local_files=self.local_files)
             except ImportError as exc:
                 raise QueryError(f"The {name} engine is not installed ({exc.name} is missing): "
                                  "pip install 'icemesh[engines]'") from None
@@ -78,11 +85,15 @@ class MeshSession:
     def sql(self, query: str, engine: str = "duckdb", as_of: "str | int | AsOf | None" = None) -> pa.Table:
         """Run `query` on `engine` and return the result as a pyarrow Table."""
         adapter = self.engine(engine)
+        guard.check(query, adapter.dialect, self.local_files)
         products = resolve(self.tables.load, product_references(query, adapter.dialect), AsOf.parse(as_of))
+        hidden.check(self.client, query, adapter.dialect, products)
         try:
             return adapter.run(query, products)
         except QueryError:
             raise
+        except SqlglotError as exc:  # rewriting the query for the engine (pins, names) failed
+            raise QueryError(f"{engine}: cannot rewrite the query for this engine: {_first_line(exc)}") from None
         except Exception as exc:  # the engines' own error types: one line, named after the engine
             raise QueryError(f"{engine}: {_first_line(exc)}") from exc
 
@@ -106,9 +117,12 @@ def _first_line(exc: Exception) -> str:
 
 
 def connect(uri: str | None = None, *, token: str | None = None, client_id: str | None = None,
-            client_secret: str | None = None, client: CatalogClient | None = None) -> MeshSession:
+            client_secret: str | None = None, client: CatalogClient | None = None,
+            local_files: bool = False) -> MeshSession:
     """A session on the mesh as one principal: the arguments, else ICEMESH_CATALOG_URI and ICEMESH_TOKEN or
-    ICEMESH_CLIENT_ID / ICEMESH_CLIENT_SECRET."""
+    ICEMESH_CLIENT_ID / ICEMESH_CLIENT_SECRET. Queries read only the catalog's products; `local_files=True`
+    also lets them read the caller's own files and URLs (read_csv(...), FROM 'x.parquet', ...) and leaves the
+    engines' file access on: for your own data, never for SQL someone else wrote."""
     if client is None:
         client = CatalogClient.from_env(uri, token=token, client_id=client_id, client_secret=client_secret)
-    return MeshSession(client)
+    return MeshSession(client, local_files=local_files)

@@ -1,5 +1,8 @@
 """Spark: the local session of icemesh.engines.spark with the mesh registered as a REST catalog for this
-principal and made current, so `<namespace>.<table>` names a product. Time travel is `VERSION AS OF n`."""
+principal and made current, so `<namespace>.<table>` names a product. Time travel is `VERSION AS OF n`.
+
+While a query runs, `spark.sql.runSQLOnFiles` is off (no `csv.`/path`` tables), unless the caller opted in to
+its own files; the session is the process's, so the setting is put back afterwards."""
 
 from __future__ import annotations
 
@@ -47,7 +50,14 @@ class SparkEngine(Engine):
             sql = pin_snapshots(sql, self.dialect, pinned, "version_as_of")
         with _current_catalog:
             session.catalog.setCurrentCatalog(self.catalog_name)
-            return to_arrow(session.sql(sql))
+            if self.local_files:
+                return to_arrow(session.sql(sql))
+            previous = session.conf.get("spark.sql.runSQLOnFiles", "true")
+            session.conf.set("spark.sql.runSQLOnFiles", "false")
+            try:
+                return to_arrow(session.sql(sql))
+            finally:
+                session.conf.set("spark.sql.runSQLOnFiles", previous)
 
     def close(self):
         super().close()  # the SparkSession is the process's: whoever started Spark stops it

@@ -1,0 +1,2 @@
+{{ config(materialized='table') }}
+select v from {{ ref('x__Y', 'z') }}
