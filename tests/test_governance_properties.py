@@ -9,7 +9,8 @@ makes is compared with the reference.
 
 Semantics checked (evaluator.py's docstring plus PRODUCT.md "Governance semantics"):
 - deny by default; namespace tags apply to nested namespaces and tables, table tags to columns; lower wins;
-- grant targets: catalog (everything), namespace (itself, nested namespaces, all their tables), table
+- grant targets: catalog (everything; but CREATE_TABLE there only creates top-level namespaces: it gives
+  neither CREATE_TABLE nor DESCRIBE in any namespace), namespace (itself, nested namespaces, all their tables), table
   (optionally only some columns: column grants give only SELECT/DESCRIBE), tag expression;
 - tag grants: SELECT covers exactly the columns whose effective column tags match; any other table action
   needs the table's effective tags to match; namespace actions need the namespace's effective tags to match;
@@ -206,7 +207,8 @@ class Reference:
                 if perm not in NAMESPACE_ACTIONS:
                     continue
                 if g.catalog:
-                    held.add(perm)
+                    if perm is not P.CREATE_TABLE:  # on the catalog it creates top-level namespaces, nothing inside
+                        held.add(perm)
                 elif g.namespace is not None and self.namespace_within(g.namespace.levels, ns.levels):
                     held.add(perm)
                 elif g.expression is not None and self.expression_matches(g.expression, self.namespace_tags(ns.levels)):

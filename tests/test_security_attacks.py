@@ -446,3 +446,19 @@ def test_the_catalog_files_are_private(tmp_path):
         assert os.stat(tmp_path / "state").st_mode & 0o777 == 0o700
         for name in os.listdir(tmp_path / "state"):
             assert os.stat(tmp_path / "state" / name).st_mode & 0o077 == 0, name
+
+
+def test_creating_namespaces_gives_nothing_inside_anothers(world):
+    """CREATE_TABLE on the catalog makes top-level namespaces (Lake Formation's CREATE_DATABASE), nothing more."""
+    w = world
+    grant = {"permissions": "CREATE_TABLE", "principal": w.name("attacker"), "catalog": True}
+    w.admin.request("POST", f"{M}/grants", json=grant)
+    try:
+        http = w.http("attacker")
+        assert [w.v] not in http.get("/namespaces").json()["namespaces"]
+        message = error(http.post(f"/namespaces/{w.v}/tables", json={"name": "planted", "schema": SCHEMA}), 404)
+        assert message == f"no namespace {w.v} you may see"
+        assert error(http.post("/namespaces", json={"namespace": [w.v, "sub"]}), 404) == f"no namespace {w.v} you may see"
+        assert http.post("/namespaces", json={"namespace": [f"own_{w.sfx}"]}).status_code == 200  # what it is for
+    finally:
+        w.admin.request("POST", f"{M}/grants/revoke", json=grant)

@@ -16,6 +16,11 @@ from typing import Iterable
 
 from icemesh.governance.permissions import NAMESPACE_PERMISSIONS, TABLE_PERMISSIONS, Permission
 from icemesh.governance.policy import PRINCIPAL, ROLE, Grant, Grantee, Policy
+
+# CREATE_TABLE granted on the catalog creates top-level namespaces (Lake Formation's CREATE_DATABASE): it gives
+# no right inside any namespace, not even to see it, so a domain allowed to make its own namespace cannot
+# create tables in (or list) another's.
+CATALOG_NAMESPACE_PERMISSIONS = NAMESPACE_PERMISSIONS - {Permission.CREATE_TABLE}
 from icemesh.governance.resources import NamespaceRef, TableRef
 
 
@@ -204,7 +209,8 @@ class Evaluator:
             return Decision(True, principal, action, resource, f"owner of {owned}")
         tags = self.namespace_tags(ns)
         for grant in self.grants_for(principal):
-            if not self._grants_action(grant, action, NAMESPACE_PERMISSIONS):
+            applicable = CATALOG_NAMESPACE_PERMISSIONS if grant.catalog else NAMESPACE_PERMISSIONS
+            if not self._grants_action(grant, action, applicable):
                 continue
             if grant.catalog or (grant.namespace is not None and grant.namespace.contains(ns)) or \
                     (grant.expression is not None and grant.expression.matches(tags)):
@@ -337,7 +343,7 @@ class Evaluator:
 
     @staticmethod
     def _grants_action(grant: Grant, action: Permission, applicable: frozenset[Permission]) -> bool:
-        if action in grant.permissions:
+        if action in grant.permissions and action in applicable:
             return True
         # Any permission on a resource lets the holder see it.
         return action is Permission.DESCRIBE and bool(grant.permissions & applicable)
