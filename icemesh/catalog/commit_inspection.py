@@ -13,12 +13,13 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from pyiceberg.io import FileIO
-from pyiceberg.manifest import DataFileContent, ManifestEntryStatus, ManifestFile
+from pyiceberg.manifest import DataFileContent, ManifestContent, ManifestEntryStatus, ManifestFile
 from pyiceberg.table.metadata import TableMetadata
 from pyiceberg.table.refs import SnapshotRefType
 from pyiceberg.table.snapshots import Snapshot
 
 from icemesh.catalog.locations import TableFiles
+from icemesh.compat import pyiceberg_core as fast
 from icemesh.catalog.metadata import changed_fields
 from icemesh.errors import BadRequest
 from icemesh.governance.commit_rules import OPERATION_EFFECTS, UNKNOWN_OPERATION, Effect
@@ -37,6 +38,10 @@ _JUDGED = {
     "statistics": Effect.CHANGES_STATISTICS, "partition_statistics": Effect.CHANGES_STATISTICS,
     "table_uuid": Effect.CHANGES_IDENTITY, "location": Effect.CHANGES_LOCATION,
 }
+
+
+MAX_MANIFEST_BYTES = 256 * 1024 * 1024
+DELETED, EXISTING, DATA = int(ManifestEntryStatus.DELETED), int(ManifestEntryStatus.EXISTING), int(DataFileContent.DATA)
 
 
 @dataclass
@@ -99,28 +104,48 @@ def _check_statistics(base: TableMetadata | None, new: TableMetadata, files: Tab
 
 
 class _ManifestReader:
-    """Manifest lists and manifests of one inspection, each read once."""
+    """Manifest lists and manifests of one inspection, each read once: by pyiceberg-core's Rust reader, or by
+    pyiceberg's when that cannot parse a file (whose error then says why)."""
 
     def __init__(self, io: FileIO) -> None:
         self.io = io
-        self._lists: dict[str, list[ManifestFile]] = {}
-        self._entries: dict[str, list] = {}
+        self._lists: dict[str, list[fast.ListedManifest]] = {}
+        self._entries: dict[str, list[fast.ManifestEntry]] = {}
 
-    def manifests(self, snapshot: Snapshot) -> list[ManifestFile]:
-        if snapshot.manifest_list not in self._lists:
-            self._lists[snapshot.manifest_list] = _readable(lambda: snapshot.manifests(self.io), snapshot.manifest_list)
-        return self._lists[snapshot.manifest_list]
+    def _bytes(self, location: str) -> bytes:
+        with self.io.new_input(location).open() as stream:
+            data = stream.read(MAX_MANIFEST_BYTES + 1)
+        if len(data) > MAX_MANIFEST_BYTES:
+            raise BadRequest(f"The commit names a manifest larger than {MAX_MANIFEST_BYTES // 2**20} MiB: {location}")
+        return data
 
-    def entries(self, manifest: ManifestFile) -> list:
-        if manifest.manifest_path not in self._entries:
-            self._entries[manifest.manifest_path] = _readable(
-                lambda: manifest.fetch_manifest_entry(self.io, discard_deleted=False), manifest.manifest_path)
-        return self._entries[manifest.manifest_path]
+    def manifests(self, snapshot: Snapshot) -> list[fast.ListedManifest]:
+        location = snapshot.manifest_list
+        if location not in self._lists:
+            listed = _readable(lambda: fast.read_manifest_list(self._bytes(location)), location)
+            if listed is None:
+                listed = _readable(lambda: [fast.ListedManifest(m.manifest_path, int(m.content))
+                                            for m in snapshot.manifests(self.io)], location)
+            self._lists[location] = listed
+        return self._lists[location]
+
+    def entries(self, manifest: fast.ListedManifest) -> list[fast.ManifestEntry]:
+        location = manifest.path
+        if location not in self._entries:
+            found = _readable(lambda: fast.read_manifest_entries(self._bytes(location)), location)
+            if found is None:
+                found = _readable(lambda: [fast.ManifestEntry(e.data_file.file_path, int(e.status), int(e.data_file.content))
+                                           for e in _pyiceberg_manifest(location, manifest.content)
+                                           .fetch_manifest_entry(self.io, discard_deleted=False)], location)
+            self._entries[location] = found
+        return self._entries[location]
 
 
-def _readable(read: Callable[[], list], location: str) -> list:
+def _readable(read: Callable[[], list | None], location: str) -> list | None:
     try:
         return read()
+    except BadRequest:
+        raise
     except FileNotFoundError:
         raise BadRequest(f"The commit names a file that does not exist: {location}") from None
     except Exception as exc:  # not Avro, truncated, wrong schema: never echo the file's content
@@ -128,36 +153,42 @@ def _readable(read: Callable[[], list], location: str) -> list:
                          f"{location}") from None
 
 
+def _pyiceberg_manifest(location: str, content: int) -> ManifestFile:
+    """Enough of a ManifestFile for pyiceberg to read its entries."""
+    return ManifestFile.from_args(manifest_path=location, manifest_length=0, partition_spec_id=0,
+                                  content=ManifestContent(content), sequence_number=0, min_sequence_number=0,
+                                  added_snapshot_id=0)
+
+
 def _data_effects(snapshot: Snapshot, parent: Snapshot | None, files: TableFiles, reader: _ManifestReader) -> set[Effect]:
     """Compare a new snapshot's live files with its parent's: only manifests that differ are read."""
     mine = reader.manifests(snapshot)
     theirs = reader.manifests(parent) if parent is not None else []
-    my_paths = {m.manifest_path for m in mine}
-    their_paths = {m.manifest_path for m in theirs}
-    carried: dict[str, DataFileContent] = {}
+    my_paths = {m.path for m in mine}
+    their_paths = {m.path for m in theirs}
+    carried: dict[str, int] = {}
     for manifest in theirs:
-        if manifest.manifest_path not in my_paths:
+        if manifest.path not in my_paths:
             for entry in reader.entries(manifest):
-                if entry.status != ManifestEntryStatus.DELETED:
-                    carried[entry.data_file.file_path] = entry.data_file.content
+                if entry.status != DELETED:
+                    carried[entry.path] = entry.content
     effects: set[Effect] = set()
     live: set[str] = set()
     for manifest in mine:
-        if manifest.manifest_path in their_paths:
+        if manifest.path in their_paths:
             continue
-        files.require(manifest.manifest_path, "manifest")
+        files.require(manifest.path, "manifest")
         for entry in reader.entries(manifest):
-            path = entry.data_file.file_path
-            if entry.status == ManifestEntryStatus.DELETED:
+            if entry.status == DELETED:
                 continue
-            live.add(path)
-            if entry.status == ManifestEntryStatus.EXISTING and path in carried:
+            live.add(entry.path)
+            if entry.status == EXISTING and entry.path in carried:
                 continue  # carried over from the parent unchanged (a rewritten manifest)
-            files.require(path, "data file")
-            effects.add(Effect.ADDS_ROWS if entry.data_file.content == DataFileContent.DATA else Effect.REMOVES_ROWS)
+            files.require(entry.path, "data file")
+            effects.add(Effect.ADDS_ROWS if entry.content == DATA else Effect.REMOVES_ROWS)
     for path, content in carried.items():
         if path not in live:  # a live file of the parent is gone: rows removed (or, for a delete file, brought back)
-            effects.add(Effect.REMOVES_ROWS if content == DataFileContent.DATA else Effect.ADDS_ROWS)
+            effects.add(Effect.REMOVES_ROWS if content == DATA else Effect.ADDS_ROWS)
     return effects
 
 

@@ -1,0 +1,36 @@
+"""The private or unstable APIs icemesh leans on, checked against the versions pinned in pyproject.toml: when an
+upgrade changes one underneath, this fails naming the module to update (icemesh/compat/)."""
+
+from __future__ import annotations
+
+from importlib.metadata import version
+
+import pyarrow as pa
+import pytest
+from pyiceberg.catalog.sql import SqlCatalog
+
+from icemesh.compat import pyiceberg_core as fast
+
+
+def test_pyiceberg_core_manifest_readers(tmp_path):
+    assert version("pyiceberg-core").startswith(fast.PINNED), \
+        f"pyiceberg-core {version('pyiceberg-core')} is not the {fast.PINNED} that icemesh/compat/pyiceberg_core.py was checked with"
+    catalog = SqlCatalog("t", uri=f"sqlite:///{tmp_path}/c.db", warehouse=f"file://{tmp_path}")
+    catalog.create_namespace("n")
+    table = catalog.create_table("n.t", schema=pa.schema([pa.field("id", pa.int64())]))
+    table.append(pa.Table.from_pylist([{"id": 1}]))
+    snapshot = table.current_snapshot()
+    with table.io.new_input(snapshot.manifest_list).open() as f:
+        listed = fast.read_manifest_list(f.read())
+    assert listed is not None, "pyiceberg_core.manifest.read_manifest_list is gone or changed"
+    assert [m.path for m in listed] == [m.manifest_path for m in snapshot.manifests(table.io)]
+    with table.io.new_input(listed[0].path).open() as f:
+        entries = fast.read_manifest_entries(f.read())
+    assert entries is not None and len(entries) == 1
+    assert entries[0].path.endswith(".parquet") and entries[0].status == 1 and entries[0].content == 0
+
+
+@pytest.mark.parametrize("data", [b"not avro", fast.AVRO_MAGIC + b"\x00garbage"])
+def test_unreadable_bytes_fall_back_instead_of_raising(data):
+    assert fast.read_manifest_list(data) is None
+    assert fast.read_manifest_entries(data) is None
