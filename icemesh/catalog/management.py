@@ -1,9 +1,9 @@
 """Governance operations behind `/management/v1` and the CLI: principals, roles, tags, grants, checks, audit.
 
-Everything here needs ADMIN, except `whoami`, a principal checking its own access, and tagging a
-resource the caller may ALTER (owners tag their own products, as dbt does when it publishes). Inputs are
-validated against the catalog (a tag value must be allowed, a column must exist) before anything is
-stored, so a bad request changes nothing.
+Everything here needs ADMIN, except self-service (`whoami`, a principal's own grants, audit rows and access
+checks: see `_only_own`), and tagging a resource the caller may ALTER (owners tag their own products, as dbt
+does when it publishes). Inputs are validated against the catalog (a tag value must be allowed, a column must
+exist) before anything is stored, so a bad request changes nothing.
 """
 
 from __future__ import annotations
@@ -71,10 +71,29 @@ class ManagementService:
     # -- identity ----------------------------------------------------------------------------------
 
     def whoami(self, ctx: RequestContext) -> dict[str, Any]:
+        """Who the caller is, its roles, and what it owns in the default warehouse (one read of the owners)."""
         evaluator = self.catalog.auth.evaluator(self._wh)
+        owned = [r for r, owner in self.catalog.store.owners(self._wh).items() if owner == ctx.principal.name]
         return {"name": ctx.principal.name, "roles": list(ctx.principal.roles),
                 "admin": evaluator.is_admin(ctx.principal.name) is not None,
-                "scopes": sorted(ctx.principal.scopes)}
+                "scopes": sorted(ctx.principal.scopes),
+                "owns": {"namespaces": sorted(str(r) for r in owned if isinstance(r, NamespaceRef)),
+                         "tables": sorted(str(r) for r in owned if isinstance(r, TableRef))}}
+
+    def _roles_of(self, principal: str) -> set[str]:
+        return {r for p in self.gov.list_principals() if p.name == principal for r in p.roles}
+
+    def _is_admin(self, ctx: RequestContext) -> bool:
+        return self.catalog.auth.evaluator(self._wh).is_admin(ctx.principal.name) is not None
+
+    def _only_own(self, ctx: RequestContext, principal: str | None, what: str) -> str | None:
+        """Self-service: an admin may name any principal (None: everyone); anyone else gets its own rows, and
+        naming another principal needs ADMIN (refused and audited)."""
+        if self._is_admin(ctx):
+            return principal or None
+        if principal and principal != ctx.principal.name:
+            self._admin(ctx, what)
+        return ctx.principal.name
 
     def create_principal(self, ctx: RequestContext, name: str, roles: list[str]) -> dict[str, Any]:
         self._admin(ctx, "principals")
@@ -396,10 +415,14 @@ class ManagementService:
         return {"revoked": changed}
 
     def list_grants(self, ctx: RequestContext, principal: str | None = None, role: str | None = None) -> list[dict[str, Any]]:
-        self._admin(ctx, "grants")
+        """The grants that apply to `principal` (directly or through its roles) or to `role`; a non-admin sees
+        only its own, and may narrow them to one of its roles."""
+        principal = self._only_own(ctx, principal, "grants of other principals")
+        if role and not self._is_admin(ctx) and role not in self._roles_of(ctx.principal.name):
+            self._admin(ctx, "grants of roles you are not in")
         grants = self.gov.grants()
         if principal:
-            roles = {r for p in self.gov.list_principals() if p.name == principal for r in p.roles}
+            roles = self._roles_of(principal)
             grants = [g for g in grants if g.grantee == Grantee(PRINCIPAL, principal) or
                       (g.grantee.kind == ROLE and g.grantee.name in roles)]
         if role:
@@ -503,7 +526,8 @@ class ManagementService:
 
     def audit(self, ctx: RequestContext, principal: str | None = None, denied_only: bool = False,
               limit: int = 100) -> list[dict[str, Any]]:
-        self._admin(ctx, "the audit log")
+        """Newest first; a non-admin reads only its own decisions."""
+        principal = self._only_own(ctx, principal, "audit rows of other principals")
         limit = max(1, min(limit, 10000))
         records = self.gov.audit_records(principal, False if denied_only else None, limit)
         return [{"at": r.at, "principal": r.principal, "action": r.action, "resource": r.resource,

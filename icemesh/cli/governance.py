@@ -78,9 +78,13 @@ def principals_set_roles(name, roles, output, client):
 @output_option
 @client_command
 def whoami(output, client):
-    """Who the current credentials log in as."""
+    """Who the current credentials log in as: roles, and the namespaces and tables you own."""
     me = client.request("GET", f"{API}/whoami")
-    emit(me, output, text=f"{me['name']}{' (admin)' if me['admin'] else ''} roles: {', '.join(me['roles']) or '-'}")
+    owns = me.get("owns") or {}
+    emit(me, output, text="\n".join([
+        f"{me['name']}{' (admin)' if me['admin'] else ''} roles: {', '.join(me['roles']) or '-'}",
+        f"  owns namespaces: {', '.join(owns.get('namespaces') or []) or '-'}",
+        f"  owns tables: {', '.join(owns.get('tables') or []) or '-'}"]))
 
 
 # -- roles -----------------------------------------------------------------------------------------
@@ -267,8 +271,9 @@ def grants() -> None:
 
 
 @grants.command("list")
-@click.option("--principal", help="Only grants that apply to this principal (directly or through its roles).")
-@click.option("--role", help="Only grants to this role.")
+@click.option("--principal", help="Only grants that apply to this principal (directly or through its roles); "
+                                   "another principal's need ADMIN. Default: all (ADMIN), else your own.")
+@click.option("--role", help="Only grants to this role (one of yours, unless ADMIN).")
 @output_option
 @lakeformation_options
 @client_command
@@ -309,7 +314,8 @@ def access_check(principal, resource, action, output, direct, client):
 
 
 @click.command()
-@click.option("--principal", help="Only this principal's decisions.")
+@click.option("--principal", help="Only this principal's decisions (another principal's need ADMIN; without ADMIN "
+                                   "you see only your own).")
 @click.option("--denied", is_flag=True, help="Only denials.")
 @click.option("--limit", default=50, show_default=True, type=int)
 @output_option
