@@ -197,8 +197,7 @@ class ManagementService:
             ident = parse_table_arg(table)
             record = self.catalog.store.get_table(wh, ident)
             if record is None:
-                raise BadRequest(f"Table {ident} does not exist: a table's first tags are declared in the commit that "
-                                 f"creates it (table property {declared_tags.PROPERTY}; dbt's icemesh_tags do this)")
+                raise self._missing_table(wh, ident)
             if column:
                 entry = self.catalog.cache.get(record.metadata_location, self.catalog.warehouses[wh].read_bytes)
                 ids = {name: fid for fid, name in entry.columns()}
@@ -214,8 +213,24 @@ class ManagementService:
             raise BadRequest("Name a resource: --namespace NS, or --table NS.TABLE [--column COL]")
         ns = parse_namespace_arg(namespace)
         if self.catalog.store.namespace_properties(wh, ns) is None:
-            raise BadRequest(f"Namespace {ns} does not exist: create it with `icemesh namespaces create {ns}`")
+            raise self._missing_namespace(ns)
         return namespace_ref(ns), "", "", None
+
+    def _missing_namespace(self, ns: Namespace) -> BadRequest:
+        """Tags and grants name existing resources: say how to create the namespace, owned by the domain's
+        principal (`svc_<namespace>`) when there is one."""
+        owner = f"svc_{ns.levels[0]}"
+        known = {p.name for p in self.gov.list_principals()}
+        command = f"icemesh namespaces create {ns}" + (f" --owner {owner}" if owner in known else "")
+        return BadRequest(f"Namespace {ns} does not exist: create it with {command}")
+
+    def _missing_table(self, wh: str, ident: TableIdent) -> BadRequest:
+        if self.catalog.store.namespace_properties(wh, ident.namespace) is None:
+            return self._missing_namespace(ident.namespace)
+        return BadRequest(f"Table {ident} does not exist: create it first (a dbt model with materialized='iceberg' "
+                          f"publishing to {ident.namespace}, or CREATE TABLE from an engine); a new table's first tags "
+                          f"are declared in the commit that creates it (table property {declared_tags.PROPERTY}; dbt's "
+                          "icemesh_tags do this)")
 
     def _authorize_tagging(self, ctx: RequestContext, namespace: str | None, table: str | None,
                            warehouse: str | None = None) -> str | None:
@@ -339,7 +354,7 @@ class ManagementService:
         if target == "namespace":
             ns = parse_namespace_arg(spec["namespace"])
             if self.catalog.store.namespace_properties(self._wh, ns) is None:
-                raise BadRequest(f"Namespace {ns} does not exist")
+                raise self._missing_namespace(ns)
             return Grant(0, grantee, permissions, namespace=namespace_ref(ns))
         if target == "table":
             wrong = permissions - TABLE_PERMISSIONS
