@@ -95,7 +95,8 @@ class ManagementService:
             self._admin(ctx, what)
         return ctx.principal.name
 
-    def create_principal(self, ctx: RequestContext, name: str, roles: list[str]) -> dict[str, Any]:
+    def create_principal(self, ctx: RequestContext, name: str, roles: list[str],
+                         create_roles: bool = False) -> dict[str, Any]:
         self._admin(ctx, "principals")
         try:
             check_token(name, "principal name")
@@ -103,6 +104,7 @@ class ManagementService:
                 check_token(role, "role name")
         except ValueError as exc:
             raise _bad(exc) from None
+        self._check_roles_exist(roles, create_roles, f"icemesh principals create {name}")
         secret = secrets.new_secret()
         self.gov.create_principal(name, secrets.hash_secret(secret), roles, created_by=ctx.principal.name)
         self._changed()
@@ -126,8 +128,19 @@ class ManagementService:
         self._changed()
         return {"name": name, "client_id": name, "client_secret": secret}
 
-    def set_roles(self, ctx: RequestContext, name: str, roles: list[str]) -> dict[str, Any]:
+    def _check_roles_exist(self, roles: list[str], create_roles: bool, command: str) -> None:
+        """A misspelt role would otherwise be created silently, and the principal get none of the grants meant
+        for it: roles must exist unless the caller asks for them to be created."""
+        unknown = sorted(set(roles) - set(self.gov.list_roles()))
+        if unknown and not create_roles:
+            flags = " ".join(f"--role {r}" for r in roles)
+            raise BadRequest(f"Unknown role{'s' if len(unknown) > 1 else ''} {', '.join(repr(r) for r in unknown)}: "
+                             f"create {'them' if len(unknown) > 1 else 'it'} with `icemesh roles create {unknown[0]}`, "
+                             f"or run `{command} {flags} --create-role`")
+
+    def set_roles(self, ctx: RequestContext, name: str, roles: list[str], create_roles: bool = False) -> dict[str, Any]:
         self._admin(ctx, "principals")
+        self._check_roles_exist(roles, create_roles, f"icemesh principals set-roles {name}")
         self.gov.set_roles(name, roles)
         self._changed()
         return {"name": name, "roles": sorted(roles)}

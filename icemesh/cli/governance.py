@@ -25,12 +25,14 @@ def principals() -> None:
 
 @principals.command("create")
 @click.argument("name")
-@click.option("--role", "roles", multiple=True, help="Role to join (repeatable).")
+@click.option("--role", "roles", multiple=True, help="Role to join (repeatable); it must exist unless --create-role.")
+@click.option("--create-role", "create_roles", is_flag=True, help="Create the --role roles that do not exist yet.")
 @output_option
 @client_command
-def principals_create(name, roles, output, client):
+def principals_create(name, roles, create_roles, output, client):
     """Create a principal; its client secret is shown once."""
-    created = client.request("POST", f"{API}/principals", json={"name": name, "roles": list(roles)})
+    created = client.request("POST", f"{API}/principals", json={"name": name, "roles": list(roles),
+                                                                  "create_roles": create_roles})
     emit(created, output, text=(f"created principal {created['name']}\n"
                                 f"client_id:     {created['client_id']}\n"
                                 f"client_secret: {created['client_secret']}   (shown once: store it now)"))
@@ -66,11 +68,13 @@ def principals_rotate(name, output, client):
 
 @principals.command("set-roles")
 @click.argument("name")
-@click.option("--role", "roles", multiple=True)
+@click.option("--role", "roles", multiple=True, help="Every role the principal is to have (repeatable); none: no roles.")
+@click.option("--create-role", "create_roles", is_flag=True, help="Create the --role roles that do not exist yet.")
 @output_option
 @client_command
-def principals_set_roles(name, roles, output, client):
-    result = client.request("PUT", f"{API}/principals/{name}/roles", json={"roles": list(roles)})
+def principals_set_roles(name, roles, create_roles, output, client):
+    """Replace the principal's roles."""
+    result = client.request("PUT", f"{API}/principals/{name}/roles", json={"roles": list(roles), "create_roles": create_roles})
     emit(result, output, text=f"{name}: roles {', '.join(result['roles']) or '(none)'}")
 
 

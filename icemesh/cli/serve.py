@@ -50,6 +50,7 @@ def serve(db, warehouses, host, port, workers, s3_endpoint, s3_region, share_sto
     """Run the Iceberg REST catalog."""
     import uvicorn
 
+    check_port_free(host, port)  # before the database, the warehouse or the admin secret is created
     storage: dict[str, str] = {}
     if s3_endpoint:
         storage["s3.endpoint"] = s3_endpoint
@@ -117,6 +118,28 @@ def serve(db, warehouses, host, port, workers, s3_endpoint, s3_region, share_sto
         uvicorn.run("icemesh.server.app:app_from_env", factory=True, workers=workers, **common)
     else:
         uvicorn.run(app, **common)
+
+
+def check_port_free(host: str, port: int) -> None:
+    """Fail with one line naming --port when something already listens there. Checked first, so a second
+    `icemesh serve` in the same directory creates no database, warehouse or admin secret before failing."""
+    import errno
+    import socket
+
+    try:
+        family, kind, proto, _name, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM,
+                                                                 flags=socket.AI_PASSIVE)[0]
+    except socket.gaierror as exc:
+        raise click.ClickException(f"Cannot listen on {host!r} ({exc.strerror}): check --host") from None
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds: a closed socket's TIME_WAIT is no conflict
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                raise click.ClickException(f"Port {port} on {host} is already in use (another icemesh serve?): stop it, "
+                                           f"or choose another port with --port") from None
+            raise click.ClickException(f"Cannot listen on {host}:{port} ({exc.strerror}): check --host and --port") from None
 
 
 def _is_s3(warehouse: str) -> bool:

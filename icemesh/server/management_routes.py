@@ -39,10 +39,12 @@ def ok(payload: Any, status: int = 200) -> Response:
 class PrincipalCreate(BaseModel):
     name: str
     roles: list[str] = Field(default_factory=list)
+    create_roles: bool = Field(default=False, description="Create roles that do not exist yet (else they are refused)")
 
 
 class RolesBody(BaseModel):
     roles: list[str]
+    create_roles: bool = Field(default=False, description="Create roles that do not exist yet (else they are refused)")
 
 
 class RoleCreate(BaseModel):
@@ -87,7 +89,7 @@ def whoami(ctx: RequestContext = Depends(context), m: ManagementService = Depend
 
 @router.post("/principals", status_code=201)
 def create_principal(body: PrincipalCreate, ctx: RequestContext = Depends(context), m: ManagementService = Depends(management)):
-    return ok(m.create_principal(ctx, body.name, body.roles), 201)
+    return ok(m.create_principal(ctx, body.name, body.roles, body.create_roles), 201)
 
 
 @router.get("/principals")
@@ -108,7 +110,7 @@ def rotate_secret(name: str, ctx: RequestContext = Depends(context), m: Manageme
 
 @router.put("/principals/{name}/roles")
 def set_roles(name: str, body: RolesBody, ctx: RequestContext = Depends(context), m: ManagementService = Depends(management)):
-    return ok(m.set_roles(ctx, name, body.roles))
+    return ok(m.set_roles(ctx, name, body.roles, body.create_roles))
 
 
 @router.post("/roles", status_code=201)
