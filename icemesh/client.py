@@ -3,7 +3,8 @@ HTTP, pyiceberg and DuckDB. Every client command and engine adapter goes through
 
 Environment: ICEMESH_CATALOG_URI (default http://127.0.0.1:8181), and either ICEMESH_TOKEN or
 ICEMESH_CLIENT_ID + ICEMESH_CLIENT_SECRET (OAuth2 client credentials); ICEMESH_CATALOG_WAREHOUSE names the
-warehouse (name or root URI) when it is not the server's default.
+warehouse (name or root URI) when it is not the server's default. S3 settings for the table files this process
+reads and writes follow AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL and AWS_REGION (storage/aws_environment.py).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import httpx
 
 from icemesh.catalog.context import COLUMN_LIMITS_SCOPE
 from icemesh.errors import IcemeshError
+from icemesh.storage import aws_environment
 
 DEFAULT_URI = "http://127.0.0.1:8181"
 
@@ -152,6 +154,9 @@ class CatalogClient:
             auth["token"] = self.token()
         if self.warehouse:
             auth["warehouse"] = self.warehouse
+        # Table files are read and written by this process: S3 follows AWS_ENDPOINT_URL(_S3) and the region as
+        # boto3 would. A table's config from the server (serve --share-storage-keys) still overrides these.
+        properties = {**aws_environment.s3_properties(), **properties}
         return RestCatalog(name, uri=self.uri, **auth, **properties)
 
     def explain(self, exc: BaseException) -> ClientError | None:

@@ -222,8 +222,8 @@ def spark_parameters() -> dict[str, str]:
     warehouses = {names.alias: WAREHOUSE_ENV, names.upstream_alias: UPSTREAM_WAREHOUSE_ENV}
     catalogs = {}
     for name, variable in warehouses.items():
-        catalogs.update(spark_engine.catalog_conf(name, uri, credential=credential, properties={
-            **properties, "warehouse": f"{{{{ env_var('{variable}', '') }}}}"}))
+        catalogs.update(spark_engine.catalog_conf(name, uri, credential=credential, s3={}, properties={
+            **properties, "warehouse": f"{{{{ env_var('{variable}', '') }}}}"}))  # s3={}: nothing of this machine's env
     return {
         "spark.jars": ",".join(spark_engine.session_jars()),
         "spark.sql.extensions": spark_engine.EXTENSIONS,
