@@ -166,3 +166,13 @@ def test_whoami_shows_roles_and_what_the_principal_owns(world, sqlite_server):
     text = world.cli["alice"].ok("whoami")
     assert text.splitlines()[0] == f"{world.names['alice']} roles: {world.names['ra']}"
     assert "owns namespaces: -" in text
+
+
+def test_the_name_rejected_tokens_are_audited_under_cannot_be_taken(world, tmp_path):
+    """Else its holder would read every rejected request's audit row as its own."""
+    line = world.cli["admin"].fails("principals", "create", "anonymous")
+    assert line == "error: 'anonymous' is reserved for unauthenticated requests: choose another principal name"
+    policy = tmp_path / "policy.yml"
+    policy.write_text("principals:\n  admin: {}\n  anonymous: {}\n")
+    assert world.cli["admin"].fails("policy", "apply", str(policy), "--plan").startswith(
+        "error: Policy file: line 3: 'anonymous' is reserved")

@@ -14,7 +14,7 @@ from pyiceberg.schema import index_by_id
 
 from icemesh.catalog import declared_tags
 from icemesh.catalog.authorizer import namespace_ref, table_ref
-from icemesh.catalog.context import RequestContext
+from icemesh.catalog.context import ANONYMOUS, RequestContext
 from icemesh.catalog.governance_store import GovernanceStore, NotFound
 from icemesh.catalog.identifiers import Namespace, TableIdent, is_safe_name
 from icemesh.catalog.service import CatalogService
@@ -104,6 +104,8 @@ class ManagementService:
                 check_token(role, "role name")
         except ValueError as exc:
             raise _bad(exc) from None
+        if name == ANONYMOUS.name:  # rejected tokens are audited under this name: its owner would read them all
+            raise BadRequest(f"{name!r} is reserved for unauthenticated requests: choose another principal name")
         self._check_roles_exist(roles, create_roles, f"icemesh principals create {name}")
         secret = secrets.new_secret()
         self.gov.create_principal(name, secrets.hash_secret(secret), roles, created_by=ctx.principal.name)

@@ -30,6 +30,7 @@ from icemesh.governance.resources import NamespaceRef, TableRef, parse_namespace
 from icemesh.governance.tags import TagExpression, check_token
 
 PROTECTED_PRINCIPAL = "admin"
+RESERVED_PRINCIPAL = "anonymous"  # the audit log's name for requests without a valid token
 SECTIONS = ("tags", "roles", "principals", "namespaces", "assignments", "grants")
 
 
@@ -182,6 +183,8 @@ def parse(text: str) -> PolicyDocument:
         spec = spec or {}
         p_line = _at(principals, name)
         _token(name, "principal name", p_line)
+        if name == RESERVED_PRINCIPAL:
+            raise PolicyError(p_line, f"{name!r} is reserved for unauthenticated requests: choose another principal name")
         if not isinstance(spec, dict):
             raise PolicyError(p_line, f"principal {name}: give {{roles: [...]}} or {{}}")
         _check_keys(spec, "principal", p_line)
