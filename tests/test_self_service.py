@@ -176,3 +176,27 @@ def test_the_name_rejected_tokens_are_audited_under_cannot_be_taken(world, tmp_p
     policy.write_text("principals:\n  admin: {}\n  anonymous: {}\n")
     assert world.cli["admin"].fails("policy", "apply", str(policy), "--plan").startswith(
         "error: Policy file: line 3: 'anonymous' is reserved")
+
+
+def test_own_audit_rows_tell_nothing_more_than_the_refusal_did(world, sqlite_server):
+    """bob is refused a table he may not see with a bare 404; his own audit rows must not then show that the
+    table exists, nor the tags its refusal names. The admin still sees the row."""
+    sfx = uuid.uuid4().hex[:8]
+    admin = sqlite_server.client()
+    hidden_ns, key = f"vault_{sfx}", f"sens_{sfx}"
+    admin.request("POST", f"{M}/tags", json={"key": key, "values": ["secret", "public"]})
+    admin.rest_catalog().create_namespace(hidden_ns)
+    admin.rest_catalog().create_table(f"{hidden_ns}.payroll", pa.schema([("id", pa.int64())]))
+    admin.request("POST", f"{M}/tag-assignments", json={"key": key, "value": "secret", "namespace": hidden_ns})
+    bob = sqlite_server.client(world.names["bob"], world.secrets["bob"]).rest_catalog()
+    with pytest.raises(NoSuchTableError, match=f"no table {hidden_ns}.payroll you may see$"):
+        bob.load_table(f"{hidden_ns}.payroll")
+    own = world.cli["bob"].ok("audit", "--limit", "1000", "--output", "json")
+    assert "payroll" not in own and key not in own and hidden_ns not in own
+    assert f"table {world.ns}.open" not in own  # the fixture's refusal of a table bob may not see, likewise
+    assert any(r["resource"] == f"table {world.ns}.secret" for r in world.cli["bob"].json("audit"))  # his own table
+    recorded = world.cli["admin"].json("audit", "--principal", world.names["bob"], "--denied", "--limit", "1000")
+    assert any(r["resource"] == f"table {hidden_ns}.payroll" and f"{key}=secret" in r["reason"] for r in recorded)
+    # alice's refusal on a table she may see keeps its reason, tags and all: she may see those.
+    rows = world.cli["alice"].json("audit", "--denied", "--limit", "1000")
+    assert any(r["resource"] == f"table {world.ns}.secret" and "icemesh grant SELECT" in r["reason"] for r in rows)

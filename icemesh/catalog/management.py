@@ -556,12 +556,37 @@ class ManagementService:
 
     def audit(self, ctx: RequestContext, principal: str | None = None, denied_only: bool = False,
               limit: int = 100) -> list[dict[str, Any]]:
-        """Newest first; a non-admin reads only its own decisions."""
+        """Newest first; a non-admin reads only its own decisions, and of its refusals only those about what it
+        may see now (see `_may_see_resource`)."""
         principal = self._only_own(ctx, principal, "audit rows of other principals")
         limit = max(1, min(limit, 10000))
-        records = self.gov.audit_records(principal, False if denied_only else None, limit)
+        admin = self._is_admin(ctx)
+        records = self.gov.audit_records(principal, False if denied_only else None, limit if admin else 10000)
+        if not admin:
+            seen: dict[str, bool] = {}
+            records = [r for r in records if r.allowed or seen.setdefault(
+                r.resource, self._may_see_resource(ctx.principal.name, r.resource))][:limit]
         return [{"at": r.at, "principal": r.principal, "action": r.action, "resource": r.resource,
                  "allowed": r.allowed, "reason": r.reason, "request_id": r.request_id} for r in records]
+
+    def _may_see_resource(self, principal: str, resource: str) -> bool:
+        """Whether `principal` may DESCRIBE an audit row's resource (`table ns.t`, `column ns.t.c`, `namespace ns`;
+        anything else names no data). A refused load of a table it may not see answered 404 with nothing more:
+        the row, which only exists for a table that does, and its reason, which names the table's tags, would
+        tell more."""
+        kind, _sep, name = resource.partition(" ")
+        evaluator = self.catalog.auth.evaluator(self._wh)
+        try:
+            if kind in ("table", "column"):
+                ref = parse_table(name.rsplit(".", 1)[0] if kind == "column" else name)
+                return evaluator.decide_table(principal, Permission.DESCRIBE, ref).allowed
+            if kind == "namespace":
+                ns = parse_namespace(name)
+                tables = [table_ref(t) for t in self.catalog.store.tables_under(self._wh, Namespace(ns.levels))]
+                return evaluator.decide_namespace(principal, Permission.DESCRIBE, ns, tables).allowed
+        except ValueError:
+            return False
+        return True
 
 
 class _LazyColumns(dict):
