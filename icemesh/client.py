@@ -3,7 +3,8 @@ HTTP, pyiceberg and DuckDB. Every client command and engine adapter goes through
 
 Environment: ICEMESH_CATALOG_URI (default http://127.0.0.1:8181), and either ICEMESH_TOKEN or
 ICEMESH_CLIENT_ID + ICEMESH_CLIENT_SECRET (OAuth2 client credentials); ICEMESH_CATALOG_WAREHOUSE names the
-warehouse (name or root URI) when it is not the server's default.
+warehouse (name or root URI) when it is not the server's default. S3 settings for the table files this process
+reads and writes follow AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL and AWS_REGION (storage/aws_environment.py).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import httpx
 
 from icemesh.catalog.context import COLUMN_LIMITS_SCOPE
 from icemesh.errors import IcemeshError
+from icemesh.storage import aws_environment
 
 DEFAULT_URI = "http://127.0.0.1:8181"
 
@@ -35,6 +37,7 @@ class CatalogClient:
                  client_secret: str | None = None, scope: str = "catalog", timeout: float = 60.0,
                  column_limits: bool = False, warehouse: str | None = None) -> None:
         self.uri = (uri or DEFAULT_URI).rstrip("/")
+        self.uri_is_default = not uri  # then every error says which URI was tried, and why that one
         self.warehouse = warehouse or ""  # "" is the server's default warehouse
         self._token = token
         self.client_id = client_id
@@ -59,6 +62,21 @@ class CatalogClient:
                    warehouse=env.get("ICEMESH_CATALOG_WAREHOUSE") if overrides.get("warehouse") is None
                    else overrides["warehouse"])
 
+    def where(self, message: str) -> str:
+        """`message`, naming the catalog's URI when the user did not choose it (ICEMESH_CATALOG_URI unset): a
+        refusal from some other server on 127.0.0.1:8181 must not look like the mesh's."""
+        if not self.uri_is_default or self.uri in message:
+            return message
+        return f"{message} (catalog {self.uri}: ICEMESH_CATALOG_URI is unset)"
+
+    def _error(self, message: str, code: int = 1, type_: str = "ClientError") -> ClientError:
+        return ClientError(self.where(message), code, type_)
+
+    def _unreachable(self, exc: Exception) -> ClientError:
+        why = ("ICEMESH_CATALOG_URI is unset, so this is the default: set it to the catalog's address"
+               if self.uri_is_default else "is `icemesh serve` running there?")
+        return ClientError(f"Cannot reach the catalog at {self.uri} ({exc.__class__.__name__}): {why}")
+
     @property
     def token_endpoint(self) -> str:
         return f"{self.uri}/v1/oauth/tokens"
@@ -70,17 +88,18 @@ class CatalogClient:
             if not (self.client_id and self.client_secret):
                 if self._token:
                     return self._token
-                raise ClientError("No credentials: set ICEMESH_TOKEN, or ICEMESH_CLIENT_ID and ICEMESH_CLIENT_SECRET")
+                raise self._error("No credentials: set ICEMESH_TOKEN, or ICEMESH_CLIENT_ID and ICEMESH_CLIENT_SECRET")
             try:
                 response = self._http.post(self.token_endpoint, data={
                     "grant_type": "client_credentials", "client_id": self.client_id,
                     "client_secret": self.client_secret, "scope": self.scope})
             except httpx.HTTPError as exc:
-                raise ClientError(f"Cannot reach the catalog at {self.uri}: {exc.__class__.__name__}; is `icemesh serve` running?") from None
+                raise self._unreachable(exc) from None
             if response.status_code != 200:
                 body = _json(response)
-                raise ClientError(f"Login as {self.client_id} failed: {body.get('error_description') or response.text}",
-                                  response.status_code)
+                detail = body.get("error_description") or response.text[:200] or f"HTTP {response.status_code}"
+                raise self._error(f"Login as {self.client_id} at {self.uri} failed: {detail}; check ICEMESH_CLIENT_ID "
+                                  "and ICEMESH_CLIENT_SECRET", response.status_code)
             body = response.json()
             self._token = body["access_token"]
             self._expires_at = time.time() + float(body.get("expires_in", 3600))
@@ -96,11 +115,11 @@ class CatalogClient:
         try:
             response = self._http.request(method, url, headers=headers, **kwargs)
         except httpx.HTTPError as exc:
-            raise ClientError(f"Cannot reach the catalog at {self.uri}: {exc.__class__.__name__}; is `icemesh serve` running?") from None
+            raise self._unreachable(exc) from None
         if response.status_code >= 400:
             error = _json(response).get("error") or {}
             message = error.get("message") if isinstance(error, dict) else None
-            raise ClientError(message or f"HTTP {response.status_code}: {response.text[:200]}", response.status_code,
+            raise self._error(message or f"HTTP {response.status_code}: {response.text[:200]}", response.status_code,
                               error.get("type", "ClientError") if isinstance(error, dict) else "ClientError")
         if response.status_code == 204 or not response.content:
             return None
@@ -135,7 +154,25 @@ class CatalogClient:
             auth["token"] = self.token()
         if self.warehouse:
             auth["warehouse"] = self.warehouse
+        # Table files are read and written by this process: S3 follows AWS_ENDPOINT_URL(_S3) and the region as
+        # boto3 would. A table's config from the server (serve --share-storage-keys) still overrides these.
+        properties = {**aws_environment.s3_properties(), **properties}
         return RestCatalog(name, uri=self.uri, **auth, **properties)
+
+    def explain(self, exc: BaseException) -> ClientError | None:
+        """pyiceberg's failures to open a session through this client (it logs in and reads /v1/config), as the
+        same one-line errors as ours; None for anything else. For the CLI: library callers keep pyiceberg's types."""
+        from pyiceberg.exceptions import OAuthError, RESTError
+        from requests.exceptions import ConnectionError as Unreachable, Timeout
+
+        if isinstance(exc, OAuthError):
+            return self._error(f"Login as {self.client_id} at {self.uri} failed: {_reason(exc)}; check "
+                               "ICEMESH_CLIENT_ID and ICEMESH_CLIENT_SECRET", 401)
+        if isinstance(exc, RESTError):
+            return self._error(f"The catalog at {self.uri} refused the session: {_reason(exc)}")
+        if isinstance(exc, (Unreachable, Timeout)):
+            return self._unreachable(exc)
+        return None
 
     def duckdb(self, alias: str = "mesh"):
         """A DuckDB connection with the catalog attached as `alias`."""
@@ -156,3 +193,9 @@ def _json(response: httpx.Response) -> dict:
         return body if isinstance(body, dict) else {}
     except ValueError:
         return {}
+
+
+def _reason(exc: Exception) -> str:
+    """pyiceberg's message, one line, without its `error_type: ` prefix."""
+    text = (str(exc).strip().splitlines() or [exc.__class__.__name__])[0]
+    return text.split(": ", 1)[1] if text.startswith(("invalid_", "unauthorized_")) and ": " in text else text

@@ -134,8 +134,9 @@ def test_ref_to_an_unreadable_product_names_the_missing_grant(mesh):
     _server, projects = mesh
     done = _consumer_model(projects, "select * from {{ ref('inventory', 'supplier_prices') }}")
     assert done.returncode != 0
-    assert ("svc_reporting lacks SELECT on table inventory.supplier_prices; a grant on table "
-            "inventory.supplier_prices or on tags matching domain=inventory AND sensitivity=confidential") in done.stdout
+    assert ("svc_reporting lacks SELECT on table inventory.supplier_prices; an admin can allow it with: "
+            "icemesh grant SELECT --to svc_reporting --table inventory.supplier_prices (or by its tags: "
+            "icemesh grant SELECT --to svc_reporting --tags domain=inventory --tags sensitivity=confidential)") in done.stdout
 
 
 def test_ref_to_a_protected_model_is_refused(mesh):

@@ -50,10 +50,11 @@ def catalog(server):
 
 def test_init_sets_up_the_project_and_is_safe_to_run_twice(project):
     first = json.loads(project.init.stdout)
-    assert first["changed"] and len(first["changes"]) == 4
-    files = ["packages.yml", "dbt_project.yml", "profiles.yml", "macros/icemesh.sql"]
+    assert first["changed"] and len(first["changes"]) == 5
+    files = ["packages.yml", "dbt_project.yml", "profiles.yml", "macros/icemesh.sql", "icemesh_package/dbt_project.yml"]
     before = {f: (project.path / f).read_text() for f in files}
-    assert PACKAGE_DIR in before["packages.yml"] and "icemesh.dbt.duckdb" in before["profiles.yml"]
+    assert "local: icemesh_package" in before["packages.yml"] and PACKAGE_DIR not in before["packages.yml"]
+    assert "icemesh.dbt.duckdb" in before["profiles.yml"]
     assert "# A plain dbt-duckdb project" in before["dbt_project.yml"]  # comments survive the edit
     again = icemesh_dbt_init(project.path, project.env)
     assert again.returncode == 0 and json.loads(again.stdout)["changed"] is False

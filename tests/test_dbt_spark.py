@@ -185,7 +185,8 @@ def test_spark_session_write_the_principal_may_not_do_fails_with_the_catalogs_me
     with pytest.raises(Exception) as denied:
         spark.sql(f"insert into {name}.fulfilment.shipments values (99, 'lost')")
     assert error_message(denied.value).startswith(
-        "ForbiddenException: Forbidden: svc_billing lacks INSERT on table fulfilment.shipments; a grant on table")
+        "ForbiddenException: Forbidden: svc_billing lacks INSERT on table fulfilment.shipments; an admin can allow it "
+        "with: icemesh grant INSERT --to svc_billing --table fulfilment.shipments")
     assert catalog.load_table("fulfilment.shipments").metadata_location == before.metadata_location
 
 

@@ -108,7 +108,8 @@ def test_changed_file_removes_what_it_no_longer_lists(policy_server, tmp_path):
 
 
 @pytest.mark.parametrize("breakage, expected", [
-    (lambda t: t.replace("sens_{s}: internal}", "sens_{s}: secret}"), "line 11: tag sens_{s} has no value 'secret'"),
+    (lambda t: t.replace("sens_{s}: internal}", "sens_{s}: secret}"),
+     "line 12: namespace sales_{s}: tag sens_{s} has no value 'secret'"),
     (lambda t: t.replace("- to: svc_consumer_{s}", "- to: svc_ghost"), "line 14: unknown principal 'svc_ghost'"),
     (lambda t: t + "nonsense: 1\n", "unknown section 'nonsense'"),
     (lambda t: t.replace("roles: [analysts_{s}]\n", "roles: [analysts_{s}\n"), "not valid YAML"),
@@ -169,3 +170,58 @@ def test_renamed_table_keeps_its_tags_and_grants(policy_server):
     assert f"s_{suffix}" not in shown["columns"]["email"]
     check = admin.request("GET", "/management/v1/access", params={"principal": reader["name"], "resource": f"ren_{suffix}.a"})
     assert check["decision"] == "DENY"
+
+
+DOMAIN = """\
+tags:
+  domain: [sales, finance]
+roles: [analysts]
+principals:
+  svc_sales: {}
+  svc_finance: {roles: [analysts]}
+namespaces:
+  sales: {owner: svc_sales}
+assignments:
+  - namespace: sales
+    tags: {domain: sales}
+grants:
+  - to: svc_finance
+    permissions: [SELECT]
+    tags: {domain: [sales]}
+"""
+
+
+@pytest.mark.parametrize("old, new, expected", [
+    ("grants:", "grant:", "line 12: unknown section 'grant' (did you mean 'grants'?); the sections are tags, roles"),
+    ("  - to: svc_finance", "  - to: svc_finace",
+     "line 13: unknown principal 'svc_finace' (did you mean 'svc_finance'?); declare it under principals:"),
+    ("    permissions: [SELECT]", "    permision: [SELECT]",
+     "line 14: grant: unknown key 'permision' (did you mean 'permissions'?); a grant takes to, role, permissions"),
+    ("    tags: {domain: [sales]}", "    tags: {domian: [sales]}",
+     "line 15: grant: unknown tag key 'domian' (did you mean 'domain'?); declare it under tags:"),
+    ("    tags: {domain: [sales]}", "    tags: {domain: [slaes]}",
+     "line 15: grant: tag domain has no value 'slaes' (did you mean 'sales'?); allowed values are sales, finance"),
+    ("{roles: [analysts]}", "{role: [analysts]}",
+     "line 6: principal: unknown key 'role' (did you mean 'roles'?); a principal takes roles"),
+    ("{roles: [analysts]}", "{roles: [analyst]}",
+     "line 6: principal svc_finance: unknown role 'analyst' (did you mean 'analysts'?); declare it under roles:"),
+    ("{owner: svc_sales}", "{ownr: svc_sales}",
+     "line 8: namespace: unknown key 'ownr' (did you mean 'owner'?); a namespace takes owner"),
+    ("{owner: svc_sales}", "{owner: svc_sale}",
+     "line 8: namespace sales: unknown owner 'svc_sale' (did you mean 'svc_sales'?); declare it under principals:"),
+    ("  - namespace: sales\n", "  - namespace: sals\n",
+     "line 10: namespace sals does not exist (did you mean 'sales'?); declare it under namespaces:"),
+    ("    tags: {domain: sales}", "    tag: {domain: sales}",
+     "line 11: assignment: unknown key 'tag' (did you mean 'tags'?); an assignment takes namespace, table, column, tags"),
+    ("namespaces:\n  sales: {owner: svc_sales}\n", "",
+     "line 8: namespace sales does not exist; declare it under namespaces: (sales: {owner: svc_sales}) or create it "
+     "with icemesh namespaces create sales"),
+], ids=["section", "principal", "grant-key", "tag-key", "tag-value", "principal-key", "role", "namespace-key",
+        "owner", "namespace", "assignment-key", "how-to-create"])
+def test_misspellings_name_the_line_of_the_key_and_what_was_meant(old, new, expected):
+    assert old in DOMAIN
+    empty = policy_file.CurrentState({}, set(), {"admin": ()}, {}, {}, {}, [])
+    with pytest.raises(policy_file.PolicyError) as error:
+        policy_file.plan(empty, policy_file.parse(DOMAIN.replace(old, new)))
+    assert str(error.value).startswith(expected), str(error.value)
+    assert policy_file.plan(empty, policy_file.parse(DOMAIN))  # the file itself is right

@@ -60,3 +60,20 @@ def test_an_idle_client_connection_stays_open_past_a_few_seconds(sqlite_server):
         assert conn.sock.getsockname()[1] == local_port
     finally:
         conn.close()
+
+
+def test_a_port_in_use_fails_before_creating_anything_and_names_the_flag(tmp_path):
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = subprocess.run([sys.executable, "-m", "icemesh.cli.main", "serve", "--port", str(port)], cwd=tmp_path,
+                                capture_output=True, text=True, timeout=60,
+                                env={k: v for k, v in os.environ.items() if k != "ICEMESH_ADMIN_SECRET"})
+    assert result.returncode == 1 and result.stdout == ""
+    assert result.stderr.splitlines() == [
+        f"error: Port {port} on 127.0.0.1 is already in use (another icemesh serve?): stop it, or choose another port "
+        "with --port"]
+    assert list(tmp_path.iterdir()) == []  # no database, no warehouse, no admin secret

@@ -1,7 +1,8 @@
 """AWS clients for the Glue backend and Lake Formation: one place for region, endpoint and retries.
 
 Keys come from the AWS default chain (environment, profile, instance role); icemesh never stores them.
-An endpoint override points everything at a stand-in such as moto.
+An endpoint override points everything at a stand-in such as moto; without one, boto3 itself follows
+AWS_ENDPOINT_URL_<SERVICE> / AWS_ENDPOINT_URL (S3 does the same through storage/aws_environment.py).
 """
 
 from __future__ import annotations

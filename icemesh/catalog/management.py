@@ -1,9 +1,9 @@
 """Governance operations behind `/management/v1` and the CLI: principals, roles, tags, grants, checks, audit.
 
-Everything here needs ADMIN, except `whoami`, a principal checking its own access, and tagging a
-resource the caller may ALTER (owners tag their own products, as dbt does when it publishes). Inputs are
-validated against the catalog (a tag value must be allowed, a column must exist) before anything is
-stored, so a bad request changes nothing.
+Everything here needs ADMIN, except self-service (`whoami`, a principal's own grants, audit rows and access
+checks: see `_only_own`), and tagging a resource the caller may ALTER (owners tag their own products, as dbt
+does when it publishes). Inputs are validated against the catalog (a tag value must be allowed, a column must
+exist) before anything is stored, so a bad request changes nothing.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from pyiceberg.schema import index_by_id
 
 from icemesh.catalog import declared_tags
 from icemesh.catalog.authorizer import namespace_ref, table_ref
-from icemesh.catalog.context import RequestContext
+from icemesh.catalog.context import ANONYMOUS, RequestContext
 from icemesh.catalog.governance_store import GovernanceStore, NotFound
 from icemesh.catalog.identifiers import Namespace, TableIdent, is_safe_name
 from icemesh.catalog.service import CatalogService
@@ -71,12 +71,32 @@ class ManagementService:
     # -- identity ----------------------------------------------------------------------------------
 
     def whoami(self, ctx: RequestContext) -> dict[str, Any]:
+        """Who the caller is, its roles, and what it owns in the default warehouse (one read of the owners)."""
         evaluator = self.catalog.auth.evaluator(self._wh)
+        owned = [r for r, owner in self.catalog.store.owners(self._wh).items() if owner == ctx.principal.name]
         return {"name": ctx.principal.name, "roles": list(ctx.principal.roles),
                 "admin": evaluator.is_admin(ctx.principal.name) is not None,
-                "scopes": sorted(ctx.principal.scopes)}
+                "scopes": sorted(ctx.principal.scopes),
+                "owns": {"namespaces": sorted(str(r) for r in owned if isinstance(r, NamespaceRef)),
+                         "tables": sorted(str(r) for r in owned if isinstance(r, TableRef))}}
 
-    def create_principal(self, ctx: RequestContext, name: str, roles: list[str]) -> dict[str, Any]:
+    def _roles_of(self, principal: str) -> set[str]:
+        return {r for p in self.gov.list_principals() if p.name == principal for r in p.roles}
+
+    def _is_admin(self, ctx: RequestContext) -> bool:
+        return self.catalog.auth.evaluator(self._wh).is_admin(ctx.principal.name) is not None
+
+    def _only_own(self, ctx: RequestContext, principal: str | None, what: str) -> str | None:
+        """Self-service: an admin may name any principal (None: everyone); anyone else gets its own rows, and
+        naming another principal needs ADMIN (refused and audited)."""
+        if self._is_admin(ctx):
+            return principal or None
+        if principal and principal != ctx.principal.name:
+            self._admin(ctx, what)
+        return ctx.principal.name
+
+    def create_principal(self, ctx: RequestContext, name: str, roles: list[str],
+                         create_roles: bool = False) -> dict[str, Any]:
         self._admin(ctx, "principals")
         try:
             check_token(name, "principal name")
@@ -84,6 +104,9 @@ class ManagementService:
                 check_token(role, "role name")
         except ValueError as exc:
             raise _bad(exc) from None
+        if name == ANONYMOUS.name:  # rejected tokens are audited under this name: its owner would read them all
+            raise BadRequest(f"{name!r} is reserved for unauthenticated requests: choose another principal name")
+        self._check_roles_exist(roles, create_roles, f"icemesh principals create {name}")
         secret = secrets.new_secret()
         self.gov.create_principal(name, secrets.hash_secret(secret), roles, created_by=ctx.principal.name)
         self._changed()
@@ -107,8 +130,19 @@ class ManagementService:
         self._changed()
         return {"name": name, "client_id": name, "client_secret": secret}
 
-    def set_roles(self, ctx: RequestContext, name: str, roles: list[str]) -> dict[str, Any]:
+    def _check_roles_exist(self, roles: list[str], create_roles: bool, command: str) -> None:
+        """A misspelt role would otherwise be created silently, and the principal get none of the grants meant
+        for it: roles must exist unless the caller asks for them to be created."""
+        unknown = sorted(set(roles) - set(self.gov.list_roles()))
+        if unknown and not create_roles:
+            flags = " ".join(f"--role {r}" for r in roles)
+            raise BadRequest(f"Unknown role{'s' if len(unknown) > 1 else ''} {', '.join(repr(r) for r in unknown)}: "
+                             f"create {'them' if len(unknown) > 1 else 'it'} with `icemesh roles create {unknown[0]}`, "
+                             f"or run `{command} {flags} --create-role`")
+
+    def set_roles(self, ctx: RequestContext, name: str, roles: list[str], create_roles: bool = False) -> dict[str, Any]:
         self._admin(ctx, "principals")
+        self._check_roles_exist(roles, create_roles, f"icemesh principals set-roles {name}")
         self.gov.set_roles(name, roles)
         self._changed()
         return {"name": name, "roles": sorted(roles)}
@@ -178,8 +212,7 @@ class ManagementService:
             ident = parse_table_arg(table)
             record = self.catalog.store.get_table(wh, ident)
             if record is None:
-                raise BadRequest(f"Table {ident} does not exist: a table's first tags are declared in the commit that "
-                                 f"creates it (table property {declared_tags.PROPERTY}; dbt's icemesh_tags do this)")
+                raise self._missing_table(wh, ident)
             if column:
                 entry = self.catalog.cache.get(record.metadata_location, self.catalog.warehouses[wh].read_bytes)
                 ids = {name: fid for fid, name in entry.columns()}
@@ -195,8 +228,24 @@ class ManagementService:
             raise BadRequest("Name a resource: --namespace NS, or --table NS.TABLE [--column COL]")
         ns = parse_namespace_arg(namespace)
         if self.catalog.store.namespace_properties(wh, ns) is None:
-            raise BadRequest(f"Namespace {ns} does not exist: create it with `icemesh namespaces create {ns}`")
+            raise self._missing_namespace(ns)
         return namespace_ref(ns), "", "", None
+
+    def _missing_namespace(self, ns: Namespace) -> BadRequest:
+        """Tags and grants name existing resources: say how to create the namespace, owned by the domain's
+        principal (`svc_<namespace>`) when there is one."""
+        owner = f"svc_{ns.levels[0]}"
+        known = {p.name for p in self.gov.list_principals()}
+        command = f"icemesh namespaces create {ns}" + (f" --owner {owner}" if owner in known else "")
+        return BadRequest(f"Namespace {ns} does not exist: create it with {command}")
+
+    def _missing_table(self, wh: str, ident: TableIdent) -> BadRequest:
+        if self.catalog.store.namespace_properties(wh, ident.namespace) is None:
+            return self._missing_namespace(ident.namespace)
+        return BadRequest(f"Table {ident} does not exist: create it first (a dbt model with materialized='iceberg' "
+                          f"publishing to {ident.namespace}, or CREATE TABLE from an engine); a new table's first tags "
+                          f"are declared in the commit that creates it (table property {declared_tags.PROPERTY}; dbt's "
+                          "icemesh_tags do this)")
 
     def _authorize_tagging(self, ctx: RequestContext, namespace: str | None, table: str | None,
                            warehouse: str | None = None) -> str | None:
@@ -320,7 +369,7 @@ class ManagementService:
         if target == "namespace":
             ns = parse_namespace_arg(spec["namespace"])
             if self.catalog.store.namespace_properties(self._wh, ns) is None:
-                raise BadRequest(f"Namespace {ns} does not exist")
+                raise self._missing_namespace(ns)
             return Grant(0, grantee, permissions, namespace=namespace_ref(ns))
         if target == "table":
             wrong = permissions - TABLE_PERMISSIONS
@@ -396,10 +445,14 @@ class ManagementService:
         return {"revoked": changed}
 
     def list_grants(self, ctx: RequestContext, principal: str | None = None, role: str | None = None) -> list[dict[str, Any]]:
-        self._admin(ctx, "grants")
+        """The grants that apply to `principal` (directly or through its roles) or to `role`; a non-admin sees
+        only its own, and may narrow them to one of its roles."""
+        principal = self._only_own(ctx, principal, "grants of other principals")
+        if role and not self._is_admin(ctx) and role not in self._roles_of(ctx.principal.name):
+            self._admin(ctx, "grants of roles you are not in")
         grants = self.gov.grants()
         if principal:
-            roles = {r for p in self.gov.list_principals() if p.name == principal for r in p.roles}
+            roles = self._roles_of(principal)
             grants = [g for g in grants if g.grantee == Grantee(PRINCIPAL, principal) or
                       (g.grantee.kind == ROLE and g.grantee.name in roles)]
         if role:
@@ -503,11 +556,37 @@ class ManagementService:
 
     def audit(self, ctx: RequestContext, principal: str | None = None, denied_only: bool = False,
               limit: int = 100) -> list[dict[str, Any]]:
-        self._admin(ctx, "the audit log")
+        """Newest first; a non-admin reads only its own decisions, and of its refusals only those about what it
+        may see now (see `_may_see_resource`)."""
+        principal = self._only_own(ctx, principal, "audit rows of other principals")
         limit = max(1, min(limit, 10000))
-        records = self.gov.audit_records(principal, False if denied_only else None, limit)
+        admin = self._is_admin(ctx)
+        records = self.gov.audit_records(principal, False if denied_only else None, limit if admin else 10000)
+        if not admin:
+            seen: dict[str, bool] = {}
+            records = [r for r in records if r.allowed or seen.setdefault(
+                r.resource, self._may_see_resource(ctx.principal.name, r.resource))][:limit]
         return [{"at": r.at, "principal": r.principal, "action": r.action, "resource": r.resource,
                  "allowed": r.allowed, "reason": r.reason, "request_id": r.request_id} for r in records]
+
+    def _may_see_resource(self, principal: str, resource: str) -> bool:
+        """Whether `principal` may DESCRIBE an audit row's resource (`table ns.t`, `column ns.t.c`, `namespace ns`;
+        anything else names no data). A refused load of a table it may not see answered 404 with nothing more:
+        the row, which only exists for a table that does, and its reason, which names the table's tags, would
+        tell more."""
+        kind, _sep, name = resource.partition(" ")
+        evaluator = self.catalog.auth.evaluator(self._wh)
+        try:
+            if kind in ("table", "column"):
+                ref = parse_table(name.rsplit(".", 1)[0] if kind == "column" else name)
+                return evaluator.decide_table(principal, Permission.DESCRIBE, ref).allowed
+            if kind == "namespace":
+                ns = parse_namespace(name)
+                tables = [table_ref(t) for t in self.catalog.store.tables_under(self._wh, Namespace(ns.levels))]
+                return evaluator.decide_namespace(principal, Permission.DESCRIBE, ns, tables).allowed
+        except ValueError:
+            return False
+        return True
 
 
 class _LazyColumns(dict):

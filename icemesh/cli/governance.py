@@ -25,12 +25,14 @@ def principals() -> None:
 
 @principals.command("create")
 @click.argument("name")
-@click.option("--role", "roles", multiple=True, help="Role to join (repeatable).")
+@click.option("--role", "roles", multiple=True, help="Role to join (repeatable); it must exist unless --create-role.")
+@click.option("--create-role", "create_roles", is_flag=True, help="Create the --role roles that do not exist yet.")
 @output_option
 @client_command
-def principals_create(name, roles, output, client):
+def principals_create(name, roles, create_roles, output, client):
     """Create a principal; its client secret is shown once."""
-    created = client.request("POST", f"{API}/principals", json={"name": name, "roles": list(roles)})
+    created = client.request("POST", f"{API}/principals", json={"name": name, "roles": list(roles),
+                                                                  "create_roles": create_roles})
     emit(created, output, text=(f"created principal {created['name']}\n"
                                 f"client_id:     {created['client_id']}\n"
                                 f"client_secret: {created['client_secret']}   (shown once: store it now)"))
@@ -66,11 +68,13 @@ def principals_rotate(name, output, client):
 
 @principals.command("set-roles")
 @click.argument("name")
-@click.option("--role", "roles", multiple=True)
+@click.option("--role", "roles", multiple=True, help="Every role the principal is to have (repeatable); none: no roles.")
+@click.option("--create-role", "create_roles", is_flag=True, help="Create the --role roles that do not exist yet.")
 @output_option
 @client_command
-def principals_set_roles(name, roles, output, client):
-    result = client.request("PUT", f"{API}/principals/{name}/roles", json={"roles": list(roles)})
+def principals_set_roles(name, roles, create_roles, output, client):
+    """Replace the principal's roles."""
+    result = client.request("PUT", f"{API}/principals/{name}/roles", json={"roles": list(roles), "create_roles": create_roles})
     emit(result, output, text=f"{name}: roles {', '.join(result['roles']) or '(none)'}")
 
 
@@ -78,9 +82,13 @@ def principals_set_roles(name, roles, output, client):
 @output_option
 @client_command
 def whoami(output, client):
-    """Who the current credentials log in as."""
+    """Who the current credentials log in as: roles, and the namespaces and tables you own."""
     me = client.request("GET", f"{API}/whoami")
-    emit(me, output, text=f"{me['name']}{' (admin)' if me['admin'] else ''} roles: {', '.join(me['roles']) or '-'}")
+    owns = me.get("owns") or {}
+    emit(me, output, text="\n".join([
+        f"{me['name']}{' (admin)' if me['admin'] else ''} roles: {', '.join(me['roles']) or '-'}",
+        f"  owns namespaces: {', '.join(owns.get('namespaces') or []) or '-'}",
+        f"  owns tables: {', '.join(owns.get('tables') or []) or '-'}"]))
 
 
 # -- roles -----------------------------------------------------------------------------------------
@@ -267,8 +275,9 @@ def grants() -> None:
 
 
 @grants.command("list")
-@click.option("--principal", help="Only grants that apply to this principal (directly or through its roles).")
-@click.option("--role", help="Only grants to this role.")
+@click.option("--principal", help="Only grants that apply to this principal (directly or through its roles); "
+                                   "another principal's need ADMIN. Default: all (ADMIN), else your own.")
+@click.option("--role", help="Only grants to this role (one of yours, unless ADMIN).")
 @output_option
 @lakeformation_options
 @client_command
@@ -309,7 +318,8 @@ def access_check(principal, resource, action, output, direct, client):
 
 
 @click.command()
-@click.option("--principal", help="Only this principal's decisions.")
+@click.option("--principal", help="Only this principal's decisions (another principal's need ADMIN; without ADMIN "
+                                   "you see only your own).")
 @click.option("--denied", is_flag=True, help="Only denials.")
 @click.option("--limit", default=50, show_default=True, type=int)
 @output_option

@@ -65,8 +65,19 @@ def client_command(func: Callable) -> Callable:
     @functools.wraps(func)
     def wrapper(*args, uri: str | None = None, **kwargs):
         from icemesh.client import CatalogClient
+        from icemesh.errors import IcemeshError
 
-        kwargs["client"] = CatalogClient.from_env(uri)
-        return func(*args, **kwargs)
+        client = kwargs["client"] = CatalogClient.from_env(uri)
+        try:
+            return func(*args, **kwargs)
+        except IcemeshError as exc:  # an engine's or loader's error too: say which catalog when it was not chosen
+            if kwargs.get("direct") is None:
+                exc.message = client.where(exc.message)
+            raise
+        except Exception as exc:  # pyiceberg could not open its session (icemesh query): one line, not a traceback
+            explained = client.explain(exc)
+            if explained is None:
+                raise
+            raise explained from None
 
     return wrapper

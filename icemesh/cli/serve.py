@@ -7,6 +7,7 @@ import os
 import click
 
 from icemesh.server.settings import DEFAULT_DB, DEFAULT_WAREHOUSE, DEFAULT_WAREHOUSE_NAME, SETTINGS_ENV, ServerSettings, WarehouseSettings
+from icemesh.storage import aws_environment
 
 KEEP_ALIVE_S = 75
 
@@ -30,8 +31,9 @@ def parse_warehouse(value: str, index: int) -> tuple[str, str]:
 @click.option("--host", envvar="ICEMESH_HOST", default="127.0.0.1", show_default=True, help="Address to bind.")
 @click.option("--port", envvar="ICEMESH_PORT", default=8181, show_default=True, type=int)
 @click.option("--workers", default=1, show_default=True, type=int, help="Server processes (they share the database).")
-@click.option("--s3-endpoint", envvar="ICEMESH_S3_ENDPOINT", help="S3 endpoint URL (MinIO, moto, ...).")
-@click.option("--s3-region", envvar="AWS_REGION", default=None, help="S3 region.")
+@click.option("--s3-endpoint", envvar="ICEMESH_S3_ENDPOINT",
+              help="S3 endpoint URL (MinIO, moto, ...) [default: AWS_ENDPOINT_URL_S3, else AWS_ENDPOINT_URL, else AWS].")
+@click.option("--s3-region", envvar="AWS_REGION", default=None, help="S3 region [env AWS_REGION, else AWS_DEFAULT_REGION].")
 @click.option("--share-storage-keys", is_flag=True,
               help="Hand clients the S3 endpoint, region and the server's keys in loadTable config (local S3 "
                    "stand-ins only). Without it clients get no S3 settings and bring their own.")
@@ -39,7 +41,8 @@ def parse_warehouse(value: str, index: int) -> tuple[str, str]:
               help="Where namespaces, tables and governance live: the --db database, or AWS Glue + Lake Formation.")
 @click.option("--glue-region", envvar="AWS_REGION", default=None, help="AWS region of the Glue catalog (--backend glue).")
 @click.option("--glue-endpoint", envvar="ICEMESH_GLUE_ENDPOINT", default=None,
-              help="Endpoint for Glue, Lake Formation and STS (a stand-in such as moto); default: AWS.")
+              help="Endpoint for Glue, Lake Formation and STS (a stand-in such as moto); default: as boto3 finds it "
+                   "(AWS_ENDPOINT_URL_GLUE / _LAKEFORMATION / _STS, else AWS_ENDPOINT_URL, else AWS).")
 @click.option("--glue-catalog-id", default=None, help="AWS account id of the Glue catalog; default: the caller's.")
 @click.option("--access-log", is_flag=True, help="Log every request.")
 @click.option("--token-ttl", default=3600, show_default=True, type=int, help="Lifetime of issued bearer tokens, seconds.")
@@ -50,6 +53,10 @@ def serve(db, warehouses, host, port, workers, s3_endpoint, s3_region, share_sto
     """Run the Iceberg REST catalog."""
     import uvicorn
 
+    check_port_free(host, port)  # before the database, the warehouse or the admin secret is created
+    if any(_is_s3(w) for w in warehouses):  # S3 follows AWS_ENDPOINT_URL(_S3) and AWS_DEFAULT_REGION as Glue does
+        s3_endpoint = s3_endpoint or aws_environment.endpoint_url("s3")
+        s3_region = s3_region or aws_environment.region()
     storage: dict[str, str] = {}
     if s3_endpoint:
         storage["s3.endpoint"] = s3_endpoint
@@ -95,8 +102,12 @@ def serve(db, warehouses, host, port, workers, s3_endpoint, s3_region, share_sto
     service = app.state.service
     click.echo(f"icemesh catalog on http://{host}:{port}  db={_redact(db)}", err=True)
     if backend == "glue":
+        glue_at = glue_endpoint or aws_environment.endpoint_url("glue")
         click.echo(f"  tables in AWS Glue, governance in Lake Formation ({settings.aws().region}"
-                   f"{', ' + glue_endpoint if glue_endpoint else ''}); principals, tokens and audit in the db", err=True)
+                   f"{', ' + glue_at if glue_at else ''}); principals, tokens and audit in the db", err=True)
+        if glue_at and not s3_endpoint:
+            click.echo(f"  warning: Glue goes to {glue_at} but S3 to AWS: set --s3-endpoint, or AWS_ENDPOINT_URL for "
+                       "both", err=True)
         if not any(_is_s3(w) for w in warehouses):
             click.echo("  warning: the warehouse is not in S3, so AWS engines cannot read these tables", err=True)
     for wh in service.warehouses.values():
@@ -117,6 +128,28 @@ def serve(db, warehouses, host, port, workers, s3_endpoint, s3_region, share_sto
         uvicorn.run("icemesh.server.app:app_from_env", factory=True, workers=workers, **common)
     else:
         uvicorn.run(app, **common)
+
+
+def check_port_free(host: str, port: int) -> None:
+    """Fail with one line naming --port when something already listens there. Checked first, so a second
+    `icemesh serve` in the same directory creates no database, warehouse or admin secret before failing."""
+    import errno
+    import socket
+
+    try:
+        family, kind, proto, _name, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM,
+                                                                 flags=socket.AI_PASSIVE)[0]
+    except socket.gaierror as exc:
+        raise click.ClickException(f"Cannot listen on {host!r} ({exc.strerror}): check --host") from None
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds: a closed socket's TIME_WAIT is no conflict
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                raise click.ClickException(f"Port {port} on {host} is already in use (another icemesh serve?): stop it, "
+                                           f"or choose another port with --port") from None
+            raise click.ClickException(f"Cannot listen on {host}:{port} ({exc.strerror}): check --host and --port") from None
 
 
 def _is_s3(warehouse: str) -> bool:

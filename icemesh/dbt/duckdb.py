@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import duckdb
 from dbt.adapters.duckdb.plugins import BasePlugin
 from dbt_common.exceptions import DbtRuntimeError
 
@@ -20,6 +21,7 @@ from icemesh.dbt.product import ProductSpec
 from icemesh.dbt.target import TargetCatalog
 from icemesh.dbt.writer import ProductWriter, publish_error
 from icemesh.engines import duckdb as duck_engine
+from icemesh.errors import IcemeshError
 from icemesh.terminal import plain
 
 
@@ -42,6 +44,17 @@ class Plugin(BasePlugin):
         self._catalog = None
 
     def configure_connection(self, conn) -> None:
+        """Attach the mesh; a catalog that cannot be reached or logged in to fails the run with one dbt error
+        line naming the URI (dbt prints a traceback for anything but its own errors)."""
+        try:
+            self._attach(conn)
+        except IcemeshError as exc:
+            raise DbtRuntimeError(plain(f"icemesh: {exc.message}")) from None
+        except duckdb.Error as exc:
+            raise DbtRuntimeError(plain(self.client.where(f"icemesh: cannot attach the catalog at {self.client.uri}: "
+                                                          f"{str(exc).strip().splitlines()[0]}"))) from None
+
+    def _attach(self, conn) -> None:
         duck_engine.load_extensions(conn)
         duck_engine.attach_catalog(conn, self.client.uri, self.alias, warehouse=self.client.warehouse,
                                    token=self.client.token())

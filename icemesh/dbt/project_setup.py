@@ -1,6 +1,7 @@
 """`icemesh dbt init [PROJECT_DIR]`: the edits an existing dbt-duckdb or dbt-spark project needs to publish products.
 
-1. packages.yml: the icemesh macros package (`materialized='iceberg'`), by its installed path.
+1. icemesh_package/ and packages.yml: a copy of the icemesh macros package (`materialized='iceberg'`) in the
+   project, named by its relative path (`local: icemesh_package`), so the entry works on every machine.
 2. dbt_project.yml: `dispatch` so dbt takes icemesh's naming macros (catalog `mesh`, namespace = project).
 3. profiles.yml: the `icemesh.dbt.duckdb` plugin on every duckdb output of the project's profile; on every
    spark output (`method: session`), `server_side_parameters` that give the session the Iceberg runtime and
@@ -8,22 +9,24 @@
 4. macros/icemesh.sql: a one-line `is_incremental()` shim (dbt lets only the project override it).
 
 Every edit checks first and changes nothing that is already right, so running it twice is safe; YAML is
-edited round-trip, so the project's comments and layout stay as they were.
+edited round-trip in each file's own indentation (yaml_layout.py), so the project's comments and layout stay as
+they were.
 """
 
 from __future__ import annotations
 
-import io
+import filecmp
 import os
+import shutil
 from dataclasses import dataclass, field
 
-from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 
-from icemesh.dbt import PACKAGE_DIR
+from icemesh.dbt import PACKAGE_DIR, yaml_layout
 from icemesh.errors import BadRequest
 
 PLUGIN_MODULE = "icemesh.dbt.duckdb"
+VENDORED_DIR = "icemesh_package"  # the macros package, copied into the project (see _vendor_package)
 SHIM_FILE = "icemesh.sql"
 SHIM = ("{#- Written by `icemesh dbt init`: dbt lets only the project itself override is_incremental(). -#}\n"
         "{% macro is_incremental() %}{{ return(icemesh.is_incremental()) }}{% endmacro %}\n")
@@ -42,28 +45,23 @@ class SetupReport:
                 "changed": bool(self.changes), "changes": self.changes, "notes": self.notes}
 
 
-def _yaml() -> YAML:
-    yaml = YAML()
-    yaml.preserve_quotes = True
-    yaml.indent(mapping=2, sequence=4, offset=2)
-    yaml.width = 4096  # never fold a long value (a jar path, a Jinja expression) over lines
-    return yaml
-
-
 def _load(path: str):
     with open(path, encoding="utf-8") as f:
         text = f.read()
     try:
-        return _yaml().load(text) if text.strip() else CommentedMap()
+        return yaml_layout.yaml_for(text).load(text) if text.strip() else CommentedMap()
     except Exception as exc:  # ruamel's errors are multi-line: keep the first
         raise BadRequest(f"{path} is not valid YAML: {str(exc).splitlines()[0]}") from None
 
 
 def _dump(path: str, document) -> None:
-    buffer = io.StringIO()
-    _yaml().dump(document, buffer)
+    """Write in the file's own layout (indentation and list style), so the edit is only the lines it changes."""
+    before = ""
+    if os.path.exists(path):
+        with open(path, encoding="utf-8") as f:
+            before = f.read()
     with open(path, "w", encoding="utf-8") as f:
-        f.write(buffer.getvalue())
+        f.write(yaml_layout.dumps(document, like=before))
 
 
 def find_profiles(project_dir: str, profiles_dir: str | None) -> str:
@@ -86,6 +84,7 @@ def set_up(project_dir: str, profiles_dir: str | None = None) -> SetupReport:
     if not name:
         raise BadRequest(f"{project_file} has no `name`")
     report = SetupReport(name, project_dir, find_profiles(project_dir, profiles_dir))
+    _vendor_package(project_dir, report)
     _package_line(project_dir, report)
     if _dispatch(project, name, report):
         _dump(project_file, project)
@@ -116,16 +115,49 @@ def _package_line(project_dir: str, report: SetupReport) -> None:
     if packages is None:
         packages = document["packages"] = CommentedSeq()
     existing = next((entry for entry in packages if _is_icemesh_package(entry, project_dir)), None)
-    if existing is not None and os.path.abspath(os.path.join(project_dir, str(existing["local"]))) == PACKAGE_DIR:
+    if existing is not None and str(existing["local"]).rstrip("/") == VENDORED_DIR:
         return
-    if existing is not None:  # icemesh was reinstalled elsewhere (a new virtualenv): follow it
-        existing["local"] = PACKAGE_DIR
-        report.changes.append(f"{os.path.basename(path)}: icemesh package path updated to {PACKAGE_DIR}")
+    if existing is not None:  # written by an earlier init as this machine's install path: make it portable
+        existing["local"] = VENDORED_DIR
+        report.changes.append(f"{os.path.basename(path)}: the icemesh package is now read from {VENDORED_DIR}/")
     else:
-        packages.append(CommentedMap(local=PACKAGE_DIR))
-        report.changes.append(f"{os.path.basename(path)}: added the icemesh package ({PACKAGE_DIR})")
+        packages.append(CommentedMap(local=VENDORED_DIR))
+        report.changes.append(f"{os.path.basename(path)}: added the icemesh package (local: {VENDORED_DIR})")
     _dump(path, document)
     report.notes.append("run `dbt deps` to install the package")
+
+
+def _vendor_package(project_dir: str, report: SetupReport) -> None:
+    """Copy the macros package into the project, to be committed with it. packages.yml then names it by a path
+    relative to the project, the same on every machine and in CI: an install path (`.../site-packages/...`)
+    would be one machine's, and dbt resolves packages.yml (and writes package-lock.yml) before any icemesh
+    code runs, so no plugin can point dbt at the installed copy. Running init again after upgrading icemesh
+    refreshes the copy."""
+    target = os.path.join(project_dir, VENDORED_DIR)
+    if os.path.exists(target) and _package_name(target) != "icemesh":
+        raise BadRequest(f"{target} exists and is not icemesh's macros package: move it, then run `icemesh dbt init` again")
+    if os.path.exists(target) and not _differs(PACKAGE_DIR, target):
+        return
+    existed = os.path.exists(target)
+    shutil.rmtree(target, ignore_errors=True)
+    shutil.copytree(PACKAGE_DIR, target, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    report.changes.append(f"{VENDORED_DIR}/: {'updated' if existed else 'added'} icemesh's dbt macros "
+                          "(commit it with the project)")
+
+
+def _package_name(directory: str) -> str | None:
+    manifest = os.path.join(directory, "dbt_project.yml")
+    return (_load(manifest) or {}).get("name") if os.path.exists(manifest) else None
+
+
+def _differs(source: str, copy: str) -> bool:
+    """Whether the copy's files are not exactly the source's (added, removed or changed)."""
+    compared = filecmp.dircmp(source, copy, ignore=["__pycache__"])
+    if compared.left_only or compared.right_only or compared.funny_files:
+        return True
+    if filecmp.cmpfiles(source, copy, compared.common_files, shallow=False)[1:] != ([], []):
+        return True
+    return any(_differs(os.path.join(source, d), os.path.join(copy, d)) for d in compared.common_dirs)
 
 
 def _dispatch(project, name: str, report: SetupReport) -> bool:
@@ -190,8 +222,8 @@ def spark_parameters() -> dict[str, str]:
     warehouses = {names.alias: WAREHOUSE_ENV, names.upstream_alias: UPSTREAM_WAREHOUSE_ENV}
     catalogs = {}
     for name, variable in warehouses.items():
-        catalogs.update(spark_engine.catalog_conf(name, uri, credential=credential, properties={
-            **properties, "warehouse": f"{{{{ env_var('{variable}', '') }}}}"}))
+        catalogs.update(spark_engine.catalog_conf(name, uri, credential=credential, s3={}, properties={
+            **properties, "warehouse": f"{{{{ env_var('{variable}', '') }}}}"}))  # s3={}: nothing of this machine's env
     return {
         "spark.jars": ",".join(spark_engine.session_jars()),
         "spark.sql.extensions": spark_engine.EXTENSIONS,

@@ -258,7 +258,7 @@ class IcemeshResolver(dbtPlugin):
             self.alias = settings.upstream_alias if settings.reads_elsewhere(upstream=client) else settings.alias
         except IcemeshError as exc:
             raise DbtRuntimeError(f"icemesh: cannot read the products of {', '.join(self.projects)} from the catalog: "
-                                  f"{exc.message} (set ICEMESH_CATALOG_URI and the project's credentials)") from None
+                                  f"{exc.message}") from None
         self.registry = ProductRegistry(products, self.projects)
 
     @dbt_hook

@@ -1,13 +1,16 @@
 """DuckDB: load the Iceberg extensions offline and attach the mesh catalog.
 
 DuckDB cannot download extensions here, so they come from the pinned `duckdb-extension-*` wheels and
-are loaded by file path (avro before iceberg; httpfs for the REST client).
+are loaded by file path (avro before iceberg; httpfs for the REST client). S3 follows the AWS environment
+(AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL, AWS_REGION, keys) as boto3 would.
 """
 
 from __future__ import annotations
 
 import importlib
 import os
+
+from icemesh.storage import aws_environment
 
 EXTENSIONS = ("avro", "httpfs", "iceberg")
 
@@ -33,6 +36,7 @@ def attach_catalog(con, uri: str, alias: str = "mesh", warehouse: str = "", toke
                    client_id: str | None = None, client_secret: str | None = None) -> None:
     """Attach the REST catalog as `alias`; values are passed as bound literals, never pasted SQL."""
     _check_alias(alias)
+    s3_from_environment(con)
     options = ["TYPE iceberg", f"ENDPOINT {_quote(uri)}"]
     if token:
         con.execute(f"CREATE OR REPLACE SECRET {alias}_secret (TYPE iceberg, TOKEN {_quote(token)})")
@@ -46,6 +50,23 @@ def attach_catalog(con, uri: str, alias: str = "mesh", warehouse: str = "", toke
     else:
         options.append("AUTHORIZATION_TYPE 'none'")
     con.execute(f"ATTACH {_quote(warehouse)} AS {alias} ({', '.join(options)})")
+
+
+def s3_from_environment(con) -> None:
+    """DuckDB reads the AWS keys and AWS_REGION from the environment itself, but no AWS_ENDPOINT_URL: set the
+    endpoint the environment names (storage/aws_environment.py) so DuckDB reaches the same S3 as boto3 and
+    pyiceberg. As settings, not a secret, so any S3 secret (the user's, or a table's own from the server with
+    serve --share-storage-keys) still wins."""
+    from urllib.parse import urlparse
+
+    props = aws_environment.s3_properties()
+    if "s3.region" in props:
+        con.execute(f"SET s3_region = {_quote(props['s3.region'])}")
+    if "s3.endpoint" in props:
+        endpoint = urlparse(props["s3.endpoint"])
+        con.execute(f"SET s3_endpoint = {_quote(endpoint.netloc or endpoint.path)}")
+        con.execute("SET s3_url_style = 'path'")
+        con.execute(f"SET s3_use_ssl = {'false' if endpoint.scheme == 'http' else 'true'}")
 
 
 def connect(uri: str, alias: str = "mesh", **credentials):

@@ -14,6 +14,8 @@ import glob
 import importlib.util
 import os
 
+from icemesh.storage import aws_environment
+
 RUNTIME_PACKAGE = "snowpark_connect_deps_iceberg"
 RUNTIME_PATTERN = "iceberg-spark-runtime-3.5_2.12-*.jar"
 EXTENSIONS = "org.apache.iceberg.spark.extensions.IcebergSparkSessionExtensions"
@@ -100,7 +102,8 @@ def catalog_conf(name: str, uri: str, credential: str | None = None, token: str 
     Spark's table cache is off by default: in a mesh other engines commit too, and a cached table would
     hide their snapshots for up to 30 s. `properties` adds or overrides further catalog properties.
     `s3` gives the table files' S3 settings in pyiceberg's names (`s3.endpoint`, `s3.region`, keys), for a
-    server that does not hand them out; what the server's loadTable config says takes precedence.
+    server that does not hand them out (default: the endpoint and region the environment sets, as boto3 reads
+    them); what the server's loadTable config says takes precedence.
     """
     _check_name(name)
     key = f"spark.sql.catalog.{name}"
@@ -112,7 +115,7 @@ def catalog_conf(name: str, uri: str, credential: str | None = None, token: str 
         conf[f"{key}.token"] = token
     if warehouse:
         conf[f"{key}.warehouse"] = warehouse
-    for prop, value in s3_properties(s3 or {}).items():
+    for prop, value in s3_properties(aws_environment.s3_properties() if s3 is None else s3).items():
         conf[f"{key}.{prop}"] = value
     for prop, value in (properties or {}).items():
         conf[f"{key}.{prop}"] = str(value)

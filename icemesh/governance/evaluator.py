@@ -41,16 +41,23 @@ class Decision:
         return self.allowed and not self.hidden_columns
 
     def message(self) -> str:
-        """One line for a 403 or the CLI: which permission is missing and what a grant would have to match."""
+        """One line for a 403 or the CLI: which permission is missing, and the `icemesh grant` command (real CLI
+        syntax, ready to paste) an admin would run to allow it, by name and, when the resource has tags, by tags."""
         if self.allowed:
             return f"{self.principal} may {self.action} on {self.resource}: {self.reason}"
-        hint = ""
-        if self.resource_tags:
-            tags = " AND ".join(f"{k}={v}" for k, v in sorted(self.resource_tags.items()))
-            hint = f"; a grant on {self.resource} or on tags matching {tags} would allow it"
+        import shlex
+
+        grant = f"icemesh grant {self.action} --to {shlex.quote(self.principal)}"
+        kind, _sep, name = self.resource.partition(" ")
+        if self.action is Permission.ADMIN or self.resource == "the catalog" or kind not in ("table", "namespace"):
+            target = "--catalog"  # ADMIN and catalog-wide permissions are granted on the catalog only
         else:
-            hint = f"; ask an admin for: icemesh grant {self.action} --to {self.principal} on {self.resource}"
-        return f"{self.principal} lacks {self.action} on {self.resource}{hint}"
+            target = f"--{kind} {shlex.quote(name)}"
+        hint = f"{grant} {target}"
+        if self.resource_tags and target != "--catalog":
+            tags = " ".join(f"--tags {shlex.quote(f'{k}={v}')}" for k, v in sorted(self.resource_tags.items()))
+            hint += f" (or by its tags: {grant} {tags})"
+        return f"{self.principal} lacks {self.action} on {self.resource}; an admin can allow it with: {hint}"
 
 
 class Evaluator:

@@ -18,6 +18,7 @@ grant are never touched. Applying the plan is the caller's job, all or nothing.
 
 from __future__ import annotations
 
+import difflib
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,6 +30,7 @@ from icemesh.governance.resources import NamespaceRef, TableRef, parse_namespace
 from icemesh.governance.tags import TagExpression, check_token
 
 PROTECTED_PRINCIPAL = "admin"
+RESERVED_PRINCIPAL = "anonymous"  # the audit log's name for requests without a valid token
 SECTIONS = ("tags", "roles", "principals", "namespaces", "assignments", "grants")
 
 
@@ -39,13 +41,53 @@ class PolicyError(ValueError):
 
 
 class _LineLoader(yaml.SafeLoader):
-    """Records the line of every mapping as `__line__` so errors can point into the file."""
+    """Records the line of every mapping as `__line__`, and of each of its keys in `__keys__`, so errors can
+    point at the offending key."""
 
 
 def _construct_mapping(loader: _LineLoader, node: yaml.MappingNode) -> dict:
     mapping = loader.construct_mapping(node, deep=True)
     mapping["__line__"] = node.start_mark.line + 1
+    mapping["__keys__"] = {str(k.value): k.start_mark.line + 1 for k, _v in node.value if isinstance(k, yaml.ScalarNode)}
     return mapping
+
+
+META = ("__line__", "__keys__")
+ALLOWED_KEYS = {
+    "principal": ("roles",),
+    "namespace": ("owner",),
+    "assignment": ("namespace", "table", "column", "tags"),
+    "grant": ("to", "role", "permissions", "catalog", "namespace", "table", "columns", "tags"),
+}
+
+
+def _entries(mapping: dict):
+    """The mapping's own entries, without the line bookkeeping."""
+    return [(k, v) for k, v in mapping.items() if k not in META]
+
+
+def _at(mapping: Any, key: Any = None) -> int | None:
+    """The line of `key` in `mapping` (of the mapping itself without a key, or when the key has no line)."""
+    if not isinstance(mapping, dict):
+        return None
+    if key is not None and str(key) in mapping.get("__keys__", {}):
+        return mapping["__keys__"][str(key)]
+    return mapping.get("__line__")
+
+
+def did_you_mean(word: Any, candidates) -> str:
+    """` (did you mean 'x'?)` for the closest candidate, or nothing."""
+    near = difflib.get_close_matches(str(word), [str(c) for c in candidates], n=1, cutoff=0.6)
+    return f" (did you mean {near[0]!r}?)" if near else ""
+
+
+def _check_keys(item: dict, kind: str, line: int | None) -> None:
+    """An unknown key (a typo such as `permision:` or `ownr:`) is an error, never silently ignored."""
+    allowed = ALLOWED_KEYS[kind]
+    for key, _value in _entries(item):
+        if key not in allowed:
+            raise PolicyError(_at(item, key) or line, f"{kind}: unknown key {key!r}{did_you_mean(key, allowed)}; "
+                                                      f"{'an' if kind[0] in 'aeiou' else 'a'} {kind} takes {', '.join(allowed)}")
 
 
 _LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
@@ -77,6 +119,7 @@ class PolicyDocument:
     assignments: dict[tuple[NamespaceRef, str, str, str], tuple[str, int]] = field(default_factory=dict)
     grants: list[tuple[Grant, int]] = field(default_factory=list)
     lines: dict[str, int] = field(default_factory=dict)
+    grant_lines: list[dict[str, int]] = field(default_factory=list)  # per grant: its keys' lines (tags.<key> too)
 
 
 @dataclass
@@ -113,80 +156,89 @@ def parse(text: str) -> PolicyDocument:
     if not isinstance(raw, dict):
         raise PolicyError(1, "the policy file must be a mapping with sections " + ", ".join(SECTIONS))
     doc = PolicyDocument()
-    for key in raw:
-        if key == "__line__":
-            continue
+    for key, _value in _entries(raw):
         if key not in SECTIONS:
-            raise PolicyError(raw["__line__"], f"unknown section {key!r}: use {', '.join(SECTIONS)}")
+            raise PolicyError(_at(raw, key), f"unknown section {key!r}{did_you_mean(key, SECTIONS)}; "
+                                             f"the sections are {', '.join(SECTIONS)}")
         doc.sections.add(key)
-    line = raw.get("__line__")
 
     tags = raw.get("tags") or {}
     if not isinstance(tags, dict):
-        raise PolicyError(line, "tags: map each tag key to its list of allowed values")
-    for key, values in tags.items():
-        if key == "__line__":
-            continue
-        _token(key, "tag key", tags.get("__line__"))
+        raise PolicyError(_at(raw, "tags"), "tags: map each tag key to its list of allowed values")
+    for key, values in _entries(tags):
+        _token(key, "tag key", _at(tags, key))
         if not isinstance(values, list) or not values:
-            raise PolicyError(tags.get("__line__"), f"tag {key}: give a non-empty list of allowed values")
-        doc.tags[key] = tuple(_token(str(v), "tag value", tags.get("__line__")) for v in values)
+            raise PolicyError(_at(tags, key), f"tag {key}: give a non-empty list of allowed values")
+        doc.tags[key] = tuple(_token(str(v), "tag value", _at(tags, key)) for v in values)
 
     roles = raw.get("roles") or []
     if not isinstance(roles, list):
-        raise PolicyError(line, "roles: give a list of role names")
-    doc.roles = {_token(str(r), "role name", line) for r in roles}
+        raise PolicyError(_at(raw, "roles"), "roles: give a list of role names")
+    doc.roles = {_token(str(r), "role name", _at(raw, "roles")) for r in roles}
 
     principals = raw.get("principals") or {}
     if not isinstance(principals, dict):
-        raise PolicyError(line, "principals: map each principal to {roles: [...]}")
-    for name, spec in principals.items():
-        if name == "__line__":
-            continue
+        raise PolicyError(_at(raw, "principals"), "principals: map each principal to {roles: [...]}")
+    for name, spec in _entries(principals):
         spec = spec or {}
-        p_line = spec.get("__line__", principals.get("__line__")) if isinstance(spec, dict) else principals.get("__line__")
+        p_line = _at(principals, name)
         _token(name, "principal name", p_line)
-        p_roles = tuple(sorted(str(r) for r in (spec.get("roles") or []))) if isinstance(spec, dict) else ()
-        doc.principals[name] = p_roles
-        doc.lines[f"principal {name}"] = p_line
+        if name == RESERVED_PRINCIPAL:
+            raise PolicyError(p_line, f"{name!r} is reserved for unauthenticated requests: choose another principal name")
+        if not isinstance(spec, dict):
+            raise PolicyError(p_line, f"principal {name}: give {{roles: [...]}} or {{}}")
+        _check_keys(spec, "principal", p_line)
+        doc.principals[name] = tuple(sorted(str(r) for r in (spec.get("roles") or [])))
+        doc.lines[f"principal {name}"] = _at(spec, "roles") if "roles" in spec else p_line
 
     namespaces = raw.get("namespaces") or {}
     if not isinstance(namespaces, dict):
-        raise PolicyError(line, "namespaces: map each namespace to {owner: PRINCIPAL}")
-    for name, spec in namespaces.items():
-        if name == "__line__":
-            continue
-        n_line = spec.get("__line__") if isinstance(spec, dict) else namespaces.get("__line__")
+        raise PolicyError(_at(raw, "namespaces"), "namespaces: map each namespace to {owner: PRINCIPAL}")
+    for name, spec in _entries(namespaces):
+        n_line = _at(namespaces, name)
         ns = _namespace(str(name), n_line)
-        doc.namespaces[ns] = (spec or {}).get("owner") if isinstance(spec, dict) else None
-        doc.lines[f"namespace {ns}"] = n_line
+        if isinstance(spec, dict):
+            _check_keys(spec, "namespace", n_line)
+        elif spec is not None:
+            raise PolicyError(n_line, f"namespace {ns}: give {{owner: PRINCIPAL}} or {{}}")
+        doc.namespaces[ns] = (spec or {}).get("owner")
+        doc.lines[f"namespace {ns}"] = _at(spec, "owner") if spec and "owner" in spec else n_line
 
     for item in raw.get("assignments") or []:
-        a_line = item.get("__line__") if isinstance(item, dict) else line
+        a_line = _at(item) if isinstance(item, dict) else _at(raw, "assignments")
         if not isinstance(item, dict) or not isinstance(item.get("tags"), dict):
+            if isinstance(item, dict):
+                _check_keys(item, "assignment", a_line)
             raise PolicyError(a_line, "an assignment needs namespace: or table: (and column:), and tags: {key: value}")
+        _check_keys(item, "assignment", a_line)
         if item.get("table"):
-            table = _table(str(item["table"]), a_line)
+            table = _table(str(item["table"]), _at(item, "table"))
             ns, tbl, col = table.namespace, table.name, str(item.get("column") or "")
+            where = _at(item, "column") if col else _at(item, "table")
         elif item.get("namespace"):
             if item.get("column"):
-                raise PolicyError(a_line, "column: needs table:")
-            ns, tbl, col = _namespace(str(item["namespace"]), a_line), "", ""
+                raise PolicyError(_at(item, "column"), "column: needs table:")
+            ns, tbl, col = _namespace(str(item["namespace"]), _at(item, "namespace")), "", ""
+            where = _at(item, "namespace")
         else:
             raise PolicyError(a_line, "an assignment needs namespace: or table:")
-        for key, value in item["tags"].items():
-            if key == "__line__":
-                continue
+        doc.lines[f"resource {Assignment(ns, tbl, col, '', '').resource()}"] = where
+        for key, value in _entries(item["tags"]):
             slot = (ns, tbl, col, key)
             if slot in doc.assignments:
-                raise PolicyError(a_line, f"{Assignment(ns, tbl, col, key, '').resource()} gets tag {key} twice")
-            doc.assignments[slot] = (str(value), a_line)
+                raise PolicyError(_at(item["tags"], key), f"{Assignment(ns, tbl, col, key, '').resource()} gets tag {key} twice")
+            doc.assignments[slot] = (str(value), _at(item["tags"], key))
 
     for item in raw.get("grants") or []:
-        g_line = item.get("__line__") if isinstance(item, dict) else line
+        g_line = _at(item) if isinstance(item, dict) else _at(raw, "grants")
         if not isinstance(item, dict):
             raise PolicyError(g_line, "a grant is a mapping: {to: P | role: R, permissions: [...], <target>}")
+        _check_keys(item, "grant", g_line)
         doc.grants.append((_grant(item, g_line), g_line))
+        lines = {key: _at(item, key) for key, _v in _entries(item)}
+        if isinstance(item.get("tags"), dict):
+            lines.update({f"tags.{k}": _at(item["tags"], k) for k, _v in _entries(item["tags"])})
+        doc.grant_lines.append(lines)
     return doc
 
 
@@ -219,7 +271,7 @@ def _grant(item: dict, line: int | None) -> Grant:
     try:
         permissions = parse_permissions(item.get("permissions") or [])
     except ValueError as exc:
-        raise PolicyError(line, str(exc)) from None
+        raise PolicyError(_at(item, "permissions") or line, str(exc)) from None
     targets = [k for k in ("catalog", "namespace", "table", "tags") if item.get(k)]
     if len(targets) != 1:
         raise PolicyError(line, "a grant needs exactly one target: catalog: true, namespace:, table: or tags:")
@@ -237,8 +289,29 @@ def _grant(item: dict, line: int | None) -> Grant:
     tags = item["tags"]
     if not isinstance(tags, dict):
         raise PolicyError(line, "tags: map each key to a value or list of values")
-    clauses = {k: [str(v) for v in (vals if isinstance(vals, list) else [vals])] for k, vals in tags.items() if k != "__line__"}
+    clauses = {k: [str(v) for v in (vals if isinstance(vals, list) else [vals])] for k, vals in _entries(tags)}
     return Grant(0, grantee, permissions, expression=TagExpression.from_dict(clauses))
+
+
+def _check_tag(key: str, values, tags: dict[str, tuple[str, ...]], line: int | None, context: str) -> None:
+    if key not in tags:
+        raise PolicyError(line, f"{context}unknown tag key {key!r}{did_you_mean(key, tags)}; declare it under tags:")
+    for value in values:
+        if value not in tags[key]:
+            raise PolicyError(line, f"{context}tag {key} has no value {value!r}{did_you_mean(value, tags[key])}; "
+                                    f"allowed values are {', '.join(tags[key])}")
+
+
+def _missing_namespace(ns: NamespaceRef, namespaces, principals) -> str:
+    owner = f"svc_{ns.levels[0]}"
+    example = f"{{owner: {owner}}}" if owner in principals else "{owner: PRINCIPAL}"
+    return (f"namespace {ns} does not exist{did_you_mean(ns, namespaces)}; declare it under namespaces: "
+            f"({ns}: {example}) or create it with icemesh namespaces create {ns}")
+
+
+def _missing_table(table: TableRef) -> str:
+    return (f"table {table} does not exist; publish it first (a dbt model with materialized='iceberg', or CREATE "
+            "TABLE from an engine), then apply again")
 
 
 def _grant_key(grant: Grant) -> tuple:
@@ -256,39 +329,39 @@ def plan(current: CurrentState, doc: PolicyDocument) -> list[Change]:
     for name, p_roles in doc.principals.items():
         for role in p_roles:
             if role not in roles:
-                raise PolicyError(doc.lines.get(f"principal {name}"), f"principal {name}: unknown role {role!r}; declare it under roles:")
+                raise PolicyError(doc.lines.get(f"principal {name}"), f"principal {name}: unknown role {role!r}"
+                                  f"{did_you_mean(role, roles)}; declare it under roles:")
     for ns, owner in doc.namespaces.items():
         if owner and owner not in principals:
-            raise PolicyError(doc.lines.get(f"namespace {ns}"), f"namespace {ns}: unknown owner {owner!r}")
+            raise PolicyError(doc.lines.get(f"namespace {ns}"), f"namespace {ns}: unknown owner {owner!r}"
+                              f"{did_you_mean(owner, principals)}; declare it under principals:")
     for (ns, tbl, col, key), (value, line) in doc.assignments.items():
-        if key not in tags:
-            raise PolicyError(line, f"unknown tag key {key!r}: declare it under tags:")
-        if value not in tags[key]:
-            raise PolicyError(line, f"tag {key} has no value {value!r}: allowed values are {', '.join(tags[key])}")
+        resource = Assignment(ns, tbl, col, key, value).resource()
+        where = doc.lines.get(f"resource {Assignment(ns, tbl, col, '', '').resource()}", line)
+        _check_tag(key, [value], tags, line, f"{resource}: ")
         if ns not in namespaces:
-            raise PolicyError(line, f"namespace {ns} does not exist: create it or declare it under namespaces:")
+            raise PolicyError(where, _missing_namespace(ns, namespaces, principals))
         if tbl:
             table = TableRef(ns, tbl)
             if table not in current.tables:
-                raise PolicyError(line, f"table {table} does not exist")
+                raise PolicyError(where, _missing_table(table))
             if col and col not in current.tables[table]:
-                raise PolicyError(line, f"table {table} has no column {col!r}")
-    for grant, line in doc.grants:
+                raise PolicyError(where, f"table {table} has no column {col!r}{did_you_mean(col, current.tables[table])}")
+    for index, (grant, line) in enumerate(doc.grants):
+        lines = doc.grant_lines[index] if index < len(doc.grant_lines) else {}
         if grant.grantee.kind == PRINCIPAL and grant.grantee.name not in principals:
-            raise PolicyError(line, f"unknown principal {grant.grantee.name!r}: declare it under principals:")
+            raise PolicyError(lines.get("to", line), f"unknown principal {grant.grantee.name!r}"
+                              f"{did_you_mean(grant.grantee.name, principals)}; declare it under principals:")
         if grant.grantee.kind == ROLE and grant.grantee.name not in roles:
-            raise PolicyError(line, f"unknown role {grant.grantee.name!r}: declare it under roles:")
+            raise PolicyError(lines.get("role", line), f"unknown role {grant.grantee.name!r}"
+                              f"{did_you_mean(grant.grantee.name, roles)}; declare it under roles:")
         if grant.expression is not None:
             for key, values in grant.expression.clauses:
-                if key not in tags:
-                    raise PolicyError(line, f"unknown tag key {key!r} in grant")
-                for value in values:
-                    if value not in tags[key]:
-                        raise PolicyError(line, f"tag {key} has no value {value!r}: allowed values are {', '.join(tags[key])}")
+                _check_tag(key, values, tags, lines.get(f"tags.{key}", lines.get("tags", line)), "grant: ")
         if grant.namespace is not None and grant.namespace not in namespaces:
-            raise PolicyError(line, f"namespace {grant.namespace} does not exist")
+            raise PolicyError(lines.get("namespace", line), _missing_namespace(grant.namespace, namespaces, principals))
         if grant.table is not None and grant.table not in current.tables:
-            raise PolicyError(line, f"table {grant.table} does not exist")
+            raise PolicyError(lines.get("table", line), _missing_table(grant.table))
 
     changes: list[Change] = []
     if "tags" in doc.sections:

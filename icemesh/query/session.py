@@ -38,7 +38,8 @@ ENGINES = {
 class MeshSession:
     def __init__(self, client: CatalogClient, local_files: bool = False) -> None:
         if not client.column_limits:  # icemesh's adapters expose only the columns they are given: say so
-            client = CatalogClient(client.uri, token=None if client.client_id else client.token(),
+            client = CatalogClient(None if client.uri_is_default else client.uri,
+                                   token=None if client.client_id else client.token(),
                                    client_id=client.client_id, client_secret=client.client_secret, column_limits=True,
                                    warehouse=client.warehouse)
         self.client = client

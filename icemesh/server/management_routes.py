@@ -1,5 +1,5 @@
-"""`/management/v1`: governance over HTTP (principals, roles, tags, grants, access checks, audit) and the
-product registry (`/products`)."""
+"""`/management/v1`: governance over HTTP (principals, roles, namespaces with owners, tags, grants, access
+checks, audit) and the product registry (`/products`)."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from starlette.responses import Response
 
 from icemesh.catalog.context import RequestContext
 from icemesh.catalog.management import ManagementService
+from icemesh.catalog.namespaces import NamespaceService
 from icemesh.catalog.products import ProductService
 from icemesh.server.models import ERROR_RESPONSES
 from icemesh.server.rest_routes import context
@@ -21,6 +22,10 @@ router = APIRouter(prefix="/management/v1", tags=["icemesh management"], respons
 
 def management(request: Request) -> ManagementService:
     return request.app.state.management
+
+
+def namespaces(request: Request) -> NamespaceService:
+    return NamespaceService(request.app.state.service)
 
 
 def products(request: Request) -> ProductService:
@@ -34,10 +39,12 @@ def ok(payload: Any, status: int = 200) -> Response:
 class PrincipalCreate(BaseModel):
     name: str
     roles: list[str] = Field(default_factory=list)
+    create_roles: bool = Field(default=False, description="Create roles that do not exist yet (else they are refused)")
 
 
 class RolesBody(BaseModel):
     roles: list[str]
+    create_roles: bool = Field(default=False, description="Create roles that do not exist yet (else they are refused)")
 
 
 class RoleCreate(BaseModel):
@@ -82,7 +89,7 @@ def whoami(ctx: RequestContext = Depends(context), m: ManagementService = Depend
 
 @router.post("/principals", status_code=201)
 def create_principal(body: PrincipalCreate, ctx: RequestContext = Depends(context), m: ManagementService = Depends(management)):
-    return ok(m.create_principal(ctx, body.name, body.roles), 201)
+    return ok(m.create_principal(ctx, body.name, body.roles, body.create_roles), 201)
 
 
 @router.get("/principals")
@@ -103,7 +110,7 @@ def rotate_secret(name: str, ctx: RequestContext = Depends(context), m: Manageme
 
 @router.put("/principals/{name}/roles")
 def set_roles(name: str, body: RolesBody, ctx: RequestContext = Depends(context), m: ManagementService = Depends(management)):
-    return ok(m.set_roles(ctx, name, body.roles))
+    return ok(m.set_roles(ctx, name, body.roles, body.create_roles))
 
 
 @router.post("/roles", status_code=201)
@@ -193,6 +200,39 @@ def check_access(principal: str, resource: str, action: str = "SELECT",
 def audit(principal: str | None = None, denied: bool = False, limit: int = Query(default=100, ge=1, le=10000),
           ctx: RequestContext = Depends(context), m: ManagementService = Depends(management)):
     return ok(m.audit(ctx, principal, denied, limit))
+
+
+class NamespaceCreate(BaseModel):
+    namespace: str = Field(description="Levels joined by dots: sales or sales.emea")
+    owner: str | None = Field(default=None, description="Its owner from the first moment (needs ADMIN unless it is the caller)")
+    properties: dict[str, str] = Field(default_factory=dict)
+    warehouse: str | None = None
+
+
+@router.post("/namespaces", status_code=201)
+def create_namespace(body: NamespaceCreate, ctx: RequestContext = Depends(context),
+                     n: NamespaceService = Depends(namespaces)):
+    return ok(n.create(ctx, body.namespace, body.owner, body.properties, body.warehouse), 201)
+
+
+@router.get("/namespaces")
+def list_namespaces(warehouse: str | None = None, ctx: RequestContext = Depends(context),
+                    n: NamespaceService = Depends(namespaces)):
+    """The namespaces the caller may see, with owners and tags."""
+    return ok(n.list(ctx, warehouse))
+
+
+@router.get("/namespaces/{name}")
+def show_namespace(name: str, warehouse: str | None = None, ctx: RequestContext = Depends(context),
+                   n: NamespaceService = Depends(namespaces)):
+    return ok(n.show(ctx, name, warehouse))
+
+
+@router.delete("/namespaces/{name}", status_code=204)
+def drop_namespace(name: str, warehouse: str | None = None, ctx: RequestContext = Depends(context),
+                   n: NamespaceService = Depends(namespaces)):
+    n.drop(ctx, name, warehouse)
+    return Response(status_code=204)
 
 
 class PolicyApply(BaseModel):
