@@ -16,7 +16,7 @@ from typing import Any
 
 import httpx
 
-from icemesh.catalog.context import COLUMN_LIMITS_SCOPE
+from icemesh.protocol import COLUMN_LIMITS_APPLY, COLUMN_LIMITS_HEADER, COLUMN_LIMITS_SCOPE
 from icemesh.errors import IcemeshError
 from icemesh.storage import aws_environment
 
@@ -146,7 +146,7 @@ class CatalogClient:
 
         auth: dict[str, str] = {"oauth2-server-uri": self.token_endpoint}
         if self.column_limits:
-            auth["header.X-Icemesh-Column-Limits"] = "apply"
+            auth[f"header.{COLUMN_LIMITS_HEADER}"] = COLUMN_LIMITS_APPLY
         if self.client_id and self.client_secret:
             auth["credential"] = f"{self.client_id}:{self.client_secret}"
             auth["scope"] = self.scope

@@ -92,3 +92,10 @@ class InvalidConfiguration(IcemeshError):
 
     code = 500
     type = "ServerErrorException"
+
+
+class NotFound(IcemeshError):
+    """A management resource (principal, role, tag key, grant) that does not exist."""
+
+    code = 404
+    type = "NotFoundException"

@@ -28,8 +28,10 @@ import pytest
 from pyiceberg.exceptions import BadRequestError
 
 import icemesh
-from icemesh.catalog.identifiers import Namespace, TableIdent
-from icemesh.catalog.store import CatalogStore, PointerChange
+from icemesh.names import Namespace, TableIdent
+from icemesh.backends.sql import open_database
+from icemesh.backends.sql.pointers import SqlPointerStore
+from icemesh.catalog.ports import PointerChange
 from icemesh.query import QueryError
 from tests.conftest import start_catalog
 from tests.dbt_helpers import dbt_project
@@ -73,7 +75,8 @@ def publish(server, namespace: str, name: str, rows: pa.Table, properties: dict[
 
 def _rename_in_store(server, table, namespace: str, name: str, columns: dict[str, str]) -> None:
     """What a catalog from before the name rules holds: the table (and its columns) renamed underneath."""
-    store = CatalogStore(f"sqlite:///{server.cwd}/catalog.db")
+    database = open_database(f"sqlite:///{server.cwd}/catalog.db")
+    store = SqlPointerStore(database)
     warehouse = server.client().prefix()
     staged = TableIdent(Namespace((namespace,)), table.name()[-1])
     record = store.get_table(warehouse, staged)
@@ -90,7 +93,7 @@ def _rename_in_store(server, table, namespace: str, name: str, columns: dict[str
         store.swap_pointers(warehouse, [PointerChange(staged, record.metadata_location, "file://" + renamed,
                                                       record.location)])
     store.rename_table(warehouse, staged, TableIdent(Namespace((namespace,)), name))
-    store.engine.dispose()
+    database.close()
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from icemesh.catalog.lakeformation import PrincipalMapping
+from icemesh.backends.aws.lakeformation import PrincipalMapping
 from icemesh.governance.policy import PRINCIPAL, ROLE, Grantee
 from icemesh.server.process import free_port
 from tests.aws import FAKE_AWS_ENV, REGION, boto_client, start_moto

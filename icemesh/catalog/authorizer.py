@@ -12,9 +12,9 @@ import threading
 import time
 from typing import Callable, Iterable
 
-from icemesh.catalog.context import RequestContext
-from icemesh.catalog.governance_store import AuditRecord, GovernanceStore
-from icemesh.catalog.identifiers import Namespace, TableIdent
+from icemesh.protocol import RequestContext
+from icemesh.catalog.ports import AuditLog, AuditRecord, PolicyStore
+from icemesh.names import Namespace, TableIdent
 from icemesh.errors import Forbidden
 from icemesh.governance.evaluator import Decision, Evaluator
 from icemesh.governance.permissions import Permission
@@ -30,8 +30,9 @@ def namespace_ref(ns: Namespace) -> NamespaceRef:
 
 
 class Authorizer:
-    def __init__(self, governance: GovernanceStore, refresh_s: float = 1.0) -> None:
-        self.governance = governance
+    def __init__(self, policy: PolicyStore, audit: AuditLog, refresh_s: float = 1.0) -> None:
+        self.policy = policy
+        self.audit_log = audit
         self.refresh_s = refresh_s
         self._evaluators: dict[str, tuple[Evaluator, int, float]] = {}
         self._lock = threading.Lock()
@@ -43,12 +44,12 @@ class Authorizer:
         cached = self._evaluators.get(warehouse)
         if cached is not None and now - cached[2] < self.refresh_s and not fresh:
             return cached[0]
-        version = self.governance.policy_version()
+        version = self.policy.policy_version()
         if cached is not None and cached[1] == version:
             self._evaluators[warehouse] = (cached[0], version, now)
             return cached[0]
         with self._lock:
-            policy = self.governance.load_policy(warehouse)
+            policy = self.policy.load_policy(warehouse)
             evaluator = Evaluator(policy)
             self._evaluators[warehouse] = (evaluator, policy.version, now)
         return evaluator
@@ -129,19 +130,19 @@ class Authorizer:
 
     def deny(self, ctx: RequestContext, action: Permission, resource: str, message: str) -> None:
         """Refuse for a reason the evaluator does not see (e.g. a client that cannot apply column limits)."""
-        self.governance.audit(AuditRecord(time.time(), ctx.principal.name, str(action), resource, False, message,
+        self.audit_log.audit(AuditRecord(time.time(), ctx.principal.name, str(action), resource, False, message,
                                           ctx.request_id))
         raise Forbidden(message)
 
     def audit_refusal(self, ctx: RequestContext | None, method: str, path: str, message: str) -> None:
         """A refused request that no permission decided (a bad location, a file outside the table...)."""
         principal = ctx.principal.name if ctx is not None else "anonymous"
-        self.governance.audit(AuditRecord(time.time(), principal, method, path, False, message,
+        self.audit_log.audit(AuditRecord(time.time(), principal, method, path, False, message,
                                           ctx.request_id if ctx is not None else None))
 
     def _record(self, ctx: RequestContext, decision: Decision, enforce: bool, audit: bool = True) -> Decision:
         if audit:
-                self.governance.audit(AuditRecord(time.time(), decision.principal, str(decision.action), decision.resource,
+                self.audit_log.audit(AuditRecord(time.time(), decision.principal, str(decision.action), decision.resource,
                                               decision.allowed, decision.reason if decision.allowed else decision.message(),
                                               ctx.request_id))
         if enforce and not decision.allowed:

@@ -14,11 +14,10 @@ from pyiceberg.schema import index_by_id
 
 from icemesh.catalog import declared_tags
 from icemesh.catalog.authorizer import namespace_ref, table_ref
-from icemesh.catalog.context import ANONYMOUS, RequestContext
-from icemesh.catalog.governance_store import GovernanceStore, NotFound
-from icemesh.catalog.identifiers import Namespace, TableIdent, is_safe_name
+from icemesh.protocol import ANONYMOUS, RequestContext
+from icemesh.names import Namespace, TableIdent, is_safe_name
 from icemesh.catalog.service import CatalogService
-from icemesh.errors import BadRequest
+from icemesh.errors import BadRequest, NotFound
 from icemesh.governance import policy_file
 from icemesh.governance.evaluator import Decision, Evaluator
 from icemesh.governance.permissions import NAMESPACE_PERMISSIONS, TABLE_PERMISSIONS, Permission, parse_permissions
@@ -26,6 +25,7 @@ from icemesh.governance.policy import PRINCIPAL, ROLE, Grant, Grantee
 from icemesh.governance.resources import NamespaceRef, TableRef, parse_namespace, parse_table
 from icemesh.governance.tags import TagExpression, TagKey, check_token
 from icemesh.security import secrets
+from icemesh.security.authenticator import ADMIN
 
 
 def _bad(exc: ValueError) -> BadRequest:
@@ -55,7 +55,9 @@ def grant_json(grant: Grant) -> dict[str, Any]:
 class ManagementService:
     def __init__(self, catalog: CatalogService) -> None:
         self.catalog = catalog
-        self.gov: GovernanceStore = catalog.auth.governance
+        self.identities = catalog.identities
+        self.policy = catalog.policy
+        self.audit_log = catalog.audit
 
     @property
     def _wh(self) -> str:
@@ -73,7 +75,7 @@ class ManagementService:
     def whoami(self, ctx: RequestContext) -> dict[str, Any]:
         """Who the caller is, its roles, and what it owns in the default warehouse (one read of the owners)."""
         evaluator = self.catalog.auth.evaluator(self._wh)
-        owned = [r for r, owner in self.catalog.store.owners(self._wh).items() if owner == ctx.principal.name]
+        owned = [r for r, owner in self.catalog.pointers.owners(self._wh).items() if owner == ctx.principal.name]
         return {"name": ctx.principal.name, "roles": list(ctx.principal.roles),
                 "admin": evaluator.is_admin(ctx.principal.name) is not None,
                 "scopes": sorted(ctx.principal.scopes),
@@ -81,7 +83,7 @@ class ManagementService:
                          "tables": sorted(str(r) for r in owned if isinstance(r, TableRef))}}
 
     def _roles_of(self, principal: str) -> set[str]:
-        return {r for p in self.gov.list_principals() if p.name == principal for r in p.roles}
+        return {r for p in self.identities.list_principals() if p.name == principal for r in p.roles}
 
     def _is_admin(self, ctx: RequestContext) -> bool:
         return self.catalog.auth.evaluator(self._wh).is_admin(ctx.principal.name) is not None
@@ -108,32 +110,36 @@ class ManagementService:
             raise BadRequest(f"{name!r} is reserved for unauthenticated requests: choose another principal name")
         self._check_roles_exist(roles, create_roles, f"icemesh principals create {name}")
         secret = secrets.new_secret()
-        self.gov.create_principal(name, secrets.hash_secret(secret), roles, created_by=ctx.principal.name)
+        self.identities.create_principal(name, secrets.hash_secret(secret), roles, created_by=ctx.principal.name)
         self._changed()
         return {"name": name, "client_id": name, "client_secret": secret, "roles": sorted(roles)}
 
     def list_principals(self, ctx: RequestContext) -> list[dict[str, Any]]:
         self._admin(ctx, "principals")
-        return [{"name": p.name, "roles": list(p.roles), "created_at": p.created_at} for p in self.gov.list_principals()]
+        return [{"name": p.name, "roles": list(p.roles), "created_at": p.created_at} for p in self.identities.list_principals()]
 
     def delete_principal(self, ctx: RequestContext, name: str) -> None:
         self._admin(ctx, "principals")
         if name == ctx.principal.name:
             raise BadRequest("You cannot delete the principal you are logged in as")
-        self.gov.delete_principal(name)
+        def forget(conn) -> None:  # in the same transaction: its grants, what it tagged, what it owned
+            self.policy.forget_principal(conn, name)
+            self.catalog.pointers.reassign_owner(conn, name, ADMIN)
+
+        self.identities.delete_principal(name, also=forget)
         self._changed()
 
     def rotate_secret(self, ctx: RequestContext, name: str) -> dict[str, Any]:
         self._admin(ctx, "principals")
         secret = secrets.new_secret()
-        self.gov.set_secret(name, secrets.hash_secret(secret))  # also revokes the principal's tokens
+        self.identities.set_secret(name, secrets.hash_secret(secret))  # also revokes the principal's tokens
         self._changed()
         return {"name": name, "client_id": name, "client_secret": secret}
 
     def _check_roles_exist(self, roles: list[str], create_roles: bool, command: str) -> None:
         """A misspelt role would otherwise be created silently, and the principal get none of the grants meant
         for it: roles must exist unless the caller asks for them to be created."""
-        unknown = sorted(set(roles) - set(self.gov.list_roles()))
+        unknown = sorted(set(roles) - set(self.identities.list_roles()))
         if unknown and not create_roles:
             flags = " ".join(f"--role {r}" for r in roles)
             raise BadRequest(f"Unknown role{'s' if len(unknown) > 1 else ''} {', '.join(repr(r) for r in unknown)}: "
@@ -143,7 +149,7 @@ class ManagementService:
     def set_roles(self, ctx: RequestContext, name: str, roles: list[str], create_roles: bool = False) -> dict[str, Any]:
         self._admin(ctx, "principals")
         self._check_roles_exist(roles, create_roles, f"icemesh principals set-roles {name}")
-        self.gov.set_roles(name, roles)
+        self.identities.set_roles(name, roles)
         self._changed()
         return {"name": name, "roles": sorted(roles)}
 
@@ -153,16 +159,16 @@ class ManagementService:
             check_token(name, "role name")
         except ValueError as exc:
             raise _bad(exc) from None
-        self.gov.create_role(name)
+        self.identities.create_role(name)
         return {"name": name, "members": []}
 
     def list_roles(self, ctx: RequestContext) -> list[dict[str, Any]]:
         self._admin(ctx, "roles")
-        return [{"name": r, "members": m} for r, m in self.gov.list_roles().items()]
+        return [{"name": r, "members": m} for r, m in self.identities.list_roles().items()]
 
     def delete_role(self, ctx: RequestContext, name: str) -> None:
         self._admin(ctx, "roles")
-        self.gov.delete_role(name)
+        self.identities.delete_role(name)
         self._changed()
 
     # -- tags --------------------------------------------------------------------------------------
@@ -170,14 +176,14 @@ class ManagementService:
     def create_tag(self, ctx: RequestContext, key: str, values: list[str]) -> dict[str, Any]:
         self._admin(ctx, "tags")
         values = self._check_tag(key, values)
-        self.gov.create_tag_key(key, values)
+        self.policy.create_tag_key(key, values)
         self._changed()
         return {"key": key, "values": values}
 
     def update_tag(self, ctx: RequestContext, key: str, values: list[str]) -> dict[str, Any]:
         self._admin(ctx, "tags")
         values = self._check_tag(key, values)
-        self.gov.update_tag_key(key, values)
+        self.policy.update_tag_key(key, values)
         self._changed()
         return {"key": key, "values": values}
 
@@ -196,11 +202,11 @@ class ManagementService:
 
     def list_tags(self, ctx: RequestContext) -> list[dict[str, Any]]:
         """Open to every authenticated principal: the tag vocabulary names no data."""
-        return [{"key": k.key, "values": list(k.values)} for k in self.gov.tag_keys().values()]
+        return [{"key": k.key, "values": list(k.values)} for k in self.policy.tag_keys().values()]
 
     def delete_tag(self, ctx: RequestContext, key: str) -> None:
         self._admin(ctx, "tags")
-        self.gov.delete_tag_key(key)
+        self.policy.delete_tag_key(key)
         self._changed()
 
     def _resolve_target(self, namespace: str | None, table: str | None, column: str | None,
@@ -210,7 +216,7 @@ class ManagementService:
         wh = warehouse or self._wh
         if table:
             ident = parse_table_arg(table)
-            record = self.catalog.store.get_table(wh, ident)
+            record = self.catalog.pointers.get_table(wh, ident)
             if record is None:
                 raise self._missing_table(wh, ident)
             if column:
@@ -227,7 +233,7 @@ class ManagementService:
         if not namespace:
             raise BadRequest("Name a resource: --namespace NS, or --table NS.TABLE [--column COL]")
         ns = parse_namespace_arg(namespace)
-        if self.catalog.store.namespace_properties(wh, ns) is None:
+        if self.catalog.pointers.namespace_properties(wh, ns) is None:
             raise self._missing_namespace(ns)
         return namespace_ref(ns), "", "", None
 
@@ -235,12 +241,12 @@ class ManagementService:
         """Tags and grants name existing resources: say how to create the namespace, owned by the domain's
         principal (`svc_<namespace>`) when there is one."""
         owner = f"svc_{ns.levels[0]}"
-        known = {p.name for p in self.gov.list_principals()}
+        known = {p.name for p in self.identities.list_principals()}
         command = f"icemesh namespaces create {ns}" + (f" --owner {owner}" if owner in known else "")
         return BadRequest(f"Namespace {ns} does not exist: create it with {command}")
 
     def _missing_table(self, wh: str, ident: TableIdent) -> BadRequest:
-        if self.catalog.store.namespace_properties(wh, ident.namespace) is None:
+        if self.catalog.pointers.namespace_properties(wh, ident.namespace) is None:
             return self._missing_namespace(ident.namespace)
         return BadRequest(f"Table {ident} does not exist: create it first (a dbt model with materialized='iceberg' "
                           f"publishing to {ident.namespace}, or CREATE TABLE from an engine); a new table's first tags "
@@ -269,7 +275,7 @@ class ManagementService:
         It may add tags where governance set none, re-assert the same value, and manage its own."""
         if owner is None:
             return
-        found = self.gov.nearest_assignment(warehouse, *target, key)
+        found = self.policy.nearest_assignment(warehouse, *target, key)
         if found is None:
             return
         resource, current, assigned_by, _declared = found
@@ -295,7 +301,7 @@ class ManagementService:
         assignment applies (see `_scope`); the default warehouse when not given."""
         wh = self.catalog.find_warehouse(warehouse).name
         owner = self._authorize_tagging(ctx, namespace, table, wh)
-        tag = self.gov.tag_keys().get(key)
+        tag = self.policy.tag_keys().get(key)
         if tag is None:
             raise BadRequest(f"Unknown tag key {key!r}: create it first with `icemesh tags create {key} --values ...`")
         try:
@@ -304,7 +310,7 @@ class ManagementService:
             raise _bad(exc) from None
         ns, tbl, col, field_id = self._resolve_target(namespace, table, column, False, wh)
         self._check_not_governed(ctx, owner, wh, (ns, tbl, col), key, value)
-        self.gov.assign_tag(self._scope(owner, warehouse, col), ns, tbl, col, key, value, assigned_by=owner,
+        self.policy.assign_tag(self._scope(owner, warehouse, col), ns, tbl, col, key, value, assigned_by=owner,
                             field_id=field_id)
         self._changed()
         return {"key": key, "value": value, "resource": _describe(ns, tbl, col)}
@@ -316,7 +322,7 @@ class ManagementService:
         # Lenient: a tag left on a column that was since dropped can still be removed.
         ns, tbl, col, _fid = self._resolve_target(namespace, table, column, ahead=True, warehouse=wh)
         self._check_not_governed(ctx, owner, wh, (ns, tbl, col), key, None)
-        removed = self.gov.unassign_tag(self._scope(owner, warehouse, col), ns, tbl, col, key)
+        removed = self.policy.unassign_tag(self._scope(owner, warehouse, col), ns, tbl, col, key)
         self._changed()
         return {"key": key, "resource": _describe(ns, tbl, col), "removed": removed}
 
@@ -326,7 +332,7 @@ class ManagementService:
         wh = self.catalog.find_warehouse(warehouse)
         evaluator = self.catalog.auth.evaluator(wh.name)
         ident = _maybe_table(resource)
-        record = self.catalog.store.get_table(wh.name, ident) if ident else None
+        record = self.catalog.pointers.get_table(wh.name, ident) if ident else None
         if record is not None and self.catalog.may_see(ctx, wh, ident):
             ref = table_ref(ident)
             entry = self.catalog.cache.get(record.metadata_location, wh.read_bytes)
@@ -335,8 +341,8 @@ class ManagementService:
             shown = [n for n in names if readable.allowed and n not in readable.hidden_columns]
             return table_tags_json(evaluator, ref, shown)
         ns = parse_namespace_arg(resource) if record is None else None
-        if ns is None or self.catalog.store.namespace_properties(wh.name, ns) is None or not self.catalog.auth.namespace(
-                ctx, wh.name, Permission.DESCRIBE, ns, lambda: self.catalog.store.tables_under(wh.name, ns),
+        if ns is None or self.catalog.pointers.namespace_properties(wh.name, ns) is None or not self.catalog.auth.namespace(
+                ctx, wh.name, Permission.DESCRIBE, ns, lambda: self.catalog.pointers.tables_under(wh.name, ns),
                 enforce=False, audit=False).allowed:
             raise NotFound(f"No table or namespace named {resource} that you may see")
         return namespace_tags_json(evaluator, namespace_ref(ns))
@@ -351,9 +357,9 @@ class ManagementService:
         principal, role = spec.get("principal"), spec.get("role")
         if bool(principal) == bool(role):
             raise BadRequest("Name exactly one grantee: --to PRINCIPAL or --role ROLE")
-        if principal and principal not in {p.name for p in self.gov.list_principals()}:
+        if principal and principal not in {p.name for p in self.identities.list_principals()}:
             raise BadRequest(f"Unknown principal {principal!r}: create it with `icemesh principals create {principal}`")
-        if role and role not in self.gov.list_roles():
+        if role and role not in self.identities.list_roles():
             raise BadRequest(f"Unknown role {role!r}: create it with `icemesh roles create {role}`")
         grantee = Grantee(PRINCIPAL, principal) if principal else Grantee(ROLE, role)
         targets = [k for k in ("catalog", "namespace", "table", "tags") if spec.get(k)]
@@ -368,7 +374,7 @@ class ManagementService:
             raise BadRequest("ADMIN is granted on the catalog only: use --catalog")
         if target == "namespace":
             ns = parse_namespace_arg(spec["namespace"])
-            if self.catalog.store.namespace_properties(self._wh, ns) is None:
+            if self.catalog.pointers.namespace_properties(self._wh, ns) is None:
                 raise self._missing_namespace(ns)
             return Grant(0, grantee, permissions, namespace=namespace_ref(ns))
         if target == "table":
@@ -393,7 +399,7 @@ class ManagementService:
             expression = TagExpression.parse(spec["tags"])
         except ValueError as exc:
             raise _bad(exc) from None
-        keys = self.gov.tag_keys()
+        keys = self.policy.tag_keys()
         for key, values in expression.clauses:
             tag: TagKey | None = keys.get(key)
             if tag is None:
@@ -410,7 +416,7 @@ class ManagementService:
     def grant(self, ctx: RequestContext, spec: dict[str, Any]) -> dict[str, Any]:
         self._admin(ctx, "grants")
         grant = self._build_grant(spec)
-        grant_id = self.gov.add_grant(grant, created_by=ctx.principal.name)
+        grant_id = self.policy.add_grant(grant, created_by=ctx.principal.name)
         self._changed()
         return grant_json(Grant(grant_id, grant.grantee, grant.permissions, grant.catalog, grant.namespace, grant.table,
                                 grant.columns, grant.expression))
@@ -418,12 +424,12 @@ class ManagementService:
     def revoke(self, ctx: RequestContext, spec: dict[str, Any]) -> dict[str, Any]:
         """Remove the named permissions from the grant with the same grantee and target (by id, or by spec)."""
         self._admin(ctx, "grants")
-        grants = self.gov.grants()
+        grants = self.policy.grants()
         if spec.get("id") is not None:
             match = [g for g in grants if g.id == int(spec["id"])]
             if not match:
                 raise NotFound(f"No grant #{spec['id']}: see `icemesh grants list`")
-            self.gov.remove_grant(match[0].id)
+            self.policy.remove_grant(match[0].id)
             self._changed()
             return {"revoked": [grant_json(match[0])]}
         wanted = self._build_grant(spec)
@@ -435,9 +441,9 @@ class ManagementService:
                 if remaining == g.permissions:
                     continue
                 if remaining:
-                    self.gov.replace_grant_permissions(g.id, remaining)
+                    self.policy.replace_grant_permissions(g.id, remaining)
                 else:
-                    self.gov.remove_grant(g.id)
+                    self.policy.remove_grant(g.id)
                 changed.append(grant_json(g))
         if not changed:
             raise NotFound("No grant matches: see `icemesh grants list` (or revoke by --id)")
@@ -450,7 +456,7 @@ class ManagementService:
         principal = self._only_own(ctx, principal, "grants of other principals")
         if role and not self._is_admin(ctx) and role not in self._roles_of(ctx.principal.name):
             self._admin(ctx, "grants of roles you are not in")
-        grants = self.gov.grants()
+        grants = self.policy.grants()
         if principal:
             roles = self._roles_of(principal)
             grants = [g for g in grants if g.grantee == Grantee(PRINCIPAL, principal) or
@@ -471,7 +477,7 @@ class ManagementService:
             raise BadRequest(f"Policy file: {exc}") from None
         created: dict[str, str] = {}
         if changes and not dry_run:
-            created = self.gov.apply_changes(self._wh, changes, ctx.principal.name)
+            created = self.policy.apply_changes(self._wh, changes, ctx.principal.name)
             self._changed()
         return {
             "applied": bool(changes) and not dry_run,
@@ -480,21 +486,21 @@ class ManagementService:
         }
 
     def _current_state(self) -> policy_file.CurrentState:
-        store = self.catalog.store
+        store = self.catalog.pointers
         namespaces = {NamespaceRef(ns.levels): owner for ns, owner in store.namespaces_with_owners(self._wh)}
         return policy_file.CurrentState(
-            tags={k: tuple(v.values) for k, v in self.gov.tag_keys().items()},
-            roles=set(self.gov.list_roles()),
-            principals={p.name: p.roles for p in self.gov.list_principals()},
+            tags={k: tuple(v.values) for k, v in self.policy.tag_keys().items()},
+            roles=set(self.identities.list_roles()),
+            principals={p.name: p.roles for p in self.identities.list_principals()},
             namespaces=namespaces,
             tables=_LazyColumns(self),
-            assignments=self.gov.assignments(self._wh),
-            grants=self.gov.grants(),
+            assignments=self.policy.assignments(self._wh),
+            grants=self.policy.grants(),
         )
 
     def table_columns(self, table: TableRef) -> list[str] | None:
         ident = TableIdent.of(list(table.namespace.levels), table.name)
-        record = self.catalog.store.get_table(self._wh, ident)
+        record = self.catalog.pointers.get_table(self._wh, ident)
         if record is None:
             return None
         entry = self.catalog.cache.get(record.metadata_location, self.catalog.warehouses[self._wh].read_bytes)
@@ -507,7 +513,7 @@ class ManagementService:
         consumers escape them, but they should be renamed."""
         self._admin(ctx, "the name check")
         found = []
-        store = self.catalog.store
+        store = self.catalog.pointers
         for wh in self.catalog.warehouses.values():
             for ns, _owner in store.namespaces_with_owners(wh.name):
                 if not all(is_safe_name(level) for level in ns.levels):
@@ -532,12 +538,12 @@ class ManagementService:
             permission = Permission(action.strip().upper())
         except ValueError:
             raise BadRequest(f"Unknown action {action!r}: use one of {', '.join(p.value for p in Permission)}") from None
-        if principal not in {p.name for p in self.gov.list_principals()}:
+        if principal not in {p.name for p in self.identities.list_principals()}:
             raise BadRequest(f"Unknown principal {principal!r}")
         evaluator = self.catalog.auth.evaluator(self._wh)
         missing = NotFound(f"No table or namespace named {resource} that {principal} may see")
         ident = _maybe_table(resource)
-        record = self.catalog.store.get_table(self._wh, ident) if ident else None
+        record = self.catalog.pointers.get_table(self._wh, ident) if ident else None
         admin = evaluator.is_admin(ctx.principal.name) is not None
         if record is not None:
             if not admin and not evaluator.decide_table(principal, Permission.DESCRIBE, table_ref(ident)).allowed:
@@ -546,9 +552,9 @@ class ManagementService:
             decision = evaluator.decide_table(principal, permission, table_ref(ident), [n for _i, n in entry.columns()])
         else:
             ns = parse_namespace_arg(resource)
-            if self.catalog.store.namespace_properties(self._wh, ns) is None:
+            if self.catalog.pointers.namespace_properties(self._wh, ns) is None:
                 raise missing
-            tables = [table_ref(t) for t in self.catalog.store.tables_under(self._wh, ns)]
+            tables = [table_ref(t) for t in self.catalog.pointers.tables_under(self._wh, ns)]
             if not admin and not evaluator.decide_namespace(principal, Permission.DESCRIBE, namespace_ref(ns), tables).allowed:
                 raise missing
             decision = evaluator.decide_namespace(principal, permission, namespace_ref(ns), tables)
@@ -561,7 +567,7 @@ class ManagementService:
         principal = self._only_own(ctx, principal, "audit rows of other principals")
         limit = max(1, min(limit, 10000))
         admin = self._is_admin(ctx)
-        records = self.gov.audit_records(principal, False if denied_only else None, limit if admin else 10000)
+        records = self.audit_log.audit_records(principal, False if denied_only else None, limit if admin else 10000)
         if not admin:
             seen: dict[str, bool] = {}
             records = [r for r in records if r.allowed or seen.setdefault(
@@ -582,7 +588,7 @@ class ManagementService:
                 return evaluator.decide_table(principal, Permission.DESCRIBE, ref).allowed
             if kind == "namespace":
                 ns = parse_namespace(name)
-                tables = [table_ref(t) for t in self.catalog.store.tables_under(self._wh, Namespace(ns.levels))]
+                tables = [table_ref(t) for t in self.catalog.pointers.tables_under(self._wh, Namespace(ns.levels))]
                 return evaluator.decide_namespace(principal, Permission.DESCRIBE, ns, tables).allowed
         except ValueError:
             return False

@@ -14,8 +14,8 @@ from __future__ import annotations
 from typing import Any
 
 from icemesh.catalog.authorizer import namespace_ref, table_ref
-from icemesh.catalog.context import RequestContext
-from icemesh.catalog.identifiers import Namespace
+from icemesh.protocol import RequestContext
+from icemesh.names import Namespace
 from icemesh.catalog.management import namespace_tags_json, parse_namespace_arg
 from icemesh.catalog.service import CatalogService
 from icemesh.errors import BadRequest, NoSuchNamespace
@@ -35,13 +35,13 @@ class NamespaceService:
             self.catalog.create_namespace(ctx, wh, ns, properties)
             return self._created(ns, ctx.principal.name, properties, wh)
         self.catalog.auth.admin(ctx, wh, "namespaces owned by another principal")
-        if owner not in {p.name for p in self.catalog.auth.governance.list_principals()}:
+        if owner not in {p.name for p in self.catalog.identities.list_principals()}:
             raise BadRequest(f"Unknown principal {owner!r}: create it first with `icemesh principals create {owner}`")
-        if len(ns.levels) > 1 and self.catalog.store.namespace_properties(wh, Namespace(ns.levels[:-1])) is None:
+        if len(ns.levels) > 1 and self.catalog.pointers.namespace_properties(wh, Namespace(ns.levels[:-1])) is None:
             parent = ".".join(ns.levels[:-1])
             raise NoSuchNamespace(f"Namespace {parent} does not exist: create it first with "
                                   f"`icemesh namespaces create {parent} --owner {owner}`")
-        self.catalog.store.create_namespace(wh, ns, properties, owner=owner)  # owner and namespace in one write
+        self.catalog.pointers.create_namespace(wh, ns, properties, owner=owner)  # owner and namespace in one write
         self.catalog.auth.invalidate()
         return self._created(ns, owner, properties, wh)
 
@@ -54,9 +54,9 @@ class NamespaceService:
         wh = self.catalog.find_warehouse(warehouse).name
         evaluator = self.catalog.auth.evaluator(wh)
         rows = []
-        for ns, owner in self.catalog.store.namespaces_with_owners(wh):
+        for ns, owner in self.catalog.pointers.namespaces_with_owners(wh):
             seen = self.catalog.auth.namespace(ctx, wh, Permission.DESCRIBE, ns,
-                                               lambda ns=ns: self.catalog.store.tables_under(wh, ns),
+                                               lambda ns=ns: self.catalog.pointers.tables_under(wh, ns),
                                                enforce=False, audit=False)
             if seen.allowed:
                 rows.append({"namespace": str(ns), "owner": owner, "tags": evaluator.namespace_tags(namespace_ref(ns))})
@@ -66,7 +66,7 @@ class NamespaceService:
         """Owner, effective tags (with where each comes from), properties, and the tables the caller may see."""
         wh = self.catalog.find_warehouse(warehouse).name
         ns = parse_namespace_arg(name)
-        store = self.catalog.store
+        store = self.catalog.pointers
         properties = self.catalog.load_namespace(ctx, wh, ns)["properties"]  # 404 alike for missing and unseen
         evaluator = self.catalog.auth.evaluator(wh)
         owner = dict(store.namespaces_with_owners(wh)).get(ns)

@@ -16,8 +16,8 @@ from typing import Any
 import orjson
 
 from icemesh.catalog import product_claims
-from icemesh.catalog.context import RequestContext
-from icemesh.catalog.identifiers import TableIdent
+from icemesh.protocol import RequestContext
+from icemesh.names import TableIdent
 from icemesh.catalog.management import parse_namespace_arg, parse_table_arg
 from icemesh.errors import NoSuchTable
 from icemesh.governance.permissions import Permission
@@ -106,7 +106,7 @@ class ProductService:
         }
 
     def _idents(self, wh: str, namespace: str | None) -> list[TableIdent]:
-        store = self.catalog.store
+        store = self.catalog.pointers
         if namespace:
             return store.list_tables(wh, parse_namespace_arg(namespace), None, None)
         out: list[TableIdent] = []
@@ -121,11 +121,11 @@ class ProductService:
         wh = self.catalog.find_warehouse(warehouse).name
         products = []
         auth = self.catalog.auth
-        bindings = auth.governance.project_bindings()
+        bindings = self.catalog.policy.project_bindings()
         for ident in self._idents(wh, namespace):
             if not auth.table(ctx, wh, Permission.DESCRIBE, ident, enforce=False, audit=False).allowed:
                 continue  # decided before any file is read: what the caller may not see costs nothing
-            record = self.catalog.store.get_table(wh, ident)
+            record = self.catalog.pointers.get_table(wh, ident)
             if record is None:
                 continue
             summary = self._readable_summary(wh, ident, record)
@@ -151,12 +151,12 @@ class ProductService:
         """One product, with its downstream products (those that record it upstream) among those visible."""
         wh = self.catalog.find_warehouse(warehouse).name
         ident = parse_table_arg(name)
-        record = self.catalog.store.get_table(wh, ident)
+        record = self.catalog.pointers.get_table(wh, ident)
         summary = self._readable_summary(wh, ident, record) if record is not None else None
         described = self._describe(ctx, wh, ident, summary) if summary is not None else None
         if described is None:  # missing and invisible look the same
             raise NoSuchTable(f"Product {name} does not exist (or you may not see it)")
-        refused = _refusal(ident, summary, self.catalog.auth.governance.project_bindings())
+        refused = _refusal(ident, summary, self.catalog.self.catalog.policy.project_bindings())
         if refused is not None:
             described["refused"] = f"not a product: {name} {refused}"
         described["downstream"] = sorted(p["name"] for p in self.list(ctx, warehouse=wh)

@@ -20,16 +20,18 @@ from typing import Any, Callable, NoReturn
 from pyiceberg.table.update import TableRequirement, TableUpdate
 from sqlalchemy.exc import SQLAlchemyError
 
-from icemesh.catalog import metadata as md
-from icemesh.catalog import pagination, retention
+from icemesh.tables import metadata as md
+from icemesh.catalog import pagination
+from icemesh.tables import retention
 from icemesh.catalog import declared_tags, product_claims
 from icemesh.catalog.authorizer import Authorizer, namespace_ref, table_ref
-from icemesh.catalog.commit_inspection import file_effects, inspect, metadata_effects
-from icemesh.catalog.context import COLUMN_LIMITS_SCOPE, RequestContext
-from icemesh.catalog.identifiers import Namespace, TableIdent
-from icemesh.catalog.locations import LocationInUse, TableFiles, refuse_overlap
-from icemesh.catalog.pointer_store import PointerStore
-from icemesh.catalog.store import PointerChange, PointerConflict
+from icemesh.tables.effects import file_effects, inspect, metadata_effects
+from icemesh.protocol import (ACCESS_DELEGATION_HEADER, COLUMN_LIMITS_APPLY, COLUMN_LIMITS_HEADER, COLUMN_LIMITS_SCOPE,
+                              RequestContext)
+from icemesh.names import Namespace, TableIdent
+from icemesh.tables.locations import LocationInUse, TableFiles, refuse_overlap
+from icemesh.catalog.ports import (AuditLog, Backend, IdempotencyStore, IdentityStore, PointerChange, PointerConflict,
+                                   PointerStore, PolicyStore)
 from icemesh.errors import (
     AlreadyExists,
     BadRequest,
@@ -72,7 +74,6 @@ ENDPOINTS = [
     "POST /v1/{prefix}/transactions/commit",
 ]
 
-COLUMN_LIMITS_HEADER = "x-icemesh-column-limits"
 
 
 @dataclass(frozen=True)
@@ -103,11 +104,16 @@ class _Prepared:
 
 
 class CatalogService:
-    def __init__(self, store: PointerStore, warehouses: list[Warehouse], default_warehouse: str,
+    def __init__(self, backend: Backend, warehouses: list[Warehouse], default_warehouse: str,
                  authenticator: Authenticator, authorizer: Authorizer, idempotency_lifetime_s: int = 1800) -> None:
         if default_warehouse not in {w.name for w in warehouses}:
             raise ValueError(f"default warehouse {default_warehouse!r} is not among the configured warehouses")
-        self.store = store
+        self.backend = backend
+        self.pointers: PointerStore = backend.pointers
+        self.identities: IdentityStore = backend.identities
+        self.policy: PolicyStore = backend.policy
+        self.audit: AuditLog = backend.audit
+        self.idempotency: IdempotencyStore = backend.idempotency
         self.authenticator = authenticator
         self.auth = authorizer
         self.warehouses = {w.name: w for w in warehouses}
@@ -118,7 +124,7 @@ class CatalogService:
         self._table_locks: dict[tuple[str, TableIdent], threading.Lock] = {}
         self._locks_guard = threading.Lock()
         for wh in warehouses:
-            store.upsert_warehouse(wh.name, wh.root, wh.public_properties())
+            self.pointers.upsert_warehouse(wh.name, wh.root, wh.public_properties())
 
     # -- who is calling ----------------------------------------------------------------------------
 
@@ -129,10 +135,11 @@ class CatalogService:
         try:
             principal = self.authenticator.principal_for_header(authorization)
         except NotAuthorized as exc:
-            self.auth.governance.audit_rejected_token(exc.message, request_id)
+            self.audit.audit_rejected_token(exc.message, request_id)
             raise
-        limits = headers.get(COLUMN_LIMITS_HEADER, "").strip().lower() == "apply" or COLUMN_LIMITS_SCOPE in principal.scopes
-        return RequestContext(principal=principal, access_delegation=headers.get("x-iceberg-access-delegation"),
+        limits = headers.get(COLUMN_LIMITS_HEADER.lower(), "").strip().lower() == COLUMN_LIMITS_APPLY or \
+            COLUMN_LIMITS_SCOPE in principal.scopes
+        return RequestContext(principal=principal, access_delegation=headers.get(ACCESS_DELEGATION_HEADER.lower()),
                               request_id=request_id, applies_column_limits=limits)
 
     # -- configuration -----------------------------------------------------------------------------
@@ -170,7 +177,7 @@ class CatalogService:
         if parent is not None:
             self._namespace_permission(ctx, wh, parent, Permission.DESCRIBE)
         visible, next_token = pagination.filtered_page(
-            lambda after, limit: self.store.list_namespaces(wh.name, parent, after, limit),
+            lambda after, limit: self.pointers.list_namespaces(wh.name, parent, after, limit),
             lambda ns: self.auth.namespace(ctx, wh.name, Permission.DESCRIBE, ns, self._tables_within(wh.name, ns),
                                            enforce=False, audit=False).allowed,
             lambda ns: ns.key, page_token, page_size)
@@ -181,7 +188,7 @@ class CatalogService:
 
     def _tables_within(self, warehouse: str, ns: Namespace):
         """The tables in and below `ns`, read only if a namespace DESCRIBE needs them (see Authorizer.namespace)."""
-        return lambda: self.store.tables_under(warehouse, ns)
+        return lambda: self.pointers.tables_under(warehouse, ns)
 
     def create_namespace(self, ctx: RequestContext, prefix: str, ns: Namespace, properties: dict[str, str]) -> dict:
         wh = self.warehouse(prefix)
@@ -189,17 +196,17 @@ class CatalogService:
             self.auth.catalog(ctx, wh.name, Permission.CREATE_TABLE)
         else:
             self._namespace_permission(ctx, wh, Namespace(ns.levels[:-1]), Permission.CREATE_TABLE)
-        if self.store.namespace_properties(wh.name, ns) is not None and not self.auth.namespace(
+        if self.pointers.namespace_properties(wh.name, ns) is not None and not self.auth.namespace(
                 ctx, wh.name, Permission.DESCRIBE, ns, self._tables_within(wh.name, ns), enforce=False, audit=False).allowed:
             raise Forbidden(f"Namespace {ns} cannot be created: the name is taken; choose another")
-        self.store.create_namespace(wh.name, ns, properties, owner=ctx.principal.name)
+        self.pointers.create_namespace(wh.name, ns, properties, owner=ctx.principal.name)
         self.auth.note_new_owner()  # the creator owns it from the next request on
         return {"namespace": list(ns.levels), "properties": properties}
 
     def load_namespace(self, ctx: RequestContext, prefix: str, ns: Namespace) -> dict:
         wh = self.warehouse(prefix)
         self._namespace_permission(ctx, wh, ns, Permission.DESCRIBE)
-        props = self.store.namespace_properties(wh.name, ns)
+        props = self.pointers.namespace_properties(wh.name, ns)
         if props is None:
             raise NoSuchNamespace(f"Namespace does not exist: {ns}")
         return {"namespace": list(ns.levels), "properties": props}
@@ -207,8 +214,8 @@ class CatalogService:
     def drop_namespace(self, ctx: RequestContext, prefix: str, ns: Namespace) -> None:
         wh = self.warehouse(prefix)
         self._namespace_permission(ctx, wh, ns, Permission.DROP)
-        last = not self._name_elsewhere(wh, lambda other: self.store.namespace_properties(other, ns) is not None)
-        self.store.drop_namespace(wh.name, ns, also=lambda conn: self.auth.governance.forget_namespace(
+        last = not self._name_elsewhere(wh, lambda other: self.pointers.namespace_properties(other, ns) is not None)
+        self.pointers.drop_namespace(wh.name, ns, also=lambda conn: self.policy.forget_namespace(
             conn, wh.name, namespace_ref(ns), last))
         self.auth.invalidate()
 
@@ -219,7 +226,7 @@ class CatalogService:
             raise UnprocessableEntity(f"Properties both set and removed in one request: {both}; send one or the other")
         wh = self.warehouse(prefix)
         self._namespace_permission(ctx, wh, ns, Permission.ALTER)
-        updated, removed, missing = self.store.update_namespace_properties(wh.name, ns, removals, updates)
+        updated, removed, missing = self.pointers.update_namespace_properties(wh.name, ns, removals, updates)
         return {"updated": updated, "removed": removed, "missing": missing}
 
     # -- tables ------------------------------------------------------------------------------------
@@ -230,7 +237,7 @@ class CatalogService:
         self._namespace_permission(ctx, wh, ns, Permission.DESCRIBE)
         evaluator = self.auth.evaluator(wh.name)
         visible, next_token = pagination.filtered_page(
-            lambda after, limit: self.store.list_tables(wh.name, ns, after, limit),
+            lambda after, limit: self.pointers.list_tables(wh.name, ns, after, limit),
             lambda t: evaluator.decide_table(ctx.principal.name, Permission.DESCRIBE, table_ref(t)).allowed,
             lambda t: t.name, page_token, page_size)
         result: dict[str, Any] = {"identifiers": [t.to_json() for t in visible]}
@@ -242,7 +249,7 @@ class CatalogService:
         wh = self.warehouse(prefix)
         ident = TableIdent.of(ns, request.get("name"))
         self._namespace_permission(ctx, wh, ns, Permission.CREATE_TABLE)
-        if self.store.get_table(wh.name, ident) is not None:
+        if self.pointers.get_table(wh.name, ident) is not None:
             raise AlreadyExists(f"Table already exists: {ident}")
         location = request.get("location")
         location = wh.require_inside(location) if location else wh.default_table_location(ns, ident.name)
@@ -259,7 +266,7 @@ class CatalogService:
         metadata_location = wh.metadata_file_location(location, 0)
         wh.write_new_file(metadata_location, raw)
         try:
-            self.store.create_table(wh.name, ident, metadata_location, location, owner=ctx.principal.name, metadata=metadata,
+            self.pointers.create_table(wh.name, ident, metadata_location, location, owner=ctx.principal.name, metadata=metadata,
                                     also=governance)
         except Exception:
             wh.delete_file(metadata_location)
@@ -281,7 +288,7 @@ class CatalogService:
         mode = snapshots or "all"
         if mode not in ("all", "refs"):
             raise BadRequest(f"Invalid snapshots={snapshots!r}: use 'all' or 'refs'")
-        record = self.store.get_table(wh.name, ident)
+        record = self.pointers.get_table(wh.name, ident)
         if record is None:
             raise self._no_table(ctx, wh, ident)
         entry = self.cache.peek(record.metadata_location) if cached_only else self.cache.get(record.metadata_location, wh.read_bytes)
@@ -345,9 +352,9 @@ class CatalogService:
         """The same answer for a table that does not exist and one the caller may not see, with the nearest
         names among those it may see."""
         names = []
-        if self.store.namespace_properties(wh.name, ident.namespace) is not None:
+        if self.pointers.namespace_properties(wh.name, ident.namespace) is not None:
             evaluator = self.auth.evaluator(wh.name)
-            names = [t.name for t in self.store.list_tables(wh.name, ident.namespace, None, NEAR_NAMES_SCANNED)
+            names = [t.name for t in self.pointers.list_tables(wh.name, ident.namespace, None, NEAR_NAMES_SCANNED)
                      if evaluator.decide_table(ctx.principal.name, Permission.DESCRIBE, table_ref(t)).allowed]
         near = difflib.get_close_matches(ident.name, names, n=1, cutoff=0.75)
         hint = f"; did you mean {TableIdent(ident.namespace, near[0])}?" if near else ""
@@ -367,7 +374,7 @@ class CatalogService:
 
     def _namespace_permission(self, ctx: RequestContext, wh: Warehouse, ns: Namespace, permission: Permission) -> None:
         """A namespace check that answers 404 for a namespace that does not exist or that the caller may not see."""
-        exists = self.store.namespace_properties(wh.name, ns) is not None
+        exists = self.pointers.namespace_properties(wh.name, ns) is not None
         decision = self.auth.namespace(ctx, wh.name, permission, ns, self._tables_within(wh.name, ns), enforce=False)
         if exists and decision.allowed:
             return
@@ -379,36 +386,36 @@ class CatalogService:
 
     def table_exists(self, ctx: RequestContext, prefix: str, ident: TableIdent) -> None:
         wh = self.warehouse(prefix)
-        if self.store.get_table(wh.name, ident) is None:
+        if self.pointers.get_table(wh.name, ident) is None:
             raise self._no_table(ctx, wh, ident)
         self._table_permission(ctx, wh, ident, Permission.DESCRIBE)
 
     def drop_table(self, ctx: RequestContext, prefix: str, ident: TableIdent, purge: bool) -> None:
         wh = self.warehouse(prefix)
-        if self.store.get_table(wh.name, ident) is None:
+        if self.pointers.get_table(wh.name, ident) is None:
             raise self._no_table(ctx, wh, ident)
         self._table_permission(ctx, wh, ident, Permission.DROP)
-        last = not self._name_elsewhere(wh, lambda other: self.store.get_table(other, ident) is not None)
-        record = self.store.drop_table(wh.name, ident, also=lambda conn: self.auth.governance.forget_table(
+        last = not self._name_elsewhere(wh, lambda other: self.pointers.get_table(other, ident) is not None)
+        record = self.pointers.drop_table(wh.name, ident, also=lambda conn: self.policy.forget_table(
             conn, wh.name, table_ref(ident), last))
         self.auth.invalidate()
         self.cache.discard(record.metadata_location)
         if not wh.contains(record.location):
             return  # a location outside the warehouse (a catalog from before confinement): never purged
         if purge:
-            nested = [loc for _w, _t, loc in self.store.tables_overlapping(record.location)]
+            nested = [loc for _w, _t, loc in self.pointers.tables_overlapping(record.location)]
             wh.purge(record.location, keep=tuple(nested))
         else:
-            self.store.retire_location(wh.name, ident, record.location)
+            self.pointers.retire_location(wh.name, ident, record.location)
 
     def rename_table(self, ctx: RequestContext, prefix: str, source: TableIdent, destination: TableIdent) -> None:
         wh = self.warehouse(prefix)
-        if self.store.get_table(wh.name, source) is None:
+        if self.pointers.get_table(wh.name, source) is None:
             raise self._no_table(ctx, wh, source)
         self._table_permission(ctx, wh, source, Permission.ALTER)
         self._namespace_permission(ctx, wh, destination.namespace, Permission.CREATE_TABLE)
-        elsewhere = self._name_elsewhere(wh, lambda other: self.store.get_table(other, source) is not None)
-        self.store.rename_table(wh.name, source, destination, also=lambda conn: self.auth.governance.move_table(
+        elsewhere = self._name_elsewhere(wh, lambda other: self.pointers.get_table(other, source) is not None)
+        self.pointers.rename_table(wh.name, source, destination, also=lambda conn: self.policy.move_table(
             conn, wh.name, table_ref(source), table_ref(destination), elsewhere))
         self.auth.invalidate()
 
@@ -423,7 +430,7 @@ class CatalogService:
         wh = self.warehouse(prefix)
         ident = TableIdent.of(ns, name)
         self._namespace_permission(ctx, wh, ns, Permission.CREATE_TABLE)
-        current = self.store.get_table(wh.name, ident)
+        current = self.pointers.get_table(wh.name, ident)
         if current is not None and not overwrite:
             if not self.may_see(ctx, wh, ident):
                 raise Forbidden(f"{ident} cannot be registered: the name is taken; choose another")
@@ -451,26 +458,26 @@ class CatalogService:
                                             metadata)
         claims = current is None or current.location != location
         if current is None:
-            self.store.create_table(wh.name, ident, metadata_location, location, owner=ctx.principal.name, metadata=metadata,
+            self.pointers.create_table(wh.name, ident, metadata_location, location, owner=ctx.principal.name, metadata=metadata,
                                     also=governance)
             self.auth.note_new_owner()
         else:
             try:
-                self.store.swap_pointers(wh.name, [PointerChange(ident, current.metadata_location, metadata_location, location,
+                self.pointers.swap_pointers(wh.name, [PointerChange(ident, current.metadata_location, metadata_location, location,
                                                                  metadata=metadata, claims_location=claims,
                                                                  also=governance)])
             except PointerConflict:
                 raise CommitFailed(f"Table {ident} changed while registering; retry") from None
-        self.store.release_location(location)
+        self.pointers.release_location(location)
         self.auth.invalidate()
         return LoadedTable(metadata_location, entry.raw, wh.client_config(), self._etag(metadata_location, "all"))
 
     def _refuse_taken(self, ctx: RequestContext, wh: Warehouse, ident: TableIdent, location: str) -> None:
         """A new location must not overlap another table's, nor (unless an admin adopts it) the location of a
         table dropped without purge: its files are still there and belong to no one."""
-        if any((w, t) != (wh.name, ident) for w, t, _l in self.store.tables_overlapping(location)):
+        if any((w, t) != (wh.name, ident) for w, t, _l in self.pointers.tables_overlapping(location)):
             raise refuse_overlap(location)
-        if self.store.retired_locations_overlapping(location) and \
+        if self.pointers.retired_locations_overlapping(location) and \
                 self.auth.evaluator(wh.name).is_admin(ctx.principal.name) is None:
             raise LocationInUse(f"Table location {location} holds the files of a dropped table: only an admin may "
                                 "adopt them; omit the location to get a fresh one")
@@ -487,7 +494,7 @@ class CatalogService:
         wh = self.warehouse(prefix)
         self._check_change(ctx, wh, change)
         if not md.is_create(change.requirements):
-            record = self.store.get_table(wh.name, change.ident)
+            record = self.pointers.get_table(wh.name, change.ident)
             if record is not None:
                 self._view(ctx, wh, change.ident, self.cache.get(record.metadata_location, wh.read_bytes))
         prepared = self._commit(ctx, wh, [change])
@@ -512,7 +519,7 @@ class CatalogService:
         if md.is_create(change.requirements):
             self._namespace_permission(ctx, wh, change.ident.namespace, Permission.CREATE_TABLE)
             return
-        if self.store.get_table(wh.name, change.ident) is None:
+        if self.pointers.get_table(wh.name, change.ident) is None:
             raise self._no_table(ctx, wh, change.ident)
         self._table_permission(ctx, wh, change.ident, Permission.DESCRIBE)
 
@@ -546,7 +553,7 @@ class CatalogService:
                         prepared.append(self._prepare(ctx, wh, change))
                     real = [p for p in prepared if p.change.new != p.change.expected]
                     if real:
-                        self.store.swap_pointers(wh.name, [p.change for p in real])
+                        self.pointers.swap_pointers(wh.name, [p.change for p in real])
                 except PointerConflict:
                     self._discard(prepared)
                     continue  # another process committed first: re-check requirements against it
@@ -573,14 +580,14 @@ class CatalogService:
     def _prepare(self, ctx: RequestContext, wh: Warehouse, change: TableChange) -> _Prepared:
         """Check the requirements against the current metadata, apply the updates, inspect what they do, ask
         for the permissions that needs, and write the new metadata file (not yet current)."""
-        record = self.store.get_table(wh.name, change.ident)
+        record = self.pointers.get_table(wh.name, change.ident)
         creating = md.is_create(change.requirements)
         if record is None and not creating:
             raise self._no_table(ctx, wh, change.ident)
         base_entry = self.cache.get(record.metadata_location, wh.read_bytes) if record else None
         base = base_entry.model if base_entry else None
         md.check_requirements(change.requirements, base)
-        if record is None and self.store.namespace_properties(wh.name, change.ident.namespace) is None:
+        if record is None and self.pointers.namespace_properties(wh.name, change.ident.namespace) is None:
             raise NoSuchNamespace(f"Namespace does not exist: {change.ident.namespace}")
         unchanged = _Prepared(PointerChange(change.ident, record.metadata_location, record.metadata_location,
                                             record.location), base_entry, wh) if record else None
@@ -634,7 +641,7 @@ class CatalogService:
                           new) -> Callable[[Any], None] | None:
         """What governance must do in the commit's own transaction: column tags follow field ids across a
         schema change, and the tags the table declares (`icemesh.tags`) become its declared assignments."""
-        gov, ref = self.auth.governance, table_ref(ident)
+        gov, ref = self.policy, table_ref(ident)
         before = base_entry.columns() if base_entry is not None else []
         after = [(f.field_id, f.name) for f in new.schema().fields]
         steps: list[Callable[[Any], None]] = []
@@ -668,12 +675,12 @@ class CatalogService:
         claim = product_claims.claim_of(new.properties)
         if claim is None or (base is not None and product_claims.claim_of(base.properties) == claim):
             return None  # unchanged claims were checked when made
-        gov = self.auth.governance
+        gov = self.policy
         admin = self.auth.evaluator(wh.name).is_admin(ctx.principal.name) is not None
         ns = namespace_ref(ident.namespace)
         binds = product_claims.check(claim, str(ident), ns, ctx.principal.name, admin, gov.project_binding(claim.project))
-        for other in self.store.list_tables(wh.name, ident.namespace, None, None):
-            record = self.store.get_table(wh.name, other) if other != ident else None
+        for other in self.pointers.list_tables(wh.name, ident.namespace, None, None):
+            record = self.pointers.get_table(wh.name, other) if other != ident else None
             if record is not None:
                 try:
                     theirs = product_claims.claim_of(self.cache.get(record.metadata_location, wh.read_bytes).model.properties)

@@ -21,8 +21,8 @@ def lakeformation_options(func: Callable) -> Callable:
                 catalog_id: str | None = None, **kwargs):
         kwargs["direct"] = None
         if lakeformation:
-            from icemesh.catalog.aws import AwsSettings
-            from icemesh.catalog.lakeformation_tooling import DirectLakeFormation
+            from icemesh.backends.aws.settings import AwsSettings
+            from icemesh.backends.aws.direct import DirectLakeFormation
 
             kwargs["direct"] = DirectLakeFormation(AwsSettings(region or "", endpoint, catalog_id))
         return func(*args, **kwargs)

@@ -124,7 +124,7 @@ def serve(db, warehouses, host, port, workers, s3_endpoint, s3_region, share_sto
     common = dict(host=host, port=port, access_log=access_log, log_level="info" if access_log else "warning",
                   timeout_keep_alive=KEEP_ALIVE_S)
     if workers > 1:
-        service.store.close()
+        service.backend.close()
         uvicorn.run("icemesh.server.app:app_from_env", factory=True, workers=workers, **common)
     else:
         uvicorn.run(app, **common)

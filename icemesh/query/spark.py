@@ -11,7 +11,7 @@ import threading
 
 import pyarrow as pa
 
-from icemesh.catalog.context import COLUMN_LIMITS_SCOPE
+from icemesh.protocol import COLUMN_LIMITS_APPLY, COLUMN_LIMITS_HEADER, COLUMN_LIMITS_SCOPE
 from icemesh.query.engine import Engine
 from icemesh.query.references import pin_snapshots
 
@@ -35,7 +35,7 @@ class SparkEngine(Engine):
                                        extra_conf={"spark.sql.session.timeZone": "UTC",
                                                    "spark.ui.showConsoleProgress": "false"})
         properties = {"oauth2-server-uri": self.client.token_endpoint, "scope": f"catalog {COLUMN_LIMITS_SCOPE}",
-                      "header.X-Icemesh-Column-Limits": "apply"}
+                      f"header.{COLUMN_LIMITS_HEADER}": COLUMN_LIMITS_APPLY}
         if self.client.client_id and self.client.client_secret:
             credentials = {"credential": f"{self.client.client_id}:{self.client.client_secret}"}
         else:

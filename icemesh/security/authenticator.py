@@ -13,12 +13,12 @@ import threading
 import time
 from dataclasses import dataclass
 
-from icemesh.catalog.context import COLUMN_LIMITS_SCOPE, Principal
-from icemesh.catalog.governance_store import GovernanceStore
+from icemesh.protocol import COLUMN_LIMITS_SCOPE, Principal
 from icemesh.errors import IcemeshError, NotAuthorized
 from icemesh.governance.permissions import Permission
 from icemesh.governance.policy import PRINCIPAL, Grant, Grantee
 from icemesh.security import secrets
+from icemesh.security.identities import GrantStore, IdentityStore
 
 ADMIN = "admin"
 ADMIN_SECRET_ENV = "ICEMESH_ADMIN_SECRET"
@@ -44,8 +44,9 @@ class IssuedToken:
 
 
 class Authenticator:
-    def __init__(self, governance: GovernanceStore, token_ttl_s: int = 3600, cache_ttl_s: float = 2.0) -> None:
-        self.governance = governance
+    def __init__(self, identities: IdentityStore, grants: GrantStore, token_ttl_s: int = 3600, cache_ttl_s: float = 2.0) -> None:
+        self.identities = identities
+        self.grants = grants  # only to give the first `admin` its ADMIN grant
         self.token_ttl_s = token_ttl_s
         self.cache_ttl_s = cache_ttl_s
         self._cache: dict[str, tuple[Principal, float, float]] = {}
@@ -60,14 +61,14 @@ class Authenticator:
         With ICEMESH_ADMIN_SECRET set, the admin's secret is (re)set to it on every start.
         """
         wanted = os.environ.get(ADMIN_SECRET_ENV)
-        existing = self.governance.principal_secret_hash(ADMIN)
+        existing = self.identities.principal_secret_hash(ADMIN)
         if existing is not None:
             if wanted and not secrets.verify_secret(wanted, existing):
-                self.governance.set_secret(ADMIN, secrets.hash_secret(wanted))
+                self.identities.set_secret(ADMIN, secrets.hash_secret(wanted))
             return None
         secret = wanted or secrets.new_secret()
-        self.governance.create_principal(ADMIN, secrets.hash_secret(secret), [], created_by=None)
-        self.governance.add_grant(Grant(0, Grantee(PRINCIPAL, ADMIN), frozenset({Permission.ADMIN}), catalog=True), None)
+        self.identities.create_principal(ADMIN, secrets.hash_secret(secret), [], created_by=None)
+        self.grants.add_grant(Grant(0, Grantee(PRINCIPAL, ADMIN), frozenset({Permission.ADMIN}), catalog=True), None)
         if wanted:
             return None
         if secret_file:
@@ -84,7 +85,7 @@ class Authenticator:
     def client_credentials(self, client_id: str | None, client_secret: str | None, scope: str | None) -> IssuedToken:
         if not client_id or not client_secret:
             raise OAuthError("invalid_client", "client_id and client_secret are required (client credentials grant)")
-        stored = self.governance.principal_secret_hash(client_id)
+        stored = self.identities.principal_secret_hash(client_id)
         matches = secrets.verify_secret(client_secret, stored or self._decoy)
         if stored is None or not matches:
             raise OAuthError("invalid_client", "Unknown client_id or wrong client_secret")
@@ -104,7 +105,7 @@ class Authenticator:
             principal = self.principal_for_token(subject_token)
         except NotAuthorized as exc:
             raise OAuthError("invalid_grant", exc.message) from None
-        found = self.governance.lookup_token(secrets.hash_token(subject_token))
+        found = self.identities.lookup_token(secrets.hash_token(subject_token))
         expires_at = found[1] if found else time.time()
         wanted = scope or " ".join(sorted(principal.scopes)) or "catalog"
         return self._issue(principal.name, wanted, expires_at)
@@ -116,7 +117,7 @@ class Authenticator:
         expires_at = now + self.token_ttl_s
         if not_after is not None:
             expires_at = min(expires_at, not_after)
-        self.governance.store_token(secrets.hash_token(token), principal, expires_at, scopes)
+        self.identities.store_token(secrets.hash_token(token), principal, expires_at, scopes)
         return IssuedToken(token, max(0, int(round(expires_at - now))), scopes, principal)
 
     # -- requests ----------------------------------------------------------------------------------
@@ -140,7 +141,7 @@ class Authenticator:
             if expires_at <= now:
                 raise NotAuthorized("Token expired: request a new one from POST /v1/oauth/tokens")
             return principal
-        found = self.governance.lookup_token(token_hash)
+        found = self.identities.lookup_token(token_hash)
         if found is None:
             with self._lock:
                 self._cache.pop(token_hash, None)

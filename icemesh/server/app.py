@@ -9,11 +9,10 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from icemesh import __version__
 from icemesh.catalog.authorizer import Authorizer
-from icemesh.catalog.governance_store import GovernanceStore
+from icemesh.backends import open_backend
 from icemesh.catalog.management import ManagementService
 from icemesh.catalog.products import ProductService
 from icemesh.catalog.service import CatalogService
-from icemesh.catalog.store import CatalogStore
 from icemesh.security.authenticator import Authenticator
 from icemesh.server.management_routes import router as management_router
 from icemesh.server.oauth_routes import router as oauth_router
@@ -24,16 +23,12 @@ from icemesh.storage.warehouse import Warehouse
 
 
 def build_service(settings: ServerSettings) -> CatalogService:
-    store = CatalogStore(settings.db)
-    if settings.backend == "glue":  # pointers in Glue, governance in Lake Formation; identities stay in `db`
-        from icemesh.catalog.lakeformation_store import glue_backend
-
-        store, governance = glue_backend(settings.aws(), store)
-    else:
-        governance = GovernanceStore(store)
+    """The catalog service on the backend the settings name (see icemesh.backends.open_backend)."""
+    backend = open_backend(settings)
     warehouses = [Warehouse(w.name, w.root, dict(w.properties)) for w in settings.warehouses]
-    return CatalogService(store, warehouses, settings.default_warehouse,
-                          Authenticator(governance, token_ttl_s=settings.token_ttl_s), Authorizer(governance))
+    return CatalogService(backend, warehouses, settings.default_warehouse,
+                          Authenticator(backend.identities, backend.policy, token_ttl_s=settings.token_ttl_s),
+                          Authorizer(backend.policy, backend.audit))
 
 
 class RequestGuard:
@@ -96,7 +91,7 @@ def create_app(settings: ServerSettings, service: CatalogService | None = None) 
     @asynccontextmanager
     async def lifespan(_app: FastAPI):
         yield
-        service.auth.governance.close()  # flush buffered audit records before the process exits
+        service.backend.close()  # flush buffered audit records before the process exits
 
     app = FastAPI(
         lifespan=lifespan,

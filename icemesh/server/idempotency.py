@@ -14,7 +14,7 @@ from typing import Callable
 from starlette.requests import Request
 from starlette.responses import Response
 
-from icemesh.catalog.store import CatalogStore
+from icemesh.catalog.ports import IdempotencyStore
 from icemesh.errors import BadRequest, IcemeshError, UnprocessableEntity
 from icemesh.server.errors import error_body, error_response
 
@@ -25,7 +25,7 @@ PENDING_WAIT_S = 30.0
 PENDING_LEASE_S = float(os.environ.get("ICEMESH_IDEMPOTENCY_LEASE_SECONDS", "20"))
 
 
-def run_idempotent(request: Request, store: CatalogStore, lifetime_s: int, operation: Callable[[], Response],
+def run_idempotent(request: Request, store: IdempotencyStore, lifetime_s: int, operation: Callable[[], Response],
                    fingerprint: str | None = None) -> Response:
     """`fingerprint` identifies the exact request (method, path, query, body digest): the same key with another
     request is refused (422), never answered with the first request's outcome."""

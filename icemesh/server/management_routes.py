@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, Field
 from starlette.responses import Response
 
-from icemesh.catalog.context import RequestContext
+from icemesh.protocol import RequestContext
 from icemesh.catalog.management import ManagementService
 from icemesh.catalog.namespaces import NamespaceService
 from icemesh.catalog.products import ProductService

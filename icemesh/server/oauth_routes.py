@@ -43,17 +43,17 @@ async def get_token(request: Request) -> Response:
         issued = await asyncio.wrap_future(guard.run(issue))  # hashing on the login pool: loads keep their threads
     except TooManyLogins as exc:
         if exc.first:
-            svc.auth.governance.audit_failed_login(client_id, address, exc.message)
+            svc.audit.audit_failed_login(client_id, address, exc.message)
         return Response(orjson.dumps({"error": "slow_down", "error_description": exc.message}), status_code=429,
                         media_type="application/json", headers={"Retry-After": str(max(1, int(exc.retry_after_s + 0.999)))})
     except OAuthError as exc:
         if exc.error in ("invalid_client", "invalid_grant"):
             guard.failed(client_id, address)
-        svc.auth.governance.audit_failed_login(client_id, address, exc.message)
+        svc.audit.audit_failed_login(client_id, address, exc.message)
         return Response(orjson.dumps({"error": exc.error, "error_description": exc.message}), status_code=exc.code,
                         media_type="application/json")
     guard.succeeded(client_id)
-    svc.auth.governance.audit_login(issued.principal, address, grant_type)
+    svc.audit.audit_login(issued.principal, address, grant_type)
     return Response(orjson.dumps({
         "access_token": issued.access_token,
         "token_type": "bearer",

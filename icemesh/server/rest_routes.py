@@ -11,9 +11,9 @@ from fastapi import APIRouter, Depends, Query, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
-from icemesh.catalog import metadata as md
-from icemesh.catalog.context import RequestContext
-from icemesh.catalog.identifiers import Namespace, TableIdent
+from icemesh.tables import metadata as md
+from icemesh.protocol import ACCESS_DELEGATION_HEADER, COLUMN_LIMITS_HEADER, RequestContext
+from icemesh.names import Namespace, TableIdent
 from icemesh.catalog.service import CatalogService, LoadedTable, MetadataNotCached, TableChange
 from icemesh.errors import BadRequest
 from icemesh.server import models
@@ -37,7 +37,7 @@ async def context(request: Request) -> RequestContext:
     svc: CatalogService = request.app.state.service
     headers = request.headers
     ctx = svc.context(headers.get("authorization"),
-                      {k: headers[k] for k in ("x-icemesh-column-limits", "x-iceberg-access-delegation") if k in headers},
+                      {k: headers[k] for k in (COLUMN_LIMITS_HEADER.lower(), ACCESS_DELEGATION_HEADER.lower()) if k in headers},
                       headers.get("x-request-id") or uuid.uuid4().hex)
     request.state.icemesh_context = ctx  # idempotency keys are scoped to the caller
     return ctx
@@ -62,7 +62,7 @@ def mutation(request: Request, svc: CatalogService, operation: Callable[[], Resp
     record every refusal in the audit log: denials are audited where they are decided, other 4xx here."""
     content = body.model_dump_json(by_alias=True).encode() if body is not None else b""
     fingerprint = f"{request.method} {request.url.path}?{request.url.query} " + hashlib.sha256(content).hexdigest()
-    response = run_idempotent(request, svc.store, svc.idempotency_lifetime_s, operation, fingerprint)
+    response = run_idempotent(request, svc.idempotency, svc.idempotency_lifetime_s, operation, fingerprint)
     if 400 <= response.status_code < 500 and response.status_code not in (401, 403):
         ctx = getattr(request.state, "icemesh_context", None)
         svc.auth.audit_refusal(ctx, request.method, request.url.path, _error_message(response))

@@ -39,7 +39,7 @@ class ServerSettings:
 
     def aws(self):
         """AWS settings of the Glue backend (one warehouse, in S3)."""
-        from icemesh.catalog.aws import AwsSettings
+        from icemesh.backends.aws.settings import AwsSettings
         from icemesh.errors import InvalidConfiguration
 
         if len(self.warehouses) != 1:  # one Glue catalog holds the tables: one warehouse (in S3 for AWS engines)

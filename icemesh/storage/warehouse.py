@@ -17,7 +17,7 @@ from urllib.parse import unquote, urlparse
 
 from pyiceberg.io import FileIO, load_file_io
 
-from icemesh.catalog.identifiers import Namespace, path_segment
+from icemesh.names import Namespace, path_segment
 from icemesh.errors import BadRequest
 
 # Properties a client needs to read and write table files itself; handed out in loadTable `config`.

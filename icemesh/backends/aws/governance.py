@@ -1,7 +1,7 @@
 """Governance for `icemesh serve --backend glue`: data permissions in Lake Formation, identities local.
 
 Tag keys, tag assignments and grants are written to and read from Lake Formation (see
-icemesh.catalog.lakeformation); owners are Glue parameters. Principals, their secrets and roles,
+icemesh.backends.aws.lakeformation); owners are Glue parameters. Principals, their secrets and roles,
 tokens, the audit log and the ADMIN grant (icemesh's own right to manage all this) stay in the local
 SQL database, like in the SQL backend.
 
@@ -18,10 +18,18 @@ import time
 
 from sqlalchemy import Column, Integer, Table, insert, select, update
 
-from icemesh.catalog.glue_store import GlueCatalogStore
-from icemesh.catalog.governance_store import GovernanceStore, NotFound
-from icemesh.catalog.store import schema
-from icemesh.catalog.lakeformation import LakeFormation, check_iam_name
+from icemesh.backends.aws.glue import GlueCatalogStore
+from icemesh.backends.aws.lakeformation import LakeFormation, check_iam_name
+from icemesh.backends.sql import open_database
+from icemesh.backends.sql.audit import SqlAudit
+from icemesh.backends.sql.database import Database
+from icemesh.backends.sql.identities import SqlIdentities
+from icemesh.backends.sql.idempotency import SqlIdempotency
+from icemesh.backends.sql.pointers import SqlPointerStore
+from icemesh.backends.sql.policy import SqlPolicy
+from icemesh.backends.sql.schema import bump_policy_version, schema
+from icemesh.catalog.ports import Backend
+from icemesh.errors import NotFound
 from icemesh.governance.permissions import Permission
 from icemesh.governance.policy import PRINCIPAL, ROLE, Grant, Grantee, Policy
 from icemesh.governance.resources import NamespaceRef, TableRef
@@ -42,35 +50,37 @@ def _is_local(grant: Grant) -> bool:
     return Permission.ADMIN in grant.permissions
 
 
-class LakeFormationGovernanceStore(GovernanceStore):
-    def __init__(self, catalog: GlueCatalogStore, lakeformation: LakeFormation, refresh_s: float | None = None,
-                 audit_flush_s: float | None = None) -> None:
-        super().__init__(catalog, audit_flush_s)
-        self.lf = lakeformation
-        self.refresh_s = refresh_s if refresh_s is not None else \
-            float(os.environ.get("ICEMESH_LAKEFORMATION_REFRESH_SECONDS", "30"))
-        with self._write() as conn, conn.begin():
+class _LakeFormationVersion:
+    """Bumped by every change this deployment makes in Lake Formation: the Lake Formation part of the policy (the
+    costly part to read) is reloaded only when it, or the time slot, moves."""
+
+    def __init__(self, database: Database, refresh_s: float) -> None:
+        self.db = database
+        self.refresh_s = refresh_s
+        schema.create_all(database.engine, tables=[lakeformation_version_t])
+        with database.write() as conn, conn.begin():
             if conn.execute(select(lakeformation_version_t.c.id)).first() is None:
                 conn.execute(insert(lakeformation_version_t).values(id=1, version=1))
-        self._cached: tuple[tuple, tuple] | None = None  # (key, (tag keys, assignments, grants))
-        self._cache_lock = threading.Lock()
 
-    def _changed(self) -> None:
+    def changed(self) -> None:
         """Lake Formation changed through this server: every process reloads it before its next decision."""
-        with self._write() as conn, conn.begin():
-            self._bump(conn)
+        with self.db.write() as conn, conn.begin():
+            bump_policy_version(conn)
             conn.execute(update(lakeformation_version_t).values(version=lakeformation_version_t.c.version + 1))
 
-    def _lakeformation_key(self) -> tuple:
-        with self.catalog._read() as conn:
+    def key(self) -> tuple:
+        with self.db.read() as conn:
             version = conn.execute(select(lakeformation_version_t.c.version)).scalar_one()
         return version, int(time.time() // self.refresh_s)
 
-    def policy_version(self) -> int:
-        """The local version (bumped by every change made here) and a time slot (changes made elsewhere)."""
-        return super().policy_version() * 1_000_000 + int(time.time() // self.refresh_s) % 1_000_000
 
-    # -- identities: local, but their names become IAM names -----------------------------------------
+class LakeFormationIdentities(SqlIdentities):
+    """Identities stay local, but their names become IAM names, and their Lake Formation grants end with them."""
+
+    def __init__(self, database: Database, lakeformation: LakeFormation, version: _LakeFormationVersion) -> None:
+        super().__init__(database)
+        self.lf = lakeformation
+        self.version = version
 
     def create_principal(self, name: str, secret_hash: str, roles: list[str], created_by: str | None) -> None:
         check_iam_name(name, "principal name")
@@ -87,15 +97,36 @@ class LakeFormationGovernanceStore(GovernanceStore):
         check_iam_name(name, "role name")
         super().create_role(name)
 
-    def delete_principal(self, name: str) -> None:
-        super().delete_principal(name)
+    def delete_principal(self, name: str, also=None) -> None:
+        super().delete_principal(name, also)
         self.lf.revoke_grantee(Grantee(PRINCIPAL, name))
-        self._changed()
+        self.version.changed()
 
     def delete_role(self, name: str) -> None:
         super().delete_role(name)
         self.lf.revoke_grantee(Grantee(ROLE, name))
-        self._changed()
+        self.version.changed()
+
+
+class LakeFormationPolicy(SqlPolicy):
+    def __init__(self, database: Database, pointers: GlueCatalogStore, lakeformation: LakeFormation,
+                 version: _LakeFormationVersion) -> None:
+        super().__init__(database, pointers)
+        self.lf = lakeformation
+        self.version = version
+        self.refresh_s = version.refresh_s
+        self._cached: tuple[tuple, tuple] | None = None  # (key, (tag keys, assignments, grants))
+        self._cache_lock = threading.Lock()
+
+    def _changed(self) -> None:
+        self.version.changed()
+
+    def _lakeformation_key(self) -> tuple:
+        return self.version.key()
+
+    def policy_version(self) -> int:
+        """The local version (bumped by every change made here) and a time slot (changes made elsewhere)."""
+        return super().policy_version() * 1_000_000 + int(time.time() // self.refresh_s) % 1_000_000
 
     # -- tags --------------------------------------------------------------------------------------
 
@@ -135,7 +166,7 @@ class LakeFormationGovernanceStore(GovernanceStore):
         if value is None:
             return False, None
         _exists, assigned_by = super().assignment_source(warehouse, ns, table, column, key)
-        local = GovernanceStore.assignments(self, warehouse).get((ns, table, column, key))
+        local = SqlPolicy.assignments(self, warehouse).get((ns, table, column, key))
         return True, assigned_by if local == value else None
 
     def nearest_assignment(self, warehouse: str, ns: NamespaceRef, table: str, column: str, key: str):
@@ -281,20 +312,31 @@ class LakeFormationGovernanceStore(GovernanceStore):
     def load_policy(self, warehouse: str) -> Policy:
         """Identities and owners are read every time; Lake Formation's part only when it may have changed."""
         version = self.policy_version()
-        roles = {p.name: frozenset(p.roles) for p in self.list_principals()}
+        roles = self.roles_of_principals()
         local = tuple(g for g in super().grants() if _is_local(g))
         key = self._lakeformation_key()
         with self._cache_lock:
             if self._cached is None or self._cached[0] != key:
                 self._cached = (key, (self.lf.tag_keys(), self.lf.assignments(), tuple(self.lf.grants())))
             tag_keys, assignments, grants = self._cached[1]
-        return self.lf.policy_from(tag_keys, assignments, local + grants, self.catalog.owners(warehouse), roles, version,
-                                   frozenset(self.catalog.restricted(warehouse)))
+        return self.lf.policy_from(tag_keys, assignments, local + grants, self.pointers.owners(warehouse), roles, version,
+                                   frozenset(self.pointers.restricted(warehouse)))
 
-def glue_backend(aws, local) -> tuple[GlueCatalogStore, LakeFormationGovernanceStore]:
-    """The stores of `icemesh serve --backend glue`: Glue for pointers, Lake Formation for governance."""
-    from icemesh.catalog.glue_store import GlueCatalog
+def open_glue(aws, db_url: str) -> Backend:
+    """`icemesh serve --backend glue`: Glue for pointers, Lake Formation for governance, `db_url` for the rest."""
+    from icemesh.backends.aws.glue import GlueCatalog
 
+    database = open_database(db_url)
     glue = GlueCatalog(aws)
-    store = GlueCatalogStore(glue, local)
-    return store, LakeFormationGovernanceStore(store, LakeFormation(aws, glue))
+    pointers = GlueCatalogStore(glue, SqlPointerStore(database), database)
+    lakeformation = LakeFormation(aws, glue)
+    version = _LakeFormationVersion(database, float(os.environ.get("ICEMESH_LAKEFORMATION_REFRESH_SECONDS", "30")))
+    audit = SqlAudit(database)
+
+    def close() -> None:
+        audit.close()
+        database.close()
+
+    return Backend(pointers=pointers, identities=LakeFormationIdentities(database, lakeformation, version),
+                   policy=LakeFormationPolicy(database, pointers, lakeformation, version), audit=audit,
+                   idempotency=SqlIdempotency(database), close=close)

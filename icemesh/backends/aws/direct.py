@@ -2,7 +2,7 @@
 
 For teams that keep their tables in Glue and want only the policy file, the tag views and the access
 checks. What a server would answer, this answers from Glue and Lake Formation, in the same shapes.
-Principals and roles are IAM identities here (see icemesh.catalog.lakeformation for the ARNs): a
+Principals and roles are IAM identities here (see icemesh.backends.aws.lakeformation for the ARNs): a
 policy file's `principals` and `roles` sections only declare names; who belongs to a role is IAM's
 business, so an access check counts a principal's own grants and ownerships.
 """
@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from icemesh.catalog.aws import AwsSettings
-from icemesh.catalog.glue_store import OWNER_PARAMETER
-from icemesh.catalog.lakeformation import LakeFormation, check_iam_name
+from icemesh.backends.aws.settings import AwsSettings
+from icemesh.backends.aws.glue import OWNER_PARAMETER
+from icemesh.backends.aws.lakeformation import LakeFormation, check_iam_name
 from icemesh.catalog.management import _LazyColumns, access_json, grant_json, namespace_tags_json, table_tags_json
 from icemesh.errors import BadRequest
 from icemesh.governance import policy_file

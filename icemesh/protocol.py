@@ -1,4 +1,6 @@
-"""Who is calling and how: passed to every service call so authorization can be added in one place."""
+"""The words client and server share: the request context every service call receives (who is calling and
+how), and the wire names (headers, scopes) icemesh adds to the Iceberg REST protocol. Both sides import this
+module, so a client never imports the server to know what to send."""
 
 from __future__ import annotations
 
@@ -8,6 +10,9 @@ from dataclasses import dataclass
 # A token scope a client asks for when it promises to read only the columns the catalog shows it
 # (icemesh's own engine adapters do); the header X-Icemesh-Column-Limits: apply says the same per request.
 COLUMN_LIMITS_SCOPE = "icemesh:column-limits"
+COLUMN_LIMITS_HEADER = "X-Icemesh-Column-Limits"
+COLUMN_LIMITS_APPLY = "apply"
+ACCESS_DELEGATION_HEADER = "X-Iceberg-Access-Delegation"  # clients always send it: accepted, never required
 
 
 @dataclass(frozen=True)

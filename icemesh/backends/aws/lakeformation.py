@@ -31,8 +31,8 @@ import re
 from dataclasses import dataclass, replace
 from typing import Any, Iterable
 
-from icemesh.catalog.aws import AwsError, AwsSettings, describe, error_code
-from icemesh.catalog.glue_store import GlueCatalog, current_columns, database_name, is_iceberg
+from icemesh.backends.aws.settings import AwsError, AwsSettings, describe, error_code
+from icemesh.backends.aws.glue import GlueCatalog, current_columns, database_name, is_iceberg
 from icemesh.errors import AlreadyExists, BadRequest
 from icemesh.governance.permissions import NAMESPACE_PERMISSIONS, TABLE_PERMISSIONS, Permission
 from icemesh.governance.policy import PRINCIPAL, ROLE, Grant, Grantee, Policy

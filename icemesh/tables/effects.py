@@ -18,9 +18,9 @@ from pyiceberg.table.metadata import TableMetadata
 from pyiceberg.table.refs import SnapshotRefType
 from pyiceberg.table.snapshots import Snapshot
 
-from icemesh.catalog.locations import TableFiles
+from icemesh.tables.locations import TableFiles
 from icemesh.compat import pyiceberg_core as fast
-from icemesh.catalog.metadata import changed_fields
+from icemesh.tables.metadata import changed_fields
 from icemesh.errors import BadRequest
 from icemesh.governance.commit_rules import OPERATION_EFFECTS, UNKNOWN_OPERATION, Effect
 

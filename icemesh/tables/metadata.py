@@ -39,7 +39,7 @@ from pyiceberg.table.update import (
     update_table_metadata,
 )
 
-from icemesh.catalog.identifiers import MAX_NAME_LENGTH, SAFE_NAME_RULE, is_safe_name
+from icemesh.names import MAX_NAME_LENGTH, SAFE_NAME_RULE, is_safe_name
 from icemesh.errors import BadRequest, CommitFailed
 
 _UPDATES = TypeAdapter(list[TableUpdate])

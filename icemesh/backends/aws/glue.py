@@ -24,11 +24,13 @@ from typing import Any, Callable, Iterable, Iterator
 
 from pyiceberg.catalog.glue import _construct_database_input, _construct_rename_table_input, _construct_table_input
 
-from icemesh.catalog.aws import AwsError, AwsSettings, describe, error_code
-from icemesh.catalog.identifiers import Namespace, TableIdent
-from icemesh.catalog.locations import overlaps, refuse_overlap
-from icemesh.catalog.store import (ACCESS_PROPERTY, RESTRICTED_ACCESS, CatalogStore, PointerChange, PointerConflict,
-                                   TableRecord, bump_policy_version, create_by_swap)
+from icemesh.backends.aws.settings import AwsError, AwsSettings, describe, error_code
+from icemesh.backends.sql.database import Database
+from icemesh.backends.sql.pointers import SqlPointerStore
+from icemesh.backends.sql.schema import ACCESS_PROPERTY, RESTRICTED_ACCESS, bump_policy_version
+from icemesh.names import Namespace, TableIdent
+from icemesh.tables.locations import overlaps, refuse_overlap
+from icemesh.catalog.ports import PointerChange, PointerConflict, TableRecord, create_by_swap
 from icemesh.errors import AlreadyExists, BadRequest, CommitStateUnknown, NamespaceNotEmpty, NoSuchNamespace, NoSuchTable
 from icemesh.governance.resources import NamespaceRef, TableRef
 
@@ -199,34 +201,16 @@ def _lower(name: str, what: str) -> str:
 class GlueCatalogStore:
     """The pointer store of `icemesh serve --backend glue` (see the module docstring)."""
 
-    def __init__(self, glue: GlueCatalog, local: CatalogStore) -> None:
+    def __init__(self, glue: GlueCatalog, local: SqlPointerStore, database: Database) -> None:
         self.glue = glue
-        self.local = local
-        self.url = local.url
-        self.engine = local.engine
-
-    # -- local state: warehouses, idempotency keys, the policy version -------------------------------
-
-    def _write(self):
-        return self.local._write()
-
-    def _read(self):
-        return self.local._read()
-
-    def close(self) -> None:
-        self.local.close()
+        self.local = local  # warehouses and retired locations are icemesh's own bookkeeping, in the SQL database
+        self.db = database
 
     def upsert_warehouse(self, name: str, root: str, properties: dict[str, str]) -> None:
         self.local.upsert_warehouse(name, root, properties)
 
-    def claim_idempotency_key(self, key: str, fingerprint: str, lifetime_s: float, lease_s: float = float("inf")):
-        return self.local.claim_idempotency_key(key, fingerprint, lifetime_s, lease_s)
-
-    def finish_idempotency_key(self, key: str, status: int | None, body: bytes | None) -> None:
-        self.local.finish_idempotency_key(key, status, body)
-
     def _owners_changed(self) -> None:
-        with self.local._write() as conn, conn.begin():
+        with self.db.write() as conn, conn.begin():
             bump_policy_version(conn)
 
     # -- namespaces --------------------------------------------------------------------------------

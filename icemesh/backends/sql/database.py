@@ -1,0 +1,90 @@
+"""The catalog's SQL database (SQLite by default, PostgreSQL in production), shared by the SQL backend's stores.
+
+One engine, and the connection discipline every store follows: `write()` for transactions that change
+state (SQLite takes its write lock up front, so a deferred transaction never deadlocks on upgrade), `read()`
+for one-statement reads on hot paths (autocommit: one round trip).
+"""
+
+from __future__ import annotations
+
+import os
+
+from sqlalchemy import create_engine, event
+from sqlalchemy.engine import Connection, Engine
+
+from icemesh.errors import InvalidConfiguration
+
+
+def _is_sqlite(url: str) -> bool:
+    return url.startswith("sqlite")
+
+
+def private_file(path: str) -> None:
+    """Create `path` (and its missing folders) readable by its owner only; SQLite gives its -wal and -shm files
+    the database file's mode. An existing file is left as it is."""
+    folder = os.path.dirname(os.path.abspath(path)) or "."
+    if not os.path.isdir(folder):
+        os.makedirs(folder, mode=0o700, exist_ok=True)
+    if not os.path.exists(path):
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
+
+
+def make_engine(url: str) -> Engine:
+    if _is_sqlite(url):
+        path = url.split("///", 1)[1] if "///" in url else ""
+        if path and path != ":memory:":
+            try:
+                private_file(path)
+            except OSError as exc:
+                raise InvalidConfiguration(f"Cannot create the catalog database {path}: {exc.strerror}") from None
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30}, pool_size=32, max_overflow=32)
+
+        @event.listens_for(engine, "connect")
+        def _configure(dbapi_conn, _record):  # pragma: no cover - exercised by every test
+            dbapi_conn.isolation_level = None  # we issue BEGIN ourselves (see below)
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.execute("PRAGMA busy_timeout=30000")
+            cur.close()
+
+        @event.listens_for(engine, "begin")
+        def _begin(conn):
+            options = conn.get_execution_options()
+            if options.get("isolation_level") == "AUTOCOMMIT":
+                return  # single-statement reads: no transaction (see Database.read)
+            # Writers take the lock up front: a deferred transaction that upgrades later can deadlock.
+            conn.exec_driver_sql("BEGIN IMMEDIATE" if options.get("icemesh_write", False) else "BEGIN")
+
+        return engine
+    if url.startswith("postgresql"):
+        # No pre-ping: it costs a round trip per request; SQLAlchemy still discards connections that fail.
+        return create_engine(url, pool_size=32, max_overflow=32, pool_recycle=1800)
+    raise InvalidConfiguration(f"Unsupported catalog database {url.split(':', 1)[0]!r}: use sqlite:///path or postgresql://user@host/db")
+
+
+class Database:
+    """The engine and how stores reach it: no store reaches into another for a connection."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.engine = make_engine(url)
+
+    @property
+    def is_postgres(self) -> bool:
+        return self.engine.dialect.name == "postgresql"
+
+    def write(self) -> Connection:
+        return self.engine.connect().execution_options(icemesh_write=True)
+
+    def read(self) -> Connection:
+        """A connection for one-statement reads on hot paths: autocommit, so a lookup is one round trip
+        (in a transaction it would be BEGIN, SELECT and ROLLBACK: three on PostgreSQL)."""
+        return self.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+
+    def connect(self) -> Connection:
+        return self.engine.connect()
+
+    def close(self) -> None:
+        self.engine.dispose()
