@@ -11,6 +11,7 @@ import unicodedata
 from dataclasses import dataclass
 
 from icemesh.errors import BadRequest
+from icemesh.governance.resources import parse_namespace, parse_table
 
 NAMESPACE_SEPARATOR = "\x1f"
 MAX_NAME_LENGTH = 255
@@ -107,3 +108,28 @@ def path_segment(name: str) -> str:
     """A storage-safe rendering of a name: ASCII letters, digits, '_' and '-' only."""
     safe = _UNSAFE_PATH_CHARS.sub("_", name)
     return safe[:64] or "_"
+
+
+def parse_namespace_arg(text: str) -> Namespace:
+    """A namespace named in a request; a bad name is a 400 that says why."""
+    try:
+        return Namespace.of(list(parse_namespace(text or "").levels))
+    except ValueError as exc:
+        raise BadRequest(str(exc)) from None
+
+
+def parse_table_arg(text: str) -> TableIdent:
+    """A table named `ns.table` in a request; a bad name is a 400 that says why."""
+    try:
+        ref = parse_table(text or "")
+    except ValueError as exc:
+        raise BadRequest(str(exc)) from None
+    return TableIdent.of(list(ref.namespace.levels), ref.name)
+
+
+def maybe_table_arg(text: str) -> TableIdent | None:
+    try:
+        return parse_table_arg(text)
+    except BadRequest:
+        return None
+

@@ -11,7 +11,7 @@ from urllib.parse import quote
 import pytest
 
 from tests.conftest import warehouse_files
-from tests.test_rest_protocol import SCHEMA, create, error_of, warehouse_root
+from tests.test_rest_protocol import create, error_of, warehouse_root
 
 pytestmark = pytest.mark.reliability
 

@@ -11,7 +11,7 @@ import pyarrow as pa
 import pytest
 from pyiceberg.exceptions import ForbiddenError, NoSuchTableError
 
-from icemesh.catalog import product_claims
+from icemesh.governance import product_claims
 from icemesh.catalog.products import _without_duplicate_claims
 from icemesh.governance.resources import NamespaceRef
 from icemesh.server.process import CatalogProcess

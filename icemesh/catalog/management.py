@@ -12,18 +12,18 @@ from typing import Any
 
 from pyiceberg.schema import index_by_id
 
-from icemesh.catalog import declared_tags
 from icemesh.catalog.authorizer import namespace_ref, table_ref
 from icemesh.protocol import ANONYMOUS, RequestContext
-from icemesh.names import Namespace, TableIdent, is_safe_name
+from icemesh.names import Namespace, TableIdent, is_safe_name, maybe_table_arg, parse_namespace_arg, parse_table_arg
 from icemesh.catalog.service import CatalogService
 from icemesh.errors import BadRequest, NotFound
-from icemesh.governance import policy_file
-from icemesh.governance.evaluator import Decision, Evaluator
+from icemesh.governance import declared_tags, policy_file
 from icemesh.governance.permissions import NAMESPACE_PERMISSIONS, TABLE_PERMISSIONS, Permission, parse_permissions
 from icemesh.governance.policy import PRINCIPAL, ROLE, Grant, Grantee
 from icemesh.governance.resources import NamespaceRef, TableRef, parse_namespace, parse_table
 from icemesh.governance.tags import TagExpression, TagKey, check_token
+from icemesh.governance.views import (LazyColumns, access_json, describe_resource, grant_json, namespace_tags_json,
+                                     table_tags_json)
 from icemesh.security import secrets
 from icemesh.security.authenticator import ADMIN
 
@@ -32,24 +32,6 @@ def _bad(exc: ValueError) -> BadRequest:
     return BadRequest(str(exc))
 
 
-def grant_json(grant: Grant) -> dict[str, Any]:
-    out: dict[str, Any] = {
-        "id": grant.id,
-        "grantee": {"type": grant.grantee.kind, "name": grant.grantee.name},
-        "permissions": sorted(p.value for p in grant.permissions),
-    }
-    if grant.catalog:
-        out["catalog"] = True
-    if grant.namespace is not None:
-        out["namespace"] = str(grant.namespace)
-    if grant.table is not None:
-        out["table"] = str(grant.table)
-    if grant.columns:
-        out["columns"] = sorted(grant.columns)
-    if grant.expression is not None:
-        out["tags"] = grant.expression.to_dict()
-    out["description"] = str(grant)
-    return out
 
 
 class ManagementService:
@@ -283,9 +265,9 @@ class ManagementService:
             return  # nothing set here to remove
         if assigned_by == owner or (value is not None and current == value):
             return
-        self.catalog.auth.deny(ctx, Permission.ADMIN, _describe(*target),
-                               f"Tag {key}={current} on {_describe(*resource)} was set by governance: "
-                               f"changing it on {_describe(*target)} needs ADMIN")
+        self.catalog.auth.deny(ctx, Permission.ADMIN, describe_resource(*target),
+                               f"Tag {key}={current} on {describe_resource(*resource)} was set by governance: "
+                               f"changing it on {describe_resource(*target)} needs ADMIN")
 
     def _scope(self, owner: str | None, warehouse: str | None, column: str | None) -> str:
         """Where an assignment applies: an owner's only in the warehouse where it owns the resource; an admin's
@@ -313,7 +295,7 @@ class ManagementService:
         self.policy.assign_tag(self._scope(owner, warehouse, col), ns, tbl, col, key, value, assigned_by=owner,
                             field_id=field_id)
         self._changed()
-        return {"key": key, "value": value, "resource": _describe(ns, tbl, col)}
+        return {"key": key, "value": value, "resource": describe_resource(ns, tbl, col)}
 
     def unassign_tag(self, ctx: RequestContext, key: str, namespace: str | None = None, table: str | None = None,
                      column: str | None = None, warehouse: str | None = None) -> dict[str, Any]:
@@ -324,14 +306,14 @@ class ManagementService:
         self._check_not_governed(ctx, owner, wh, (ns, tbl, col), key, None)
         removed = self.policy.unassign_tag(self._scope(owner, warehouse, col), ns, tbl, col, key)
         self._changed()
-        return {"key": key, "resource": _describe(ns, tbl, col), "removed": removed}
+        return {"key": key, "resource": describe_resource(ns, tbl, col), "removed": removed}
 
     def show_tags(self, ctx: RequestContext, resource: str, warehouse: str | None = None) -> dict[str, Any]:
         """Effective tags of a table (with the columns the caller may read) or a namespace, and where each was
         inherited from. A resource the caller may not see answers as one that does not exist."""
         wh = self.catalog.find_warehouse(warehouse)
         evaluator = self.catalog.auth.evaluator(wh.name)
-        ident = _maybe_table(resource)
+        ident = maybe_table_arg(resource)
         record = self.catalog.pointers.get_table(wh.name, ident) if ident else None
         if record is not None and self.catalog.may_see(ctx, wh, ident):
             ref = table_ref(ident)
@@ -493,7 +475,7 @@ class ManagementService:
             roles=set(self.identities.list_roles()),
             principals={p.name: p.roles for p in self.identities.list_principals()},
             namespaces=namespaces,
-            tables=_LazyColumns(self),
+            tables=LazyColumns(self),
             assignments=self.policy.assignments(self._wh),
             grants=self.policy.grants(),
         )
@@ -542,7 +524,7 @@ class ManagementService:
             raise BadRequest(f"Unknown principal {principal!r}")
         evaluator = self.catalog.auth.evaluator(self._wh)
         missing = NotFound(f"No table or namespace named {resource} that {principal} may see")
-        ident = _maybe_table(resource)
+        ident = maybe_table_arg(resource)
         record = self.catalog.pointers.get_table(self._wh, ident) if ident else None
         admin = evaluator.is_admin(ctx.principal.name) is not None
         if record is not None:
@@ -595,80 +577,19 @@ class ManagementService:
         return True
 
 
-class _LazyColumns(dict):
-    """Existing tables and their columns, read from the catalog only for the tables a policy names."""
-
-    def __init__(self, management: ManagementService) -> None:
-        super().__init__()
-        self._management = management
-
-    def _load(self, table: TableRef) -> list[str] | None:
-        if not dict.__contains__(self, table):
-            dict.__setitem__(self, table, self._management.table_columns(table))
-        return dict.__getitem__(self, table)
-
-    def __contains__(self, table: object) -> bool:
-        return isinstance(table, TableRef) and self._load(table) is not None
-
-    def __getitem__(self, table: TableRef) -> list[str]:
-        columns = self._load(table)
-        if columns is None:
-            raise KeyError(table)
-        return columns
 
 
-def parse_namespace_arg(text: str) -> Namespace:
-    """A namespace named in a request; a bad name is a 400 that says why."""
-    try:
-        return Namespace.of(list(parse_namespace(text or "").levels))
-    except ValueError as exc:
-        raise BadRequest(str(exc)) from None
 
 
-def parse_table_arg(text: str) -> TableIdent:
-    """A table named `ns.table` in a request; a bad name is a 400 that says why."""
-    try:
-        ref = parse_table(text or "")
-    except ValueError as exc:
-        raise BadRequest(str(exc)) from None
-    return TableIdent.of(list(ref.namespace.levels), ref.name)
 
 
-def _maybe_table(text: str) -> TableIdent | None:
-    try:
-        return parse_table_arg(text)
-    except BadRequest:
-        return None
 
 
-def _describe(ns: NamespaceRef, table: str, column: str) -> str:
-    if column:
-        return f"column {TableRef(ns, table)}.{column}"
-    if table:
-        return f"table {TableRef(ns, table)}"
-    return f"namespace {ns}"
 
 
-def table_tags_json(evaluator: Evaluator, ref: TableRef, columns: list[str]) -> dict[str, Any]:
-    return {"resource": str(ref), "type": "table", "tags": _with_source(evaluator.table_tags_with_source(ref)),
-            "columns": {name: _with_source(evaluator.column_tags_with_source(ref, name)) for name in columns}}
 
 
-def namespace_tags_json(evaluator: Evaluator, ns: NamespaceRef) -> dict[str, Any]:
-    return {"resource": str(ns), "type": "namespace", "tags": _with_source(evaluator.namespace_tags_with_source(ns))}
 
 
-def access_json(decision: Decision) -> dict[str, Any]:
-    return {
-        "principal": decision.principal, "action": decision.action.value, "resource": decision.resource,
-        "decision": "ALLOW" if decision.allowed else "DENY",
-        "reason": decision.reason if decision.allowed else decision.message(),
-        "grants": list(decision.grant_ids),
-        "visible_columns": list(decision.visible_columns) if decision.visible_columns is not None else None,
-        "hidden_columns": list(decision.hidden_columns),
-        "tags": decision.resource_tags,
-    }
 
 
-def _with_source(tags: dict[str, tuple[str, str]]) -> dict[str, dict[str, str]]:
-    return {k: {"value": v, "from": source} for k, (v, source) in sorted(tags.items())}

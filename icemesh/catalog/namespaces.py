@@ -16,7 +16,8 @@ from typing import Any
 from icemesh.catalog.authorizer import namespace_ref, table_ref
 from icemesh.protocol import RequestContext
 from icemesh.names import Namespace
-from icemesh.catalog.management import namespace_tags_json, parse_namespace_arg
+from icemesh.governance.views import namespace_tags_json
+from icemesh.names import parse_namespace_arg
 from icemesh.catalog.service import CatalogService
 from icemesh.errors import BadRequest, NoSuchNamespace
 from icemesh.governance.permissions import Permission

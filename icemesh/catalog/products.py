@@ -15,10 +15,10 @@ from typing import Any
 
 import orjson
 
-from icemesh.catalog import product_claims
+from icemesh.governance import product_claims
 from icemesh.protocol import RequestContext
 from icemesh.names import TableIdent
-from icemesh.catalog.management import parse_namespace_arg, parse_table_arg
+from icemesh.names import parse_namespace_arg, parse_table_arg
 from icemesh.errors import NoSuchTable
 from icemesh.governance.permissions import Permission
 from icemesh.governance.resources import NamespaceRef

@@ -23,7 +23,6 @@ from sqlalchemy.exc import SQLAlchemyError
 from icemesh.tables import metadata as md
 from icemesh.catalog import pagination
 from icemesh.tables import retention
-from icemesh.catalog import declared_tags, product_claims
 from icemesh.catalog.authorizer import Authorizer, namespace_ref, table_ref
 from icemesh.tables.effects import file_effects, inspect, metadata_effects
 from icemesh.protocol import (ACCESS_DELEGATION_HEADER, COLUMN_LIMITS_APPLY, COLUMN_LIMITS_HEADER, COLUMN_LIMITS_SCOPE,
@@ -44,7 +43,7 @@ from icemesh.errors import (
     NotAuthorized,
     UnprocessableEntity,
 )
-from icemesh.governance import commit_rules
+from icemesh.governance import commit_rules, declared_tags, product_claims
 from icemesh.governance.commit_rules import Effect
 from icemesh.governance.permissions import Permission
 from icemesh.security.authenticator import Authenticator

@@ -9,7 +9,6 @@ next run, a tag a governance team set on the product is never removed (nor overr
 from __future__ import annotations
 
 import json
-from typing import Any
 
 from icemesh.client import CatalogClient
 from icemesh.dbt.product import ProductSpec

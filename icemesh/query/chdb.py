@@ -100,9 +100,10 @@ def _local(location: str) -> str:
 
 def local_path(product) -> str:
     location = product.location
-    if urlparse(location).scheme in ("", "file"):
+    scheme = urlparse(location).scheme
+    if scheme in ("", "file"):
         return _local(location)
-    raise QueryError(f"{product.name} is stored at {parsed.scheme}://...; the chdb engine reads local warehouses "
+    raise QueryError(f"{product.name} is stored at {scheme}://...; the chdb engine reads local warehouses "
                      "only: use duckdb, polars, datafusion, daft or spark for it")
 
 

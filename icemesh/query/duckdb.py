@@ -9,7 +9,6 @@ the warehouse's own files around the catalog (a glob that would find hidden colu
 
 from __future__ import annotations
 
-import pyarrow as pa
 
 from icemesh.engines import duckdb as duck_engine
 from icemesh.query.engine import Engine, quote

@@ -14,7 +14,7 @@ from typing import Any
 from icemesh.backends.aws.settings import AwsSettings
 from icemesh.backends.aws.glue import OWNER_PARAMETER
 from icemesh.backends.aws.lakeformation import LakeFormation, check_iam_name
-from icemesh.catalog.management import _LazyColumns, access_json, grant_json, namespace_tags_json, table_tags_json
+from icemesh.governance.views import LazyColumns, access_json, grant_json, namespace_tags_json, table_tags_json
 from icemesh.errors import BadRequest
 from icemesh.governance import policy_file
 from icemesh.governance.evaluator import Evaluator
@@ -63,7 +63,7 @@ class DirectLakeFormation:
             roles=roles,
             principals=principals,
             namespaces={NamespaceRef((d["Name"],)): d.get("Parameters", {}).get(OWNER_PARAMETER) for d in databases},
-            tables=_LazyColumns(self),
+            tables=LazyColumns(self),
             assignments=self.lf.assignments(),
             grants=self.lf.grants(),
         )

@@ -1,0 +1,86 @@
+"""The governance read side's shapes: how grants, effective tags and access decisions are shown, the same
+through the catalog's management API and through the direct Lake Formation tooling (pure: no I/O)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from icemesh.governance.evaluator import Decision, Evaluator
+from icemesh.governance.policy import Grant
+from icemesh.governance.resources import NamespaceRef, TableRef
+
+
+def grant_json(grant: Grant) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "id": grant.id,
+        "grantee": {"type": grant.grantee.kind, "name": grant.grantee.name},
+        "permissions": sorted(p.value for p in grant.permissions),
+    }
+    if grant.catalog:
+        out["catalog"] = True
+    if grant.namespace is not None:
+        out["namespace"] = str(grant.namespace)
+    if grant.table is not None:
+        out["table"] = str(grant.table)
+    if grant.columns:
+        out["columns"] = sorted(grant.columns)
+    if grant.expression is not None:
+        out["tags"] = grant.expression.to_dict()
+    out["description"] = str(grant)
+    return out
+
+
+def table_tags_json(evaluator: Evaluator, ref: TableRef, columns: list[str]) -> dict[str, Any]:
+    return {"resource": str(ref), "type": "table", "tags": _with_source(evaluator.table_tags_with_source(ref)),
+            "columns": {name: _with_source(evaluator.column_tags_with_source(ref, name)) for name in columns}}
+
+
+def namespace_tags_json(evaluator: Evaluator, ns: NamespaceRef) -> dict[str, Any]:
+    return {"resource": str(ns), "type": "namespace", "tags": _with_source(evaluator.namespace_tags_with_source(ns))}
+
+
+def access_json(decision: Decision) -> dict[str, Any]:
+    return {
+        "principal": decision.principal, "action": decision.action.value, "resource": decision.resource,
+        "decision": "ALLOW" if decision.allowed else "DENY",
+        "reason": decision.reason if decision.allowed else decision.message(),
+        "grants": list(decision.grant_ids),
+        "visible_columns": list(decision.visible_columns) if decision.visible_columns is not None else None,
+        "hidden_columns": list(decision.hidden_columns),
+        "tags": decision.resource_tags,
+    }
+
+
+def _with_source(tags: dict[str, tuple[str, str]]) -> dict[str, dict[str, str]]:
+    return {k: {"value": v, "from": source} for k, (v, source) in sorted(tags.items())}
+
+
+def describe_resource(ns: NamespaceRef, table: str, column: str) -> str:
+    if column:
+        return f"column {TableRef(ns, table)}.{column}"
+    if table:
+        return f"table {TableRef(ns, table)}"
+    return f"namespace {ns}"
+
+
+class LazyColumns(dict):
+    """Existing tables and their columns, read from the catalog only for the tables a policy names."""
+
+    def __init__(self, management) -> None:
+        super().__init__()
+        self._source = management
+
+    def _load(self, table: TableRef) -> list[str] | None:
+        if not dict.__contains__(self, table):
+            dict.__setitem__(self, table, self._source.table_columns(table))
+        return dict.__getitem__(self, table)
+
+    def __contains__(self, table: object) -> bool:
+        return isinstance(table, TableRef) and self._load(table) is not None
+
+    def __getitem__(self, table: TableRef) -> list[str]:
+        columns = self._load(table)
+        if columns is None:
+            raise KeyError(table)
+        return columns
+
