@@ -34,3 +34,32 @@ def test_pyiceberg_core_manifest_readers(tmp_path):
 def test_unreadable_bytes_fall_back_instead_of_raising(data):
     assert fast.read_manifest_list(data) is None
     assert fast.read_manifest_entries(data) is None
+
+
+@pytest.mark.parametrize("module, distribution", [("pyiceberg", "pyiceberg"), ("pyspark", "pyspark"), ("dbt", "dbt-spark")])
+def test_private_apis_are_where_the_pinned_versions_keep_them(module, distribution):
+    import importlib
+
+    compat = importlib.import_module(f"icemesh.compat.{module}")
+    assert version(distribution).startswith(compat.PINNED), \
+        f"{distribution} {version(distribution)} is not the {compat.PINNED} that icemesh/compat/{module}.py was checked with"
+    if module == "pyiceberg":
+        from pyiceberg.catalog import Catalog
+        from pyiceberg.catalog import glue
+        from pyiceberg.catalog.rest import RestCatalog
+
+        for name in ("_construct_database_input", "_construct_table_input", "_construct_rename_table_input"):
+            assert callable(getattr(glue, name, None)), f"pyiceberg.catalog.glue.{name} is gone"
+        assert callable(getattr(Catalog, "_convert_schema_if_needed", None))
+        for name in ("_split_identifier_for_path", "_response_to_table"):
+            assert callable(getattr(RestCatalog, name, None)), f"RestCatalog.{name} is gone"
+        schema = compat.iceberg_schema_of(pa.schema([pa.field("id", pa.int64())]))
+        assert [f.name for f in schema.fields] == ["id"]
+    elif module == "pyspark":
+        from pyspark.sql import DataFrame
+
+        assert callable(getattr(DataFrame, "_collect_as_arrow", None)), "DataFrame._collect_as_arrow is gone"
+    else:
+        from dbt.adapters.spark.impl import SparkAdapter
+
+        assert isinstance(SparkAdapter._available_, frozenset | set), "SparkAdapter._available_ changed shape"

@@ -14,10 +14,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import pyarrow as pa
-from pyiceberg.catalog import Catalog
 from pyiceberg.exceptions import ResolveError
 from pyiceberg.io.pyarrow import schema_to_pyarrow
 from pyiceberg.schema import Schema, assign_fresh_schema_ids, promote
+
+from icemesh.compat.pyiceberg import iceberg_schema_of
 from pyiceberg.types import IcebergType, NestedField, PrimitiveType
 
 from icemesh.dbt.product import ProductSpec
@@ -25,7 +26,7 @@ from icemesh.dbt.product import ProductSpec
 
 def model_schema(arrow_schema: pa.Schema, spec: ProductSpec) -> Schema:
     """The schema the model asks for: the SQL's column types, the contract's required columns, the docs."""
-    fresh = assign_fresh_schema_ids(Catalog._convert_schema_if_needed(arrow_schema))
+    fresh = assign_fresh_schema_ids(iceberg_schema_of(arrow_schema))
     fields = []
     for f in fresh.fields:
         column = spec.column(f.name)

@@ -16,6 +16,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from icemesh.compat.dbt import expose_adapter_method
+from icemesh.compat.pyspark import to_arrow
+
 PUBLISH = "icemesh_publish"
 
 
@@ -26,19 +29,8 @@ def install() -> bool:
         from dbt.adapters.spark.impl import SparkAdapter
     except ImportError:
         return False
-    if PUBLISH not in SparkAdapter._available_:
-        setattr(SparkAdapter, PUBLISH, _publish)
-        SparkAdapter._available_ = SparkAdapter._available_ | {PUBLISH}  # what dbt's Jinja wrapper exposes
+    expose_adapter_method(SparkAdapter, PUBLISH, _publish)
     return True
-
-
-def to_arrow(frame):
-    """A Spark DataFrame's rows as one Arrow table, through Spark's Arrow serializer (no pandas, no Row objects)."""
-    import pyarrow as pa
-    from pyspark.sql.pandas.types import to_arrow_schema
-
-    batches = frame._collect_as_arrow()  # pyspark 3.5's (private) form of 4.0's DataFrame.toArrow()
-    return pa.Table.from_batches(batches) if batches else to_arrow_schema(frame.schema).empty_table()
 
 
 def _session(adapter):

@@ -9,8 +9,8 @@ from __future__ import annotations
 import hashlib
 import threading
 
-import pyarrow as pa
 
+from icemesh.compat.pyspark import to_arrow
 from icemesh.protocol import COLUMN_LIMITS_APPLY, COLUMN_LIMITS_HEADER, COLUMN_LIMITS_SCOPE
 from icemesh.query.engine import Engine
 from icemesh.query.references import pin_snapshots
@@ -63,10 +63,3 @@ class SparkEngine(Engine):
         super().close()  # the SparkSession is the process's: whoever started Spark stops it
 
 
-def to_arrow(df) -> pa.Table:
-    """Collect a Spark DataFrame as Arrow (pyspark 3.5 has no public toArrow)."""
-    from pyspark.sql.pandas.types import to_arrow_schema
-
-    schema = to_arrow_schema(df.schema)
-    batches = df._collect_as_arrow()
-    return pa.Table.from_batches(batches, schema=schema) if batches else schema.empty_table()

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pyiceberg.catalog.rest import Endpoints, TableResponse
+from icemesh.compat.pyiceberg import conditional_load, table_from_response
 
 from icemesh.query.products import load
 from icemesh.query.references import Reference
@@ -52,16 +52,10 @@ class TableCache:
         self._tables.clear()
 
     def _get(self, ref: Reference, etag: str | None):
-        catalog = self.catalog
         try:
-            url = catalog.url(Endpoints.load_table, prefixed=True,
-                              **catalog._split_identifier_for_path((*ref.namespace, ref.name)))
-            mode = catalog.properties.get("snapshot-loading-mode")
-            return catalog._session.get(url, params={"snapshots": mode} if mode else None,
-                                        headers={"If-None-Match": etag} if etag else None)
+            return conditional_load(self.catalog, (*ref.namespace, ref.name), etag)
         except OSError:
             return None
 
     def _table(self, ref: Reference, body: str):
-        response = TableResponse.model_validate_json(body)
-        return self.catalog._response_to_table((*ref.namespace, ref.name), response)
+        return table_from_response(self.catalog, (*ref.namespace, ref.name), body)

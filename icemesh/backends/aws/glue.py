@@ -22,7 +22,7 @@ import copy
 import logging
 from typing import Any, Callable, Iterable, Iterator
 
-from pyiceberg.catalog.glue import _construct_database_input, _construct_rename_table_input, _construct_table_input
+from icemesh.compat.pyiceberg import glue_database_input, glue_rename_input, glue_table_input
 
 from icemesh.backends.aws.settings import AwsError, AwsSettings, describe, error_code
 from icemesh.backends.sql.database import Database
@@ -84,7 +84,7 @@ class GlueCatalog:
             raise exc.as_icemesh() from None
 
     def create_database(self, name: str, properties: dict[str, str], owner: str | None) -> None:
-        database_input = _construct_database_input(name, properties)
+        database_input = glue_database_input(name, properties)
         if owner:
             database_input["Parameters"][OWNER_PARAMETER] = owner
         try:
@@ -95,7 +95,7 @@ class GlueCatalog:
             raise exc.as_icemesh() from None
 
     def update_database(self, name: str, properties: dict[str, str], owner: str | None) -> None:
-        database_input = _construct_database_input(name, properties)
+        database_input = glue_database_input(name, properties)
         if owner:
             database_input["Parameters"][OWNER_PARAMETER] = owner
         try:
@@ -318,7 +318,7 @@ class GlueCatalogStore:
                 self.glue.set_database_owner(database["Name"], new)
         for database, table in self.glue.iceberg_tables():
             if (table.get("Parameters") or {}).get(OWNER_PARAMETER) == old:
-                table_input = _construct_rename_table_input(table["Name"], table)
+                table_input = glue_rename_input(table["Name"], table)
                 table_input.setdefault("Parameters", {})[OWNER_PARAMETER] = new
                 self.glue.call("update_table", DatabaseName=database["Name"], TableInput=table_input,
                                VersionId=table["VersionId"])
@@ -390,9 +390,9 @@ class GlueCatalogStore:
     def _table_input(name: str, ch: PointerChange, current: dict | None) -> dict:
         glue_table = copy.deepcopy(current) if current else None
         if ch.metadata is not None:
-            return _construct_table_input(name, ch.new, ch.metadata.properties, ch.metadata, glue_table, ch.expected)
+            return glue_table_input(name, ch.new, ch.metadata.properties, ch.metadata, glue_table, ch.expected)
         # No metadata at hand (a pointer moved back): keep everything but the pointers.
-        table_input = _construct_rename_table_input(name, glue_table) if glue_table else {"Name": name, "TableType": "EXTERNAL_TABLE"}
+        table_input = glue_rename_input(name, glue_table) if glue_table else {"Name": name, "TableType": "EXTERNAL_TABLE"}
         params = dict(table_input.get("Parameters", {}))
         params.update({TABLE_TYPE: "ICEBERG", METADATA_LOCATION: ch.new})
         if ch.expected:
@@ -410,7 +410,7 @@ class GlueCatalogStore:
                     now = self.glue.table(database, ch.ident.name)
                     if now is not None and now["Parameters"].get(METADATA_LOCATION) == ch.new:
                         self.glue.call("update_table", DatabaseName=database, VersionId=now["VersionId"],
-                                       TableInput=_construct_rename_table_input(ch.ident.name, before))
+                                       TableInput=glue_rename_input(ch.ident.name, before))
             except Exception:  # the commit failed anyway; say which table may be left moved
                 log.exception("could not put back %s after a failed multi-table commit", ch.ident)
 
@@ -444,7 +444,7 @@ class GlueCatalogStore:
         if table is None:
             raise NoSuchTable(f"Table does not exist: {source}")
         try:
-            self.glue.call("create_table", DatabaseName=dst_db, TableInput=_construct_rename_table_input(dst_name, table))
+            self.glue.call("create_table", DatabaseName=dst_db, TableInput=glue_rename_input(dst_name, table))
         except _GlueCallError as exc:
             if exc.code == "AlreadyExistsException":
                 raise AlreadyExists(f"Table already exists: {destination}") from None

@@ -1,0 +1,52 @@
+"""pyiceberg 0.12's private APIs icemesh uses, in one place: the Glue table shapes its GlueCatalog writes (so Glue
+tables icemesh writes are exactly what pyiceberg's own GlueCatalog reads), its Arrow-to-Iceberg schema conversion,
+and the REST catalog's conditional load (If-None-Match, which 0.12 does not expose).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+PINNED = "0.12"
+
+
+def glue_database_input(name: str, properties: dict[str, str]) -> dict:
+    from pyiceberg.catalog.glue import _construct_database_input
+
+    return _construct_database_input(name, properties)
+
+
+def glue_table_input(name: str, metadata_location: str, properties: dict[str, str], metadata: Any,
+                     glue_table: dict | None, previous_metadata_location: str | None) -> dict:
+    from pyiceberg.catalog.glue import _construct_table_input
+
+    return _construct_table_input(name, metadata_location, properties, metadata, glue_table, previous_metadata_location)
+
+
+def glue_rename_input(name: str, glue_table: dict) -> dict:
+    from pyiceberg.catalog.glue import _construct_rename_table_input
+
+    return _construct_rename_table_input(name, glue_table)
+
+
+def iceberg_schema_of(arrow_schema):
+    """An Arrow schema as an Iceberg schema (field ids still to assign), as pyiceberg's create_table converts it."""
+    from pyiceberg.catalog import Catalog
+
+    return Catalog._convert_schema_if_needed(arrow_schema)
+
+
+def conditional_load(catalog, identifier: tuple[str, ...], etag: str | None):
+    """GET the table with If-None-Match through the catalog's own session (its auth, retries, headers)."""
+    from pyiceberg.catalog.rest import Endpoints
+
+    url = catalog.url(Endpoints.load_table, prefixed=True, **catalog._split_identifier_for_path(identifier))
+    mode = catalog.properties.get("snapshot-loading-mode")
+    return catalog._session.get(url, params={"snapshots": mode} if mode else None,
+                                headers={"If-None-Match": etag} if etag else None)
+
+
+def table_from_response(catalog, identifier: tuple[str, ...], body: str):
+    from pyiceberg.catalog.rest import TableResponse
+
+    return catalog._response_to_table(identifier, TableResponse.model_validate_json(body))

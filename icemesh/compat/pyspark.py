@@ -1,0 +1,14 @@
+"""pyspark 3.5's private API icemesh uses: collecting a DataFrame as Arrow batches (4.0 has DataFrame.toArrow())."""
+
+from __future__ import annotations
+
+PINNED = "3.5"
+
+
+def to_arrow(frame):
+    """A Spark DataFrame's rows as one Arrow table, through Spark's Arrow serializer (no pandas, no Row objects)."""
+    import pyarrow as pa
+    from pyspark.sql.pandas.types import to_arrow_schema
+
+    batches = frame._collect_as_arrow()
+    return pa.Table.from_batches(batches) if batches else to_arrow_schema(frame.schema).empty_table()
