@@ -22,7 +22,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from benchmarks.catalog import prepare_database  # noqa: E402
-from benchmarks.workload import contention_exact, run_contention  # noqa: E402
+from icemesh.reliability.workload import contention_exact, run_contention  # noqa: E402
 
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results", "contention.json")
 

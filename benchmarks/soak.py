@@ -28,7 +28,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from benchmarks.workload import append_batch, append_schema, rest_catalog, rss_mb  # noqa: E402
+from icemesh.reliability.workload import append_batch, append_schema, rest_catalog, rss_mb  # noqa: E402
 
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results", "soak.json")
 NS = "soak"

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from benchmarks.fuzz import run_fuzz
+from icemesh.reliability.fuzz import run_fuzz
 
 pytestmark = pytest.mark.reliability
 

@@ -9,7 +9,7 @@ import uuid
 import httpx
 import pytest
 
-from benchmarks.workload import (append_batch, append_schema, contention_exact, rest_catalog, run_contention,
+from icemesh.reliability.workload import (append_batch, append_schema, contention_exact, rest_catalog, run_contention,
                                  verify_catalog, widen_tables)
 
 pytestmark = pytest.mark.reliability

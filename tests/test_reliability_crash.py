@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from benchmarks.crash import run_crash_cycles
+from icemesh.reliability.crash import run_crash_cycles
 
 pytestmark = pytest.mark.reliability
 

@@ -17,14 +17,10 @@ from __future__ import annotations
 import multiprocessing as mp
 import os
 import random
-import sys
 import time
 import uuid
 from typing import Any
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-if REPO not in sys.path:  # `python benchmarks/x.py` puts only benchmarks/ on the path
-    sys.path.insert(0, REPO)
 
 ROWS_PER_APPEND = 2
 NO_CLIENT_RETRIES = {"commit.retry.num-retries": "0"}  # every 409 reaches our loop, where it is counted
