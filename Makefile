@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.icemesh-installed
-# Only for its jars: the AWS SDK that Spark's Iceberg runtime needs for S3 warehouses (icemesh.engines.spark).
+# Only for its jars: the AWS SDK that Spark's Iceberg runtime needs for S3 warehouses (icemesh.runtimes.spark).
 # --no-deps because its Python requirements (pyarrow==22, ...) would downgrade ours; icemesh never imports it.
 S3_JARS_WHEEL := bodo-iceberg-connector==2026.10
 

@@ -102,7 +102,7 @@ def direct(engine: str, files: list[str]):
                 os.chdir(previous)
         return run
     if engine == "spark":
-        from icemesh.engines import spark as spark_engine
+        from icemesh.runtimes import spark as spark_engine
         from icemesh.query.spark import to_arrow
 
         spark = spark_engine.session(None, app_name="icemesh-bench", extra_conf={"spark.sql.session.timeZone": "UTC"})

@@ -176,7 +176,7 @@ class CatalogClient:
 
     def duckdb(self, alias: str = "mesh"):
         """A DuckDB connection with the catalog attached as `alias`."""
-        from icemesh.engines import duckdb as duck_engine
+        from icemesh.runtimes import duckdb as duck_engine
 
         if self.client_id and self.client_secret and not self.column_limits:
             return duck_engine.connect(self.uri, alias, warehouse=self.warehouse, client_id=self.client_id,

@@ -109,7 +109,7 @@ def warehouse_files(root: str) -> dict[str, int]:
 def spark():
     """One local SparkSession for the whole run (a JVM per test would cost seconds each); catalogs are added
     to it per server with `spark_catalog`."""
-    from icemesh.engines import spark as spark_engine
+    from icemesh.runtimes import spark as spark_engine
 
     session = spark_engine.session(None, app_name="icemesh-tests", extra_conf={"spark.sql.session.timeZone": "UTC"})
     yield session
@@ -120,7 +120,7 @@ def spark_catalog(spark, server, name: str, client_id: str = "admin", client_sec
                   s3: dict[str, str] | None = None) -> str:
     """Register `server` in the Spark session as catalog `name`, logged in as the given principal (with the
     client's own S3 settings when the server hands out none)."""
-    from icemesh.engines import spark as spark_engine
+    from icemesh.runtimes import spark as spark_engine
 
     secret = client_secret if client_secret is not None else server.admin_secret
     spark_engine.add_catalog(spark, name, server.uri, credential=f"{client_id}:{secret}", s3=s3,

@@ -83,13 +83,13 @@ def test_dockerfile_runs_the_same_server():
 
 
 def test_spark_defaults_point_at_the_catalog_and_minio():
-    conf = dict(line.split(None, 1) for line in (ROOT / "catalog" / "spark-defaults.conf").read_text().splitlines()
+    conf = dict(line.split(None, 1) for line in (ROOT / "config" / "spark-defaults.conf").read_text().splitlines()
                 if line.strip() and not line.startswith("#"))
     port = _serve_params(SERVICES["catalog"]["command"])["port"]
     assert conf["spark.sql.catalog.mesh.uri"] == f"http://catalog:{port}"
     assert conf["spark.sql.catalog.mesh.s3.endpoint"] == _serve_params(SERVICES["catalog"]["command"])["s3_endpoint"]
     for name in ("spark-master", "spark-worker"):
-        assert "./catalog/spark-defaults.conf:/opt/spark/conf/spark-defaults.conf:ro" in SERVICES[name]["volumes"]
+        assert "./config/spark-defaults.conf:/opt/spark/conf/spark-defaults.conf:ro" in SERVICES[name]["volumes"]
 
 
 def test_published_ports_match_the_readme():

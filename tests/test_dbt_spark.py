@@ -177,7 +177,7 @@ def test_denied_spark_read_fails_with_the_catalogs_message(refused, catalog):
 
 def test_spark_session_write_the_principal_may_not_do_fails_with_the_catalogs_message(fulfilment, server, catalog,
                                                                                      spark):
-    from icemesh.engines.spark import error_message
+    from icemesh.runtimes.spark import error_message
 
     name = spark_catalog(spark, server, f"billing_{server.port}", "svc_billing", server.secrets["svc_billing"])
     before = catalog.load_table("fulfilment.shipments")
@@ -212,7 +212,7 @@ def test_init_follows_a_reinstalled_runtime_and_names_targets_it_cannot_set_up(t
     import shutil
 
     from icemesh.dbt.project_setup import set_up
-    from icemesh.engines.spark import session_jars
+    from icemesh.runtimes.spark import session_jars
     from tests.dbt_helpers import PROJECTS
 
     path = tmp_path / "fulfilment"

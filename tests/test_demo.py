@@ -19,7 +19,7 @@ PRODUCTS = ["manufacturing.batch_quality", "manufacturing.batches", "product_360
 
 def _demo(workdir: Path, *extra: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "icemesh.demo", "--scale", "0.1", "--workdir", str(workdir),
-                           "--projects", str(ROOT / "dbt_projects"), "--policies", str(ROOT / "catalog" / "policies.yml"),
+                           "--projects", str(ROOT / "dbt_projects"), "--policies", str(ROOT / "config" / "policies.yml"),
                            *extra], cwd=ROOT, capture_output=True, text=True, timeout=600)
 
 

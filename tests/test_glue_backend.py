@@ -116,7 +116,7 @@ def test_a_commit_based_on_a_stale_pointer_is_refused(rest, http, glue_direct, g
 def test_duckdb_writes_through_the_front_door(glue_server, rest, glue_direct, glue_ns, moto):
     import duckdb
 
-    from icemesh.engines import duckdb as duck_engine
+    from icemesh.runtimes import duckdb as duck_engine
     from tests.test_s3_warehouse import duckdb_s3_secret
 
     con = duckdb.connect()

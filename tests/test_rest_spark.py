@@ -12,7 +12,7 @@ import os
 import pyarrow as pa
 import pytest
 
-from icemesh.engines import spark as spark_engine
+from icemesh.runtimes import spark as spark_engine
 from tests.conftest import spark_catalog
 
 pytestmark = pytest.mark.spark

@@ -89,7 +89,7 @@ def duck(server, moto):
     """DuckDB with an S3 secret for moto, then the catalog attached as `mesh`."""
     import duckdb
 
-    from icemesh.engines import duckdb as duck_engine
+    from icemesh.runtimes import duckdb as duck_engine
 
     con = duckdb.connect()
     duck_engine.load_extensions(con)
@@ -317,7 +317,7 @@ def private_server(tmp_path_factory, moto, s3):
 def test_without_the_flag_clients_get_no_s3_settings_and_bring_their_own(private_server, moto, s3):
     import duckdb
 
-    from icemesh.engines import duckdb as duck_engine
+    from icemesh.runtimes import duckdb as duck_engine
 
     ns = f"priv_{uuid.uuid4().hex[:8]}"
     admin = private_server.client()

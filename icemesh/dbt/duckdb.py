@@ -20,7 +20,7 @@ from icemesh.dbt import product_views
 from icemesh.dbt.product import ProductSpec
 from icemesh.dbt.target import TargetCatalog
 from icemesh.dbt.writer import ProductWriter, publish_error
-from icemesh.engines import duckdb as duck_engine
+from icemesh.runtimes import duckdb as duck_engine
 from icemesh.errors import IcemeshError
 from icemesh.terminal import plain
 

@@ -210,7 +210,7 @@ def spark_parameters() -> dict[str, str]:
     """The Spark settings a dbt-spark session needs for the mesh; credentials stay in the environment
     (dbt renders `env_var` when it runs), only the jars' paths are written as they are now."""
     from icemesh.dbt.target import UPSTREAM_WAREHOUSE_ENV, WAREHOUSE_ENV, TargetCatalog
-    from icemesh.engines import spark as spark_engine
+    from icemesh.runtimes import spark as spark_engine
 
     uri = "{{ env_var('ICEMESH_CATALOG_URI') }}"
     credential = "{{ env_var('ICEMESH_CLIENT_ID') }}:{{ env_var('ICEMESH_CLIENT_SECRET') }}"
@@ -234,7 +234,7 @@ def spark_parameters() -> dict[str, str]:
 def _spark_session(target: str, output, report: SetupReport) -> bool:
     """Add what is missing to a spark output's server_side_parameters; jar paths from an earlier install are
     replaced, any other value the project set is kept."""
-    from icemesh.engines import spark as spark_engine
+    from icemesh.runtimes import spark as spark_engine
 
     if output.get("method") != "session":
         report.notes.append(f"target {target} uses method {output.get('method')}: materialized='iceberg' on Spark "

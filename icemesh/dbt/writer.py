@@ -142,7 +142,7 @@ def publish_error(identifier: str, exc: BaseException) -> str:
     from icemesh.errors import IcemeshError
 
     if getattr(exc, "java_exception", None) is not None:
-        from icemesh.engines.spark import error_message
+        from icemesh.runtimes.spark import error_message
 
         reason = error_message(exc)
     else:

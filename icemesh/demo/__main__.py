@@ -14,7 +14,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--scale", type=float, default=1.0, help="raw data size (1: about 9,400 rows)")
     parser.add_argument("--workdir", default=".icemesh/demo", help="where the demo keeps its state (reset every run)")
     parser.add_argument("--projects", default="dbt_projects", help="the dbt projects to build")
-    parser.add_argument("--policies", default="catalog/policies.yml", help="the governance policy file")
+    parser.add_argument("--policies", default="config/policies.yml", help="the governance policy file")
     parser.add_argument("--no-spark", action="store_true", help="leave Spark out of the engines that read (manufacturing still builds on it)")
     args = parser.parse_args(argv)
     try:

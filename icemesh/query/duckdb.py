@@ -1,4 +1,4 @@
-"""DuckDB: the mesh attached as a catalog (extensions loaded offline, see icemesh.engines.duckdb) and made the
+"""DuckDB: the mesh attached as a catalog (extensions loaded offline, see icemesh.runtimes.duckdb) and made the
 default, so `<namespace>.<table>` names a product. Time travel is DuckDB's own `AT (VERSION => n)`.
 
 Once the catalog is attached, the connection reads files only below the warehouse's root (where the catalog's
@@ -10,7 +10,7 @@ the warehouse's own files around the catalog (a glob that would find hidden colu
 from __future__ import annotations
 
 
-from icemesh.engines import duckdb as duck_engine
+from icemesh.runtimes import duckdb as duck_engine
 from icemesh.query.engine import Engine, quote
 from icemesh.query.references import pin_snapshots
 

@@ -1,4 +1,4 @@
-"""Spark: the local session of icemesh.engines.spark with the mesh registered as a REST catalog for this
+"""Spark: the local session of icemesh.runtimes.spark with the mesh registered as a REST catalog for this
 principal and made current, so `<namespace>.<table>` names a product. Time travel is `VERSION AS OF n`.
 
 While a query runs, `spark.sql.runSQLOnFiles` is off (no `csv.`/path`` tables), unless the caller opted in to
@@ -29,7 +29,7 @@ class SparkEngine(Engine):
         return "icemesh_" + hashlib.sha256(who.encode()).hexdigest()[:12]
 
     def connect(self):
-        from icemesh.engines import spark as spark_engine
+        from icemesh.runtimes import spark as spark_engine
 
         session = spark_engine.session(None, app_name="icemesh-query",
                                        extra_conf={"spark.sql.session.timeZone": "UTC",
