@@ -219,18 +219,18 @@ def test_relations_render_escaped_on_duckdb_and_spark(monkeypatch):
     from dbt.adapters.spark.relation import SparkRelation
     from dbt.contracts.graph.nodes import ModelNode
 
-    from icemesh.dbt import resolver
+    from icemesh.dbt import adapters, resolver
 
     resolver._install_node_details()
-    monkeypatch.setattr(resolver, "_local_database", lambda: "consumer")
+    monkeypatch.setattr(adapters.DuckDB, "local_database", staticmethod(lambda: "consumer"))
 
     def rendered(adapter_type: str, relation_cls, namespace: str, table: str, snapshot=None) -> str:
         plugin = object.__new__(resolver.IcemeshResolver)
-        plugin.adapter_type, plugin.alias = adapter_type, "mesh"
+        plugin.adapter, plugin.alias = adapters.for_type(adapter_type), "mesh"
         database, schema, identifier, name = plugin._location({"namespace": namespace, "table": table}, snapshot)
         node = ModelNode.from_args(resolver.ProductNodeArgs(
             name="m", package_name="p", identifier=identifier, schema=schema, database=database, relation_name=name,
-            quoting=resolver.QUOTE_NONE if adapter_type == "spark" else resolver.QUOTE_ALL))
+            quoting=plugin.adapter.quoting))
         # the consumer's project turns quoting off: the node's own quoting wins
         return str(relation_cls.create_from(types.SimpleNamespace(quoting={"identifier": False, "schema": False}),
                                             node))

@@ -22,10 +22,9 @@ from dataclasses import dataclass, field
 
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 
-from icemesh.dbt import PACKAGE_DIR, yaml_layout
+from icemesh.dbt import PACKAGE_DIR, adapters, yaml_layout
 from icemesh.errors import BadRequest
 
-PLUGIN_MODULE = "icemesh.dbt.duckdb"
 VENDORED_DIR = "icemesh_package"  # the macros package, copied into the project (see _vendor_package)
 SHIM_FILE = "icemesh.sql"
 SHIM = ("{#- Written by `icemesh dbt init`: dbt lets only the project itself override is_incremental(). -#}\n"
@@ -187,80 +186,18 @@ def _plugin(profiles_path: str, profile_name: str, report: SetupReport) -> None:
         raise BadRequest(f"{profiles_path} has no profile {profile_name!r} with outputs: create it first (dbt init)")
     changed = False
     for target, output in profile["outputs"].items():
-        if output.get("type") == "spark":
-            changed = _spark_session(target, output, report) or changed
-            continue
-        if output.get("type") != "duckdb":
+        adapter = adapters.for_type(output.get("type"))
+        if adapter is None:
             report.notes.append(f"target {target} is type {output.get('type')}: "
-                                "only duckdb and spark targets can publish")
+                                f"only {' and '.join(adapters.ADAPTERS)} targets can publish")
             continue
-        plugins = output.get("plugins")
-        if plugins is None:
-            plugins = output["plugins"] = CommentedSeq()
-        if any(isinstance(p, dict) and p.get("module") == PLUGIN_MODULE for p in plugins):
-            continue
-        plugins.append(CommentedMap(module=PLUGIN_MODULE))
-        report.changes.append(f"profiles.yml: target {target} loads the {PLUGIN_MODULE} plugin")
-        changed = True
+        changed = adapter.setup_output(target, output, report) or changed
     if changed:
         _dump(profiles_path, profiles)
 
 
-def spark_parameters() -> dict[str, str]:
-    """The Spark settings a dbt-spark session needs for the mesh; credentials stay in the environment
-    (dbt renders `env_var` when it runs), only the jars' paths are written as they are now."""
-    from icemesh.dbt.target import UPSTREAM_WAREHOUSE_ENV, WAREHOUSE_ENV, TargetCatalog
-    from icemesh.runtimes import spark as spark_engine
-
-    uri = "{{ env_var('ICEMESH_CATALOG_URI') }}"
-    credential = "{{ env_var('ICEMESH_CLIENT_ID') }}:{{ env_var('ICEMESH_CLIENT_SECRET') }}"
-    properties = {"oauth2-server-uri": uri + "/v1/oauth/tokens"}
-    # Environments: `mesh` is the warehouse the target publishes to, `mesh_upstream` the one its refs read when
-    # that differs (refs name it then); empty is the server's default warehouse, production. The names are
-    # the ones the resolver gives refs.
-    names = TargetCatalog()
-    warehouses = {names.alias: WAREHOUSE_ENV, names.upstream_alias: UPSTREAM_WAREHOUSE_ENV}
-    catalogs = {}
-    for name, variable in warehouses.items():
-        catalogs.update(spark_engine.catalog_conf(name, uri, credential=credential, s3={}, properties={
-            **properties, "warehouse": f"{{{{ env_var('{variable}', '') }}}}"}))  # s3={}: nothing of this machine's env
-    return {
-        "spark.jars": ",".join(spark_engine.session_jars()),
-        "spark.sql.extensions": spark_engine.EXTENSIONS,
-        **catalogs,
-    }
 
 
-def _spark_session(target: str, output, report: SetupReport) -> bool:
-    """Add what is missing to a spark output's server_side_parameters; jar paths from an earlier install are
-    replaced, any other value the project set is kept."""
-    from icemesh.runtimes import spark as spark_engine
-
-    if output.get("method") != "session":
-        report.notes.append(f"target {target} uses method {output.get('method')}: materialized='iceberg' on Spark "
-                            "needs `method: session` (Spark runs in dbt's process)")
-        return False
-    parameters = output.get("server_side_parameters")
-    if parameters is None:
-        parameters = output["server_side_parameters"] = CommentedMap()
-    changed = []
-    for key, value in spark_parameters().items():
-        current = parameters.get(key)
-        if key in ("spark.jars", "spark.sql.extensions") and current:
-            entries = [e.strip() for e in str(current).split(",") if e.strip()]
-            ours = value.split(",")
-            kept = [e for e in entries if e not in ours and not (key == "spark.jars" and spark_engine.is_session_jar(e))]
-            value = ",".join(kept + ours)
-            if value == str(current):
-                continue
-        elif current is not None:
-            continue
-        parameters[key] = value
-        changed.append(key)
-    if changed:
-        report.changes.append(f"profiles.yml: target {target} gets the Iceberg runtime and the mesh catalog "
-                              f"({', '.join(changed)})")
-    return bool(changed)
 
 
 def _shim(project_dir: str, macro_dir: str, report: SetupReport) -> None:

@@ -33,9 +33,16 @@ from dbt.plugins.manager import dbt_hook, dbtPlugin
 from dbt.plugins.manifest import PluginNodes
 from dbt_common.exceptions import DbtRuntimeError
 
-from icemesh.dbt import docs_text, pinning, product_views, target
+from icemesh.dbt import adapters, docs_text, pinning, product_views, target
 from icemesh.errors import IcemeshError
 from icemesh.terminal import plain
+
+
+def _view(namespace: str, table: str, snapshot_id: int | None) -> tuple[str, str]:
+    try:
+        return product_views.register(namespace, table, snapshot_id)
+    except product_views.ViewNameCollision as exc:
+        raise DbtRuntimeError(str(exc)) from None
 
 
 def declared_projects(project_dir: str) -> list[str]:
@@ -46,30 +53,6 @@ def declared_projects(project_dir: str) -> list[str]:
     with open(path, encoding="utf-8") as f:
         document = yaml.safe_load(f) or {}
     return [p["name"] if isinstance(p, dict) else str(p) for p in document.get("projects") or []]
-
-
-def relation_name(adapter_type: str, *parts: str) -> str:
-    """The consumer engine's own name for the product's Iceberg table: catalog, namespace, table (and on
-    Spark, a snapshot selector)."""
-    if adapter_type == "spark":
-        return ".".join(f"`{part.replace('`', '``')}`" for part in parts)
-    return ".".join('"' + part.replace('"', '""') + '"' for part in parts)
-
-
-def _adapter_type() -> str:
-    try:
-        from dbt.adapters.factory import FACTORY
-
-        return next(iter(FACTORY.adapters), "duckdb")
-    except Exception:  # noqa: BLE001 - no adapter registered (dbt deps): the name is not used then
-        return "duckdb"
-
-
-def _local_database() -> str:
-    """The name dbt-duckdb gives the project's own DuckDB file (where the pinned views live)."""
-    from dbt.adapters.factory import FACTORY
-
-    return FACTORY.adapters["duckdb"].config.credentials.database
 
 
 def _project_dir() -> str:
@@ -115,8 +98,6 @@ def _columns(product: dict[str, Any]) -> dict[str, dict[str, str]]:
 
 # dbt quotes each part of a relation without escaping the quote character inside it: the resolver hands dbt
 # parts that are already safe and says how dbt must quote them, whatever the consumer's `quoting:` config.
-QUOTE_ALL = {"database": True, "schema": True, "identifier": True}
-QUOTE_NONE = {"database": False, "schema": False, "identifier": False}
 
 
 def _date(value: Any) -> datetime | None:
@@ -250,7 +231,7 @@ class IcemeshResolver(dbtPlugin):
 
     def _fetch(self) -> None:
         """The upstream products, one call, from the warehouse the target reads (production by default)."""
-        settings = target.of_current_target(self.adapter_type)
+        settings = target.of_current_target(self.adapter)
         client = settings.client(upstream=True)
         try:
             products = client.request("GET", "/management/v1/products",
@@ -266,7 +247,7 @@ class IcemeshResolver(dbtPlugin):
         nodes = PluginNodes()
         if not self.projects:
             return nodes
-        self.adapter_type = _adapter_type()  # registered by now (not yet when the plugin was initialised)
+        self.adapter = adapters.current()  # registered by now (not yet when the plugin was initialised)
         self._fetch()
         referenced = self._check_refs()
         pins = self._pins()
@@ -295,7 +276,7 @@ class IcemeshResolver(dbtPlugin):
                 description=docs_text.clean(product["description"]),
                 columns=_columns(product),
                 contract_enforced=bool((dbt.get("contract") or {}).get("enforced")),
-                quoting=QUOTE_NONE if self.adapter_type == "spark" else QUOTE_ALL,
+                quoting=self.adapter.quoting,
                 meta={"icemesh": {"product": product["name"], "owner": dbt.get("owner"),
                                   "snapshot_id": snapshot_id or product["current_snapshot_id"],
                                   "pinned": snapshot_id is not None, "freshness": dbt.get("freshness")}},
@@ -306,26 +287,13 @@ class IcemeshResolver(dbtPlugin):
 
     def _location(self, product: dict[str, Any], snapshot_id: int | None) -> tuple[str | None, str, str, str]:
         """(database, schema, identifier, rendered name) of the product, or of its pinned snapshot, in the
-        consumer's engine. Every part is safe to paste as dbt pastes it (see QUOTE_ALL / QUOTE_NONE)."""
+        consumer's engine. Every part is safe to paste as dbt pastes it (see the adapter's quoting)."""
         namespace, table = product["namespace"], product["table"]
-        if self.adapter_type == "spark":  # dbt-spark relations have no database: the catalog leads the schema
-            # Parts go to dbt already quoted with backticks escaped, and dbt is told not to quote them again.
-            schema = relation_name("spark", self.alias, *namespace.split("."))
-            if snapshot_id is not None:  # Iceberg's Spark catalog reads `<table>.snapshot_id_<id>` at that snapshot
-                schema = f"{schema}.{relation_name('spark', table)}"
-                identifier = relation_name("spark", f"snapshot_id_{int(snapshot_id)}")
-            else:
-                identifier = relation_name("spark", table)
-            return None, schema, identifier, f"{schema}.{identifier}"
-        if snapshot_id is not None or not product_views.renders_safely(namespace, table):
-            # DuckDB: a view in the project's own database (pinned: `AT (VERSION => id)`), under a derived name
-            try:
-                schema, identifier = product_views.register(namespace, table, snapshot_id)
-            except product_views.ViewNameCollision as exc:
-                raise DbtRuntimeError(str(exc)) from None
-            database = _local_database()
-            return database, schema, identifier, relation_name("duckdb", database, schema, identifier)
-        return self.alias, namespace, table, relation_name("duckdb", self.alias, namespace, table)
+        view = None
+        if self.adapter.type == "duckdb" and (snapshot_id is not None or not product_views.renders_safely(namespace, table)):
+            view = _view  # a view in the project's own database (pinned: `AT (VERSION => id)`), under a derived name
+        relation = self.adapter.relation(self.alias, namespace, table, snapshot_id, view)
+        return relation.database, relation.schema, relation.identifier, relation.rendered
 
     def _pins(self) -> dict[str, int] | None:
         """None: read the current snapshots; {}: pin to them now; else the snapshots of a pins file."""

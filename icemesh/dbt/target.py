@@ -16,7 +16,6 @@ from typing import Any
 
 from icemesh.client import CatalogClient
 
-PLUGIN_MODULE = "icemesh.dbt.duckdb"
 DEFAULT_ALIAS = os.environ.get("ICEMESH_DBT_CATALOG", "mesh")
 WAREHOUSE_ENV = "ICEMESH_CATALOG_WAREHOUSE"
 UPSTREAM_WAREHOUSE_ENV = "ICEMESH_UPSTREAM_WAREHOUSE"
@@ -62,15 +61,8 @@ class TargetCatalog:
         return f"{self.alias}_upstream"
 
 
-def of_current_target(adapter_type: str) -> TargetCatalog:
-    """The settings of the target dbt is running (the dbt-duckdb plugin's config; the environment on Spark)."""
-    if adapter_type == "duckdb":
-        try:
-            from dbt.adapters.factory import FACTORY
-
-            for plugin in FACTORY.adapters["duckdb"].config.credentials.plugins or []:
-                if plugin.module == PLUGIN_MODULE:
-                    return TargetCatalog.from_config(plugin.config)
-        except (KeyError, AttributeError):
-            pass
-    return TargetCatalog.from_config()
+def of_current_target(adapter) -> TargetCatalog:
+    """The settings of the target dbt is running: the adapter's own config where it has one (the dbt-duckdb
+    plugin's `config:`), else the environment (Spark, the CLI)."""
+    config = adapter.target_config()
+    return TargetCatalog.from_config(config) if config is not None else TargetCatalog.from_config()
