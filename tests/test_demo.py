@@ -40,7 +40,7 @@ def test_demo_tells_the_whole_story_and_reruns(tmp_path):
         out.index("product_360 builds on DuckDB as svc_product_360")
     assert out.count("same rows") == 6
     assert "svc_marketing lacks SELECT on table manufacturing.batches" in out
-    assert 'Referenced column "supplier_cost" not found' in out
+    assert "column supplier_cost of manufacturing.batches is hidden from svc_product_360 by policy" in out
     assert "except 1 column(s) hidden by policy" in out  # products show, as svc_product_360
     assert "supply_chain.lot_inventory   manufacturing.batches" in out  # lineage across projects
     assert "bytes copied between domains: 0" in out
