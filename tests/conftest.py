@@ -11,6 +11,20 @@ import pytest
 from icemesh.server.process import CatalogProcess, free_port
 from tests.aws import start_moto
 
+# Test tiers, by module: the fast in-process tier (make test-quick), and the dbt runs (the slowest).
+INPROCESS_MODULES = ("test_inprocess_", "test_governance_properties", "test_compat", "test_dbt_schema_rules")
+DBT_MODULES = ("test_dbt_", "test_demo", "test_hostile_producer", "test_user_errors")
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        module = item.module.__name__.rsplit(".", 1)[-1]
+        if module.startswith(INPROCESS_MODULES):
+            item.add_marker(pytest.mark.inprocess)
+        elif module.startswith(DBT_MODULES):
+            item.add_marker(pytest.mark.dbt)
+
+
 POSTGRES_ADMIN = dict(host="127.0.0.1", port=5432, user="postgres", dbname="postgres")
 
 

@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from typing import Any, Callable, NoReturn
 
 from pyiceberg.table.update import TableRequirement, TableUpdate
-from sqlalchemy.exc import SQLAlchemyError
 
 from icemesh.tables import metadata as md
 from icemesh.catalog import pagination
@@ -558,8 +557,6 @@ class CatalogService:
                     continue  # another process committed first: re-check requirements against it
                 except CommitStateUnknown:
                     raise  # the pointer may have moved: keep the new metadata files
-                except SQLAlchemyError as exc:
-                    raise CommitStateUnknown(f"Catalog database failed during commit; reload the table before retrying ({exc.__class__.__name__})") from None
                 except Exception:
                     self._discard(prepared)
                     raise

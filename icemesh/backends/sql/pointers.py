@@ -11,7 +11,7 @@ import time
 from typing import Any, Callable, Iterable
 
 from sqlalchemy import and_, bindparam, delete, insert, select, text, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from icemesh.backends.sql.database import Database
 from icemesh.backends.sql.schema import (
@@ -24,7 +24,7 @@ from icemesh.backends.sql.schema import (
     warehouses_t,
 )
 from icemesh.catalog.ports import PointerChange, PointerConflict, TableRecord, create_by_swap
-from icemesh.errors import AlreadyExists, NamespaceNotEmpty, NoSuchNamespace, NoSuchTable
+from icemesh.errors import AlreadyExists, CommitStateUnknown, NamespaceNotEmpty, NoSuchNamespace, NoSuchTable
 from icemesh.governance.resources import NamespaceRef, TableRef
 from icemesh.names import Namespace, TableIdent
 from icemesh.tables.locations import ancestors, refuse_overlap
@@ -284,6 +284,9 @@ class SqlPointerStore:
                         ch.also(conn)
         except IntegrityError as exc:
             raise PointerConflict(str(exc.orig)) from None
+        except SQLAlchemyError as exc:  # the database failed mid-commit: the client must not assume either outcome
+            raise CommitStateUnknown("Catalog database failed during commit; reload the table before retrying "
+                                     f"({exc.__class__.__name__})") from None
 
     def create_table(self, warehouse: str, ident: TableIdent, metadata_location: str, location: str,
                      owner: str | None = None, metadata: Any = None, also: Callable[[Any], None] | None = None) -> None:

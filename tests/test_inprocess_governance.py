@@ -1,0 +1,158 @@
+"""The catalog's governance rules, in process (the fast tier: no server process, raw Iceberg REST JSON).
+
+The world: governance tags namespace `shop` domain=shop; a producer with a least-privilege CREATE_TABLE,DESCRIBE
+grant on it (it owns only what it creates, and declares each product's sensitivity); a reader with SELECT on
+`domain=shop AND sens=public`; an outsider with nothing.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.inprocess import M, start
+
+SCHEMA = {"type": "struct", "schema-id": 0, "fields": [
+    {"id": 1, "name": "id", "type": "long", "required": False},
+    {"id": 2, "name": "email", "type": "string", "required": False}]}
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    catalog, admin, client = start(tmp_path_factory.mktemp("inprocess"))
+    http = catalog.http
+    http.post(f"{M}/tags", json={"key": "sens", "values": ["public", "internal", "confidential"]}, headers=admin)
+    http.post(f"{M}/tags", json={"key": "domain", "values": ["shop", "billing"]}, headers=admin)
+    who = {name: catalog.principal(admin, f"svc_{name}") for name in ("producer", "reader", "outsider", "appender")}
+    assert http.post(catalog.rest("/namespaces"), json={"namespace": ["shop"]}, headers=admin).status_code == 200
+    http.post(f"{M}/tag-assignments", json={"key": "domain", "value": "shop", "namespace": "shop"}, headers=admin)
+    for body in ({"permissions": "CREATE_TABLE,DESCRIBE", "principal": "svc_producer", "namespace": "shop"},
+                 {"permissions": "SELECT,DESCRIBE", "principal": "svc_reader", "tags": ["domain=shop", "sens=public"]}):
+        assert http.post(f"{M}/grants", json=body, headers=admin).status_code in (200, 201)
+    yield catalog, admin, who
+    client.__exit__(None, None, None)
+
+
+PUBLIC = {"icemesh.tags": json.dumps([{"column": "", "key": "sens", "value": "public"}])}
+
+
+def create(catalog, headers, name: str, **extra):
+    body = {"name": name, "schema": SCHEMA, "properties": dict(PUBLIC), **extra}
+    return catalog.http.post(catalog.rest("/namespaces/shop/tables"), json=body, headers=headers)
+
+
+def commit(catalog, headers, name: str, updates: list, requirements: list | None = None, **kw):
+    return catalog.http.post(catalog.rest(f"/namespaces/shop/tables/{name}"),
+                             json={"updates": updates, "requirements": requirements or []}, headers=headers, **kw)
+
+
+def pointer(catalog, admin, name: str) -> str:
+    return catalog.http.get(catalog.rest(f"/namespaces/shop/tables/{name}"), headers=admin).json()["metadata-location"]
+
+
+def message(response, status: int) -> str:
+    assert response.status_code == status, response.text
+    return response.json()["error"]["message"]
+
+
+def test_a_least_privilege_producer_creates_a_tagged_product_in_one_step(world):
+    catalog, admin, who = world
+    declared = json.dumps([{"column": "", "key": "sens", "value": "public"},
+                           {"column": "email", "key": "sens", "value": "confidential"}])
+    assert create(catalog, who["producer"], "customers", properties={"icemesh.tags": declared}).status_code == 200
+    tags = catalog.http.get(f"{M}/effective-tags", params={"resource": "shop.customers"}, headers=admin).json()
+    assert tags["columns"]["email"]["sens"]["value"] == "confidential"
+    limited = catalog.http.get(catalog.rest("/namespaces/shop/tables/customers"),
+                               headers={**who["reader"], "X-Icemesh-Column-Limits": "apply"}).json()
+    assert [f["name"] for f in limited["metadata"]["schemas"][-1]["fields"]] == ["id"]
+    assert "may read only columns id" in message(
+        catalog.http.get(catalog.rest("/namespaces/shop/tables/customers"), headers=who["reader"]), 403)
+    # A declaration governance would have to approve, or an unknown value, creates nothing at all.
+    lowered = json.dumps([{"column": "", "key": "domain", "value": "billing"}])
+    assert "was set by governance" in message(create(catalog, who["producer"], "lowered",
+                                                     properties={"icemesh.tags": lowered}), 403)
+    unknown = json.dumps([{"column": "", "key": "sens", "value": "secretish"}])
+    assert "not an allowed value" in message(create(catalog, who["producer"], "unknown",
+                                                    properties={"icemesh.tags": unknown}), 400)
+    for name in ("lowered", "unknown"):
+        assert catalog.http.get(catalog.rest(f"/namespaces/shop/tables/{name}"), headers=admin).status_code == 404
+
+
+def test_what_a_caller_may_not_see_answers_as_missing(world):
+    catalog, admin, who = world
+    create(catalog, who["producer"], "orders")
+    outsider = catalog.http.get(catalog.rest("/namespaces/shop/tables/orders"), headers=who["outsider"])
+    missing = catalog.http.get(catalog.rest("/namespaces/shop/tables/nothing"), headers=who["outsider"])
+    assert message(outsider, 404) == "no table shop.orders you may see"
+    assert message(missing, 404) == "no table shop.nothing you may see"
+    near = catalog.http.get(catalog.rest("/namespaces/shop/tables/ordrs"), headers=who["reader"])
+    assert message(near, 404) == "no table shop.ordrs you may see; did you mean shop.orders?"
+    assert message(catalog.http.get(catalog.rest("/namespaces/shop/tables"), headers=who["outsider"]), 404) == \
+        "no namespace shop you may see"
+
+
+def test_each_effect_needs_its_permission_and_nothing_is_written_without_it(world):
+    catalog, admin, who = world
+    create(catalog, who["producer"], "ledger")
+    grant = {"permissions": "SELECT,INSERT", "principal": "svc_appender", "table": "shop.ledger"}
+    catalog.http.post(f"{M}/grants", json=grant, headers=admin)
+    before = pointer(catalog, admin, "ledger")
+    cases = [([{"action": "set-properties", "updates": {"owner": "me"}}], "lacks ALTER", "changes properties"),
+             ([{"action": "add-sort-order", "sort-order": {"order-id": 1, "fields": [
+                 {"source-id": 1, "transform": "identity", "direction": "asc", "null-order": "nulls-first"}]}}],
+              "lacks ALTER", "changes the sort order"),
+             ([{"action": "remove-snapshot-ref", "ref-name": "main"}], None, None)]
+    for updates, lacks, effect in cases:
+        response = commit(catalog, who["appender"], "ledger", updates)
+        if lacks is None:  # a ref that does not exist: nothing to remove, nothing written
+            assert response.status_code in (200, 400), response.text
+            continue
+        text = message(response, 403)
+        assert lacks in text and effect in text, text
+    assert pointer(catalog, admin, "ledger") == before
+    # The owner's commit that changes nothing writes nothing, and answers the table as it is.
+    same = commit(catalog, who["producer"], "ledger", [{"action": "set-properties", "updates": {}}])
+    assert same.status_code == 200 and same.json()["metadata-location"] == before
+
+
+def test_tags_follow_the_field_id_through_a_rename(world):
+    catalog, admin, who = world
+    create(catalog, who["producer"], "people")
+    catalog.http.post(f"{M}/tag-assignments", json={"key": "sens", "value": "confidential", "table": "shop.people",
+                                                    "column": "email"}, headers=admin)
+    renamed = {**SCHEMA, "schema-id": 1, "fields": [SCHEMA["fields"][0], {**SCHEMA["fields"][1], "name": "contact"}]}
+    response = commit(catalog, who["producer"], "people", [{"action": "add-schema", "schema": renamed},
+                                                           {"action": "set-current-schema", "schema-id": -1}])
+    assert response.status_code == 200, response.text
+    tags = catalog.http.get(f"{M}/effective-tags", params={"resource": "shop.people"}, headers=admin).json()
+    assert tags["columns"]["contact"]["sens"]["value"] == "confidential"
+    limited = catalog.http.get(catalog.rest("/namespaces/shop/tables/people"),
+                               headers={**who["reader"], "X-Icemesh-Column-Limits": "apply"}).json()
+    assert [f["name"] for f in limited["metadata"]["schemas"][-1]["fields"]] == ["id"]
+
+
+def test_front_door_rules(world):
+    catalog, admin, who = world
+    assert "use only letters, digits" in message(create(catalog, who["producer"], 'x"; drop'), 400)
+    claim = {"icemesh.dbt.project": "billing", "icemesh.dbt.model": "invoices"}
+    assert "cannot claim dbt project 'billing'" in message(create(catalog, who["producer"], "invoices",
+                                                                  properties=claim), 403)
+    key = {"Idempotency-Key": "k-1"}
+    a = catalog.http.post(catalog.rest("/namespaces/shop/tables"), json={"name": "once", "schema": SCHEMA},
+                          headers={**who["producer"], **key})
+    b = catalog.http.post(catalog.rest("/namespaces/shop/tables"), json={"name": "twice", "schema": SCHEMA},
+                          headers={**who["producer"], **key})
+    assert a.status_code == 200 and b.status_code == 422
+
+
+def test_dropping_a_table_ends_its_grants_and_tags(world):
+    catalog, admin, who = world
+    create(catalog, who["producer"], "temp")
+    catalog.http.post(f"{M}/grants", json={"permissions": "SELECT", "principal": "svc_outsider", "table": "shop.temp"},
+                      headers=admin)
+    assert catalog.http.delete(catalog.rest("/namespaces/shop/tables/temp"), headers=who["producer"]).status_code == 204
+    create(catalog, who["producer"], "temp")
+    assert catalog.http.get(catalog.rest("/namespaces/shop/tables/temp"), headers=who["outsider"]).status_code == 404
+    grants = catalog.http.get(f"{M}/grants", params={"principal": "svc_outsider"}, headers=admin).json()
+    assert not [g for g in grants if g.get("table") == "shop.temp"]
