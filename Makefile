@@ -26,8 +26,9 @@ $(STAMP): pyproject.toml Makefile
 demo: $(STAMP)
 	@$(PY) -m icemesh.demo $(if $(SCALE),--scale $(SCALE))
 
+# Both cores, a test module per worker at a time (module fixtures start one server each); the slowest listed at the end.
 test: $(STAMP)
-	@$(VENV)/bin/pytest -q -ra
+	@$(VENV)/bin/pytest -q -ra -n 2 --dist loadfile --durations=15
 
 # The fast tier: the catalog's app in process, the pure governance model, compat checks (about 2 minutes).
 test-quick: $(STAMP)

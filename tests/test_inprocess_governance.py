@@ -156,3 +156,24 @@ def test_dropping_a_table_ends_its_grants_and_tags(world):
     assert catalog.http.get(catalog.rest("/namespaces/shop/tables/temp"), headers=who["outsider"]).status_code == 404
     grants = catalog.http.get(f"{M}/grants", params={"principal": "svc_outsider"}, headers=admin).json()
     assert not [g for g in grants if g.get("table") == "shop.temp"]
+
+
+def test_the_registry_shows_a_product_as_its_reader_may_see_it(world):
+    catalog, admin, who = world
+    declared = json.dumps([{"column": "", "key": "sens", "value": "public"},
+                           {"column": "email", "key": "sens", "value": "confidential"}])
+    props = {"icemesh.tags": declared, "icemesh.dbt.project": "shop", "icemesh.dbt.model": "invoices",
+             "comment": "one row per invoice"}
+    assert create(catalog, who["producer"], "invoices", properties=props).status_code == 200
+    listed = catalog.http.get(f"{M}/products", headers=who["reader"])
+    assert listed.status_code == 200, listed.text
+    assert [p["name"] for p in listed.json()] == ["shop.invoices"]
+    shown = catalog.http.get(f"{M}/products/shop.invoices", headers=who["reader"])
+    assert shown.status_code == 200, shown.text
+    product = shown.json()
+    assert product["dbt"]["model"] == "invoices" and product["description"] == "one row per invoice"
+    assert [c["name"] for c in product["columns"]] == ["id"] and "email" not in shown.text
+    assert product["downstream"] == [] and "refused" not in product
+    # Another domain's principal sees neither the product nor that it exists.
+    assert catalog.http.get(f"{M}/products", headers=who["outsider"]).json() == []
+    assert "does not exist" in message(catalog.http.get(f"{M}/products/shop.invoices", headers=who["outsider"]), 404)

@@ -156,7 +156,7 @@ class ProductService:
         described = self._describe(ctx, wh, ident, summary) if summary is not None else None
         if described is None:  # missing and invisible look the same
             raise NoSuchTable(f"Product {name} does not exist (or you may not see it)")
-        refused = _refusal(ident, summary, self.catalog.self.catalog.policy.project_bindings())
+        refused = _refusal(ident, summary, self.catalog.policy.project_bindings())
         if refused is not None:
             described["refused"] = f"not a product: {name} {refused}"
         described["downstream"] = sorted(p["name"] for p in self.list(ctx, warehouse=wh)
