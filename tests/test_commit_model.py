@@ -3,8 +3,9 @@ table over HTTP; after every step, nobody has changed or read more than its gran
 
 The reference is written here from the security model, independently of icemesh's inspection: a snapshot is
 judged by the live data files of its manifest list against its parent's (files gone: DELETE; files new, or
-none changed: INSERT); moving `main` to a snapshot that does not descend from its head, removing snapshots
-or a branch: DELETE; a new ref, a schema, a property: ALTER; reading the answer: SELECT. A commit allowed by
+none changed: INSERT); moving a branch to a snapshot that does not descend from its head, removing snapshots
+or a branch (also by retyping it as a tag): DELETE; a new ref, moving or removing a tag, a schema, a property:
+ALTER; reading the answer: SELECT. A commit allowed by
 the reference must land (or change nothing), one it refuses must leave the pointer where it was.
 """
 
@@ -110,6 +111,11 @@ class CommitMachine(RuleBasedStateMachine):
                 old = refs.get(u["ref-name"])
                 if old is None:
                     need.add("ALTER")
+                elif old.get("type", "branch") != u.get("type", "branch"):  # retyped: the old ref ends, a new one begins
+                    need |= {"ALTER", "DELETE" if old.get("type", "branch") == "branch" else "ALTER"}
+                elif u.get("type") == "tag":  # a tag is a label: moving it changes no history
+                    if u["snapshot-id"] != old["snapshot-id"]:
+                        need.add("ALTER")
                 elif u["snapshot-id"] != old["snapshot-id"]:
                     everything = {**metadata, "snapshots": metadata["snapshots"] + list(added.values())}
                     need.add("INSERT" if descends(everything, u["snapshot-id"], old["snapshot-id"]) else "DELETE")
@@ -121,8 +127,8 @@ class CommitMachine(RuleBasedStateMachine):
                 if set(u["snapshot-ids"]) & set(snapshots):
                     need.add("DELETE")
             elif action == "remove-snapshot-ref":
-                if u["ref-name"] in refs:
-                    need.add("DELETE")
+                if u["ref-name"] in refs:  # a branch's history ends with it; a tag is only a label
+                    need.add("ALTER" if refs[u["ref-name"]].get("type") == "tag" else "DELETE")
             elif action == "set-properties":
                 if any(metadata.get("properties", {}).get(k) != v for k, v in u["updates"].items()):
                     need.add("ALTER")

@@ -333,7 +333,9 @@ def test_insert_only_cannot_rewrite_history(world):
         "moves a branch backwards": [{"action": "set-snapshot-ref", "ref-name": "main", "type": "branch", "snapshot-id": older}],
         "removes a branch": [{"action": "remove-snapshot-ref", "ref-name": "main"}],
     }
-    for effect, updates in attempts.items():
+    attempts = list(attempts.items()) + [  # main retyped as a tag ends the branch just the same
+        ("removes a branch", [{"action": "set-snapshot-ref", "ref-name": "main", "type": "tag", "snapshot-id": head}])]
+    for effect, updates in attempts:
         message = error(http.post(f"/namespaces/{w.v}/tables/customers", json={"updates": updates}), 403)
         assert "lacks DELETE" in message and effect in message, (effect, message)
     for updates, effect in (([{"action": "set-properties", "updates": {"x": "1"}}], "changes properties"),

@@ -204,7 +204,11 @@ def _ref_effects(base: TableMetadata, new: TableMetadata, snapshots: dict[int, S
             continue
         if old == ref:
             continue
-        if old.snapshot_ref_type == SnapshotRefType.TAG or ref.snapshot_ref_type == SnapshotRefType.TAG:
+        if old.snapshot_ref_type != ref.snapshot_ref_type:  # retyped: the old ref ends, a new one begins
+            effects.add(Effect.MOVES_TAG if old.snapshot_ref_type == SnapshotRefType.TAG else Effect.REMOVES_BRANCH)
+            effects.add(Effect.CREATES_REF)
+            continue
+        if ref.snapshot_ref_type == SnapshotRefType.TAG:
             effects.add(Effect.MOVES_TAG)
             continue
         if old.snapshot_id == ref.snapshot_id:
