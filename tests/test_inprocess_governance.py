@@ -177,3 +177,47 @@ def test_the_registry_shows_a_product_as_its_reader_may_see_it(world):
     # Another domain's principal sees neither the product nor that it exists.
     assert catalog.http.get(f"{M}/products", headers=who["outsider"]).json() == []
     assert "does not exist" in message(catalog.http.get(f"{M}/products/shop.invoices", headers=who["outsider"]), 404)
+
+
+def test_an_admin_binds_a_dbt_project_to_another_namespace_in_the_policy_file(world):
+    catalog, admin, who = world
+
+    def apply(document: str, dry_run: bool = False):
+        return catalog.http.post(f"{M}/policy", json={"document": document, "dry_run": dry_run}, headers=admin)
+
+    def publish(headers, name: str, project: str):
+        return create(catalog, headers, name, properties={**PUBLIC, "icemesh.dbt.project": project,
+                                                          "icemesh.dbt.model": name})
+
+    def products():
+        return [p["name"] for p in catalog.http.get(f"{M}/products", headers=who["reader"]).json()]
+
+    bind = "projects:\n  web_shop: {namespace: shop, owner: svc_producer}\n"
+    # Unbound, project web_shop may not publish from shop: its products would live in namespace web_shop.
+    assert "namespace of its name" in message(publish(who["producer"], "web_orders", "web_shop"), 403)
+    # Mistakes name their line and change nothing; a plan changes nothing either.
+    assert "line 2" in message(apply("projects:\n  web_shop: {namespace: shopp, owner: svc_producer}\n"), 400)
+    assert "unknown owner 'svc_produce'" in message(apply(bind.replace("svc_producer", "svc_produce")), 400)
+    assert "unknown key" in message(apply("projects:\n  web_shop: {namespaces: shop}\n"), 400)
+    planned = apply(bind, dry_run=True).json()
+    assert [c["line"] for c in planned["changes"]] == ["+ project web_shop"] and not planned["applied"]
+    assert "namespace of its name" in message(publish(who["producer"], "web_orders", "web_shop"), 403)
+    # Without owner:, the namespace's owner (here the admin that created it) publishes the project.
+    assert apply("projects:\n  web_shop: {namespace: shop}\n").json()["applied"]
+    assert "only its own principal" in message(publish(who["producer"], "web_orders", "web_shop"), 403)
+
+    applied = apply(bind)
+    assert applied.status_code == 200 and [c["line"] for c in applied.json()["changes"]] == ["~ project web_shop"]
+    assert publish(who["producer"], "web_orders", "web_shop").status_code == 200
+    assert "shop.web_orders" in products()
+    # The binding names its principal: another one with the same rights on shop may not publish as web_shop.
+    catalog.http.post(f"{M}/grants", json={"permissions": "CREATE_TABLE,DESCRIBE", "principal": "svc_appender",
+                                           "namespace": "shop"}, headers=admin)
+    assert "only its own principal" in message(publish(who["appender"], "web_refunds", "web_shop"), 403)
+    # The same file again changes nothing, and leaves the project shop (bound by its first publish) alone.
+    assert apply(bind).json()["changes"] == []
+    assert "shop.invoices" in products()
+    # Bound elsewhere, the project's old tables are no longer offered as its products.
+    moved = apply("namespaces:\n  web: {}\nprojects:\n  web_shop: {namespace: web, owner: svc_producer}\n")
+    assert moved.status_code == 200, moved.text
+    assert "shop.web_orders" not in products() and "shop.invoices" in products()

@@ -478,6 +478,7 @@ class ManagementService:
             tables=LazyColumns(self),
             assignments=self.policy.assignments(self._wh),
             grants=self.policy.grants(),
+            projects=self.policy.project_bindings(),
         )
 
     def table_columns(self, table: TableRef) -> list[str] | None:

@@ -1,15 +1,17 @@
-"""Governance as code: a YAML file of tags, roles, principals, namespaces, tag assignments and grants.
+"""Governance as code: a YAML file of tags, roles, principals, namespaces, dbt projects, tag assignments and grants.
 
 Pure: `parse` reads the document (keeping line numbers for error messages), `plan` compares it with
 the current state and lists the changes. Each section present in the file is authoritative (what it
 does not list is removed), except `assignments`, which manages only the resources it names (tags that
-dbt models set on their own tables stay); a section left out is not managed. `admin` and its ADMIN
+dbt models set on their own tables stay), and `projects`, which binds the projects it names (a binding made
+by a project's first publish stays until a file names that project); a section left out is not managed. `admin` and its ADMIN
 grant are never touched. Applying the plan is the caller's job, all or nothing.
 
     tags:        {sensitivity: [public, internal, confidential]}
     roles:       [analysts]
     principals:  {svc_sales: {roles: [analysts]}}
     namespaces:  {sales: {owner: svc_sales}}
+    projects:    {sales: {namespace: sales, owner: svc_sales}}   # which domain publishes dbt project `sales`
     assignments: [{namespace: sales, tags: {sensitivity: internal}},
                   {table: sales.customers, column: email, tags: {sensitivity: confidential}}]
     grants:      [{to: svc_finance, permissions: [SELECT, DESCRIBE],
@@ -31,7 +33,7 @@ from icemesh.governance.tags import TagExpression, check_token
 
 PROTECTED_PRINCIPAL = "admin"
 RESERVED_PRINCIPAL = "anonymous"  # the audit log's name for requests without a valid token
-SECTIONS = ("tags", "roles", "principals", "namespaces", "assignments", "grants")
+SECTIONS = ("tags", "roles", "principals", "namespaces", "projects", "assignments", "grants")
 
 
 class PolicyError(ValueError):
@@ -56,6 +58,7 @@ META = ("__line__", "__keys__")
 ALLOWED_KEYS = {
     "principal": ("roles",),
     "namespace": ("owner",),
+    "project": ("namespace", "owner"),
     "assignment": ("namespace", "table", "column", "tags"),
     "grant": ("to", "role", "permissions", "catalog", "namespace", "table", "columns", "tags"),
 }
@@ -116,6 +119,7 @@ class PolicyDocument:
     roles: set[str] = field(default_factory=set)
     principals: dict[str, tuple[str, ...]] = field(default_factory=dict)  # name -> roles
     namespaces: dict[NamespaceRef, str | None] = field(default_factory=dict)  # ns -> owner
+    projects: dict[str, tuple[NamespaceRef, str | None]] = field(default_factory=dict)  # dbt project -> (ns, owner)
     assignments: dict[tuple[NamespaceRef, str, str, str], tuple[str, int]] = field(default_factory=dict)
     grants: list[tuple[Grant, int]] = field(default_factory=list)
     lines: dict[str, int] = field(default_factory=dict)
@@ -133,12 +137,13 @@ class CurrentState:
     tables: dict[TableRef, list[str]]  # existing tables and their columns
     assignments: dict[tuple[NamespaceRef, str, str, str], str]
     grants: list[Grant]
+    projects: dict[str, tuple[NamespaceRef, str]] = field(default_factory=dict)  # dbt project -> (ns, owner)
 
 
 @dataclass(frozen=True)
 class Change:
     op: str  # add | remove | change
-    kind: str  # tag | role | principal | namespace | assignment | grant
+    kind: str  # tag | role | principal | namespace | project | assignment | grant
     name: str
     detail: dict[str, Any] = field(default_factory=dict)
 
@@ -203,6 +208,23 @@ def parse(text: str) -> PolicyDocument:
             raise PolicyError(n_line, f"namespace {ns}: give {{owner: PRINCIPAL}} or {{}}")
         doc.namespaces[ns] = (spec or {}).get("owner")
         doc.lines[f"namespace {ns}"] = _at(spec, "owner") if spec and "owner" in spec else n_line
+
+    projects = raw.get("projects") or {}
+    if not isinstance(projects, dict):
+        raise PolicyError(_at(raw, "projects"), "projects: map each dbt project to {namespace: NS, owner: PRINCIPAL}")
+    for name, spec in _entries(projects):
+        j_line = _at(projects, name)
+        _token(str(name), "dbt project name", j_line)
+        if isinstance(spec, dict):
+            _check_keys(spec, "project", j_line)
+        elif spec is not None:
+            raise PolicyError(j_line, f"project {name}: give {{namespace: NS, owner: PRINCIPAL}} or {{}}")
+        spec = spec or {}
+        ns = _namespace(str(spec.get("namespace") or name), _at(spec, "namespace") if "namespace" in spec else j_line)
+        doc.projects[str(name)] = (ns, spec.get("owner"))
+        doc.lines[f"project {name}"] = j_line
+        doc.lines[f"project {name} owner"] = _at(spec, "owner") if "owner" in spec else j_line
+        doc.lines[f"project {name} namespace"] = _at(spec, "namespace") if "namespace" in spec else j_line
 
     for item in raw.get("assignments") or []:
         a_line = _at(item) if isinstance(item, dict) else _at(raw, "assignments")
@@ -335,6 +357,20 @@ def plan(current: CurrentState, doc: PolicyDocument) -> list[Change]:
         if owner and owner not in principals:
             raise PolicyError(doc.lines.get(f"namespace {ns}"), f"namespace {ns}: unknown owner {owner!r}"
                               f"{did_you_mean(owner, principals)}; declare it under principals:")
+    owners = {ns: (doc.namespaces.get(ns) or current.namespaces.get(ns)) for ns in namespaces}
+    bindings: dict[str, tuple[NamespaceRef, str]] = {}
+    for name, (ns, owner) in doc.projects.items():
+        if ns not in namespaces:
+            raise PolicyError(doc.lines.get(f"project {name} namespace"), f"project {name}: "
+                              + _missing_namespace(ns, namespaces, principals))
+        owner = owner or owners.get(ns)
+        if not owner:
+            raise PolicyError(doc.lines.get(f"project {name}"), f"project {name}: namespace {ns} has no owner; "
+                              "name the principal that publishes it with owner:")
+        if owner not in principals:
+            raise PolicyError(doc.lines.get(f"project {name} owner"), f"project {name}: unknown owner {owner!r}"
+                              f"{did_you_mean(owner, principals)}; declare it under principals:")
+        bindings[name] = (ns, owner)
     for (ns, tbl, col, key), (value, line) in doc.assignments.items():
         resource = Assignment(ns, tbl, col, key, value).resource()
         where = doc.lines.get(f"resource {Assignment(ns, tbl, col, '', '').resource()}", line)
@@ -392,6 +428,11 @@ def plan(current: CurrentState, doc: PolicyDocument) -> list[Change]:
             changes.append(Change("add", "namespace", str(ns), {"levels": list(ns.levels), "owner": owner}))
         elif owner and current.namespaces[ns] != owner:
             changes.append(Change("change", "namespace", str(ns), {"levels": list(ns.levels), "owner": owner}))
+    if "projects" in doc.sections:
+        for name, (ns, owner) in sorted(bindings.items()):
+            if current.projects.get(name) != (ns, owner):
+                op = "change" if name in current.projects else "add"
+                changes.append(Change(op, "project", name, {"levels": list(ns.levels), "owner": owner}))
     if "assignments" in doc.sections:
         for (ns, tbl, col, key), (value, _line) in doc.assignments.items():
             if current.assignments.get((ns, tbl, col, key)) != value:

@@ -36,6 +36,9 @@ class DirectLakeFormation:
     def apply_policy(self, text: str, dry_run: bool) -> dict[str, Any]:
         try:
             doc = policy_file.parse(text)
+            if "projects" in doc.sections:
+                raise BadRequest("Policy file: projects: bindings live in the catalog server's database; apply this "
+                                 "file through the server (icemesh policy apply without --direct)")
             changes = policy_file.plan(self._current_state(doc), doc)
         except policy_file.PolicyError as exc:
             raise BadRequest(f"Policy file: {exc}") from None

@@ -35,7 +35,7 @@ from icemesh.governance.policy import PRINCIPAL, ROLE, Grant, Grantee, Policy
 from icemesh.governance.resources import NamespaceRef, TableRef
 from icemesh.governance.tags import TagKey
 
-_LOCAL_KINDS = {"principal", "role"}
+_LOCAL_KINDS = {"principal", "role", "project"}  # kept in the catalog's database, not in Lake Formation
 
 # Bumped by every change this deployment makes in Lake Formation: the Lake Formation part of the policy
 # (the costly part to read) is reloaded only when it, or the time slot, moves.
@@ -293,13 +293,13 @@ class LakeFormationPolicy(SqlPolicy):
                 (ch.op == "add" and _is_local(ch.detail["grant"])) or (ch.op == "remove" and ch.detail["id"] in local_ids)))
             (local if is_local else remote).append(ch)
         for ch in changes:
-            if ch.kind in _LOCAL_KINDS and ch.op != "remove":
+            if ch.kind in {"principal", "role"} and ch.op != "remove":
                 check_iam_name(ch.name, f"{ch.kind} name")
             if ch.kind == "grant" and ch.op == "add":
                 check_iam_name(ch.detail["grant"].grantee.name, f"{ch.detail['grant'].grantee.kind} name")
         created = super().apply_changes(warehouse, local, created_by)
         for ch in local:
-            if ch.kind in _LOCAL_KINDS and ch.op == "remove":
+            if ch.kind in {"principal", "role"} and ch.op == "remove":
                 self.lf.revoke_grantee(Grantee(PRINCIPAL if ch.kind == "principal" else ROLE, ch.name))
         try:
             self.lf.apply(remote)

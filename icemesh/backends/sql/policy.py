@@ -399,6 +399,8 @@ class SqlPolicy:
                     else:
                         conn.execute(update(namespaces_t).where(namespaces_t.c.warehouse == warehouse,
                                                                 namespaces_t.c.name == key).values(owner=d.get("owner")))
+                elif ch.kind == "project":
+                    self.bind_project(conn, ch.name, NamespaceRef(tuple(d["levels"])), d["owner"], created_by)
                 elif ch.kind == "assignment":
                     # Governance's tags: namespaces and tables in every warehouse, columns in this one (by field id).
                     scope = warehouse if d["column"] else ""
