@@ -221,3 +221,43 @@ def test_an_admin_binds_a_dbt_project_to_another_namespace_in_the_policy_file(wo
     moved = apply("namespaces:\n  web: {}\nprojects:\n  web_shop: {namespace: web, owner: svc_producer}\n")
     assert moved.status_code == 200, moved.text
     assert "shop.web_orders" not in products() and "shop.invoices" in products()
+
+
+def test_a_create_transaction_resolves_each_last_added_reference(world):
+    """`-1` in set-current-schema / set-default-spec / set-default-sort-order means the last one added in the
+    same commit (the REST spec): a create transaction with a second schema, spec and order ends on those."""
+    catalog, admin, who = world
+    wider = {"type": "struct", "schema-id": 1, "fields": SCHEMA["fields"] + [
+        {"id": 3, "name": "country", "type": "string", "required": False}]}
+    by_id = {"spec-id": 0, "fields": [{"source-id": 1, "field-id": 1000, "transform": "bucket[4]", "name": "id_bucket"}]}
+    by_country = {"spec-id": 1, "fields": [{"source-id": 3, "field-id": 1001, "transform": "identity", "name": "country"}]}
+    order = {"order-id": 1, "fields": [{"source-id": 3, "transform": "identity", "direction": "asc",
+                                        "null-order": "nulls-first"}]}
+    updates = [{"action": "assign-uuid", "uuid": "9c12d441-03fe-4693-9a96-a0705ddf69c1"},
+               {"action": "upgrade-format-version", "format-version": 2},
+               {"action": "add-schema", "schema": {**SCHEMA, "schema-id": 0}, "last-column-id": 2},
+               {"action": "set-current-schema", "schema-id": -1},
+               {"action": "add-spec", "spec": by_id}, {"action": "set-default-spec", "spec-id": -1},
+               {"action": "add-sort-order", "sort-order": {"order-id": 0, "fields": []}},
+               {"action": "set-default-sort-order", "sort-order-id": -1},
+               {"action": "set-properties", "updates": PUBLIC},
+               {"action": "add-schema", "schema": wider, "last-column-id": 3},
+               {"action": "set-current-schema", "schema-id": -1},
+               {"action": "add-spec", "spec": by_country}, {"action": "set-default-spec", "spec-id": -1},
+               {"action": "add-sort-order", "sort-order": order}, {"action": "set-default-sort-order", "sort-order-id": -1}]
+    staged = catalog.http.post(catalog.rest("/namespaces/shop/tables"), headers=who["producer"],
+                               json={"name": "visits", "schema": SCHEMA, "stage-create": True, "properties": dict(PUBLIC)})
+    assert staged.status_code == 200, staged.text
+    response = commit(catalog, who["producer"], "visits", updates, [{"type": "assert-create"}])
+    assert response.status_code == 200, response.text
+    loaded = catalog.http.get(catalog.rest("/namespaces/shop/tables/visits"), headers=admin).json()["metadata"]
+    assert loaded["current-schema-id"] == 1 and [f["name"] for f in loaded["schemas"][-1]["fields"]][-1] == "country"
+    assert loaded["default-spec-id"] == 1 and loaded["default-sort-order-id"] == 1
+    # With one of each, `-1` and the explicit id mean the same first one.
+    single = [u for u in updates[:9]]
+    catalog.http.post(catalog.rest("/namespaces/shop/tables"), headers=who["producer"],
+                      json={"name": "visits_one", "schema": SCHEMA, "stage-create": True, "properties": dict(PUBLIC)})
+    single[0] = {"action": "assign-uuid", "uuid": "0d4c2a43-5d1e-4d8e-8a39-5b7f3f0b2c11"}
+    assert commit(catalog, who["producer"], "visits_one", single, [{"type": "assert-create"}]).status_code == 200
+    one = catalog.http.get(catalog.rest("/namespaces/shop/tables/visits_one"), headers=admin).json()["metadata"]
+    assert (one["current-schema-id"], one["default-spec-id"], one["default-sort-order-id"]) == (0, 0, 0)

@@ -154,6 +154,27 @@ def test_create_table_transaction(rest, ns):
     assert rows(rest.load_table(f"{ns}.staged")) == [(5, 5.0)]
 
 
+def test_create_table_transaction_ends_on_the_last_schema_and_spec_it_added(rest, ns):
+    """pyiceberg sends `set-current-schema -1` after each schema it adds: the table is created with the last."""
+    from pyiceberg.transforms import IdentityTransform
+
+    rest.create_namespace(ns)
+    txn = rest.create_table_transaction(f"{ns}.evolving", schema=ORDERS)
+    with txn.update_schema() as update:
+        update.add_column("country", StringType())
+    with txn.update_spec() as spec:
+        spec.add_identity("country")
+    with txn.update_sort_order() as order:
+        order.asc("country", IdentityTransform())
+    txn.commit_transaction()
+    table = rest.load_table(f"{ns}.evolving")
+    assert [f.name for f in table.schema().fields] == ["id", "amount", "country"]
+    assert [f.name for f in table.spec().fields] == ["country"]
+    assert [f.source_id for f in table.sort_order().fields] == [3]
+    table.append(pa.table({"id": [1], "amount": [1.0], "country": ["NL"]}))
+    assert rows(table) == [(1, 1.0, "NL")]
+
+
 def _data_files(txn, df):
     from pyiceberg.io.pyarrow import _dataframe_to_data_files
 

@@ -117,21 +117,26 @@ def initial_metadata(updates: list[TableUpdate]) -> tuple[TableMetadata, list[Ta
     so they are kept as sent. Returns the new metadata and the updates still to apply (snapshots...).
     """
     first: dict[type, Any] = {}
+    again: set[type] = set()  # kinds added a second time: from then on, "-1" means the latest, applied in order
     rest: list[TableUpdate] = []
     for update in updates:
         kind = type(update)
         if kind in _STRUCTURAL and kind not in first:
             first[kind] = update
-        elif kind is SetCurrentSchemaUpdate and AddSchemaUpdate in first and \
+        elif kind is SetCurrentSchemaUpdate and AddSchemaUpdate in first and AddSchemaUpdate not in again and \
                 update.schema_id in (-1, first[AddSchemaUpdate].schema_.schema_id):
             continue
-        elif kind is SetDefaultSpecUpdate and (AddPartitionSpecUpdate not in first or
-                                               update.spec_id in (-1, first[AddPartitionSpecUpdate].spec.spec_id)):
+        elif kind is SetDefaultSpecUpdate and AddPartitionSpecUpdate not in again and (
+                AddPartitionSpecUpdate not in first or
+                update.spec_id in (-1, first[AddPartitionSpecUpdate].spec.spec_id)):
             continue
-        elif kind is SetDefaultSortOrderUpdate and (AddSortOrderUpdate not in first or
-                                                    update.sort_order_id in (-1, first[AddSortOrderUpdate].sort_order.order_id)):
+        elif kind is SetDefaultSortOrderUpdate and AddSortOrderUpdate not in again and (
+                AddSortOrderUpdate not in first or
+                update.sort_order_id in (-1, first[AddSortOrderUpdate].sort_order.order_id)):
             continue
         else:
+            if kind in _STRUCTURAL:
+                again.add(kind)
             rest.append(update)
     if AddSchemaUpdate not in first:
         raise BadRequest("A create commit (assert-create) must include an add-schema update")
