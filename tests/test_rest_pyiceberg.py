@@ -179,3 +179,32 @@ def _data_files(txn, df):
     from pyiceberg.io.pyarrow import _dataframe_to_data_files
 
     return _dataframe_to_data_files(table_metadata=txn.table_metadata, df=df, io=txn._table.io)
+
+
+def test_format_v3_tables_are_created_and_upgraded_to(rest, http, ns):
+    """Format v3 over REST: pyiceberg creates and loads v3 tables (0.12 writes no v3 manifests, so Spark writes
+    them: test_rest_spark), the catalog upgrades v1/v2 tables and keeps row lineage from `next-row-id` 0."""
+    rest.create_namespace(ns)
+    table = rest.create_table(f"{ns}.v3", schema=ORDERS, properties={"format-version": "3"})
+    assert rest.load_table(f"{ns}.v3").format_version == 3 and table.metadata.next_row_id == 0
+
+    old = rest.create_table(f"{ns}.upgraded", schema=ORDERS)
+    old.append(orders((1, 1.0)))
+    upgraded = http.post(f"/namespaces/{ns}/tables/upgraded",
+                         json={"updates": [{"action": "upgrade-format-version", "format-version": 3}]})
+    assert upgraded.status_code == 200, upgraded.text
+    assert upgraded.json()["metadata"]["format-version"] == 3 and upgraded.json()["metadata"]["next-row-id"] == 0
+    table = rest.load_table(f"{ns}.upgraded")
+    assert table.format_version == 3 and rows(table) == [(1, 1.0)]  # the v2 rows, read as they were
+    assert [e.metadata_file for e in table.metadata.metadata_log][-1] == old.metadata_location
+
+    # A version this catalog cannot write is a 400 that says which it can, and changes nothing.
+    before = table.metadata_location
+    refused = http.post(f"/namespaces/{ns}/tables/upgraded",
+                        json={"updates": [{"action": "upgrade-format-version", "format-version": 4}]})
+    assert refused.status_code == 400 and "Format version 4 is not supported" in refused.json()["error"]["message"]
+    assert rest.load_table(f"{ns}.upgraded").metadata_location == before
+    create4 = http.post(f"/namespaces/{ns}/tables", json={"name": "v4", "schema": {
+        "type": "struct", "schema-id": 0, "fields": [{"id": 1, "name": "id", "type": "long", "required": False}]},
+        "properties": {"format-version": "4"}})
+    assert create4.status_code == 400 and "not supported" in create4.text, create4.text

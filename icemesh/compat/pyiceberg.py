@@ -50,3 +50,11 @@ def table_from_response(catalog, identifier: tuple[str, ...], body: str):
     from pyiceberg.catalog.rest import TableResponse
 
     return catalog._response_to_table(identifier, TableResponse.model_validate_json(body))
+
+
+def metadata_json(metadata: Any) -> bytes:
+    """A metadata file's JSON, format v3 included: 0.12's TableMetadataV3.model_dump_json refuses to write
+    (pyiceberg's writers do not support v3 yet), though the model and its pydantic serializer are complete."""
+    from pydantic import BaseModel
+
+    return BaseModel.model_dump_json(metadata, exclude_none=True, by_alias=True).encode("utf-8")

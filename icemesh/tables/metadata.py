@@ -11,12 +11,15 @@ import time
 import uuid
 from typing import Any
 
+import orjson
+
 from pydantic import TypeAdapter, ValidationError
 from pyiceberg.exceptions import CommitFailedException
 from pyiceberg.exceptions import ValidationError as IcebergValidationError
 from pyiceberg.partitioning import UNPARTITIONED_PARTITION_SPEC, PartitionSpec
 from pyiceberg.schema import Schema, index_by_id
 from pyiceberg.table.metadata import TableMetadata, TableMetadataUtil, new_table_metadata
+from pyiceberg.table.snapshots import MetadataLogEntry
 from pyiceberg.table.sorting import UNSORTED_SORT_ORDER, SortOrder
 from pyiceberg.table.update import (
     AddPartitionSpecUpdate,
@@ -39,6 +42,7 @@ from pyiceberg.table.update import (
     update_table_metadata,
 )
 
+from icemesh.compat import pyiceberg as pyiceberg_compat
 from icemesh.names import MAX_NAME_LENGTH, SAFE_NAME_RULE, is_safe_name
 from icemesh.errors import BadRequest, CommitFailed
 
@@ -92,6 +96,9 @@ def check_new_schemas(updates: list[TableUpdate]) -> None:
             check_column_names(update.schema_)
 
 
+SUPPORTED_FORMAT_VERSIONS = (1, 2, 3)
+
+
 def build_new_table(
     schema: dict, partition_spec: dict | None, write_order: dict | None, location: str, properties: dict[str, str]
 ) -> TableMetadata:
@@ -100,10 +107,21 @@ def build_new_table(
     spec = parse_model(PartitionSpec, partition_spec, "partition-spec") if partition_spec else UNPARTITIONED_PARTITION_SPEC
     order = parse_model(SortOrder, write_order, "write-order") if write_order else UNSORTED_SORT_ORDER
     check_column_names(iceberg_schema)
+    version = properties.get("format-version")
+    if version is not None and version not in {str(v) for v in SUPPORTED_FORMAT_VERSIONS}:
+        raise BadRequest(f"Format version {version} is not supported: this catalog writes format versions "
+                         f"{', '.join(map(str, SUPPORTED_FORMAT_VERSIONS))}")
     try:
-        return new_table_metadata(iceberg_schema, spec, order, location, dict(properties))
+        return _with_row_lineage(new_table_metadata(iceberg_schema, spec, order, location, dict(properties)))
     except (ValueError, IcebergValidationError, ValidationError) as exc:
         raise BadRequest(f"Cannot create table: {exc}") from None
+
+
+def _with_row_lineage(metadata: TableMetadata) -> TableMetadata:
+    """A new v3 table's `next-row-id` is 0 (required in v3; pyiceberg 0.12 leaves it unset)."""
+    if metadata.format_version >= 3 and getattr(metadata, "next_row_id", None) is None:
+        return metadata.model_copy(update={"next_row_id": 0})
+    return metadata
 
 
 _STRUCTURAL = (AssignUUIDUpdate, UpgradeFormatVersionUpdate, AddSchemaUpdate, AddPartitionSpecUpdate,
@@ -161,6 +179,8 @@ def initial_metadata(updates: list[TableUpdate]) -> tuple[TableMetadata, list[Ta
         "default-sort-order-id": order.order_id,
         "properties": dict(first[SetPropertiesUpdate].updates) if SetPropertiesUpdate in first else {},
     }
+    if version >= 3:
+        doc["next-row-id"] = 0
     if version == 1:
         doc["schema"] = doc["schemas"][0]
         doc["partition-spec"] = [f.model_dump(by_alias=True) for f in spec.fields]
@@ -182,11 +202,39 @@ def check_requirements(requirements: list[TableRequirement], base: TableMetadata
             raise CommitFailed(str(exc)) from None
 
 
+def _check_format_versions(updates: list[TableUpdate]) -> None:
+    for update in updates:
+        if isinstance(update, UpgradeFormatVersionUpdate) and update.format_version not in SUPPORTED_FORMAT_VERSIONS:
+            raise BadRequest(f"Format version {update.format_version} is not supported: this catalog writes format "
+                             f"versions {', '.join(map(str, SUPPORTED_FORMAT_VERSIONS))}")
+
+
+def upgrade_to_v3(base: TableMetadata) -> TableMetadata:
+    """A v1/v2 table as v3 (pyiceberg 0.12 applies upgrades up to v2 only): the same table, and row lineage
+    starting at 0 (the spec: existing rows have no row ids; the next snapshot's `first-row-id` is 0)."""
+    if base.format_version == 1:
+        base = update_table_metadata(base, (UpgradeFormatVersionUpdate(format_version=2),))
+    doc = orjson.loads(serialize(base))
+    doc.update({"format-version": 3, "next-row-id": 0, "last-updated-ms": int(time.time() * 1000)})
+    return TableMetadataUtil.parse_obj(doc)
+
+
 def apply_updates(base: TableMetadata | None, updates: list[TableUpdate], base_location: str | None) -> TableMetadata:
+    _check_format_versions(updates)
     try:
         if base is None:
             base, updates = initial_metadata(updates)
             return update_table_metadata(base, tuple(updates), enforce_validation=True)
+        if base.format_version < 3 and any(isinstance(u, UpgradeFormatVersionUpdate) and u.format_version == 3
+                                           for u in updates):
+            # The upgrade is applied first: later updates in the commit (a v3 snapshot) need the v3 table.
+            upgraded = upgrade_to_v3(base)
+            updates = [u for u in updates if not isinstance(u, UpgradeFormatVersionUpdate)]
+            if not updates:
+                return upgraded.model_copy(update={"metadata_log": upgraded.metadata_log + [
+                    MetadataLogEntry(metadata_file=base_location, timestamp_ms=base.last_updated_ms)]}
+                    if base_location else {})
+            return update_table_metadata(upgraded, tuple(updates), metadata_location=base_location)
         return update_table_metadata(base, tuple(updates), metadata_location=base_location)
     except (ValueError, KeyError, IcebergValidationError, ValidationError, NotImplementedError) as exc:
         message = exc.errors()[0].get("msg") if isinstance(exc, ValidationError) else str(exc)
@@ -264,4 +312,4 @@ def next_version(previous_location: str | None, metadata: TableMetadata) -> int:
 
 
 def serialize(metadata: TableMetadata) -> bytes:
-    return metadata.model_dump_json().encode("utf-8")
+    return pyiceberg_compat.metadata_json(metadata)
