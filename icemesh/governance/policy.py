@@ -67,3 +67,19 @@ class Policy:
     # Tables that are not products (dbt models with access protected or private): readable by their owner,
     # ADMIN and grants naming the table only, never through namespace, catalog or tag grants.
     restricted: frozenset[TableRef] = frozenset()
+
+    @classmethod
+    def of(cls, assignments: dict[tuple[NamespaceRef, str, str, str], str], **rest) -> "Policy":
+        """A Policy from effective tag assignments keyed (namespace, table, column, key), as both backends
+        read them ('' for no table or column)."""
+        ns_tags: dict[NamespaceRef, dict[str, str]] = {}
+        table_tags: dict[TableRef, dict[str, str]] = {}
+        column_tags: dict[TableRef, dict[str, dict[str, str]]] = {}
+        for (ns, table, column, key), value in assignments.items():
+            if not table:
+                ns_tags.setdefault(ns, {})[key] = value
+            elif not column:
+                table_tags.setdefault(TableRef(ns, table), {})[key] = value
+            else:
+                column_tags.setdefault(TableRef(ns, table), {}).setdefault(column, {})[key] = value
+        return cls(namespace_tags=ns_tags, table_tags=table_tags, column_tags=column_tags, **rest)

@@ -430,18 +430,8 @@ class LakeFormation:
     def policy_from(tag_keys: dict[str, TagKey], assignments: Assignments, grants: tuple[Grant, ...], owners: dict,
                     roles: dict[str, frozenset[str]], version: int = 0,
                     restricted: frozenset[TableRef] = frozenset()) -> Policy:
-        ns_tags: dict[NamespaceRef, dict[str, str]] = {}
-        table_tags: dict[TableRef, dict[str, str]] = {}
-        column_tags: dict[TableRef, dict[str, dict[str, str]]] = {}
-        for (ns, table, column, key), value in assignments.items():
-            if not table:
-                ns_tags.setdefault(ns, {})[key] = value
-            elif not column:
-                table_tags.setdefault(TableRef(ns, table), {})[key] = value
-            else:
-                column_tags.setdefault(TableRef(ns, table), {}).setdefault(column, {})[key] = value
-        return Policy(tag_keys=tag_keys, namespace_tags=ns_tags, table_tags=table_tags, column_tags=column_tags,
-                      grants=grants, roles=roles, owners=owners, version=version, restricted=restricted)
+        return Policy.of(assignments, tag_keys=tag_keys, grants=grants, roles=roles, owners=owners, version=version,
+                         restricted=restricted)
 
     def table_columns(self, table: TableRef) -> list[str] | None:
         if len(table.namespace.levels) != 1:

@@ -81,12 +81,8 @@ class SqlPointerStore:
 
     def list_namespaces(self, warehouse: str, parent: Namespace | None, after: str | None, limit: int | None) -> list[Namespace]:
         c = namespaces_t.c
-        stmt = select(c.name).where(c.warehouse == warehouse, c.parent == (parent.key if parent else ""))
-        if after is not None:
-            stmt = stmt.where(c.name > after)
-        stmt = stmt.order_by(c.name)
-        if limit is not None:
-            stmt = stmt.limit(limit)
+        stmt = _page(select(c.name).where(c.warehouse == warehouse, c.parent == (parent.key if parent else "")),
+                     c.name, after, limit)
         with self.db.connect() as conn:
             return [Namespace.from_key(r.name) for r in conn.execute(stmt)]
 
@@ -143,12 +139,7 @@ class SqlPointerStore:
 
     def list_tables(self, warehouse: str, ns: Namespace, after: str | None, limit: int | None) -> list[TableIdent]:
         c = tables_t.c
-        stmt = select(c.name).where(c.warehouse == warehouse, c.namespace == ns.key)
-        if after is not None:
-            stmt = stmt.where(c.name > after)
-        stmt = stmt.order_by(c.name)
-        if limit is not None:
-            stmt = stmt.limit(limit)
+        stmt = _page(select(c.name).where(c.warehouse == warehouse, c.namespace == ns.key), c.name, after, limit)
         with self.db.connect() as conn:
             return [TableIdent(ns, r.name) for r in conn.execute(stmt)]
 
@@ -343,3 +334,10 @@ def _access(change: PointerChange) -> str | None:
     value = properties.get(ACCESS_PROPERTY)
     return value[:16] if value else None
 
+
+def _page(stmt, name, after: str | None, limit: int | None):
+    """Keyset pagination by name: the rows after `after`, in name order, at most `limit`."""
+    if after is not None:
+        stmt = stmt.where(name > after)
+    stmt = stmt.order_by(name)
+    return stmt.limit(limit) if limit is not None else stmt

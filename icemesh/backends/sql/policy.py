@@ -424,23 +424,13 @@ class SqlPolicy:
     def load_policy(self, warehouse: str) -> Policy:
         with self.db.connect() as conn:
             version = conn.execute(select(policy_version_t.c.version).where(policy_version_t.c.id == 1)).scalar_one()
-            ns_tags: dict[NamespaceRef, dict[str, str]] = {}
-            table_tags: dict[TableRef, dict[str, str]] = {}
-            column_tags: dict[TableRef, dict[str, dict[str, str]]] = {}
             rows = conn.execute(select(tag_assignments_t).where(tag_assignments_t.c.warehouse.in_(("", warehouse)))).all()
-            for (ns, table, column, key), value in _effective(rows).items():
-                if not table:
-                    ns_tags.setdefault(ns, {})[key] = value
-                elif not column:
-                    table_tags.setdefault(TableRef(ns, table), {})[key] = value
-                else:
-                    column_tags.setdefault(TableRef(ns, table), {}).setdefault(column, {})[key] = value
             roles = {r.name: frozenset(json.loads(r.roles))
                      for r in conn.execute(select(principals_t.c.name, principals_t.c.roles)).all()}
             grants = tuple(_grant_from_row(r) for r in conn.execute(select(grants_t).order_by(grants_t.c.id)).all())
-        return Policy(tag_keys=self.tag_keys(), namespace_tags=ns_tags, table_tags=table_tags, column_tags=column_tags,
-                      grants=grants, roles=roles, owners=self.pointers.owners(warehouse), version=version,
-                      restricted=frozenset(self.pointers.restricted(warehouse)))
+        return Policy.of(_effective(rows), tag_keys=self.tag_keys(), grants=grants, roles=roles,
+                         owners=self.pointers.owners(warehouse), version=version,
+                         restricted=frozenset(self.pointers.restricted(warehouse)))
 
 
 def _effective(rows) -> dict[tuple[NamespaceRef, str, str, str], str]:
