@@ -43,6 +43,11 @@ class NoSuchTable(IcemeshError):
     type = "NoSuchTableException"
 
 
+class NoSuchView(IcemeshError):
+    code = 404
+    type = "NoSuchViewException"
+
+
 class NoSuchWarehouse(IcemeshError):
     code = 404
     type = "NoSuchWarehouseException"

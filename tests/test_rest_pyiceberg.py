@@ -208,3 +208,30 @@ def test_format_v3_tables_are_created_and_upgraded_to(rest, http, ns):
         "type": "struct", "schema-id": 0, "fields": [{"id": 1, "name": "id", "type": "long", "required": False}]},
         "properties": {"format-version": "4"}})
     assert create4.status_code == 400 and "not supported" in create4.text, create4.text
+
+
+def test_views_through_pyiceberg(rest, ns):
+    """pyiceberg creates, lists, loads, finds and drops views (the server lists the view endpoints in /v1/config)."""
+    from pyiceberg.exceptions import NoSuchViewError, ViewAlreadyExistsError
+    from pyiceberg.view.metadata import SQLViewRepresentation, ViewVersion
+
+    rest.create_namespace(ns)
+    rest.create_table(f"{ns}.orders", schema=ORDERS)
+    schema = Schema(NestedField(1, "id", LongType()), NestedField(2, "amount", DoubleType()))
+    version = ViewVersion(version_id=1, schema_id=0, summary={"engine-name": "pyiceberg"}, default_namespace=(ns,),
+                          representations=[SQLViewRepresentation(type="sql", sql=f"SELECT id, amount FROM {ns}.orders",
+                                                                 dialect="spark")])
+    view = rest.create_view(f"{ns}.big_orders", schema=schema, view_version=version, properties={"owner": "sales"})
+    assert view.metadata.current_version_id == 1
+    assert rest.list_views(ns) == [(ns, "big_orders")]
+    assert rest.view_exists(f"{ns}.big_orders") and not rest.view_exists(f"{ns}.nothing")
+    loaded = rest.load_view(f"{ns}.big_orders")
+    assert loaded.metadata.view_uuid == view.metadata.view_uuid and loaded.metadata.properties == {"owner": "sales"}
+    assert loaded.metadata.versions[0].representations[0].root.sql == f"SELECT id, amount FROM {ns}.orders"
+    with pytest.raises(ViewAlreadyExistsError):
+        rest.create_view(f"{ns}.big_orders", schema=schema, view_version=version)
+    assert rest.list_tables(ns) == [(ns, "orders")]  # views are not tables
+    rest.drop_view(f"{ns}.big_orders")
+    assert rest.list_views(ns) == []
+    with pytest.raises(NoSuchViewError):
+        rest.load_view(f"{ns}.big_orders")

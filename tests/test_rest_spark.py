@@ -171,3 +171,25 @@ def test_spark_writes_format_v3_tables_with_row_lineage(spark, cat, rest, ns):
     assert sorted(tuple(r.values()) for r in table.scan().to_arrow().to_pylist()) == [(1, "a"), (2, "b"), (3, "c")]
     assert spark_rows(spark.table(f"{cat}.{ns}.events")) == [(1, "a"), (2, "b"), (3, "c")]
 
+
+
+def test_spark_creates_replaces_renames_and_drops_views_through_the_catalog(spark, cat, rest, ns):
+    """Iceberg views made by Spark live in the catalog: pyiceberg sees them, Spark reads through them."""
+    spark.sql(f"CREATE NAMESPACE {cat}.{ns}")
+    spark.sql(f"CREATE TABLE {cat}.{ns}.orders (id BIGINT, amount DOUBLE) USING iceberg")
+    spark.sql(f"INSERT INTO {cat}.{ns}.orders VALUES (1, 5.0), (2, 50.0), (3, 500.0)")
+    spark.sql(f"CREATE VIEW {cat}.{ns}.big AS SELECT id FROM {cat}.{ns}.orders WHERE amount > 10")
+    assert rest.list_views(ns) == [(ns, "big")]
+    assert spark_rows(spark.sql(f"SELECT * FROM {cat}.{ns}.big")) == [(2,), (3,)]
+    first = rest.load_view((ns, "big")).metadata
+    assert first.versions[0].representations[0].root.dialect == "spark"
+
+    spark.sql(f"CREATE OR REPLACE VIEW {cat}.{ns}.big AS SELECT id, amount FROM {cat}.{ns}.orders WHERE amount > 100")
+    assert spark_rows(spark.sql(f"SELECT * FROM {cat}.{ns}.big")) == [(3, 500.0)]
+    replaced = rest.load_view((ns, "big")).metadata
+    assert replaced.view_uuid == first.view_uuid and replaced.current_version_id != first.current_version_id
+
+    spark.sql(f"ALTER VIEW {cat}.{ns}.big RENAME TO {cat}.{ns}.huge")
+    assert [r.viewName for r in spark.sql(f"SHOW VIEWS IN {cat}.{ns}").collect()] == ["huge"]
+    spark.sql(f"DROP VIEW {cat}.{ns}.huge")
+    assert rest.list_views(ns) == [] and [t for t in rest.list_tables(ns)] == [(ns, "orders")]

@@ -199,6 +199,10 @@ class ManagementService:
         if table:
             ident = parse_table_arg(table)
             record = self.catalog.pointers.get_table(wh, ident)
+            if record is None and self._is_view(wh, ident):
+                if column:
+                    raise BadRequest(f"{ident} is a view: tag or grant the view itself, its columns come from its tables")
+                return namespace_ref(ident.namespace), ident.name, "", None
             if record is None:
                 raise self._missing_table(wh, ident)
             if column:
@@ -218,6 +222,10 @@ class ManagementService:
         if self.catalog.pointers.namespace_properties(wh, ns) is None:
             raise self._missing_namespace(ns)
         return namespace_ref(ns), "", "", None
+
+    def _is_view(self, wh: str, ident: TableIdent) -> bool:
+        views = self.catalog.backend.views
+        return views is not None and views.get_view(wh, ident) is not None
 
     def _missing_namespace(self, ns: Namespace) -> BadRequest:
         """Tags and grants name existing resources: say how to create the namespace, owned by the domain's

@@ -29,6 +29,13 @@ class TableRecord:
 
 
 @dataclass(frozen=True)
+class ViewRecord:
+    metadata_location: str
+    location: str
+    owner: str | None = None
+
+
+@dataclass(frozen=True)
 class PointerChange:
     """Move `ident` from `expected` (None: the table must not exist yet) to `new`."""
 
@@ -133,6 +140,19 @@ class PolicyStore(Protocol):
     def claim_project(self, conn: Any, project: str, ns: NamespaceRef, owner: str) -> None: ...
 
 
+class ViewStore(Protocol):
+    """Iceberg view pointers (a view's name is unique among its namespace's tables and views)."""
+
+    def get_view(self, warehouse: str, ident: TableIdent) -> ViewRecord | None: ...
+    def list_views(self, warehouse: str, ns: Namespace, after: str | None, limit: int | None) -> list[TableIdent]: ...
+    def views_under(self, warehouse: str, ns: Namespace) -> list[TableIdent]: ...
+    def create_view(self, warehouse: str, ident: TableIdent, metadata_location: str, location: str, owner: str) -> None: ...
+    def swap_view(self, warehouse: str, ident: TableIdent, expected: str, new: str) -> None: ...
+    def drop_view(self, warehouse: str, ident: TableIdent, also: Callable[[Any], None] | None = None) -> ViewRecord: ...
+    def rename_view(self, warehouse: str, source: TableIdent, destination: TableIdent,
+                    also: Callable[[Any], None] | None = None) -> None: ...
+
+
 class AuditLog(Protocol):
     def audit(self, record: AuditRecord) -> None: ...
     def audit_login(self, principal: str, address: str, how: str) -> None: ...
@@ -176,3 +196,4 @@ class Backend:
     audit: AuditLog
     idempotency: IdempotencyStore
     close: Callable[[], None] = lambda: None
+    views: ViewStore | None = None  # None: the backend keeps no views (their routes answer 501)

@@ -71,6 +71,15 @@ ENDPOINTS = [
     "POST /v1/{prefix}/tables/rename",
     "POST /v1/{prefix}/transactions/commit",
 ]
+VIEW_ENDPOINTS = [
+    "GET /v1/{prefix}/namespaces/{namespace}/views",
+    "POST /v1/{prefix}/namespaces/{namespace}/views",
+    "GET /v1/{prefix}/namespaces/{namespace}/views/{view}",
+    "HEAD /v1/{prefix}/namespaces/{namespace}/views/{view}",
+    "POST /v1/{prefix}/namespaces/{namespace}/views/{view}",
+    "DELETE /v1/{prefix}/namespaces/{namespace}/views/{view}",
+    "POST /v1/{prefix}/views/rename",
+]
 
 
 
@@ -163,7 +172,7 @@ class CatalogService:
         return {
             "defaults": {},
             "overrides": {"prefix": wh.name, "warehouse": wh.root},
-            "endpoints": ENDPOINTS,
+            "endpoints": ENDPOINTS + (VIEW_ENDPOINTS if self.backend.views is not None else []),
             "idempotency-key-lifetime": f"PT{self.idempotency_lifetime_s}S",
         }
 
@@ -173,7 +182,7 @@ class CatalogService:
                         page_token: str | None, page_size: int | None) -> dict[str, Any]:
         wh = self.warehouse(prefix)
         if parent is not None:
-            self._namespace_permission(ctx, wh, parent, Permission.DESCRIBE)
+            self.require_namespace_permission(ctx, wh, parent, Permission.DESCRIBE)
         visible, next_token = pagination.filtered_page(
             lambda after, limit: self.pointers.list_namespaces(wh.name, parent, after, limit),
             lambda ns: self.auth.namespace(ctx, wh.name, Permission.DESCRIBE, ns, self._tables_within(wh.name, ns),
@@ -185,15 +194,17 @@ class CatalogService:
         return result
 
     def _tables_within(self, warehouse: str, ns: Namespace):
-        """The tables in and below `ns`, read only if a namespace DESCRIBE needs them (see Authorizer.namespace)."""
-        return lambda: self.pointers.tables_under(warehouse, ns)
+        """The tables (and views) in and below `ns`, read only if a namespace DESCRIBE needs them (see
+        Authorizer.namespace): a grant on one of them lets its grantee see the namespace."""
+        views = self.backend.views
+        return lambda: self.pointers.tables_under(warehouse, ns) + (views.views_under(warehouse, ns) if views else [])
 
     def create_namespace(self, ctx: RequestContext, prefix: str, ns: Namespace, properties: dict[str, str]) -> dict:
         wh = self.warehouse(prefix)
         if len(ns.levels) == 1:
             self.auth.catalog(ctx, wh.name, Permission.CREATE_TABLE)
         else:
-            self._namespace_permission(ctx, wh, Namespace(ns.levels[:-1]), Permission.CREATE_TABLE)
+            self.require_namespace_permission(ctx, wh, Namespace(ns.levels[:-1]), Permission.CREATE_TABLE)
         if self.pointers.namespace_properties(wh.name, ns) is not None and not self.auth.namespace(
                 ctx, wh.name, Permission.DESCRIBE, ns, self._tables_within(wh.name, ns), enforce=False, audit=False).allowed:
             raise Forbidden(f"Namespace {ns} cannot be created: the name is taken; choose another")
@@ -203,7 +214,7 @@ class CatalogService:
 
     def load_namespace(self, ctx: RequestContext, prefix: str, ns: Namespace) -> dict:
         wh = self.warehouse(prefix)
-        self._namespace_permission(ctx, wh, ns, Permission.DESCRIBE)
+        self.require_namespace_permission(ctx, wh, ns, Permission.DESCRIBE)
         props = self.pointers.namespace_properties(wh.name, ns)
         if props is None:
             raise NoSuchNamespace(f"Namespace does not exist: {ns}")
@@ -211,7 +222,7 @@ class CatalogService:
 
     def drop_namespace(self, ctx: RequestContext, prefix: str, ns: Namespace) -> None:
         wh = self.warehouse(prefix)
-        self._namespace_permission(ctx, wh, ns, Permission.DROP)
+        self.require_namespace_permission(ctx, wh, ns, Permission.DROP)
         last = not self._name_elsewhere(wh, lambda other: self.pointers.namespace_properties(other, ns) is not None)
         self.pointers.drop_namespace(wh.name, ns, also=lambda conn: self.policy.forget_namespace(
             conn, wh.name, namespace_ref(ns), last))
@@ -223,7 +234,7 @@ class CatalogService:
         if both:
             raise UnprocessableEntity(f"Properties both set and removed in one request: {both}; send one or the other")
         wh = self.warehouse(prefix)
-        self._namespace_permission(ctx, wh, ns, Permission.ALTER)
+        self.require_namespace_permission(ctx, wh, ns, Permission.ALTER)
         updated, removed, missing = self.pointers.update_namespace_properties(wh.name, ns, removals, updates)
         return {"updated": updated, "removed": removed, "missing": missing}
 
@@ -232,7 +243,7 @@ class CatalogService:
     def list_tables(self, ctx: RequestContext, prefix: str, ns: Namespace,
                     page_token: str | None, page_size: int | None) -> dict[str, Any]:
         wh = self.warehouse(prefix)
-        self._namespace_permission(ctx, wh, ns, Permission.DESCRIBE)
+        self.require_namespace_permission(ctx, wh, ns, Permission.DESCRIBE)
         evaluator = self.auth.evaluator(wh.name)
         visible, next_token = pagination.filtered_page(
             lambda after, limit: self.pointers.list_tables(wh.name, ns, after, limit),
@@ -246,9 +257,10 @@ class CatalogService:
     def create_table(self, ctx: RequestContext, prefix: str, ns: Namespace, request: dict[str, Any]) -> LoadedTable:
         wh = self.warehouse(prefix)
         ident = TableIdent.of(ns, request.get("name"))
-        self._namespace_permission(ctx, wh, ns, Permission.CREATE_TABLE)
+        self.require_namespace_permission(ctx, wh, ns, Permission.CREATE_TABLE)
         if self.pointers.get_table(wh.name, ident) is not None:
             raise AlreadyExists(f"Table already exists: {ident}")
+        self._refuse_view_name(wh, ident)
         location = request.get("location")
         location = wh.require_inside(location) if location else wh.default_table_location(ns, ident.name)
         self._refuse_taken(ctx, wh, ident, location)
@@ -370,7 +382,7 @@ class CatalogService:
         if not decision.allowed:
             self._refuse(ctx, wh, ident, decision.message())
 
-    def _namespace_permission(self, ctx: RequestContext, wh: Warehouse, ns: Namespace, permission: Permission) -> None:
+    def require_namespace_permission(self, ctx: RequestContext, wh: Warehouse, ns: Namespace, permission: Permission) -> None:
         """A namespace check that answers 404 for a namespace that does not exist or that the caller may not see."""
         exists = self.pointers.namespace_properties(wh.name, ns) is not None
         decision = self.auth.namespace(ctx, wh.name, permission, ns, self._tables_within(wh.name, ns), enforce=False)
@@ -411,11 +423,18 @@ class CatalogService:
         if self.pointers.get_table(wh.name, source) is None:
             raise self._no_table(ctx, wh, source)
         self._table_permission(ctx, wh, source, Permission.ALTER)
-        self._namespace_permission(ctx, wh, destination.namespace, Permission.CREATE_TABLE)
+        self.require_namespace_permission(ctx, wh, destination.namespace, Permission.CREATE_TABLE)
+        self._refuse_view_name(wh, destination)
         elsewhere = self._name_elsewhere(wh, lambda other: self.pointers.get_table(other, source) is not None)
         self.pointers.rename_table(wh.name, source, destination, also=lambda conn: self.policy.move_table(
             conn, wh.name, table_ref(source), table_ref(destination), elsewhere))
         self.auth.invalidate()
+
+    def _refuse_view_name(self, wh: Warehouse, ident: TableIdent) -> None:
+        """Tables and views share a namespace's names (a reader's `FROM ns.x` must mean one thing)."""
+        views = self.backend.views
+        if views is not None and views.get_view(wh.name, ident) is not None:
+            raise AlreadyExists(f"A view named {ident} exists: a table cannot take its name")
 
     def _name_elsewhere(self, wh: Warehouse, exists: Callable[[str], bool]) -> bool:
         """Whether another warehouse has a resource of the same name (governance's tags and grants name it too)."""
@@ -427,7 +446,7 @@ class CatalogService:
         before a drop, unless an admin adopts it), and every file it names must lie under that location."""
         wh = self.warehouse(prefix)
         ident = TableIdent.of(ns, name)
-        self._namespace_permission(ctx, wh, ns, Permission.CREATE_TABLE)
+        self.require_namespace_permission(ctx, wh, ns, Permission.CREATE_TABLE)
         current = self.pointers.get_table(wh.name, ident)
         if current is not None and not overwrite:
             if not self.may_see(ctx, wh, ident):
@@ -515,7 +534,7 @@ class CatalogService:
         """Before any file is read: a create needs CREATE_TABLE, any other change a table the caller may see.
         What the change needs beyond that is decided from its effects, in `_prepare`."""
         if md.is_create(change.requirements):
-            self._namespace_permission(ctx, wh, change.ident.namespace, Permission.CREATE_TABLE)
+            self.require_namespace_permission(ctx, wh, change.ident.namespace, Permission.CREATE_TABLE)
             return
         if self.pointers.get_table(wh.name, change.ident) is None:
             raise self._no_table(ctx, wh, change.ident)

@@ -12,6 +12,7 @@ from icemesh.catalog.authorizer import Authorizer
 from icemesh.backends import open_backend
 from icemesh.catalog.management import ManagementService
 from icemesh.catalog.products import ProductService
+from icemesh.catalog.views import ViewService
 from icemesh.catalog.service import CatalogService
 from icemesh.security.authenticator import Authenticator
 from icemesh.server.management_routes import router as management_router
@@ -105,6 +106,7 @@ def create_app(settings: ServerSettings, service: CatalogService | None = None) 
     app.state.settings = settings
     app.state.management = ManagementService(app.state.service)
     app.state.products = ProductService(app.state.service)
+    app.state.views = ViewService(app.state.service)
     install_error_handlers(app)
     app.include_router(oauth_router)
     app.include_router(rest_router)

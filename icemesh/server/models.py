@@ -55,6 +55,14 @@ class RenameTableRequest(_Body):
     destination: TableIdentifierBody
 
 
+class CreateViewRequest(_Body):
+    name: str
+    location: str | None = None
+    view_schema: dict[str, Any] = Field(alias="schema")
+    view_version: dict[str, Any] = Field(alias="view-version")
+    properties: dict[str, str] = Field(default_factory=dict)
+
+
 class RegisterTableRequest(_Body):
     name: str
     metadata_location: str = Field(alias="metadata-location")

@@ -15,6 +15,7 @@ from icemesh.tables import metadata as md
 from icemesh.protocol import ACCESS_DELEGATION_HEADER, COLUMN_LIMITS_HEADER, RequestContext
 from icemesh.names import Namespace, TableIdent
 from icemesh.catalog.service import CatalogService, LoadedTable, MetadataNotCached, TableChange
+from icemesh.catalog.views import ViewService
 from icemesh.errors import BadRequest
 from icemesh.server import models
 from icemesh.server.idempotency import run_idempotent
@@ -26,6 +27,10 @@ NO_CONTENT = 204
 
 async def service(request: Request) -> CatalogService:
     return request.app.state.service
+
+
+async def views(request: Request) -> ViewService:
+    return request.app.state.views
 
 
 async def context(request: Request) -> RequestContext:
@@ -241,6 +246,71 @@ def commit_transaction(prefix: str, body: models.CommitTransactionRequest, reque
                        svc: CatalogService = Depends(service), ctx: RequestContext = Depends(context)):
     def run() -> Response:
         svc.commit_transaction(ctx, prefix, [table_change(change) for change in body.table_changes])
+        return Response(status_code=NO_CONTENT)
+
+    return mutation(request, svc, run, body)
+
+
+# -- views -----------------------------------------------------------------------------------------
+
+
+def _view(namespace: str, view: str) -> TableIdent:
+    return TableIdent.of(Namespace.from_url(namespace), view)
+
+
+@router.get("/{prefix}/namespaces/{namespace}/views")
+def list_views(prefix: str, namespace: str, page_token: str | None = Query(default=None, alias="pageToken"),
+               page_size: int | None = Query(default=None, alias="pageSize"), v: ViewService = Depends(views),
+               ctx: RequestContext = Depends(context)):
+    return json_response(v.list_views(ctx, prefix, Namespace.from_url(namespace), page_token, page_size))
+
+
+@router.post("/{prefix}/namespaces/{namespace}/views")
+def create_view(prefix: str, namespace: str, body: models.CreateViewRequest, request: Request,
+                svc: CatalogService = Depends(service), v: ViewService = Depends(views),
+                ctx: RequestContext = Depends(context)):
+    payload = body.model_dump(by_alias=True)
+    return mutation(request, svc, lambda: json_response(v.create_view(ctx, prefix, Namespace.from_url(namespace), payload)),
+                    body)
+
+
+@router.get("/{prefix}/namespaces/{namespace}/views/{view}")
+def load_view(prefix: str, namespace: str, view: str, v: ViewService = Depends(views),
+              ctx: RequestContext = Depends(context)):
+    return json_response(v.load_view(ctx, prefix, _view(namespace, view)))
+
+
+@router.head("/{prefix}/namespaces/{namespace}/views/{view}", status_code=NO_CONTENT)
+def view_exists(prefix: str, namespace: str, view: str, v: ViewService = Depends(views),
+                ctx: RequestContext = Depends(context)):
+    v.view_exists(ctx, prefix, _view(namespace, view))
+    return Response(status_code=NO_CONTENT)
+
+
+@router.post("/{prefix}/namespaces/{namespace}/views/{view}")
+def replace_view(prefix: str, namespace: str, view: str, body: models.CommitTableRequest, request: Request,
+                 svc: CatalogService = Depends(service), v: ViewService = Depends(views),
+                 ctx: RequestContext = Depends(context)):
+    return mutation(request, svc, lambda: json_response(v.replace_view(
+        ctx, prefix, _view(namespace, view), body.requirements, body.updates)), body)
+
+
+@router.delete("/{prefix}/namespaces/{namespace}/views/{view}", status_code=NO_CONTENT)
+def drop_view(prefix: str, namespace: str, view: str, request: Request, svc: CatalogService = Depends(service),
+              v: ViewService = Depends(views), ctx: RequestContext = Depends(context)):
+    def run() -> Response:
+        v.drop_view(ctx, prefix, _view(namespace, view))
+        return Response(status_code=NO_CONTENT)
+
+    return mutation(request, svc, run)
+
+
+@router.post("/{prefix}/views/rename", status_code=NO_CONTENT)
+def rename_view(prefix: str, body: models.RenameTableRequest, request: Request, svc: CatalogService = Depends(service),
+                v: ViewService = Depends(views), ctx: RequestContext = Depends(context)):
+    def run() -> Response:
+        v.rename_view(ctx, prefix, TableIdent.of(body.source.namespace, body.source.name),
+                      TableIdent.of(body.destination.namespace, body.destination.name))
         return Response(status_code=NO_CONTENT)
 
     return mutation(request, svc, run, body)

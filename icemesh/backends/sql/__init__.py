@@ -12,6 +12,7 @@ from icemesh.backends.sql.idempotency import SqlIdempotency
 from icemesh.backends.sql.pointers import SqlPointerStore
 from icemesh.backends.sql.policy import SqlPolicy
 from icemesh.backends.sql.schema import migrate
+from icemesh.backends.sql.views import SqlViewStore
 from icemesh.catalog.ports import Backend
 from icemesh.errors import InvalidConfiguration
 
@@ -38,4 +39,4 @@ def open_sql(url: str) -> Backend:
         database.close()
 
     return Backend(pointers=pointers, identities=SqlIdentities(database), policy=SqlPolicy(database, pointers),
-                   audit=audit, idempotency=SqlIdempotency(database), close=close)
+                   audit=audit, idempotency=SqlIdempotency(database), close=close, views=SqlViewStore(database))

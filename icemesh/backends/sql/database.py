@@ -88,3 +88,11 @@ class Database:
 
     def close(self) -> None:
         self.engine.dispose()
+
+
+def page_by_name(stmt, name, after: str | None, limit: int | None):
+    """Keyset pagination by name: the rows after `after`, in name order, at most `limit`."""
+    if after is not None:
+        stmt = stmt.where(name > after)
+    stmt = stmt.order_by(name)
+    return stmt.limit(limit) if limit is not None else stmt

@@ -13,7 +13,7 @@ from typing import Any, Callable, Iterable
 from sqlalchemy import and_, bindparam, delete, insert, select, text, update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
-from icemesh.backends.sql.database import Database
+from icemesh.backends.sql.database import Database, page_by_name
 from icemesh.backends.sql.schema import (
     ACCESS_PROPERTY,
     RESTRICTED_ACCESS,
@@ -21,6 +21,7 @@ from icemesh.backends.sql.schema import (
     namespaces_t,
     retired_locations_t,
     tables_t,
+    views_t,
     warehouses_t,
 )
 from icemesh.catalog.ports import PointerChange, PointerConflict, TableRecord, create_by_swap
@@ -81,7 +82,7 @@ class SqlPointerStore:
 
     def list_namespaces(self, warehouse: str, parent: Namespace | None, after: str | None, limit: int | None) -> list[Namespace]:
         c = namespaces_t.c
-        stmt = _page(select(c.name).where(c.warehouse == warehouse, c.parent == (parent.key if parent else "")),
+        stmt = page_by_name(select(c.name).where(c.warehouse == warehouse, c.parent == (parent.key if parent else "")),
                      c.name, after, limit)
         with self.db.connect() as conn:
             return [Namespace.from_key(r.name) for r in conn.execute(stmt)]
@@ -123,6 +124,11 @@ class SqlPointerStore:
                 ).first()
                 if table is not None:
                     raise NamespaceNotEmpty(f"Namespace {ns} is not empty: it contains table {table.name}; drop its tables first")
+                view = conn.execute(
+                    select(views_t.c.name).where(views_t.c.warehouse == warehouse, views_t.c.namespace == ns.key).limit(1)
+                ).first()
+                if view is not None:
+                    raise NamespaceNotEmpty(f"Namespace {ns} is not empty: it contains view {view.name}; drop its views first")
                 result = conn.execute(delete(namespaces_t).where(c.warehouse == warehouse, c.name == ns.key))
                 if result.rowcount == 0:
                     raise NoSuchNamespace(f"Namespace does not exist: {ns}")
@@ -139,7 +145,7 @@ class SqlPointerStore:
 
     def list_tables(self, warehouse: str, ns: Namespace, after: str | None, limit: int | None) -> list[TableIdent]:
         c = tables_t.c
-        stmt = _page(select(c.name).where(c.warehouse == warehouse, c.namespace == ns.key), c.name, after, limit)
+        stmt = page_by_name(select(c.name).where(c.warehouse == warehouse, c.namespace == ns.key), c.name, after, limit)
         with self.db.connect() as conn:
             return [TableIdent(ns, r.name) for r in conn.execute(stmt)]
 
@@ -162,6 +168,9 @@ class SqlPointerStore:
             for r in conn.execute(select(tables_t.c.namespace, tables_t.c.name, tables_t.c.owner)
                                   .where(tables_t.c.warehouse == warehouse, tables_t.c.owner.is_not(None))):
                 owners[TableRef(NamespaceRef(Namespace.from_key(r.namespace).levels), r.name)] = r.owner
+            for r in conn.execute(select(views_t.c.namespace, views_t.c.name, views_t.c.owner)
+                                  .where(views_t.c.warehouse == warehouse, views_t.c.owner.is_not(None))):
+                owners[TableRef(NamespaceRef(Namespace.from_key(r.namespace).levels), r.name)] = r.owner  # views too
         return owners
 
     def restricted(self, warehouse: str) -> list[TableRef]:
@@ -334,10 +343,3 @@ def _access(change: PointerChange) -> str | None:
     value = properties.get(ACCESS_PROPERTY)
     return value[:16] if value else None
 
-
-def _page(stmt, name, after: str | None, limit: int | None):
-    """Keyset pagination by name: the rows after `after`, in name order, at most `limit`."""
-    if after is not None:
-        stmt = stmt.where(name > after)
-    stmt = stmt.order_by(name)
-    return stmt.limit(limit) if limit is not None else stmt

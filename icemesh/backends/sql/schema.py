@@ -74,6 +74,23 @@ tables_t = Table(
 )
 
 
+views_t = Table(
+    # Iceberg views: a pointer to the view's current metadata file, like a table's (the name is unique among
+    # a namespace's tables and views alike).
+    "icemesh_views",
+    schema,
+    Column("warehouse", String(255), primary_key=True),
+    Column("namespace", String(4200), primary_key=True),
+    Column("name", String(255), primary_key=True),
+    Column("metadata_location", Text, nullable=False),
+    Column("location", Text, nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+    Column("owner", String(255)),
+    ForeignKeyConstraint(["warehouse", "namespace"], ["icemesh_namespaces.warehouse", "icemesh_namespaces.name"]),
+)
+
+
 retired_locations_t = Table(
     "icemesh_retired_locations",
     schema,
