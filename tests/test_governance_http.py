@@ -399,12 +399,13 @@ def test_load_table_labels(mesh):
                                      if x["schema-id"] == body["metadata"]["current-schema-id"])["fields"]] == ["id", "name"]
     labels = body["labels"]
     assert labels["object-labels"] == {d: "sales", s: "internal"}
-    assert {f["field-id"]: f["labels"] for f in labels["field-labels"]} == {
+    assert labels["fields"] == labels["field-labels"]  # the spec's name, and the one icemesh sent before it
+    assert {f["field-id"]: f["labels"] for f in labels["fields"]} == {
         1: {d: "sales", s: "internal"}, 2: {d: "sales", s: "internal"}}  # nothing about the hidden column
 
     producer = mesh.raw_load(mesh.client("producer").token(), "customers")
     assert producer.status_code == 200, producer.text
-    fields = {f["field-id"]: f["labels"] for f in producer.json()["labels"]["field-labels"]}
+    fields = {f["field-id"]: f["labels"] for f in producer.json()["labels"]["fields"]}
     assert fields[3] == {d: "sales", s: "confidential"}
     assert fields[1] == {d: "sales", s: "internal"}
     assert consumer.headers.get("etag") != producer.headers.get("etag")

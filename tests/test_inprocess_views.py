@@ -69,6 +69,7 @@ def test_a_view_is_created_by_its_owner_and_read_as_its_grants_allow(world):
     assert names(catalog, who["reader"]) == ["order_totals"]
     loaded = catalog.http.get(catalog.rest("/namespaces/shop/views/order_totals"), headers=who["reader"])
     assert loaded.status_code == 200 and loaded.json()["metadata"]["view-uuid"] == metadata["view-uuid"]
+    assert loaded.json()["labels"]["object-labels"] == {"domain": "shop"}  # its namespace's tag, as the spec's labels
     assert catalog.http.head(catalog.rest("/namespaces/shop/views/order_totals"), headers=who["reader"]).status_code == 204
     for answer in (catalog.http.get(catalog.rest("/namespaces/shop/views/order_totals"), headers=who["outsider"]),
                    catalog.http.head(catalog.rest("/namespaces/shop/views/order_totals"), headers=who["outsider"]),

@@ -341,7 +341,8 @@ class CatalogService:
 
     def _labels(self, warehouse: str, ident: TableIdent, columns: list[tuple[int, str]],
                 hidden: set[str]) -> tuple[dict | None, str]:
-        """Effective tags as the spec's `labels`: table `object-labels`, and each visible field's effective tags."""
+        """Effective tags as the REST spec's `labels`: the table's `object-labels`, and each visible field's
+        effective tags by field id."""
         evaluator = self.auth.evaluator(warehouse)
         ref = table_ref(ident)
         table_tags = evaluator.table_tags(ref)
@@ -350,7 +351,9 @@ class CatalogService:
                   if name in per_column and per_column[name]]
         if not table_tags and not fields:
             return None, ""
-        labels = {"object-labels": table_tags, "field-labels": fields}
+        # `fields` is the merged spec's name (apache/iceberg#15750); `field-labels`, what icemesh sent before it,
+        # stays for the clients that read it.
+        labels = {"object-labels": table_tags, "fields": fields, "field-labels": fields}
         return labels, str(evaluator.policy.version)
 
     # -- what a caller may learn -------------------------------------------------------------------

@@ -55,7 +55,11 @@ class ViewService:
         if not decision.all_columns:
             self._refuse(ctx, wh, ident, f"{ctx.principal.name} may not read every column of view {ident} "
                                          "(some are hidden by policy); ask for a grant on them")
-        return {"metadata-location": record.metadata_location, "metadata": doc, "config": {}}
+        result = {"metadata-location": record.metadata_location, "metadata": doc, "config": {}}
+        tags = self.catalog.auth.evaluator(wh.name).table_tags(table_ref(ident))
+        if tags:
+            result["labels"] = {"object-labels": tags}  # the view's effective tags (the spec's labels)
+        return result
 
     def view_exists(self, ctx: RequestContext, prefix: str, ident: TableIdent) -> None:
         wh = self.catalog.warehouse(prefix)
