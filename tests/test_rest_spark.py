@@ -157,6 +157,19 @@ def test_spark_namespace_and_table_round_trip(spark, cat, rest, ns):
     assert (ns,) not in rest.list_namespaces()
 
 
+def test_nested_namespaces_are_addressed_alike_by_spark_and_pyiceberg(spark, cat, rest, ns, http):
+    """The server says how nested levels are joined in a URL (namespace-separator); both clients follow it."""
+    assert http.get(f"{http.server.uri}/v1/config").json()["overrides"]["namespace-separator"] == "%1F"
+    spark.sql(f"CREATE NAMESPACE {cat}.{ns}")
+    spark.sql(f"CREATE NAMESPACE {cat}.{ns}.child")
+    spark.sql(f"CREATE TABLE {cat}.{ns}.child.notes (id BIGINT) USING iceberg")
+    assert rest.list_namespaces(ns) == [(ns, "child")]
+    assert rest.list_tables((ns, "child")) == [(ns, "child", "notes")]
+    rest.load_table((ns, "child", "notes")).append(pa.table({"id": [7]}, schema=pa.schema([("id", pa.int64())])))
+    assert spark_rows(spark.table(f"{cat}.{ns}.child.notes")) == [(7,)]
+    assert [r.tableName for r in spark.sql(f"SHOW TABLES IN {cat}.{ns}.child").collect()] == ["notes"]
+
+
 def test_spark_writes_format_v3_tables_with_row_lineage(spark, cat, rest, ns):
     """Spark (Iceberg 1.10) creates and writes v3 tables through the catalog: each snapshot's `first-row-id` and
     the table's `next-row-id` advance by the rows added; pyiceberg reads the same rows."""

@@ -171,7 +171,8 @@ class CatalogService:
         wh = self.find_warehouse(warehouse)
         return {
             "defaults": {},
-            "overrides": {"prefix": wh.name, "warehouse": wh.root},
+            # namespace-separator: how clients join nested namespace levels in a URL (the unit separator, encoded)
+            "overrides": {"prefix": wh.name, "warehouse": wh.root, "namespace-separator": "%1F"},
             "endpoints": ENDPOINTS + (VIEW_ENDPOINTS if self.backend.views is not None else []),
             "idempotency-key-lifetime": f"PT{self.idempotency_lifetime_s}S",
         }
