@@ -199,3 +199,37 @@ def test_spark_reads_and_writes_through_the_front_door(glue_server, rest, glue, 
     assert sorted(tuple(r) for r in spark.sql(f"SELECT id, name FROM {cat}.{ns}.t").collect()) == [
         (1, "alpha"), (2, "beta"), (3, "gamma")]
     assert glue_direct.load_table((ns, "t")).metadata_location == rest.load_table((ns, "t")).metadata_location
+
+
+def test_an_owner_parameter_changed_outside_icemesh_gives_no_rights(glue_server, rest, glue, glue_ns):
+    """Glue parameters are writable by any Glue writer (pyiceberg's GlueCatalog writes properties as parameters):
+    owners are icemesh's own record, a tampered `icemesh.owner` is ignored and reported in the server's log."""
+    admin = glue_server.client()
+    secret = admin.request("POST", "/management/v1/principals", json={"name": "pc_tamper"})["client_secret"]
+    rest.create_table((glue_ns, "payroll"), schema=SCHEMA).append(pa.Table.from_pylist(ROWS, schema=SCHEMA))
+    table = glue.get_table(DatabaseName=glue_ns, Name="payroll")["Table"]
+    tampered = {k: table[k] for k in ("Name", "StorageDescriptor", "TableType", "Parameters") if k in table}
+    tampered["Parameters"] = {**table["Parameters"], "icemesh.owner": "pc_tamper"}
+    glue.update_table(DatabaseName=glue_ns, TableInput=tampered)
+    database = glue.get_database(Name=glue_ns)["Database"]
+    glue.update_database(Name=glue_ns, DatabaseInput={"Name": glue_ns, "Parameters": {
+        **database.get("Parameters", {}), "icemesh.owner": "pc_tamper"}})
+
+    pc = glue_server.client("pc_tamper", secret)
+    who = pc.request("GET", "/management/v1/whoami")
+    assert glue_ns not in str(who.get("owns", who))
+    with pytest.raises(Exception) as refused:
+        pc.rest_catalog("icemesh_glue").load_table((glue_ns, "payroll"))
+    assert "payroll" in str(refused.value) or "NoSuchTable" in type(refused.value).__name__
+    with httpx.Client(base_url=f"{glue_server.uri}/v1/{admin.prefix()}", headers=pc.headers(), timeout=30) as http:
+        drop = http.delete(f"/namespaces/{glue_ns}/tables/payroll")
+        assert drop.status_code in (403, 404), drop.text
+        grant = http.post(f"{glue_server.uri}/management/v1/grants", json={
+            "permissions": "SELECT", "principal": "pc_tamper", "table": f"{glue_ns}.payroll"})
+        assert grant.status_code in (403, 404), grant.text
+    assert rows(rest.load_table((glue_ns, "payroll"))) == ROWS
+    log = open(glue_server.log_path, encoding="utf-8", errors="replace").read()
+    assert f"table {glue_ns}.payroll has the Glue parameter icemesh.owner=pc_tamper, set outside icemesh; ignored" in log
+    # The next commit through icemesh puts the true owner back on the label.
+    rest.load_table((glue_ns, "payroll")).append(pa.Table.from_pylist(ROWS, schema=SCHEMA))
+    assert glue.get_table(DatabaseName=glue_ns, Name="payroll")["Table"]["Parameters"]["icemesh.owner"] == "admin"

@@ -6,10 +6,10 @@ columns, the table properties as parameters), so pyiceberg's GlueCatalog, Athena
 see the same tables. A pointer swap passes the Glue `VersionId` it read (Glue's optimistic
 concurrency) after checking the current `metadata_location` is the expected one.
 
-Owners are Glue parameters (`icemesh.owner`) on the database or table: they travel with the
-resource, so a team using only the policy tooling (no icemesh server) sees them too. Clients cannot
-set or remove that parameter through the REST API. Idempotency keys, warehouses and the policy
-version stay in the local SQL database.
+Owners are recorded in the local SQL database (icemesh.backends.aws.owners), where only icemesh writes:
+the `icemesh.owner` parameter icemesh also puts on a database or table is a label for people reading Glue
+(and for the direct Lake Formation tooling, which has no database), never what the server decides by, since
+any Glue writer can change it. Idempotency keys, warehouses and the policy version stay there too.
 
 Limits (Glue's): one namespace level (databases are not nested); names in lower case; a multi-table
 commit is applied table by table, with the earlier tables put back if a later one conflicts (Glue has
@@ -24,6 +24,7 @@ from typing import Any, Callable, Iterable, Iterator
 
 from icemesh.compat.pyiceberg import glue_database_input, glue_rename_input, glue_table_input
 
+from icemesh.backends.aws.owners import OwnerLedger
 from icemesh.backends.aws.settings import AwsError, AwsSettings, describe, error_code
 from icemesh.backends.sql.database import Database
 from icemesh.backends.sql.pointers import SqlPointerStore
@@ -52,12 +53,14 @@ def current_columns(table: dict) -> list[str]:
 
 
 class GlueCatalog:
-    """Plain Glue calls with icemesh's errors; no icemesh state. Used by the server and by the CLI directly."""
+    """Plain Glue calls with icemesh's errors. Used by the server (with its owner ledger) and by the CLI
+    directly (without one: owners are then the Glue parameters)."""
 
-    def __init__(self, settings: AwsSettings) -> None:
+    def __init__(self, settings: AwsSettings, ledger: OwnerLedger | None = None) -> None:
         self.settings = settings
         self.glue = settings.client("glue")
         self._catalog = {"CatalogId": settings.catalog_id} if settings.catalog_id else {}
+        self.ledger = ledger
 
     def call(self, operation: str, **params: Any) -> dict:
         from botocore.exceptions import BotoCoreError, ClientError
@@ -93,6 +96,10 @@ class GlueCatalog:
             if exc.code == "AlreadyExistsException":
                 raise AlreadyExists(f"Namespace {name} already exists") from None
             raise exc.as_icemesh() from None
+        if self.ledger is not None:
+            self.ledger.forget(name)  # a record left by a database deleted outside icemesh ends here
+            if owner:
+                self.ledger.set(name, "", owner)
 
     def update_database(self, name: str, properties: dict[str, str], owner: str | None) -> None:
         database_input = glue_database_input(name, properties)
@@ -141,17 +148,23 @@ class GlueCatalog:
                 if is_iceberg(table):
                     yield database, table
 
-    def owners(self) -> dict[NamespaceRef | TableRef, str]:
-        """Owners of databases and Iceberg tables (their `icemesh.owner` parameter)."""
-        owners: dict[NamespaceRef | TableRef, str] = {}
+    def owner_labels(self) -> dict[tuple[str, str], str]:
+        """Every database ('' for its table) and Iceberg table, with its `icemesh.owner` parameter ('' if none)."""
+        labels: dict[tuple[str, str], str] = {}
         for database in self.databases():
-            ns = NamespaceRef((database["Name"],))
-            if database.get("Parameters", {}).get(OWNER_PARAMETER):
-                owners[ns] = database["Parameters"][OWNER_PARAMETER]
+            labels[(database["Name"], "")] = database.get("Parameters", {}).get(OWNER_PARAMETER, "")
             for table in self.tables(database["Name"]):
-                if is_iceberg(table) and table["Parameters"].get(OWNER_PARAMETER):
-                    owners[TableRef(ns, table["Name"])] = table["Parameters"][OWNER_PARAMETER]
-        return owners
+                if is_iceberg(table):
+                    labels[(database["Name"], table["Name"])] = (table.get("Parameters") or {}).get(OWNER_PARAMETER, "")
+        return labels
+
+    def owners(self) -> dict[NamespaceRef | TableRef, str]:
+        """Owners of databases and Iceberg tables: the ledger's record for the server; the parameters otherwise."""
+        labels = self.owner_labels()
+        if self.ledger is not None:
+            return self.ledger.decide(labels)
+        return {(TableRef(NamespaceRef((db,)), t) if t else NamespaceRef((db,))): owner
+                for (db, t), owner in labels.items() if owner}
 
     def restricted(self) -> list[TableRef]:
         """Iceberg tables whose dbt access level is not public (their `icemesh.dbt.access` parameter)."""
@@ -163,6 +176,8 @@ class GlueCatalog:
         if database is None:
             raise NoSuchNamespace(f"Namespace does not exist: {name}")
         self.update_database(name, self.database_properties(database), owner)
+        if owner and self.ledger is not None:
+            self.ledger.set(name, "", owner)
 
     def _paged(self, operation: str, key: str, **params: Any) -> Iterator[dict]:
         token = None
@@ -234,8 +249,14 @@ class GlueCatalogStore:
         return [Namespace((n,)) for n in (names[:limit] if limit is not None else names)]
 
     def namespaces_with_owners(self, warehouse: str) -> list[tuple[Namespace, str | None]]:
-        return sorted(((Namespace((d["Name"],)), d.get("Parameters", {}).get(OWNER_PARAMETER)) for d in self.glue.databases()),
+        owners = self.glue.owners()
+        return sorted(((Namespace((d["Name"],)), owners.get(NamespaceRef((d["Name"],)))) for d in self.glue.databases()),
                       key=lambda pair: pair[0].key)
+
+    def _recorded_owner(self, database: str, table: str = "") -> str | None:
+        """The owner to label a resource with: the ledger's record (a Glue parameter may have been changed)."""
+        ledger = self.glue.ledger
+        return ledger.all().get((database, table)) if ledger is not None else None
 
     def update_namespace_properties(self, warehouse: str, ns: Namespace, removals: Iterable[str],
                                     updates: dict[str, str]) -> tuple[list[str], list[str], list[str]]:
@@ -250,7 +271,8 @@ class GlueCatalogStore:
         for key in removed:
             del props[key]
         props.update(updates)
-        self.glue.update_database(database["Name"], props, database.get("Parameters", {}).get(OWNER_PARAMETER))
+        label = self._recorded_owner(database["Name"]) if self.glue.ledger else database.get("Parameters", {}).get(OWNER_PARAMETER)
+        self.glue.update_database(database["Name"], props, label)
         return list(updates), removed, missing
 
     def drop_namespace(self, warehouse: str, ns: Namespace, also: Callable[[Any], None] | None = None) -> None:
@@ -266,6 +288,8 @@ class GlueCatalogStore:
             if exc.code == "EntityNotFoundException":
                 raise NoSuchNamespace(f"Namespace does not exist: {ns}") from None
             raise exc.as_icemesh() from None
+        if self.glue.ledger is not None:
+            self.glue.ledger.forget(name)
         if also is not None:
             also(None)
         self._owners_changed()
@@ -312,7 +336,9 @@ class GlueCatalogStore:
         return self.glue.restricted()
 
     def reassign_owner(self, conn, old: str, new: str) -> None:
-        """Owners live in Glue parameters: databases and tables `old` owned become `new`'s."""
+        """Databases and tables `old` owned become `new`'s: in the ledger, and on their Glue labels."""
+        if self.glue.ledger is not None:
+            self.glue.ledger.reassign(old, new, conn)
         for database in self.glue.databases():
             if (database.get("Parameters") or {}).get(OWNER_PARAMETER) == old:
                 self.glue.set_database_owner(database["Name"], new)
@@ -360,6 +386,7 @@ class GlueCatalogStore:
         database, name = database_name(ch.ident.namespace), _lower(ch.ident.name, "table name")
         if ch.expected is None:
             table_input = self._table_input(name, ch, None)
+            table_input["Parameters"].pop(OWNER_PARAMETER, None)  # a client's property is never an owner
             if ch.owner:
                 table_input["Parameters"][OWNER_PARAMETER] = ch.owner
             try:
@@ -368,13 +395,17 @@ class GlueCatalogStore:
                 if exc.code in ("AlreadyExistsException", "EntityNotFoundException"):
                     raise PointerConflict(str(ch.ident)) from None
                 raise
+            if self.glue.ledger is not None:
+                self.glue.ledger.forget(database, name)
+                if ch.owner:
+                    self.glue.ledger.set(database, name, ch.owner)
             return None
         current = self.glue.table(database, name)
         if current is None or not is_iceberg(current) or current["Parameters"].get(METADATA_LOCATION) != ch.expected:
             raise PointerConflict(str(ch.ident))
         before = copy.deepcopy(current)
         table_input = self._table_input(name, ch, current)
-        owner = before["Parameters"].get(OWNER_PARAMETER)
+        owner = self._recorded_owner(database, name) if self.glue.ledger else before["Parameters"].get(OWNER_PARAMETER)
         table_input["Parameters"].pop(OWNER_PARAMETER, None)
         if owner:
             table_input["Parameters"][OWNER_PARAMETER] = owner
@@ -428,6 +459,8 @@ class GlueCatalogStore:
             if exc.code == "EntityNotFoundException":
                 raise NoSuchTable(f"Table does not exist: {ident}") from None
             raise exc.as_icemesh() from None
+        if self.glue.ledger is not None:
+            self.glue.ledger.forget(ident.namespace.levels[0], ident.name)
         if also is not None:
             also(None)
         self._owners_changed()
@@ -456,6 +489,8 @@ class GlueCatalogStore:
         except Exception as exc:
             self.glue.call("delete_table", DatabaseName=dst_db, Name=dst_name)
             raise exc.as_icemesh() if isinstance(exc, _GlueCallError) else exc from None
+        if self.glue.ledger is not None:
+            self.glue.ledger.move((source.namespace.levels[0], source.name), (dst_db, dst_name))
         self._owners_changed()
 
 

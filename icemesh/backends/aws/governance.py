@@ -325,9 +325,11 @@ class LakeFormationPolicy(SqlPolicy):
 def open_glue(aws, db_url: str) -> Backend:
     """`icemesh serve --backend glue`: Glue for pointers, Lake Formation for governance, `db_url` for the rest."""
     from icemesh.backends.aws.glue import GlueCatalog
+    from icemesh.backends.aws.owners import OwnerLedger
 
     database = open_database(db_url)
-    glue = GlueCatalog(aws)
+    glue = GlueCatalog(aws, OwnerLedger(database))
+    glue.ledger.adopt({k: v for k, v in glue.owner_labels().items() if v})  # once: owners kept before the ledger
     pointers = GlueCatalogStore(glue, SqlPointerStore(database), database)
     lakeformation = LakeFormation(aws, glue)
     version = _LakeFormationVersion(database, float(os.environ.get("ICEMESH_LAKEFORMATION_REFRESH_SECONDS", "30")))

@@ -91,6 +91,17 @@ views_t = Table(
 )
 
 
+owners_t = Table(
+    # Who owns each Glue database and table (the Glue backend): recorded here, where only icemesh writes, not
+    # in a Glue parameter any Glue writer can change. name '' is the namespace itself.
+    "icemesh_owners",
+    schema,
+    Column("namespace", String(255), primary_key=True),
+    Column("name", String(255), primary_key=True),
+    Column("owner", String(255), nullable=False),
+)
+
+
 retired_locations_t = Table(
     "icemesh_retired_locations",
     schema,
