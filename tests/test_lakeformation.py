@@ -190,3 +190,25 @@ def test_principal_mapping_is_reversible():
     for foreign in ("arn:aws:iam::123456789012:role/analysts", "arn:aws:iam::999999999999:user/icemesh/svc_sales",
                     "IAM_ALLOWED_PRINCIPALS", "arn:aws:iam::123456789012:user/other/svc_sales"):
         assert mapping.grantee(foreign) is None
+
+
+def test_serve_says_whether_aws_engines_are_held_to_the_grants(policy_server, policy_moto, tmp_path_factory):
+    """Under Lake Formation's account defaults (IAM_ALLOWED_PRINCIPALS on new databases and tables) AWS engines
+    are held to no grant: `icemesh serve` says so in one line, with the command that ends it, and that command
+    (its settings, through boto3 here) makes the next start say the grants are enforced."""
+    lf = boto_client("lakeformation", policy_moto)
+    before = lf.get_data_lake_settings()["DataLakeSettings"]
+    line = next(row for row in open(policy_server.log_path, encoding="utf-8").read().splitlines()
+                if "Lake Formation" in row and "grants" in row and "tables in AWS Glue" not in row)
+    assert "AWS engines are not held to these grants" in line and "CreateTableDefaultPermissions" in line, line
+    printed = json.loads(line.split("--data-lake-settings '", 1)[1].rstrip("'"))
+    assert printed["CreateTableDefaultPermissions"] == [] and printed.get("DataLakeAdmins") == before.get("DataLakeAdmins")
+    lf.put_data_lake_settings(DataLakeSettings=printed)
+    try:
+        tightened = start_glue_catalog(tmp_path_factory, policy_moto, "tightened")
+        try:
+            assert "Lake Formation enforces the grants for AWS engines" in open(tightened.log_path, encoding="utf-8").read()
+        finally:
+            tightened.stop()
+    finally:
+        lf.put_data_lake_settings(DataLakeSettings=before)

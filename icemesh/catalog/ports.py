@@ -196,4 +196,5 @@ class Backend:
     audit: AuditLog
     idempotency: IdempotencyStore
     close: Callable[[], None] = lambda: None
-    views: ViewStore | None = None  # None: the backend keeps no views (their routes answer 501)
+    views: ViewStore | None = None  # None: the backend keeps no views (their routes answer 406)
+    notes: Callable[[], list[str]] = lambda: []  # what `icemesh serve` says about the backend at start

@@ -110,6 +110,8 @@ def serve(db, warehouses, host, port, workers, s3_endpoint, s3_region, share_sto
                        "both", err=True)
         if not any(_is_s3(w) for w in warehouses):
             click.echo("  warning: the warehouse is not in S3, so AWS engines cannot read these tables", err=True)
+    for note in service.backend.notes():
+        click.echo(f"  {note}", err=True)
     for wh in service.warehouses.values():
         click.echo(f"  warehouse {wh.name!r}: {wh.root}{' (default)' if wh.name == service.default_warehouse else ''}", err=True)
     if storage_for_clients_note:

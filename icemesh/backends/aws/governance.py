@@ -341,4 +341,5 @@ def open_glue(aws, db_url: str) -> Backend:
 
     return Backend(pointers=pointers, identities=LakeFormationIdentities(database, lakeformation, version),
                    policy=LakeFormationPolicy(database, pointers, lakeformation, version), audit=audit,
-                   idempotency=SqlIdempotency(database), close=close)
+                   idempotency=SqlIdempotency(database), close=close,
+                   notes=lambda: [lakeformation.enforcement_note()])

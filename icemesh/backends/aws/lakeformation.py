@@ -152,6 +152,9 @@ def _target(resource: dict) -> tuple[dict, frozenset[Permission]] | None:
     return None
 
 
+IAM_ALLOWED_PRINCIPALS = "IAM_ALLOWED_PRINCIPALS"  # Lake Formation's name for 'IAM decides'
+
+
 class LakeFormation:
     """LF-tags, assignments and grants in Lake Formation; databases, tables and owners in Glue."""
 
@@ -171,6 +174,28 @@ class LakeFormation:
             return getattr(client or self.lf, operation)(**self._catalog, **params)
         except (ClientError, BotoCoreError) as exc:
             raise AwsError(f"Lake Formation {operation} failed: {describe(exc)}") from None
+
+    # -- does Lake Formation enforce anything? ------------------------------------------------------
+
+    def enforcement_note(self) -> str:
+        """One line: whether AWS engines (Athena, EMR, Redshift) will be held to icemesh's grants. Under Lake
+        Formation's account defaults (IAM_ALLOWED_PRINCIPALS gets ALL on every new database and table) IAM
+        alone decides and Lake Formation enforces none of them; the line then gives the command that ends it."""
+        import json
+
+        try:
+            current = self._call("get_data_lake_settings").get("DataLakeSettings", {})
+        except AwsError as exc:
+            return f"warning: cannot read the Lake Formation settings ({exc}); AWS engines may not enforce the grants"
+        defaults = [key for key in ("CreateDatabaseDefaultPermissions", "CreateTableDefaultPermissions")
+                    if any(p.get("Principal", {}).get("DataLakePrincipalIdentifier") == IAM_ALLOWED_PRINCIPALS
+                           for p in current.get(key) or [])]
+        if not defaults:
+            return "Lake Formation enforces the grants for AWS engines (no IAM_ALLOWED_PRINCIPALS defaults)"
+        tightened = {**current, "CreateDatabaseDefaultPermissions": [], "CreateTableDefaultPermissions": []}
+        return ("warning: AWS engines are not held to these grants: Lake Formation's defaults give IAM_ALLOWED_PRINCIPALS "
+                f"ALL ({', '.join(defaults)}); remove them with: aws lakeformation put-data-lake-settings "
+                f"--data-lake-settings '{json.dumps(tightened, separators=(',', ':'))}'")
 
     # -- tag keys ----------------------------------------------------------------------------------
 
