@@ -212,3 +212,58 @@ def test_serve_says_whether_aws_engines_are_held_to_the_grants(policy_server, po
             tightened.stop()
     finally:
         lf.put_data_lake_settings(DataLakeSettings=before)
+
+
+def test_lake_formation_permissions_map_both_ways_as_lake_formation_means_them():
+    """One table (icemesh.governance.permissions.LAKE_FORMATION), read and written the same way: `Catalog` holds
+    CREATE_DATABASE only, which is icemesh's catalog CREATE_TABLE (create top-level namespaces); `ALL` means
+    its resource's row and nothing more; icemesh never writes a catalog grant Lake Formation would not take."""
+    from icemesh.backends.aws.lakeformation import _from_lf, lf_entries
+    from icemesh.errors import BadRequest
+    from icemesh.governance.permissions import LAKE_FORMATION, NAMESPACE_PERMISSIONS, TABLE_PERMISSIONS, Permission
+    from icemesh.governance.policy import Grant
+    from icemesh.governance.resources import NamespaceRef
+
+    P = Permission
+    assert _from_lf(["ALL"], "Catalog") == {P.CREATE_TABLE}
+    assert _from_lf(["CREATE_DATABASE", "SELECT", "DESCRIBE"], "Catalog") == {P.CREATE_TABLE}  # data rights: none
+    assert _from_lf(["ALL"], "Database") == NAMESPACE_PERMISSIONS and _from_lf(["ALL"], "Table") == TABLE_PERMISSIONS
+    for kind, row in LAKE_FORMATION.items():  # both ways, every permission of every row
+        for permission, name in row.items():
+            assert _from_lf([name], kind) == {permission}
+    grantee = Grantee(PRINCIPAL, "svc_sales")
+    assert lf_entries(Grant(0, grantee, frozenset({P.CREATE_TABLE}), catalog=True)) == [({"Catalog": {}}, ["CREATE_DATABASE"])]
+    for data in ({P.SELECT}, {P.DESCRIBE}, {P.CREATE_TABLE, P.ALTER}):
+        with pytest.raises(BadRequest, match="takes only CREATE_DATABASE"):
+            lf_entries(Grant(0, grantee, frozenset(data), catalog=True))
+    entries = lf_entries(Grant(0, grantee, frozenset({P.CREATE_TABLE, P.SELECT}), namespace=NamespaceRef(("sales",))))
+    assert entries == [({"Database": {"Name": "sales"}}, ["CREATE_TABLE"]),
+                       ({"Table": {"DatabaseName": "sales", "TableWildcard": {}}}, ["SELECT"])]
+
+
+def test_all_on_the_lake_formation_catalog_reads_no_table(glue_server, tmp_path_factory):
+    """`ALL` on Lake Formation's Catalog, granted in Lake Formation itself, lets a principal create namespaces
+    (CREATE_DATABASE) and nothing more: it cannot load another's table, nor create tables in its namespace."""
+    admin = glue_server.client()
+    secret = admin.request("POST", "/management/v1/principals", json={"name": "lf_catalog_all"})["client_secret"]
+    rest = admin.rest_catalog("lf_all_admin")
+    ns = f"lfall_{tmp_path_factory.mktemp('x').name[-6:].lower().replace('-', '_')}"
+    rest.create_namespace(ns)
+    import pyarrow as pa
+    schema = pa.schema([("id", pa.int64()), ("secret", pa.string())])
+    rest.create_table((ns, "t"), schema=schema).append(pa.table({"id": [1], "secret": ["x"]}, schema=schema))
+    lf = boto_client("lakeformation", glue_server.moto)
+    lf.grant_permissions(Principal={"DataLakePrincipalIdentifier": arn("user", "lf_catalog_all")},
+                         Resource={"Catalog": {}}, Permissions=["ALL"])
+    time.sleep(6)  # the test servers reread Lake Formation every 5 s
+    mine = glue_server.client("lf_catalog_all", secret)
+    grants = mine.request("GET", "/management/v1/grants", params={"principal": "lf_catalog_all"})
+    assert [sorted(g["permissions"]) for g in grants] == [["CREATE_TABLE"]], grants
+    http = mine.rest_catalog("lf_all_mine")
+    from pyiceberg.exceptions import ForbiddenError, NoSuchNamespaceError, NoSuchTableError
+    with pytest.raises(NoSuchTableError):
+        http.load_table((ns, "t"))
+    with pytest.raises((ForbiddenError, NoSuchNamespaceError)):
+        http.create_table((ns, "mine"), schema=schema)
+    http.create_namespace(f"{ns}_own")  # what CREATE_DATABASE is for
+    assert f"{ns}_own" in [n[0] for n in http.list_namespaces()]

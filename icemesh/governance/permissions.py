@@ -24,6 +24,16 @@ TABLE_PERMISSIONS = frozenset({Permission.DESCRIBE, Permission.SELECT, Permissio
 NAMESPACE_PERMISSIONS = frozenset({Permission.CREATE_TABLE, Permission.DESCRIBE, Permission.ALTER, Permission.DROP})
 ALL_PERMISSIONS = frozenset(Permission)
 
+# What each Lake Formation resource can hold, as icemesh permission -> Lake Formation's name; read both ways
+# (a Lake Formation `ALL` means every permission of its row, nothing more). Lake Formation's `Catalog` takes
+# only CREATE_DATABASE, so a catalog grant is icemesh's CREATE_TABLE on the catalog (create top-level
+# namespaces) and nothing else: catalog-wide data permissions cannot be stored there (grant by tags instead).
+LAKE_FORMATION: dict[str, dict[Permission, str]] = {
+    "Catalog": {Permission.CREATE_TABLE: "CREATE_DATABASE"},
+    "Database": {p: p.value for p in NAMESPACE_PERMISSIONS},
+    "Table": {p: p.value for p in TABLE_PERMISSIONS},
+}
+
 
 def parse_permissions(text: str | list[str]) -> frozenset[Permission]:
     """`"SELECT,DESCRIBE"` or a list of names -> a set; an unknown name is an error that lists the valid ones."""

@@ -8,8 +8,9 @@ Principals and roles become IAM ARNs, reversibly: principal `P` is
 (names may use letters, digits and `_+=,.@-`). Grants to other identities are not icemesh's: they are
 neither shown nor touched.
 
-Grants map to Lake Formation resources (permissions keep their names; CREATE_TABLE on the catalog is
-CREATE_DATABASE):
+Grants map to Lake Formation resources by the table in icemesh.governance.permissions (LAKE_FORMATION):
+permissions keep their names; `Catalog` holds only CREATE_DATABASE, icemesh's CREATE_TABLE on the catalog
+(a catalog grant of anything else is refused; a Lake Formation `ALL` on it is CREATE_DATABASE and no more):
 - catalog: `Catalog`;
 - namespace: `Database` for CREATE_TABLE/DESCRIBE/ALTER/DROP, plus `Table` with `TableWildcard` for the
   table permissions (an icemesh namespace grant covers its tables);
@@ -34,7 +35,7 @@ from typing import Any, Iterable
 from icemesh.backends.aws.settings import AwsError, AwsSettings, describe, error_code
 from icemesh.backends.aws.glue import GlueCatalog, current_columns, database_name, is_iceberg
 from icemesh.errors import AlreadyExists, BadRequest
-from icemesh.governance.permissions import NAMESPACE_PERMISSIONS, TABLE_PERMISSIONS, Permission
+from icemesh.governance.permissions import LAKE_FORMATION, NAMESPACE_PERMISSIONS, TABLE_PERMISSIONS, Permission
 from icemesh.governance.policy import PRINCIPAL, ROLE, Grant, Grantee, Policy
 from icemesh.governance.resources import NamespaceRef, TableRef
 from icemesh.governance.tags import TagExpression, TagKey
@@ -81,23 +82,22 @@ def grant_id(grant: Grant) -> int:
     return int(hashlib.sha256(json.dumps(target, sort_keys=True).encode()).hexdigest()[:10], 16)
 
 
-def _to_lf(permissions: Iterable[Permission], catalog: bool = False) -> list[str]:
-    return sorted("CREATE_DATABASE" if catalog and p is Permission.CREATE_TABLE else p.value for p in permissions)
+def _to_lf(permissions: Iterable[Permission], kind: str = "Table") -> list[str]:
+    names = LAKE_FORMATION[kind]
+    return sorted(names[p] for p in permissions)
 
 
-def _from_lf(names: Iterable[str], applicable: frozenset[Permission]) -> frozenset[Permission]:
+def _from_lf(names: Iterable[str], kind: str) -> frozenset[Permission]:
+    """Lake Formation's permission names on a resource of `kind` as icemesh permissions (one row of the table)."""
+    row = LAKE_FORMATION[kind]
+    by_name = {name: p for p, name in row.items()}
     found = set()
     for name in names:
         if name == "ALL":
-            found |= applicable
-        elif name == "CREATE_DATABASE":
-            found.add(Permission.CREATE_TABLE)
-        elif name in Permission.__members__ and Permission(name) in applicable:
-            found.add(Permission(name))
+            found |= set(row)
+        elif name in by_name:
+            found.add(by_name[name])
     return frozenset(found)
-
-
-CATALOG_PERMISSIONS = frozenset(Permission) - {Permission.ADMIN}
 
 
 def lf_entries(grant: Grant) -> list[tuple[dict, list[str]]]:
@@ -107,7 +107,11 @@ def lf_entries(grant: Grant) -> list[tuple[dict, list[str]]]:
         raise BadRequest("ADMIN is icemesh's own right and is not stored in Lake Formation")
     pairs: list[tuple[dict, frozenset[Permission]]]
     if grant.catalog:
-        return [({"Catalog": {}}, _to_lf(perms, catalog=True))]
+        extra = sorted(p.value for p in perms - set(LAKE_FORMATION["Catalog"]))
+        if extra:
+            raise BadRequest(f"Lake Formation's catalog takes only CREATE_DATABASE (icemesh's catalog CREATE_TABLE), "
+                             f"not {', '.join(extra)}: grant those by tags (--tags k=v) or per namespace")
+        return [({"Catalog": {}}, _to_lf(perms, "Catalog"))]
     if grant.namespace is not None:
         db = database_name(grant.namespace)
         pairs = [({"Database": {"Name": db}}, perms & NAMESPACE_PERMISSIONS),
@@ -123,32 +127,36 @@ def lf_entries(grant: Grant) -> list[tuple[dict, list[str]]]:
         expression = [{"TagKey": k, "TagValues": sorted(v)} for k, v in grant.expression.clauses]
         pairs = [({"LFTagPolicy": {"ResourceType": "DATABASE", "Expression": expression}}, perms & NAMESPACE_PERMISSIONS),
                  ({"LFTagPolicy": {"ResourceType": "TABLE", "Expression": expression}}, perms & TABLE_PERMISSIONS)]
-    return [(resource, _to_lf(p)) for resource, p in pairs if p]
+    return [(resource, _to_lf(p, "Database" if "Database" in resource or _database_tags(resource) else "Table"))
+            for resource, p in pairs if p]
+
+
+def _database_tags(resource: dict) -> bool:
+    return resource.get("LFTagPolicy", {}).get("ResourceType") == "DATABASE"
 
 
 def _target(resource: dict) -> tuple[dict, frozenset[Permission]] | None:
     """An LF resource as Grant target fields and the icemesh permissions that apply to it; None: not ours."""
     if "Catalog" in resource:
-        return {"catalog": True}, CATALOG_PERMISSIONS
+        return {"catalog": True}, "Catalog"
     if "Database" in resource:
-        return {"namespace": NamespaceRef((resource["Database"]["Name"],))}, NAMESPACE_PERMISSIONS
+        return {"namespace": NamespaceRef((resource["Database"]["Name"],))}, "Database"
     if "Table" in resource:
         table = resource["Table"]
         ns = NamespaceRef((table["DatabaseName"],))
         if "TableWildcard" in table:
-            return {"namespace": ns}, TABLE_PERMISSIONS
-        return {"table": TableRef(ns, table["Name"])}, TABLE_PERMISSIONS
+            return {"namespace": ns}, "Table"
+        return {"table": TableRef(ns, table["Name"])}, "Table"
     if "TableWithColumns" in resource:
         table = resource["TableWithColumns"]
         if not table.get("ColumnNames"):
             return None  # column wildcards (all but some) have no icemesh equivalent
         return ({"table": TableRef(NamespaceRef((table["DatabaseName"],)), table["Name"]),
-                 "columns": frozenset(table["ColumnNames"])}, TABLE_PERMISSIONS)
+                 "columns": frozenset(table["ColumnNames"])}, "Table")
     if "LFTagPolicy" in resource:
         policy = resource["LFTagPolicy"]
         expression = TagExpression.from_dict({e["TagKey"]: e["TagValues"] for e in policy.get("Expression", [])})
-        applicable = NAMESPACE_PERMISSIONS if policy.get("ResourceType") == "DATABASE" else TABLE_PERMISSIONS
-        return {"expression": expression}, applicable
+        return {"expression": expression}, "Database" if policy.get("ResourceType") == "DATABASE" else "Table"
     return None
 
 
@@ -347,12 +355,12 @@ class LakeFormation:
                 target = _target(entry.get("Resource", {}))
                 if grantee is None or target is None:
                     continue
-                fields, applicable = target
-                permissions = _from_lf(entry.get("Permissions", []), applicable)
+                fields, kind = target
+                permissions = _from_lf(entry.get("Permissions", []), kind)
                 grant = Grant(0, grantee, frozenset(), **fields)
                 gid = grant_id(grant)
                 facets = found.setdefault(gid, (replace(grant, id=gid), {}))[1]
-                facets[applicable] = facets.get(applicable, frozenset()) | permissions
+                facets[kind] = facets.get(kind, frozenset()) | permissions
             token = page.get("NextToken")
             if not token:
                 break
@@ -361,7 +369,7 @@ class LakeFormation:
             held = frozenset().union(*facets.values())
             if grant.namespace is not None or grant.expression is not None:
                 held = frozenset(p for p in held if all(p in facets.get(kind, frozenset())
-                                                        for kind in (NAMESPACE_PERMISSIONS, TABLE_PERMISSIONS) if p in kind))
+                                                        for kind in ("Database", "Table") if p in LAKE_FORMATION[kind]))
             if held:
                 grants.append(replace(grant, permissions=held))
         return sorted(grants, key=lambda g: (str(g.grantee), g.target(), g.id))
