@@ -41,6 +41,8 @@ bench: $(STAMP)
 	@$(PY) benchmarks/query_engines.py
 	@$(PY) benchmarks/dbt_materialization.py
 	@$(PY) benchmarks/dbt_parse.py
+	@$(PY) benchmarks/commit_checks.py
+	@$(PY) benchmarks/lf_revocation.py
 
 # Long reliability runs (about 30-40 minutes on 2 cores): contention, kill -9 cycles, fuzzing, a 10-minute soak.
 bench-reliability: $(STAMP)

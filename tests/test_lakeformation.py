@@ -267,3 +267,45 @@ def test_all_on_the_lake_formation_catalog_reads_no_table(glue_server, tmp_path_
         http.create_table((ns, "mine"), schema=schema)
     http.create_namespace(f"{ns}_own")  # what CREATE_DATABASE is for
     assert f"{ns}_own" in [n[0] for n in http.list_namespaces()]
+
+
+def test_a_revoke_that_fails_half_way_leaves_the_grant_whole(policy_moto, monkeypatch):
+    """A namespace grant is two Lake Formation entries (the database, its tables): when revoking the second
+    keeps failing, the first is granted back and the error says to run the revoke again."""
+    from icemesh.backends.aws.lakeformation import LakeFormation
+    from icemesh.backends.aws.settings import AwsError, AwsSettings
+    from icemesh.governance.permissions import Permission
+    from icemesh.governance.policy import Grant
+    from icemesh.governance.resources import NamespaceRef
+
+    for key, value in FAKE_AWS_ENV.items():
+        monkeypatch.setenv(key, value)
+    lf = LakeFormation(AwsSettings(REGION, policy_moto))
+    boto_client("glue", policy_moto).create_database(DatabaseInput={"Name": "halfway"})
+    grant = Grant(0, Grantee(PRINCIPAL, "svc_halfway"), frozenset({Permission.DESCRIBE, Permission.SELECT}),
+                  namespace=NamespaceRef(("halfway",)))
+    lf.add_grant(grant)
+
+    def held() -> list:
+        return sorted(sorted(g.permissions) for g in lf.grants() if g.grantee == grant.grantee)
+
+    assert held() == [[Permission.DESCRIBE, Permission.SELECT]]
+    real, calls = lf._call, []
+
+    def flaky(operation, client=None, **params):
+        if operation == "revoke_permissions" and "Table" in params["Resource"]:
+            calls.append(operation)
+            raise AwsError("Lake Formation revoke_permissions failed: InternalServiceException (injected)")
+        return real(operation, client, **params)
+
+    monkeypatch.setattr(lf, "_call", flaky)
+    with pytest.raises(AwsError, match="nothing of it was revoked: run the revoke again"):
+        lf.revoke(grant)
+    assert len(calls) == 3  # retried before giving up
+    monkeypatch.setattr(lf, "_call", real)
+    raw = boto_client("lakeformation", policy_moto).list_permissions()["PrincipalResourcePermissions"]
+    mine = [e for e in raw if e["Principal"]["DataLakePrincipalIdentifier"].endswith("/svc_halfway")]
+    assert {next(iter(e["Resource"])) for e in mine} == {"Database", "Table"}  # both halves in place
+    assert held() == [[Permission.DESCRIBE, Permission.SELECT]]
+    lf.revoke(grant)
+    assert held() == []

@@ -6,7 +6,7 @@ tokens, the audit log and the ADMIN grant (icemesh's own right to manage all thi
 SQL database, like in the SQL backend.
 
 The policy snapshot is reloaded when this server changes anything, and at least every `refresh_s`
-seconds (ICEMESH_LAKEFORMATION_REFRESH_SECONDS, default 30) to pick up changes made in Lake Formation
+seconds (ICEMESH_LAKEFORMATION_REFRESH_SECONDS, default 4, so a revocation made there holds within 5 s) to pick up changes made in Lake Formation
 by others.
 """
 
@@ -332,7 +332,7 @@ def open_glue(aws, db_url: str) -> Backend:
     glue.ledger.adopt({k: v for k, v in glue.owner_labels().items() if v})  # once: owners kept before the ledger
     pointers = GlueCatalogStore(glue, SqlPointerStore(database), database)
     lakeformation = LakeFormation(aws, glue)
-    version = _LakeFormationVersion(database, float(os.environ.get("ICEMESH_LAKEFORMATION_REFRESH_SECONDS", "30")))
+    version = _LakeFormationVersion(database, float(os.environ.get("ICEMESH_LAKEFORMATION_REFRESH_SECONDS", "4")))
     audit = SqlAudit(database)
 
     def close() -> None:

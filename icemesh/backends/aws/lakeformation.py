@@ -28,7 +28,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import re
+import time
 from dataclasses import dataclass, replace
 from typing import Any, Iterable
 
@@ -39,6 +41,8 @@ from icemesh.governance.permissions import LAKE_FORMATION, NAMESPACE_PERMISSIONS
 from icemesh.governance.policy import PRINCIPAL, ROLE, Grant, Grantee, Policy
 from icemesh.governance.resources import NamespaceRef, TableRef
 from icemesh.governance.tags import TagExpression, TagKey
+
+log = logging.getLogger("icemesh.lakeformation")
 
 PRINCIPAL_PATH = "user/icemesh/"
 ROLE_PATH = "role/icemesh/"
@@ -381,14 +385,36 @@ class LakeFormation:
         return grant_id(grant)
 
     def revoke(self, grant: Grant, permissions: frozenset[Permission] | None = None) -> None:
-        """Take `permissions` (default: all of the grant's) away from the grant's grantee on its target."""
+        """Take `permissions` (default: all of the grant's) away from the grant's grantee on its target.
+
+        A grant can be several Lake Formation entries (a namespace's database and its tables): each call is
+        retried, and when one still fails the entries already revoked are granted back, so the grant is never
+        left half in place (AWS engines would read the half that stayed)."""
         principal = {"DataLakePrincipalIdentifier": self.mapping.identifier(grant.grantee)}
+        revoked: list[tuple[dict, list[str]]] = []
         for resource, names in lf_entries(replace(grant, permissions=permissions or grant.permissions)):
             try:
-                self._call("revoke_permissions", Principal=principal, Resource=resource, Permissions=names)
+                self._retried("revoke_permissions", Principal=principal, Resource=resource, Permissions=names)
             except AwsError as exc:
-                if "not found" not in str(exc).lower() and "InvalidInput" not in str(exc):
-                    raise  # revoking what is not granted is already done
+                if "not found" in str(exc).lower() or "InvalidInput" in str(exc):
+                    continue  # revoking what is not granted is already done
+                for done, done_names in reversed(revoked):
+                    try:
+                        self._retried("grant_permissions", Principal=principal, Resource=done, Permissions=done_names)
+                    except AwsError:
+                        log.exception("could not grant back %s after a failed revoke of %s", done, grant)
+                raise AwsError(f"Revoking {grant} failed ({exc}); nothing of it was revoked: run the revoke again") from None
+            revoked.append((resource, names))
+
+    def _retried(self, operation: str, attempts: int = 3, **params: Any) -> dict:
+        for attempt in range(attempts):
+            try:
+                return self._call(operation, **params)
+            except AwsError as exc:
+                if attempt == attempts - 1 or "not found" in str(exc).lower() or "InvalidInput" in str(exc):
+                    raise
+                time.sleep(0.2 * 2 ** attempt)
+        raise AssertionError("unreachable")
 
     def revoke_grantee(self, grantee: Grantee) -> None:
         for grant in self.grants():
