@@ -256,7 +256,7 @@ class GlueCatalogStore:
     def _recorded_owner(self, database: str, table: str = "") -> str | None:
         """The owner to label a resource with: the ledger's record (a Glue parameter may have been changed)."""
         ledger = self.glue.ledger
-        return ledger.all().get((database, table)) if ledger is not None else None
+        return ledger.get(database, table) if ledger is not None else None
 
     def update_namespace_properties(self, warehouse: str, ns: Namespace, removals: Iterable[str],
                                     updates: dict[str, str]) -> tuple[list[str], list[str], list[str]]:

@@ -29,6 +29,11 @@ class OwnerLedger:
         with self.db.connect() as conn:
             return {(r.namespace, r.name): r.owner for r in conn.execute(select(owners_t)).all()}
 
+    def get(self, database: str, table: str = "") -> str | None:
+        with self.db.connect() as conn:
+            return conn.execute(select(owners_t.c.owner).where(owners_t.c.namespace == database,
+                                                               owners_t.c.name == table)).scalar()
+
     def set(self, database: str, table: str, owner: str) -> None:
         with self.db.write() as conn, conn.begin():
             conn.execute(delete(owners_t).where(owners_t.c.namespace == database, owners_t.c.name == table))
