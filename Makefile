@@ -30,7 +30,7 @@ demo: $(STAMP)
 test: $(STAMP)
 	@$(VENV)/bin/pytest -q -ra -n 2 --dist loadfile --durations=15
 
-# The fast tier: the catalog's app in process, the pure governance model, compat checks (about 2 minutes).
+# The fast tier: the catalog's app in process, the pure governance model, compat checks (about a minute).
 test-quick: $(STAMP)
 	@$(VENV)/bin/pytest -q -ra -m inprocess
 
