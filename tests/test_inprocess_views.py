@@ -158,7 +158,7 @@ def test_a_view_cannot_be_placed_among_a_tables_files_or_named_unsafely(world):
     catalog, admin, who = world
     table = catalog.http.get(catalog.rest("/namespaces/shop/tables/orders"), headers=admin).json()
     inside = table["metadata"]["location"] + "/metadata"
-    assert "overlaps a table's files" in message(create(catalog, who["producer"], "squatter", location=inside), 403)
+    assert "overlaps a table's or another view's files" in message(create(catalog, who["producer"], "squatter", location=inside), 403)
     assert "outside the warehouse" in message(create(catalog, who["producer"], "away", location="file:///tmp/away"), 400)
     assert create(catalog, who["producer"], "bad name").status_code == 400
     bad_column = {"name": "cols", "view-version": version("SELECT 1"), "schema": {
@@ -166,3 +166,9 @@ def test_a_view_cannot_be_placed_among_a_tables_files_or_named_unsafely(world):
     assert "Invalid column name" in message(
         catalog.http.post(catalog.rest("/namespaces/shop/views"), json=bad_column, headers=who["producer"]), 400)
     assert not {"squatter", "away", "cols"} & set(names(catalog, admin))
+    # Nor can a table (and a later purge) take a view's folder, or a view another view's.
+    view = create(catalog, who["producer"], "located").json()["metadata"]["location"]
+    squat = catalog.http.post(catalog.rest("/namespaces/shop/tables"), headers=who["producer"],
+                              json={"name": "squat", "schema": SCHEMA, "location": view})
+    assert "overlaps a view's location" in message(squat, 400)
+    assert "another view's files" in message(create(catalog, who["producer"], "twin", location=view + "/sub"), 403)

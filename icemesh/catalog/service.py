@@ -498,6 +498,10 @@ class CatalogService:
         table dropped without purge: its files are still there and belong to no one."""
         if any((w, t) != (wh.name, ident) for w, t, _l in self.pointers.tables_overlapping(location)):
             raise refuse_overlap(location)
+        views = self.backend.views
+        if views is not None and views.locations_overlapping(location):
+            raise LocationInUse(f"Table location {location} overlaps a view's location (its metadata files live "
+                                "there); omit the location to get a fresh one")
         if self.pointers.retired_locations_overlapping(location) and \
                 self.auth.evaluator(wh.name).is_admin(ctx.principal.name) is None:
             raise LocationInUse(f"Table location {location} holds the files of a dropped table: only an admin may "

@@ -139,8 +139,10 @@ class ViewService:
         if not asked:
             return wh.default_table_location(ns, ident.name)
         location = wh.require_inside(asked.rstrip("/"), "view location")
-        if self.catalog.pointers.tables_overlapping(location) or self.catalog.pointers.table_location_in_use(wh.name, location):
-            raise Forbidden(f"View location {asked!r} overlaps a table's files: omit it and the catalog chooses one")
+        if self.catalog.pointers.tables_overlapping(location) or self.catalog.pointers.table_location_in_use(wh.name, location) \
+                or self.store.locations_overlapping(location):
+            raise Forbidden(f"View location {asked!r} overlaps a table's or another view's files: omit it and the "
+                            "catalog chooses one")
         return location
 
     def _read(self, ctx: RequestContext, wh: Warehouse, ident: TableIdent):

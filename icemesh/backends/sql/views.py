@@ -13,6 +13,7 @@ from icemesh.backends.sql.schema import bump_policy_version, namespaces_t, table
 from icemesh.catalog.ports import ViewRecord
 from icemesh.errors import AlreadyExists, CommitFailed, NoSuchNamespace, NoSuchView
 from icemesh.names import Namespace, TableIdent
+from icemesh.tables.locations import overlaps
 
 
 class SqlViewStore:
@@ -43,6 +44,11 @@ class SqlViewStore:
             (c.namespace == ns.key) | (c.namespace.startswith(ns.key + "\x1f", autoescape=True)))
         with self.db.connect() as conn:
             return [TableIdent(Namespace.from_key(r.namespace), r.name) for r in conn.execute(stmt)]
+
+    def locations_overlapping(self, location: str) -> list[str]:
+        """Locations of views that contain `location` or lie under it (a view's metadata files live there)."""
+        with self.db.connect() as conn:
+            return [r.location for r in conn.execute(select(views_t.c.location)).all() if overlaps(r.location, location)]
 
     def _name_free(self, conn, warehouse: str, ident: TableIdent) -> None:
         if conn.execute(select(namespaces_t.c.name).where(namespaces_t.c.warehouse == warehouse,
