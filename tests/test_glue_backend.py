@@ -233,3 +233,16 @@ def test_an_owner_parameter_changed_outside_icemesh_gives_no_rights(glue_server,
     # The next commit through icemesh puts the true owner back on the label.
     rest.load_table((glue_ns, "payroll")).append(pa.Table.from_pylist(ROWS, schema=SCHEMA))
     assert glue.get_table(DatabaseName=glue_ns, Name="payroll")["Table"]["Parameters"]["icemesh.owner"] == "admin"
+
+
+def test_views_are_not_offered_on_glue(glue_server, http, glue_ns):
+    """The Glue backend keeps no views: /v1/config does not list them, and their routes say so in one line."""
+    config = httpx.get(f"{glue_server.uri}/v1/config", headers=http.headers).json()
+    assert not [e for e in config["endpoints"] if "/views" in e]
+    body = {"name": "v", "schema": {"type": "struct", "schema-id": 0, "fields": [
+        {"id": 1, "name": "id", "type": "long", "required": False}]}, "view-version": {
+        "version-id": 1, "schema-id": 0, "timestamp-ms": 1, "summary": {}, "default-namespace": [glue_ns],
+        "representations": [{"type": "sql", "sql": "select 1", "dialect": "spark"}]}}
+    for response in (http.post(f"/namespaces/{glue_ns}/views", json=body), http.get(f"/namespaces/{glue_ns}/views")):
+        assert response.status_code == 406, response.text
+        assert "keeps no views" in response.json()["error"]["message"]
