@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import os
 
-from sqlalchemy import create_engine, event
+from sqlalchemy import create_engine, event, select
 from sqlalchemy.engine import Connection, Engine
 
 from icemesh.errors import InvalidConfiguration
+from icemesh.names import Namespace, TableIdent
 
 
 def _is_sqlite(url: str) -> bool:
@@ -96,3 +97,22 @@ def page_by_name(stmt, name, after: str | None, limit: int | None):
         stmt = stmt.where(name > after)
     stmt = stmt.order_by(name)
     return stmt.limit(limit) if limit is not None else stmt
+
+
+def idents_in(db: Database, table, warehouse: str, ns: Namespace, after: str | None,
+              limit: int | None) -> list[TableIdent]:
+    """One page of the names in namespace `ns` of a pointer table (tables or views) with `warehouse`,
+    `namespace` and `name` columns, as TableIdents."""
+    c = table.c
+    stmt = page_by_name(select(c.name).where(c.warehouse == warehouse, c.namespace == ns.key), c.name, after, limit)
+    with db.connect() as conn:
+        return [TableIdent(ns, r.name) for r in conn.execute(stmt)]
+
+
+def idents_under(db: Database, table, warehouse: str, ns: Namespace) -> list[TableIdent]:
+    """Every name in `ns` and in the namespaces nested below it, of a pointer table (tables or views)."""
+    c = table.c
+    stmt = select(c.namespace, c.name).where(c.warehouse == warehouse).where(
+        (c.namespace == ns.key) | (c.namespace.startswith(ns.key + "\x1f", autoescape=True)))
+    with db.connect() as conn:
+        return [TableIdent(Namespace.from_key(r.namespace), r.name) for r in conn.execute(stmt)]

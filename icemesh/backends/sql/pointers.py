@@ -13,7 +13,7 @@ from typing import Any, Callable, Iterable
 from sqlalchemy import and_, bindparam, delete, insert, select, text, update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
-from icemesh.backends.sql.database import Database, page_by_name
+from icemesh.backends.sql.database import Database, idents_in, idents_under, page_by_name
 from icemesh.backends.sql.schema import (
     ACCESS_PROPERTY,
     RESTRICTED_ACCESS,
@@ -144,19 +144,11 @@ class SqlPointerStore:
         return None if row is None else TableRecord(row[0], row[1])
 
     def list_tables(self, warehouse: str, ns: Namespace, after: str | None, limit: int | None) -> list[TableIdent]:
-        c = tables_t.c
-        stmt = page_by_name(select(c.name).where(c.warehouse == warehouse, c.namespace == ns.key), c.name, after, limit)
-        with self.db.connect() as conn:
-            return [TableIdent(ns, r.name) for r in conn.execute(stmt)]
+        return idents_in(self.db, tables_t, warehouse, ns, after, limit)
 
     def tables_under(self, warehouse: str, ns: Namespace) -> list[TableIdent]:
         """Tables in `ns` and in every namespace nested below it."""
-        c = tables_t.c
-        prefix = ns.key + "\x1f"
-        stmt = select(c.namespace, c.name).where(c.warehouse == warehouse).where(
-            (c.namespace == ns.key) | (c.namespace.startswith(prefix, autoescape=True)))
-        with self.db.connect() as conn:
-            return [TableIdent(Namespace.from_key(r.namespace), r.name) for r in conn.execute(stmt)]
+        return idents_under(self.db, tables_t, warehouse, ns)
 
     def owners(self, warehouse: str) -> dict[NamespaceRef | TableRef, str]:
         """Who owns each namespace and table (creators, or owners set by policy files)."""

@@ -8,7 +8,7 @@ from typing import Any, Callable
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from icemesh.backends.sql.database import Database, page_by_name
+from icemesh.backends.sql.database import Database, idents_in, idents_under
 from icemesh.backends.sql.schema import bump_policy_version, namespaces_t, tables_t, views_t
 from icemesh.catalog.ports import ViewRecord
 from icemesh.errors import AlreadyExists, CommitFailed, NoSuchNamespace, NoSuchView
@@ -32,18 +32,11 @@ class SqlViewStore:
         return None if row is None else ViewRecord(row.metadata_location, row.location, row.owner)
 
     def list_views(self, warehouse: str, ns: Namespace, after: str | None, limit: int | None) -> list[TableIdent]:
-        c = views_t.c
-        stmt = page_by_name(select(c.name).where(c.warehouse == warehouse, c.namespace == ns.key), c.name, after, limit)
-        with self.db.connect() as conn:
-            return [TableIdent(ns, r.name) for r in conn.execute(stmt)]
+        return idents_in(self.db, views_t, warehouse, ns, after, limit)
 
     def views_under(self, warehouse: str, ns: Namespace) -> list[TableIdent]:
         """Views in `ns` and in every namespace nested below it."""
-        c = views_t.c
-        stmt = select(c.namespace, c.name).where(c.warehouse == warehouse).where(
-            (c.namespace == ns.key) | (c.namespace.startswith(ns.key + "\x1f", autoescape=True)))
-        with self.db.connect() as conn:
-            return [TableIdent(Namespace.from_key(r.namespace), r.name) for r in conn.execute(stmt)]
+        return idents_under(self.db, views_t, warehouse, ns)
 
     def locations_overlapping(self, location: str) -> list[str]:
         """Locations of views that contain `location` or lie under it (a view's metadata files live there)."""
