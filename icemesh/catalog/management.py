@@ -18,6 +18,7 @@ from icemesh.names import Namespace, TableIdent, is_safe_name, maybe_table_arg, 
 from icemesh.catalog.service import CatalogService
 from icemesh.errors import BadRequest, NotFound
 from icemesh.governance import declared_tags, policy_file
+from icemesh.governance.changes import plan_json
 from icemesh.governance.permissions import NAMESPACE_PERMISSIONS, TABLE_PERMISSIONS, Permission, parse_permissions
 from icemesh.governance.policy import PRINCIPAL, ROLE, Grant, Grantee
 from icemesh.governance.resources import NamespaceRef, TableRef, parse_namespace, parse_table
@@ -471,7 +472,7 @@ class ManagementService:
             self._changed()
         return {
             "applied": bool(changes) and not dry_run,
-            "changes": [{"op": c.op, "kind": c.kind, "name": c.name, "line": c.describe()} for c in changes],
+            "changes": plan_json(changes),
             "created_principals": [{"name": n, "client_id": n, "client_secret": s} for n, s in created.items()],
         }
 

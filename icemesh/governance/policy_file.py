@@ -26,6 +26,18 @@ from typing import Any
 
 import yaml
 
+from icemesh.governance.changes import (
+    Assignment,
+    AssignmentChange,
+    Change,
+    GrantAdded,
+    GrantRemoved,
+    NamespaceChange,
+    PrincipalChange,
+    ProjectBinding,
+    RoleChange,
+    TagKeyChange,
+)
 from icemesh.governance.permissions import Permission, parse_permissions
 from icemesh.governance.policy import PRINCIPAL, ROLE, Grant, Grantee
 from icemesh.governance.resources import NamespaceRef, TableRef, parse_namespace, parse_table
@@ -96,22 +108,6 @@ def _check_keys(item: dict, kind: str, line: int | None) -> None:
 _LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
 
 
-@dataclass(frozen=True)
-class Assignment:
-    namespace: NamespaceRef
-    table: str  # '' for a namespace
-    column: str  # '' unless a column
-    key: str
-    value: str
-
-    def resource(self) -> str:
-        if self.column:
-            return f"column {TableRef(self.namespace, self.table)}.{self.column}"
-        if self.table:
-            return f"table {TableRef(self.namespace, self.table)}"
-        return f"namespace {self.namespace}"
-
-
 @dataclass
 class PolicyDocument:
     sections: set[str] = field(default_factory=set)
@@ -138,18 +134,6 @@ class CurrentState:
     assignments: dict[tuple[NamespaceRef, str, str, str], str]
     grants: list[Grant]
     projects: dict[str, tuple[NamespaceRef, str]] = field(default_factory=dict)  # dbt project -> (ns, owner)
-
-
-@dataclass(frozen=True)
-class Change:
-    op: str  # add | remove | change
-    kind: str  # tag | role | principal | namespace | project | assignment | grant
-    name: str
-    detail: dict[str, Any] = field(default_factory=dict)
-
-    def describe(self) -> str:
-        sign = {"add": "+", "remove": "-", "change": "~"}[self.op]
-        return f"{sign} {self.kind} {self.name}"
 
 
 def parse(text: str) -> PolicyDocument:
@@ -403,50 +387,48 @@ def plan(current: CurrentState, doc: PolicyDocument) -> list[Change]:
     if "tags" in doc.sections:
         for key, values in doc.tags.items():
             if key not in current.tags:
-                changes.append(Change("add", "tag", key, {"values": list(values)}))
+                changes.append(TagKeyChange("add", key, tuple(values)))
             elif set(current.tags[key]) != set(values):  # value order carries no meaning (Lake Formation keeps none)
-                changes.append(Change("change", "tag", key, {"values": list(values)}))
+                changes.append(TagKeyChange("change", key, tuple(values)))
         used = {key for (_n, _t, _c, key) in (doc.assignments if "assignments" in doc.sections else current.assignments)}
         for key in current.tags:
             if key not in doc.tags:
                 if key in used:
                     raise PolicyError(None, f"tag {key} is still assigned but not declared under tags:")
-                changes.append(Change("remove", "tag", key))
+                changes.append(TagKeyChange("remove", key))
     if "roles" in doc.sections:
-        changes += [Change("add", "role", r) for r in sorted(doc.roles - current.roles)]
+        changes += [RoleChange("add", r) for r in sorted(doc.roles - current.roles)]
     if "principals" in doc.sections:
         for name, p_roles in doc.principals.items():
             if name not in current.principals:
-                changes.append(Change("add", "principal", name, {"roles": list(p_roles)}))
+                changes.append(PrincipalChange("add", name, tuple(p_roles)))
             elif tuple(sorted(current.principals[name])) != tuple(sorted(p_roles)):
-                changes.append(Change("change", "principal", name, {"roles": list(p_roles)}))
+                changes.append(PrincipalChange("change", name, tuple(p_roles)))
         for name in sorted(current.principals):
             if name not in doc.principals and name != PROTECTED_PRINCIPAL:
-                changes.append(Change("remove", "principal", name))
+                changes.append(PrincipalChange("remove", name))
     for ns, owner in doc.namespaces.items():
         if ns not in current.namespaces:
-            changes.append(Change("add", "namespace", str(ns), {"levels": list(ns.levels), "owner": owner}))
+            changes.append(NamespaceChange("add", ns, owner))
         elif owner and current.namespaces[ns] != owner:
-            changes.append(Change("change", "namespace", str(ns), {"levels": list(ns.levels), "owner": owner}))
+            changes.append(NamespaceChange("change", ns, owner))
     if "projects" in doc.sections:
         for name, (ns, owner) in sorted(bindings.items()):
             if current.projects.get(name) != (ns, owner):
                 op = "change" if name in current.projects else "add"
-                changes.append(Change(op, "project", name, {"levels": list(ns.levels), "owner": owner}))
+                changes.append(ProjectBinding(op, name, ns, owner))
     if "assignments" in doc.sections:
         for (ns, tbl, col, key), (value, _line) in doc.assignments.items():
             if current.assignments.get((ns, tbl, col, key)) != value:
                 op = "change" if (ns, tbl, col, key) in current.assignments else "add"
-                changes.append(Change(op, "assignment", f"{key}={value} on {Assignment(ns, tbl, col, key, value).resource()}",
-                                      {"namespace": list(ns.levels), "table": tbl, "column": col, "key": key, "value": value}))
+                changes.append(AssignmentChange(op, Assignment(ns, tbl, col, key, value)))
         # Only resources the file names are managed: tags set elsewhere (e.g. by dbt models) stay.
         managed = {(ns, tbl, col) for (ns, tbl, col, _key) in doc.assignments}
         for (ns, tbl, col, key), value in sorted(current.assignments.items(), key=lambda kv: str(kv[0])):
             if (ns, tbl, col) in managed and (ns, tbl, col, key) not in doc.assignments:
-                changes.append(Change("remove", "assignment", f"{key}={value} on {Assignment(ns, tbl, col, key, value).resource()}",
-                                      {"namespace": list(ns.levels), "table": tbl, "column": col, "key": key}))
+                changes.append(AssignmentChange("remove", Assignment(ns, tbl, col, key, value)))
     if "roles" in doc.sections:
-        changes += [Change("remove", "role", r) for r in sorted(current.roles - doc.roles)]
+        changes += [RoleChange("remove", r) for r in sorted(current.roles - doc.roles)]
     if "grants" in doc.sections:
         wanted = {_grant_key(g) for g, _line in doc.grants}
         have = {_grant_key(g): g for g in current.grants}
@@ -454,8 +436,8 @@ def plan(current: CurrentState, doc: PolicyDocument) -> list[Change]:
             protected = grant.catalog and grant.grantee == Grantee(PRINCIPAL, PROTECTED_PRINCIPAL) and \
                 Permission.ADMIN in grant.permissions
             if key not in wanted and not protected:
-                changes.append(Change("remove", "grant", str(grant).split(": ", 1)[1], {"id": grant.id}))
+                changes.append(GrantRemoved(grant))
         for grant, _line in doc.grants:
             if _grant_key(grant) not in have:
-                changes.append(Change("add", "grant", str(grant).split(": ", 1)[1], {"grant": grant}))
+                changes.append(GrantAdded(grant))
     return changes

@@ -17,6 +17,7 @@ from icemesh.backends.aws.lakeformation import LakeFormation, check_iam_name
 from icemesh.governance.views import LazyColumns, access_json, grant_json, namespace_tags_json, table_tags_json
 from icemesh.errors import BadRequest
 from icemesh.governance import policy_file
+from icemesh.governance.changes import plan_json
 from icemesh.governance.evaluator import Evaluator
 from icemesh.governance.permissions import Permission
 from icemesh.governance.policy import PRINCIPAL, ROLE, Grantee
@@ -47,7 +48,7 @@ class DirectLakeFormation:
         if changes and not dry_run:
             self.lf.apply(changes)
         return {"applied": bool(changes) and not dry_run,
-                "changes": [{"op": c.op, "kind": c.kind, "name": c.name, "line": c.describe()} for c in changes],
+                "changes": plan_json(changes),
                 "created_principals": []}
 
     def _current_state(self, doc: policy_file.PolicyDocument) -> policy_file.CurrentState:

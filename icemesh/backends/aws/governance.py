@@ -30,12 +30,12 @@ from icemesh.backends.sql.policy import SqlPolicy
 from icemesh.backends.sql.schema import bump_policy_version, schema
 from icemesh.catalog.ports import Backend
 from icemesh.errors import NotFound
+from icemesh.governance.changes import Change, GrantAdded, GrantRemoved, PrincipalChange, ProjectBinding, RoleChange
 from icemesh.governance.permissions import Permission
 from icemesh.governance.policy import PRINCIPAL, ROLE, Grant, Grantee, Policy
 from icemesh.governance.resources import NamespaceRef, TableRef
 from icemesh.governance.tags import TagKey
 
-_LOCAL_KINDS = {"principal", "role", "project"}  # kept in the catalog's database, not in Lake Formation
 
 # Bumped by every change this deployment makes in Lake Formation: the Lake Formation part of the policy
 # (the costly part to read) is reloaded only when it, or the time slot, moves.
@@ -284,23 +284,36 @@ class LakeFormationPolicy(SqlPolicy):
 
     # -- policy as code ----------------------------------------------------------------------------
 
-    def apply_changes(self, warehouse: str, changes: list, created_by: str) -> dict[str, str]:
+    def apply_changes(self, warehouse: str, changes: list[Change], created_by: str) -> dict[str, str]:
         """Identities (and ADMIN grants) locally in one transaction, then the rest in Lake Formation and Glue."""
         local_ids = {g.id for g in super().grants()}
         local, remote = [], []
         for ch in changes:
-            is_local = ch.kind in _LOCAL_KINDS or (ch.kind == "grant" and (
-                (ch.op == "add" and _is_local(ch.detail["grant"])) or (ch.op == "remove" and ch.detail["id"] in local_ids)))
+            match ch:
+                case PrincipalChange() | RoleChange() | ProjectBinding():
+                    is_local = True  # kept in the catalog's database, not in Lake Formation
+                case GrantAdded(grant=grant):
+                    is_local = _is_local(grant)
+                case GrantRemoved(grant_id=grant_id):
+                    is_local = grant_id in local_ids
+                case _:
+                    is_local = False
             (local if is_local else remote).append(ch)
         for ch in changes:
-            if ch.kind in {"principal", "role"} and ch.op != "remove":
-                check_iam_name(ch.name, f"{ch.kind} name")
-            if ch.kind == "grant" and ch.op == "add":
-                check_iam_name(ch.detail["grant"].grantee.name, f"{ch.detail['grant'].grantee.kind} name")
+            match ch:
+                case PrincipalChange(op="add" | "change", principal=name):
+                    check_iam_name(name, "principal name")
+                case RoleChange(op="add", role=name):
+                    check_iam_name(name, "role name")
+                case GrantAdded(grant=grant):
+                    check_iam_name(grant.grantee.name, f"{grant.grantee.kind} name")
         created = super().apply_changes(warehouse, local, created_by)
         for ch in local:
-            if ch.kind in {"principal", "role"} and ch.op == "remove":
-                self.lf.revoke_grantee(Grantee(PRINCIPAL if ch.kind == "principal" else ROLE, ch.name))
+            match ch:
+                case PrincipalChange(op="remove", principal=name):
+                    self.lf.revoke_grantee(Grantee(PRINCIPAL, name))
+                case RoleChange(op="remove", role=name):
+                    self.lf.revoke_grantee(Grantee(ROLE, name))
         try:
             self.lf.apply(remote)
         finally:

@@ -37,6 +37,14 @@ from typing import Any, Iterable
 from icemesh.backends.aws.settings import AwsError, AwsSettings, describe, error_code
 from icemesh.backends.aws.glue import GlueCatalog, current_columns, database_name, is_iceberg
 from icemesh.errors import AlreadyExists, BadRequest
+from icemesh.governance.changes import (
+    AssignmentChange,
+    Change,
+    GrantAdded,
+    GrantRemoved,
+    NamespaceChange,
+    TagKeyChange,
+)
 from icemesh.governance.permissions import LAKE_FORMATION, NAMESPACE_PERMISSIONS, TABLE_PERMISSIONS, Permission
 from icemesh.governance.policy import PRINCIPAL, ROLE, Grant, Grantee, Policy
 from icemesh.governance.resources import NamespaceRef, TableRef
@@ -436,7 +444,7 @@ class LakeFormation:
 
     # -- policy files ------------------------------------------------------------------------------
 
-    def apply(self, changes: list) -> None:
+    def apply(self, changes: list[Change]) -> None:
         """Apply the tag, namespace, assignment and grant changes of a policy plan, in plan order."""
         done = 0
         try:
@@ -448,36 +456,30 @@ class LakeFormation:
             raise AwsError(f"Applied {done} of {len(changes)} change(s); `{changes[done].describe()}` failed: {message}. "
                            "Fix the cause and apply again (applied changes are kept)") from None
 
-    def _apply_one(self, ch) -> None:
-        d = ch.detail
-        if ch.kind == "tag":
-            if ch.op == "add":
-                self._call("create_lf_tag", TagKey=ch.name, TagValues=list(d["values"]))
-            elif ch.op == "change":
-                self.update_tag_key(ch.name, list(d["values"]), assignments={})
-            else:
-                self._call("delete_lf_tag", TagKey=ch.name)
-        elif ch.kind == "namespace":
-            db = database_name(NamespaceRef(tuple(d["levels"])))
-            if ch.op == "add":
-                self.glue.create_database(db, {}, d.get("owner"))
-            else:
-                self.glue.set_database_owner(db, d.get("owner"))
-        elif ch.kind == "assignment":
-            ns = NamespaceRef(tuple(d["namespace"]))
-            if ch.op == "remove":
-                self.unassign(ns, d["table"], d["column"], d["key"])
-            else:
-                self.assign(ns, d["table"], d["column"], d["key"], d["value"])
-        elif ch.kind == "grant":
-            if ch.op == "add":
-                self.add_grant(d["grant"])
-            else:
-                grant = self.find_grant(d["id"])
+    def _apply_one(self, ch: Change) -> None:
+        match ch:
+            case TagKeyChange(op="add", key=key, values=values):
+                self._call("create_lf_tag", TagKey=key, TagValues=list(values))
+            case TagKeyChange(op="change", key=key, values=values):
+                self.update_tag_key(key, list(values), assignments={})
+            case TagKeyChange(op="remove", key=key):
+                self._call("delete_lf_tag", TagKey=key)
+            case NamespaceChange(op="add", namespace=ns, owner=owner):
+                self.glue.create_database(database_name(ns), {}, owner)
+            case NamespaceChange(namespace=ns, owner=owner):
+                self.glue.set_database_owner(database_name(ns), owner)
+            case AssignmentChange(op="remove", assignment=a):
+                self.unassign(a.namespace, a.table, a.column, a.key)
+            case AssignmentChange(assignment=a):
+                self.assign(a.namespace, a.table, a.column, a.key, a.value)
+            case GrantAdded(grant=grant):
+                self.add_grant(grant)
+            case GrantRemoved(grant_id=grant_id):
+                grant = self.find_grant(grant_id)
                 if grant is not None:
                     self.revoke(grant)
-        else:
-            raise BadRequest(f"{ch.kind} changes are not stored in Lake Formation")
+            case _:
+                raise BadRequest(f"{ch.kind} changes are not stored in Lake Formation")
 
     # -- reading it all ----------------------------------------------------------------------------
 

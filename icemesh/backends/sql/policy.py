@@ -32,6 +32,17 @@ from icemesh.backends.sql.schema import (
 )
 from icemesh.catalog.ports import PointerStore
 from icemesh.errors import AlreadyExists, BadRequest, Forbidden, NotFound
+from icemesh.governance.changes import (
+    AssignmentChange,
+    Change,
+    GrantAdded,
+    GrantRemoved,
+    NamespaceChange,
+    PrincipalChange,
+    ProjectBinding,
+    RoleChange,
+    TagKeyChange,
+)
 from icemesh.governance.permissions import Permission
 from icemesh.governance.policy import PRINCIPAL, ROLE, Grant, Grantee, Policy
 from icemesh.governance.resources import NamespaceRef, TableRef
@@ -351,7 +362,7 @@ class SqlPolicy:
             return _effective(conn.execute(select(tag_assignments_t).where(
                 tag_assignments_t.c.warehouse.in_(("", warehouse)))).all())
 
-    def apply_changes(self, warehouse: str, changes: list, created_by: str) -> dict[str, str]:
+    def apply_changes(self, warehouse: str, changes: list[Change], created_by: str) -> dict[str, str]:
         """Apply a policy plan in ONE transaction: every change lands or none does.
 
         Returns the secrets of principals it created (shown once to the caller).
@@ -360,63 +371,60 @@ class SqlPolicy:
         now = time.time()
         with self.db.write() as conn, conn.begin():
             for ch in changes:
-                d = ch.detail
-                if ch.kind == "tag":
-                    if ch.op == "add":
-                        conn.execute(insert(tag_keys_t).values(key=ch.name, allowed_values=json.dumps(d["values"])))
-                    elif ch.op == "change":
-                        conn.execute(update(tag_keys_t).where(tag_keys_t.c.key == ch.name)
-                                     .values(allowed_values=json.dumps(d["values"])))
-                    else:
-                        conn.execute(delete(tag_keys_t).where(tag_keys_t.c.key == ch.name))
-                elif ch.kind == "role":
-                    if ch.op == "add":
-                        conn.execute(insert(roles_t).values(name=ch.name, created_at=now))
-                    else:
-                        conn.execute(delete(roles_t).where(roles_t.c.name == ch.name))
-                        conn.execute(delete(grants_t).where(grants_t.c.grantee_kind == ROLE, grants_t.c.grantee == ch.name))
-                elif ch.kind == "principal":
-                    if ch.op == "add":
+                match ch:
+                    case TagKeyChange(op="add", key=key, values=values):
+                        conn.execute(insert(tag_keys_t).values(key=key, allowed_values=json.dumps(list(values))))
+                    case TagKeyChange(op="change", key=key, values=values):
+                        conn.execute(update(tag_keys_t).where(tag_keys_t.c.key == key)
+                                     .values(allowed_values=json.dumps(list(values))))
+                    case TagKeyChange(op="remove", key=key):
+                        conn.execute(delete(tag_keys_t).where(tag_keys_t.c.key == key))
+                    case RoleChange(op="add", role=role):
+                        conn.execute(insert(roles_t).values(name=role, created_at=now))
+                    case RoleChange(op="remove", role=role):
+                        conn.execute(delete(roles_t).where(roles_t.c.name == role))
+                        conn.execute(delete(grants_t).where(grants_t.c.grantee_kind == ROLE, grants_t.c.grantee == role))
+                    case PrincipalChange(op="add", principal=name, roles=roles):
                         secret = secrets.new_secret()
-                        conn.execute(insert(principals_t).values(name=ch.name, secret_hash=secrets.hash_secret(secret),
-                                                                 roles=json.dumps(sorted(d["roles"])), created_at=now,
+                        conn.execute(insert(principals_t).values(name=name, secret_hash=secrets.hash_secret(secret),
+                                                                 roles=json.dumps(sorted(roles)), created_at=now,
                                                                  created_by=created_by))
-                        created[ch.name] = secret
-                    elif ch.op == "change":
-                        conn.execute(update(principals_t).where(principals_t.c.name == ch.name)
-                                     .values(roles=json.dumps(sorted(d["roles"]))))
-                    else:
-                        conn.execute(delete(principals_t).where(principals_t.c.name == ch.name))
-                        conn.execute(delete(tokens_t).where(tokens_t.c.principal == ch.name))
-                        self.forget_principal(conn, ch.name)
-                        self.pointers.reassign_owner(conn, ch.name, ADMIN_PRINCIPAL)
-                elif ch.kind == "namespace":
-                    key = Namespace(tuple(d["levels"])).key
-                    if ch.op == "add":
-                        conn.execute(insert(namespaces_t).values(warehouse=warehouse, name=key,
-                                                                 parent=Namespace(tuple(d["levels"])).parent_key,
-                                                                 properties="{}", created_at=now, owner=d.get("owner")))
-                    else:
+                        created[name] = secret
+                    case PrincipalChange(op="change", principal=name, roles=roles):
+                        conn.execute(update(principals_t).where(principals_t.c.name == name)
+                                     .values(roles=json.dumps(sorted(roles))))
+                    case PrincipalChange(op="remove", principal=name):
+                        conn.execute(delete(principals_t).where(principals_t.c.name == name))
+                        conn.execute(delete(tokens_t).where(tokens_t.c.principal == name))
+                        self.forget_principal(conn, name)
+                        self.pointers.reassign_owner(conn, name, ADMIN_PRINCIPAL)
+                    case NamespaceChange(op="add", namespace=ns, owner=owner):
+                        key = Namespace(ns.levels)
+                        conn.execute(insert(namespaces_t).values(warehouse=warehouse, name=key.key, parent=key.parent_key,
+                                                                 properties="{}", created_at=now, owner=owner))
+                    case NamespaceChange(op="change", namespace=ns, owner=owner):
                         conn.execute(update(namespaces_t).where(namespaces_t.c.warehouse == warehouse,
-                                                                namespaces_t.c.name == key).values(owner=d.get("owner")))
-                elif ch.kind == "project":
-                    self.bind_project(conn, ch.name, NamespaceRef(tuple(d["levels"])), d["owner"], created_by)
-                elif ch.kind == "assignment":
-                    # Governance's tags: namespaces and tables in every warehouse, columns in this one (by field id).
-                    scope = warehouse if d["column"] else ""
-                    where = (tag_assignments_t.c.namespace == Namespace(tuple(d["namespace"])).key,
-                             tag_assignments_t.c.table_name == d["table"], tag_assignments_t.c.column_name == d["column"],
-                             tag_assignments_t.c.key == d["key"], tag_assignments_t.c.warehouse.in_(("", warehouse)))
-                    conn.execute(delete(tag_assignments_t).where(*where))
-                    if ch.op != "remove":
-                        conn.execute(insert(tag_assignments_t).values(
-                            warehouse=scope, namespace=Namespace(tuple(d["namespace"])).key, table_name=d["table"],
-                            column_name=d["column"], field_id=d.get("field_id"), key=d["key"], value=d["value"]))
-                elif ch.kind == "grant":
-                    if ch.op == "add":
-                        conn.execute(insert(grants_t).values(**_grant_row(d["grant"]), created_at=now, created_by=created_by))
-                    else:
-                        conn.execute(delete(grants_t).where(grants_t.c.id == d["id"]))
+                                                                namespaces_t.c.name == Namespace(ns.levels).key)
+                                     .values(owner=owner))
+                    case ProjectBinding(project=project, namespace=ns, owner=owner):
+                        self.bind_project(conn, project, ns, owner, created_by)
+                    case AssignmentChange(op=op, assignment=a):
+                        # Governance's tags: namespaces and tables in every warehouse, columns in this one (by field id).
+                        ns_key = Namespace(a.namespace.levels).key
+                        conn.execute(delete(tag_assignments_t).where(
+                            tag_assignments_t.c.namespace == ns_key, tag_assignments_t.c.table_name == a.table,
+                            tag_assignments_t.c.column_name == a.column, tag_assignments_t.c.key == a.key,
+                            tag_assignments_t.c.warehouse.in_(("", warehouse))))
+                        if op != "remove":
+                            conn.execute(insert(tag_assignments_t).values(
+                                warehouse=warehouse if a.column else "", namespace=ns_key, table_name=a.table,
+                                column_name=a.column, field_id=None, key=a.key, value=a.value))
+                    case GrantAdded(grant=grant):
+                        conn.execute(insert(grants_t).values(**_grant_row(grant), created_at=now, created_by=created_by))
+                    case GrantRemoved(grant_id=grant_id):
+                        conn.execute(delete(grants_t).where(grants_t.c.id == grant_id))
+                    case _:
+                        raise TypeError(f"no SQL for policy change {ch!r}")
             if changes:
                 bump_policy_version(conn)
         return created
