@@ -169,7 +169,9 @@ def test_grants_made_in_lake_formation_count_and_foreign_ones_are_left_alone(pol
     # The policy file's grants section is authoritative for icemesh identities only: it removes the
     # console grant to svc_marketing and keeps the grant to the foreign role.
     plan = icemesh("policy", "apply", str(POLICY), *direct(policy_moto))
-    assert [c["line"] for c in plan["changes"]] == ["- grant SELECT on table manufacturing.batches columns id to svc_marketing"]
+    # (Lake Formation's column SELECT reads as SELECT and DESCRIBE of those columns: it lets them be described.)
+    assert [c["line"] for c in plan["changes"]] == [
+        "- grant DESCRIBE,SELECT on table manufacturing.batches columns id to svc_marketing"]
     remaining = [p["Principal"]["DataLakePrincipalIdentifier"] for p in lf.list_permissions()["PrincipalResourcePermissions"]]
     assert foreign in remaining and arn(PRINCIPAL, "svc_marketing") not in remaining
 
@@ -220,9 +222,11 @@ def test_lake_formation_permissions_map_both_ways_as_lake_formation_means_them()
     its resource's row and nothing more; icemesh never writes a catalog grant Lake Formation would not take."""
     from icemesh.backends.aws.lakeformation import _from_lf, lf_entries
     from icemesh.errors import BadRequest
-    from icemesh.governance.permissions import LAKE_FORMATION, NAMESPACE_PERMISSIONS, TABLE_PERMISSIONS, Permission
+    from icemesh.backends.aws.lakeformation import as_lake_formation_means
+    from icemesh.governance.permissions import (LAKE_FORMATION, LAKE_FORMATION_IMPLIED, NAMESPACE_PERMISSIONS,
+                                                TABLE_PERMISSIONS, Permission)
     from icemesh.governance.policy import Grant
-    from icemesh.governance.resources import NamespaceRef
+    from icemesh.governance.resources import NamespaceRef, TableRef
 
     P = Permission
     assert _from_lf(["ALL"], "Catalog") == {P.CREATE_TABLE}
@@ -230,7 +234,7 @@ def test_lake_formation_permissions_map_both_ways_as_lake_formation_means_them()
     assert _from_lf(["ALL"], "Database") == NAMESPACE_PERMISSIONS and _from_lf(["ALL"], "Table") == TABLE_PERMISSIONS
     for kind, row in LAKE_FORMATION.items():  # both ways, every permission of every row
         for permission, name in row.items():
-            assert _from_lf([name], kind) == {permission}
+            assert _from_lf([name], kind) == {permission} | LAKE_FORMATION_IMPLIED.get(kind, set())
     grantee = Grantee(PRINCIPAL, "svc_sales")
     assert lf_entries(Grant(0, grantee, frozenset({P.CREATE_TABLE}), catalog=True)) == [({"Catalog": {}}, ["CREATE_DATABASE"])]
     for data in ({P.SELECT}, {P.DESCRIBE}, {P.CREATE_TABLE, P.ALTER}):
@@ -239,6 +243,18 @@ def test_lake_formation_permissions_map_both_ways_as_lake_formation_means_them()
     entries = lf_entries(Grant(0, grantee, frozenset({P.CREATE_TABLE, P.SELECT}), namespace=NamespaceRef(("sales",))))
     assert entries == [({"Database": {"Name": "sales"}}, ["CREATE_TABLE"]),
                        ({"Table": {"DatabaseName": "sales", "TableWildcard": {}}}, ["SELECT"])]
+    # Columns take SELECT only; DESCRIBE of them comes with it, anything else is refused (never written).
+    table, columns = TableRef(NamespaceRef(("sales",)), "customers"), frozenset({"id", "region"})
+    twc = {"TableWithColumns": {"DatabaseName": "sales", "Name": "customers", "ColumnNames": ["id", "region"]}}
+    for asked in ({P.SELECT}, {P.SELECT, P.DESCRIBE}):
+        grant = Grant(0, grantee, frozenset(asked), table=table, columns=columns)
+        assert lf_entries(grant) == [(twc, ["SELECT"])]
+        assert as_lake_formation_means(grant).permissions == {P.SELECT, P.DESCRIBE}
+    for asked in ({P.DESCRIBE}, {P.SELECT, P.INSERT}, {P.ALTER}):
+        with pytest.raises(BadRequest, match="columns SELECT only"):
+            lf_entries(Grant(0, grantee, frozenset(asked), table=table, columns=columns))
+    assert _from_lf(["SELECT"], "TableWithColumns") == {P.SELECT, P.DESCRIBE}
+    assert _from_lf(["INSERT"], "TableWithColumns") == set()  # not Lake Formation's either
 
 
 def test_all_on_the_lake_formation_catalog_reads_no_table(glue_server, tmp_path_factory):
@@ -309,3 +325,88 @@ def test_a_revoke_that_fails_half_way_leaves_the_grant_whole(policy_moto, monkey
     assert held() == [[Permission.DESCRIBE, Permission.SELECT]]
     lf.revoke(grant)
     assert held() == []
+
+
+def _cli_fails(*args: str, server) -> str:
+    """The CLI's one-line error (what `main` prints for an IcemeshError)."""
+    from click.testing import CliRunner
+
+    from icemesh.cli.main import cli
+    from icemesh.errors import IcemeshError
+
+    env = dict(FAKE_AWS_ENV, ICEMESH_CATALOG_URI=server.uri, ICEMESH_CLIENT_ID="admin",
+               ICEMESH_CLIENT_SECRET=server.admin_secret)
+    done = CliRunner().invoke(cli, list(args), env=env)
+    assert done.exit_code != 0 and isinstance(done.exception, IcemeshError), done.output
+    return done.exception.message
+
+
+def test_column_grants_are_what_lake_formation_holds(policy_server, policy_moto, tmp_path):
+    """A column grant lands as `TableWithColumns` + SELECT (all Lake Formation takes there) and reads back as
+    SELECT and DESCRIBE of those columns, through the server and directly, with no churn in the policy plan;
+    other permissions on columns are refused before anything is written."""
+    import pyarrow as pa
+
+    icemesh("policy", "apply", str(POLICY), server=policy_server)
+    rest = policy_server.client().rest_catalog()
+    if ("manufacturing", "lots") not in rest.list_tables("manufacturing"):
+        rest.create_table(("manufacturing", "lots"),
+                          schema=pa.schema([("id", pa.int64()), ("lot", pa.string()), ("cost", pa.float64())]))
+    lf = boto_client("lakeformation", policy_moto)
+    marketing = {"DataLakePrincipalIdentifier": arn(PRINCIPAL, "svc_marketing")}
+
+    def held() -> list:
+        return [(p["Resource"], p["Permissions"]) for p in lf.list_permissions()["PrincipalResourcePermissions"]
+                if p["Principal"] == marketing]
+
+    granted = icemesh("grant", "SELECT", "--to", "svc_marketing", "--table", "manufacturing.lots", "--columns", "id,lot",
+                      server=policy_server)
+    assert granted["permissions"] == ["DESCRIBE", "SELECT"] and granted["columns"] == ["id", "lot"]
+    twc = {"TableWithColumns": {"DatabaseName": "manufacturing", "Name": "lots", "ColumnNames": ["id", "lot"]}}
+    assert held() == [(twc, ["SELECT"])]
+    for extra, server in (([], policy_server), (direct(policy_moto), None)):
+        checked = icemesh("access", "check", "svc_marketing", "manufacturing.lots", *extra, server=server)
+        assert checked["decision"] == "ALLOW" and checked["visible_columns"] == ["id", "lot"], checked
+
+    for perms in ("DESCRIBE", "SELECT,DESCRIBE,INSERT"):  # (icemesh itself refuses INSERT on columns anywhere)
+        out = _cli_fails("grant", perms, "--to", "svc_marketing", "--table", "manufacturing.lots", "--columns", "cost",
+                         server=policy_server)
+        assert "SELECT" in out and "only" in out and len(out.strip().splitlines()) == 1, out
+    assert held() == [(twc, ["SELECT"])]  # nothing more was written
+
+    # A policy file's column grant of SELECT alone plans nothing after it lands: SELECT is what Lake Formation holds.
+    with_columns = tmp_path / "columns.yml"
+    with_columns.write_text(POLICY.read_text() + "  - to: svc_marketing\n    permissions: [SELECT]\n"
+                            "    table: manufacturing.lots\n    columns: [id, lot]\n")
+    assert icemesh("policy", "apply", str(with_columns), "--plan", server=policy_server)["changes"] == []
+    assert icemesh("policy", "apply", str(with_columns), "--plan", *direct(policy_moto))["changes"] == []
+    refused = tmp_path / "refused.yml"
+    refused.write_text(POLICY.read_text() + "  - to: svc_marketing\n    permissions: [DESCRIBE]\n"
+                       "    table: manufacturing.lots\n    columns: [id]\n")
+    out = _cli_fails("policy", "apply", str(refused), server=policy_server)
+    assert "only" in out and "line" in out, out
+    assert held() == [(twc, ["SELECT"])]
+    icemesh("policy", "apply", str(POLICY), server=policy_server)  # the file's world again: the column grant goes
+    assert held() == []
+
+
+def test_direct_tooling_never_takes_an_owner_from_a_glue_parameter(policy_server, policy_moto):
+    """Without the server there is no owner ledger: a Glue writer who sets `icemesh.owner` on a database gets
+    no owner rights from the direct tooling either, and the check says owners are the server's to count."""
+    icemesh("policy", "apply", str(POLICY), server=policy_server)
+    glue = boto_client("glue", policy_moto)
+    database = glue.get_database(Name="manufacturing")["Database"]
+    glue.update_database(Name="manufacturing", DatabaseInput={
+        "Name": "manufacturing", "Parameters": {**database.get("Parameters", {}), "icemesh.owner": "svc_marketing"}})
+    try:
+        checked = icemesh("access", "check", "svc_marketing", "manufacturing", "--action", "CREATE_TABLE",
+                          *direct(policy_moto))
+        assert checked["decision"] == "DENY" and any("owner rights" in n for n in checked["notes"]), checked
+        plan = icemesh("policy", "apply", str(POLICY), "--plan", *direct(policy_moto))
+        assert plan["changes"] == [] and any("owners are recorded by the catalog server" in n for n in plan["notes"])
+        by_server = icemesh("access", "check", "svc_marketing", "manufacturing", "--action", "CREATE_TABLE",
+                            server=policy_server)
+        assert by_server["decision"] == "DENY", by_server
+    finally:
+        glue.update_database(Name="manufacturing", DatabaseInput={"Name": "manufacturing",
+                                                                  "Parameters": database.get("Parameters", {})})

@@ -406,7 +406,10 @@ class ManagementService:
 
     def grant(self, ctx: RequestContext, spec: dict[str, Any]) -> dict[str, Any]:
         self._admin(ctx, "grants")
-        grant = self._build_grant(spec)
+        try:
+            grant = self.policy.canonical_grant(self._build_grant(spec))
+        except ValueError as exc:
+            raise BadRequest(str(exc)) from None
         grant_id = self.policy.add_grant(grant, created_by=ctx.principal.name)
         self._changed()
         return grant_json(Grant(grant_id, grant.grantee, grant.permissions, grant.catalog, grant.namespace, grant.table,
@@ -488,6 +491,7 @@ class ManagementService:
             assignments=self.policy.assignments(self._wh),
             grants=self.policy.grants(),
             projects=self.policy.project_bindings(),
+            canonical=self.policy.canonical_grant,
         )
 
     def table_columns(self, table: TableRef) -> list[str] | None:

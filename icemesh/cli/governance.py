@@ -314,6 +314,7 @@ def access_check(principal, resource, action, output, direct, client):
         lines.append(f"  visible columns: {', '.join(result['visible_columns']) or '(none)'}")
     if result.get("hidden_columns"):
         lines.append(f"  hidden columns:  {', '.join(result['hidden_columns'])}")
+    lines += [f"  note: {n}" for n in result.get("notes", [])]
     emit(result, output, text="\n".join(lines))
 
 

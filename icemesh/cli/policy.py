@@ -30,6 +30,7 @@ def apply(path, plan_only, output, direct, client):
     lines = [c["line"] for c in result["changes"]]
     verb = "would change" if plan_only else "applied"
     summary = f"{path}: {len(lines)} change(s) {verb}" if lines else f"{path}: no changes (the catalog already matches)"
+    lines += [f"  note: {n}" for n in result.get("notes", [])]
     for p in result["created_principals"]:
         lines.append(f"  created principal {p['name']}: client_secret {p['client_secret']}   (shown once: store it now)")
     emit(result, output, text="\n".join([summary, *lines]))

@@ -32,7 +32,12 @@ LAKE_FORMATION: dict[str, dict[Permission, str]] = {
     "Catalog": {Permission.CREATE_TABLE: "CREATE_DATABASE"},
     "Database": {p: p.value for p in NAMESPACE_PERMISSIONS},
     "Table": {p: p.value for p in TABLE_PERMISSIONS},
+    # Columns take SELECT only (Lake Formation uses TableWithColumns "only when granting a SELECT permission").
+    "TableWithColumns": {Permission.SELECT: "SELECT"},
 }
+# What a Lake Formation permission gives beyond its row's name: columns granted SELECT are described too (in
+# icemesh as in Lake Formation, any permission on a table lets its holder see it, here with those columns only).
+LAKE_FORMATION_IMPLIED: dict[str, frozenset[Permission]] = {"TableWithColumns": frozenset({Permission.DESCRIBE})}
 
 
 def parse_permissions(text: str | list[str]) -> frozenset[Permission]:

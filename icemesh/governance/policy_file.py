@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import difflib
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 import yaml
 
@@ -134,6 +134,8 @@ class CurrentState:
     assignments: dict[tuple[NamespaceRef, str, str, str], str]
     grants: list[Grant]
     projects: dict[str, tuple[NamespaceRef, str]] = field(default_factory=dict)  # dbt project -> (ns, owner)
+    # A grant as the store will hold it (Lake Formation: a column SELECT is described too); ValueError if it cannot.
+    canonical: Callable[[Grant], Grant] = field(default=lambda grant: grant)
 
 
 def parse(text: str) -> PolicyDocument:
@@ -430,14 +432,21 @@ def plan(current: CurrentState, doc: PolicyDocument) -> list[Change]:
     if "roles" in doc.sections:
         changes += [RoleChange("remove", r) for r in sorted(current.roles - doc.roles)]
     if "grants" in doc.sections:
-        wanted = {_grant_key(g) for g, _line in doc.grants}
+        held: list[Grant] = []
+        for index, (grant, line) in enumerate(doc.grants):
+            try:
+                held.append(current.canonical(grant))
+            except ValueError as exc:
+                lines = doc.grant_lines[index] if index < len(doc.grant_lines) else {}
+                raise PolicyError(lines.get("permissions", line), f"grant: {exc}") from None
+        wanted = {_grant_key(g) for g in held}
         have = {_grant_key(g): g for g in current.grants}
         for key, grant in have.items():  # removals first: they name grants by id
             protected = grant.catalog and grant.grantee == Grantee(PRINCIPAL, PROTECTED_PRINCIPAL) and \
                 Permission.ADMIN in grant.permissions
             if key not in wanted and not protected:
                 changes.append(GrantRemoved(grant))
-        for grant, _line in doc.grants:
+        for grant in held:
             if _grant_key(grant) not in have:
                 changes.append(GrantAdded(grant))
     return changes

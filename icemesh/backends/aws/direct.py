@@ -4,24 +4,39 @@ For teams that keep their tables in Glue and want only the policy file, the tag 
 checks. What a server would answer, this answers from Glue and Lake Formation, in the same shapes.
 Principals and roles are IAM identities here (see icemesh.backends.aws.lakeformation for the ARNs): a
 policy file's `principals` and `roles` sections only declare names; who belongs to a role is IAM's
-business, so an access check counts a principal's own grants and ownerships.
+business. Owners are the catalog server's (recorded in its database): the Glue parameter `icemesh.owner`,
+which any Glue writer can change, is never read here, so an access check counts a principal's own grants
+only and says so, and a policy file's namespace owners are set by applying it through the server.
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from icemesh.backends.aws.settings import AwsSettings
-from icemesh.backends.aws.glue import OWNER_PARAMETER
-from icemesh.backends.aws.lakeformation import LakeFormation, check_iam_name
+from icemesh.backends.aws.lakeformation import LakeFormation, as_lake_formation_means, check_iam_name
 from icemesh.governance.views import LazyColumns, access_json, grant_json, namespace_tags_json, table_tags_json
 from icemesh.errors import BadRequest
 from icemesh.governance import policy_file
-from icemesh.governance.changes import plan_json
+from icemesh.governance.changes import NamespaceChange, plan_json
 from icemesh.governance.evaluator import Evaluator
 from icemesh.governance.permissions import Permission
-from icemesh.governance.policy import PRINCIPAL, ROLE, Grantee
+from icemesh.governance.policy import PRINCIPAL, ROLE, Grant, Grantee
 from icemesh.governance.resources import NamespaceRef, TableRef, parse_namespace, parse_table
+
+
+OWNERS_NOTE = ("namespace owners are recorded by the catalog server, not in Glue: apply this file through the "
+               "server (without --lakeformation) to set them")
+ACCESS_NOTE = ("owner rights are not counted here (the catalog server records owners): run the check through the "
+               "server (without --lakeformation) to include them")
+
+
+def _as_lake_formation_means(grant: Grant) -> Grant:
+    try:
+        return as_lake_formation_means(grant)
+    except BadRequest as exc:
+        raise ValueError(exc.message) from None
 
 
 class DirectLakeFormation:
@@ -29,7 +44,7 @@ class DirectLakeFormation:
         self.lf = LakeFormation(aws)
 
     def evaluator(self) -> Evaluator:
-        return Evaluator(self.lf.policy(self.lf.glue.owners(), roles={}))
+        return Evaluator(self.lf.policy({}, roles={}))
 
     def table_columns(self, table: TableRef) -> list[str] | None:
         return self.lf.table_columns(table)
@@ -39,17 +54,19 @@ class DirectLakeFormation:
             doc = policy_file.parse(text)
             if "projects" in doc.sections:
                 raise BadRequest("Policy file: projects: bindings live in the catalog server's database; apply this "
-                                 "file through the server (icemesh policy apply without --direct)")
+                                 "file through the server (icemesh policy apply without --lakeformation)")
             changes = policy_file.plan(self._current_state(doc), doc)
         except policy_file.PolicyError as exc:
             raise BadRequest(f"Policy file: {exc}") from None
         for grant, _line in doc.grants:
             check_iam_name(grant.grantee.name, f"{grant.grantee.kind} name")
+        # New databases get no owner label: the server would ignore (and report) one it did not record.
+        changes = [replace(c, owner=None) if isinstance(c, NamespaceChange) else c for c in changes]
         if changes and not dry_run:
             self.lf.apply(changes)
-        return {"applied": bool(changes) and not dry_run,
-                "changes": plan_json(changes),
-                "created_principals": []}
+        notes = [OWNERS_NOTE] if any(doc.namespaces.values()) else []
+        return {"applied": bool(changes) and not dry_run, "changes": plan_json(changes), "created_principals": [],
+                "notes": notes}
 
     def _current_state(self, doc: policy_file.PolicyDocument) -> policy_file.CurrentState:
         """Lake Formation and Glue as they are; the identities the file declares or names count as existing."""
@@ -66,10 +83,12 @@ class DirectLakeFormation:
             tags={k: tuple(v.values) for k, v in self.lf.tag_keys().items()},
             roles=roles,
             principals=principals,
-            namespaces={NamespaceRef((d["Name"],)): d.get("Parameters", {}).get(OWNER_PARAMETER) for d in databases},
+            # Owners are not managed here (see OWNERS_NOTE): an existing namespace's owner counts as the file's.
+            namespaces={NamespaceRef((d["Name"],)): doc.namespaces.get(NamespaceRef((d["Name"],))) for d in databases},
             tables=LazyColumns(self),
             assignments=self.lf.assignments(),
             grants=self.lf.grants(),
+            canonical=_as_lake_formation_means,
         )
 
     def list_tags(self) -> list[dict[str, Any]]:
@@ -104,12 +123,12 @@ class DirectLakeFormation:
         table = _maybe_table(resource)
         columns = self.table_columns(table) if table else None
         if columns is not None:
-            return access_json(evaluator.decide_table(principal, permission, table, columns))
+            return {**access_json(evaluator.decide_table(principal, permission, table, columns)), "notes": [ACCESS_NOTE]}
         ns = _namespace(resource)
         if len(ns.levels) != 1 or self.lf.glue.database(ns.levels[0]) is None:
             raise BadRequest(f"No table or namespace named {resource}")
         tables = [TableRef(ns, t["Name"]) for t in self.lf.glue.tables(ns.levels[0])]
-        return access_json(evaluator.decide_namespace(principal, permission, ns, tables))
+        return {**access_json(evaluator.decide_namespace(principal, permission, ns, tables)), "notes": [ACCESS_NOTE]}
 
 
 def _maybe_table(text: str) -> TableRef | None:

@@ -19,7 +19,7 @@ import time
 from sqlalchemy import Column, Integer, Table, insert, select, update
 
 from icemesh.backends.aws.glue import GlueCatalogStore
-from icemesh.backends.aws.lakeformation import LakeFormation, check_iam_name
+from icemesh.backends.aws.lakeformation import LakeFormation, as_lake_formation_means, check_iam_name
 from icemesh.backends.sql import open_database
 from icemesh.backends.sql.audit import SqlAudit
 from icemesh.backends.sql.database import Database
@@ -29,7 +29,7 @@ from icemesh.backends.sql.pointers import SqlPointerStore
 from icemesh.backends.sql.policy import SqlPolicy
 from icemesh.backends.sql.schema import bump_policy_version, schema
 from icemesh.catalog.ports import Backend
-from icemesh.errors import NotFound
+from icemesh.errors import BadRequest, NotFound
 from icemesh.governance.changes import Change, GrantAdded, GrantRemoved, PrincipalChange, ProjectBinding, RoleChange
 from icemesh.governance.permissions import Permission
 from icemesh.governance.policy import PRINCIPAL, ROLE, Grant, Grantee, Policy
@@ -245,6 +245,15 @@ class LakeFormationPolicy(SqlPolicy):
 
     def grants(self) -> list[Grant]:
         return [g for g in super().grants() if _is_local(g)] + self.lf.grants()
+
+    def canonical_grant(self, grant: Grant) -> Grant:
+        """As Lake Formation holds it (a column SELECT is described too); ValueError for what it cannot hold."""
+        if _is_local(grant):
+            return grant
+        try:
+            return as_lake_formation_means(grant)
+        except BadRequest as exc:
+            raise ValueError(exc.message) from None
 
     def add_grant(self, grant: Grant, created_by: str | None) -> int:
         if _is_local(grant):

@@ -14,7 +14,8 @@ permissions keep their names; `Catalog` holds only CREATE_DATABASE, icemesh's CR
 - catalog: `Catalog`;
 - namespace: `Database` for CREATE_TABLE/DESCRIBE/ALTER/DROP, plus `Table` with `TableWildcard` for the
   table permissions (an icemesh namespace grant covers its tables);
-- table: `Table`, or `TableWithColumns` with column names;
+- table: `Table`, or `TableWithColumns` with column names, which takes SELECT only (read back as SELECT and
+  DESCRIBE of those columns; any other permission on columns is refused);
 - tag expression: `LFTagPolicy` of resource type DATABASE (namespace permissions) and TABLE (table
   permissions).
 Reading merges these back into one grant. A grant's id is derived from its grantee and target, so it
@@ -45,7 +46,13 @@ from icemesh.governance.changes import (
     NamespaceChange,
     TagKeyChange,
 )
-from icemesh.governance.permissions import LAKE_FORMATION, NAMESPACE_PERMISSIONS, TABLE_PERMISSIONS, Permission
+from icemesh.governance.permissions import (
+    LAKE_FORMATION,
+    LAKE_FORMATION_IMPLIED,
+    NAMESPACE_PERMISSIONS,
+    TABLE_PERMISSIONS,
+    Permission,
+)
 from icemesh.governance.policy import PRINCIPAL, ROLE, Grant, Grantee, Policy
 from icemesh.governance.resources import NamespaceRef, TableRef
 from icemesh.governance.tags import TagExpression, TagKey
@@ -109,7 +116,11 @@ def _from_lf(names: Iterable[str], kind: str) -> frozenset[Permission]:
             found |= set(row)
         elif name in by_name:
             found.add(by_name[name])
-    return frozenset(found)
+    return frozenset(found | LAKE_FORMATION_IMPLIED.get(kind, frozenset()) if found else found)
+
+
+COLUMNS_TAKE_SELECT = ("Lake Formation grants columns SELECT only (which lets them be described too): grant or revoke "
+                       "SELECT on the columns, and {extra} on the whole table (--table without --columns)")
 
 
 def lf_entries(grant: Grant) -> list[tuple[dict, list[str]]]:
@@ -131,23 +142,28 @@ def lf_entries(grant: Grant) -> list[tuple[dict, list[str]]]:
     elif grant.table is not None:
         db = database_name(grant.table.namespace)
         if grant.columns:
+            extra = sorted(p.value for p in perms - {Permission.SELECT, Permission.DESCRIBE})
+            if Permission.SELECT not in perms or extra:
+                raise BadRequest(COLUMNS_TAKE_SELECT.format(extra=", ".join(extra) or "DESCRIBE"))
             pairs = [({"TableWithColumns": {"DatabaseName": db, "Name": grant.table.name,
-                                            "ColumnNames": sorted(grant.columns)}}, perms)]
+                                            "ColumnNames": sorted(grant.columns)}}, frozenset({Permission.SELECT}))]
         else:
             pairs = [({"Table": {"DatabaseName": db, "Name": grant.table.name}}, perms)]
     else:
         expression = [{"TagKey": k, "TagValues": sorted(v)} for k, v in grant.expression.clauses]
         pairs = [({"LFTagPolicy": {"ResourceType": "DATABASE", "Expression": expression}}, perms & NAMESPACE_PERMISSIONS),
                  ({"LFTagPolicy": {"ResourceType": "TABLE", "Expression": expression}}, perms & TABLE_PERMISSIONS)]
-    return [(resource, _to_lf(p, "Database" if "Database" in resource or _database_tags(resource) else "Table"))
-            for resource, p in pairs if p]
+    return [(resource, _to_lf(p, _target(resource)[1])) for resource, p in pairs if p]
 
 
-def _database_tags(resource: dict) -> bool:
-    return resource.get("LFTagPolicy", {}).get("ResourceType") == "DATABASE"
+def as_lake_formation_means(grant: Grant) -> Grant:
+    """`grant` as Lake Formation will hold it and read it back (a column SELECT is described too); raises
+    BadRequest for what Lake Formation cannot hold."""
+    held = [_from_lf(names, _target(resource)[1]) for resource, names in lf_entries(grant)]
+    return replace(grant, permissions=frozenset().union(*held))
 
 
-def _target(resource: dict) -> tuple[dict, frozenset[Permission]] | None:
+def _target(resource: dict) -> tuple[dict, str] | None:
     """An LF resource as Grant target fields and the icemesh permissions that apply to it; None: not ours."""
     if "Catalog" in resource:
         return {"catalog": True}, "Catalog"
@@ -164,7 +180,7 @@ def _target(resource: dict) -> tuple[dict, frozenset[Permission]] | None:
         if not table.get("ColumnNames"):
             return None  # column wildcards (all but some) have no icemesh equivalent
         return ({"table": TableRef(NamespaceRef((table["DatabaseName"],)), table["Name"]),
-                 "columns": frozenset(table["ColumnNames"])}, "Table")
+                 "columns": frozenset(table["ColumnNames"])}, "TableWithColumns")
     if "LFTagPolicy" in resource:
         policy = resource["LFTagPolicy"]
         expression = TagExpression.from_dict({e["TagKey"]: e["TagValues"] for e in policy.get("Expression", [])})

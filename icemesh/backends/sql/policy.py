@@ -275,6 +275,10 @@ class SqlPolicy:
             conn.execute(delete(grants_t).where(g.target_kind == "namespace", g.namespace == _ns_key(ns)))
         bump_policy_version(conn)
 
+    def canonical_grant(self, grant: Grant) -> Grant:
+        """Grants are kept as given."""
+        return grant
+
     def add_grant(self, grant: Grant, created_by: str | None) -> int:
         """Store a grant; an identical existing grant is returned instead of duplicated (idempotent)."""
         values = _grant_row(grant)
