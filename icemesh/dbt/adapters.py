@@ -113,6 +113,7 @@ def spark_parameters() -> dict[str, str]:
     (dbt renders `env_var` when it runs), only the jars' paths are written as they are now."""
     from icemesh.dbt.target import UPSTREAM_WAREHOUSE_ENV, WAREHOUSE_ENV, TargetCatalog
     from icemesh.runtimes import spark as spark_engine
+    from icemesh.runtimes import spark_classes
 
     uri = "{{ env_var('ICEMESH_CATALOG_URI') }}"
     credential = "{{ env_var('ICEMESH_CLIENT_ID') }}:{{ env_var('ICEMESH_CLIENT_SECRET') }}"
@@ -129,6 +130,7 @@ def spark_parameters() -> dict[str, str]:
     return {
         "spark.jars": ",".join(spark_engine.session_jars()),
         "spark.sql.extensions": spark_engine.EXTENSIONS,
+        "spark.driver.extraJavaOptions": spark_classes.java_options(),
         **catalogs,
     }
 
@@ -139,6 +141,7 @@ def spark_session_parameters(target: str, output, report) -> bool:
     from ruamel.yaml.comments import CommentedMap
 
     from icemesh.runtimes import spark as spark_engine
+    from icemesh.runtimes import spark_classes
 
     if output.get("method") != "session":
         report.notes.append(f"target {target} uses method {output.get('method')}: materialized='iceberg' on Spark "
@@ -155,6 +158,11 @@ def spark_session_parameters(target: str, output, report) -> bool:
             ours = value.split(",")
             kept = [e for e in entries if e not in ours and not (key == "spark.jars" and spark_engine.is_session_jar(e))]
             value = ",".join(kept + ours)
+            if value == str(current):
+                continue
+        elif key == "spark.driver.extraJavaOptions" and current:
+            kept = [o for o in str(current).split() if not spark_classes.is_ours(o)]
+            value = " ".join(kept + value.split())
             if value == str(current):
                 continue
         elif current is not None:

@@ -19,7 +19,6 @@ from dbt_common.exceptions import DbtRuntimeError
 from icemesh.dbt import product_views
 from icemesh.dbt.product import ProductSpec
 from icemesh.dbt.target import TargetCatalog
-from icemesh.dbt.writer import ProductWriter, publish_error
 from icemesh.runtimes import duckdb as duck_engine
 from icemesh.errors import IcemeshError
 from icemesh.terminal import plain
@@ -70,6 +69,10 @@ class Plugin(BasePlugin):
 
     def store(self, target_config) -> None:
         """Called by the `iceberg` materialization with the model's compiled SQL and dbt metadata."""
+        # The writer (pyiceberg's table layer, pyarrow's datasets, pandas: 0.7 s) only when a model publishes,
+        # so `dbt ls`, `compile`, `test` and `docs` start without it.
+        from icemesh.dbt.writer import ProductWriter, publish_error
+
         config = target_config.config
         identifier = f"{target_config.relation.schema}.{target_config.relation.identifier}"
         try:

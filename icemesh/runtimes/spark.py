@@ -14,6 +14,7 @@ import glob
 import importlib.util
 import os
 
+from icemesh.runtimes import spark_classes
 from icemesh.storage import aws_environment
 
 RUNTIME_PACKAGE = "snowpark_connect_deps_iceberg"
@@ -131,12 +132,14 @@ def session(uri: str | None, catalog: str = "mesh", credential: str | None = Non
     The driver is bound to 127.0.0.1 (no hostname lookups, nothing exposed) and the UI is off; few shuffle
     partitions because catalog work is small and the default 200 makes every query slow on a laptop.
     The AWS SDK jars join the runtime on `spark.jars` when installed: jars can only be added when the JVM starts.
+    The driver starts with icemesh.runtimes.spark_classes's options (a class-data archive when built).
     `uri=None` starts a session with no catalog yet. If a session is already running in this process, Spark
     returns it unchanged: use `add_catalog` to reach more servers.
     """
     from pyspark.sql import SparkSession
 
     conf = {
+        "spark.driver.extraJavaOptions": spark_classes.java_options(),
         "spark.jars": ",".join(session_jars()),
         "spark.sql.extensions": EXTENSIONS,
         "spark.driver.host": "127.0.0.1",
