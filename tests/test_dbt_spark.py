@@ -90,6 +90,20 @@ def test_init_gives_spark_targets_the_runtime_and_the_catalog(fulfilment):
     again = icemesh_dbt_init(fulfilment.path, fulfilment.env)
     assert again.returncode == 0 and json.loads(again.stdout)["changed"] is False
     assert (fulfilment.path / "profiles.yml").read_text() == profile
+    # The driver starts fast: C1 only, and the class archive `make install` built (a stale one is replaced,
+    # the project's own JVM options are kept).
+    from icemesh.runtimes import spark_classes
+
+    assert spark_classes.archive_path() and os.path.exists(spark_classes.archive_path())
+    assert f"spark.driver.extraJavaOptions: {spark_classes.java_options()}" in profile
+    assert "-XX:SharedArchiveFile=" in spark_classes.java_options()
+    stale = profile.replace(f"spark.driver.extraJavaOptions: {spark_classes.java_options()}",
+                            "spark.driver.extraJavaOptions: -Xss4m -XX:SharedArchiveFile=/old/spark-classes-0.jsa")
+    (fulfilment.path / "profiles.yml").write_text(stale)
+    assert icemesh_dbt_init(fulfilment.path, fulfilment.env).returncode == 0
+    assert f"spark.driver.extraJavaOptions: -Xss4m {spark_classes.java_options()}" in \
+        (fulfilment.path / "profiles.yml").read_text()
+    (fulfilment.path / "profiles.yml").write_text(profile)
 
 
 def test_spark_product_is_shaped_like_the_duckdb_one(fulfilment, catalog, server):
