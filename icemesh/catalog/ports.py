@@ -67,6 +67,22 @@ class AuditRecord:
     request_id: str | None = None
 
 
+@dataclass(frozen=True)
+class CatalogEvent:
+    """One change to the catalog, recorded in the change's own transaction (see EventLog). `type` follows the
+    Iceberg REST events proposal's operation types (create-table, update-table, ...)."""
+
+    type: str
+    principal: str
+    warehouse: str
+    namespace: tuple[str, ...]
+    name: str = ""  # the table's; '' for a namespace's event
+    snapshot_id: int | None = None  # a commit's new current snapshot
+    detail: dict[str, Any] = field(default_factory=dict, compare=False)  # summary, table-uuid, a rename's destination
+    at: float = 0.0  # set by the log when recorded
+    id: int = 0  # the cursor: set by the log, increasing in commit order
+
+
 # Governance that follows a table: (column or "" for the table, key) -> (value, field id)
 DeclaredTags = dict[tuple[str, str], tuple[str, "int | None"]]
 
@@ -78,7 +94,8 @@ class PointerStore(Protocol):
     """Namespaces, table pointers, owners and table locations (the system of record)."""
 
     def upsert_warehouse(self, name: str, root: str, properties: dict[str, str]) -> None: ...
-    def create_namespace(self, warehouse: str, ns: Namespace, properties: dict[str, str], owner: str | None = None) -> None: ...
+    def create_namespace(self, warehouse: str, ns: Namespace, properties: dict[str, str], owner: str | None = None,
+                         also: Callable[[Any], None] | None = None) -> None: ...
     def namespace_properties(self, warehouse: str, ns: Namespace) -> dict[str, str] | None: ...
     def list_namespaces(self, warehouse: str, parent: Namespace | None, after: str | None, limit: int | None) -> list[Namespace]: ...
     def namespaces_with_owners(self, warehouse: str) -> list[tuple[Namespace, str | None]]: ...
@@ -156,6 +173,17 @@ class ViewStore(Protocol):
                     also: Callable[[Any], None] | None = None) -> None: ...
 
 
+class EventLog(Protocol):
+    """The catalog's change feed. `record` writes in the caller's transaction (`conn`; None: its own), so a
+    change and its event land together or not at all; ids increase in commit order (a reader never skips one)."""
+
+    def record(self, conn: Any, event: CatalogEvent) -> None: ...
+    def read(self, after: int, limit: int, types: frozenset[str] | None = None) -> list[CatalogEvent]: ...
+    def latest(self) -> int: ...
+    def wait(self, after: int, timeout: float) -> None: ...
+    def prune(self, older_than: float) -> int: ...
+
+
 class AuditLog(Protocol):
     def audit(self, record: AuditRecord) -> None: ...
     def audit_login(self, principal: str, address: str, how: str) -> None: ...
@@ -201,3 +229,4 @@ class Backend:
     close: Callable[[], None] = lambda: None
     views: ViewStore | None = None  # None: the backend keeps no views (their routes answer 406)
     notes: Callable[[], list[str]] = lambda: []  # what `icemesh serve` says about the backend at start
+    events: EventLog | None = None  # None: no change feed (its route answers 406)

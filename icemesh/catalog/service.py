@@ -28,7 +28,7 @@ from icemesh.protocol import (ACCESS_DELEGATION_HEADER, COLUMN_LIMITS_APPLY, COL
                               RequestContext)
 from icemesh.names import Namespace, TableIdent
 from icemesh.tables.locations import LocationInUse, TableFiles, refuse_overlap
-from icemesh.catalog.ports import (AuditLog, Backend, IdempotencyStore, IdentityStore, PointerChange, PointerConflict,
+from icemesh.catalog.ports import (AuditLog, Backend, CatalogEvent, IdempotencyStore, IdentityStore, PointerChange, PointerConflict,
                                    PointerStore, PolicyStore)
 from icemesh.errors import (
     AlreadyExists,
@@ -108,6 +108,21 @@ class _Prepared:
     change: PointerChange
     entry: CachedMetadata
     warehouse: Warehouse
+    moves_governance: bool = False  # tags move with this commit: cached decisions must be dropped
+
+
+def _then(*steps: Callable[[Any], None] | None) -> Callable[[Any], None] | None:
+    """Steps that run one after another in one transaction (None: nothing to run)."""
+    present = [s for s in steps if s is not None]
+    if not present:
+        return None
+    if len(present) == 1:
+        return present[0]
+
+    def run(conn) -> None:
+        for step in present:
+            step(conn)
+    return run
 
 
 class CatalogService:
@@ -209,7 +224,8 @@ class CatalogService:
         if self.pointers.namespace_properties(wh.name, ns) is not None and not self.auth.namespace(
                 ctx, wh.name, Permission.DESCRIBE, ns, self._tables_within(wh.name, ns), enforce=False, audit=False).allowed:
             raise Forbidden(f"Namespace {ns} cannot be created: the name is taken; choose another")
-        self.pointers.create_namespace(wh.name, ns, properties, owner=ctx.principal.name)
+        self.pointers.create_namespace(wh.name, ns, properties, owner=ctx.principal.name,
+                                       also=self._event(ctx, wh, "create-namespace", ns))
         self.auth.note_new_owner()  # the creator owns it from the next request on
         return {"namespace": list(ns.levels), "properties": properties}
 
@@ -225,8 +241,8 @@ class CatalogService:
         wh = self.warehouse(prefix)
         self.require_namespace_permission(ctx, wh, ns, Permission.DROP)
         last = not self._name_elsewhere(wh, lambda other: self.pointers.namespace_properties(other, ns) is not None)
-        self.pointers.drop_namespace(wh.name, ns, also=lambda conn: self.policy.forget_namespace(
-            conn, wh.name, namespace_ref(ns), last))
+        self.pointers.drop_namespace(wh.name, ns, also=_then(lambda conn: self.policy.forget_namespace(
+            conn, wh.name, namespace_ref(ns), last), self._event(ctx, wh, "drop-namespace", ns)))
         self.auth.invalidate()
 
     def update_namespace_properties(self, ctx: RequestContext, prefix: str, ns: Namespace,
@@ -278,7 +294,7 @@ class CatalogService:
         wh.write_new_file(metadata_location, raw)
         try:
             self.pointers.create_table(wh.name, ident, metadata_location, location, owner=ctx.principal.name, metadata=metadata,
-                                    also=governance)
+                                    also=_then(governance, self._table_event(ctx, wh, "create-table", ident, metadata)))
         except Exception:
             wh.delete_file(metadata_location)
             raise
@@ -410,8 +426,9 @@ class CatalogService:
             raise self._no_table(ctx, wh, ident)
         self._table_permission(ctx, wh, ident, Permission.DROP)
         last = not self._name_elsewhere(wh, lambda other: self.pointers.get_table(other, ident) is not None)
-        record = self.pointers.drop_table(wh.name, ident, also=lambda conn: self.policy.forget_table(
-            conn, wh.name, table_ref(ident), last))
+        record = self.pointers.drop_table(wh.name, ident, also=_then(lambda conn: self.policy.forget_table(
+            conn, wh.name, table_ref(ident), last), self._event(ctx, wh, "drop-table", ident.namespace, ident.name,
+                                                               {"purge": purge})))
         self.auth.invalidate()
         self.cache.discard(record.metadata_location)
         if not wh.contains(record.location):
@@ -430,8 +447,10 @@ class CatalogService:
         self.require_namespace_permission(ctx, wh, destination.namespace, Permission.CREATE_TABLE)
         self._refuse_view_name(wh, destination)
         elsewhere = self._name_elsewhere(wh, lambda other: self.pointers.get_table(other, source) is not None)
-        self.pointers.rename_table(wh.name, source, destination, also=lambda conn: self.policy.move_table(
-            conn, wh.name, table_ref(source), table_ref(destination), elsewhere))
+        moved = self._event(ctx, wh, "rename-table", source.namespace, source.name,
+                            {"destination": {"namespace": list(destination.namespace.levels), "name": destination.name}})
+        self.pointers.rename_table(wh.name, source, destination, also=_then(lambda conn: self.policy.move_table(
+            conn, wh.name, table_ref(source), table_ref(destination), elsewhere), moved))
         self.auth.invalidate()
 
     def _refuse_view_name(self, wh: Warehouse, ident: TableIdent) -> None:
@@ -478,15 +497,16 @@ class CatalogService:
         governance = self._governance_moves(ctx, wh, ident, current and self.cache.get(current.metadata_location, wh.read_bytes),
                                             metadata)
         claims = current is None or current.location != location
+        registered = self._table_event(ctx, wh, "register-table", ident, metadata)
         if current is None:
             self.pointers.create_table(wh.name, ident, metadata_location, location, owner=ctx.principal.name, metadata=metadata,
-                                    also=governance)
+                                    also=_then(governance, registered))
             self.auth.note_new_owner()
         else:
             try:
                 self.pointers.swap_pointers(wh.name, [PointerChange(ident, current.metadata_location, metadata_location, location,
                                                                  metadata=metadata, claims_location=claims,
-                                                                 also=governance)])
+                                                                 also=_then(governance, registered))])
             except PointerConflict:
                 raise CommitFailed(f"Table {ident} changed while registering; retry") from None
         self.pointers.release_location(location)
@@ -593,7 +613,7 @@ class CatalogService:
                         # The old version is history now: keeping every version (and its parsed form) until the
                         # byte bound evicts it is what made memory grow under a stream of commits.
                         self.cache.discard(p.change.expected)
-                if any(p.change.also is not None for p in prepared):
+                if any(p.moves_governance for p in prepared):
                     self.auth.invalidate()  # tags moved with the commit: the next decision sees them
                 elif any(p.change.expected is None for p in prepared):
                     self.auth.note_new_owner()  # a table was created: its creator owns it
@@ -652,13 +672,41 @@ class CatalogService:
             wh.write_new_file(metadata_location, raw)
         except Exception as exc:
             raise CommitStateUnknown(f"Could not write table metadata to {metadata_location}: {exc}") from None
+        event = self._table_event(ctx, wh, "create-table" if record is None else "update-table", change.ident, new,
+                                  base)
         return _Prepared(
             PointerChange(change.ident, record.metadata_location if record else None, metadata_location, location,
                           ctx.principal.name if record is None else None, new, claims_location=record is None,
-                          also=governance),
+                          also=_then(governance, event)),
             CachedMetadata(metadata_location, raw, new),
             wh,
+            moves_governance=governance is not None,
         )
+
+    # -- the change feed ---------------------------------------------------------------------------
+
+    def _event(self, ctx: RequestContext, wh: Warehouse, kind: str, ns: Namespace, name: str = "",
+               detail: dict[str, Any] | None = None, snapshot_id: int | None = None) -> Callable[[Any], None] | None:
+        """A step that records the change's event in the change's own transaction (see EventLog)."""
+        events = self.backend.events
+        if events is None:
+            return None
+        event = CatalogEvent(kind, ctx.principal.name, wh.name, tuple(ns.levels), name, snapshot_id, detail or {})
+        return lambda conn: events.record(conn, event)
+
+    def _table_event(self, ctx: RequestContext, wh: Warehouse, kind: str, ident: TableIdent, new,
+                     base=None) -> Callable[[Any], None] | None:
+        """A table's event: its uuid, and for a commit that moves the current snapshot, that snapshot and summary."""
+        detail: dict[str, Any] = {"table-uuid": str(new.table_uuid)}
+        snapshot = new.current_snapshot()
+        before = base.current_snapshot_id if base is not None else None
+        snapshot_id = None
+        if snapshot is not None and snapshot.snapshot_id != before:
+            snapshot_id = snapshot.snapshot_id
+            summary = snapshot.summary
+            if summary is not None:
+                detail["summary"] = {"operation": str(summary.operation.value), **summary.additional_properties}
+        return self._event(ctx, wh, kind, ident.namespace, ident.name, detail, snapshot_id)
 
     def _governance_moves(self, ctx: RequestContext, wh: Warehouse, ident: TableIdent, base_entry: CachedMetadata | None,
                           new) -> Callable[[Any], None] | None:

@@ -10,6 +10,7 @@ from icemesh import __version__
 from icemesh.cli import governance
 from icemesh.cli.check import check
 from icemesh.cli.dbt import dbt
+from icemesh.cli.events import events
 from icemesh.cli.namespaces import namespaces
 from icemesh.cli.policy import policy
 from icemesh.cli.products import lineage, products
@@ -27,7 +28,7 @@ def cli() -> None:
 
 cli.add_command(serve)
 for command in (namespaces, governance.principals, governance.roles, governance.whoami, governance.tags, governance.grant,
-                governance.revoke, governance.grants, governance.access, governance.audit, policy, query, dbt, products, lineage,
+                governance.revoke, governance.grants, governance.access, governance.audit, events, policy, query, dbt, products, lineage,
                 check):
     cli.add_command(command)
 

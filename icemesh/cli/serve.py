@@ -48,8 +48,10 @@ def parse_warehouse(value: str, index: int) -> tuple[str, str]:
 @click.option("--token-ttl", default=3600, show_default=True, type=int, help="Lifetime of issued bearer tokens, seconds.")
 @click.option("--admin-secret-file", default=".icemesh/admin-secret", show_default=True,
               help="Where a generated admin secret is written (mode 600) on first start.")
+@click.option("--events-retention-days", default=30.0, show_default=True, type=click.FloatRange(min=0, min_open=True),
+              help="How long the change feed (icemesh events tail) keeps events.")
 def serve(db, warehouses, host, port, workers, s3_endpoint, s3_region, share_storage_keys, backend, glue_region,
-          glue_endpoint, glue_catalog_id, access_log, token_ttl, admin_secret_file) -> None:
+          glue_endpoint, glue_catalog_id, access_log, token_ttl, admin_secret_file, events_retention_days) -> None:
     """Run the Iceberg REST catalog."""
     import uvicorn
 
@@ -93,6 +95,7 @@ def serve(db, warehouses, host, port, workers, s3_endpoint, s3_region, share_sto
         glue_region=glue_region,
         glue_endpoint=glue_endpoint,
         glue_catalog_id=glue_catalog_id,
+        events_retention_days=events_retention_days,
     )
     os.environ[SETTINGS_ENV] = settings.to_env()
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import logging
+import threading
+import time
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
@@ -10,6 +13,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from icemesh import __version__
 from icemesh.catalog.authorizer import Authorizer
 from icemesh.backends import open_backend
+from icemesh.catalog.events import EventService
 from icemesh.catalog.management import ManagementService
 from icemesh.catalog.products import ProductService
 from icemesh.catalog.views import ViewService
@@ -86,12 +90,33 @@ def _replay(messages: list[dict], then: Receive | None = None) -> Receive:
     return receive
 
 
+def _prune_events(service: CatalogService, days: float) -> threading.Event:
+    """Drop events older than the retention, at start and then hourly (every worker may: deletes are idempotent)."""
+    stop = threading.Event()
+    events = service.backend.events
+    if events is None:
+        return stop
+
+    def prune() -> None:
+        while True:
+            try:
+                events.prune(time.time() - days * 86400)
+            except Exception:  # a busy database: the next round prunes
+                logging.getLogger("icemesh.events").exception("could not prune old events")
+            if stop.wait(3600):
+                return
+    threading.Thread(target=prune, name="icemesh-events-retention", daemon=True).start()
+    return stop
+
+
 def create_app(settings: ServerSettings, service: CatalogService | None = None) -> FastAPI:
     service = service or build_service(settings)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI):
+        stop = _prune_events(service, settings.events_retention_days)
         yield
+        stop.set()
         service.backend.close()  # flush buffered audit records before the process exits
 
     app = FastAPI(
@@ -107,6 +132,7 @@ def create_app(settings: ServerSettings, service: CatalogService | None = None) 
     app.state.management = ManagementService(app.state.service)
     app.state.products = ProductService(app.state.service)
     app.state.views = ViewService(app.state.service)
+    app.state.events = EventService(app.state.service)
     install_error_handlers(app)
     app.include_router(oauth_router)
     app.include_router(rest_router)

@@ -11,6 +11,7 @@ from pydantic import BaseModel, Field
 from starlette.responses import Response
 
 from icemesh.protocol import RequestContext
+from icemesh.catalog.events import EventService
 from icemesh.catalog.management import ManagementService
 from icemesh.catalog.namespaces import NamespaceService
 from icemesh.catalog.products import ProductService
@@ -26,6 +27,10 @@ def management(request: Request) -> ManagementService:
 
 def namespaces(request: Request) -> NamespaceService:
     return NamespaceService(request.app.state.service)
+
+
+def events(request: Request) -> EventService:
+    return request.app.state.events
 
 
 def products(request: Request) -> ProductService:
@@ -200,6 +205,17 @@ def check_access(principal: str, resource: str, action: str = "SELECT",
 def audit(principal: str | None = None, denied: bool = False, limit: int = Query(default=100, ge=1, le=10000),
           ctx: RequestContext = Depends(context), m: ManagementService = Depends(management)):
     return ok(m.audit(ctx, principal, denied, limit))
+
+
+@router.get("/events")
+def read_events(after: int = Query(default=0, ge=0, description="an event-id: the events after it (0: from the start)"),
+                limit: int = Query(default=100, ge=1, le=1000),
+                type: list[str] | None = Query(default=None, description="only these operation types"),
+                wait: float = Query(default=0, ge=0, le=30, description="seconds to hold the request until one arrives"),
+                ctx: RequestContext = Depends(context), e: EventService = Depends(events)):
+    """The change feed: namespaces and tables created, committed to, registered, renamed and dropped, as far as
+    the caller may DESCRIBE them; `next-after` is the cursor for the next call."""
+    return ok(e.read(ctx, after, limit, type, wait))
 
 
 class NamespaceCreate(BaseModel):

@@ -36,6 +36,7 @@ class ServerSettings:
     glue_region: str | None = None
     glue_endpoint: str | None = None
     glue_catalog_id: str | None = None
+    events_retention_days: float = 30.0  # the change feed keeps events this long
 
     def aws(self):
         """AWS settings of the Glue backend (one warehouse, in S3)."""

@@ -230,10 +230,13 @@ class GlueCatalogStore:
 
     # -- namespaces --------------------------------------------------------------------------------
 
-    def create_namespace(self, warehouse: str, ns: Namespace, properties: dict[str, str], owner: str | None = None) -> None:
+    def create_namespace(self, warehouse: str, ns: Namespace, properties: dict[str, str], owner: str | None = None,
+                         also: Callable[[Any], None] | None = None) -> None:
         _refuse_owner_property(properties)
         self.glue.create_database(database_name(ns), properties, owner)
         self._owners_changed()
+        if also is not None:
+            also(None)
 
     def namespace_properties(self, warehouse: str, ns: Namespace) -> dict[str, str] | None:
         if len(ns.levels) != 1:

@@ -23,6 +23,7 @@ from icemesh.backends.aws.lakeformation import LakeFormation, as_lake_formation_
 from icemesh.backends.sql import open_database
 from icemesh.backends.sql.audit import SqlAudit
 from icemesh.backends.sql.database import Database
+from icemesh.backends.sql.events import SqlEventLog
 from icemesh.backends.sql.identities import SqlIdentities
 from icemesh.backends.sql.idempotency import SqlIdempotency
 from icemesh.backends.sql.pointers import SqlPointerStore
@@ -364,4 +365,5 @@ def open_glue(aws, db_url: str) -> Backend:
     return Backend(pointers=pointers, identities=LakeFormationIdentities(database, lakeformation, version),
                    policy=LakeFormationPolicy(database, pointers, lakeformation, version), audit=audit,
                    idempotency=SqlIdempotency(database), close=close,
-                   notes=lambda: [lakeformation.enforcement_note()])
+                   notes=lambda: [lakeformation.enforcement_note()],
+                   events=SqlEventLog(database))  # written right after each Glue change (Glue has no transaction)

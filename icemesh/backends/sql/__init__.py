@@ -1,5 +1,5 @@
 """The SQL backend: the whole catalog in one database (SQLite by default, PostgreSQL in production), one
-module per port (pointers, identities, policy, audit, idempotency) over a shared schema and its migrations."""
+module per port (pointers, identities, policy, audit, idempotency, views, events) over a shared schema and its migrations."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from icemesh.backends.sql.audit import SqlAudit
 from icemesh.backends.sql.database import Database
+from icemesh.backends.sql.events import SqlEventLog
 from icemesh.backends.sql.identities import SqlIdentities
 from icemesh.backends.sql.idempotency import SqlIdempotency
 from icemesh.backends.sql.pointers import SqlPointerStore
@@ -39,4 +40,5 @@ def open_sql(url: str) -> Backend:
         database.close()
 
     return Backend(pointers=pointers, identities=SqlIdentities(database), policy=SqlPolicy(database, pointers),
-                   audit=audit, idempotency=SqlIdempotency(database), close=close, views=SqlViewStore(database))
+                   audit=audit, idempotency=SqlIdempotency(database), close=close, views=SqlViewStore(database),
+                   events=SqlEventLog(database))

@@ -56,7 +56,9 @@ class SqlPointerStore:
             rows = conn.execute(select(warehouses_t).order_by(warehouses_t.c.name)).all()
         return [(r.name, r.root, json.loads(r.properties)) for r in rows]
 
-    def create_namespace(self, warehouse: str, ns: Namespace, properties: dict[str, str], owner: str | None = None) -> None:
+    def create_namespace(self, warehouse: str, ns: Namespace, properties: dict[str, str], owner: str | None = None,
+                         also: Callable[[Any], None] | None = None) -> None:
+        """`also(conn)` runs in the same transaction (the namespace's event)."""
         try:
             with self.db.write() as conn, conn.begin():
                 conn.execute(
@@ -70,6 +72,8 @@ class SqlPointerStore:
                     )
                 )
                 bump_policy_version(conn)
+                if also is not None:
+                    also(conn)
         except IntegrityError:
             raise AlreadyExists(f"Namespace {ns} already exists") from None
 

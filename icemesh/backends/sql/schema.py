@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     Column,
     Float,
@@ -228,6 +229,20 @@ audit_t = Table(
     Column("allowed", Boolean, nullable=False),
     Column("reason", Text, nullable=False),
     Column("request_id", String(64)),
+)
+
+
+events_t = Table(
+    "icemesh_events", schema,
+    Column("id", Integer, primary_key=True, autoincrement=True),  # the feed's cursor
+    Column("at", Float, nullable=False, index=True),
+    Column("type", String(64), nullable=False),
+    Column("principal", String(255), nullable=False),
+    Column("warehouse", String(255), nullable=False),
+    Column("namespace", Text, nullable=False),  # Namespace.key
+    Column("name", String(255), nullable=False),  # '' for a namespace's event
+    Column("snapshot_id", BigInteger, nullable=True),
+    Column("detail", Text, nullable=False),  # JSON
 )
 
 
