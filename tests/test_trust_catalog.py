@@ -12,7 +12,7 @@ import pytest
 from pyiceberg.exceptions import ForbiddenError, NoSuchTableError
 
 from icemesh.governance import product_claims
-from icemesh.catalog.products import _without_duplicate_claims
+from icemesh.management.products import _without_duplicate_claims
 from icemesh.governance.resources import NamespaceRef
 from icemesh.server.process import CatalogProcess
 

@@ -13,9 +13,9 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from icemesh import __version__
 from icemesh.catalog.authorizer import Authorizer
 from icemesh.backends import open_backend
-from icemesh.catalog.events import EventService
-from icemesh.catalog.management import ManagementService
-from icemesh.catalog.products import ProductService
+from icemesh.management.events import EventService
+from icemesh.management.service import ManagementService
+from icemesh.management.products import ProductService
 from icemesh.catalog.views import ViewService
 from icemesh.catalog.service import CatalogService
 from icemesh.security.authenticator import Authenticator

@@ -11,10 +11,10 @@ from pydantic import BaseModel, Field
 from starlette.responses import Response
 
 from icemesh.protocol import RequestContext
-from icemesh.catalog.events import EventService
-from icemesh.catalog.management import ManagementService
-from icemesh.catalog.namespaces import NamespaceService
-from icemesh.catalog.products import ProductService
+from icemesh.management.events import EventService
+from icemesh.management.service import ManagementService
+from icemesh.management.namespaces import NamespaceService
+from icemesh.management.products import ProductService
 from icemesh.server.models import ERROR_RESPONSES
 from icemesh.server.rest_routes import context
 
