@@ -20,6 +20,7 @@ from icemesh.names import Namespace
 
 EVENTS_LOCK = 0x1CE5_E7E7  # PostgreSQL advisory lock key: events commit one at a time, in id order
 POLL_S = 0.2  # how often a waiting reader looks for events written by other processes
+QUICK_S = 0.005  # how often it looks once a writer of this process said one is coming
 
 
 class SqlEventLog:
@@ -58,14 +59,22 @@ class SqlEventLog:
             return conn.execute(select(func.max(events_t.c.id))).scalar() or 0
 
     def wait(self, after: int, timeout: float) -> None:
-        """Return once an event after `after` is there, or `timeout` seconds have passed."""
+        """Return once an event after `after` is there, or `timeout` seconds have passed. This process's writers
+        wake the waiters as they record, before their transaction commits, so a woken waiter looks again every
+        few milliseconds for a while; events written by other processes are found by polling."""
         deadline = time.monotonic() + timeout
+        quick_until = 0.0
         while self.latest() <= after:
-            left = deadline - time.monotonic()
+            now = time.monotonic()
+            left = deadline - now
             if left <= 0:
                 return
+            if now < quick_until:
+                time.sleep(min(QUICK_S, left))
+                continue
             with self._recorded:
-                self._recorded.wait(min(POLL_S, left))
+                if self._recorded.wait(min(POLL_S, left)):
+                    quick_until = time.monotonic() + 1.0
 
     def prune(self, older_than: float) -> int:
         with self.db.write() as conn, conn.begin():
