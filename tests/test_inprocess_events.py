@@ -139,3 +139,38 @@ def test_namespaces_have_events_and_bad_input_gets_one_line(world):
     bad = catalog.http.get(f"{M}/events", params={"type": "commit"}, headers=admin)
     assert bad.status_code == 400 and "Unknown event type 'commit'" in bad.json()["error"]["message"]
     assert catalog.http.get(f"{M}/events").status_code == 401  # no token, no feed
+
+
+def test_governance_changes_are_events_seen_by_whom_they_concern(world):
+    catalog, admin, who = world
+    http = catalog.http
+    create(catalog, who["producer"], "shop", "tagged")
+    start_at = feed(catalog, admin)["next-after"]
+    assert http.post(f"{M}/tags", json={"key": "tier", "values": ["gold", "silver"]}, headers=admin).status_code in (200, 201)
+    assert http.post(f"{M}/tag-assignments", json={"key": "tier", "value": "gold",
+                                                   "table": "shop.tagged"}, headers=admin).status_code in (200, 201)
+    assert http.post(f"{M}/tag-assignments", json={"key": "tier", "value": "gold", "namespace": "vault"},
+                     headers=admin).status_code in (200, 201)
+    granted = http.post(f"{M}/grants", json={"permissions": "DESCRIBE,SELECT", "principal": "svc_reader",
+                                            "namespace": "shop"}, headers=admin)
+    assert granted.status_code in (200, 201), granted.text
+    assert http.post(f"{M}/grants/revoke", json={"permissions": "SELECT", "principal": "svc_reader", "namespace": "shop"},
+                     headers=admin).status_code == 200
+    # A refused change is no event.
+    assert http.post(f"{M}/tags", json={"key": "nope", "values": ["a"]}, headers=who["producer"]).status_code == 403
+    types = lambda page: [(e["operation-type"], e.get("change")) for e in page["events"]]  # noqa: E731
+    assert types(feed(catalog, admin, start_at)) == [
+        ("x-tag-key", "add"), ("x-tag-assignment", "add"), ("x-tag-assignment", "add"), ("x-grant", "add"),
+        ("x-grant", "change")]
+    assert types(feed(catalog, who["reader"], start_at)) == [  # its own grant, and the tag on a table it may see
+        ("x-tag-key", "add"), ("x-tag-assignment", "add"), ("x-grant", "add"), ("x-grant", "change")]
+    assert types(feed(catalog, who["outsider"], start_at)) == [("x-tag-key", "add")]
+    change = feed(catalog, admin, start_at)["events"][4]
+    assert change["permissions"] == ["DESCRIBE"] and change["grantee"] == {"type": "principal", "name": "svc_reader"}
+
+    policy = "tags:\n  sens: [public, confidential]\n  domain: [shop]\n  tier: [gold, silver, bronze]\n"
+    applied = http.post(f"{M}/policy", json={"document": policy, "dry_run": False}, headers=admin)
+    assert applied.status_code == 200 and applied.json()["applied"], applied.text
+    last = feed(catalog, admin, start_at)["events"][-1]
+    assert last["operation-type"] == "x-policy-apply" and last["changes"] == ["~ tag tier"]
+    assert "x-policy-apply" not in [e["operation-type"] for e in feed(catalog, who["reader"], start_at)["events"]]

@@ -225,7 +225,7 @@ class CatalogService:
                 ctx, wh.name, Permission.DESCRIBE, ns, self._tables_within(wh.name, ns), enforce=False, audit=False).allowed:
             raise Forbidden(f"Namespace {ns} cannot be created: the name is taken; choose another")
         self.pointers.create_namespace(wh.name, ns, properties, owner=ctx.principal.name,
-                                       also=self._event(ctx, wh, "create-namespace", ns))
+                                       also=self.event_step(ctx, wh, "create-namespace", ns))
         self.auth.note_new_owner()  # the creator owns it from the next request on
         return {"namespace": list(ns.levels), "properties": properties}
 
@@ -242,7 +242,7 @@ class CatalogService:
         self.require_namespace_permission(ctx, wh, ns, Permission.DROP)
         last = not self._name_elsewhere(wh, lambda other: self.pointers.namespace_properties(other, ns) is not None)
         self.pointers.drop_namespace(wh.name, ns, also=_then(lambda conn: self.policy.forget_namespace(
-            conn, wh.name, namespace_ref(ns), last), self._event(ctx, wh, "drop-namespace", ns)))
+            conn, wh.name, namespace_ref(ns), last), self.event_step(ctx, wh, "drop-namespace", ns)))
         self.auth.invalidate()
 
     def update_namespace_properties(self, ctx: RequestContext, prefix: str, ns: Namespace,
@@ -427,7 +427,7 @@ class CatalogService:
         self._table_permission(ctx, wh, ident, Permission.DROP)
         last = not self._name_elsewhere(wh, lambda other: self.pointers.get_table(other, ident) is not None)
         record = self.pointers.drop_table(wh.name, ident, also=_then(lambda conn: self.policy.forget_table(
-            conn, wh.name, table_ref(ident), last), self._event(ctx, wh, "drop-table", ident.namespace, ident.name,
+            conn, wh.name, table_ref(ident), last), self.event_step(ctx, wh, "drop-table", ident.namespace, ident.name,
                                                                {"purge": purge})))
         self.auth.invalidate()
         self.cache.discard(record.metadata_location)
@@ -447,7 +447,7 @@ class CatalogService:
         self.require_namespace_permission(ctx, wh, destination.namespace, Permission.CREATE_TABLE)
         self._refuse_view_name(wh, destination)
         elsewhere = self._name_elsewhere(wh, lambda other: self.pointers.get_table(other, source) is not None)
-        moved = self._event(ctx, wh, "rename-table", source.namespace, source.name,
+        moved = self.event_step(ctx, wh, "rename-table", source.namespace, source.name,
                             {"destination": {"namespace": list(destination.namespace.levels), "name": destination.name}})
         self.pointers.rename_table(wh.name, source, destination, also=_then(lambda conn: self.policy.move_table(
             conn, wh.name, table_ref(source), table_ref(destination), elsewhere), moved))
@@ -685,9 +685,10 @@ class CatalogService:
 
     # -- the change feed ---------------------------------------------------------------------------
 
-    def _event(self, ctx: RequestContext, wh: Warehouse, kind: str, ns: Namespace, name: str = "",
+    def event_step(self, ctx: RequestContext, wh: Warehouse, kind: str, ns: Namespace, name: str = "",
                detail: dict[str, Any] | None = None, snapshot_id: int | None = None) -> Callable[[Any], None] | None:
-        """A step that records the change's event in the change's own transaction (see EventLog)."""
+        """A step that records the change's event in the change's own transaction (see EventLog); the management
+        service records governance's changes with it too."""
         events = self.backend.events
         if events is None:
             return None
@@ -706,7 +707,7 @@ class CatalogService:
             summary = snapshot.summary
             if summary is not None:
                 detail["summary"] = {"operation": str(summary.operation.value), **summary.additional_properties}
-        return self._event(ctx, wh, kind, ident.namespace, ident.name, detail, snapshot_id)
+        return self.event_step(ctx, wh, kind, ident.namespace, ident.name, detail, snapshot_id)
 
     def _governance_moves(self, ctx: RequestContext, wh: Warehouse, ident: TableIdent, base_entry: CachedMetadata | None,
                           new) -> Callable[[Any], None] | None:

@@ -12,7 +12,7 @@ from icemesh.cli.output import client_command, echo_lines, emit, output_option
 
 API = "/management/v1/events"
 TYPES = ["create-namespace", "drop-namespace", "create-table", "register-table", "update-table", "drop-table",
-         "rename-table"]
+         "rename-table", "x-tag-key", "x-tag-assignment", "x-grant", "x-policy-apply"]
 WAIT_S = 20  # one long poll; below the client's 60 s timeout
 
 
@@ -56,6 +56,13 @@ def _line(event: dict) -> str:
     extra = ""
     if "destination" in event:
         extra = f" -> {'.'.join([*event['destination']['namespace'], event['destination']['name']])}"
+    if "grant" in event:
+        extra = f" {event['change']} {event['grant']}"
+    elif "key" in event:
+        where = f" column {event['column']}" if "column" in event else ""
+        extra = f" {event.get('change', '')} {event['key']}" + (f"={event['value']}" if "value" in event else "") + where
+    elif "changes" in event:
+        extra = f" {len(event['changes'])} change(s)"
     if "snapshot-id" in event:
         summary = event.get("summary", {})
         added = summary.get("added-records")

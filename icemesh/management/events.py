@@ -1,8 +1,10 @@
 """The change feed, read by a caller: `GET /management/v1/events?after=CURSOR`.
 
-Every event is about a namespace or a table; a caller sees the events of what it may DESCRIBE now (a
+A catalog event is about a namespace or a table; a caller sees the events of what it may DESCRIBE now (a
 dropped table's as far as its namespace's grants still show it), and a commit's snapshot id and summary
-only where it may SELECT the table. The cursor of the answer moves past events the caller may not see,
+only where it may SELECT the table. Governance's events (`x-` types): a tag assignment as its resource, a
+tag key to everyone (the vocabulary names no data), a grant to admins and its grantee, a policy apply to
+admins. The cursor of the answer moves past events the caller may not see,
 so a filtered reader neither rereads nor skips. Field names follow the Iceberg REST events proposal
 (apache/iceberg#12584) where it has one: `event-id`, `timestamp-ms`, `operation-type`, `identifier`.
 """
@@ -14,11 +16,12 @@ from typing import Any
 from icemesh.catalog.ports import CatalogEvent
 from icemesh.errors import BadRequest, Unsupported
 from icemesh.governance.permissions import Permission
+from icemesh.governance.policy import PRINCIPAL, ROLE
 from icemesh.governance.resources import NamespaceRef, TableRef
 from icemesh.protocol import RequestContext
 
 TYPES = frozenset({"create-namespace", "drop-namespace", "create-table", "register-table", "update-table",
-                   "drop-table", "rename-table"})
+                   "drop-table", "rename-table", "x-tag-key", "x-tag-assignment", "x-grant", "x-policy-apply"})
 MAX_LIMIT = 1000
 MAX_WAIT_S = 30.0
 
@@ -53,6 +56,15 @@ class EventService:
     def _visible(self, ctx: RequestContext, event: CatalogEvent) -> dict[str, Any] | None:
         evaluator = self.catalog.auth.evaluator(event.warehouse)
         who = ctx.principal.name
+        if event.type == "x-tag-key":  # the tag vocabulary names no data: everyone may list it
+            return _json(event, reads=False)
+        if event.type == "x-policy-apply":  # its lines name every grantee and target: for admins
+            return _json(event, reads=False) if evaluator.is_admin(who) is not None else None
+        if event.type == "x-grant":  # an admin's, or the grantee's own (as `icemesh grants list` shows them)
+            grantee = event.detail["grantee"]
+            mine = (grantee["type"] == PRINCIPAL and grantee["name"] == who) or \
+                (grantee["type"] == ROLE and grantee["name"] in ctx.principal.roles)
+            return _json(event, reads=False) if mine or evaluator.is_admin(who) is not None else None
         ns = NamespaceRef(tuple(event.namespace))
         if not event.name:
             if not evaluator.decide_namespace(who, Permission.DESCRIBE, ns, []).allowed:
@@ -77,8 +89,9 @@ def _json(event: CatalogEvent, reads: bool) -> dict[str, Any]:
         "warehouse": event.warehouse,
         "identifier": {"namespace": list(event.namespace), **({"name": event.name} if event.name else {})},
     }
-    for key in ("table-uuid", "destination", "purge"):
-        if key in event.detail:
+    for key in ("table-uuid", "destination", "purge", "key", "value", "values", "column", "change", "grant",
+                "grantee", "permissions", "changes"):
+        if key in event.detail and event.detail[key] not in ("", None):
             out[key] = event.detail[key]
     if reads and event.snapshot_id is not None:
         out["snapshot-id"] = event.snapshot_id

@@ -8,6 +8,7 @@ exist) before anything is stored, so a bad request changes nothing.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from pyiceberg.schema import index_by_id
@@ -35,6 +36,10 @@ def _bad(exc: ValueError) -> BadRequest:
 
 
 
+# Governance's event types (custom operation types are `x-` prefixed in the Iceberg REST events proposal).
+TAG_KEY, TAG_ASSIGNMENT, GRANT, POLICY_APPLY = "x-tag-key", "x-tag-assignment", "x-grant", "x-policy-apply"
+
+
 class ManagementService:
     def __init__(self, catalog: CatalogService) -> None:
         self.catalog = catalog
@@ -48,6 +53,17 @@ class ManagementService:
 
     def _admin(self, ctx: RequestContext, what: str) -> None:
         self.catalog.auth.admin(ctx, self._wh, what)
+
+    def _event(self, ctx: RequestContext, kind: str, detail: dict[str, Any], ns: NamespaceRef | None = None,
+               table: str = "", warehouse: str | None = None):
+        """Governance's change as a step of its own transaction (see CatalogService.event_step)."""
+        wh = self.catalog.warehouses[warehouse or self._wh]
+        return self.catalog.event_step(ctx, wh, kind, Namespace(ns.levels) if ns else Namespace(()), table, detail)
+
+    def _grant_event(self, ctx: RequestContext, grant: Grant, change: str):
+        return self._event(ctx, GRANT, {"change": change, "grant": str(grant).split(": ", 1)[1],
+                                        "grantee": {"type": grant.grantee.kind, "name": grant.grantee.name},
+                                        "permissions": sorted(p.value for p in grant.permissions)})
 
     def _changed(self) -> None:
         self.catalog.auth.invalidate()
@@ -159,14 +175,16 @@ class ManagementService:
     def create_tag(self, ctx: RequestContext, key: str, values: list[str]) -> dict[str, Any]:
         self._admin(ctx, "tags")
         values = self._check_tag(key, values)
-        self.policy.create_tag_key(key, values)
+        self.policy.create_tag_key(key, values, also=self._event(ctx, TAG_KEY, {"key": key, "change": "add",
+                                                                                 "values": values}))
         self._changed()
         return {"key": key, "values": values}
 
     def update_tag(self, ctx: RequestContext, key: str, values: list[str]) -> dict[str, Any]:
         self._admin(ctx, "tags")
         values = self._check_tag(key, values)
-        self.policy.update_tag_key(key, values)
+        self.policy.update_tag_key(key, values, also=self._event(ctx, TAG_KEY, {"key": key, "change": "change",
+                                                                                 "values": values}))
         self._changed()
         return {"key": key, "values": values}
 
@@ -189,7 +207,7 @@ class ManagementService:
 
     def delete_tag(self, ctx: RequestContext, key: str) -> None:
         self._admin(ctx, "tags")
-        self.policy.delete_tag_key(key)
+        self.policy.delete_tag_key(key, also=self._event(ctx, TAG_KEY, {"key": key, "change": "remove"}))
         self._changed()
 
     def _resolve_target(self, namespace: str | None, table: str | None, column: str | None,
@@ -302,7 +320,8 @@ class ManagementService:
         ns, tbl, col, field_id = self._resolve_target(namespace, table, column, False, wh)
         self._check_not_governed(ctx, owner, wh, (ns, tbl, col), key, value)
         self.policy.assign_tag(self._scope(owner, warehouse, col), ns, tbl, col, key, value, assigned_by=owner,
-                            field_id=field_id)
+                               field_id=field_id, also=self._event(ctx, TAG_ASSIGNMENT, {
+                                   "key": key, "value": value, "column": col, "change": "add"}, ns, tbl, wh))
         self._changed()
         return {"key": key, "value": value, "resource": describe_resource(ns, tbl, col)}
 
@@ -313,7 +332,8 @@ class ManagementService:
         # Lenient: a tag left on a column that was since dropped can still be removed.
         ns, tbl, col, _fid = self._resolve_target(namespace, table, column, ahead=True, warehouse=wh)
         self._check_not_governed(ctx, owner, wh, (ns, tbl, col), key, None)
-        removed = self.policy.unassign_tag(self._scope(owner, warehouse, col), ns, tbl, col, key)
+        removed = self.policy.unassign_tag(self._scope(owner, warehouse, col), ns, tbl, col, key, also=self._event(
+            ctx, TAG_ASSIGNMENT, {"key": key, "column": col, "change": "remove"}, ns, tbl, wh))
         self._changed()
         return {"key": key, "resource": describe_resource(ns, tbl, col), "removed": removed}
 
@@ -410,7 +430,7 @@ class ManagementService:
             grant = self.policy.canonical_grant(self._build_grant(spec))
         except ValueError as exc:
             raise BadRequest(str(exc)) from None
-        grant_id = self.policy.add_grant(grant, created_by=ctx.principal.name)
+        grant_id = self.policy.add_grant(grant, created_by=ctx.principal.name, also=self._grant_event(ctx, grant, "add"))
         self._changed()
         return grant_json(Grant(grant_id, grant.grantee, grant.permissions, grant.catalog, grant.namespace, grant.table,
                                 grant.columns, grant.expression))
@@ -423,7 +443,7 @@ class ManagementService:
             match = [g for g in grants if g.id == int(spec["id"])]
             if not match:
                 raise NotFound(f"No grant #{spec['id']}: see `icemesh grants list`")
-            self.policy.remove_grant(match[0].id)
+            self.policy.remove_grant(match[0].id, also=self._grant_event(ctx, match[0], "remove"))
             self._changed()
             return {"revoked": [grant_json(match[0])]}
         wanted = self._build_grant(spec)
@@ -435,9 +455,10 @@ class ManagementService:
                 if remaining == g.permissions:
                     continue
                 if remaining:
-                    self.policy.replace_grant_permissions(g.id, remaining)
+                    self.policy.replace_grant_permissions(g.id, remaining, also=self._grant_event(
+                        ctx, replace(g, permissions=remaining), "change"))
                 else:
-                    self.policy.remove_grant(g.id)
+                    self.policy.remove_grant(g.id, also=self._grant_event(ctx, g, "remove"))
                 changed.append(grant_json(g))
         if not changed:
             raise NotFound("No grant matches: see `icemesh grants list` (or revoke by --id)")
@@ -471,7 +492,8 @@ class ManagementService:
             raise BadRequest(f"Policy file: {exc}") from None
         created: dict[str, str] = {}
         if changes and not dry_run:
-            created = self.policy.apply_changes(self._wh, changes, ctx.principal.name)
+            created = self.policy.apply_changes(self._wh, changes, ctx.principal.name, also=self._event(
+                ctx, POLICY_APPLY, {"changes": [c.describe() for c in changes]}))
             self._changed()
         return {
             "applied": bool(changes) and not dry_run,

@@ -27,7 +27,7 @@ from icemesh.backends.sql.events import SqlEventLog
 from icemesh.backends.sql.identities import SqlIdentities
 from icemesh.backends.sql.idempotency import SqlIdempotency
 from icemesh.backends.sql.pointers import SqlPointerStore
-from icemesh.backends.sql.policy import SqlPolicy
+from icemesh.backends.sql.policy import Also, SqlPolicy, run_also
 from icemesh.backends.sql.schema import bump_policy_version, schema
 from icemesh.catalog.ports import Backend
 from icemesh.errors import BadRequest, NotFound
@@ -134,30 +134,36 @@ class LakeFormationPolicy(SqlPolicy):
     def tag_keys(self) -> dict[str, TagKey]:
         return self.lf.tag_keys()
 
-    def create_tag_key(self, key: str, values: list[str]) -> None:
+    # Lake Formation has no transaction: `also` (the change's event) runs right after the change landed there.
+
+    def create_tag_key(self, key: str, values: list[str], also: Also = None) -> None:
         self.lf.create_tag_key(key, values)
         self._changed()
+        run_also(also, None)
 
-    def update_tag_key(self, key: str, values: list[str]) -> None:
+    def update_tag_key(self, key: str, values: list[str], also: Also = None) -> None:
         if key not in self.lf.tag_keys():
             raise NotFound(f"Tag key {key} does not exist")
         self.lf.update_tag_key(key, values)
         self._changed()
+        run_also(also, None)
 
-    def delete_tag_key(self, key: str) -> None:
+    def delete_tag_key(self, key: str, also: Also = None) -> None:
         if key not in self.lf.tag_keys():
             raise NotFound(f"Tag key {key} does not exist")
         self.lf.delete_tag_key(key)
         self._changed()
+        run_also(also, None)
 
     def assign_tag(self, warehouse: str, ns: NamespaceRef, table: str, column: str, key: str, value: str,
-                   assigned_by: str | None = None, field_id: int | None = None) -> None:
+                   assigned_by: str | None = None, field_id: int | None = None, also: Also = None) -> None:
         self.lf.assign(ns, table, column, key, value)
         # Lake Formation keeps no record of who tagged: an owner's own tags are remembered locally.
         if assigned_by is not None:
-            super().assign_tag(warehouse, ns, table, column, key, value, assigned_by, field_id)
+            super().assign_tag(warehouse, ns, table, column, key, value, assigned_by, field_id, also=also)
         else:
             super().unassign_tag(warehouse, ns, table, column, key)
+            run_also(also, None)
         self._changed()
 
     def assignment_source(self, warehouse: str, ns: NamespaceRef, table: str, column: str,
@@ -182,10 +188,13 @@ class LakeFormationPolicy(SqlPolicy):
                 return resource, held[(*resource, key)], local[2] if mine else None, bool(mine and local[3])
         return None
 
-    def unassign_tag(self, warehouse: str, ns: NamespaceRef, table: str, column: str, key: str) -> bool:
+    def unassign_tag(self, warehouse: str, ns: NamespaceRef, table: str, column: str, key: str,
+                     also: Also = None) -> bool:
         removed = self.lf.unassign(ns, table, column, key)
         super().unassign_tag(warehouse, ns, table, column, key)
         self._changed()
+        if removed:
+            run_also(also, None)
         return removed
 
     def assignments(self, warehouse: str):
@@ -256,35 +265,38 @@ class LakeFormationPolicy(SqlPolicy):
         except BadRequest as exc:
             raise ValueError(exc.message) from None
 
-    def add_grant(self, grant: Grant, created_by: str | None) -> int:
+    def add_grant(self, grant: Grant, created_by: str | None, also: Also = None) -> int:
         if _is_local(grant):
-            return super().add_grant(grant, created_by)
+            return super().add_grant(grant, created_by, also=also)
         grant_id = self.lf.add_grant(grant)
         self._changed()
+        run_also(also, None)
         return grant_id
 
     def _find(self, grant_id: int) -> Grant | None:
         return next((g for g in self.grants() if g.id == grant_id), None)
 
-    def remove_grant(self, grant_id: int) -> bool:
+    def remove_grant(self, grant_id: int, also: Also = None) -> bool:
         grant = self._find(grant_id)
         if grant is None:
             return False
         if _is_local(grant):
-            return super().remove_grant(grant_id)
+            return super().remove_grant(grant_id, also=also)
         self.lf.revoke(grant)
         self._changed()
+        run_also(also, None)
         return True
 
-    def replace_grant_permissions(self, grant_id: int, permissions: frozenset[Permission]) -> None:
+    def replace_grant_permissions(self, grant_id: int, permissions: frozenset[Permission], also: Also = None) -> None:
         grant = self._find(grant_id)
         if grant is None:
             return
         if _is_local(grant):
-            super().replace_grant_permissions(grant_id, permissions)
+            super().replace_grant_permissions(grant_id, permissions, also=also)
             return
         self.lf.revoke(grant, grant.permissions - permissions)
         self._changed()
+        run_also(also, None)
 
     def move_table(self, conn, warehouse: str, source: TableRef, destination: TableRef,
                    source_elsewhere: bool = False) -> None:
@@ -294,7 +306,7 @@ class LakeFormationPolicy(SqlPolicy):
 
     # -- policy as code ----------------------------------------------------------------------------
 
-    def apply_changes(self, warehouse: str, changes: list[Change], created_by: str) -> dict[str, str]:
+    def apply_changes(self, warehouse: str, changes: list[Change], created_by: str, also: Also = None) -> dict[str, str]:
         """Identities (and ADMIN grants) locally in one transaction, then the rest in Lake Formation and Glue."""
         local_ids = {g.id for g in super().grants()}
         local, remote = [], []
@@ -328,6 +340,7 @@ class LakeFormationPolicy(SqlPolicy):
             self.lf.apply(remote)
         finally:
             self._changed()
+        run_also(also, None)
         return created
 
     # -- the policy snapshot -----------------------------------------------------------------------

@@ -51,7 +51,8 @@ class SqlEventLog:
             stmt = stmt.where(events_t.c.type.in_(sorted(types)))
         with self.db.read() as conn:
             rows = conn.execute(stmt.order_by(events_t.c.id).limit(limit)).all()
-        return [CatalogEvent(r.type, r.principal, r.warehouse, Namespace.from_key(r.namespace).levels, r.name,
+        return [CatalogEvent(r.type, r.principal, r.warehouse, Namespace.from_key(r.namespace).levels if r.namespace else (),
+                             r.name,
                              r.snapshot_id, json.loads(r.detail), r.at, r.id) for r in rows]
 
     def latest(self) -> int:

@@ -12,7 +12,7 @@ import dataclasses
 import json
 import time
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, Callable
 
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
@@ -91,15 +91,17 @@ class SqlPolicy:
         with self.db.read() as conn:
             return conn.execute(select(policy_version_t.c.version).where(policy_version_t.c.id == 1)).scalar_one()
 
-    def create_tag_key(self, key: str, values: list[str]) -> None:
+    def create_tag_key(self, key: str, values: list[str], also: Also = None) -> None:
+        """`also(conn)`, here and in every governance write below: runs in the write's transaction (its event)."""
         try:
             with self.db.write() as conn, conn.begin():
                 conn.execute(insert(tag_keys_t).values(key=key, allowed_values=json.dumps(values)))
                 bump_policy_version(conn)
+                run_also(also, conn)
         except IntegrityError:
             raise AlreadyExists(f"Tag key {key} already exists; use `icemesh tags update` to change its values") from None
 
-    def update_tag_key(self, key: str, values: list[str]) -> None:
+    def update_tag_key(self, key: str, values: list[str], also: Also = None) -> None:
         with self.db.write() as conn, conn.begin():
             used = {r.value for r in conn.execute(select(tag_assignments_t.c.value).where(tag_assignments_t.c.key == key))}
             dropped = sorted(used - set(values))
@@ -108,14 +110,16 @@ class SqlPolicy:
             if conn.execute(update(tag_keys_t).where(tag_keys_t.c.key == key).values(allowed_values=json.dumps(values))).rowcount != 1:
                 raise NotFound(f"Tag key {key} does not exist")
             bump_policy_version(conn)
+            run_also(also, conn)
 
-    def delete_tag_key(self, key: str) -> None:
+    def delete_tag_key(self, key: str, also: Also = None) -> None:
         with self.db.write() as conn, conn.begin():
             if conn.execute(select(tag_assignments_t.c.id).where(tag_assignments_t.c.key == key).limit(1)).first():
                 raise BadRequest(f"Tag {key} is still assigned to resources; unassign it first")
             if conn.execute(delete(tag_keys_t).where(tag_keys_t.c.key == key)).rowcount != 1:
                 raise NotFound(f"Tag key {key} does not exist")
             bump_policy_version(conn)
+            run_also(also, conn)
 
     def tag_keys(self) -> dict[str, TagKey]:
         with self.db.connect() as conn:
@@ -129,7 +133,7 @@ class SqlPolicy:
                 c.key == key)
 
     def assign_tag(self, warehouse: str, ns: NamespaceRef, table: str, column: str, key: str, value: str,
-                   assigned_by: str | None = None, field_id: int | None = None) -> None:
+                   assigned_by: str | None = None, field_id: int | None = None, also: Also = None) -> None:
         """Set `key=value` on a namespace, table ('' column) or column, in one warehouse ('' = every warehouse);
         replaces an earlier value of the key there. `assigned_by` names a non-admin assigner (None: governance)."""
         where = self._slot(warehouse, ns, table, column, key)
@@ -139,6 +143,7 @@ class SqlPolicy:
                 conn.execute(insert(tag_assignments_t).values(warehouse=warehouse, namespace=_ns_key(ns), table_name=table,
                                                               column_name=column, key=key, **values))
             bump_policy_version(conn)
+            run_also(also, conn)
 
     def assignment_source(self, warehouse: str, ns: NamespaceRef, table: str, column: str,
                           key: str) -> tuple[bool, str | None]:
@@ -174,13 +179,16 @@ class SqlPolicy:
                 return (level, tbl, col), row.value, row.assigned_by, bool(row.declared)
         return None
 
-    def unassign_tag(self, warehouse: str, ns: NamespaceRef, table: str, column: str, key: str) -> bool:
+    def unassign_tag(self, warehouse: str, ns: NamespaceRef, table: str, column: str, key: str,
+                     also: Also = None) -> bool:
         """Remove the key from the resource as `warehouse` sees it (its own assignment, else governance's)."""
         with self.db.write() as conn, conn.begin():
             removed = conn.execute(delete(tag_assignments_t).where(*self._slot(warehouse, ns, table, column, key))).rowcount
             if not removed and warehouse:
                 removed = conn.execute(delete(tag_assignments_t).where(*self._slot("", ns, table, column, key))).rowcount
             bump_policy_version(conn)
+            if removed:
+                run_also(also, conn)
         return removed > 0
 
     def follow_schema(self, conn, warehouse: str, table: TableRef, before: list[tuple[int, str]],
@@ -279,7 +287,7 @@ class SqlPolicy:
         """Grants are kept as given."""
         return grant
 
-    def add_grant(self, grant: Grant, created_by: str | None) -> int:
+    def add_grant(self, grant: Grant, created_by: str | None, also: Also = None) -> int:
         """Store a grant; an identical existing grant is returned instead of duplicated (idempotent)."""
         values = _grant_row(grant)
         with self.db.write() as conn, conn.begin():
@@ -288,19 +296,23 @@ class SqlPolicy:
                     return row.id
             result = conn.execute(insert(grants_t).values(**values, created_at=time.time(), created_by=created_by))
             bump_policy_version(conn)
+            run_also(also, conn)
             return int(result.inserted_primary_key[0])
 
-    def remove_grant(self, grant_id: int) -> bool:
+    def remove_grant(self, grant_id: int, also: Also = None) -> bool:
         with self.db.write() as conn, conn.begin():
             removed = conn.execute(delete(grants_t).where(grants_t.c.id == grant_id)).rowcount
             bump_policy_version(conn)
+            if removed:
+                run_also(also, conn)
         return removed > 0
 
-    def replace_grant_permissions(self, grant_id: int, permissions: frozenset[Permission]) -> None:
+    def replace_grant_permissions(self, grant_id: int, permissions: frozenset[Permission], also: Also = None) -> None:
         with self.db.write() as conn, conn.begin():
             conn.execute(update(grants_t).where(grants_t.c.id == grant_id)
                          .values(permissions=json.dumps(sorted(p.value for p in permissions))))
             bump_policy_version(conn)
+            run_also(also, conn)
 
     def grants(self) -> list[Grant]:
         with self.db.connect() as conn:
@@ -366,7 +378,7 @@ class SqlPolicy:
             return _effective(conn.execute(select(tag_assignments_t).where(
                 tag_assignments_t.c.warehouse.in_(("", warehouse)))).all())
 
-    def apply_changes(self, warehouse: str, changes: list[Change], created_by: str) -> dict[str, str]:
+    def apply_changes(self, warehouse: str, changes: list[Change], created_by: str, also: Also = None) -> dict[str, str]:
         """Apply a policy plan in ONE transaction: every change lands or none does.
 
         Returns the secrets of principals it created (shown once to the caller).
@@ -431,6 +443,7 @@ class SqlPolicy:
                         raise TypeError(f"no SQL for policy change {ch!r}")
             if changes:
                 bump_policy_version(conn)
+                run_also(also, conn)
         return created
 
     def load_policy(self, warehouse: str) -> Policy:
@@ -443,6 +456,14 @@ class SqlPolicy:
         return Policy.of(_effective(rows), tag_keys=self.tag_keys(), grants=grants, roles=roles,
                          owners=self.pointers.owners(warehouse), version=version,
                          restricted=frozenset(self.pointers.restricted(warehouse)))
+
+
+Also = Callable[[Any], None] | None  # a step run in the write's own transaction (the change's event)
+
+
+def run_also(also: Also, conn) -> None:
+    if also is not None:
+        also(conn)
 
 
 def _effective(rows) -> dict[tuple[NamespaceRef, str, str, str], str]:
