@@ -47,3 +47,22 @@ def start(tmp_path, warehouses: dict[str, str] | None = None) -> tuple[Catalog, 
     client.__enter__()
     catalog = Catalog(client, next(iter(names)))
     return catalog, catalog.login("admin", secret), client
+
+
+def shop_world(tmp_path, principals: tuple[str, ...] = ("producer", "reader", "outsider"),
+               other_namespaces: tuple[str, ...] = ()):
+    """The fast tier's usual world: governance tags namespace `shop` domain=shop; `svc_producer` may CREATE_TABLE
+    and DESCRIBE there (it owns what it creates), `svc_reader` may SELECT `domain=shop AND sens=public`, the
+    others nothing; `other_namespaces` are the admin's. Returns (catalog, admin headers, {name: headers}, client)."""
+    catalog, admin, client = start(tmp_path)
+    http = catalog.http
+    http.post(f"{M}/tags", json={"key": "sens", "values": ["public", "internal", "confidential"]}, headers=admin)
+    http.post(f"{M}/tags", json={"key": "domain", "values": ["shop", "billing"]}, headers=admin)
+    who = {name: catalog.principal(admin, f"svc_{name}") for name in principals}
+    for ns in ("shop", *other_namespaces):
+        assert http.post(catalog.rest("/namespaces"), json={"namespace": [ns]}, headers=admin).status_code == 200
+    http.post(f"{M}/tag-assignments", json={"key": "domain", "value": "shop", "namespace": "shop"}, headers=admin)
+    for body in ({"permissions": "CREATE_TABLE,DESCRIBE", "principal": "svc_producer", "namespace": "shop"},
+                 {"permissions": "SELECT,DESCRIBE", "principal": "svc_reader", "tags": ["domain=shop", "sens=public"]}):
+        assert http.post(f"{M}/grants", json=body, headers=admin).status_code in (200, 201)
+    return catalog, admin, who, client

@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from tests.inprocess import M, start
+from tests.inprocess import M, shop_world
 
 pytestmark = pytest.mark.inprocess
 
@@ -23,17 +23,7 @@ PUBLIC = {"icemesh.tags": json.dumps([{"column": "", "key": "sens", "value": "pu
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
-    catalog, admin, client = start(tmp_path_factory.mktemp("events"))
-    http = catalog.http
-    http.post(f"{M}/tags", json={"key": "sens", "values": ["public", "confidential"]}, headers=admin)
-    http.post(f"{M}/tags", json={"key": "domain", "values": ["shop"]}, headers=admin)
-    who = {name: catalog.principal(admin, f"svc_{name}") for name in ("producer", "reader", "outsider")}
-    for ns in ("shop", "vault"):
-        assert http.post(catalog.rest("/namespaces"), json={"namespace": [ns]}, headers=admin).status_code == 200
-    http.post(f"{M}/tag-assignments", json={"key": "domain", "value": "shop", "namespace": "shop"}, headers=admin)
-    for body in ({"permissions": "CREATE_TABLE,DESCRIBE", "principal": "svc_producer", "namespace": "shop"},
-                 {"permissions": "SELECT,DESCRIBE", "principal": "svc_reader", "tags": ["domain=shop", "sens=public"]}):
-        assert http.post(f"{M}/grants", json=body, headers=admin).status_code in (200, 201)
+    catalog, admin, who, client = shop_world(tmp_path_factory.mktemp("events"), other_namespaces=("vault",))
     yield catalog, admin, who
     client.__exit__(None, None, None)
 
@@ -168,7 +158,7 @@ def test_governance_changes_are_events_seen_by_whom_they_concern(world):
     change = feed(catalog, admin, start_at)["events"][4]
     assert change["permissions"] == ["DESCRIBE"] and change["grantee"] == {"type": "principal", "name": "svc_reader"}
 
-    policy = "tags:\n  sens: [public, confidential]\n  domain: [shop]\n  tier: [gold, silver, bronze]\n"
+    policy = "tags:\n  sens: [public, internal, confidential]\n  domain: [shop, billing]\n  tier: [gold, silver, bronze]\n"
     applied = http.post(f"{M}/policy", json={"document": policy, "dry_run": False}, headers=admin)
     assert applied.status_code == 200 and applied.json()["applied"], applied.text
     last = feed(catalog, admin, start_at)["events"][-1]

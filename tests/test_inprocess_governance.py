@@ -11,7 +11,7 @@ import json
 
 import pytest
 
-from tests.inprocess import M, start
+from tests.inprocess import M, shop_world
 
 SCHEMA = {"type": "struct", "schema-id": 0, "fields": [
     {"id": 1, "name": "id", "type": "long", "required": False},
@@ -20,16 +20,8 @@ SCHEMA = {"type": "struct", "schema-id": 0, "fields": [
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
-    catalog, admin, client = start(tmp_path_factory.mktemp("inprocess"))
-    http = catalog.http
-    http.post(f"{M}/tags", json={"key": "sens", "values": ["public", "internal", "confidential"]}, headers=admin)
-    http.post(f"{M}/tags", json={"key": "domain", "values": ["shop", "billing"]}, headers=admin)
-    who = {name: catalog.principal(admin, f"svc_{name}") for name in ("producer", "reader", "outsider", "appender")}
-    assert http.post(catalog.rest("/namespaces"), json={"namespace": ["shop"]}, headers=admin).status_code == 200
-    http.post(f"{M}/tag-assignments", json={"key": "domain", "value": "shop", "namespace": "shop"}, headers=admin)
-    for body in ({"permissions": "CREATE_TABLE,DESCRIBE", "principal": "svc_producer", "namespace": "shop"},
-                 {"permissions": "SELECT,DESCRIBE", "principal": "svc_reader", "tags": ["domain=shop", "sens=public"]}):
-        assert http.post(f"{M}/grants", json=body, headers=admin).status_code in (200, 201)
+    catalog, admin, who, client = shop_world(tmp_path_factory.mktemp("inprocess"),
+                                             ("producer", "reader", "outsider", "appender"))
     yield catalog, admin, who
     client.__exit__(None, None, None)
 
