@@ -88,6 +88,10 @@ def test_injected_nodes_carry_engine_names_columns_docs_and_lineage(mesh):
     # Only the columns reporting may read: unit_cost is confidential and is not even named.
     assert {n: c["description"] for n, c in items["columns"].items()} == {
         "item_id": "The item's id.", "label": "What the item is called."}
+    # The types the producer's contract declared (not Iceberg's `int` and `string`), and its not_null.
+    assert {n: c["data_type"] for n, c in items["columns"].items()} == {"item_id": "integer", "label": "varchar"}
+    assert [c["type"] for c in items["columns"]["item_id"]["constraints"]] == ["not_null"]
+    assert items["columns"]["label"]["constraints"] == []
     assert nodes["model.inventory.items.v1"]["deprecation_date"].startswith("2026-01-01")
     assert "model.orders.order_lines" in nodes["model.reporting.item_demand"]["depends_on"]["nodes"]
     assert nodes["model.orders.order_lines"]["relation_name"] == '"mesh"."orders"."order_lines"'

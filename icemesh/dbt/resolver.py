@@ -87,12 +87,19 @@ def unusable_names(product: dict[str, Any]) -> str | None:
     return None
 
 
-def _columns(product: dict[str, Any]) -> dict[str, dict[str, str]]:
-    """The product's columns (only those the consumer may read), names, types and docs as inert text."""
+def _columns(product: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The product's columns (only those the consumer may read): names, docs, the data types its producer's contract
+    declared (`VARCHAR(15)`, not Iceberg's `string`; Iceberg's where it declared none), as inert text, and whether
+    each is not null (the contract's `not_null`, or a required Iceberg field)."""
+    contract = (product["dbt"].get("contract") or {}).get("columns") or []
+    declared = {c["name"]: c for c in contract if isinstance(c, dict) and isinstance(c.get("name"), str)}
     columns = {}
     for column in product["columns"]:
         name = docs_text.clean_name(column["name"])
-        columns[name] = {"doc": docs_text.clean(column.get("doc")), "type": docs_text.clean_name(column.get("type"))}
+        producer = declared.get(column["name"], {})
+        columns[name] = {"doc": docs_text.clean(column.get("doc")),
+                         "type": docs_text.clean_name(producer.get("data_type") or column.get("type")),
+                         "not_null": bool(column.get("required")) or producer.get("not_null") is True}
     return columns
 
 
@@ -114,7 +121,7 @@ def _date(value: Any) -> datetime | None:
 class ProductNodeArgs(ModelNodeArgs):
     """ModelNodeArgs plus what dbt's plugin API has no field for: docs, columns, contract, meta, quoting."""
     description: str = ""
-    columns: dict[str, dict[str, str]] = field(default_factory=dict)
+    columns: dict[str, dict[str, Any]] = field(default_factory=dict)
     contract_enforced: bool = False
     meta: dict[str, Any] = field(default_factory=dict)
     quoting: dict[str, bool] = field(default_factory=dict)
@@ -126,6 +133,8 @@ def _install_node_details() -> None:
     docs and contracts downstream), and so its quoting wins over the consumer project's `quoting:`. dbt marks
     this plugin interface experimental; this is the one seam."""
     from dbt.artifacts.resources import ColumnInfo, Quoting
+    from dbt.artifacts.resources.v1.components import ColumnLevelConstraint
+    from dbt_common.contracts.constraints import ConstraintType
     from dbt.contracts.graph.nodes import ModelNode
 
     if getattr(ModelNode.from_args, "icemesh", False):
@@ -136,8 +145,9 @@ def _install_node_details() -> None:
         node = original(cls, args)
         if isinstance(args, ProductNodeArgs):
             node.description = args.description
-            node.columns = {name: ColumnInfo(name=name, description=c["doc"], data_type=c["type"])
-                            for name, c in args.columns.items()}
+            node.columns = {name: ColumnInfo(name=name, description=c["doc"], data_type=c["type"], constraints=(
+                [ColumnLevelConstraint(type=ConstraintType.not_null)] if c.get("not_null") else []))
+                for name, c in args.columns.items()}
             node.contract.enforced = node.config.contract.enforced = args.contract_enforced
             node.meta = node.config.meta = dict(args.meta)
             if args.quoting:  # Relation.create_from reads a node's own `quoting` (sources have one) over the project's
