@@ -69,5 +69,9 @@ def test_private_apis_are_where_the_pinned_versions_keep_them(module, distributi
         assert callable(getattr(DataFrame, "_collect_as_arrow", None)), "DataFrame._collect_as_arrow is gone"
     else:
         from dbt.adapters.spark.impl import SparkAdapter
+        from dbt.contracts.graph.nodes import ModelNode
 
         assert isinstance(SparkAdapter._available_, frozenset | set), "SparkAdapter._available_ changed shape"
+        assert version("dbt-core").startswith(compat.PINNED), f"dbt-core {version('dbt-core')} is not {compat.PINNED}"
+        assert isinstance(ModelNode.__dict__.get("materialization_enforces_constraints"), property), \
+            "ModelNode.materialization_enforces_constraints is no longer a property"

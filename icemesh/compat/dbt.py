@@ -1,5 +1,10 @@
-"""dbt-spark 1.11's private API icemesh uses: the set of adapter methods its Jinja wrapper exposes, which is how
-`adapter.icemesh_publish(...)` becomes callable from a materialization (dbt-spark has no plugin hook)."""
+"""dbt 1.11's private APIs icemesh uses (dbt-core and dbt-spark, both pinned at 1.11):
+
+- dbt-spark: the set of adapter methods its Jinja wrapper exposes, which is how `adapter.icemesh_publish(...)`
+  becomes callable from a materialization (dbt-spark has no plugin hook);
+- dbt-core: `ModelNode.materialization_enforces_constraints`, a fixed list (`table`, `incremental`) behind the
+  warning "Constraint types are not supported for iceberg materializations", which the `iceberg`
+  materialization does not deserve for the constraints it enforces (not_null: a required Iceberg field)."""
 
 from __future__ import annotations
 
@@ -17,3 +22,22 @@ def expose_adapter_method(adapter_class: type, name: str, method: Callable) -> N
 
 def exposed(adapter_class: type, name: str) -> bool:
     return name in adapter_class._available_
+
+
+def enforces_constraints(materialization: str, kinds: frozenset[str]) -> None:
+    """Tell dbt that `materialization` enforces constraints of `kinds` (a model with any other kind still gets
+    dbt's warning). Idempotent."""
+    from dbt.contracts.graph.nodes import ModelNode
+
+    current = ModelNode.materialization_enforces_constraints
+    if getattr(current.fget, "icemesh", None) == (materialization, kinds):
+        return
+    original = current.fget
+
+    def enforces(node) -> bool:
+        if node.config.materialized == materialization:
+            return all(str(getattr(c.type, "value", c.type)) in kinds for c in node.all_constraints)
+        return original(node)
+
+    enforces.icemesh = (materialization, kinds)
+    ModelNode.materialization_enforces_constraints = property(enforces)

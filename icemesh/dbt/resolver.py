@@ -33,6 +33,7 @@ from dbt.plugins.manager import dbt_hook, dbtPlugin
 from dbt.plugins.manifest import PluginNodes
 from dbt_common.exceptions import DbtRuntimeError
 
+from icemesh.compat.dbt import enforces_constraints
 from icemesh.dbt import adapters, docs_text, pinning, product_views, target
 from icemesh.errors import IcemeshError
 from icemesh.terminal import plain
@@ -236,6 +237,8 @@ class IcemeshResolver(dbtPlugin):
         self.project_dir = _project_dir()
         self.projects = declared_projects(self.project_dir)
         self.registry = ProductRegistry([], [])
+        # `iceberg` enforces not_null (a required field): dbt need not warn that it enforces no constraint.
+        enforces_constraints("iceberg", frozenset({"not_null"}))
         if self.projects:
             _install_node_details()
 
