@@ -95,6 +95,32 @@ def test_injected_nodes_carry_engine_names_columns_docs_and_lineage(mesh):
     assert nodes["model.inventory.items.v1"]["deprecation_date"].startswith("2026-01-01")
     assert "model.orders.order_lines" in nodes["model.reporting.item_demand"]["depends_on"]["nodes"]
     assert nodes["model.orders.order_lines"]["relation_name"] == '"mesh"."orders"."order_lines"'
+    # Multi-hop: the injected product carries what it read (orders.order_lines read inventory's items v2).
+    assert nodes["model.orders.order_lines"]["depends_on"]["nodes"] == ["model.inventory.items.v2"]
+
+
+def test_lineage_reaches_past_the_projects_a_consumer_declares(mesh):
+    """A consumer that declares only `orders` still sees, in `dbt ls --select +model`, the inventory product that
+    orders' product was built from (as far as it may see it), without reading it."""
+    _server, projects = mesh
+    dbt = projects["reporting"]
+    dependencies = dbt.path / "dependencies.yml"
+    kept = dependencies.read_text()
+    probe = dbt.path / "models" / "probe_lineage.sql"
+    moved = [(p, p.read_text()) for p in (dbt.path / "models").glob("*.sql")]
+    try:
+        dependencies.write_text("projects:\n  - name: orders\n")
+        for path, _text in moved:
+            path.unlink()  # the consumer's own models ref inventory too: leave only the probe
+        probe.write_text("select * from {{ ref('orders', 'order_lines') }}")
+        listed = dbt("ls", "--select", "+probe_lineage", "--output", "name", "--resource-type", "model")
+        names = listed.stdout.split()
+        assert "order_lines" in names and "items.v2" in names, listed.stdout[-2000:]
+    finally:
+        probe.unlink(missing_ok=True)
+        for path, text in moved:
+            path.write_text(text)
+        dependencies.write_text(kept)
 
 
 def test_deprecated_version_and_stale_product_warn(mesh):

@@ -202,6 +202,13 @@ class ProductRegistry:
     def __init__(self, products: list[dict[str, Any]], projects: list[str]) -> None:
         self.projects = projects
         self.products = [p for p in products if p["dbt"].get("project") in projects and p["dbt"].get("model")]
+        # Every product the consumer may see, of any project: the upstream chain of what it refs, for lineage.
+        self.by_name = {p["name"]: p for p in products if p["dbt"].get("project") and p["dbt"].get("model")}
+
+    def upstream_of(self, product: dict[str, Any]) -> list[dict[str, Any]]:
+        """The products `product` read (recorded when it was published), as far as the consumer may see them."""
+        names = product["dbt"].get("upstream") or []
+        return [self.by_name[n] for n in names if isinstance(n, str) and n in self.by_name]
 
     def find(self, project: str, model: str, version: Any = None) -> dict[str, Any] | None:
         matches = [p for p in self.products if p["dbt"]["project"] == project and p["dbt"]["model"] == model]
@@ -265,23 +272,30 @@ class IcemeshResolver(dbtPlugin):
         referenced = self._check_refs()
         pins = self._pins()
         pinned: dict[str, int] = {}
-        for product in self.registry.products:
-            if not product["select"]["allowed"]:
-                continue  # refs to it were refused above with the catalog's reason; nothing to read
-            if referenced is not None and (product["dbt"]["project"], product["dbt"]["model"]) not in referenced:
-                continue  # dbt pays for every node: a consumer gets the models it refs (all their versions)
+        read = [p for p in self.registry.products if p["select"]["allowed"] and (  # refused refs failed above
+            referenced is None or (p["dbt"]["project"], p["dbt"]["model"]) in referenced)]  # dbt pays per node
+        chosen = {p["name"]: p for p in read}
+        read_names = set(chosen)
+        lineage = list(read)
+        while lineage:  # what they read, and so on up: `dbt ls --select +model` and dbt docs show the whole chain
+            for upstream in self.registry.upstream_of(lineage.pop()):
+                if upstream["name"] not in chosen:
+                    chosen[upstream["name"]] = upstream
+                    lineage.append(upstream)
+        made: dict[str, ProductNodeArgs] = {}
+        for product in chosen.values():
             unusable = unusable_names(product)
             if unusable:
                 _warn(f"{product['name']} is left out of the graph: {unusable}")
                 continue
             dbt = product["dbt"]
             snapshot_id = None
-            if pins is not None:
+            if pins is not None and product["name"] in read_names:  # only what the project reads is pinned
                 snapshot_id = pins.get(product["name"], product["current_snapshot_id"])
                 if snapshot_id is not None:
                     pinned[product["name"]] = snapshot_id = int(snapshot_id)
             database, schema, identifier, name = self._location(product, snapshot_id)
-            nodes.add_model(ProductNodeArgs(
+            made[product["name"]] = ProductNodeArgs(
                 name=dbt["model"], package_name=dbt["project"], identifier=identifier, schema=schema, database=database,
                 relation_name=name,
                 version=_version(dbt.get("version")), latest_version=_version(dbt.get("latest_version")),
@@ -293,7 +307,11 @@ class IcemeshResolver(dbtPlugin):
                 meta={"icemesh": {"product": product["name"], "owner": dbt.get("owner"),
                                   "snapshot_id": snapshot_id or product["current_snapshot_id"],
                                   "pinned": snapshot_id is not None, "freshness": dbt.get("freshness")}},
-            ))
+            )
+        for product_name, args in made.items():
+            args.depends_on_nodes = sorted(made[u["name"]].unique_id for u in self.registry.upstream_of(chosen[product_name])
+                                           if u["name"] in made)
+            nodes.add_model(args)
         if pinned and self._pin_mode == "snapshot":
             pinning.save(self.project_dir, pinned)
         return nodes
