@@ -15,14 +15,14 @@ from dataclasses import replace
 from typing import Any
 
 from icemesh.backends.aws.settings import AwsSettings
-from icemesh.backends.aws.lakeformation import LakeFormation, as_lake_formation_means, check_iam_name
+from icemesh.backends.aws.lakeformation import LakeFormation, canonical_grant, check_iam_name
 from icemesh.governance.views import LazyColumns, access_json, grant_json, namespace_tags_json, table_tags_json
 from icemesh.errors import BadRequest
 from icemesh.governance import policy_file
 from icemesh.governance.changes import NamespaceChange, plan_json
 from icemesh.governance.evaluator import Evaluator
 from icemesh.governance.permissions import Permission
-from icemesh.governance.policy import PRINCIPAL, ROLE, Grant, Grantee
+from icemesh.governance.policy import PRINCIPAL, ROLE, Grantee
 from icemesh.governance.resources import NamespaceRef, TableRef, parse_namespace, parse_table
 
 
@@ -30,13 +30,6 @@ OWNERS_NOTE = ("namespace owners are recorded by the catalog server, not in Glue
                "server (without --lakeformation) to set them")
 ACCESS_NOTE = ("owner rights are not counted here (the catalog server records owners): run the check through the "
                "server (without --lakeformation) to include them")
-
-
-def _as_lake_formation_means(grant: Grant) -> Grant:
-    try:
-        return as_lake_formation_means(grant)
-    except BadRequest as exc:
-        raise ValueError(exc.message) from None
 
 
 class DirectLakeFormation:
@@ -88,7 +81,7 @@ class DirectLakeFormation:
             tables=LazyColumns(self),
             assignments=self.lf.assignments(),
             grants=self.lf.grants(),
-            canonical=_as_lake_formation_means,
+            canonical=canonical_grant,
         )
 
     def list_tags(self) -> list[dict[str, Any]]:

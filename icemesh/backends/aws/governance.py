@@ -19,7 +19,7 @@ import time
 from sqlalchemy import Column, Integer, Table, insert, select, update
 
 from icemesh.backends.aws.glue import GlueCatalogStore
-from icemesh.backends.aws.lakeformation import LakeFormation, as_lake_formation_means, check_iam_name
+from icemesh.backends.aws.lakeformation import LakeFormation, canonical_grant, check_iam_name
 from icemesh.backends.sql import open_database
 from icemesh.backends.sql.audit import SqlAudit
 from icemesh.backends.sql.database import Database
@@ -258,12 +258,7 @@ class LakeFormationPolicy(SqlPolicy):
 
     def canonical_grant(self, grant: Grant) -> Grant:
         """As Lake Formation holds it (a column SELECT is described too); ValueError for what it cannot hold."""
-        if _is_local(grant):
-            return grant
-        try:
-            return as_lake_formation_means(grant)
-        except BadRequest as exc:
-            raise ValueError(exc.message) from None
+        return grant if _is_local(grant) else canonical_grant(grant)
 
     def add_grant(self, grant: Grant, created_by: str | None, also: Also = None) -> int:
         if _is_local(grant):

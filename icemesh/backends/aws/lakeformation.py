@@ -163,6 +163,14 @@ def as_lake_formation_means(grant: Grant) -> Grant:
     return replace(grant, permissions=frozenset().union(*held))
 
 
+def canonical_grant(grant: Grant) -> Grant:
+    """`as_lake_formation_means` for a policy plan's `canonical`: ValueError for what Lake Formation cannot hold."""
+    try:
+        return as_lake_formation_means(grant)
+    except BadRequest as exc:
+        raise ValueError(exc.message) from None
+
+
 def _target(resource: dict) -> tuple[dict, str] | None:
     """An LF resource as Grant target fields and the icemesh permissions that apply to it; None: not ours."""
     if "Catalog" in resource:
