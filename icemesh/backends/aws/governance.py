@@ -30,7 +30,7 @@ from icemesh.backends.sql.pointers import SqlPointerStore
 from icemesh.backends.sql.policy import Also, SqlPolicy, run_also
 from icemesh.backends.sql.schema import bump_policy_version, schema
 from icemesh.catalog.ports import Backend
-from icemesh.errors import BadRequest, NotFound
+from icemesh.errors import NotFound
 from icemesh.governance.changes import Change, GrantAdded, GrantRemoved, PrincipalChange, ProjectBinding, RoleChange
 from icemesh.governance.permissions import Permission
 from icemesh.governance.policy import PRINCIPAL, ROLE, Grant, Grantee, Policy
