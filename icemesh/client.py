@@ -32,6 +32,10 @@ class ClientError(IcemeshError):
         self.type = type_
 
 
+class CatalogUnreachable(ClientError):
+    """No answer at all (connection refused, DNS, timeout): unlike a refusal, something a cache may stand in for."""
+
+
 class CatalogClient:
     def __init__(self, uri: str | None = None, token: str | None = None, client_id: str | None = None,
                  client_secret: str | None = None, scope: str = "catalog", timeout: float = 60.0,
@@ -72,10 +76,10 @@ class CatalogClient:
     def _error(self, message: str, code: int = 1, type_: str = "ClientError") -> ClientError:
         return ClientError(self.where(message), code, type_)
 
-    def _unreachable(self, exc: Exception) -> ClientError:
+    def _unreachable(self, exc: Exception) -> "CatalogUnreachable":
         why = ("ICEMESH_CATALOG_URI is unset, so this is the default: set it to the catalog's address"
                if self.uri_is_default else "is `icemesh serve` running there?")
-        return ClientError(f"Cannot reach the catalog at {self.uri} ({exc.__class__.__name__}): {why}")
+        return CatalogUnreachable(f"Cannot reach the catalog at {self.uri} ({exc.__class__.__name__}): {why}")
 
     @property
     def token_endpoint(self) -> str:

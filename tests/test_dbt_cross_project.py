@@ -9,13 +9,17 @@ except confidential ones, and may only DESCRIBE those; items.unit_cost is tagged
 from __future__ import annotations
 
 import json
+import os
+import re
+import socket
+import stat
 import subprocess
 
 import duckdb
 import pytest
 
 from tests.conftest import start_catalog
-from tests.dbt_helpers import dbt_project
+from tests.dbt_helpers import BIN, dbt_project
 
 M = "/management/v1"
 
@@ -206,3 +210,57 @@ def test_pinned_runs_record_and_repeat_the_upstream_snapshots(mesh):
     assert len(local_rows(projects["reporting"], "legacy_labels")) == 5
     projects["reporting"]("run", "--select", "legacy_labels", "--vars", "{icemesh_pin: target/icemesh_pins.json}")
     assert local_rows(projects["reporting"], "legacy_labels") == [(i, f"item {i}") for i in range(4)]  # as pinned
+
+
+
+def _offline(dbt, *args: str) -> subprocess.CompletedProcess:
+    """`dbt ...` as the project's principal with the catalog unreachable (a port nothing listens on)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**dbt.env, "ICEMESH_CATALOG_URI": f"http://127.0.0.1:{port}"}
+    return subprocess.run([os.path.join(BIN, "dbt"), *args], cwd=dbt.path, env=env, capture_output=True, text=True,
+                          timeout=300)
+
+
+def _names(output: str) -> list[str]:
+    return [line for line in output.splitlines() if re.fullmatch(r"[\w.]+", line)]
+
+
+def test_parse_only_commands_work_offline_from_the_parse_cache(mesh):
+    """As dbt-loom parses from manifest files: with the catalog down, `dbt ls`, `compile`, `docs generate` and `parse`
+    build the same graph from what the last parse resolved (one warning naming its age); `build` refuses."""
+    _server, projects = mesh
+    dbt = projects["reporting"]
+    online = _names(dbt("ls", "--output", "name").stdout)
+    cache = dbt.path / "target" / "icemesh_products.json"
+    assert stat.S_IMODE(cache.stat().st_mode) == 0o600  # what this principal may see, private to its owner
+    listed = _offline(dbt, "ls", "--output", "name")
+    assert listed.returncode == 0, listed.stdout[-3000:]
+    assert _names(listed.stdout) == online and {"items.v2", "order_lines", "item_demand"} <= set(online)
+    warnings = [line for line in listed.stdout.splitlines() if "icemesh:" in line]
+    assert len(warnings) == 1 and "unreachable" in warnings[0] and " ago in target/icemesh_products.json" in warnings[0]
+
+    docs = _offline(dbt, "docs", "generate")
+    assert docs.returncode == 0, docs.stdout[-3000:]
+    nodes = manifest(dbt)["nodes"]  # written from the cache: the cross-domain chain and the declared types
+    assert nodes["model.orders.order_lines"]["depends_on"]["nodes"] == ["model.inventory.items.v2"]
+    assert nodes["model.inventory.items.v2"]["columns"]["item_id"]["data_type"] == "integer"
+    compiled = _offline(dbt, "compile", "--select", "item_demand")
+    assert compiled.returncode == 0, compiled.stdout[-3000:]
+    sql = (dbt.path / "target" / "compiled" / "reporting" / "models" / "item_demand.sql").read_text()
+    assert '"mesh"."orders"."order_lines"' in sql
+
+    built = _offline(dbt, "build")
+    assert built.returncode != 0
+    assert "`dbt build` reads the products' data and must be authorized by the catalog" in built.stdout
+    assert "Traceback" not in built.stdout + built.stderr
+
+
+def test_offline_without_a_parse_cache_says_how_to_get_one(mesh):
+    _server, projects = mesh
+    dbt = projects["orders"]
+    (dbt.path / "target" / "icemesh_products.json").unlink(missing_ok=True)
+    listed = _offline(dbt, "ls")
+    assert listed.returncode != 0
+    assert "no parse cache at" in listed.stdout and "one parse with the catalog reachable writes it" in listed.stdout

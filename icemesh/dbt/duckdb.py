@@ -16,7 +16,7 @@ import duckdb
 from dbt.adapters.duckdb.plugins import BasePlugin
 from dbt_common.exceptions import DbtRuntimeError
 
-from icemesh.dbt import product_views
+from icemesh.dbt import parse_cache, product_views
 from icemesh.dbt.product import ProductSpec
 from icemesh.dbt.target import TargetCatalog
 from icemesh.runtimes import duckdb as duck_engine
@@ -44,7 +44,11 @@ class Plugin(BasePlugin):
 
     def configure_connection(self, conn) -> None:
         """Attach the mesh; a catalog that cannot be reached or logged in to fails the run with one dbt error
-        line naming the URI (dbt prints a traceback for anything but its own errors)."""
+        line naming the URI (dbt prints a traceback for anything but its own errors). A parse-only command
+        that parsed from the cache (the catalog unreachable, said once) opens its connection without it."""
+        if parse_cache.OFFLINE.is_set() and parse_cache.parse_only(parse_cache.command()):
+            self.connection = conn
+            return
         try:
             self._attach(conn)
         except IcemeshError as exc:

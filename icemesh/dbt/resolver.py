@@ -34,7 +34,8 @@ from dbt.plugins.manifest import PluginNodes
 from dbt_common.exceptions import DbtRuntimeError
 
 from icemesh.compat.dbt import enforces_constraints
-from icemesh.dbt import adapters, docs_text, pinning, product_views, target
+from icemesh.client import CatalogUnreachable
+from icemesh.dbt import adapters, docs_text, parse_cache, pinning, product_views, target
 from icemesh.errors import IcemeshError
 from icemesh.terminal import plain
 
@@ -250,17 +251,41 @@ class IcemeshResolver(dbtPlugin):
             _install_node_details()
 
     def _fetch(self) -> None:
-        """The upstream products, one call, from the warehouse the target reads (production by default)."""
+        """The upstream products, one call, from the warehouse the target reads (production by default); from
+        the parse cache when the catalog cannot be reached and the command only parses (parse_cache.py)."""
         settings = target.of_current_target(self.adapter)
         client = settings.client(upstream=True)
         try:
             products = client.request("GET", "/management/v1/products",
                                       params={"warehouse": client.warehouse} if client.warehouse else None)
             self.alias = settings.upstream_alias if settings.reads_elsewhere(upstream=client) else settings.alias
+        except CatalogUnreachable as exc:
+            products = self._cached(exc)
         except IcemeshError as exc:
             raise DbtRuntimeError(f"icemesh: cannot read the products of {', '.join(self.projects)} from the catalog: "
                                   f"{exc.message}") from None
+        else:
+            parse_cache.save(self.project_dir, {"uri": client.uri, "warehouse": client.warehouse, "alias": self.alias},
+                             products)
         self.registry = ProductRegistry(products, self.projects)
+
+    def _cached(self, exc: IcemeshError) -> list[dict[str, Any]]:
+        """The products of the last parse that reached the catalog, for a command that only parses."""
+        which = parse_cache.command()
+        cached = parse_cache.load(self.project_dir) if parse_cache.parse_only(which) else None
+        if cached is None:
+            needs = (f"`dbt {which}` reads the products' data and must be authorized by the catalog"
+                     if which and not parse_cache.parse_only(which) else
+                     f"no parse cache at {parse_cache.path(self.project_dir)} to list or compile from (one "
+                     "parse with the catalog reachable writes it)")
+            raise DbtRuntimeError(plain(f"icemesh: cannot read the products of {', '.join(self.projects)}: "
+                                        f"{exc.message}; {needs}")) from None
+        self.alias = cached.alias
+        parse_cache.OFFLINE.set()
+        _warn(f"the catalog is unreachable ({exc.message.split(' (')[0]}): using the products cached "
+              f"{cached.age()} ago in {os.path.relpath(parse_cache.path(self.project_dir), self.project_dir)}; "
+              f"`dbt build` and `dbt run` need the catalog")
+        return cached.products
 
     @dbt_hook
     def get_nodes(self) -> PluginNodes:
@@ -365,7 +390,7 @@ class IcemeshResolver(dbtPlugin):
                         problems.append(problem)
                         continue
                     product = self.registry.find(ref["package"], ref["name"], ref.get("version"))
-                    if product is not None:
+                    if product is not None and not parse_cache.OFFLINE.is_set():  # offline: as of then, not now
                         stale = freshness_problem(product, time.time())
                         if stale and stale[0] == "error":
                             problems.append(f"{model} refs {stale[1]}")
