@@ -35,8 +35,8 @@ def dbt_project(name: str, directory, server, client_id: str, client_secret: str
     return dbt
 
 
-def icemesh_dbt_init(path, env) -> subprocess.CompletedProcess:
-    return subprocess.run([os.path.join(BIN, "icemesh"), "dbt", "init", str(path), "--output", "json"], env=env,
+def icemesh_dbt_init(path, env, *options: str) -> subprocess.CompletedProcess:
+    return subprocess.run([os.path.join(BIN, "icemesh"), "dbt", "init", str(path), *options, "--output", "json"], env=env,
                           capture_output=True, text=True, timeout=60)
 
 

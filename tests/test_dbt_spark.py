@@ -224,6 +224,15 @@ def test_incremental_strategies_on_spark(fulfilment, catalog):
     assert [str(f.transform) for f in after["customer_shipments"].spec().fields] == ["identity"]
 
 
+def test_a_catalog_name_table_model_on_spark_is_published_as_a_product(fulfilment, catalog):
+    """catalogs.yml style on dbt-spark: `materialized='table', catalog_name='mesh'` goes through icemesh's writer."""
+    table = catalog.load_table("fulfilment.shipment_counts")
+    assert table.properties["icemesh.dbt.model"] == "shipment_counts"
+    assert table.properties["icemesh.dbt.unique_id"] == "model.fulfilment.shipment_counts"
+    assert json.loads(table.properties["icemesh.tags"]) == [{"column": "", "key": "domain", "value": "fulfilment"}]
+    assert rows(table) == [("packed", 2), ("shipped", 3)]
+
+
 def test_init_follows_a_reinstalled_runtime_and_names_targets_it_cannot_set_up(tmp_path):
     import shutil
 

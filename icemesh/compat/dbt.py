@@ -2,6 +2,8 @@
 
 - dbt-spark: the set of adapter methods its Jinja wrapper exposes, which is how `adapter.icemesh_publish(...)`
   becomes callable from a materialization (dbt-spark has no plugin hook);
+- dbt-adapters: `CATALOG_INTEGRATIONS`, the catalog types `catalogs.yml` may name for an adapter (read when the adapter
+  is made), to which icemesh adds `iceberg_rest` for dbt-duckdb and dbt-spark;
 - dbt-core: `ModelNode.materialization_enforces_constraints`, a fixed list (`table`, `incremental`) behind the
   warning "Constraint types are not supported for iceberg materializations", which the `iceberg`
   materialization does not deserve for the constraints it enforces (not_null: a required Iceberg field)."""
@@ -41,3 +43,13 @@ def enforces_constraints(materialization: str, kinds: frozenset[str]) -> None:
 
     enforces.icemesh = (materialization, kinds)
     ModelNode.materialization_enforces_constraints = property(enforces)
+
+
+def add_catalog_integration_type(adapter_class: type, integration_class: type) -> None:
+    """Let `catalogs.yml` name `integration_class.catalog_type` on this adapter. dbt builds an adapter's catalog
+    client from the class attribute CATALOG_INTEGRATIONS when the adapter is made, so this runs before (from a
+    dbt plugin's initialize). The list is replaced, not appended to: BaseAdapter's default is shared by all."""
+    current = list(getattr(adapter_class, "CATALOG_INTEGRATIONS", None) or [])
+    if any(c.catalog_type.casefold() == integration_class.catalog_type.casefold() for c in current):
+        return
+    adapter_class.CATALOG_INTEGRATIONS = [*current, integration_class]

@@ -51,6 +51,7 @@ class ProductSpec:
     tags: dict[str, str] = field(default_factory=dict)
     upstream: tuple[str, ...] = ()
     upstream_snapshots: dict[str, int] = field(default_factory=dict)
+    catalog_entry: dict[str, Any] | None = None  # the catalogs.yml entry a `catalog_name` model names
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> "ProductSpec":
@@ -79,6 +80,7 @@ class ProductSpec:
             tags=_tags(config.get("tags"), "icemesh_tags"),
             upstream=tuple(config.get("upstream") or ()),
             upstream_snapshots=dict(config.get("upstream_snapshots") or {}),
+            catalog_entry=dict(config["catalog_entry"]) if config.get("catalog_entry") else None,
         )
 
     @property

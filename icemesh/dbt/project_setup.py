@@ -6,7 +6,10 @@
 3. profiles.yml: the `icemesh.dbt.duckdb` plugin on every duckdb output of the project's profile; on every
    spark output (`method: session`), `server_side_parameters` that give the session the Iceberg runtime and
    the catalog `mesh` as the project's principal (credentials read from the environment when dbt runs).
-4. macros/icemesh.sql: a one-line `is_incremental()` shim (dbt lets only the project override it).
+4. macros/icemesh.sql: one-line overrides dbt lets only the project make: `is_incremental()`, and the `table` and
+   `incremental` materializations, which publish a model with `catalog_name` (catalogs.yml) and are dbt's own
+   for every other model.
+5. With `--style catalogs`: catalogs.yml, an `iceberg_rest` entry `mesh` pointing at the catalog (catalogs.py).
 
 Every edit checks first and changes nothing that is already right, so running it twice is safe; YAML is
 edited round-trip in each file's own indentation (yaml_layout.py), so the project's comments and layout stay as
@@ -27,8 +30,25 @@ from icemesh.errors import BadRequest
 
 VENDORED_DIR = "icemesh_package"  # the macros package, copied into the project (see _vendor_package)
 SHIM_FILE = "icemesh.sql"
-SHIM = ("{#- Written by `icemesh dbt init`: dbt lets only the project itself override is_incremental(). -#}\n"
-        "{% macro is_incremental() %}{{ return(icemesh.is_incremental()) }}{% endmacro %}\n")
+SHIM_MARK = "Written by `icemesh dbt init`"
+SHIM = ("{#- " + SHIM_MARK + ": dbt lets only the project itself override these. A table or incremental model with\n"
+        "    catalog_name (catalogs.yml) is published as an icemesh product; every other model gets dbt's own. -#}\n"
+        "{% macro is_incremental() %}{{ return(icemesh.is_incremental()) }}{% endmacro %}\n"
+        + "".join(f"{{% materialization {kind}, adapter='{adapter}' %}}{{{{ return(icemesh.icemesh_table('{adapter}')) }}}}"
+                  "{% endmaterialization %}\n" for adapter in ("duckdb", "spark") for kind in ("table", "incremental")))
+CATALOGS = """# Written by `icemesh dbt init --style catalogs`: models with `catalog_name: mesh` (materialized table or
+# incremental) are published to the icemesh catalog as products. Credentials stay in the profile / environment.
+catalogs:
+  - name: mesh
+    active_write_integration: icemesh
+    write_integrations:
+      - name: icemesh
+        catalog_type: iceberg_rest
+        table_format: iceberg
+        adapter_properties:
+          uri: "{{ env_var('ICEMESH_CATALOG_URI', 'http://127.0.0.1:8181') }}"
+"""
+STYLES = ("iceberg", "catalogs")
 
 
 @dataclass
@@ -73,7 +93,11 @@ def find_profiles(project_dir: str, profiles_dir: str | None) -> str:
                      "pass --profiles-dir")
 
 
-def set_up(project_dir: str, profiles_dir: str | None = None) -> SetupReport:
+def set_up(project_dir: str, profiles_dir: str | None = None, style: str = "iceberg") -> SetupReport:
+    """`style`: how models say they are products, `materialized='iceberg'` (the default) or dbt's catalogs.yml with
+    `catalog_name` (then catalogs.yml is written too); a project set up either way accepts both."""
+    if style not in STYLES:
+        raise BadRequest(f"Unknown style {style!r}: use {' or '.join(STYLES)}")
     project_dir = os.path.abspath(project_dir)
     project_file = os.path.join(project_dir, "dbt_project.yml")
     if not os.path.exists(project_file):
@@ -90,6 +114,8 @@ def set_up(project_dir: str, profiles_dir: str | None = None) -> SetupReport:
     _plugin(report.profiles_path, profile_name, report)
     macro_dir = (project.get("macro-paths") or ["macros"])[0]
     _shim(project_dir, macro_dir, report)
+    if style == "catalogs":
+        _catalogs_file(project_dir, report)
     return report
 
 
@@ -201,13 +227,35 @@ def _plugin(profiles_path: str, profile_name: str, report: SetupReport) -> None:
 
 
 def _shim(project_dir: str, macro_dir: str, report: SetupReport) -> None:
+    """Write macros/icemesh.sql, or bring an earlier init's up to date; a file of the same name that is not ours stays."""
     path = os.path.join(project_dir, macro_dir, SHIM_FILE)
-    if os.path.exists(path):
+    existed = os.path.exists(path)
+    if existed:
         with open(path, encoding="utf-8") as f:
-            if "icemesh.is_incremental()" in f.read():
-                return
-        raise BadRequest(f"{path} exists and is not icemesh's: move it, then run `icemesh dbt init` again")
+            current = f.read()
+        if current == SHIM:
+            return
+        if SHIM_MARK not in current:
+            raise BadRequest(f"{path} exists and is not icemesh's: move it, then run `icemesh dbt init` again")
     os.makedirs(os.path.dirname(path), exist_ok=True)
     with open(path, "w", encoding="utf-8") as f:
         f.write(SHIM)
-    report.changes.append(f"{os.path.join(macro_dir, SHIM_FILE)}: is_incremental() knows materialized='iceberg'")
+    report.changes.append(f"{os.path.join(macro_dir, SHIM_FILE)}: {'updated' if existed else 'added'} (is_incremental() "
+                          "knows materialized='iceberg'; table and incremental models with catalog_name publish)")
+
+
+def _catalogs_file(project_dir: str, report: SetupReport) -> None:
+    """catalogs.yml with the icemesh entry, unless the project has one (its catalogs are its own: a note then)."""
+    path = os.path.join(project_dir, "catalogs.yml")
+    if os.path.exists(path):
+        document = _load(path) or {}
+        entries = [c for c in document.get("catalogs") or [] if isinstance(c, dict)]
+        if not any(w.get("catalog_type") == "iceberg_rest" for c in entries for w in c.get("write_integrations") or []
+                   if isinstance(w, dict)):
+            report.notes.append("catalogs.yml exists without an iceberg_rest entry: add one for icemesh "
+                                "(see `icemesh dbt init --help`), or name it with catalog_name")
+        return
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(CATALOGS)
+    report.changes.append("catalogs.yml: catalog `mesh` (iceberg_rest, the icemesh catalog): models with "
+                          "catalog_name='mesh' publish as products")

@@ -35,7 +35,7 @@ from dbt_common.exceptions import DbtRuntimeError
 
 from icemesh.compat.dbt import enforces_constraints
 from icemesh.client import CatalogUnreachable
-from icemesh.dbt import adapters, docs_text, parse_cache, pinning, product_views, target
+from icemesh.dbt import adapters, catalogs, docs_text, parse_cache, pinning, product_views, target
 from icemesh.errors import IcemeshError
 from icemesh.terminal import plain
 
@@ -247,6 +247,7 @@ class IcemeshResolver(dbtPlugin):
         self.registry = ProductRegistry([], [])
         # `iceberg` enforces not_null (a required field): dbt need not warn that it enforces no constraint.
         enforces_constraints("iceberg", frozenset({"not_null"}))
+        catalogs.register(self.project_dir)  # catalogs.yml's iceberg_rest type, before dbt makes the adapter
         if self.projects:
             _install_node_details()
 

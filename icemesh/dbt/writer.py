@@ -17,7 +17,7 @@ from pyiceberg.table import Table
 from pyiceberg.table.upsert_util import create_match_filter, has_duplicate_rows
 
 from icemesh.client import CatalogClient
-from icemesh.dbt import partitioning, schema_sync, tagging
+from icemesh.dbt import catalogs, partitioning, schema_sync, tagging
 from icemesh.dbt.product import DECLARED_TAGS_PROPERTY, PROPERTY_PREFIX, ProductSpec
 
 COMMIT_ATTEMPTS = 4
@@ -40,6 +40,9 @@ class ProductWriter:
 
     def publish(self, spec: ProductSpec) -> WriteResult:
         started = time.perf_counter()
+        elsewhere = catalogs.mismatch(spec.catalog_entry, self.client.uri, self.client.warehouse)
+        if elsewhere:
+            raise ValueError(elsewhere)
         data = self._run(spec.sql)
         wanted_schema = schema_sync.model_schema(data.schema, spec)
         terms = partitioning.parse_all(spec.partition_by, wanted_schema)

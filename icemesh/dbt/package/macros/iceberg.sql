@@ -21,6 +21,7 @@
   {%- set product = icemesh.icemesh_product_spec(target_relation, options['contract_enforced']) -%}
   {%- do product.update(options) -%}
   {%- do product.update({'sql': sql}) -%}
+  {%- do product.update(icemesh.icemesh_catalog_entry()) -%}
 
   {{ run_hooks(pre_hooks) }}
   {#- The plugin checks the tags against the catalog's vocabulary before it writes anything. -#}
@@ -66,7 +67,7 @@
   {%- for node_id in model['depends_on']['nodes'] -%}
     {%- set node = graph['nodes'].get(node_id) -%}
     {#- Products of this project, and of other projects (nodes the catalog resolver injected: no file). -#}
-    {%- if node is not none and (node['config'].get('materialized') == 'iceberg' or not node['original_file_path']) -%}
+    {%- if node is not none and (icemesh.icemesh_is_product(node['config']) or not node['original_file_path']) -%}
       {#- On Spark a product's schema is `mesh.<namespace>`: the product is named without the catalog. -#}
       {%- set prefix = var('icemesh_catalog', 'mesh') ~ '.' -%}
       {%- set ns = node['schema'][prefix | length:] if node['schema'].startswith(prefix) else node['schema'] -%}

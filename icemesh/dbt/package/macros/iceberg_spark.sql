@@ -29,6 +29,7 @@
   {%- endfor -%}
   {%- do product.update(options) -%}
   {%- do product.update({'sql': sql, 'namespace': target_relation.schema[prefix | length:], 'upstream': upstream}) -%}
+  {%- do product.update(icemesh.icemesh_catalog_entry()) -%}
 
   {{ run_hooks(pre_hooks) }}
   {%- set result = adapter.icemesh_publish(product) -%}

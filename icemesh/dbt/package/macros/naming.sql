@@ -2,7 +2,7 @@
     Reached through dbt's dispatch: the project lists `icemesh` in `dispatch` for the `dbt` namespace. -#}
 
 {% macro default__generate_database_name(custom_database_name=none, node=none) -%}
-  {%- if node is not none and node.config.get('materialized') == 'iceberg' -%}
+  {%- if node is not none and icemesh.icemesh_is_product(node.config) -%}
     {{ var('icemesh_catalog', 'mesh') }}
   {%- else -%}
     {{ dbt.default__generate_database_name(custom_database_name, node) }}
@@ -10,7 +10,7 @@
 {%- endmacro %}
 
 {% macro default__generate_schema_name(custom_schema_name=none, node=none) -%}
-  {%- if node is not none and node.config.get('materialized') == 'iceberg' -%}
+  {%- if node is not none and icemesh.icemesh_is_product(node.config) -%}
     {{ (node.config.get('icemesh_namespace') or custom_schema_name or project_name) | trim }}
   {%- else -%}
     {{ dbt.default__generate_schema_name(custom_schema_name, node) }}
@@ -25,7 +25,7 @@
 {%- endmacro %}
 
 {% macro spark__generate_schema_name(custom_schema_name=none, node=none) -%}
-  {%- if node is not none and node.config.get('materialized') == 'iceberg' -%}
+  {%- if node is not none and icemesh.icemesh_is_product(node.config) -%}
     {{ var('icemesh_catalog', 'mesh') }}.{{ (node.config.get('icemesh_namespace') or custom_schema_name or project_name) | trim }}
   {%- else -%}
     {{ dbt.default__generate_schema_name(custom_schema_name, node) }}

@@ -3,7 +3,7 @@
     partition_by; an enforced contract is compared with the SQL's columns here, before anything runs. -#}
 
 {% macro icemesh_write_options() %}
-  {%- set strategy = config.get('incremental_strategy') -%}
+  {%- set strategy = icemesh.icemesh_strategy() -%}
   {%- if strategy is not none and strategy not in ['append', 'merge', 'delete+insert'] -%}
     {{ exceptions.raise_compiler_error("Model " ~ model['name'] ~ ": incremental_strategy '" ~ strategy
         ~ "' is not supported by materialized='iceberg': use append, merge or delete+insert") }}
