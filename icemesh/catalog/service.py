@@ -68,6 +68,8 @@ ENDPOINTS = [
     "DELETE /v1/{prefix}/namespaces/{namespace}/tables/{table}",
     "POST /v1/{prefix}/namespaces/{namespace}/register",
     "POST /v1/{prefix}/namespaces/{namespace}/tables/{table}/metrics",
+    "POST /v1/{prefix}/namespaces/{namespace}/tables/{table}/plan",
+    "POST /v1/{prefix}/namespaces/{namespace}/tables/{table}/tasks",
     "POST /v1/{prefix}/tables/rename",
     "POST /v1/{prefix}/transactions/commit",
 ]
@@ -141,6 +143,7 @@ class CatalogService:
         self.warehouses = {w.name: w for w in warehouses}
         self.default_warehouse = default_warehouse
         self.idempotency_lifetime_s = idempotency_lifetime_s
+        self.scan_planning_mode = "client"  # told to clients in /v1/config and each loadTable (`serve --scan-planning`)
         self.cache = MetadataCache()
         self.login_guard = LoginGuard()
         self._table_locks: dict[tuple[str, TableIdent], threading.Lock] = {}
@@ -184,10 +187,14 @@ class CatalogService:
     def config(self, ctx: RequestContext, warehouse: str | None) -> dict[str, Any]:
         """`GET /v1/config`: the prefix tells clients which warehouse all later calls address."""
         wh = self.find_warehouse(warehouse)
+        # scan-planning-mode: a default a client may change while the server leaves the choice to it; an override
+        # when the server asks for server-side planning (pyiceberg 0.12 then plans every scan through /plan)
+        planning = {"scan-planning-mode": self.scan_planning_mode}
         return {
-            "defaults": {},
+            "defaults": planning if self.scan_planning_mode == "client" else {},
             # namespace-separator: how clients join nested namespace levels in a URL (the unit separator, encoded)
-            "overrides": {"prefix": wh.name, "warehouse": wh.root, "namespace-separator": "%1F"},
+            "overrides": {"prefix": wh.name, "warehouse": wh.root, "namespace-separator": "%1F",
+                          **(planning if self.scan_planning_mode == "server" else {})},
             "endpoints": ENDPOINTS + (VIEW_ENDPOINTS if self.backend.views is not None else []),
             "idempotency-key-lifetime": f"PT{self.idempotency_lifetime_s}S",
         }
@@ -331,6 +338,24 @@ class CatalogService:
         says so); the schema it receives then lacks the hidden columns. Plain clients are refused.
         """
         columns = entry.columns()
+        hidden, hidden_ids = self._readable(ctx, wh, ident, entry)
+        labels, labels_key = self._labels(wh.name, ident, columns, hidden)
+        etag = self._etag(entry.location, mode, f"{sorted(hidden_ids)}|{labels_key}")
+        if if_none_match and (etag in (t.strip() for t in if_none_match.split(",")) or if_none_match.strip() == "*"):
+            return etag
+        if hidden_ids:
+            raw = entry.without_fields(hidden_ids, mode == "refs")
+        else:
+            raw = entry.raw if mode == "all" else entry.refs_only()
+        return LoadedTable(entry.location, raw, {**wh.client_config(), "scan-planning-mode": self.scan_planning_mode},
+                           etag, labels)
+
+    def _readable(self, ctx: RequestContext, wh: Warehouse, ident: TableIdent,
+                  entry: CachedMetadata) -> tuple[set[str], set[int]]:
+        """The columns hidden from this reader (names, field ids), after refusing what it may not read at all: no
+        SELECT; hidden columns for a client that does not apply column limits; a hidden partition or sort source
+        (its values are in every file's partition tuple and in the file layout)."""
+        columns = entry.columns()
         decision = self.auth.table(ctx, wh.name, Permission.SELECT, ident, [name for _id, name in columns], enforce=False)
         if not decision.allowed:
             self._refuse(ctx, wh, ident, decision.message())
@@ -342,19 +367,21 @@ class CatalogService:
                            "policy); this client does not apply column limits, so it is refused the table: read it "
                            "through icemesh's engine adapters or ask for a grant on the hidden columns")
         hidden_ids = {fid for fid, name in columns if name in hidden}
-        labels, labels_key = self._labels(wh.name, ident, columns, hidden)
-        etag = self._etag(entry.location, mode, f"{sorted(hidden_ids)}|{labels_key}")
-        if if_none_match and (etag in (t.strip() for t in if_none_match.split(",")) or if_none_match.strip() == "*"):
-            return etag
-        if hidden_ids:
-            if hidden_ids & entry.partition_and_sort_sources():
-                self.auth.deny(ctx, Permission.SELECT, f"table {ident}",
-                               f"{ctx.principal.name} may not read every column {ident} is partitioned or sorted by; "
-                               "ask for a grant on those columns")
-            raw = entry.without_fields(hidden_ids, mode == "refs")
-        else:
-            raw = entry.raw if mode == "all" else entry.refs_only()
-        return LoadedTable(entry.location, raw, wh.client_config(), etag, labels)
+        if hidden_ids and hidden_ids & entry.partition_and_sort_sources():
+            self.auth.deny(ctx, Permission.SELECT, f"table {ident}",
+                           f"{ctx.principal.name} may not read every column {ident} is partitioned or sorted by; "
+                           "ask for a grant on those columns")
+        return hidden, hidden_ids
+
+    def readable_table(self, ctx: RequestContext, prefix: str, ident: TableIdent) -> tuple[Warehouse, CachedMetadata, set[int]]:
+        """A table to plan a scan of, under the same rules as loading it: (warehouse, metadata, hidden field ids)."""
+        wh = self.warehouse(prefix)
+        record = self.pointers.get_table(wh.name, ident)
+        if record is None:
+            raise self._no_table(ctx, wh, ident)
+        entry = self.cache.get(record.metadata_location, wh.read_bytes)
+        _hidden, hidden_ids = self._readable(ctx, wh, ident, entry)
+        return wh, entry, hidden_ids
 
     def _labels(self, warehouse: str, ident: TableIdent, columns: list[tuple[int, str]],
                 hidden: set[str]) -> tuple[dict | None, str]:

@@ -50,8 +50,12 @@ def parse_warehouse(value: str, index: int) -> tuple[str, str]:
               help="Where a generated admin secret is written (mode 600) on first start.")
 @click.option("--events-retention-days", default=30.0, show_default=True, type=click.FloatRange(min=0, min_open=True),
               help="How long the change feed (icemesh events tail) keeps events.")
+@click.option("--scan-planning", type=click.Choice(["client", "server"]), default="client", show_default=True,
+              help="scan-planning-mode told to clients: plan scans themselves, or on the server (POST .../plan, with "
+                   "the caller's policies applied; pyiceberg 0.12 follows it). Server planning is available either way.")
 def serve(db, warehouses, host, port, workers, s3_endpoint, s3_region, share_storage_keys, backend, glue_region,
-          glue_endpoint, glue_catalog_id, access_log, token_ttl, admin_secret_file, events_retention_days) -> None:
+          glue_endpoint, glue_catalog_id, access_log, token_ttl, admin_secret_file, events_retention_days,
+          scan_planning) -> None:
     """Run the Iceberg REST catalog."""
     import uvicorn
 
@@ -96,6 +100,7 @@ def serve(db, warehouses, host, port, workers, s3_endpoint, s3_region, share_sto
         glue_endpoint=glue_endpoint,
         glue_catalog_id=glue_catalog_id,
         events_retention_days=events_retention_days,
+        scan_planning=scan_planning,
     )
     os.environ[SETTINGS_ENV] = settings.to_env()
 

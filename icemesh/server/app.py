@@ -16,6 +16,7 @@ from icemesh.backends import open_backend
 from icemesh.management.events import EventService
 from icemesh.management.service import ManagementService
 from icemesh.management.products import ProductService
+from icemesh.catalog.planning import ScanPlanner
 from icemesh.catalog.views import ViewService
 from icemesh.catalog.service import CatalogService
 from icemesh.security.authenticator import Authenticator
@@ -132,6 +133,8 @@ def create_app(settings: ServerSettings, service: CatalogService | None = None) 
     app.state.management = ManagementService(app.state.service)
     app.state.products = ProductService(app.state.service)
     app.state.views = ViewService(app.state.service)
+    app.state.planner = ScanPlanner(app.state.service)
+    service.scan_planning_mode = settings.scan_planning
     app.state.events = EventService(app.state.service)
     install_error_handlers(app)
     app.include_router(oauth_router)

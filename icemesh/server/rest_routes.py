@@ -15,6 +15,7 @@ from icemesh.tables import metadata as md
 from icemesh.protocol import ACCESS_DELEGATION_HEADER, COLUMN_LIMITS_HEADER, RequestContext
 from icemesh.names import Namespace, TableIdent
 from icemesh.catalog.service import CatalogService, LoadedTable, MetadataNotCached, TableChange
+from icemesh.catalog.planning import ScanPlanner
 from icemesh.catalog.views import ViewService
 from icemesh.errors import BadRequest
 from icemesh.server import models
@@ -31,6 +32,10 @@ async def service(request: Request) -> CatalogService:
 
 async def views(request: Request) -> ViewService:
     return request.app.state.views
+
+
+async def planner(request: Request) -> ScanPlanner:
+    return request.app.state.planner
 
 
 async def context(request: Request) -> RequestContext:
@@ -185,6 +190,19 @@ async def load_table(prefix: str, namespace: str, table: str, request: Request, 
     if isinstance(loaded, str):
         return Response(status_code=304, headers={"ETag": loaded})
     return load_result(loaded)
+
+
+@router.post("/{prefix}/namespaces/{namespace}/tables/{table}/plan")
+def plan_table_scan(prefix: str, namespace: str, table: str, body: dict[str, Any], p: ScanPlanner = Depends(planner),
+                    ctx: RequestContext = Depends(context)):
+    """Server-side scan planning, with the caller's policies applied (icemesh/catalog/planning.py)."""
+    return json_response(p.plan(ctx, prefix, TableIdent.of(Namespace.from_url(namespace), table), body))
+
+
+@router.post("/{prefix}/namespaces/{namespace}/tables/{table}/tasks")
+def fetch_scan_tasks(prefix: str, namespace: str, table: str, body: dict[str, Any], p: ScanPlanner = Depends(planner),
+                     ctx: RequestContext = Depends(context)):
+    return json_response(p.tasks(ctx, prefix, TableIdent.of(Namespace.from_url(namespace), table), body))
 
 
 @router.head("/{prefix}/namespaces/{namespace}/tables/{table}", status_code=NO_CONTENT)

@@ -37,6 +37,7 @@ class ServerSettings:
     glue_endpoint: str | None = None
     glue_catalog_id: str | None = None
     events_retention_days: float = 30.0  # the change feed keeps events this long
+    scan_planning: str = "client"  # "server": clients are told to plan scans on the server (/plan)
 
     def aws(self):
         """AWS settings of the Glue backend (one warehouse, in S3)."""

@@ -1,0 +1,140 @@
+"""Server-side scan planning (`POST .../plan`, `.../tasks`) with the caller's policies applied, through pyiceberg 0.12
+(`scan-planning-mode=server`) and raw HTTP for what a hostile client would send. One server, planning pages of 2
+files so the plan-task path is taken."""
+
+from __future__ import annotations
+
+import base64
+import json
+
+import httpx
+import pyarrow as pa
+import pytest
+from pyiceberg.catalog.rest import RestCatalog
+from pyiceberg.expressions import EqualTo, GreaterThanOrEqual
+from pyiceberg.partitioning import PartitionField, PartitionSpec
+from pyiceberg.schema import Schema
+from pyiceberg.transforms import IdentityTransform
+from pyiceberg.types import LongType, NestedField, StringType
+
+from icemesh.protocol import COLUMN_LIMITS_HEADER
+from tests.conftest import start_catalog
+
+M = "/management/v1"
+SCHEMA = Schema(NestedField(1, "id", LongType(), required=True), NestedField(2, "region", StringType()),
+                NestedField(3, "email", StringType()))
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    server = start_catalog(tmp_path_factory, None, "planning", env={"ICEMESH_PLAN_PAGE_SIZE": "2"},
+                           extra_args=["--scan-planning", "server"])
+    admin = server.client()
+    admin.request("POST", f"{M}/tags", json={"key": "sens", "values": ["public", "pii"]})
+    secrets = {n: admin.request("POST", f"{M}/principals", json={"name": n})["client_secret"]
+               for n in ("svc_reader", "svc_limited", "svc_outsider")}
+    rest = admin.rest_catalog()
+    rest.create_namespace("shop")
+    admin.request("POST", f"{M}/tag-assignments", json={"key": "sens", "value": "public", "namespace": "shop"})
+    spec = PartitionSpec(PartitionField(2, 1000, IdentityTransform(), "region"))
+    orders = rest.create_table("shop.orders", SCHEMA, partition_spec=spec)
+    for region in ("eu", "us", "apac"):  # three files, one per region, in three commits (and so three snapshots)
+        orders.append(pa.table({"id": pa.array([1, 2] if region == "eu" else [3] if region == "us" else [4], pa.int64()),
+                                "region": [region] * (2 if region == "eu" else 1),
+                                "email": [f"{region}@x"] * (2 if region == "eu" else 1)},
+                               schema=SCHEMA.as_arrow()))
+    other = rest.create_table("shop.other", SCHEMA)
+    other.append(pa.table({"id": pa.array([9], pa.int64()), "region": ["eu"], "email": ["o@x"]}, schema=SCHEMA.as_arrow()))
+    admin.request("POST", f"{M}/tag-assignments", json={"key": "sens", "value": "pii", "table": "shop.orders",
+                                                        "column": "email"})
+    admin.request("POST", f"{M}/grants", json={"permissions": "DESCRIBE,SELECT", "principal": "svc_reader",
+                                               "tags": ["sens=public,pii"]})
+    admin.request("POST", f"{M}/grants", json={"permissions": "DESCRIBE,SELECT", "principal": "svc_limited",
+                                               "tags": ["sens=public"]})
+    server.secrets = secrets
+    yield server
+    server.stop()
+
+
+def _catalog(server, name: str) -> RestCatalog:
+    """pyiceberg as `name`, following the server's scan-planning-mode (an override: server)."""
+    return server.client(name, server.secrets[name], column_limits=True).rest_catalog()
+
+
+def _http(server, name: str) -> tuple[httpx.Client, str]:
+    client = server.client(name, server.secrets[name], column_limits=True)
+    http = httpx.Client(base_url=server.uri, headers={**client.headers(), COLUMN_LIMITS_HEADER: "true"})
+    return http, f"/v1/{client.prefix()}/namespaces/shop/tables"
+
+
+def test_config_advertises_planning_and_pyiceberg_plans_on_the_server(world):
+    reader = _catalog(world, "svc_reader")
+    assert reader.supports_server_side_planning()
+    table = reader.load_table("shop.orders")
+    assert sorted(table.scan().to_arrow()["id"].to_pylist()) == [1, 2, 3, 4]  # three files over two pages
+    assert sorted(table.scan(row_filter=EqualTo("region", "eu")).to_arrow()["id"].to_pylist()) == [1, 2]
+    http, tables = _http(world, "svc_reader")
+    plan = http.post(f"{tables}/orders/plan", json={"filter": {"type": "eq", "term": "region", "value": "us"}}).json()
+    assert plan["status"] == "completed" and len(plan["file-scan-tasks"]) == 1  # pruned by partition on the server
+    whole = http.post(f"{tables}/orders/plan", json={}).json()
+    assert len(whole["file-scan-tasks"]) == 2 and len(whole["plan-tasks"]) == 1
+    rest = http.post(f"{tables}/orders/tasks", json={"plan-task": whole["plan-tasks"][0]}).json()
+    paths = {t["data-file"]["file-path"] for t in whole["file-scan-tasks"] + rest["file-scan-tasks"]}
+    assert len(paths) == 3
+    first = table.metadata.snapshots[0].snapshot_id  # an older snapshot: only the eu file
+    old = http.post(f"{tables}/orders/plan", json={"snapshot-id": first}).json()
+    assert [t["data-file"]["record-count"] for t in old["file-scan-tasks"]] == [2]
+
+
+def test_a_limited_reader_plans_only_what_it_may_see(world):
+    limited = _catalog(world, "svc_limited")
+    table = limited.load_table("shop.orders")
+    assert [f.name for f in table.schema().fields] == ["id", "region"]
+    assert sorted(table.scan().to_arrow()["id"].to_pylist()) == [1, 2, 3, 4]
+    http, tables = _http(world, "svc_limited")
+    stats = http.post(f"{tables}/orders/plan", json={"stats-fields": ["id"]}).json()
+    files = [t["data-file"] for t in stats["file-scan-tasks"]]
+    assert all(set(f["lower-bounds"]["keys"]) == {1} for f in files)  # only the field asked for, never email's
+    plain = http.post(f"{tables}/orders/plan", json={}).json()
+    assert all("lower-bounds" not in t["data-file"] for t in plain["file-scan-tasks"])
+
+
+@pytest.mark.parametrize("body", [
+    {"select": ["id", "email"]},
+    {"filter": {"type": "eq", "term": "email", "value": "eu@x"}},  # pruning by a hidden column's values leaks them
+    {"filter": {"type": "and", "left": {"type": "eq", "term": "region", "value": "eu"},
+                "right": {"type": "starts-with", "term": "EMAIL", "value": "e"}}, "case-sensitive": False},
+    {"stats-fields": ["email"]},
+])
+def test_a_plan_may_not_select_filter_on_or_ask_statistics_of_a_hidden_column(world, body):
+    http, tables = _http(world, "svc_limited")
+    answer = http.post(f"{tables}/orders/plan", json=body)
+    assert answer.status_code == 403, answer.text
+    assert "email" in answer.json()["error"]["message"] and "hidden column" in answer.json()["error"]["message"]
+
+
+def test_hostile_plans_and_plan_tasks(world):
+    reader, tables = _http(world, "svc_reader")
+    other = _catalog(world, "svc_reader").load_table("shop.other").current_snapshot().snapshot_id
+    foreign = reader.post(f"{tables}/orders/plan", json={"snapshot-id": other})
+    assert foreign.status_code == 400 and "has no snapshot" in foreign.json()["error"]["message"]
+    task = reader.post(f"{tables}/orders/plan", json={}).json()["plan-tasks"][0]
+    moved = reader.post(f"{tables}/other/tasks", json={"plan-task": task})  # another table's task
+    assert moved.status_code == 404 and "NoSuchPlanTask" in moved.json()["error"]["type"]
+    forged = "icemesh-plan-1." + base64.urlsafe_b64encode(json.dumps(
+        {"prefix": "default", "table": ["shop", "orders"], "page": 0, "request": {}}).encode()).decode()
+    assert reader.post(f"{tables}/orders/tasks", json={"plan-task": forged}).status_code == 404
+    assert reader.post(f"{tables}/orders/tasks", json={"plan-task": "garbage"}).status_code == 404
+    # A task carries no authority: handed to a principal without SELECT, it is refused as a plan would be.
+    outsider, _ = _http(world, "svc_outsider")
+    assert outsider.post(f"{tables}/orders/tasks", json={"plan-task": task}).status_code in (403, 404)
+    assert outsider.post(f"{tables}/orders/plan", json={}).status_code in (403, 404)
+    limited, _ = _http(world, "svc_limited")  # ...and to a limited one, it plans under its own limits
+    hidden = json.loads(base64.urlsafe_b64decode(task.removeprefix("icemesh-plan-1.")))
+    hidden["request"] = {"select": ["email"]}
+    sneaky = "icemesh-plan-1." + base64.urlsafe_b64encode(json.dumps(hidden).encode()).decode()
+    assert limited.post(f"{tables}/orders/tasks", json={"plan-task": sneaky}).status_code == 403
+    bad = reader.post(f"{tables}/orders/plan", json={"start-snapshot-id": 1, "end-snapshot-id": 2})
+    assert bad.status_code == 400 and "Incremental scan planning" in bad.json()["error"]["message"]
+    typo = reader.post(f"{tables}/orders/plan", json={"select": ["nope"]})
+    assert typo.status_code == 400 and "'nope'" in typo.json()["error"]["message"]
