@@ -240,6 +240,31 @@ def test_without_configuration_nothing_is_sent(mesh, receiver):
     assert WARNING not in done.stdout + disabled.stdout
 
 
+@pytest.mark.spark
+def test_a_spark_model_sends_the_same_names(mesh, receiver, tmp_path_factory):
+    """dbt-spark publishes through the same writer: its input is the DuckDB product's output, by name."""
+    server, _projects, built = mesh
+    admin = server.client()
+    secret = admin.request("POST", f"{M}/principals", json={"name": "svc_ledger"})["client_secret"]
+    admin.request("POST", f"{M}/grants", json={"permissions": "CREATE_TABLE", "principal": "svc_ledger", "catalog": True})
+    admin.request("POST", f"{M}/grants", json={"permissions": "DESCRIBE,SELECT", "principal": "svc_ledger",
+                                               "tags": ["domain=shop"]})
+    ledger = dbt_project("lineage/ledger", tmp_path_factory.mktemp("lineage-spark"), server, "svc_ledger", secret)
+    mark = len(receiver.events)
+    run(ledger, "run", OPENLINEAGE_URL=receiver.url)
+    start, complete = events_of(receiver.events[mark:], "ledger.order_values")
+    assert (start["eventType"], complete["eventType"]) == ("START", "COMPLETE")
+    (produced,) = [e for e in events_of(built["events"], "shop.orders") if e["eventType"] == "COMPLETE"][0]["outputs"]
+    (consumed,) = complete["inputs"]
+    assert (consumed["namespace"], consumed["name"]) == (produced["namespace"], produced["name"])
+    assert complete["job"]["facets"]["sql"]["dialect"] == "spark"
+    output = complete["outputs"][0]
+    assert (output["namespace"], output["name"]) == (produced["namespace"], "ledger.order_values")
+    table = server.client().rest_catalog().load_table("ledger.order_values")
+    assert output["facets"]["version"]["datasetVersion"] == str(table.current_snapshot().snapshot_id)
+    assert [f["field"] for f in output["facets"]["columnLineage"]["fields"]["doubled"]["inputFields"]] == ["amount"]
+
+
 def test_unconfigured_lineage_imports_nothing_of_openlineage(tmp_path):
     """`dbt parse` and every model pay nothing for lineage when it is off."""
     code = ("import sys; from icemesh.dbt import openlineage, writer; "
