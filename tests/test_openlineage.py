@@ -275,3 +275,41 @@ def test_unconfigured_lineage_imports_nothing_of_openlineage(tmp_path):
     done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True,
                           timeout=60)
     assert done.returncode == 0, done.stderr
+
+
+def test_configured_follows_where_the_openlineage_client_looks(monkeypatch, tmp_path):
+    from icemesh.dbt import openlineage
+
+    for key in [k for k in os.environ if k.startswith("OPENLINEAGE")]:
+        monkeypatch.delenv(key)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.chdir(tmp_path)
+    assert not openlineage.configured()
+    (tmp_path / "openlineage.yml").write_text("transport: {type: console}\n")
+    assert openlineage.configured()
+    (tmp_path / "openlineage.yml").unlink()
+    (tmp_path / "home" / ".openlineage").mkdir(parents=True)
+    (tmp_path / "home" / ".openlineage" / "openlineage.yml").write_text("transport: {type: console}\n")
+    assert openlineage.configured()
+    monkeypatch.setenv("OPENLINEAGE_DISABLED", "True")
+    assert not openlineage.configured()
+    monkeypatch.delenv("OPENLINEAGE_DISABLED")
+    (tmp_path / "home" / ".openlineage" / "openlineage.yml").unlink()
+    monkeypatch.setenv("OPENLINEAGE__TRANSPORT__TYPE", "console")
+    assert openlineage.configured()
+
+
+def test_names_come_from_the_catalog_uri_and_warehouse():
+    from icemesh.dbt import openlineage
+    from icemesh.dbt.product import ProductSpec
+
+    class Client:
+        uri = "https://catalog.example.com:8443/icemesh"
+
+        def prefix(self):
+            return "prod"
+
+    assert openlineage.dataset_namespace(Client()) == "iceberg://catalog.example.com:8443/icemesh/prod"
+    spec = ProductSpec(namespace="inventory", table="items_v2", project="inventory", model="items", unique_id="u",
+                       sql="select 1", version=2)
+    assert openlineage.job_name(spec) == "inventory.items.v2"
