@@ -83,7 +83,8 @@ class Plugin(BasePlugin):
             spec = ProductSpec.from_config(dict(config))
             if self._catalog is None:
                 self._catalog = self.client.rest_catalog()
-            result = ProductWriter(self.client, self._catalog, self.connection).publish(spec)
+            upstream = self.upstream if self._upstream_alias != self.alias else None
+            result = ProductWriter(self.client, self._catalog, self.connection, upstream).publish(spec)
         except Exception as exc:  # the catalog's refusals (pyiceberg) and bad config carry their own message
             raise DbtRuntimeError(publish_error(identifier, exc)) from None
         config["icemesh_result"] = {"rows": result.rows, "snapshot_id": result.snapshot_id,

@@ -60,6 +60,8 @@ def _publish(adapter, product: dict[str, Any]) -> dict[str, Any]:
     class SparkProductWriter(ProductWriter):
         """The DuckDB writer's publishing logic, with the model's SQL run by Spark."""
 
+        ENGINE = "spark"
+
         def _run(self, sql: str):
             return to_arrow(self.connection.sql(sql))
 

@@ -17,7 +17,7 @@ from pyiceberg.table import Table
 from pyiceberg.table.upsert_util import create_match_filter, has_duplicate_rows
 
 from icemesh.client import CatalogClient
-from icemesh.dbt import catalogs, partitioning, schema_sync, tagging
+from icemesh.dbt import catalogs, openlineage, partitioning, schema_sync, tagging
 from icemesh.dbt.product import DECLARED_TAGS_PROPERTY, PROPERTY_PREFIX, ProductSpec
 
 COMMIT_ATTEMPTS = 4
@@ -33,12 +33,28 @@ class WriteResult:
 
 
 class ProductWriter:
-    def __init__(self, client: CatalogClient, catalog, connection) -> None:
+    ENGINE = "duckdb"  # the SQL dialect the model is written in (lineage names it)
+
+    def __init__(self, client: CatalogClient, catalog, connection, upstream: CatalogClient | None = None) -> None:
         self.client = client          # management API: tags
         self.catalog = catalog        # pyiceberg RestCatalog, as the project's principal
         self.connection = connection  # the dbt-duckdb connection the model's SQL runs on
+        self.upstream = upstream      # where cross-project refs read, when not the same warehouse (lineage names them)
 
     def publish(self, spec: ProductSpec) -> WriteResult:
+        """Publish, with OpenLineage run events around it when OpenLineage is configured (see openlineage.py)."""
+        lineage = openlineage.begin(spec, self.client, self.catalog, self.ENGINE, self.upstream)
+        try:
+            result, table = self._publish(spec)
+        except Exception as exc:
+            if lineage is not None:
+                lineage.fail(publish_error(spec.identifier, exc))
+            raise
+        if lineage is not None:
+            lineage.complete(table, result.rows)
+        return result
+
+    def _publish(self, spec: ProductSpec) -> tuple[WriteResult, Table]:
         started = time.perf_counter()
         elsewhere = catalogs.mismatch(spec.catalog_entry, self.client.uri, self.client.warehouse)
         if elsewhere:
@@ -75,8 +91,8 @@ class ProductWriter:
                 time.sleep(0.05 * 2 ** attempt)  # another writer won: re-plan against what it committed
                 table = self._load(spec)
         snapshot = table.current_snapshot()
-        return WriteResult(spec.identifier, mode, data.num_rows,
-                           snapshot.snapshot_id if snapshot else None, time.perf_counter() - started)
+        return WriteResult(spec.identifier, mode, data.num_rows, snapshot.snapshot_id if snapshot else None,
+                           time.perf_counter() - started), table
 
     def _run(self, sql: str) -> pa.Table:
         cursor = self.connection.cursor()
