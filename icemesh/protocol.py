@@ -13,6 +13,9 @@ COLUMN_LIMITS_SCOPE = "icemesh:column-limits"
 COLUMN_LIMITS_HEADER = "X-Icemesh-Column-Limits"
 COLUMN_LIMITS_APPLY = "apply"
 ACCESS_DELEGATION_HEADER = "X-Iceberg-Access-Delegation"  # clients always send it: accepted, never required
+# The change feed's `operation-type`s (GET /management/v1/events): the catalog's, then governance's (`x-`).
+EVENT_TYPES = ("create-namespace", "drop-namespace", "create-table", "register-table", "update-table", "drop-table",
+               "rename-table", "x-tag-key", "x-tag-assignment", "x-grant", "x-policy-apply")
 
 
 @dataclass(frozen=True)

@@ -143,7 +143,7 @@ class CatalogService:
         self.warehouses = {w.name: w for w in warehouses}
         self.default_warehouse = default_warehouse
         self.idempotency_lifetime_s = idempotency_lifetime_s
-        self.scan_planning_mode = "client"  # told to clients in /v1/config and each loadTable (`serve --scan-planning`)
+        self.scan_planning_mode = "client"  # told to clients in /v1/config (`serve --scan-planning`)
         self.cache = MetadataCache()
         self.login_guard = LoginGuard()
         self._table_locks: dict[tuple[str, TableIdent], threading.Lock] = {}
@@ -187,14 +187,13 @@ class CatalogService:
     def config(self, ctx: RequestContext, warehouse: str | None) -> dict[str, Any]:
         """`GET /v1/config`: the prefix tells clients which warehouse all later calls address."""
         wh = self.find_warehouse(warehouse)
-        # scan-planning-mode: a default a client may change while the server leaves the choice to it; an override
-        # when the server asks for server-side planning (pyiceberg 0.12 then plans every scan through /plan)
-        planning = {"scan-planning-mode": self.scan_planning_mode}
+        # scan-planning-mode only when the server asks for server-side planning (an override: pyiceberg 0.12 then
+        # plans every scan through /plan); unsaid, clients plan themselves and may opt in (the endpoints are listed)
+        planning = {"scan-planning-mode": "server"} if self.scan_planning_mode == "server" else {}
         return {
-            "defaults": planning if self.scan_planning_mode == "client" else {},
+            "defaults": {},
             # namespace-separator: how clients join nested namespace levels in a URL (the unit separator, encoded)
-            "overrides": {"prefix": wh.name, "warehouse": wh.root, "namespace-separator": "%1F",
-                          **(planning if self.scan_planning_mode == "server" else {})},
+            "overrides": {"prefix": wh.name, "warehouse": wh.root, "namespace-separator": "%1F", **planning},
             "endpoints": ENDPOINTS + (VIEW_ENDPOINTS if self.backend.views is not None else []),
             "idempotency-key-lifetime": f"PT{self.idempotency_lifetime_s}S",
         }
@@ -347,8 +346,9 @@ class CatalogService:
             raw = entry.without_fields(hidden_ids, mode == "refs")
         else:
             raw = entry.raw if mode == "all" else entry.refs_only()
-        return LoadedTable(entry.location, raw, {**wh.client_config(), "scan-planning-mode": self.scan_planning_mode},
-                           etag, labels)
+        # scan-planning-mode is said in /v1/config only: DuckDB reads any loadTable `config` as vended storage
+        # credentials (and then asks for an S3 region for a local table)
+        return LoadedTable(entry.location, raw, wh.client_config(), etag, labels)
 
     def _readable(self, ctx: RequestContext, wh: Warehouse, ident: TableIdent,
                   entry: CachedMetadata) -> tuple[set[str], set[int]]:

@@ -9,10 +9,10 @@ import json
 import click
 
 from icemesh.cli.output import client_command, echo_lines, emit, output_option
+from icemesh.protocol import EVENT_TYPES
 
 API = "/management/v1/events"
-TYPES = ["create-namespace", "drop-namespace", "create-table", "register-table", "update-table", "drop-table",
-         "rename-table", "x-tag-key", "x-tag-assignment", "x-grant", "x-policy-apply"]
+TYPES = list(EVENT_TYPES)
 WAIT_S = 20  # one long poll; below the client's 60 s timeout
 
 

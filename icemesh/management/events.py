@@ -18,10 +18,9 @@ from icemesh.errors import BadRequest, Unsupported
 from icemesh.governance.permissions import Permission
 from icemesh.governance.policy import PRINCIPAL, ROLE
 from icemesh.governance.resources import NamespaceRef, TableRef
-from icemesh.protocol import RequestContext
+from icemesh.protocol import EVENT_TYPES, RequestContext
 
-TYPES = frozenset({"create-namespace", "drop-namespace", "create-table", "register-table", "update-table",
-                   "drop-table", "rename-table", "x-tag-key", "x-tag-assignment", "x-grant", "x-policy-apply"})
+TYPES = frozenset(EVENT_TYPES)
 MAX_LIMIT = 1000
 MAX_WAIT_S = 30.0
 
