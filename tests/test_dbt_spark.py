@@ -37,6 +37,9 @@ def server(tmp_path_factory):
                                                "tags": ["domain=sales"]})
     admin.request("POST", f"{M}/grants", json={"permissions": "DESCRIBE,SELECT", "principal": "svc_billing",
                                                "tags": ["domain=fulfilment"]})
+    # ...and may see (not read) the sales products, so its docs show where fulfilment's came from.
+    admin.request("POST", f"{M}/grants", json={"permissions": "DESCRIBE", "principal": "svc_billing",
+                                               "tags": ["domain=sales"]})
     yield server
     server.stop()
 
@@ -150,6 +153,26 @@ def test_dbt_duckdb_project_consumes_the_spark_product(billing, catalog):
                if status == "shipped"]
     assert shipped and rows(catalog.load_table("billing.invoices")) == shipped
     assert catalog.load_table("billing.invoices").properties["icemesh.dbt.project"] == "billing"
+
+
+def test_spark_consumer_nodes_carry_declared_types_and_lineage_runs_two_hops(fulfilment, billing):
+    """The Spark consumer's injected sales.orders has the types sales' contract declared (not Iceberg's names);
+    a DuckDB consumer of the product Spark built from it sees the chain, two hops, in `dbt ls --select +model`."""
+    nodes = json.loads((fulfilment.path / "target" / "manifest.json").read_text())["nodes"]
+    orders = nodes["model.sales.orders"]
+    assert {n: c["data_type"] for n, c in orders["columns"].items()} == {
+        "order_id": "integer", "customer_id": "integer", "amount": "decimal(12, 2)", "ordered_at": "timestamptz",
+        "customer_email": "varchar"}
+    assert [c["type"] for c in orders["columns"]["order_id"]["constraints"]] == ["not_null"]
+    probe = billing.path / "models" / "probe_chain.sql"
+    try:
+        probe.write_text("select * from {{ ref('fulfilment', 'orders') }}")
+        listed = billing("ls", "--select", "+probe_chain", "--resource-type", "model", "--output", "json",
+                         "--output-keys", "unique_id")
+        ids = {json.loads(line)["unique_id"] for line in listed.stdout.splitlines() if line.startswith("{")}
+        assert ids == {"model.billing.probe_chain", "model.fulfilment.orders", "model.sales.orders"}, listed.stdout
+    finally:
+        probe.unlink(missing_ok=True)
 
 
 @pytest.fixture(scope="module")
