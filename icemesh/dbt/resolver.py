@@ -279,8 +279,8 @@ class IcemeshResolver(dbtPlugin):
                      if which and not parse_cache.parse_only(which) else
                      f"no parse cache at {parse_cache.path(self.project_dir)} to list or compile from (one "
                      "parse with the catalog reachable writes it)")
-            raise DbtRuntimeError(plain(f"icemesh: cannot read the products of {', '.join(self.projects)}: "
-                                        f"{exc.message}; {needs}")) from None
+            raise DbtRuntimeError(plain(f"icemesh: cannot read the products of {', '.join(self.projects)} from the "
+                                        f"catalog: {exc.message}; {needs}")) from None
         self.alias = cached.alias
         parse_cache.OFFLINE.set()
         _warn(f"the catalog is unreachable ({exc.message.split(' (')[0]}): using the products cached "
@@ -403,10 +403,45 @@ class IcemeshResolver(dbtPlugin):
         return referenced
 
     def _model_files(self) -> list[str]:
-        with open(os.path.join(self.project_dir, "dbt_project.yml"), encoding="utf-8") as f:
-            project = yaml.safe_load(f) or {}
-        files = []
-        for model_dir in project.get("model-paths") or ["models"]:
-            for root, _dirs, names in os.walk(os.path.join(self.project_dir, model_dir)):
-                files.extend(os.path.join(root, n) for n in names if n.endswith(".sql"))
-        return sorted(files)
+        return model_files(self.project_dir)
+
+
+def model_files(project_dir: str) -> list[str]:
+    """The project's model SQL files (its `model-paths`)."""
+    with open(os.path.join(project_dir, "dbt_project.yml"), encoding="utf-8") as f:
+        project = yaml.safe_load(f) or {}
+    files = []
+    for model_dir in project.get("model-paths") or ["models"]:
+        for root, _dirs, names in os.walk(os.path.join(project_dir, model_dir)):
+            files.extend(os.path.join(root, n) for n in names if n.endswith(".sql"))
+    return sorted(files)
+
+
+def cross_project_refs(project_dir: str) -> set[tuple[str, str, str | None]] | None:
+    """The (project, model, version or None) refs the project's models make to other projects, read statically as
+    dbt's own parser reads them; None when some model's Jinja is beyond it (then every product of the declared
+    projects counts)."""
+    from dbt_extractor import ExtractionError, py_extract_from_source
+
+    found: set[tuple[str, str, str | None]] = set()
+    for path in model_files(project_dir):
+        with open(path, encoding="utf-8") as f:
+            try:
+                refs = py_extract_from_source(f.read()).get("refs", [])
+            except ExtractionError:
+                return None
+        found |= {(r["package"], r["name"], None if r.get("version") is None else str(r["version"]))
+                  for r in refs if r.get("package")}
+    return found
+
+
+def reads(product: dict[str, Any], refs: set[tuple[str, str, str | None]]) -> bool:
+    """Whether one of `refs` names this product: its version, or the latest one when the ref names none."""
+    dbt = product["dbt"]
+    for project, model, version in refs:
+        if project == dbt.get("project") and model == dbt.get("model"):
+            if version is None and dbt.get("version") in (None, "", dbt.get("latest_version")):
+                return True
+            if version is not None and str(dbt.get("version")) == version:
+                return True
+    return False
