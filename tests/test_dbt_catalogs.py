@@ -131,3 +131,22 @@ def test_a_catalog_name_model_without_icemeshs_materializations_is_refused_not_w
         assert shim.read_text() == kept
     finally:
         shim.write_text(kept)
+
+
+def test_duckdb_views_stay_dbts_own_and_a_catalog_view_is_refused_with_what_to_do(mesh):
+    """The project's `view` materialization is icemesh's shim too: a plain view is dbt-duckdb's, in the project's file;
+    an Iceberg view product needs Spark (DuckDB cannot create views in a REST catalog)."""
+    _first, server, styled = mesh
+    models = styled.path / "models"
+    plain, product = models / "plain_view.sql", models / "mesh_view.sql"
+    try:
+        plain.write_text("{{ config(materialized='view') }}\nselect order_id from {{ ref('stg_orders') }}")
+        styled("run", "--select", "plain_view")
+        product.write_text("{{ config(materialized='view', catalog_name='mesh') }}\nselect 1 as one")
+        done = styled("run", "--select", "mesh_view", check=False)
+        assert done.returncode != 0
+        assert "DuckDB cannot create views in an Iceberg REST catalog: publish it as a table" in done.stdout
+        assert not server.client().rest_catalog().view_exists("sales.mesh_view")
+    finally:
+        plain.unlink(missing_ok=True)
+        product.unlink(missing_ok=True)

@@ -256,6 +256,36 @@ def test_a_catalog_name_table_model_on_spark_is_published_as_a_product(fulfilmen
     assert rows(table) == [("packed", 2), ("shipped", 3)]
 
 
+def test_a_view_model_with_catalog_name_is_an_iceberg_view_product(fulfilment, billing, catalog, server):
+    """Zero-copy: `materialized='view', catalog_name='mesh'` on Spark is an Iceberg view in the catalog, described as
+    a product (its icemesh.dbt.* properties), listed by the registry, read by Spark; a DuckDB consumer is told why
+    it cannot read it."""
+    view = catalog.load_view("fulfilment.shipped_view")
+    assert view.metadata.properties["icemesh.dbt.model"] == "shipped_view"
+    assert json.loads(view.metadata.properties["icemesh.dbt.upstream"]) == ["fulfilment.shipments"]
+    assert view.metadata.properties["comment"].startswith("Shipped orders")
+    version = next(v for v in view.metadata.versions if v.version_id == view.metadata.current_version_id)
+    assert [getattr(r, "root", r).dialect for r in version.representations] == ["spark"]
+    shown = fulfilment("show", "--inline", "select count(*) as n from {{ ref('shipped_view') }}", "--output", "json")
+    shipped = [r for r in rows(catalog.load_table("fulfilment.shipments")) if r[1] == "shipped"]
+    assert f'"n": {len(shipped)}' in shown.stdout
+    admin = server.client()
+    admin.request("POST", f"{M}/tag-assignments", json={"key": "domain", "value": "fulfilment",
+                                                        "table": "fulfilment.shipped_view"})
+    billing_client = server.client("svc_billing", server.secrets["svc_billing"])
+    listed = {p["name"]: p for p in billing_client.request("GET", f"{M}/products")}
+    assert listed["fulfilment.shipped_view"]["kind"] == "view" and listed["fulfilment.shipped_view"]["select"]["allowed"]
+    assert [c["name"] for c in listed["fulfilment.shipped_view"]["columns"]] == ["order_id", "status"]
+    probe = billing.path / "models" / "probe_view.sql"
+    try:
+        probe.write_text("select * from {{ ref('fulfilment', 'shipped_view') }}")
+        refused = billing("ls", check=False)
+        assert refused.returncode != 0
+        assert "it is an Iceberg view product, which DuckDB cannot read from the catalog" in refused.stdout
+    finally:
+        probe.unlink(missing_ok=True)
+
+
 def test_init_follows_a_reinstalled_runtime_and_names_targets_it_cannot_set_up(tmp_path):
     import shutil
 

@@ -31,11 +31,12 @@ from icemesh.errors import BadRequest
 VENDORED_DIR = "icemesh_package"  # the macros package, copied into the project (see _vendor_package)
 SHIM_FILE = "icemesh.sql"
 SHIM_MARK = "Written by `icemesh dbt init`"
-SHIM = ("{#- " + SHIM_MARK + ": dbt lets only the project itself override these. A table or incremental model with\n"
-        "    catalog_name (catalogs.yml) is published as an icemesh product; every other model gets dbt's own. -#}\n"
+SHIM = ("{#- " + SHIM_MARK + ": dbt lets only the project itself override these. A table, incremental or view model with\n"
+        "    catalog_name (catalogs.yml) is published as an icemesh product (a view: on Spark); every other model gets\n"
+        "    dbt's own. -#}\n"
         "{% macro is_incremental() %}{{ return(icemesh.is_incremental()) }}{% endmacro %}\n"
         + "".join(f"{{% materialization {kind}, adapter='{adapter}' %}}{{{{ return(icemesh.icemesh_table('{adapter}')) }}}}"
-                  "{% endmaterialization %}\n" for adapter in ("duckdb", "spark") for kind in ("table", "incremental")))
+                  "{% endmaterialization %}\n" for adapter in ("duckdb", "spark") for kind in ("table", "incremental", "view")))
 CATALOGS = """# Written by `icemesh dbt init --style catalogs`: models with `catalog_name: mesh` (materialized table or
 # incremental) are published to the icemesh catalog as products. Credentials stay in the profile / environment.
 catalogs:

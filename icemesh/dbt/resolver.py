@@ -218,8 +218,9 @@ class ProductRegistry:
         latest = [p for p in matches if p["dbt"].get("version") in (None, p["dbt"].get("latest_version"))]
         return (latest or matches or [None])[0]
 
-    def check_ref(self, consumer: str, project: str, model: str, version: Any = None) -> str | None:
-        """Why the ref cannot work, in one line, or None."""
+    def check_ref(self, consumer: str, project: str, model: str, version: Any = None,
+                  reads_views: bool = True) -> str | None:
+        """Why the ref cannot work, in one line, or None (`reads_views`: the consumer's engine reads Iceberg views)."""
         if project not in self.projects:
             return None  # not a catalog project (a package, or the consumer itself): dbt resolves it
         product = self.find(project, model, version)
@@ -237,6 +238,10 @@ class ProductRegistry:
                     f"models can be referenced from another project (its owners would set access: public)")
         if not product["select"]["allowed"]:
             return f"{consumer} refs {project}.{model} ({product['name']}): {product['select']['message']}"
+        if product.get("kind") == "view" and not reads_views:
+            return (f"{consumer} refs {project}.{model} ({product['name']}): it is an Iceberg view product, which "
+                    f"DuckDB cannot read from the catalog; read it from a Spark project, or ask {project}'s owners to "
+                    "publish it as a table (materialized='table')")
         return None
 
 
@@ -386,7 +391,8 @@ class IcemeshResolver(dbtPlugin):
                 if ref.get("package") and referenced is not None:
                     referenced.add((ref["package"], ref["name"]))
                 if ref.get("package"):
-                    problem = self.registry.check_ref(model, ref["package"], ref["name"], ref.get("version"))
+                    problem = self.registry.check_ref(model, ref["package"], ref["name"], ref.get("version"),
+                                                      reads_views=self.adapter.type == "spark")
                     if problem:
                         problems.append(problem)
                         continue

@@ -20,6 +20,8 @@ from icemesh.compat.dbt import expose_adapter_method
 from icemesh.compat.pyspark import to_arrow
 
 PUBLISH = "icemesh_publish"
+CHECK_VIEW = "icemesh_check_view"        # a view product: checked before Spark creates the view,
+DESCRIBE_VIEW = "icemesh_describe_view"  # then described (view_products.py)
 
 
 def install() -> bool:
@@ -30,6 +32,8 @@ def install() -> bool:
     except ImportError:
         return False
     expose_adapter_method(SparkAdapter, PUBLISH, _publish)
+    expose_adapter_method(SparkAdapter, CHECK_VIEW, _check_view)
+    expose_adapter_method(SparkAdapter, DESCRIBE_VIEW, _describe_view)
     return True
 
 
@@ -53,7 +57,6 @@ def _publish(adapter, product: dict[str, Any]) -> dict[str, Any]:
     """`adapter.icemesh_publish(product)`: run the model on Spark and publish its result as a product."""
     from dbt_common.exceptions import DbtRuntimeError
 
-    from icemesh.client import CatalogClient
     from icemesh.dbt.product import ProductSpec
     from icemesh.dbt.writer import ProductWriter, publish_error
 
@@ -69,13 +72,47 @@ def _publish(adapter, product: dict[str, Any]) -> dict[str, Any]:
     try:
         spec = ProductSpec.from_config(dict(product))
         spark = _session(adapter)
-        parts = getattr(adapter, "_icemesh_catalog", None)
-        if parts is None:  # one login per dbt invocation, shared by the model threads
-            client = CatalogClient.from_env()
-            parts = adapter._icemesh_catalog = (client, client.rest_catalog())
-        result = SparkProductWriter(parts[0], parts[1], spark).publish(spec)
+        client, rest = _catalog_parts(adapter)
+        result = SparkProductWriter(client, rest, spark).publish(spec)
     except DbtRuntimeError:
         raise
     except Exception as exc:  # the catalog's refusals (pyiceberg and Iceberg-in-Spark) carry its message
         raise DbtRuntimeError(publish_error(identifier, exc)) from None
     return {"rows": result.rows, "snapshot_id": result.snapshot_id, "seconds": round(result.seconds, 3)}
+
+
+def _catalog_parts(adapter):
+    """(CatalogClient, pyiceberg RestCatalog) as the project's principal: one login per dbt invocation, shared by
+    the model threads."""
+    from icemesh.client import CatalogClient
+
+    parts = getattr(adapter, "_icemesh_catalog", None)
+    if parts is None:
+        client = CatalogClient.from_env()
+        parts = adapter._icemesh_catalog = (client, client.rest_catalog())
+    return parts
+
+
+def _view_step(adapter, product: dict[str, Any], step) -> dict[str, Any] | None:
+    from dbt_common.exceptions import DbtRuntimeError
+
+    from icemesh.dbt.writer import publish_error
+
+    identifier = f"{product.get('namespace')}.{product.get('table')}"
+    try:
+        return step(_catalog_parts(adapter)[0], product)
+    except Exception as exc:  # the catalog's refusals carry their message
+        raise DbtRuntimeError(publish_error(identifier, exc)) from None
+
+
+def _check_view(adapter, product: dict[str, Any]) -> str:
+    from icemesh.dbt import view_products
+
+    _view_step(adapter, product, view_products.check)
+    return ""
+
+
+def _describe_view(adapter, product: dict[str, Any]) -> dict[str, Any]:
+    from icemesh.dbt import view_products
+
+    return _view_step(adapter, product, view_products.describe)

@@ -78,6 +78,19 @@ def _summarize(doc: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _view_summary(doc: dict[str, Any]) -> dict[str, Any]:
+    """A view product (dbt's `view` with catalog_name, on Spark): its properties as a table's, the current
+    version's schema as its columns, no snapshots (it holds no data)."""
+    properties = doc.get("properties") or {}
+    versions = doc.get("versions") or []
+    version = next((v for v in versions if v.get("version-id") == doc.get("current-version-id")), {})
+    schema = next((s for s in doc.get("schemas") or [] if s.get("schema-id") == version.get("schema-id")), {})
+    summary = _summarize({"properties": properties, "schemas": [schema], "current-schema-id": schema.get("schema-id")})
+    summary.update(kind="view", snapshots=0, current_snapshot_id=None,
+                   last_updated_ms=version.get("timestamp-ms"))
+    return summary
+
+
 class ProductService:
     def __init__(self, catalog) -> None:
         self.catalog = catalog
@@ -86,6 +99,27 @@ class ProductService:
     def _summary(self, wh: str, record) -> dict[str, Any]:
         entry = self.catalog.cache.get(record.metadata_location, self.catalog.warehouses[wh].read_bytes)
         return self._summaries.get(record.metadata_location, entry.raw)
+
+    def _view_summaries(self, ctx: RequestContext, wh: str, namespace: str | None):
+        """(ident, summary) of the views the caller may DESCRIBE that dbt published (their files read only then)."""
+        store = self.catalog.backend.views
+        if store is None:
+            return
+        auth = self.catalog.auth
+        spaces = [parse_namespace_arg(namespace)] if namespace else \
+            [ns for ns, _owner in self.catalog.pointers.namespaces_with_owners(wh)]
+        for ns in spaces:
+            for ident in store.list_views(wh, ns, None, None):
+                if not auth.table(ctx, wh, Permission.DESCRIBE, ident, enforce=False, audit=False).allowed:
+                    continue
+                record = store.get_view(wh, ident)
+                try:
+                    summary = _view_summary(orjson.loads(self.catalog.warehouses[wh].read_bytes(record.metadata_location)))
+                except Exception as exc:  # noqa: BLE001 - one unreadable view never fails the listing
+                    log.warning("products: cannot read view %s's metadata (%s)", ident, exc.__class__.__name__)
+                    continue
+                if "model" in summary["dbt"]:
+                    yield ident, summary
 
     def _describe(self, ctx: RequestContext, wh: str, ident: TableIdent, summary: dict[str, Any]) -> dict[str, Any] | None:
         auth = self.catalog.auth
@@ -102,7 +136,7 @@ class ProductService:
             "select": {"allowed": select.allowed, "all_columns": select.all_columns,
                        "message": None if select.all_columns else _why(select, names)},
             "snapshots": summary["snapshots"], "current_snapshot_id": summary["current_snapshot_id"],
-            "last_updated_ms": summary["last_updated_ms"],
+            "last_updated_ms": summary["last_updated_ms"], "kind": summary.get("kind", "table"),
         }
 
     def _idents(self, wh: str, namespace: str | None) -> list[TableIdent]:
@@ -136,6 +170,11 @@ class ProductService:
             described = self._describe(ctx, wh, ident, summary)
             if described is not None:
                 products.append(described)
+        for ident, summary in self._view_summaries(ctx, wh, namespace):
+            if _refusal(ident, summary, bindings) is None:
+                described = self._describe(ctx, wh, ident, summary)
+                if described is not None:
+                    products.append(described)
         return _without_duplicate_claims(products)
 
     def _readable_summary(self, wh: str, ident: TableIdent, record) -> dict[str, Any] | None:
@@ -153,6 +192,8 @@ class ProductService:
         ident = parse_table_arg(name)
         record = self.catalog.pointers.get_table(wh, ident)
         summary = self._readable_summary(wh, ident, record) if record is not None else None
+        if record is None:  # a view product?
+            summary = next((s for i, s in self._view_summaries(ctx, wh, str(ident.namespace)) if i == ident), None)
         described = self._describe(ctx, wh, ident, summary) if summary is not None else None
         if described is None:  # missing and invisible look the same
             raise NoSuchTable(f"Product {name} does not exist (or you may not see it)")

@@ -5,11 +5,11 @@
     writes one-line `table` and `incremental` materializations into macros/icemesh.sql that call icemesh_table():
     a model without `catalog_name` gets the adapter's own materialization, unchanged. -#}
 
-{#- Whether a node (its config) is a product: materialized='iceberg', or a table/incremental in a catalog. -#}
+{#- Whether a node (its config) is a product: materialized='iceberg', or a table, incremental or view in a catalog. -#}
 {% macro icemesh_is_product(config) %}
   {%- set materialized = config.get('materialized') -%}
   {{ return(materialized == 'iceberg'
-            or (materialized in ['table', 'incremental'] and config.get('catalog_name') is not none)) }}
+            or (materialized in ['table', 'incremental', 'view'] and config.get('catalog_name') is not none)) }}
 {% endmacro %}
 
 {#- How a product's run writes: 'iceberg' takes incremental_strategy as given (unset: replace the whole product);
@@ -26,16 +26,26 @@
   {{ return(strategy) }}
 {% endmacro %}
 
-{#- The `table` / `incremental` materialization of a project that icemesh dbt init set up. -#}
+{#- The `table` / `incremental` / `view` materialization of a project that icemesh dbt init set up. -#}
 {% macro icemesh_table(adapter_type) %}
   {%- set catalog_name = config.get('catalog_name') -%}
+  {%- set kind = config.get('materialized') -%}
   {%- if catalog_name is none -%}
-    {{ return(dbt['materialization_' ~ config.get('materialized') ~ '_' ~ adapter_type]()) }}
+    {%- set own = 'materialization_' ~ kind ~ '_' ~ adapter_type -%}
+    {{ return(dbt[own if own in dbt else 'materialization_' ~ kind ~ '_default']()) }}
   {%- endif -%}
   {%- set integration = adapter.get_catalog_integration(catalog_name) -%}
   {%- if integration.catalog_type != 'iceberg_rest' -%}
     {{ exceptions.raise_compiler_error("Model " ~ model['name'] ~ ": catalog '" ~ catalog_name ~ "' is of type '"
         ~ integration.catalog_type ~ "'; icemesh publishes to catalogs of type iceberg_rest (catalogs.yml)") }}
+  {%- endif -%}
+  {%- if kind == 'view' -%}
+    {%- if adapter_type != 'spark' -%}
+      {{ exceptions.raise_compiler_error("Model " ~ model['name'] ~ ": an Iceberg view product needs an engine that "
+          ~ "writes Iceberg views (Spark); DuckDB cannot create views in an Iceberg REST catalog: publish it as a "
+          ~ "table (materialized='table') or build it on Spark") }}
+    {%- endif -%}
+    {{ return(icemesh.icemesh_view_spark()) }}
   {%- endif -%}
   {{ return(icemesh['materialization_iceberg_' ~ adapter_type]()) }}
 {% endmacro %}
