@@ -16,6 +16,7 @@ ACCESS_DELEGATION_HEADER = "X-Iceberg-Access-Delegation"  # clients always send 
 # The change feed's `operation-type`s (GET /management/v1/events): the catalog's, then governance's (`x-`).
 EVENT_TYPES = ("create-namespace", "drop-namespace", "create-table", "register-table", "update-table", "drop-table",
                "rename-table", "x-tag-key", "x-tag-assignment", "x-grant", "x-policy-apply")
+SNAPSHOT_EVENTS = ("create-table", "register-table", "update-table")  # those that can bring a table a new snapshot
 
 
 @dataclass(frozen=True)

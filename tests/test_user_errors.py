@@ -53,8 +53,7 @@ def test_with_the_uri_unset_every_cli_error_names_the_uri_it_tried(sqlite_server
     for args in (["whoami"], ["grants", "list"], ["namespaces", "list", "--output", "json"],
                  ["query", "select * from nowhere.nothing"]):
         line = unset.fails(*args)
-        assert "http://127.0.0.1:8181" in line and "ICEMESH_CATALOG_URI is unset" in line
-    assert "no parse cache at" in line  # a parse-only command with no earlier parse: nothing to fall back on, (args, line)
+        assert "http://127.0.0.1:8181" in line and "ICEMESH_CATALOG_URI is unset" in line, (args, line)
     chosen = As({**env, "ICEMESH_CATALOG_URI": sqlite_server.uri}).fails("whoami")
     assert chosen == (f"error: Login as nobody at {sqlite_server.uri} failed: Unknown client_id or wrong client_secret; "
                       "check ICEMESH_CLIENT_ID and ICEMESH_CLIENT_SECRET")  # a URI the user chose: no note
@@ -112,3 +111,4 @@ def test_dbt_parse_of_a_consumer_that_cannot_reach_the_catalog_is_one_runtime_er
     [line] = _runtime_error(done)
     assert line.startswith("icemesh: cannot read the products of inventory from the catalog: ")
     assert "http://127.0.0.1:8181" in line and "ICEMESH_CATALOG_URI is unset" in line
+    assert "no parse cache at" in line  # a parse-only command with no earlier parse: nothing to fall back on

@@ -9,6 +9,7 @@ import click
 from icemesh import __version__
 from icemesh.cli import governance
 from icemesh.cli.check import check
+from icemesh.cli.dagster import dagster
 from icemesh.cli.dbt import dbt
 from icemesh.cli.events import events
 from icemesh.cli.namespaces import namespaces
@@ -29,7 +30,7 @@ def cli() -> None:
 cli.add_command(serve)
 for command in (namespaces, governance.principals, governance.roles, governance.whoami, governance.tags, governance.grant,
                 governance.revoke, governance.grants, governance.access, governance.audit, events, policy, query, dbt, products, lineage,
-                check):
+                check, dagster):
     cli.add_command(command)
 
 

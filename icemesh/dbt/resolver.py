@@ -164,7 +164,7 @@ def _install_node_details() -> None:
 _PERIODS = {"minute": 60, "hour": 3600, "day": 86400}
 
 
-def _seconds(threshold: Any) -> float | None:
+def freshness_seconds(threshold: Any) -> float | None:
     """dbt's freshness threshold shape: {count: 12, period: hour}."""
     if not isinstance(threshold, dict) or threshold.get("count") is None:
         return None
@@ -182,7 +182,7 @@ def freshness_problem(product: dict[str, Any], now: float) -> tuple[str, str] | 
         return None
     age = now - updated_ms / 1000
     for level in ("error", "warn"):
-        limit = _seconds(freshness.get(f"{level}_after"))
+        limit = freshness_seconds(freshness.get(f"{level}_after"))
         if limit is not None and age > limit:
             return level, (f"{product['name']}, last updated {age / 3600:.1f} h ago, past its freshness "
                            f"{level}_after of {limit / 3600:g} h: its producer has not published since")

@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from icemesh.client import CatalogClient
+from icemesh.protocol import SNAPSHOT_EVENTS
 from icemesh.prefect.assets import asset_key, catalog_uri
 
 EVENT = "icemesh.product.updated"
@@ -23,7 +24,7 @@ def forward_catalog_events(client: CatalogClient | None = None, after: int = 0, 
     from prefect.events import emit_event
 
     client = client or CatalogClient.from_env()
-    params: dict[str, Any] = {"after": after, "limit": limit, "type": "update-table"}
+    params: dict[str, Any] = {"after": after, "limit": limit, "type": list(SNAPSHOT_EVENTS)}
     if wait:
         params["wait"] = wait
     answer = client.request("GET", "/management/v1/events", params=params)
