@@ -44,6 +44,10 @@ def test_demo_tells_the_whole_story_and_reruns(tmp_path):
     assert "except 1 column(s) hidden by policy" in out  # products show, as svc_product_360
     assert "supply_chain.lot_inventory   manufacturing.batches" in out  # lineage across projects
     assert "bytes copied between domains: 0" in out
+    # The mesh runs itself: after supply_chain publishes again, both downstream domains rebuild through Dagster.
+    assert set(summary["rebuilt_by_dagster"]) == {"manufacturing", "product_360"}
+    assert "manufacturing rebuilt" in out and "because supply_chain/" in out
+    assert out.index("manufacturing rebuilt") < out.index("product_360 rebuilt")
 
     again = _demo(workdir, "--no-spark")  # a second run starts over deliberately and tells the same story
     assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]

@@ -13,7 +13,7 @@ import secrets
 import shutil
 from dataclasses import asdict, dataclass, field
 
-from icemesh.demo import copies, data
+from icemesh.demo import automation, copies, data
 from icemesh.demo.console import DemoError, elapsed, icemesh, icemesh_json, say, step
 from icemesh.demo.engines import available_engines, query_everywhere
 from icemesh.demo.projects import ORDER, DbtProject
@@ -29,6 +29,7 @@ class Summary:
     bytes_copied_between_domains: int = 0
     warehouse_bytes: int = 0
     denials_audited: int = 0
+    rebuilt_by_dagster: dict = field(default_factory=dict)
     seconds: float = 0.0
 
 
@@ -81,6 +82,17 @@ def run(workdir: str, projects_dir: str, policy_file: str, scale: float, with_sp
             after = copies.fingerprint(warehouse)
             summary.bytes_copied_between_domains += copies.copied_bytes(before, after, own_namespace=name)
             say(f"wrote {sum(copies.written(before, after).values()):,} bytes, all under {name}/ in the warehouse", indent=6)
+
+        step("the mesh runs itself: supply_chain publishes again, and the domains that read it rebuild through Dagster")
+        upstream = DbtProject(os.path.join(projects_copy, ORDER[0]), f"svc_{ORDER[0]}", credentials[f"svc_{ORDER[0]}"],
+                              server.uri)
+
+        def republish() -> None:
+            say(f"$ dbt run   ({ORDER[0]}, outside Dagster, as another team would)", indent=6)
+            upstream._dbt(["run"], quiet=True)
+
+        summary.rebuilt_by_dagster = automation.rebuild_downstream(projects_copy, ORDER[1:], credentials, server.uri,
+                                                                   republish)
 
         import icemesh as mesh_api
 
