@@ -49,3 +49,34 @@ def rows(table, *columns):
 def commits(table) -> int:
     """How many metadata versions the table went through (one per catalog commit)."""
     return len(table.metadata.metadata_log) + 1
+
+
+def mesh_world(tmp_path_factory, label: str):
+    """The three-project mesh of tests/dbt_projects/mesh on a new server, set up with least privilege as a platform
+    team would: each domain may create tables in its own namespace and see it (it owns what it creates); orders may
+    read inventory's public and internal products; reporting may see both domains' products and read the public and
+    internal ones. Returns (server, {name: project}, {name: client secret}); nothing is built yet."""
+    from tests.conftest import start_catalog
+
+    m = "/management/v1"
+    server = start_catalog(tmp_path_factory, None, label)
+    admin = server.client()
+    admin.request("POST", f"{m}/tags", json={"key": "domain", "values": ["inventory", "orders"]})
+    admin.request("POST", f"{m}/tags", json={"key": "sensitivity", "values": ["public", "internal", "confidential"]})
+    secrets = {}
+    rest = admin.rest_catalog()
+    for name in ("inventory", "orders", "reporting"):
+        secrets[name] = admin.request("POST", f"{m}/principals", json={"name": f"svc_{name}"})["client_secret"]
+        rest.create_namespace(name)
+        admin.request("POST", f"{m}/grants", json={"permissions": "CREATE_TABLE,DESCRIBE", "principal": f"svc_{name}",
+                                                   "namespace": name})
+    admin.request("POST", f"{m}/grants", json={"permissions": "DESCRIBE,SELECT", "principal": "svc_orders",
+                                               "tags": ["domain=inventory", "sensitivity=public,internal"]})
+    admin.request("POST", f"{m}/grants", json={"permissions": "DESCRIBE", "principal": "svc_reporting",
+                                               "tags": ["domain=inventory,orders"]})
+    admin.request("POST", f"{m}/grants", json={"permissions": "SELECT", "principal": "svc_reporting",
+                                               "tags": ["domain=inventory,orders", "sensitivity=public,internal"]})
+    home = tmp_path_factory.mktemp(f"{label}-projects")
+    projects = {n: dbt_project(f"mesh/{n}", home, server, f"svc_{n}", secrets[n]) for n in ("inventory", "orders", "reporting")}
+    server.secrets = secrets
+    return server, projects, secrets

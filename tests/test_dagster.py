@@ -10,33 +10,15 @@ import dagster as dg
 import pytest
 
 from icemesh.dagster import IcemeshResource, domain_definitions
-from tests.conftest import start_catalog
-from tests.dbt_helpers import dbt_project
+from tests.dbt_helpers import mesh_world
 
-M = "/management/v1"
 ITEMS, LINES, DEMAND = dg.AssetKey(["inventory", "items_v2"]), dg.AssetKey(["orders", "order_lines"]), \
     dg.AssetKey(["reporting", "item_demand"])
 
 
 @pytest.fixture(scope="module")
 def mesh(tmp_path_factory):
-    server = start_catalog(tmp_path_factory, None, "dagster-mesh")
-    admin = server.client()
-    admin.request("POST", f"{M}/tags", json={"key": "domain", "values": ["inventory", "orders"]})
-    admin.request("POST", f"{M}/tags", json={"key": "sensitivity", "values": ["public", "internal", "confidential"]})
-    rest = admin.rest_catalog()
-    secrets = {}
-    for name in ("inventory", "orders", "reporting"):
-        secrets[name] = admin.request("POST", f"{M}/principals", json={"name": f"svc_{name}"})["client_secret"]
-        rest.create_namespace(name)
-        admin.request("POST", f"{M}/grants", json={"permissions": "CREATE_TABLE,DESCRIBE", "principal": f"svc_{name}",
-                                                   "namespace": name})
-    admin.request("POST", f"{M}/grants", json={"permissions": "DESCRIBE,SELECT", "principal": "svc_orders",
-                                               "tags": ["domain=inventory", "sensitivity=public,internal"]})
-    admin.request("POST", f"{M}/grants", json={"permissions": "DESCRIBE,SELECT", "principal": "svc_reporting",
-                                               "tags": ["domain=inventory,orders", "sensitivity=public,internal"]})
-    home = tmp_path_factory.mktemp("dagster-projects")
-    projects = {n: dbt_project(f"mesh/{n}", home, server, f"svc_{n}", secrets[n]) for n in ("inventory", "orders", "reporting")}
+    server, projects, secrets = mesh_world(tmp_path_factory, "dagster-mesh")
     projects["inventory"]("run")
     projects["orders"]("run")
     resources = {n: IcemeshResource(catalog_uri=server.uri, client_id=f"svc_{n}", client_secret=secrets[n])

@@ -18,39 +18,14 @@ import subprocess
 import duckdb
 import pytest
 
-from tests.conftest import start_catalog
-from tests.dbt_helpers import BIN, dbt_project
+from tests.dbt_helpers import BIN, mesh_world
 
 M = "/management/v1"
 
 
 @pytest.fixture(scope="module")
 def mesh(tmp_path_factory):
-    server = start_catalog(tmp_path_factory, None, "dbt-mesh")
-    admin = server.client()
-    admin.request("POST", f"{M}/tags", json={"key": "domain", "values": ["inventory", "orders"]})
-    admin.request("POST", f"{M}/tags", json={"key": "sensitivity", "values": ["public", "internal", "confidential"]})
-    secrets = {}
-    rest = admin.rest_catalog()
-    for name in ("inventory", "orders", "reporting"):
-        # Least privilege, as a platform team sets it up: the admin makes each domain's namespace, the domain
-        # may create tables in it and see it, nothing more (its tags ride in its commits; it owns what it creates).
-        secrets[name] = admin.request("POST", f"{M}/principals", json={"name": f"svc_{name}"})["client_secret"]
-        rest.create_namespace(name)
-        admin.request("POST", f"{M}/grants", json={"permissions": "CREATE_TABLE,DESCRIBE", "principal": f"svc_{name}",
-                                                   "namespace": name})
-    admin.request("POST", f"{M}/grants", json={"permissions": "DESCRIBE,SELECT", "principal": "svc_orders",
-                                               "tags": ["domain=inventory", "sensitivity=public,internal"]})
-    admin.request("POST", f"{M}/grants", json={"permissions": "DESCRIBE", "principal": "svc_reporting",
-                                               "tags": ["domain=inventory,orders"]})
-    admin.request("POST", f"{M}/grants", json={"permissions": "SELECT", "principal": "svc_reporting",
-                                               "tags": ["domain=inventory,orders", "sensitivity=public,internal"]})
-    home = tmp_path_factory.mktemp("mesh-projects")
-
-    def project(name: str):
-        return dbt_project(f"mesh/{name}", home, server, f"svc_{name}", secrets[name])
-
-    projects = {name: project(name) for name in ("inventory", "orders", "reporting")}
+    server, projects, _secrets = mesh_world(tmp_path_factory, "dbt-mesh")
     for name in ("inventory", "orders"):
         projects[name]("run")
     projects["reporting_run"] = projects["reporting"]("run")

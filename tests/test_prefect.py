@@ -12,34 +12,17 @@ from prefect.testing.utilities import prefect_test_harness
 
 from icemesh.client import CatalogClient
 from icemesh.prefect import asset_key, domain_flow, forward_catalog_events, upstream_trigger
-from tests.conftest import start_catalog
-from tests.dbt_helpers import dbt_project
+from tests.dbt_helpers import mesh_world
 
 M = "/management/v1"
 
 
 @pytest.fixture(scope="module")
 def mesh(tmp_path_factory):
-    server = start_catalog(tmp_path_factory, None, "prefect-mesh")
-    admin = server.client()
-    admin.request("POST", f"{M}/tags", json={"key": "domain", "values": ["inventory", "orders"]})
-    admin.request("POST", f"{M}/tags", json={"key": "sensitivity", "values": ["public", "internal", "confidential"]})
-    rest = admin.rest_catalog()
-    secrets = {}
-    for name in ("inventory", "orders", "reporting"):
-        secrets[name] = admin.request("POST", f"{M}/principals", json={"name": f"svc_{name}"})["client_secret"]
-        rest.create_namespace(name)
-        admin.request("POST", f"{M}/grants", json={"permissions": "CREATE_TABLE,DESCRIBE", "principal": f"svc_{name}",
-                                                   "namespace": name})
-    admin.request("POST", f"{M}/grants", json={"permissions": "DESCRIBE,SELECT", "principal": "svc_orders",
-                                               "tags": ["domain=inventory", "sensitivity=public,internal"]})
-    admin.request("POST", f"{M}/grants", json={"permissions": "DESCRIBE,SELECT", "principal": "svc_reporting",
-                                               "tags": ["domain=inventory,orders", "sensitivity=public,internal"]})
-    home = tmp_path_factory.mktemp("prefect-projects")
-    projects = {n: dbt_project(f"mesh/{n}", home, server, f"svc_{n}", secrets[n]) for n in ("inventory", "orders", "reporting")}
-    server.secrets = secrets
+    server, projects, _secrets = mesh_world(tmp_path_factory, "prefect-mesh")
     with prefect_test_harness():
         yield server, projects
+    server.stop()
 
 
 def flow_of(mesh, name: str, **options):

@@ -1,18 +1,9 @@
 """dbt's `catalogs.yml`: an `iceberg_rest` write integration pointing at icemesh, for dbt-duckdb and dbt-spark.
 
 dbt 1.10+ describes where a model's Iceberg table lives with a catalog entry and the model config
-`catalog_name`; neither dbt-duckdb nor dbt-spark ships an integration type, so icemesh registers one:
-
-    catalogs:
-      - name: mesh
-        active_write_integration: icemesh
-        write_integrations:
-          - name: icemesh
-            catalog_type: iceberg_rest
-            table_format: iceberg
-            adapter_properties:
-              uri: "{{ env_var('ICEMESH_CATALOG_URI') }}"   # optional: checked against the target's catalog
-              warehouse: sandbox                             # optional: likewise
+`catalog_name`; neither dbt-duckdb nor dbt-spark ships an integration type, so icemesh registers one,
+`catalog_type: iceberg_rest` with `table_format: iceberg` and optional `adapter_properties` `uri` and `warehouse`
+(checked against the target's catalog); `icemesh dbt init --style catalogs` writes such an entry (project_setup.py).
 
 A `materialized='table'` or `'incremental'` model with `catalog_name: mesh` is then published by the same
 materialization and writer as `materialized='iceberg'` (macros/catalogs.sql). Credentials stay where the target
