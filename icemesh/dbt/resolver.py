@@ -271,6 +271,7 @@ class IcemeshResolver(dbtPlugin):
             raise DbtRuntimeError(f"icemesh: cannot read the products of {', '.join(self.projects)} from the catalog: "
                                   f"{exc.message}") from None
         else:
+            parse_cache.OFFLINE.clear()  # a process that parses again (dbt run in-process) is online now
             parse_cache.save(self.project_dir, {"uri": client.uri, "warehouse": client.warehouse, "alias": self.alias},
                              products)
         self.registry = ProductRegistry(products, self.projects)
