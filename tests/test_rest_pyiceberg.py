@@ -235,3 +235,19 @@ def test_views_through_pyiceberg(rest, ns):
     assert rest.list_views(ns) == []
     with pytest.raises(NoSuchViewError):
         rest.load_view(f"{ns}.big_orders")
+
+
+def test_view_version_schema_id_follows_the_new_views_schema(rest, ns):
+    """pyiceberg's create_view sends the schema with fresh ids (0) and the ViewVersion as the caller built it (here
+    schema_id=1, as pyiceberg's own test_load_view does): a new view has one schema, so the version is on it."""
+    from pyiceberg.view.metadata import SQLViewRepresentation, ViewVersion
+
+    rest.create_namespace(ns)
+    schema = Schema(NestedField(1, "id", LongType()), schema_id=1)
+    version = ViewVersion(version_id=1, schema_id=1, timestamp_ms=1_700_000_000_000, summary={},
+                          default_namespace=[ns],
+                          representations=[SQLViewRepresentation(type="sql", sql="SELECT 1 AS id", dialect="spark")])
+    view = rest.create_view(f"{ns}.one", schema, view_version=version)
+    loaded = rest.load_view(f"{ns}.one")
+    assert view == loaded
+    assert [s.schema_id for s in loaded.metadata.schemas] == [loaded.metadata.versions[0].schema_id]
