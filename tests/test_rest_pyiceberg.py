@@ -251,3 +251,15 @@ def test_view_version_schema_id_follows_the_new_views_schema(rest, ns):
     loaded = rest.load_view(f"{ns}.one")
     assert view == loaded
     assert [s.schema_id for s in loaded.metadata.schemas] == [loaded.metadata.versions[0].schema_id]
+
+
+def test_exists_checks_answer_no_for_names_the_catalog_refuses(rest, ns):
+    """A name with a space or a dot cannot exist here, so HEAD says 404 and pyiceberg's *_exists say False (a 400
+    has no body on HEAD: pyiceberg raised a bare "Bad Request"); creating one is still refused, with the rule."""
+    rest.create_namespace(ns)
+    assert rest.namespace_exists("TEST NS") is False
+    assert rest.table_exists(f"{ns}.a b") is False and rest.view_exists(f"{ns}.a b") is False
+    with pytest.raises(BadRequestError, match="Invalid namespace name 'TEST NS'"):
+        rest.create_namespace_if_not_exists("TEST NS")
+    with pytest.raises(BadRequestError, match="Invalid table name"):
+        rest.create_table(f"{ns}.a b", schema=ORDERS)
