@@ -235,3 +235,31 @@ def test_views_through_pyiceberg(rest, ns):
     assert rest.list_views(ns) == []
     with pytest.raises(NoSuchViewError):
         rest.load_view(f"{ns}.big_orders")
+
+
+def test_view_version_schema_id_follows_the_new_views_schema(rest, ns):
+    """pyiceberg's create_view sends the schema with fresh ids (0) and the ViewVersion as the caller built it (here
+    schema_id=1, as pyiceberg's own test_load_view does): a new view has one schema, so the version is on it."""
+    from pyiceberg.view.metadata import SQLViewRepresentation, ViewVersion
+
+    rest.create_namespace(ns)
+    schema = Schema(NestedField(1, "id", LongType()), schema_id=1)
+    version = ViewVersion(version_id=1, schema_id=1, timestamp_ms=1_700_000_000_000, summary={},
+                          default_namespace=[ns],
+                          representations=[SQLViewRepresentation(type="sql", sql="SELECT 1 AS id", dialect="spark")])
+    view = rest.create_view(f"{ns}.one", schema, view_version=version)
+    loaded = rest.load_view(f"{ns}.one")
+    assert view == loaded
+    assert [s.schema_id for s in loaded.metadata.schemas] == [loaded.metadata.versions[0].schema_id]
+
+
+def test_exists_checks_answer_no_for_names_the_catalog_refuses(rest, ns):
+    """A name with a space or a dot cannot exist here, so HEAD says 404 and pyiceberg's *_exists say False (a 400
+    has no body on HEAD: pyiceberg raised a bare "Bad Request"); creating one is still refused, with the rule."""
+    rest.create_namespace(ns)
+    assert rest.namespace_exists("TEST NS") is False
+    assert rest.table_exists(f"{ns}.a b") is False and rest.view_exists(f"{ns}.a b") is False
+    with pytest.raises(BadRequestError, match="Invalid namespace name 'TEST NS'"):
+        rest.create_namespace_if_not_exists("TEST NS")
+    with pytest.raises(BadRequestError, match="Invalid table name"):
+        rest.create_table(f"{ns}.a b", schema=ORDERS)

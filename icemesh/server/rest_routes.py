@@ -17,7 +17,7 @@ from icemesh.names import Namespace, TableIdent
 from icemesh.catalog.service import CatalogService, LoadedTable, MetadataNotCached, TableChange
 from icemesh.catalog.planning import ScanPlanner
 from icemesh.catalog.views import ViewService
-from icemesh.errors import BadRequest
+from icemesh.errors import BadRequest, NoSuchNamespace, NoSuchTable, NoSuchView
 from icemesh.server import models
 from icemesh.server.idempotency import run_idempotent
 
@@ -130,9 +130,20 @@ def load_namespace(prefix: str, namespace: str, svc: CatalogService = Depends(se
     return json_response(svc.load_namespace(ctx, prefix, Namespace.from_url(namespace)))
 
 
+def _existing_name(parse, missing: type[Exception]):
+    """The identifier a HEAD (exists?) request names. A name icemesh refuses (a space, a dot...) cannot exist, so
+    the answer is 404, not a 400: a HEAD answer has no body to say why, and clients treat 400 as an error where
+    they asked a yes/no question (pyiceberg's namespace_exists raised a bare "Bad Request"). Creating such a name is
+    still a 400 that says which rule it breaks."""
+    try:
+        return parse()
+    except BadRequest:
+        raise missing("no such name") from None
+
+
 @router.head("/{prefix}/namespaces/{namespace}", status_code=NO_CONTENT)
 def namespace_exists(prefix: str, namespace: str, svc: CatalogService = Depends(service), ctx: RequestContext = Depends(context)):
-    svc.load_namespace(ctx, prefix, Namespace.from_url(namespace))
+    svc.load_namespace(ctx, prefix, _existing_name(lambda: Namespace.from_url(namespace), NoSuchNamespace))
     return Response(status_code=NO_CONTENT)
 
 
@@ -207,7 +218,8 @@ def fetch_scan_tasks(prefix: str, namespace: str, table: str, body: dict[str, An
 
 @router.head("/{prefix}/namespaces/{namespace}/tables/{table}", status_code=NO_CONTENT)
 def table_exists(prefix: str, namespace: str, table: str, svc: CatalogService = Depends(service), ctx: RequestContext = Depends(context)):
-    svc.table_exists(ctx, prefix, TableIdent.of(Namespace.from_url(namespace), table))
+    svc.table_exists(ctx, prefix, _existing_name(lambda: TableIdent.of(Namespace.from_url(namespace), table),
+                                                 NoSuchTable))
     return Response(status_code=NO_CONTENT)
 
 
@@ -301,7 +313,7 @@ def load_view(prefix: str, namespace: str, view: str, v: ViewService = Depends(v
 @router.head("/{prefix}/namespaces/{namespace}/views/{view}", status_code=NO_CONTENT)
 def view_exists(prefix: str, namespace: str, view: str, v: ViewService = Depends(views),
                 ctx: RequestContext = Depends(context)):
-    v.view_exists(ctx, prefix, _view(namespace, view))
+    v.view_exists(ctx, prefix, _existing_name(lambda: _view(namespace, view), NoSuchView))
     return Response(status_code=NO_CONTENT)
 
 

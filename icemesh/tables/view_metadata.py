@@ -39,12 +39,10 @@ def new_view(request: dict[str, Any], location: str) -> dict[str, Any]:
         raise BadRequest("A view needs a view-version with at least one representation (its SQL and dialect)")
     schema = _schema(request.get("schema"))
     schema.setdefault("schema-id", 0)
-    version = {**version, "version-id": version.get("version-id") or 1}
-    if version.get("schema-id") in (None, LAST_ADDED):
-        version["schema-id"] = schema["schema-id"]
-    if version["schema-id"] != schema["schema-id"]:
-        raise BadRequest(f"The view version names schema {version['schema-id']}, but the view's schema is "
-                         f"{schema['schema-id']}")
+    # A new view has exactly one schema, the request's, so its first version can only mean that one, whatever id
+    # the version names: pyiceberg sends the schema with fresh ids (0) and the caller's version as given (often
+    # `schema-id` 1), and the reference catalog builds the version on the request's schema too.
+    version = {**version, "version-id": version.get("version-id") or 1, "schema-id": schema["schema-id"]}
     version.setdefault("timestamp-ms", _now())
     doc = {
         "view-uuid": str(uuid.uuid4()), "format-version": 1, "location": location,
