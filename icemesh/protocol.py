@@ -12,6 +12,10 @@ from dataclasses import dataclass
 COLUMN_LIMITS_SCOPE = "icemesh:column-limits"
 COLUMN_LIMITS_HEADER = "X-Icemesh-Column-Limits"
 COLUMN_LIMITS_APPLY = "apply"
+# The same promise for the REST spec's read restrictions (a row filter and column masks the reader applies): a
+# client that does not make it is refused a table it may read only filtered or masked (fail closed).
+READ_RESTRICTIONS_SCOPE = "icemesh:read-restrictions"
+READ_RESTRICTIONS_HEADER = "X-Icemesh-Read-Restrictions"
 ACCESS_DELEGATION_HEADER = "X-Iceberg-Access-Delegation"  # clients always send it: accepted, never required
 # The change feed's `operation-type`s (GET /management/v1/events): the catalog's, then governance's (`x-`).
 EVENT_TYPES = ("create-namespace", "drop-namespace", "create-table", "register-table", "update-table", "drop-table",
@@ -37,3 +41,4 @@ class RequestContext:
     access_delegation: str | None = None
     request_id: str | None = None
     applies_column_limits: bool = False
+    applies_read_restrictions: bool = False

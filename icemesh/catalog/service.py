@@ -25,7 +25,10 @@ from icemesh.tables import retention
 from icemesh.catalog.authorizer import Authorizer, namespace_ref, table_ref
 from icemesh.tables.effects import file_effects, inspect, metadata_effects
 from icemesh.protocol import (ACCESS_DELEGATION_HEADER, COLUMN_LIMITS_APPLY, COLUMN_LIMITS_HEADER, COLUMN_LIMITS_SCOPE,
-                              RequestContext)
+                              READ_RESTRICTIONS_HEADER, READ_RESTRICTIONS_SCOPE, RequestContext)
+from icemesh.catalog import read_restrictions
+from icemesh.governance.data_filters import NONE as NO_RESTRICTIONS, Restrictions
+from icemesh.tables import row_filters
 from icemesh.names import Namespace, TableIdent
 from icemesh.tables.locations import LocationInUse, TableFiles, refuse_overlap
 from icemesh.catalog.ports import (AuditLog, Backend, CatalogEvent, IdempotencyStore, IdentityStore, PointerChange, PointerConflict,
@@ -92,6 +95,7 @@ class LoadedTable:
     config: dict[str, str]
     etag: str | None = None
     labels: dict | None = None
+    read_restrictions: dict | None = None  # the REST spec's row filter and column masks this reader must apply
 
 
 class MetadataNotCached(Exception):
@@ -164,8 +168,10 @@ class CatalogService:
             raise
         limits = headers.get(COLUMN_LIMITS_HEADER.lower(), "").strip().lower() == COLUMN_LIMITS_APPLY or \
             COLUMN_LIMITS_SCOPE in principal.scopes
+        restricts = headers.get(READ_RESTRICTIONS_HEADER.lower(), "").strip().lower() == COLUMN_LIMITS_APPLY or \
+            READ_RESTRICTIONS_SCOPE in principal.scopes
         return RequestContext(principal=principal, access_delegation=headers.get(ACCESS_DELEGATION_HEADER.lower()),
-                              request_id=request_id, applies_column_limits=limits)
+                              request_id=request_id, applies_column_limits=limits, applies_read_restrictions=restricts)
 
     # -- configuration -----------------------------------------------------------------------------
 
@@ -337,9 +343,9 @@ class CatalogService:
         says so); the schema it receives then lacks the hidden columns. Plain clients are refused.
         """
         columns = entry.columns()
-        hidden, hidden_ids = self._readable(ctx, wh, ident, entry)
+        hidden, hidden_ids, restrictions = self._readable(ctx, wh, ident, entry)
         labels, labels_key = self._labels(wh.name, ident, columns, hidden)
-        etag = self._etag(entry.location, mode, f"{sorted(hidden_ids)}|{labels_key}")
+        etag = self._etag(entry.location, mode, f"{sorted(hidden_ids)}|{labels_key}|{restrictions.key()}")
         if if_none_match and (etag in (t.strip() for t in if_none_match.split(",")) or if_none_match.strip() == "*"):
             return etag
         if hidden_ids:
@@ -348,10 +354,11 @@ class CatalogService:
             raw = entry.raw if mode == "all" else entry.refs_only()
         # scan-planning-mode is said in /v1/config only: DuckDB reads any loadTable `config` as vended storage
         # credentials (and then asks for an S3 region for a local table)
-        return LoadedTable(entry.location, raw, wh.client_config(), etag, labels)
+        return LoadedTable(entry.location, raw, wh.client_config(), etag, labels,
+                           read_restrictions.served(restrictions, entry.fields()))
 
     def _readable(self, ctx: RequestContext, wh: Warehouse, ident: TableIdent,
-                  entry: CachedMetadata) -> tuple[set[str], set[int]]:
+                  entry: CachedMetadata) -> tuple[set[str], set[int], Restrictions]:
         """The columns hidden from this reader (names, field ids), after refusing what it may not read at all: no
         SELECT; hidden columns for a client that does not apply column limits; a hidden partition or sort source
         (its values are in every file's partition tuple and in the file layout)."""
@@ -371,7 +378,43 @@ class CatalogService:
             self.auth.deny(ctx, Permission.SELECT, f"table {ident}",
                            f"{ctx.principal.name} may not read every column {ident} is partitioned or sorted by; "
                            "ask for a grant on those columns")
-        return hidden, hidden_ids
+        restrictions = self._restrictions(ctx, wh, ident, entry, columns, hidden)
+        return hidden, hidden_ids, restrictions
+
+    def _restrictions(self, ctx: RequestContext, wh: Warehouse, ident: TableIdent, entry: CachedMetadata,
+                      columns: list[tuple[int, str]], hidden: set[str]) -> Restrictions:
+        """The row filter and masks this reader is held to, after refusing what would let it walk around them: a
+        client that does not apply read restrictions; a masked partition or sort source (its values are in every
+        file's partition tuple); a row filter on a column the reader may not see (it cannot evaluate it)."""
+        visible = [name for _id, name in columns if name not in hidden]
+        restrictions = self.auth.evaluator(wh.name).restrictions(ctx.principal.name, table_ref(ident), visible)
+        if not restrictions:
+            return NO_RESTRICTIONS
+        if not ctx.applies_read_restrictions:
+            self.auth.deny(ctx, Permission.SELECT, f"table {ident}",
+                           f"{ctx.principal.name} may read {ident} only filtered or masked "
+                           f"({'; '.join(self._restriction_words(restrictions))}); this client does not apply read "
+                           "restrictions, so it is refused the table: read it through icemesh's engines "
+                           "(icemesh query, icemesh.connect()) or ask for an unfiltered grant")
+        masked_ids = {fid for fid, name in columns if name in restrictions.masks}
+        if masked_ids & entry.partition_and_sort_sources():
+            self.auth.deny(ctx, Permission.SELECT, f"table {ident}",
+                           f"{ctx.principal.name} may read only masked values of a column {ident} is partitioned or "
+                           "sorted by (every file's partition holds them unmasked); ask for an unmasked grant on it")
+        for text in restrictions.rows or ():
+            unseen = sorted(row_filters.columns(row_filters.parse(text)) & hidden)
+            if unseen:
+                self.auth.deny(ctx, Permission.SELECT, f"table {ident}",
+                               f"the row filter of {ctx.principal.name}'s grant on {ident} reads {', '.join(unseen)}, "
+                               "which it may not see; an admin can grant those columns or filter on visible ones")
+        return restrictions
+
+    @staticmethod
+    def _restriction_words(restrictions: Restrictions) -> list[str]:
+        words = [f"rows where {restrictions.row_filter}"] if restrictions.row_filter else []
+        if restrictions.masks:
+            words.append("masked " + ", ".join(sorted(restrictions.masks)))
+        return words
 
     def readable_table(self, ctx: RequestContext, prefix: str, ident: TableIdent) -> tuple[Warehouse, CachedMetadata, set[int]]:
         """A table to plan a scan of, under the same rules as loading it: (warehouse, metadata, hidden field ids)."""
@@ -380,7 +423,7 @@ class CatalogService:
         if record is None:
             raise self._no_table(ctx, wh, ident)
         entry = self.cache.get(record.metadata_location, wh.read_bytes)
-        _hidden, hidden_ids = self._readable(ctx, wh, ident, entry)
+        _hidden, hidden_ids, _restrictions = self._readable(ctx, wh, ident, entry)
         return wh, entry, hidden_ids
 
     def _labels(self, warehouse: str, ident: TableIdent, columns: list[tuple[int, str]],

@@ -243,12 +243,19 @@ def _grant_options(func):
 @click.command()
 @click.argument("permissions")
 @_grant_options
+@click.option("--rows", help="SELECT only the rows this Iceberg expression keeps, e.g. \"region = 'EU'\".")
+@click.option("--mask", "masks", multiple=True, help="COLUMN=ACTION: show the column masked (null, default, sha256, "
+              "first4, last4, year, month, day); repeat for several.")
+@click.option("--mask-tag", "mask_tags", multiple=True, help="KEY=VALUE:ACTION: mask every column with that tag.")
 @output_option
 @client_command
-def grant(permissions, to, role, catalog, namespace, table, columns, tag_conditions, output, client):
-    """Grant PERMISSIONS (e.g. SELECT,DESCRIBE) to a principal or role on a resource or tag expression."""
-    created = client.request("POST", f"{API}/grants", json=_grant_spec(permissions, to, role, catalog, namespace, table,
-                                                                       columns, tag_conditions))
+def grant(permissions, to, role, catalog, namespace, table, columns, tag_conditions, rows, masks, mask_tags, output,
+          client):
+    """Grant PERMISSIONS (e.g. SELECT,DESCRIBE) to a principal or role on a resource or tag expression; a SELECT
+    grant may show only some rows (--rows) and mask columns (--mask, --mask-tag), as Lake Formation's data filters."""
+    spec = _grant_spec(permissions, to, role, catalog, namespace, table, columns, tag_conditions)
+    spec.update({"rows": rows, "masks": list(masks) or None, "mask_tags": list(mask_tags) or None})
+    created = client.request("POST", f"{API}/grants", json=spec)
     emit(created, output, text=created["description"])
 
 
@@ -289,6 +296,21 @@ def grants_list(principal, role, output, direct, client):
     emit(rows, output, text="\n".join(g["description"] for g in rows) or "(none)")
 
 
+@click.group()
+def filters() -> None:
+    """Data filters: the grants that show only some rows or mask columns."""
+
+
+@filters.command("list")
+@click.option("--principal", help="Only filters that apply to this principal (another principal's need ADMIN).")
+@output_option
+@client_command
+def filters_list(principal, output, client):
+    rows = client.request("GET", f"{API}/grants", params={"principal": principal} if principal else {})
+    found = [g for g in rows if g.get("data_filter")]
+    emit(found, output, text="\n".join(g["description"] for g in found) or "(no data filters)")
+
+
 # -- access and audit ------------------------------------------------------------------------------
 
 @click.group()
@@ -314,6 +336,10 @@ def access_check(principal, resource, action, output, direct, client):
         lines.append(f"  visible columns: {', '.join(result['visible_columns']) or '(none)'}")
     if result.get("hidden_columns"):
         lines.append(f"  hidden columns:  {', '.join(result['hidden_columns'])}")
+    if result.get("row_filter"):
+        lines.append(f"  rows:            {result['row_filter']}")
+    if result.get("masks"):
+        lines.append("  masked columns:  " + ", ".join(f"{c} ({a})" for c, a in result["masks"].items()))
     lines += [f"  note: {n}" for n in result.get("notes", [])]
     emit(result, output, text="\n".join(lines))
 

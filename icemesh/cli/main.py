@@ -29,7 +29,7 @@ def cli() -> None:
 
 cli.add_command(serve)
 for command in (namespaces, governance.principals, governance.roles, governance.whoami, governance.tags, governance.grant,
-                governance.revoke, governance.grants, governance.access, governance.audit, events, policy, query, dbt, products, lineage,
+                governance.revoke, governance.grants, governance.filters, governance.access, governance.audit, events, policy, query, dbt, products, lineage,
                 check, dagster):
     cli.add_command(command)
 

@@ -58,3 +58,24 @@ def metadata_json(metadata: Any) -> bytes:
     from pydantic import BaseModel
 
     return BaseModel.model_dump_json(metadata, exclude_none=True, by_alias=True).encode("utf-8")
+
+
+def expression_to_json(expression) -> Any:
+    """A pyiceberg expression as the REST spec's Expression JSON: 0.12 serializes expressions only inside its scan
+    planning request model."""
+    import json
+
+    from pyiceberg.catalog.rest.scan_planning import PlanTableScanRequest
+
+    return json.loads(PlanTableScanRequest(filter=expression).model_dump_json(by_alias=True))["filter"]
+
+
+def expression_from_json(data: Any):
+    """The REST spec's Expression JSON as a pyiceberg expression (ValueError when it is not one)."""
+    from pydantic import ValidationError
+    from pyiceberg.catalog.rest.scan_planning import PlanTableScanRequest
+
+    try:
+        return PlanTableScanRequest.model_validate({"filter": data}).filter
+    except ValidationError as exc:
+        raise ValueError(f"not an Iceberg expression: {exc.errors()[0].get('msg')}") from None

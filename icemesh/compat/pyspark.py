@@ -12,3 +12,11 @@ def to_arrow(frame):
 
     batches = frame._collect_as_arrow()
     return pa.Table.from_batches(batches) if batches else to_arrow_schema(frame.schema).empty_table()
+
+
+def spark_schema(arrow_schema):
+    """Spark's StructType for an Arrow schema (pyspark's own conversion, which its public API does not expose);
+    given explicitly so an empty result keeps its columns and types."""
+    from pyspark.sql.pandas.types import from_arrow_schema
+
+    return from_arrow_schema(arrow_schema)

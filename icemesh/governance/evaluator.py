@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Iterable
 
+from icemesh.governance.data_filters import NONE as NO_RESTRICTIONS, Restrictions, combine
 from icemesh.governance.permissions import NAMESPACE_PERMISSIONS, TABLE_PERMISSIONS, Permission
 from icemesh.governance.policy import PRINCIPAL, ROLE, Grant, Grantee, Policy
 
@@ -203,6 +204,23 @@ class Evaluator:
         hidden = tuple(c for c in columns if c not in visible)
         reason = "; ".join(str(g) for g in self.policy.grants if g.id in deciding)
         return Decision(True, principal, action, resource, reason, tuple(deciding), shown, hidden, table_tags)
+
+    def restrictions(self, principal: str, table: TableRef, columns: Iterable[str]) -> Restrictions:
+        """The row filter and masks `principal` must read `table` under (see data_filters.combine): none for ADMIN
+        and owners, and none when some grant shows the rows and columns it covers unfiltered."""
+        columns = list(columns)
+        if self.is_admin(principal) is not None or self._owner_of(principal, table) is not None:
+            return NO_RESTRICTIONS
+        table_tags = self.table_tags(table)
+        restricted = table in self.policy.restricted
+        readers = []
+        for grant in self.grants_for(principal):
+            if restricted and grant.table != table:
+                continue
+            _held, readable = self._grant_on_table(grant, table, columns, table_tags)
+            if readable:
+                readers.append((grant.id, grant.data_filter, readable))
+        return combine(readers, self.column_tags(table, columns))
 
     def decide_namespace(self, principal: str, action: Permission, ns: NamespaceRef,
                          tables_within: Iterable[TableRef] = ()) -> Decision:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from icemesh.governance.data_filters import DataFilter
 from icemesh.governance.permissions import Permission
 from icemesh.governance.resources import NamespaceRef, TableRef
 from icemesh.governance.tags import TagExpression, TagKey
@@ -38,6 +39,7 @@ class Grant:
     table: TableRef | None = None
     columns: frozenset[str] | None = None
     expression: TagExpression | None = None
+    data_filter: DataFilter | None = None  # SELECT only: the rows and masked columns this grant shows
 
     def target(self) -> str:
         if self.catalog:
@@ -51,7 +53,8 @@ class Grant:
 
     def __str__(self) -> str:
         perms = ",".join(sorted(p.value for p in self.permissions))
-        return f"grant #{self.id}: {perms} on {self.target()} to {self.grantee}"
+        limited = f" ({self.data_filter})" if self.data_filter else ""
+        return f"grant #{self.id}: {perms} on {self.target()}{limited} to {self.grantee}"
 
 
 @dataclass(frozen=True)

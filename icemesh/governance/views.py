@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from icemesh.governance.data_filters import Restrictions
 from icemesh.governance.evaluator import Decision, Evaluator
 from icemesh.governance.policy import Grant
 from icemesh.governance.resources import NamespaceRef, TableRef
@@ -26,6 +27,8 @@ def grant_json(grant: Grant) -> dict[str, Any]:
         out["columns"] = sorted(grant.columns)
     if grant.expression is not None:
         out["tags"] = grant.expression.to_dict()
+    if grant.data_filter:
+        out["data_filter"] = grant.data_filter.to_dict()
     out["description"] = str(grant)
     return out
 
@@ -39,8 +42,9 @@ def namespace_tags_json(evaluator: Evaluator, ns: NamespaceRef) -> dict[str, Any
     return {"resource": str(ns), "type": "namespace", "tags": _with_source(evaluator.namespace_tags_with_source(ns))}
 
 
-def access_json(decision: Decision) -> dict[str, Any]:
-    return {
+def access_json(decision: Decision, restrictions: Restrictions | None = None) -> dict[str, Any]:
+    """A decision as the CLI and API show it; for SELECT, the row filter and masks the reader is held to."""
+    out = {
         "principal": decision.principal, "action": decision.action.value, "resource": decision.resource,
         "decision": "ALLOW" if decision.allowed else "DENY",
         "reason": decision.reason if decision.allowed else decision.message(),
@@ -49,6 +53,9 @@ def access_json(decision: Decision) -> dict[str, Any]:
         "hidden_columns": list(decision.hidden_columns),
         "tags": decision.resource_tags,
     }
+    if restrictions is not None and decision.allowed:
+        out.update(restrictions.to_dict())
+    return out
 
 
 def _with_source(tags: dict[str, tuple[str, str]]) -> dict[str, dict[str, str]]:

@@ -20,6 +20,7 @@ from icemesh.catalog.service import CatalogService
 from icemesh.errors import BadRequest, NotFound
 from icemesh.governance import declared_tags, policy_file
 from icemesh.governance.changes import plan_json
+from icemesh.governance.data_filters import ColumnMask, DataFilter, mask_action
 from icemesh.governance.permissions import NAMESPACE_PERMISSIONS, TABLE_PERMISSIONS, Permission, parse_permissions
 from icemesh.governance.policy import PRINCIPAL, ROLE, Grant, Grantee
 from icemesh.governance.resources import NamespaceRef, TableRef, parse_namespace, parse_table
@@ -27,6 +28,7 @@ from icemesh.governance.tags import TagExpression, TagKey, check_token
 from icemesh.governance.views import (LazyColumns, access_json, describe_resource, grant_json, namespace_tags_json,
                                      table_tags_json)
 from icemesh.security import secrets
+from icemesh.tables import row_filters
 from icemesh.security.authenticator import ADMIN
 
 
@@ -361,6 +363,53 @@ class ManagementService:
     # -- grants ------------------------------------------------------------------------------------
 
     def _build_grant(self, spec: dict[str, Any]) -> Grant:
+        """The grant a spec names, with its data filter (--rows, --mask, --mask-tag) checked against the table."""
+        grant = self._build_target_grant(spec)
+        limited = self._data_filter(spec, grant)
+        return replace(grant, data_filter=limited) if limited else grant
+
+    def _data_filter(self, spec: dict[str, Any], grant: Grant) -> DataFilter | None:
+        rows = spec.get("rows")
+        masks = spec.get("masks") or []
+        tag_masks = spec.get("mask_tags") or []
+        if rows is None and not masks and not tag_masks:
+            return None
+        if grant.permissions - {Permission.SELECT, Permission.DESCRIBE} or Permission.SELECT not in grant.permissions:
+            raise BadRequest("A row filter or mask limits SELECT: grant SELECT alone with --rows/--mask (grant other "
+                             "permissions separately)")
+        if grant.catalog:
+            raise BadRequest("Row filters and masks apply to tables: use --table NS.TABLE, --namespace NS or --tags")
+        columns = self.table_columns(grant.table) if grant.table is not None else None
+        found: list[ColumnMask] = []
+        try:
+            if rows is not None:
+                used = row_filters.columns(row_filters.parse(rows))
+                unknown = sorted(used - set(columns)) if columns is not None else []
+                if unknown:
+                    raise ValueError(f"The row filter reads {', '.join(unknown)}, which {grant.table} does not have: "
+                                     f"its columns are {', '.join(columns)}")
+            for item in masks:
+                column, sep, action = str(item).rpartition("=")
+                if not sep or not column:
+                    raise ValueError(f"Invalid --mask {item!r}: write COLUMN=ACTION, e.g. email=sha256")
+                if columns is not None and column not in columns:
+                    raise ValueError(f"Table {grant.table} has no column {column!r}: its columns are {', '.join(columns)}")
+                found.append(ColumnMask(mask_action(action), column=column))
+            keys = self.policy.tag_keys() if tag_masks else {}
+            for item in tag_masks:
+                condition, sep, action = str(item).rpartition(":")
+                key, eq, value = condition.partition("=")
+                if not sep or not eq or not key or not value:
+                    raise ValueError(f"Invalid --mask-tag {item!r}: write KEY=VALUE:ACTION, e.g. pii=yes:sha256")
+                if key not in keys:
+                    raise ValueError(f"Unknown tag key {key!r} in --mask-tag: known keys are {', '.join(keys) or 'none'}")
+                keys[key].check(value)
+                found.append(ColumnMask(mask_action(action), tag_key=key, tag_value=value))
+        except ValueError as exc:
+            raise _bad(exc) from None
+        return DataFilter(rows, tuple(sorted(set(found))))
+
+    def _build_target_grant(self, spec: dict[str, Any]) -> Grant:
         try:
             permissions = parse_permissions(spec.get("permissions") or "")
         except ValueError as exc:
@@ -432,8 +481,7 @@ class ManagementService:
             raise BadRequest(str(exc)) from None
         grant_id = self.policy.add_grant(grant, created_by=ctx.principal.name, also=self._grant_event(ctx, grant, "add"))
         self._changed()
-        return grant_json(Grant(grant_id, grant.grantee, grant.permissions, grant.catalog, grant.namespace, grant.table,
-                                grant.columns, grant.expression))
+        return grant_json(replace(grant, id=grant_id))
 
     def revoke(self, ctx: RequestContext, spec: dict[str, Any]) -> dict[str, Any]:
         """Remove the named permissions from the grant with the same grantee and target (by id, or by spec)."""
@@ -450,7 +498,8 @@ class ManagementService:
         changed = []
         for g in grants:
             if (g.grantee, g.catalog, g.namespace, g.table, g.columns, g.expression) == \
-                    (wanted.grantee, wanted.catalog, wanted.namespace, wanted.table, wanted.columns, wanted.expression):
+                    (wanted.grantee, wanted.catalog, wanted.namespace, wanted.table, wanted.columns, wanted.expression) \
+                    and wanted.data_filter in (None, g.data_filter):
                 remaining = g.permissions - wanted.permissions
                 if remaining == g.permissions:
                     continue
@@ -567,7 +616,10 @@ class ManagementService:
             if not admin and not evaluator.decide_table(principal, Permission.DESCRIBE, table_ref(ident)).allowed:
                 raise missing  # nothing about it (not even that it exists) to a caller who may not see it
             entry = self.catalog.cache.get(record.metadata_location, self.catalog.warehouses[self._wh].read_bytes)
-            decision = evaluator.decide_table(principal, permission, table_ref(ident), [n for _i, n in entry.columns()])
+            names = [n for _i, n in entry.columns()]
+            decision = evaluator.decide_table(principal, permission, table_ref(ident), names)
+            if permission is Permission.SELECT:
+                return access_json(decision, evaluator.restrictions(principal, table_ref(ident), names))
         else:
             ns = parse_namespace_arg(resource)
             if self.catalog.pointers.namespace_properties(self._wh, ns) is None:

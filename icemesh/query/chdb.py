@@ -50,16 +50,32 @@ class ChdbEngine(Engine):
         root = os.path.commonpath(directories) if directories else None
         with _in_directory(root):
             for product, directory in zip(products, directories):
-                source = self._source(con, product, directory)
                 database = quote(".".join(product.ref.namespace), "`")
+                name = f"{database}.{quote(product.ref.name, '`')}"
+                if product.restrictions:
+                    self._restricted(con, product, database, name)
+                    continue
+                source = self._source(con, product, directory)
                 columns = ", ".join(quote(c, "`") for c in product.columns)
-                view = (f"CREATE OR REPLACE VIEW {database}.{quote(product.ref.name, '`')} AS "
-                        f"SELECT {columns} FROM {source}")
+                view = f"CREATE OR REPLACE VIEW {name} AS SELECT {columns} FROM {source}"
                 if self._views.get(product.name) != view:
                     con.query(f"CREATE DATABASE IF NOT EXISTS {database}")
+                    con.query(f"DROP TABLE IF EXISTS {name}")  # it may hold a restricted reader's rows
                     con.query(view)
                     self._views[product.name] = view
             return con.query(sql if self.local_files else read_only(sql), "ArrowTable")
+
+    def _restricted(self, con, product, database: str, name: str) -> None:
+        """A filtered or masked product: the rows its reader may see (restricted.py), copied into a Memory table
+        under the product's name (chDB reads the Arrow table through its Python() table function, here only)."""
+        marker = f"restricted {product.version}"
+        if self._views.get(product.name) == marker:
+            return
+        rows = self.restricted_rows(product)  # noqa: F841 (named in the statement below)
+        con.query(f"CREATE DATABASE IF NOT EXISTS {database}")
+        con.query(f"DROP TABLE IF EXISTS {name}")
+        con.query(f"CREATE TABLE {name} ENGINE = Memory AS SELECT * FROM Python(rows)")
+        self._views[product.name] = marker
 
     def _source(self, con, product, directory: str) -> str:
         """The IcebergLocal table reading exactly the metadata file the catalog handed the caller (an earlier

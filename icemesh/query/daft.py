@@ -35,7 +35,11 @@ class DaftEngine(Engine):
 
         session = self.native()
         for product in filter(self.stale, products):
-            frame = daft.read_iceberg(product.table, snapshot_id=product.snapshot_id if product.pinned else None)
+            rows = self.restricted_rows(product)
+            if rows is not None:
+                frame = daft.from_arrow(rows)
+            else:
+                frame = daft.read_iceberg(product.table, snapshot_id=product.snapshot_id if product.pinned else None)
             session.create_temp_table(product.name, frame.select(*product.columns))
             self.registered(product)
         if products:
@@ -48,6 +52,8 @@ class DaftEngine(Engine):
         # Daft's own reader cannot read these files: pyiceberg reads them (only the caller's columns, at the
         # same snapshot) and Daft queries the rows in memory. Kept while the product's version is unchanged.
         for product in products:
+            if product.restrictions:
+                continue  # already in memory
             scan = product.table.scan(selected_fields=tuple(product.columns),
                                       snapshot_id=product.snapshot_id if product.pinned else None)
             session.create_temp_table(product.name, daft.from_arrow(scan.to_arrow()))

@@ -30,10 +30,14 @@ class DataFusionEngine(Engine):
         ctx = self.native()
         catalog = ctx.catalog()
         for product in filter(self.stale, products):
-            provider = IcebergDataFusionTable(identifier=product.table.name(),
-                                              metadata_location=metadata_location(product, "DataFusion"),
-                                              file_io_properties=product.io_properties)
-            frame = ctx.read_table(provider).select(*[col(c) for c in product.columns])
+            rows = self.restricted_rows(product)
+            if rows is not None:
+                frame = ctx.from_arrow(rows)
+            else:
+                provider = IcebergDataFusionTable(identifier=product.table.name(),
+                                                  metadata_location=metadata_location(product, "DataFusion"),
+                                                  file_io_properties=product.io_properties)
+                frame = ctx.read_table(provider).select(*[col(c) for c in product.columns])
             schema = ".".join(product.ref.namespace)
             if schema not in catalog.names():
                 catalog.register_schema(schema, Schema.memory_schema())

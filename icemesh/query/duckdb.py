@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from icemesh.runtimes import duckdb as duck_engine
 from icemesh.query.engine import Engine, quote
-from icemesh.query.references import pin_snapshots
+from icemesh.query.references import pin_snapshots, restricted_name, to_single_names
 
 CATALOG = "icemesh"
 
@@ -33,10 +33,21 @@ class DuckDBEngine(Engine):
             # Two-part names resolve against the current catalog; USE needs an existing schema, and the
             # first product's namespace is one.
             con.execute(f"USE {CATALOG}.{quote('.'.join(products[0].ref.namespace))}")
-        pinned = {p.ref: p.snapshot_id for p in products if p.pinned}
+        pinned = {p.ref: p.snapshot_id for p in products if p.pinned and not p.restrictions}
         if pinned:
             sql = pin_snapshots(sql, self.dialect, pinned, "at_version")
+        sql = self._restricted(con, sql, products)
         return con.execute(sql).to_arrow_table()
+
+    def _restricted(self, con, sql: str, products) -> str:
+        """Filtered or masked products are read as their reader may see them (restricted.py), registered in the
+        connection under a private one-part name (DuckDB resolves such names before the attached catalog)."""
+        names = {p.ref: restricted_name(p) for p in products if p.restrictions}
+        for product in products:
+            if product.restrictions and self.stale(product):
+                con.register(names[product.ref], self.restricted_rows(product))
+                self.registered(product)
+        return to_single_names(sql, self.dialect, names) if names else sql
 
     def close(self):
         if self._native is not None:

@@ -47,6 +47,16 @@ class Engine(ABC):
     def registered(self, product: Product) -> None:
         self._registered[product.name] = product.version
 
+    @staticmethod
+    def restricted_rows(product: Product) -> pa.Table | None:
+        """The rows a filtered or masked reader may see (restricted.py), for the adapter to register in place of
+        the engine's own reader of the table; None when the reader is not restricted."""
+        if not product.restrictions:
+            return None
+        from icemesh.query import restricted
+
+        return restricted.read(product)
+
     @abstractmethod
     def run(self, sql: str, products: list[Product]) -> pa.Table:
         """Run `sql` with every product readable under its `<namespace>.<table>` name."""

@@ -30,8 +30,12 @@ class PolarsEngine(Engine):
 
         ctx = self.native()
         for product in filter(self.stale, products):
-            frame = pl.scan_iceberg(product.table, snapshot_id=product.snapshot_id if product.pinned else None,
-                                    storage_options=storage_options(product.location, product.io_properties))
+            rows = self.restricted_rows(product)
+            if rows is not None:
+                frame = pl.from_arrow(rows).lazy()
+            else:
+                frame = pl.scan_iceberg(product.table, snapshot_id=product.snapshot_id if product.pinned else None,
+                                        storage_options=storage_options(product.location, product.io_properties))
             ctx.register(product.name, frame.select(product.columns))
             self.registered(product)
         return ctx.execute(sql).collect().to_arrow()

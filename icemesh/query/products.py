@@ -61,6 +61,7 @@ class Product:
     snapshot_id: int | None  # the snapshot to read; None: an empty table
     pinned: bool  # True when --as-of chose the snapshot (else: the current one)
     columns: list[str] = field(default_factory=list)
+    restrictions: Any = None  # restricted.ReadRestrictions the catalog holds this reader to, or None
 
     @property
     def name(self) -> str:
@@ -70,7 +71,8 @@ class Product:
     def version(self) -> tuple:
         """What an engine reads for this product: equal versions read the same bytes with the same columns, so
         an adapter may keep what it built for one (a planned scan, a provider, a view) while this is unchanged."""
-        return (self.table.metadata_location, self.snapshot_id, self.pinned, tuple(self.columns))
+        return (self.table.metadata_location, self.snapshot_id, self.pinned, tuple(self.columns),
+                self.restrictions.raw if self.restrictions else None)
 
     @property
     def location(self) -> str:
@@ -111,8 +113,10 @@ def load(catalog, ref: Reference):
         raise QueryError(f"Cannot reach the catalog to load {ref.dotted}: {exc}") from None
 
 
-def resolve(load_table: Callable[[Reference], Any], refs: list[Reference], as_of: AsOf | None = None) -> list[Product]:
-    """Load every named product as the caller (`load_table(ref)`) and choose the snapshot each engine must read."""
+def resolve(load_table: Callable[[Reference], Any], refs: list[Reference], as_of: AsOf | None = None,
+            restrictions: Callable[[Reference, Any], Any] = lambda ref, schema: None) -> list[Product]:
+    """Load every named product as the caller (`load_table(ref)`) and choose the snapshot each engine must read;
+    `restrictions(ref, schema)` gives the row filter and masks the catalog sent with it."""
     tables = {ref: load_table(ref) for ref in refs}
     moment = _moment(tables, as_of)
     products = []
@@ -129,7 +133,7 @@ def resolve(load_table: Callable[[Reference], Any], refs: list[Reference], as_of
         if moment is not None and snapshot.schema_id is not None:
             schema = table.schemas().get(snapshot.schema_id, schema)
         products.append(Product(ref, table, snapshot.snapshot_id if snapshot else None, moment is not None,
-                                [f.name for f in schema.fields]))
+                                [f.name for f in schema.fields], restrictions(ref, table.schema())))
     return products
 
 

@@ -140,3 +140,10 @@ def _single_names(sql: str, dialect: str, renames: tuple[tuple[Reference, str], 
         replacement = exp.Table(this=exp.to_identifier(name, quoted=True), alias=alias)
         table.replace(replacement)
     return ";\n".join(s.sql(dialect=dialect) for s in statements)
+
+
+def restricted_name(product) -> str:
+    """The private one-part name an engine registers a filtered or masked product's rows under."""
+    import hashlib
+
+    return "_icemesh_rows_" + hashlib.sha256(product.name.encode()).hexdigest()[:16]

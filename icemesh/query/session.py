@@ -18,6 +18,7 @@ import pyarrow as pa
 from sqlglot.errors import SqlglotError
 
 from icemesh.client import CatalogClient
+from icemesh.protocol import COLUMN_LIMITS_APPLY, READ_RESTRICTIONS_HEADER
 from icemesh.query import guard, hidden
 from icemesh.query.engine import Engine
 from icemesh.query.errors import QueryError
@@ -51,8 +52,8 @@ class MeshSession:
     @property
     def catalog(self):
         """The pyiceberg RestCatalog, logged in as this principal with column limits applied."""
-        if self._catalog is None:
-            self._catalog = self.client.rest_catalog()
+        if self._catalog is None:  # this session applies read restrictions (restricted.py): it says so
+            self._catalog = self.client.rest_catalog(**{f"header.{READ_RESTRICTIONS_HEADER}": COLUMN_LIMITS_APPLY})
         return self._catalog
 
     @property
@@ -87,7 +88,8 @@ class MeshSession:
         """Run `query` on `engine` and return the result as a pyarrow Table."""
         adapter = self.engine(engine)
         guard.check(query, adapter.dialect, self.local_files)
-        products = resolve(self.tables.load, product_references(query, adapter.dialect), AsOf.parse(as_of))
+        products = resolve(self.tables.load, product_references(query, adapter.dialect), AsOf.parse(as_of),
+                           self.tables.restrictions)
         hidden.check(self.client, query, adapter.dialect, products)
         try:
             return adapter.run(query, products)

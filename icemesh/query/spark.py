@@ -10,10 +10,10 @@ import hashlib
 import threading
 
 
-from icemesh.compat.pyspark import to_arrow
+from icemesh.compat.pyspark import spark_schema, to_arrow
 from icemesh.protocol import COLUMN_LIMITS_APPLY, COLUMN_LIMITS_HEADER, COLUMN_LIMITS_SCOPE
 from icemesh.query.engine import Engine
-from icemesh.query.references import pin_snapshots
+from icemesh.query.references import pin_snapshots, restricted_name, to_single_names
 
 _current_catalog = threading.Lock()  # one SparkSession per process: its current catalog is shared
 
@@ -45,9 +45,18 @@ class SparkEngine(Engine):
 
     def run(self, sql, products):
         session = self.native()
-        pinned = {p.ref: p.snapshot_id for p in products if p.pinned}
+        pinned = {p.ref: p.snapshot_id for p in products if p.pinned and not p.restrictions}
         if pinned:
             sql = pin_snapshots(sql, self.dialect, pinned, "version_as_of")
+        names = {p.ref: restricted_name(p) for p in products if p.restrictions}
+        for product in products:  # filtered or masked: the rows the reader may see, as a temporary view
+            if product.restrictions and self.stale(product):
+                rows = self.restricted_rows(product)
+                session.createDataFrame(rows.to_pandas(), schema=spark_schema(rows.schema)) \
+                    .createOrReplaceTempView(names[product.ref])
+                self.registered(product)
+        if names:
+            sql = to_single_names(sql, self.dialect, names)
         with _current_catalog:
             session.catalog.setCurrentCatalog(self.catalog_name)
             if self.local_files:
@@ -61,5 +70,6 @@ class SparkEngine(Engine):
 
     def close(self):
         super().close()  # the SparkSession is the process's: whoever started Spark stops it
+
 
 

@@ -17,10 +17,13 @@ left to `load_table` itself, for its token refresh and its errors.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from icemesh.compat.pyiceberg import conditional_load, table_from_response
 
+from icemesh.query import restricted
+from icemesh.query.errors import QueryError
 from icemesh.query.products import load
 from icemesh.query.references import Reference
 
@@ -29,6 +32,7 @@ class TableCache:
     def __init__(self, catalog) -> None:
         self.catalog = catalog
         self._tables: dict[Reference, tuple[str, Any]] = {}  # reference -> (ETag, pyiceberg Table)
+        self._restrictions: dict[Reference, dict | None] = {}  # reference -> the read-restrictions it came with
 
     def load(self, ref: Reference):
         """The product as the catalog hands it to the caller now: the cached Table while the catalog says 304."""
@@ -40,7 +44,11 @@ class TableCache:
             table = self._table(ref, response.text)
         else:  # refused, missing, expired login, or the catalog unreachable: load_table's own handling
             self._tables.pop(ref, None)
-            table = load(self.catalog, ref)
+            load(self.catalog, ref)  # raises the catalog's reason; else it logged in again: ask once more
+            response = self._get(ref, None)
+            if response is None or response.status_code != 200:
+                raise QueryError(f"{ref.dotted}: the catalog answered a load and then refused the same; try again")
+            table = self._table(ref, response.text)
         etag = response.headers.get("ETag") if response is not None and response.status_code == 200 else None
         if etag:
             self._tables[ref] = (etag, table)
@@ -48,8 +56,13 @@ class TableCache:
             self._tables.pop(ref, None)
         return table
 
+    def restrictions(self, ref: Reference, schema):
+        """The row filter and masks the catalog sent with the product's last load (None: none)."""
+        return restricted.parse(self._restrictions.get(ref), schema)
+
     def clear(self) -> None:
         self._tables.clear()
+        self._restrictions.clear()
 
     def _get(self, ref: Reference, etag: str | None):
         try:
@@ -58,4 +71,6 @@ class TableCache:
             return None
 
     def _table(self, ref: Reference, body: str):
+        # most loads carry none: parse the (possibly large) body a second time only when they do
+        self._restrictions[ref] = json.loads(body).get("read-restrictions") if '"read-restrictions"' in body else None
         return table_from_response(self.catalog, (*ref.namespace, ref.name), body)

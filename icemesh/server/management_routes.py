@@ -84,6 +84,9 @@ class GrantSpec(BaseModel):
     table: str | None = None
     columns: list[str] | None = None
     tags: list[str] | None = Field(default=None, description="conditions like 'domain=sales,finance' (ANDed)")
+    rows: str | None = Field(default=None, description="SELECT only these rows: an Iceberg expression")
+    masks: list[str] | None = Field(default=None, description="COLUMN=ACTION, e.g. email=sha256")
+    mask_tags: list[str] | None = Field(default=None, description="KEY=VALUE:ACTION: mask every column with that tag")
     id: int | None = Field(default=None, description="revoke only: the grant to remove")
 
 

@@ -12,7 +12,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from icemesh.tables import metadata as md
-from icemesh.protocol import ACCESS_DELEGATION_HEADER, COLUMN_LIMITS_HEADER, RequestContext
+from icemesh.protocol import ACCESS_DELEGATION_HEADER, COLUMN_LIMITS_HEADER, READ_RESTRICTIONS_HEADER, RequestContext
 from icemesh.names import Namespace, TableIdent
 from icemesh.catalog.service import CatalogService, LoadedTable, MetadataNotCached, TableChange
 from icemesh.catalog.planning import ScanPlanner
@@ -47,7 +47,7 @@ async def context(request: Request) -> RequestContext:
     svc: CatalogService = request.app.state.service
     headers = request.headers
     ctx = svc.context(headers.get("authorization"),
-                      {k: headers[k] for k in (COLUMN_LIMITS_HEADER.lower(), ACCESS_DELEGATION_HEADER.lower()) if k in headers},
+                      {k: headers[k] for k in (COLUMN_LIMITS_HEADER.lower(), READ_RESTRICTIONS_HEADER.lower(), ACCESS_DELEGATION_HEADER.lower()) if k in headers},
                       headers.get("x-request-id") or uuid.uuid4().hex)
     request.state.icemesh_context = ctx  # idempotency keys are scoped to the caller
     return ctx
@@ -62,6 +62,8 @@ def load_result(loaded: LoadedTable) -> Response:
     body = b'{"metadata-location":' + location + b',"metadata":' + loaded.metadata_json + b',"config":' + orjson.dumps(loaded.config)
     if loaded.labels:
         body += b',"labels":' + orjson.dumps(loaded.labels)
+    if loaded.read_restrictions:
+        body += b',"read-restrictions":' + orjson.dumps(loaded.read_restrictions)
     body += b"}"
     headers = {"ETag": loaded.etag} if loaded.etag else None
     return Response(body, media_type="application/json", headers=headers)

@@ -31,12 +31,16 @@ class CachedMetadata:
     def columns(self) -> list[tuple[int, str]]:
         """(field-id, name) of the current schema's top-level columns, in schema order."""
         if self._columns is None:
-            doc = orjson.loads(self.raw)
-            current = doc.get("current-schema-id", 0)
-            schemas = doc.get("schemas") or ([doc["schema"]] if "schema" in doc else [])
-            schema = next((s for s in schemas if s.get("schema-id", 0) == current), schemas[0] if schemas else {})
-            self._columns = [(f["id"], f["name"]) for f in schema.get("fields", [])]
+            self._columns = [(f["id"], f["name"]) for f in self.fields()]
         return self._columns
+
+    def fields(self) -> list[dict]:
+        """The current schema's top-level fields as the metadata JSON has them (id, name, type, required)."""
+        doc = orjson.loads(self.raw)
+        current = doc.get("current-schema-id", 0)
+        schemas = doc.get("schemas") or ([doc["schema"]] if "schema" in doc else [])
+        schema = next((s for s in schemas if s.get("schema-id", 0) == current), schemas[0] if schemas else {})
+        return list(schema.get("fields", []))
 
     def without_fields(self, hidden_ids: set[int], refs_only: bool) -> bytes:
         """The metadata with the hidden top-level fields removed from every schema (column limits)."""

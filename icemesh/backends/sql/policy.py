@@ -43,6 +43,7 @@ from icemesh.governance.changes import (
     RoleChange,
     TagKeyChange,
 )
+from icemesh.governance.data_filters import DataFilter
 from icemesh.governance.permissions import Permission
 from icemesh.governance.policy import PRINCIPAL, ROLE, Grant, Grantee, Policy
 from icemesh.governance.resources import NamespaceRef, TableRef
@@ -492,18 +493,22 @@ def _grant_row(grant: Grant) -> dict[str, Any]:
         "table_name": grant.table.name if grant.table else None,
         "columns": json.dumps(sorted(grant.columns)) if grant.columns else None,
         "expression": json.dumps(grant.expression.to_dict()) if grant.expression else None,
+        "data_filter": json.dumps(grant.data_filter.to_dict()) if grant.data_filter else None,
     }
 
 
 def _grant_from_row(row) -> Grant:
     grantee = Grantee(row.grantee_kind, row.grantee)
     perms = frozenset(Permission(p) for p in json.loads(row.permissions))
+    limited = DataFilter.from_dict(json.loads(row.data_filter)) if row.data_filter else None
     if row.target_kind == "catalog":
-        return Grant(row.id, grantee, perms, catalog=True)
+        return Grant(row.id, grantee, perms, catalog=True, data_filter=limited)
     if row.target_kind == "namespace":
-        return Grant(row.id, grantee, perms, namespace=_ns_ref(row.namespace))
+        return Grant(row.id, grantee, perms, namespace=_ns_ref(row.namespace), data_filter=limited)
     if row.target_kind == "table":
         cols = frozenset(json.loads(row.columns)) if row.columns else None
-        return Grant(row.id, grantee, perms, table=TableRef(_ns_ref(row.namespace), row.table_name), columns=cols)
-    return Grant(row.id, grantee, perms, expression=TagExpression.from_dict(json.loads(row.expression)))
+        return Grant(row.id, grantee, perms, table=TableRef(_ns_ref(row.namespace), row.table_name), columns=cols,
+                     data_filter=limited)
+    return Grant(row.id, grantee, perms, expression=TagExpression.from_dict(json.loads(row.expression)),
+                 data_filter=limited)
 

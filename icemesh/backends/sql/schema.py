@@ -201,6 +201,7 @@ grants_t = Table(
     Column("table_name", String(255)),
     Column("columns", Text),
     Column("expression", Text),
+    Column("data_filter", Text),  # JSON {rows, masks} of a SELECT grant that shows some rows or masks columns
     Column("created_at", Float, nullable=False),
     Column("created_by", String(255)),
     sqlite_autoincrement=True,  # grant ids appear in decisions and audit rows: never reuse one
@@ -303,11 +304,21 @@ def _tables_access_column(database: Database) -> None:
             conn.execute(text(f"ALTER TABLE {tables_t.name} ADD COLUMN access VARCHAR(16)"))
 
 
+def _grants_data_filter_column(database: Database) -> None:
+    """Catalogs made by an earlier icemesh lack `data_filter` (fixed names, no user input): their grants have none."""
+    from sqlalchemy import inspect
+
+    if "data_filter" not in {c["name"] for c in inspect(database.engine).get_columns(grants_t.name)}:
+        with database.write() as conn, conn.begin():
+            conn.execute(text(f"ALTER TABLE {grants_t.name} ADD COLUMN data_filter TEXT"))
+
+
 # Each migration brings a database from the version before it to its own; the first is the schema as it was
 # before versions were recorded (created by `create_all`).
 MIGRATIONS = [
     (2, "tag assignments per warehouse, bound to field ids", _tag_assignments_per_warehouse),
     (3, "tables record their dbt access level", _tables_access_column),
+    (4, "grants carry data filters (row filters, column masks)", _grants_data_filter_column),
 ]
 CURRENT = MIGRATIONS[-1][0]
 
