@@ -183,3 +183,14 @@ def test_product_page_freshness_ref_and_lineage(world, browser):
     page.screenshot(path=str(ARTIFACTS / "lineage.png"), full_page=True)
     page.click("svg.lineage a.node >> text=finance.revenue")
     page.wait_for_url(f"{server.uri}/products/finance.revenue")
+
+
+def test_portal_open_prints_the_url(world):
+    from click.testing import CliRunner
+
+    from icemesh.cli.main import cli
+
+    server, _ = world
+    result = CliRunner().invoke(cli, ["portal", "open", "--uri", server.uri, "--output", "json"])
+    assert result.exit_code == 0 and json.loads(result.output) == {"url": f"{server.uri}/", "opened": False}
+    assert httpx.get(json.loads(result.output)["url"], follow_redirects=True).url.path == "/login"
