@@ -67,6 +67,14 @@ def world(tmp_path_factory):
                       "columns": ["id", "region"]},
                      {"permissions": "DESCRIBE,SELECT", "principal": "svc_finance", "table": "finance.revenue"}):
             assert http.post(f"{M}/grants", json=body, headers=admin).status_code == 201, body
+        assert http.post(f"{M}/tags", json={"key": "domain", "values": ["sales", "finance"]}, headers=admin).status_code == 201
+        assert http.post(f"{M}/tag-assignments", json={"key": "domain", "value": "sales", "namespace": "sales"},
+                         headers=admin).status_code == 200
+        finance = http.post("/v1/oauth/tokens", data={"grant_type": "client_credentials", "client_id": "svc_finance",
+                                                      "client_secret": secrets["svc_finance"]}).json()["access_token"]
+        refused = http.post(f"{M}/tags", json={"key": "x", "values": ["y"]},
+                            headers={"Authorization": f"Bearer {finance}"})
+        assert refused.status_code == 403  # a denial for the governance page's audit
         yield server, {"admin": server.admin_secret, **secrets}
     finally:
         server.stop()
@@ -194,3 +202,28 @@ def test_portal_open_prints_the_url(world):
     result = CliRunner().invoke(cli, ["portal", "open", "--uri", server.uri, "--output", "json"])
     assert result.exit_code == 0 and json.loads(result.output) == {"url": f"{server.uri}/", "opened": False}
     assert httpx.get(json.loads(result.output)["url"], follow_redirects=True).url.path == "/login"
+
+
+def test_product_history_and_inherited_tags(world, browser):
+    server, secrets = world
+    page = _login(browser, server, "svc_analyst", secrets["svc_analyst"])
+    page.goto(f"{server.uri}/products/sales.customers")  # column-limited: its history still shows
+    assert page.locator("#history td").first.inner_text().isdigit()
+    assert "append" in page.inner_text("#history")
+    assert "domain=sales" in page.inner_text("#tags") and "namespace sales" in page.inner_text("#tags")
+
+
+def test_governance_page_is_for_admins(world, browser):
+    server, secrets = world
+    analyst = _login(browser, server, "svc_analyst", secrets["svc_analyst"])
+    response = analyst.goto(f"{server.uri}/governance")
+    assert response.status == 403 and "needs ADMIN" in analyst.inner_text("main")
+    admin = _login(browser, server, "admin", secrets["admin"])
+    admin.goto(f"{server.uri}/governance")
+    assert "svc_finance" in admin.inner_text("#principals")
+    assert "columns id, region" in admin.inner_text("#grants")
+    assert "domain" in admin.inner_text("#tags")
+    denied = admin.locator("#audit tr.denied")
+    rows = denied.all_inner_texts()
+    assert any("svc_finance" in r and "DENY" in r for r in rows) and any("wrong client_secret" in r for r in rows)
+    admin.screenshot(path=str(ARTIFACTS / "governance.png"), full_page=True)

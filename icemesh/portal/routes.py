@@ -91,6 +91,18 @@ async def lineage(request: Request):
                  edges=edges, count=len(nodes))
 
 
+@router.get("/governance")
+async def governance(request: Request):
+    ctx = sessions.current(request.app.state.service, request)
+    if ctx is None:
+        return _to_login()
+    data = await run_in_threadpool(view_model.governance, request.app.state.management, ctx)
+    if data is None:
+        return _page("missing.html", status=403, user=ctx.principal.name,
+                     message="The governance page needs ADMIN (ask an administrator)")
+    return _page("governance.html", user=ctx.principal.name, **data)
+
+
 @router.get("/favicon.ico")
 def favicon():
     return Response(status_code=204)

@@ -4,7 +4,10 @@
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from typing import Any
+
+import orjson
 
 from icemesh.errors import IcemeshError
 from icemesh.protocol import RequestContext
@@ -74,6 +77,46 @@ def home(products_service, ctx: RequestContext, q: str = "", domain: str = "", t
             "domains": sorted(domains.items()), "tags": sorted(tags.items()), "total": len(cards)}
 
 
+def history(catalog, ctx: RequestContext, name: str, limit: int = 5) -> list[dict[str, Any]] | None:
+    """The newest snapshots, from the table exactly as loadTable returns it to this caller (None: it may not
+    load it). The portal applies column limits (it shows no data and no column it was not given)."""
+    from icemesh.names import parse_table_arg
+
+    try:
+        loaded = catalog.load_table(replace(ctx, applies_column_limits=True), catalog.default_warehouse,
+                                    parse_table_arg(name))
+    except IcemeshError:
+        return None
+    if isinstance(loaded, str):
+        return None
+    snapshots = orjson.loads(loaded.metadata_json).get("snapshots") or []
+    newest = sorted(snapshots, key=lambda s: s.get("timestamp-ms", 0), reverse=True)[:limit]
+    return [{"id": s.get("snapshot-id"), "when": age(s.get("timestamp-ms")),
+             "operation": (s.get("summary") or {}).get("operation", ""),
+             "added": (s.get("summary") or {}).get("added-records", ""),
+             "total": (s.get("summary") or {}).get("total-records", "")} for s in newest]
+
+
+def governance(management, ctx: RequestContext, audit_rows: int = 50) -> dict[str, Any] | None:
+    """Tags, grants, principals and recent audit as the management API lists them (None: not an ADMIN, so
+    nothing is asked: the admin-only calls would only audit a refusal)."""
+    if not management.whoami(ctx)["admin"]:
+        return None
+    grants = []
+    for g in management.list_grants(ctx):
+        on = {k: v for k, v in g.items() if k not in ("id", "grantee", "permissions", "description", "catalog")}
+        if g.get("catalog"):
+            on = {"the catalog": "", **on}
+        grants.append({"id": g["id"], "grantee": f'{g["grantee"]["type"]} {g["grantee"]["name"]}',
+                       "permissions": ", ".join(g["permissions"]),
+                       "on": "; ".join(f"{k} {v if not isinstance(v, list) else ', '.join(map(str, v))}".strip()
+                                       for k, v in on.items())})
+    audit = management.audit(ctx, None, False, audit_rows)
+    return {"tags": management.list_tags(ctx), "grants": grants, "principals": management.list_principals(ctx),
+            "audit": [{**r, "when": age(int(r["at"] * 1000)) if isinstance(r["at"], (int, float)) else str(r["at"])}
+                      for r in audit]}
+
+
 def product(products_service, management, ctx: RequestContext, name: str) -> dict[str, Any]:
     """One product as `/management/v1/products/{name}` shows it, with its effective tags and where each comes
     from (`/management/v1/effective-tags`: only the columns the caller may read). Raises NoSuchTable."""
@@ -86,7 +129,7 @@ def product(products_service, management, ctx: RequestContext, name: str) -> dic
     project, model = dbt.get("project") or p["namespace"], dbt.get("model") or p["table"]
     columns = [{**c, "tags": tags.get("columns", {}).get(c["name"], {})} for c in p["columns"]]
     cols = ", ".join(c["name"] for c in p["columns"][:5]) or "*"
-    return {"p": p, "card": card(p), "columns": columns, "tags": tags.get("tags", {}),
+    return {"p": p, "card": card(p), "columns": columns, "history": history(products_service.catalog, ctx, name), "tags": tags.get("tags", {}),
             "upstream": [str(u) for u in dbt.get("upstream") or []], "downstream": p["downstream"],
             "ref": f"{{{{ ref('{project}', '{model}') }}}}",
             "query": f'icemesh query --engine duckdb "select {cols} from {p["name"]} limit 10"',
