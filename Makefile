@@ -52,6 +52,7 @@ bench: $(STAMP)
 	@$(PY) benchmarks/commit_checks.py
 	@$(PY) benchmarks/lf_revocation.py
 	@$(PY) benchmarks/events.py
+	@$(PY) benchmarks/portal.py
 
 # Long reliability runs (about 30-40 minutes on 2 cores): contention, kill -9 cycles, fuzzing, a 10-minute soak.
 bench-reliability: $(STAMP)
