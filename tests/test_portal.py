@@ -50,7 +50,7 @@ def world(tmp_path_factory):
         for ns in ("sales", "finance"):
             catalog.create_namespace(ns)
         _product(catalog, "sales.customers", {"id": pa.int64(), "email": pa.string(), "region": pa.string()}, [],
-                 "Every customer, one row each", ["pii"])
+                 "Every customer <script>alert(1)</script>", ["pii"])
         _product(catalog, "sales.orders", {"order_id": pa.int64(), "customer_id": pa.int64(), "amount": pa.int64()},
                  ["sales.customers"], "Orders as placed", ["core"])
         _product(catalog, "finance.revenue", {"month": pa.string(), "total": pa.int64()}, ["sales.orders"],
@@ -134,6 +134,7 @@ def test_each_principal_sees_what_it_may_describe(world, browser):
     admin.goto(f"{server.uri}/products/sales.customers")
     assert _columns(admin) == ["id", "email", "region"]
     assert admin.inner_text("#may-read") == "all columns"
+    assert "<script>alert(1)</script>" in admin.inner_text("main") and admin.locator("main script").count() == 0
 
     analyst = _login(browser, server, "svc_analyst", secrets["svc_analyst"])
     cookie = analyst.context.cookies()[0]
