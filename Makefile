@@ -8,7 +8,7 @@ STAMP := $(VENV)/.icemesh-installed
 # --no-deps because its Python requirements (pyarrow==22, ...) would downgrade ours; icemesh never imports it.
 S3_JARS_WHEEL := bodo-iceberg-connector==2026.10
 
-.PHONY: install demo test test-quick bench bench-reliability serve clean
+.PHONY: install chromium demo test test-quick bench bench-reliability serve clean
 
 install: $(STAMP)
 
@@ -27,8 +27,15 @@ $(STAMP): pyproject.toml Makefile
 demo: $(STAMP)
 	@$(PY) -m icemesh.demo $(if $(SCALE),--scale $(SCALE))
 
+# The portal's and dbt docs' browser tests drive Debian's Chromium (playwright never downloads one): installed here
+# when missing, only as root with apt-get; otherwise those tests skip with the reason.
+chromium:
+	@command -v chromium >/dev/null || { command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ] && \
+		apt-get install -y chromium > $(VENV)/chromium-install.log 2>&1; } || \
+		echo "==> chromium is not installed (needs root and apt-get): the browser tests will skip"
+
 # Both cores, a test module per worker at a time (module fixtures start one server each); the slowest listed at the end.
-test: $(STAMP)
+test: $(STAMP) chromium
 	@$(VENV)/bin/pytest -q -ra -n 2 --dist loadfile --durations=15
 
 # The fast tier: the catalog's app in process, the pure governance model, compat checks (about a minute).
@@ -45,6 +52,7 @@ bench: $(STAMP)
 	@$(PY) benchmarks/commit_checks.py
 	@$(PY) benchmarks/lf_revocation.py
 	@$(PY) benchmarks/events.py
+	@$(PY) benchmarks/portal.py
 
 # Long reliability runs (about 30-40 minutes on 2 cores): contention, kill -9 cycles, fuzzing, a 10-minute soak.
 bench-reliability: $(STAMP)

@@ -14,6 +14,7 @@ from icemesh.cli.dbt import dbt
 from icemesh.cli.events import events
 from icemesh.cli.namespaces import namespaces
 from icemesh.cli.policy import policy
+from icemesh.cli.portal import portal
 from icemesh.cli.products import lineage, products
 from icemesh.cli.query import query
 from icemesh.cli.serve import serve
@@ -29,8 +30,8 @@ def cli() -> None:
 
 cli.add_command(serve)
 for command in (namespaces, governance.principals, governance.roles, governance.whoami, governance.tags, governance.grant,
-                governance.revoke, governance.grants, governance.filters, governance.access, governance.audit, events, policy, query, dbt, products, lineage,
-                check, dagster):
+                governance.revoke, governance.grants, governance.filters, governance.access, governance.audit, events,
+                policy, query, dbt, products, lineage, check, dagster, portal):
     cli.add_command(command)
 
 

@@ -42,6 +42,7 @@ def _reset(workdir: str) -> None:
 
 
 def run(workdir: str, projects_dir: str, policy_file: str, scale: float, with_spark: bool) -> Summary:
+    from icemesh.client import DEFAULT_URI
     from icemesh.server.process import CatalogProcess
 
     summary = Summary()
@@ -144,6 +145,8 @@ def run(workdir: str, projects_dir: str, policy_file: str, scale: float, with_sp
     say(f"denials audited: {summary.denials_audited}")
     say(f"done in {summary.seconds:.0f}s. Explore: ICEMESH_ADMIN_SECRET=$(cat {os.path.relpath(workdir)}/admin-secret) "
         f"icemesh serve --db sqlite:///{os.path.relpath(workdir)}/catalog.db --warehouse {os.path.relpath(warehouse)}")
+    say(f"portal:      run that command, then open {DEFAULT_URI}/ and log in as client id admin with the secret "
+        f"in {os.path.relpath(workdir)}/admin-secret (the demo's own server has stopped)")
     with open(os.path.join(workdir, "summary.json"), "w", encoding="utf-8") as f:
         json.dump(asdict(summary), f, indent=2)
     return summary

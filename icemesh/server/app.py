@@ -21,6 +21,7 @@ from icemesh.catalog.views import ViewService
 from icemesh.catalog.service import CatalogService
 from icemesh.security.authenticator import Authenticator
 from icemesh.server.management_routes import router as management_router
+from icemesh.portal.routes import router as portal_router
 from icemesh.server.oauth_routes import router as oauth_router
 from icemesh.server.errors import error_body, install_error_handlers
 from icemesh.server.rest_routes import router as rest_router
@@ -140,6 +141,7 @@ def create_app(settings: ServerSettings, service: CatalogService | None = None) 
     app.include_router(oauth_router)
     app.include_router(rest_router)
     app.include_router(management_router)
+    app.include_router(portal_router)  # the portal at `/` (icemesh.portal)
     app.add_middleware(RequestGuard, max_bytes=settings.max_body_bytes)
 
     @app.get("/healthz", tags=["Operations"])
