@@ -131,10 +131,67 @@ def test_hostile_plans_and_plan_tasks(world):
     assert outsider.post(f"{tables}/orders/plan", json={}).status_code in (403, 404)
     limited, _ = _http(world, "svc_limited")  # ...and to a limited one, it plans under its own limits
     hidden = json.loads(base64.urlsafe_b64decode(task.removeprefix("icemesh-plan-1.")))
-    hidden["request"] = {"select": ["email"]}
+    hidden["request"], hidden["principal"], hidden["plan-id"] = {"select": ["email"]}, "svc_limited", "x"
     sneaky = "icemesh-plan-1." + base64.urlsafe_b64encode(json.dumps(hidden).encode()).decode()
     assert limited.post(f"{tables}/orders/tasks", json={"plan-task": sneaky}).status_code == 403
     bad = reader.post(f"{tables}/orders/plan", json={"start-snapshot-id": 1, "end-snapshot-id": 2})
     assert bad.status_code == 400 and "Incremental scan planning" in bad.json()["error"]["message"]
     typo = reader.post(f"{tables}/orders/plan", json={"select": ["nope"]})
     assert typo.status_code == 400 and "'nope'" in typo.json()["error"]["message"]
+
+
+def test_plan_ids_fetch_cancel_and_bound_to_their_maker(world):
+    reader, tables = _http(world, "svc_reader")
+    plan = reader.post(f"{tables}/orders/plan", json={}).json()
+    plan_id = plan["plan-id"]
+    assert len(plan_id) >= 32 and plan_id != reader.post(f"{tables}/orders/plan", json={}).json()["plan-id"]
+    again = reader.get(f"{tables}/orders/plan/{plan_id}")
+    assert again.status_code == 200 and again.json() == plan  # the same completed result, same task tokens
+    limited, _ = _http(world, "svc_limited")
+    outsider, _ = _http(world, "svc_outsider")
+    for http, path in ((limited, f"{tables}/orders/plan/{plan_id}"), (outsider, f"{tables}/orders/plan/{plan_id}"),
+                       (reader, f"{tables}/other/plan/{plan_id}"), (reader, f"{tables}/orders/plan/{plan_id[:-1]}"),
+                       (reader, f"{tables}/orders/plan/{'x' * 300}"), (reader, f"{tables}/orders/plan/..%2F..")):
+        for verb in ("GET", "DELETE"):
+            answer = http.request(verb, path)
+            assert answer.status_code == 404, (verb, path, answer.text)
+            assert answer.json()["error"]["type"] in ("NoSuchPlanIdException", "NoSuchEndpointException")
+    assert limited.post(f"{tables}/orders/tasks", json={"plan-task": plan["plan-tasks"][0]}).status_code == 404
+    assert reader.delete(f"{tables}/orders/plan/{plan_id}").status_code == 204
+    assert reader.get(f"{tables}/orders/plan/{plan_id}").status_code == 404
+    assert reader.delete(f"{tables}/orders/plan/{plan_id}").status_code == 404
+    gone = reader.post(f"{tables}/orders/tasks", json={"plan-task": plan["plan-tasks"][0]})
+    assert gone.status_code == 404 and gone.json()["error"]["type"] == "NoSuchPlanTaskException"
+    config = reader.get("/v1/config").json()["endpoints"]
+    assert {"GET /v1/{prefix}/namespaces/{namespace}/tables/{table}/plan/{plan-id}",
+            "DELETE /v1/{prefix}/namespaces/{namespace}/tables/{table}/plan/{plan-id}"} <= set(config)
+
+
+def test_task_pages_come_from_the_kept_plan_and_grants_are_checked_each_time(world, monkeypatch):
+    from icemesh.catalog.plan_store import PlanStore, Plan
+
+    reader, tables = _http(world, "svc_reader")
+    plan = reader.post(f"{tables}/orders/plan", json={}).json()
+    world.client().rest_catalog().load_table("shop.orders").append(pa.table(  # a new file after planning...
+        {"id": pa.array([5], pa.int64()), "region": ["eu"], "email": ["n@x"]}, schema=SCHEMA.as_arrow()))
+    page = reader.post(f"{tables}/orders/tasks", json={"plan-task": plan["plan-tasks"][0]}).json()
+    assert len(plan["file-scan-tasks"]) + len(page["file-scan-tasks"]) == 3  # ...is not in the kept plan
+    admin = world.client()
+    spec = {"permissions": "DESCRIBE,SELECT", "principal": "svc_reader", "tags": ["sens=public,pii"]}
+    admin.request("POST", f"{M}/grants/revoke", json={**spec, "permissions": "SELECT"})  # may see it, not read it
+    try:
+        revoked = reader.post(f"{tables}/orders/tasks", json={"plan-task": plan["plan-tasks"][0]})
+        assert revoked.status_code == 403, revoked.text
+        assert reader.get(f"{tables}/orders/plan/{plan['plan-id']}").status_code == 403
+    finally:
+        admin.request("POST", f"{M}/grants", json=spec)
+    store = PlanStore(ttl=60, max_plans=2, max_files=3)
+    make = lambda n: Plan("p", "x", ("t",), None, 1, None, [object()] * n)
+    first, second = store.add(make(2)), store.add(make(1))
+    assert store.get(first, "p", "x", ("t",)) and store.get(second, "p", "x", ("t",))
+    third = store.add(make(2))  # over the file budget: the oldest goes
+    assert store.get(first, "p", "x", ("t",)) is None and store.get(third, "p", "x", ("t",))
+    assert store.get(store.add(make(4)), "p", "x", ("t",)) is None  # bigger than the budget: never kept
+    assert store.get(third, "q", "x", ("t",)) is None
+    expired = PlanStore(ttl=0)
+    assert expired.get(expired.add(make(1)), "p", "x", ("t",)) is None
