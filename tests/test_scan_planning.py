@@ -11,6 +11,7 @@ import httpx
 import pyarrow as pa
 import pytest
 from pyiceberg.catalog.rest import RestCatalog
+from pyiceberg.conversions import to_bytes
 from pyiceberg.expressions import EqualTo
 from pyiceberg.partitioning import PartitionField, PartitionSpec
 from pyiceberg.schema import Schema
@@ -195,3 +196,58 @@ def test_task_pages_come_from_the_kept_plan_and_grants_are_checked_each_time(wor
     assert store.get(third, "q", "x", ("t",)) is None
     expired = PlanStore(ttl=0)
     assert expired.get(expired.add(make(1)), "p", "x", ("t",)) is None
+
+
+def test_iceberg_java_parsers_accept_the_answers(world, spark):
+    """Iceberg 1.10.2's own response parsers (in the Spark runtime jar), called through py4j on what icemesh sends."""
+    jvm = spark._jvm
+    reader, tables = _http(world, "svc_reader")
+    loaded = reader.get(f"{tables}/orders").json()
+    specs = jvm.org.apache.iceberg.TableMetadataParser.fromJson(json.dumps(loaded["metadata"])).specsById()
+    mapper = jvm.org.apache.iceberg.util.JsonUtil.mapper()
+    responses = jvm.org.apache.iceberg.rest.responses
+
+    fields = {spec["spec-id"]: [f["field-id"] for f in spec["fields"]] for spec in loaded["metadata"]["partition-specs"]}
+
+    def java(answer):
+        """Iceberg 1.10.2 reads `content` as its enum's name (DATA, where the spec and pyiceberg say `data`) and
+        `partition` as an object keyed by partition field id (the spec: an array of values) and bounds as hex of
+        their binary form (the spec: typed values)."""
+        def fix(node):
+            if isinstance(node, dict):
+                node = {k: fix(v) for k, v in node.items()}
+                if isinstance(node.get("content"), str):
+                    node["content"] = node["content"].upper().replace("-", "_")
+                if isinstance(node.get("partition"), list) and "spec-id" in node:
+                    node["partition"] = {str(i): v for i, v in zip(fields[node["spec-id"]], node["partition"])}
+                for bound in ("lower-bounds", "upper-bounds"):
+                    if isinstance(node.get(bound), dict):
+                        node[bound]["values"] = [to_bytes(SCHEMA.find_field(k).field_type, v).hex().upper()
+                                                 for k, v in zip(node[bound]["keys"], node[bound]["values"])]
+                return node
+            return [fix(v) for v in node] if isinstance(node, list) else node
+        return mapper.readTree(json.dumps(fix(answer)))
+
+    def paths(tasks) -> dict[str, int]:
+        return {t.file().location(): t.file().recordCount() for t in tasks}
+
+    def expected(answer) -> dict[str, int]:
+        return {t["data-file"]["file-path"]: t["data-file"]["record-count"] for t in answer["file-scan-tasks"]}
+
+    plan = reader.post(f"{tables}/orders/plan", json={"stats-fields": ["id"]}).json()
+    with pytest.raises(Exception, match="No enum constant org.apache.iceberg.FileContent.data"):  # as the spec has it
+        responses.PlanTableScanResponseParser.fromJson(mapper.readTree(json.dumps(plan)), specs, True)
+    parsed = responses.PlanTableScanResponseParser.fromJson(java(plan), specs, True)
+    assert parsed.planStatus().status() == "completed" and parsed.planId() == plan["plan-id"]
+    assert paths(parsed.fileScanTasks()) == expected(plan) and len(expected(plan)) == 2
+    assert list(parsed.planTasks()) == plan["plan-tasks"]
+    fetched = reader.get(f"{tables}/orders/plan/{plan['plan-id']}").json()
+    parsed = responses.FetchPlanningResultResponseParser.fromJson(java(fetched), specs, True)
+    assert parsed.planStatus().status() == "completed" and paths(parsed.fileScanTasks()) == expected(plan)
+    page = reader.post(f"{tables}/orders/tasks", json={"plan-task": plan["plan-tasks"][0]}).json()
+    parsed = responses.FetchScanTasksResponseParser.fromJson(java(page), specs, True)
+    assert paths(parsed.fileScanTasks()) == expected(page) and len(expected(page)) >= 1
+    one = page["file-scan-tasks"][0]
+    task = jvm.org.apache.iceberg.rest.RESTFileScanTaskParser.fromJson(
+        java(one), jvm.java.util.ArrayList(), specs, True)
+    assert task.file().location() == one["data-file"]["file-path"]
