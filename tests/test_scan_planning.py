@@ -168,7 +168,7 @@ def test_plan_ids_fetch_cancel_and_bound_to_their_maker(world):
             "DELETE /v1/{prefix}/namespaces/{namespace}/tables/{table}/plan/{plan-id}"} <= set(config)
 
 
-def test_task_pages_come_from_the_kept_plan_and_grants_are_checked_each_time(world, monkeypatch):
+def test_task_pages_come_from_the_kept_plan_and_grants_are_checked_each_time(world):
     from icemesh.catalog.plan_store import PlanStore, Plan
 
     reader, tables = _http(world, "svc_reader")
