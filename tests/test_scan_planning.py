@@ -11,6 +11,7 @@ import httpx
 import pyarrow as pa
 import pytest
 from pyiceberg.catalog.rest import RestCatalog
+from pyiceberg.conversions import to_bytes
 from pyiceberg.expressions import EqualTo
 from pyiceberg.partitioning import PartitionField, PartitionSpec
 from pyiceberg.schema import Schema
@@ -131,10 +132,122 @@ def test_hostile_plans_and_plan_tasks(world):
     assert outsider.post(f"{tables}/orders/plan", json={}).status_code in (403, 404)
     limited, _ = _http(world, "svc_limited")  # ...and to a limited one, it plans under its own limits
     hidden = json.loads(base64.urlsafe_b64decode(task.removeprefix("icemesh-plan-1.")))
-    hidden["request"] = {"select": ["email"]}
+    hidden["request"], hidden["principal"], hidden["plan-id"] = {"select": ["email"]}, "svc_limited", "x"
     sneaky = "icemesh-plan-1." + base64.urlsafe_b64encode(json.dumps(hidden).encode()).decode()
     assert limited.post(f"{tables}/orders/tasks", json={"plan-task": sneaky}).status_code == 403
     bad = reader.post(f"{tables}/orders/plan", json={"start-snapshot-id": 1, "end-snapshot-id": 2})
     assert bad.status_code == 400 and "Incremental scan planning" in bad.json()["error"]["message"]
     typo = reader.post(f"{tables}/orders/plan", json={"select": ["nope"]})
     assert typo.status_code == 400 and "'nope'" in typo.json()["error"]["message"]
+
+
+def test_plan_ids_fetch_cancel_and_bound_to_their_maker(world):
+    reader, tables = _http(world, "svc_reader")
+    plan = reader.post(f"{tables}/orders/plan", json={}).json()
+    plan_id = plan["plan-id"]
+    assert len(plan_id) >= 32 and plan_id != reader.post(f"{tables}/orders/plan", json={}).json()["plan-id"]
+    again = reader.get(f"{tables}/orders/plan/{plan_id}")
+    assert again.status_code == 200 and again.json() == plan  # the same completed result, same task tokens
+    limited, _ = _http(world, "svc_limited")
+    outsider, _ = _http(world, "svc_outsider")
+    for http, path in ((limited, f"{tables}/orders/plan/{plan_id}"), (outsider, f"{tables}/orders/plan/{plan_id}"),
+                       (reader, f"{tables}/other/plan/{plan_id}"), (reader, f"{tables}/orders/plan/{plan_id[:-1]}"),
+                       (reader, f"{tables}/orders/plan/{'x' * 300}"), (reader, f"{tables}/orders/plan/..%2F..")):
+        for verb in ("GET", "DELETE"):
+            answer = http.request(verb, path)
+            assert answer.status_code == 404, (verb, path, answer.text)
+            assert answer.json()["error"]["type"] in ("NoSuchPlanIdException", "NoSuchEndpointException")
+    assert limited.post(f"{tables}/orders/tasks", json={"plan-task": plan["plan-tasks"][0]}).status_code == 404
+    assert reader.delete(f"{tables}/orders/plan/{plan_id}").status_code == 204
+    assert reader.get(f"{tables}/orders/plan/{plan_id}").status_code == 404
+    assert reader.delete(f"{tables}/orders/plan/{plan_id}").status_code == 404
+    gone = reader.post(f"{tables}/orders/tasks", json={"plan-task": plan["plan-tasks"][0]})
+    assert gone.status_code == 404 and gone.json()["error"]["type"] == "NoSuchPlanTaskException"
+    config = reader.get("/v1/config").json()["endpoints"]
+    assert {"GET /v1/{prefix}/namespaces/{namespace}/tables/{table}/plan/{plan-id}",
+            "DELETE /v1/{prefix}/namespaces/{namespace}/tables/{table}/plan/{plan-id}"} <= set(config)
+
+
+def test_task_pages_come_from_the_kept_plan_and_grants_are_checked_each_time(world):
+    from icemesh.catalog.plan_store import PlanStore, Plan
+
+    reader, tables = _http(world, "svc_reader")
+    plan = reader.post(f"{tables}/orders/plan", json={}).json()
+    world.client().rest_catalog().load_table("shop.orders").append(pa.table(  # a new file after planning...
+        {"id": pa.array([5], pa.int64()), "region": ["eu"], "email": ["n@x"]}, schema=SCHEMA.as_arrow()))
+    page = reader.post(f"{tables}/orders/tasks", json={"plan-task": plan["plan-tasks"][0]}).json()
+    assert len(plan["file-scan-tasks"]) + len(page["file-scan-tasks"]) == 3  # ...is not in the kept plan
+    admin = world.client()
+    spec = {"permissions": "DESCRIBE,SELECT", "principal": "svc_reader", "tags": ["sens=public,pii"]}
+    admin.request("POST", f"{M}/grants/revoke", json={**spec, "permissions": "SELECT"})  # may see it, not read it
+    try:
+        revoked = reader.post(f"{tables}/orders/tasks", json={"plan-task": plan["plan-tasks"][0]})
+        assert revoked.status_code == 403, revoked.text
+        assert reader.get(f"{tables}/orders/plan/{plan['plan-id']}").status_code == 403
+    finally:
+        admin.request("POST", f"{M}/grants", json=spec)
+    store = PlanStore(ttl=60, max_plans=2, max_files=3)
+    make = lambda n: Plan("p", "x", ("t",), None, 1, None, [object()] * n)
+    first, second = store.add(make(2)), store.add(make(1))
+    assert store.get(first, "p", "x", ("t",)) and store.get(second, "p", "x", ("t",))
+    third = store.add(make(2))  # over the file budget: the oldest goes
+    assert store.get(first, "p", "x", ("t",)) is None and store.get(third, "p", "x", ("t",))
+    assert store.get(store.add(make(4)), "p", "x", ("t",)) is None  # bigger than the budget: never kept
+    assert store.get(third, "q", "x", ("t",)) is None
+    expired = PlanStore(ttl=0)
+    assert expired.get(expired.add(make(1)), "p", "x", ("t",)) is None
+
+
+def test_iceberg_java_parsers_accept_the_answers(world, spark):
+    """Iceberg 1.10.2's own response parsers (in the Spark runtime jar), called through py4j on what icemesh sends."""
+    jvm = spark._jvm
+    reader, tables = _http(world, "svc_reader")
+    loaded = reader.get(f"{tables}/orders").json()
+    specs = jvm.org.apache.iceberg.TableMetadataParser.fromJson(json.dumps(loaded["metadata"])).specsById()
+    mapper = jvm.org.apache.iceberg.util.JsonUtil.mapper()
+    responses = jvm.org.apache.iceberg.rest.responses
+
+    fields = {spec["spec-id"]: [f["field-id"] for f in spec["fields"]] for spec in loaded["metadata"]["partition-specs"]}
+
+    def java(answer):
+        """Iceberg 1.10.2 reads `content` as its enum's name (DATA, where the spec and pyiceberg say `data`) and
+        `partition` as an object keyed by partition field id (the spec: an array of values) and bounds as hex of
+        their binary form (the spec: typed values)."""
+        def fix(node):
+            if isinstance(node, dict):
+                node = {k: fix(v) for k, v in node.items()}
+                if isinstance(node.get("content"), str):
+                    node["content"] = node["content"].upper().replace("-", "_")
+                if isinstance(node.get("partition"), list) and "spec-id" in node:
+                    node["partition"] = {str(i): v for i, v in zip(fields[node["spec-id"]], node["partition"])}
+                for bound in ("lower-bounds", "upper-bounds"):
+                    if isinstance(node.get(bound), dict):
+                        node[bound]["values"] = [to_bytes(SCHEMA.find_field(k).field_type, v).hex().upper()
+                                                 for k, v in zip(node[bound]["keys"], node[bound]["values"])]
+                return node
+            return [fix(v) for v in node] if isinstance(node, list) else node
+        return mapper.readTree(json.dumps(fix(answer)))
+
+    def paths(tasks) -> dict[str, int]:
+        return {t.file().location(): t.file().recordCount() for t in tasks}
+
+    def expected(answer) -> dict[str, int]:
+        return {t["data-file"]["file-path"]: t["data-file"]["record-count"] for t in answer["file-scan-tasks"]}
+
+    plan = reader.post(f"{tables}/orders/plan", json={"stats-fields": ["id"]}).json()
+    with pytest.raises(Exception, match="No enum constant org.apache.iceberg.FileContent.data"):  # as the spec has it
+        responses.PlanTableScanResponseParser.fromJson(mapper.readTree(json.dumps(plan)), specs, True)
+    parsed = responses.PlanTableScanResponseParser.fromJson(java(plan), specs, True)
+    assert parsed.planStatus().status() == "completed" and parsed.planId() == plan["plan-id"]
+    assert paths(parsed.fileScanTasks()) == expected(plan) and len(expected(plan)) == 2
+    assert list(parsed.planTasks()) == plan["plan-tasks"]
+    fetched = reader.get(f"{tables}/orders/plan/{plan['plan-id']}").json()
+    parsed = responses.FetchPlanningResultResponseParser.fromJson(java(fetched), specs, True)
+    assert parsed.planStatus().status() == "completed" and paths(parsed.fileScanTasks()) == expected(plan)
+    page = reader.post(f"{tables}/orders/tasks", json={"plan-task": plan["plan-tasks"][0]}).json()
+    parsed = responses.FetchScanTasksResponseParser.fromJson(java(page), specs, True)
+    assert paths(parsed.fileScanTasks()) == expected(page) and len(expected(page)) >= 1
+    one = page["file-scan-tasks"][0]
+    task = jvm.org.apache.iceberg.rest.RESTFileScanTaskParser.fromJson(
+        java(one), jvm.java.util.ArrayList(), specs, True)
+    assert task.file().location() == one["data-file"]["file-path"]

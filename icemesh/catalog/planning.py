@@ -5,10 +5,12 @@ policies applied first, as loading the table does: SELECT, column limits (a hidd
 filtered on or asked statistics of: a filter prunes files by the hidden values, which would leak them), no hidden
 partition or sort source. Files come only from a snapshot of this table.
 
-Plans complete at once (`status: completed`). A plan of more than PAGE files answers the first PAGE and a
-`plan-task` per further page. A plan-task carries the request, never authority: fetching it plans again, as the
-caller who presents it, under the grants of that moment, so a task handed to another principal gives it no more
-than its own plan would, and several server workers need share nothing.
+Plans complete at once (`status: completed`) with a `plan-id`: `GET .../plan/{plan-id}` answers the same result
+again and `DELETE` cancels it. A plan of more than PAGE files answers the first PAGE and a `plan-task` per further
+page, served from what the plan kept (icemesh/catalog/plan_store.py). Ids and tasks belong to the principal and
+table that planned; every call checks the caller's grants again, so a revoked grant fails the next page. A task
+whose plan is no longer kept (expired, or made by another server process) is planned again from the request it
+carries, as its caller, under the grants of that moment.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from pyiceberg.expressions.visitors import bind, extract_field_ids
 from pyiceberg.manifest import DataFileContent
 from pyiceberg.table import Table
 
+from icemesh.catalog.plan_store import Plan, PlanStore
 from icemesh.errors import BadRequest, IcemeshError
 from icemesh.governance.permissions import Permission
 from icemesh.names import TableIdent
@@ -42,26 +45,69 @@ class NoSuchPlanTask(IcemeshError):
     type = "NoSuchPlanTaskException"
 
 
+class NoSuchPlanId(IcemeshError):
+    code = 404
+    type = "NoSuchPlanIdException"
+
+
 class ScanPlanner:
-    def __init__(self, catalog) -> None:
+    def __init__(self, catalog, store: PlanStore | None = None) -> None:
         self.catalog = catalog  # CatalogService: the table as this caller may read it
+        self.store = store or PlanStore()
 
     def plan(self, ctx: RequestContext, prefix: str, ident: TableIdent, body: Any) -> dict[str, Any]:
         request = _request(body)
-        return self._page(ctx, prefix, ident, request, 0)
+        schema, hidden_ids, snapshot_id, tasks = self._files(ctx, prefix, ident, request, None)
+        plan = Plan(ctx.principal.name, prefix, _key(ident), request, snapshot_id, schema, tasks)
+        plan_id = self.store.add(plan)
+        return self._answer(plan_id, plan, hidden_ids, prefix, ident)
+
+    def fetch(self, ctx: RequestContext, prefix: str, ident: TableIdent, plan_id: str) -> dict[str, Any]:
+        """The completed result again, under the caller's grants of now."""
+        plan = self._plan(ctx, prefix, ident, plan_id)
+        hidden_ids = self._authorize(ctx, prefix, ident, plan.request, plan.schema)
+        return self._answer(plan_id, plan, hidden_ids, prefix, ident)
+
+    def cancel(self, ctx: RequestContext, prefix: str, ident: TableIdent, plan_id: str) -> None:
+        self._plan(ctx, prefix, ident, plan_id)
+        self.store.cancel(plan_id)
 
     def tasks(self, ctx: RequestContext, prefix: str, ident: TableIdent, body: Any) -> dict[str, Any]:
         token = body.get("plan-task") if isinstance(body, dict) else None
         if not isinstance(token, str):
             raise BadRequest("Body must be {\"plan-task\": \"...\"}, a plan-task from a plan of this table")
         task = _decode(token)
-        if task is None or task.get("table") != [*ident.namespace.levels, ident.name] or task.get("prefix") != prefix:
-            raise NoSuchPlanTask(f"No plan-task {token[:40]!r} for table {ident}: plan the table again")
+        missing = NoSuchPlanTask(f"No plan-task {token[:40]!r} for table {ident}: plan the table again")
+        if (task is None or task.get("table") != list(_key(ident)) or task.get("prefix") != prefix
+                or task.get("principal") != ctx.principal.name):
+            raise missing
+        page = int(task["page"])
+        plan = self.store.get(task.get("plan-id"), ctx.principal.name, prefix, _key(ident))
+        if plan is not None:
+            if plan.cancelled:
+                raise missing
+            hidden_ids = self._authorize(ctx, prefix, ident, plan.request, plan.schema)
+            return self._render(plan.tasks, page, plan.schema, self._stats_ids(plan.schema, plan.request, hidden_ids))
+        # Expired, evicted or made by another server process: plan again, as this caller, under today's grants.
         request = _request(task["request"])
-        return self._page(ctx, prefix, ident, request, int(task["page"]), task.get("snapshot-id"))
+        schema, hidden_ids, _, tasks = self._files(ctx, prefix, ident, request, task.get("snapshot-id"))
+        return self._render(tasks, page, schema, self._stats_ids(schema, request, hidden_ids))
 
-    def _page(self, ctx: RequestContext, prefix: str, ident: TableIdent, request: PlanTableScanRequest, page: int,
-              snapshot_id: int | None = None) -> dict[str, Any]:
+    def _plan(self, ctx: RequestContext, prefix: str, ident: TableIdent, plan_id: str) -> Plan:
+        plan = self.store.get(plan_id, ctx.principal.name, prefix, _key(ident))
+        if plan is None or plan.cancelled:
+            raise NoSuchPlanId(f"No plan {plan_id[:40]!r} for table {ident}: plan the table again")
+        return plan
+
+    def _authorize(self, ctx: RequestContext, prefix: str, ident: TableIdent, request: PlanTableScanRequest,
+                   schema) -> set[int]:
+        """SELECT on the table and the request's columns, checked again on every call: grants change."""
+        _wh, _entry, hidden_ids = self.catalog.readable_table(ctx, prefix, ident)
+        self._check_columns(ctx, ident, schema, request, hidden_ids)
+        return hidden_ids
+
+    def _files(self, ctx: RequestContext, prefix: str, ident: TableIdent, request: PlanTableScanRequest,
+               snapshot_id: int | None) -> tuple[Any, set[int], int | None, list]:
         wh, entry, hidden_ids = self.catalog.readable_table(ctx, prefix, ident)
         metadata = entry.model
         snapshot_id = snapshot_id if snapshot_id is not None else request.snapshot_id
@@ -76,18 +122,27 @@ class ScanPlanner:
             schema = next((s for s in metadata.schemas if s.schema_id == snap.schema_id), schema) if snap else schema
         self._check_columns(ctx, ident, schema, request, hidden_ids)
         if snapshot_id in (None, -1):
-            return {"status": "completed", "file-scan-tasks": [], "delete-files": [], "plan-tasks": []}
-
-        table = Table((*ident.namespace.levels, ident.name), metadata, entry.location, wh.io, NoopCatalog("icemesh"))
+            return schema, hidden_ids, None, []
+        table = Table(_key(ident), metadata, entry.location, wh.io, NoopCatalog("icemesh"))
         scan = table.scan(row_filter=request.filter or AlwaysTrue(), case_sensitive=request.case_sensitive,
                           snapshot_id=snapshot_id)
         tasks = sorted(scan.plan_files(), key=lambda t: t.file.file_path)  # one order for every page
-        stats = self._stats_ids(schema, request, hidden_ids)
-        shown = tasks[page * PAGE:(page + 1) * PAGE]
+        return schema, hidden_ids, snapshot_id, tasks
+
+    def _answer(self, plan_id: str, plan: Plan, hidden_ids: set[int], prefix: str, ident: TableIdent
+                ) -> dict[str, Any]:
+        answer = self._render(plan.tasks, 0, plan.schema, self._stats_ids(plan.schema, plan.request, hidden_ids))
+        pages = (len(plan.tasks) + PAGE - 1) // PAGE
+        answer["plan-id"] = plan_id
+        answer["plan-tasks"] = [_encode(plan_id, plan, p) for p in range(1, pages)]
+        return answer
+
+    @staticmethod
+    def _render(tasks: list, page: int, schema, stats: set[int]) -> dict[str, Any]:
         deletes: list[dict[str, Any]] = []
         index: dict[str, int] = {}
         out = []
-        for task in shown:
+        for task in tasks[page * PAGE:(page + 1) * PAGE]:
             refs = []
             for delete in sorted(task.delete_files, key=lambda d: d.file_path):
                 if delete.file_path not in index:
@@ -98,13 +153,7 @@ class ScanPlanner:
             if refs:
                 item["delete-file-references"] = refs
             out.append(item)
-        answer: dict[str, Any] = {"status": "completed", "file-scan-tasks": out, "delete-files": deletes}
-        if page == 0:
-            pages = (len(tasks) + PAGE - 1) // PAGE
-            answer["plan-tasks"] = [_encode(prefix, ident, request, p, snapshot_id) for p in range(1, pages)]
-        else:
-            answer["plan-tasks"] = []
-        return answer
+        return {"status": "completed", "file-scan-tasks": out, "delete-files": deletes, "plan-tasks": []}
 
     def _check_columns(self, ctx: RequestContext, ident: TableIdent, schema, request: PlanTableScanRequest,
                        hidden_ids: set[int]) -> None:
@@ -180,10 +229,15 @@ def _request(body: Any) -> PlanTableScanRequest:
     return request
 
 
-def _encode(prefix: str, ident: TableIdent, request: PlanTableScanRequest, page: int, snapshot_id: int) -> str:
-    payload = {"prefix": prefix, "table": [*ident.namespace.levels, ident.name], "page": page,
-               "snapshot-id": snapshot_id,
-               "request": json.loads(request.model_dump_json(by_alias=True, exclude_none=True))}
+def _key(ident: TableIdent) -> tuple[str, ...]:
+    return (*ident.namespace.levels, ident.name)
+
+
+def _encode(plan_id: str, plan: Plan, page: int) -> str:
+    """Names the kept plan; carries the request too, so a server process that does not hold it can plan again."""
+    payload = {"plan-id": plan_id, "principal": plan.owner, "prefix": plan.prefix, "table": list(plan.table),
+               "page": page, "snapshot-id": plan.snapshot_id,
+               "request": json.loads(plan.request.model_dump_json(by_alias=True, exclude_none=True))}
     return TASK_PREFIX + base64.urlsafe_b64encode(json.dumps(payload, separators=(",", ":")).encode()).decode()
 
 

@@ -218,6 +218,19 @@ def fetch_scan_tasks(prefix: str, namespace: str, table: str, body: dict[str, An
     return json_response(p.tasks(ctx, prefix, TableIdent.of(Namespace.from_url(namespace), table), body))
 
 
+@router.get("/{prefix}/namespaces/{namespace}/tables/{table}/plan/{plan_id}")
+def fetch_planning_result(prefix: str, namespace: str, table: str, plan_id: str, p: ScanPlanner = Depends(planner),
+                          ctx: RequestContext = Depends(context)):
+    return json_response(p.fetch(ctx, prefix, TableIdent.of(Namespace.from_url(namespace), table), plan_id))
+
+
+@router.delete("/{prefix}/namespaces/{namespace}/tables/{table}/plan/{plan_id}", status_code=NO_CONTENT)
+def cancel_planning(prefix: str, namespace: str, table: str, plan_id: str, p: ScanPlanner = Depends(planner),
+                    ctx: RequestContext = Depends(context)):
+    p.cancel(ctx, prefix, TableIdent.of(Namespace.from_url(namespace), table), plan_id)
+    return Response(status_code=NO_CONTENT)
+
+
 @router.head("/{prefix}/namespaces/{namespace}/tables/{table}", status_code=NO_CONTENT)
 def table_exists(prefix: str, namespace: str, table: str, svc: CatalogService = Depends(service), ctx: RequestContext = Depends(context)):
     svc.table_exists(ctx, prefix, _existing_name(lambda: TableIdent.of(Namespace.from_url(namespace), table),
