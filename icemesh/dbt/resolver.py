@@ -47,6 +47,13 @@ def _view(namespace: str, table: str, snapshot_id: int | None) -> tuple[str, str
         raise DbtRuntimeError(str(exc)) from None
 
 
+def _filtered_view(namespace: str, table: str, snapshot_id: int | None) -> tuple[str, str]:
+    try:
+        return product_views.register(namespace, table, snapshot_id, filtered=True)
+    except product_views.ViewNameCollision as exc:
+        raise DbtRuntimeError(str(exc)) from None
+
+
 def declared_projects(project_dir: str) -> list[str]:
     """Upstream projects from dbt's own `dependencies.yml` (`projects:`), the way dbt Mesh declares them."""
     path = os.path.join(project_dir, "dependencies.yml")
@@ -353,7 +360,9 @@ class IcemeshResolver(dbtPlugin):
         consumer's engine. Every part is safe to paste as dbt pastes it (see the adapter's quoting)."""
         namespace, table = product["namespace"], product["table"]
         view = None
-        if self.adapter.type == "duckdb" and (snapshot_id is not None or not product_views.renders_safely(namespace, table)):
+        if self.adapter.type == "duckdb" and product["select"].get("restricted"):
+            view = _filtered_view  # the row filter and masks applied in a view of the project's own database
+        elif self.adapter.type == "duckdb" and (snapshot_id is not None or not product_views.renders_safely(namespace, table)):
             view = _view  # a view in the project's own database (pinned: `AT (VERSION => id)`), under a derived name
         relation = self.adapter.relation(self.alias, namespace, table, snapshot_id, view)
         return relation.database, relation.schema, relation.identifier, relation.rendered

@@ -21,6 +21,7 @@ from icemesh.names import TableIdent
 from icemesh.names import parse_namespace_arg, parse_table_arg
 from icemesh.errors import NoSuchTable
 from icemesh.governance.permissions import Permission
+from icemesh.catalog.authorizer import table_ref
 from icemesh.governance.resources import NamespaceRef
 
 log = logging.getLogger("icemesh.products")
@@ -128,12 +129,14 @@ class ProductService:
         names = [c["name"] for c in summary["columns"]]
         select = auth.table(ctx, wh, Permission.SELECT, ident, names, enforce=False, audit=False)
         visible = set(select.visible_columns or ()) if select.allowed else set()
+        # A filtered or masked reader's engine must apply the restrictions (a dbt ref reads them through a view)
+        restricted = select.allowed and bool(auth.evaluator(wh).restrictions(ctx.principal.name, table_ref(ident), names))
         return {
             "name": str(ident), "namespace": str(ident.namespace), "table": ident.name,
             "description": summary["description"], "dbt": summary["dbt"],
             # Hidden columns are not named, even to a caller that may describe the table.
             "columns": [c for c in summary["columns"] if c["name"] in visible],
-            "select": {"allowed": select.allowed, "all_columns": select.all_columns,
+            "select": {"allowed": select.allowed, "all_columns": select.all_columns, "restricted": restricted,
                        "message": None if select.all_columns else _why(select, names)},
             "snapshots": summary["snapshots"], "current_snapshot_id": summary["current_snapshot_id"],
             "last_updated_ms": summary["last_updated_ms"], "kind": summary.get("kind", "table"),
