@@ -63,6 +63,12 @@ def register(namespace: str, table: str, snapshot_id: int | None = None, filtere
     return schema, name
 
 
+def filtered_views() -> dict[tuple[str, str], tuple[str, str, int | None]]:
+    """The filtered products' views registered at parse: (schema, view) -> (namespace, table, snapshot id)."""
+    with _lock:
+        return {key: entry for key, entry in _views.items() if key[0] == FILTERED_SCHEMA}
+
+
 def ident(part: str) -> str:
     """A DuckDB quoted identifier."""
     return '"' + part.replace('"', '""') + '"'

@@ -353,15 +353,30 @@ class IcemeshResolver(dbtPlugin):
             nodes.add_model(args)
         if pinned and self._pin_mode == "snapshot":
             pinning.save(self.project_dir, pinned)
+        if self.adapter.type == "spark" and not parse_cache.parse_only(parse_cache.command()):
+            self._spark_filtered_views()
         return nodes
+
+    def _spark_filtered_views(self) -> None:
+        """dbt-spark opens no connection a plugin can hook: the session is the process's, so the views of
+        filtered products are made now, before any model runs (only for commands that run models)."""
+        from icemesh.dbt import filtered_refs
+
+        try:
+            failures = filtered_refs.create_spark_views(target.of_current_target(self.adapter).client(upstream=True),
+                                                        self.alias)
+        except Exception as exc:  # noqa: BLE001 - Spark's and the catalog's refusals alike, one line
+            raise DbtRuntimeError(plain(f"icemesh: cannot read filtered products on Spark: {exc}")) from None
+        for failure in failures:
+            _warn(failure)
 
     def _location(self, product: dict[str, Any], snapshot_id: int | None) -> tuple[str | None, str, str, str]:
         """(database, schema, identifier, rendered name) of the product, or of its pinned snapshot, in the
         consumer's engine. Every part is safe to paste as dbt pastes it (see the adapter's quoting)."""
         namespace, table = product["namespace"], product["table"]
         view = None
-        if self.adapter.type == "duckdb" and product["select"].get("restricted"):
-            view = _filtered_view  # the row filter and masks applied in a view of the project's own database
+        if product["select"].get("restricted"):
+            view = _filtered_view  # the row filter and masks applied in a view (DuckDB: the project's database)
         elif self.adapter.type == "duckdb" and (snapshot_id is not None or not product_views.renders_safely(namespace, table)):
             view = _view  # a view in the project's own database (pinned: `AT (VERSION => id)`), under a derived name
         relation = self.adapter.relation(self.alias, namespace, table, snapshot_id, view)
