@@ -9,8 +9,6 @@ can never widen the policy.
 
 from __future__ import annotations
 
-from urllib.parse import urlparse
-
 READ_ACTIONS = ("s3:GetObject",)
 WRITE_ACTIONS = ("s3:PutObject", "s3:DeleteObject")
 S3_SCHEMES = ("s3", "s3a", "s3n")
@@ -18,13 +16,16 @@ S3_SCHEMES = ("s3", "s3a", "s3n")
 
 def table_prefix(location: str) -> tuple[str, str]:
     """(bucket, key prefix ending in `/`) of an S3 table location; ValueError for anything else."""
-    parsed = urlparse(location)
-    if parsed.scheme not in S3_SCHEMES or not parsed.netloc:
+    # Split by hand, not with urlparse: S3 keys may hold `?` and `#`, which a URL parser would cut off as a query
+    # or a fragment, turning `t?x` into a policy for `t/`.
+    scheme, sep, rest = location.partition("://")
+    bucket, _slash, key = rest.partition("/")
+    if not sep or scheme not in S3_SCHEMES or not bucket:
         raise ValueError(f"{location!r} is not an S3 location (s3://bucket/prefix)")
-    key = parsed.path.strip("/")
+    key = key.strip("/")
     if not key:
         raise ValueError(f"{location!r} is a whole bucket: credentials are vended for a table's prefix only")
-    return parsed.netloc, key + "/"
+    return bucket, key + "/"
 
 
 def _escape(text: str) -> str:
