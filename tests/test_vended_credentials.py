@@ -383,6 +383,17 @@ def test_the_adapter_reports_stss_own_expiry_and_sends_the_policy(aws):
     assert creds.secret_access_key not in repr(creds) and creds.session_token not in repr(creds)
 
 
+def test_a_refused_assume_role_is_a_one_line_502(aws):
+    """STS refusing the server (here: keys moto never issued) is the server's problem, said in one line."""
+    from icemesh.backends.aws.settings import AwsError
+
+    vendor = StsCredentialVendor(AwsSettings(REGION, aws.url), aws.role_arn)
+    with pytest.raises(AwsError) as refused:
+        vendor.vend("s3://icemesh-vend/wh/x/t-1", write=False, principal="p1")
+    assert refused.value.code == 502 and "\n" not in refused.value.message
+    assert "STS AssumeRole" in refused.value.message and "trust policy" in refused.value.message
+
+
 # -- hostile principals -------------------------------------------------------------------------------------------
 
 

@@ -94,7 +94,10 @@ def serve(db, warehouses, host, port, workers, s3_endpoint, s3_region, share_sto
             storage["s3.secret-access-key"] = os.environ["AWS_SECRET_ACCESS_KEY"]
     if vend_credentials_role:
         storage_for_clients_note = (f"storage credentials vended from {vend_credentials_role} for "
-                                    f"{vend_credentials_duration} s, scoped to each table and grant")
+                                    f"{vend_credentials_duration} s, scoped to each table and grant"
+                                    if any(_is_s3(w) for w in warehouses) else
+                                    "warning: --vend-credentials-role vends keys for S3 warehouses only, and none "
+                                    "is in S3")
     elif not share_storage_keys:
         storage_for_clients_note = ("S3 keys are not shared with clients: they need their own S3 settings"
                                     if s3_endpoint or s3_region or any(_is_s3(w) for w in warehouses) else "")
