@@ -540,3 +540,29 @@ def test_bad_vending_settings_are_one_line_errors(tmp_path, args, words):
     assert result.returncode != 0
     assert words in result.stderr and "Traceback" not in result.stderr
     assert not (tmp_path / "c.db").exists()
+
+
+def test_a_writer_appends_with_its_vended_keys(world):
+    """A non-owner with INSERT writes data files with the read-write keys it was vended."""
+    name = f"{world.ns}.appended_{uuid.uuid4().hex[:6]}"
+    world.admin.rest_catalog("vend_owner").create_table(name, SCHEMA)
+    world.manage("POST", "/grants", json={"permissions": "SELECT,INSERT,DESCRIBE", "principal": who(world, "writer"),
+                                          "table": name})
+    table = world.client(who(world, "writer")).rest_catalog("vend_writer").load_table(name)
+    table.append(pa.Table.from_pylist(ROWS[:1], schema=SCHEMA))
+    assert world.admin.rest_catalog("vend_check").load_table(name).scan().to_arrow().to_pylist() == ROWS[:1]
+
+
+def test_duckdb_creates_and_fills_a_table_with_vended_keys(world):
+    """DuckDB's CTAS is a stage-create then a commit: the keys of the stage-create answer write the files."""
+    from icemesh.runtimes import duckdb as duck_engine
+
+    con = duck_engine.connect(world.server.uri, "mesh", token=world.admin.token())
+    try:
+        con.execute(f"CREATE TABLE mesh.{world.ns}.from_duck AS SELECT range AS id FROM range(3)")
+        assert con.execute(f"SELECT count(*) FROM mesh.{world.ns}.from_duck").fetchone() == (3,)
+    finally:
+        con.close()
+    location = world.location("from_duck")
+    _config, [credential] = vended(world.load("admin", "from_duck"))
+    assert credential["prefix"] == location + "/"
