@@ -33,6 +33,8 @@ import pytest
 
 from icemesh.backends.aws.settings import AwsSettings
 from icemesh.backends.aws.sts import StsCredentialVendor, session_name
+from icemesh.catalog.credential_cache import CredentialCache
+from icemesh.catalog.ports import VendedCredentials
 from icemesh.catalog.service import CREDENTIALS_ENDPOINT
 from icemesh.client import CatalogClient
 from icemesh.server.process import CatalogProcess, free_port
@@ -111,6 +113,32 @@ def test_session_names_are_what_sts_accepts():
     assert session_name("svc_sales") == "icemesh-svc_sales"
     assert session_name("a b/c;d") == "icemesh-a_b_c_d"
     assert len(session_name("x" * 200)) == 64
+
+
+class CountingVendor:
+    """A vendor that mints numbered keys valid for 900 s from the fake clock's now."""
+
+    def __init__(self, clock) -> None:
+        self.clock, self.calls = clock, []
+
+    def vend(self, location, write, principal):
+        self.calls.append((location, write, principal))
+        return VendedCredentials(f"AK{len(self.calls)}", "s", "t", int((self.clock() + 900) * 1000), write)
+
+
+def test_loads_reuse_keys_only_while_half_their_life_is_left():
+    now = [1000.0]
+    vendor = CountingVendor(lambda: now[0])
+    cache = CredentialCache(vendor, clock=lambda: now[0], max_entries=2)
+    first = cache.get("s3://b/t1", False, "p")
+    now[0] += 449
+    assert cache.get("s3://b/t1", False, "p") is first
+    assert cache.get("s3://b/t1", True, "p") is not first  # another mode, another key
+    assert cache.get("s3://b/t1", False, "q") is not first  # another principal
+    assert cache.get("s3://b/t1", False, "p", fresh=True) is not first  # a refresh always mints
+    now[0] += 452  # past half the life of the refreshed keys too
+    assert cache.get("s3://b/t1", False, "p").access_key_id == f"AK{len(vendor.calls)}"
+    assert len(cache._entries) == 2  # bounded
 
 
 # -- moto with IAM checks, and the server -----------------------------------------------------------------------
@@ -360,6 +388,14 @@ def test_the_credentials_endpoint_refreshes_under_the_same_rules(world):
         session_policy(location, write=False)
     again = world.credentials(who(world, "reader")).json()["storage-credentials"][0]["config"]
     assert again["s3.access-key-id"] != credential["config"]["s3.access-key-id"]  # fresh keys each call
+
+
+def test_loads_reuse_keys_and_refreshes_mint_new_ones(world):
+    reader = who(world, "reader")
+    first = vended(world.load(reader))[1][0]["config"]["s3.access-key-id"]
+    assert vended(world.load(reader))[1][0]["config"]["s3.access-key-id"] == first
+    refreshed = world.credentials(reader).json()["storage-credentials"][0]["config"]["s3.access-key-id"]
+    assert refreshed != first
 
 
 def test_the_adapter_reports_stss_own_expiry_and_sends_the_policy(aws):

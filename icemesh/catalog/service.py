@@ -29,6 +29,7 @@ from icemesh.tables.effects import file_effects, inspect, metadata_effects
 from icemesh.protocol import (ACCESS_DELEGATION_HEADER, COLUMN_LIMITS_APPLY, COLUMN_LIMITS_HEADER, COLUMN_LIMITS_SCOPE,
                               READ_RESTRICTIONS_HEADER, READ_RESTRICTIONS_SCOPE, RequestContext)
 from icemesh.catalog import read_restrictions
+from icemesh.catalog.credential_cache import CredentialCache
 from icemesh.governance.data_filters import NONE as NO_RESTRICTIONS, Restrictions
 from icemesh.tables import row_filters
 from icemesh.names import Namespace, TableIdent
@@ -158,13 +159,22 @@ class CatalogService:
         self.default_warehouse = default_warehouse
         self.idempotency_lifetime_s = idempotency_lifetime_s
         self.scan_planning_mode = "client"  # told to clients in /v1/config (`serve --scan-planning`)
-        self.vendor: CredentialVendor | None = None  # vends table-scoped storage keys (`serve --vend-credentials-role`)
+        self.vendor = None  # vends table-scoped storage keys (`serve --vend-credentials-role`)
         self.cache = MetadataCache()
         self.login_guard = LoginGuard()
         self._table_locks: dict[tuple[str, TableIdent], threading.Lock] = {}
         self._locks_guard = threading.Lock()
         for wh in warehouses:
             self.pointers.upsert_warehouse(wh.name, wh.root, wh.public_properties())
+
+    @property
+    def vendor(self) -> CredentialVendor | None:
+        return self._vendor
+
+    @vendor.setter
+    def vendor(self, vendor: CredentialVendor | None) -> None:
+        self._vendor = vendor
+        self._vended = CredentialCache(vendor) if vendor is not None else None
 
     # -- who is calling ----------------------------------------------------------------------------
 
@@ -485,13 +495,13 @@ class CatalogService:
         return dataclasses.replace(loaded, config=config, storage_credentials=credentials)
 
     def _credentials(self, ctx: RequestContext, wh: Warehouse, ident: TableIdent, location: str,
-                     write: bool | None = None) -> tuple[dict[str, str], list[dict]]:
+                     write: bool | None = None, fresh: bool = False) -> tuple[dict[str, str], list[dict]]:
         """Mint keys for the table's prefix: (the loadTable `config`, the spec's `storage-credentials`). Both carry
         the same keys: pyiceberg ignores `storage-credentials` for a staged table (no metadata location yet), and
         DuckDB and Iceberg Java prefer them to `config`. The audit records who got which keys, never the keys."""
-        assert self.vendor is not None
+        assert self._vended is not None
         write = self._writes_files(ctx, wh, ident) if write is None else write
-        creds = self.vendor.vend(location, write, ctx.principal.name)
+        creds = self._vended.get(location, write, ctx.principal.name, fresh)  # loads reuse keys; refreshes mint
         mode = "read-write" if write else "read-only"
         self.audit.audit(AuditRecord(time.time(), ctx.principal.name, VEND_AUDIT_ACTION, f"table {ident}", True,
                                      f"{mode} storage credentials for {location.rstrip('/')}/ until "
@@ -518,7 +528,7 @@ class CatalogService:
         self._readable(ctx, wh, ident, self.cache.get(record.metadata_location, wh.read_bytes))
         if wh.is_local:
             return {"storage-credentials": []}
-        _config, credentials = self._credentials(ctx, wh, ident, record.location)
+        _config, credentials = self._credentials(ctx, wh, ident, record.location, fresh=True)
         return {"storage-credentials": credentials}
 
     # -- what a caller may learn -------------------------------------------------------------------
