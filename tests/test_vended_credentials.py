@@ -602,3 +602,20 @@ def test_duckdb_creates_and_fills_a_table_with_vended_keys(world):
     location = world.location("from_duck")
     _config, [credential] = vended(world.load("admin", "from_duck"))
     assert credential["prefix"] == location + "/"
+
+
+def test_a_staged_table_at_a_chosen_location_gets_no_keys(world):
+    """A stage-create claims no location until it commits: keys for `wh/<ns>/future` would cover tables created
+    there meanwhile. The server's own fresh location gets keys; a chosen one does not."""
+    url = f"{world.server.uri}/v1/{world.admin.prefix()}/namespaces/{world.ns}/tables"
+    schema = {"type": "struct", "schema-id": 0, "fields": [{"id": 1, "name": "id", "type": "long", "required": False}]}
+    headers = {**world.admin.headers(), **DELEGATION}
+    chosen = httpx.post(url, headers=headers, timeout=30, json={
+        "name": "chosen", "schema": schema, "stage-create": True, "location": f"{WAREHOUSE}/{world.ns}/future"})
+    assert chosen.status_code == 200, chosen.text
+    assert "storage-credentials" not in chosen.json() and not set(KEY_NAMES) & set(chosen.json()["config"])
+    fresh = httpx.post(url, headers=headers, timeout=30, json={"name": "fresh", "schema": schema, "stage-create": True})
+    [credential] = fresh.json()["storage-credentials"]
+    assert credential["prefix"] == fresh.json()["metadata"]["location"] + "/"
+    policy = json.loads(world.aws.assumed(credential["config"]["s3.access-key-id"])["policy"])
+    assert policy == session_policy(fresh.json()["metadata"]["location"], write=True)

@@ -322,8 +322,13 @@ class CatalogService:
         governance = self._governance_moves(ctx, wh, ident, None, metadata)  # declared tags, the project claim
         wh.prepare_table_location(location)
         raw = md.serialize(metadata)
-        if request.get("stage-create"):  # the creator will own the table: it may write its files
-            return self._delegated(ctx, wh, ident, location, LoadedTable(None, raw, wh.client_config()), write=True)
+        if request.get("stage-create"):
+            staged = LoadedTable(None, raw, wh.client_config())
+            if request.get("location"):
+                # A staged table claims no location until its commit: keys for a prefix the client chose could
+                # cover tables created under it meanwhile. Only the server's fresh, unguessable location gets keys.
+                return staged
+            return self._delegated(ctx, wh, ident, location, staged, write=True)  # the creator will own it
         metadata_location = wh.metadata_file_location(location, 0)
         wh.write_new_file(metadata_location, raw)
         try:
@@ -374,7 +379,8 @@ class CatalogService:
         columns = entry.columns()
         hidden, hidden_ids, restrictions = self._readable(ctx, wh, ident, entry)
         labels, labels_key = self._labels(wh.name, ident, columns, hidden)
-        etag = self._etag(entry.location, mode, f"{sorted(hidden_ids)}|{labels_key}|{restrictions.key()}|{delegation}")
+        etag = self._etag(entry.location, mode, f"{sorted(hidden_ids)}|{labels_key}|{restrictions.key()}"
+                          + (f"|{delegation}" if delegation else ""))
         if if_none_match and (etag in (t.strip() for t in if_none_match.split(",")) or if_none_match.strip() == "*"):
             return etag
         if hidden_ids:
