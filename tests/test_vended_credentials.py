@@ -619,3 +619,18 @@ def test_a_staged_table_at_a_chosen_location_gets_no_keys(world):
     assert credential["prefix"] == fresh.json()["metadata"]["location"] + "/"
     policy = json.loads(world.aws.assumed(credential["config"]["s3.access-key-id"])["policy"])
     assert policy == session_policy(fresh.json()["metadata"]["location"], write=True)
+
+
+def test_a_column_limited_reader_gets_keys_only_when_it_applies_the_limits(world):
+    name = f"cols_{world.ns}"
+    world.secrets[name] = world.manage("POST", "/principals", json={"name": name})["client_secret"]
+    world.manage("POST", "/grants", json={"permissions": "SELECT,DESCRIBE", "principal": name,
+                                          "table": f"{world.ns}.orders", "columns": ["id"]})
+    for response in (world.load(name), world.credentials(name)):
+        assert response.status_code == 403, response.text
+        assert "column limits" in response.json()["error"]["message"] and "s3." not in response.text
+    promise = {"X-Icemesh-Column-Limits": "apply"}
+    assert world.credentials(name, headers=promise).status_code == 200
+    _config, [credential] = vended(world.load(name, headers={**DELEGATION, **promise}))
+    assert json.loads(world.aws.assumed(credential["config"]["s3.access-key-id"])["policy"]) == \
+        session_policy(world.location("orders"), write=False)
