@@ -5,8 +5,8 @@ Which endpoints a client really reached is read from the server's own access log
 assumed: the last test fails, naming them, for any listed endpoint that no step here reached with a 2xx, or that
 a client with a call for it never reached. A new endpoint therefore needs a step here (or, when a client has no
 call for it, a line in its *_HAS_NO_CALL saying why). Run the module whole: the last test reads what the others
-recorded. Another sweep sends every listed endpoint as a principal with no grants: each is refused and nothing
-changes.
+recorded. Two sweeps send every listed endpoint on another principal's objects: with no grants each is refused;
+with DESCRIBE and SELECT each reading endpoint answers and each other one is a 403; neither changes anything.
 """
 
 from __future__ import annotations
@@ -324,7 +324,7 @@ def test_spark_views(world, spark):
 
 
 def _outsider_requests(ns: str, location: str, plan_id: str, plan_task: str) -> dict[str, tuple[str, dict | None]]:
-    """For each listed endpoint, the request a principal with no grants would try on another's objects."""
+    """For each listed endpoint, the request another principal would try on the target's objects."""
     table, view = f"/namespaces/{ns}/tables/t", f"/namespaces/{ns}/views/v"
     schema = {"type": "struct", "schema-id": 0, "fields": [{"id": 1, "name": "id", "type": "long", "required": False}]}
     set_props = [{"action": "set-properties", "updates": {"owner": "svc_outsider"}}]
@@ -380,7 +380,18 @@ def _state(world, ns: str) -> dict:
             "table": rest.load_table(f"{ns}.t").metadata_location, "view": rest.load_view(f"{ns}.v").metadata}
 
 
-def test_a_principal_with_no_grants_reaches_no_listed_endpoint(world):
+# Endpoints that only read: a principal with DESCRIBE and SELECT reaches them; every other endpoint changes something.
+READS = {
+    "GET /v1/{prefix}/namespaces", "GET /v1/{prefix}/namespaces/{namespace}", "HEAD /v1/{prefix}/namespaces/{namespace}",
+    "GET /v1/{prefix}/namespaces/{namespace}/tables", f"GET {T}", f"HEAD {T}", f"POST {T}/metrics", f"POST {T}/plan",
+    f"GET {T}/plan/{{plan-id}}", f"DELETE {T}/plan/{{plan-id}}", f"POST {T}/tasks",
+    "GET /v1/{prefix}/namespaces/{namespace}/views", f"GET {V}", f"HEAD {V}",
+}
+
+
+@pytest.fixture(scope="module")
+def target(world):
+    """Another principal's namespace with a table of 3 files (so plans have a task) and a view, tagged open."""
     ns, rest = _ns(), world.rest
     rest.create_namespace(ns, {"tier": "gold"})
     table = rest.create_table(f"{ns}.t", schema=ORDERS)
@@ -389,29 +400,71 @@ def test_a_principal_with_no_grants_reaches_no_listed_endpoint(world):
     rest.create_view(f"{ns}.v", schema=Schema(NestedField(1, "id", LongType())), view_version=ViewVersion(
         version_id=1, schema_id=0, summary={}, default_namespace=(ns,),
         representations=[SQLViewRepresentation(type="sql", sql=f"SELECT id FROM {ns}.t", dialect="spark")]))
-    plan = world.http.post(f"/namespaces/{ns}/tables/t/plan", json={}).json()  # the admin's plan and task
-    requests = _outsider_requests(ns, rest.load_table(f"{ns}.t").metadata_location, plan["plan-id"],
+    admin = world.client()
+    admin.request("POST", f"{M}/tags", json={"key": f"{ns}_access", "values": ["open"]})
+    admin.request("POST", f"{M}/tag-assignments", json={"key": f"{ns}_access", "value": "open", "namespace": ns})
+    return ns
+
+
+def _sweep(world, ns: str, who: str, secret: str, plan_of) -> tuple[dict[str, httpx.Response], str]:
+    """Every listed endpoint sent once as `who` on the target's objects (the plan `plan_of` made); the admin's view
+    must not change."""
+    plan = plan_of.post(f"/namespaces/{ns}/tables/t/plan", json={}).json()
+    requests = _outsider_requests(ns, world.rest.load_table(f"{ns}.t").metadata_location, plan["plan-id"],
                                   plan["plan-tasks"][0])
     unknown = sorted(set(world.endpoints) - set(requests))
-    assert not unknown, f"listed in /v1/config but not swept as a principal with no grants: {unknown}: " \
-                        "add the request it would try to _outsider_requests"
+    assert not unknown, f"listed in /v1/config but not swept as another principal: {unknown}: " \
+                        "add the request it would try to _outsider_requests (and to READS if it only reads)"
     before = _state(world, ns)
-    outsider = world.client("svc_outsider", world.outsider_secret)
-    with httpx.Client(base_url=f"{world.uri}/v1/{outsider.prefix()}", headers=outsider.headers(), timeout=30) as http:
+    client = world.client(who, secret)
+    answers = {}
+    with httpx.Client(base_url=f"{world.uri}/v1/{client.prefix()}", headers=client.headers(), timeout=30) as http:
         for endpoint in world.endpoints:
+            if endpoint == f"DELETE {T}/plan/{{plan-id}}":
+                continue  # last: it cancels the plan the GET and /tasks name
             path, body = requests[endpoint]
-            answer = http.request(endpoint.split(" ", 1)[0], path, json=body)
-            if endpoint == "GET /v1/{prefix}/namespaces":  # a listing of what it may see: nothing here
-                assert answer.status_code == 200 and [ns] not in answer.json()["namespaces"], answer.text
-            else:
-                assert answer.status_code in (403, 404), (endpoint, answer.status_code, answer.text)
-                if endpoint.startswith("HEAD"):
-                    continue
-                error = answer.json()["error"]
-                assert error["code"] == answer.status_code and error["message"], (endpoint, answer.text)
+            answers[endpoint] = http.request(endpoint.split(" ", 1)[0], path, json=body)
+        path, _ = requests[f"DELETE {T}/plan/{{plan-id}}"]
+        answers[f"DELETE {T}/plan/{{plan-id}}"] = http.delete(path)
     assert _state(world, ns) == before
-    assert world.http.get(f"/namespaces/{ns}/tables/t/plan/{plan['plan-id']}").status_code == 200  # not cancelled
-    assert not rest.namespace_exists(f"{ns}_mine")
+    assert not world.rest.namespace_exists(f"{ns}_mine")
+    return answers, plan["plan-id"]
+
+
+def _refused(endpoint: str, answer: httpx.Response, codes=(403, 404)) -> None:
+    assert answer.status_code in codes, (endpoint, answer.status_code, answer.text)
+    if not endpoint.startswith("HEAD"):
+        error = answer.json()["error"]
+        assert error["code"] == answer.status_code and error["message"], (endpoint, answer.text)
+
+
+def test_a_principal_with_no_grants_reaches_no_listed_endpoint(world, target):
+    answers, plan_id = _sweep(world, target, "svc_outsider", world.outsider_secret, plan_of=world.http)
+    for endpoint, answer in answers.items():
+        if endpoint == "GET /v1/{prefix}/namespaces":  # a listing of what it may see: nothing here
+            assert answer.status_code == 200 and [target] not in answer.json()["namespaces"], answer.text
+        else:
+            _refused(endpoint, answer)
+    # the admin's plan was neither read nor cancelled by another
+    assert world.http.get(f"/namespaces/{target}/tables/t/plan/{plan_id}").status_code == 200
+
+
+def test_a_reader_reads_through_every_reading_endpoint_and_changes_nothing(world, target):
+    """DESCRIBE and SELECT (by the namespace's tag): each reading endpoint answers, each other one is refused."""
+    admin = world.client()
+    secret = admin.request("POST", f"{M}/principals", json={"name": f"svc_reader_{target}"})["client_secret"]
+    admin.request("POST", f"{M}/grants", json={"permissions": "DESCRIBE,SELECT", "principal": f"svc_reader_{target}",
+                                               "tags": [f"{target}_access=open"]})
+    reader = world.client(f"svc_reader_{target}", secret)
+    with httpx.Client(base_url=f"{world.uri}/v1/{reader.prefix()}", headers=reader.headers(), timeout=30) as own:
+        answers, plan_id = _sweep(world, target, f"svc_reader_{target}", secret, plan_of=own)  # its own plan
+        assert own.get(f"/namespaces/{target}/tables/t/plan/{plan_id}").status_code == 404  # it cancelled it
+    for endpoint, answer in answers.items():
+        if endpoint in READS:
+            assert 200 <= answer.status_code < 300, (endpoint, answer.status_code, answer.text)
+        else:
+            _refused(endpoint, answer, codes=(403,))  # it may see the objects: a refusal, not a 404
+    assert [target] in answers["GET /v1/{prefix}/namespaces"].json()["namespaces"]
 
 
 # -- coverage: last, from what the tests above recorded ------------------------------------------------------
