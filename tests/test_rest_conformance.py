@@ -272,8 +272,8 @@ def test_spark_tables(world, spark):
         assert world.iceberg.tableExists(ident)  # HEAD
         spark.sql(f"ALTER TABLE {cat}.{ns}.events RENAME TO {ns}.events_2026")  # Spark: the new name has no catalog
         assert not world.iceberg.tableExists(ident)
-        location = spark.sql(f"SELECT file FROM {cat}.{ns}.events_2026.metadata_log_entries "
-                             "ORDER BY timestamp DESC LIMIT 1").collect()[0][0]
+        renamed = _ident(world, ns, "events_2026")
+        location = world.iceberg.loadTable(renamed).operations().current().metadataFileLocation()
         spark.sql(f"DROP TABLE {cat}.{ns}.events_2026")
         spark.sql(f"CALL {cat}.system.register_table(table => '{ns}.restored', metadata_file => '{location}')")
         assert _spark_rows(spark, f"SELECT * FROM {cat}.{ns}.restored") == [(1, "a"), (2, "b")]
