@@ -110,7 +110,7 @@ def world(tmp_path_factory, spark):
     server.rest = admin.rest_catalog()
     server.http = httpx.Client(base_url=f"{server.uri}/v1/{admin.prefix()}", headers=admin.headers(), timeout=30)
     server.endpoints = server.http.get(f"{server.uri}/v1/config").json()["endpoints"]
-    server.log = AccessLog(server, server.endpoints)
+    server.access = AccessLog(server, server.endpoints)
     server.cat = spark_catalog(spark, server, f"conf_{server.port}")
     server.jvm = spark._jvm
     server.iceberg = spark._jsparkSession.sessionState().catalogManager().catalog(server.cat).icebergCatalog()
@@ -155,7 +155,7 @@ def test_config_lists_namespaces_tables_views_transactions_and_planning(world):
 
 def test_pyiceberg_namespaces(world):
     rest, ns = world.rest, _ns()
-    with world.log.client("pyiceberg"):
+    with world.access.client("pyiceberg"):
         rest.create_namespace(ns, {"owner_team": "sales"})
         assert rest.namespace_exists(ns) and not rest.namespace_exists(f"{ns}_none")
         assert (ns,) in rest.list_namespaces()
@@ -170,7 +170,7 @@ def test_pyiceberg_namespaces(world):
 
 def test_pyiceberg_tables(world):
     rest, ns = world.rest, _ns()
-    with world.log.client("pyiceberg"):
+    with world.access.client("pyiceberg"):
         rest.create_namespace(ns)
         table = rest.create_table(f"{ns}.orders", schema=ORDERS)
         table.append(_orders((1, 1.0), (2, 2.0)))
@@ -197,7 +197,7 @@ def test_pyiceberg_plans_on_the_server_and_reads_the_same_rows(world):
         table.append(_orders((n, float(n))))
     planner = world.client().rest_catalog(**{"scan-planning-mode": "server"})
     assert planner.supports_server_side_planning()
-    with world.log.client("pyiceberg"):
+    with world.access.client("pyiceberg"):
         planned = planner.load_table(f"{ns}.orders")
         assert _rows(planned) == [(1, 1.0), (2, 2.0), (3, 3.0)]
     # The same files pyiceberg plans on the client: the server neither adds nor drops one.
@@ -212,7 +212,7 @@ def test_plans_are_fetched_by_id_and_cancelled(world):
     world.rest.create_namespace(ns)
     table = world.rest.create_table(f"{ns}.orders", schema=ORDERS)
     table.append(_orders((1, 1.0)))
-    with world.log.client("http"):
+    with world.access.client("http"):
         submitted = http.post(f"/namespaces/{ns}/tables/orders/plan", json={})
         assert submitted.status_code == 200, submitted.text
         plan = PlanCompleted.model_validate_json(submitted.text)
@@ -231,7 +231,7 @@ def test_pyiceberg_views(world):
                           representations=[SQLViewRepresentation(type="sql", sql=f"SELECT id, amount FROM {ns}.orders",
                                                                  dialect="spark")])
     rest.create_namespace(ns)
-    with world.log.client("pyiceberg"):
+    with world.access.client("pyiceberg"):
         created = rest.create_view(f"{ns}.big", schema=schema, view_version=version)
         assert rest.list_views(ns) == [(ns, "big")]
         assert rest.view_exists(f"{ns}.big") and not rest.view_exists(f"{ns}.none")
@@ -248,7 +248,7 @@ def test_pyiceberg_views(world):
 def test_spark_namespaces(world, spark):
     cat, ns = world.cat, _ns()
     java_ns = _ident(world, ns, "x").namespace()
-    with world.log.client("spark"):
+    with world.access.client("spark"):
         spark.sql(f"CREATE NAMESPACE {cat}.{ns} WITH PROPERTIES ('owner_team' = 'sales')")
         assert (ns,) in _spark_rows(spark, f"SHOW NAMESPACES IN {cat}")
         spark.sql(f"ALTER NAMESPACE {cat}.{ns} SET PROPERTIES ('tier' = 'gold')")
@@ -263,7 +263,7 @@ def test_spark_namespaces(world, spark):
 def test_spark_tables(world, spark):
     cat, ns = world.cat, _ns()
     ident = _ident(world, ns, "events")
-    with world.log.client("spark"):
+    with world.access.client("spark"):
         spark.sql(f"CREATE NAMESPACE {cat}.{ns}")
         spark.sql(f"CREATE TABLE {cat}.{ns}.events (id BIGINT, kind STRING) USING iceberg")
         spark.sql(f"INSERT INTO {cat}.{ns}.events VALUES (1, 'a'), (2, 'b')")  # a commit, then a commit report
@@ -288,7 +288,7 @@ def test_spark_commits_a_multi_table_transaction(world, spark):
     world.rest.create_namespace(ns)
     for name in ("a", "b"):
         world.rest.create_table(f"{ns}.{name}", schema=ORDERS)
-    with world.log.client("spark"):
+    with world.access.client("spark"):
         commits = jvm.java.util.ArrayList()
         for name in ("a", "b"):
             ident = _ident(world, ns, name)
@@ -307,7 +307,7 @@ def test_spark_views(world, spark):
     ident = _ident(world, ns, "big")
     world.rest.create_namespace(ns)
     world.rest.create_table(f"{ns}.orders", schema=ORDERS).append(_orders((1, 5.0), (2, 50.0), (3, 500.0)))
-    with world.log.client("spark"):
+    with world.access.client("spark"):
         spark.sql(f"CREATE VIEW {cat}.{ns}.big AS SELECT id FROM {cat}.{ns}.orders WHERE amount > 10")
         assert [r.viewName for r in spark.sql(f"SHOW VIEWS IN {cat}.{ns}").collect()] == ["big"]
         assert _spark_rows(spark, f"SELECT * FROM {cat}.{ns}.big") == [(2,), (3,)]
@@ -471,7 +471,7 @@ def test_a_reader_reads_through_every_reading_endpoint_and_changes_nothing(world
 
 
 def test_every_listed_endpoint_was_reached_by_each_client_that_has_a_call_for_it(world):
-    reached = world.log.reached
+    reached = world.access.reached
     problems = []
     never = sorted(e for e in world.endpoints if not any(e in seen for seen in reached.values()))
     if never:
