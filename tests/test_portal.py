@@ -388,3 +388,34 @@ def test_forms_refuse_cross_site_posts(world, browser):
     page.goto(f"{server.uri}/")
     page.click("text=Log out")  # the portal's own form carries the token
     assert page.url.endswith("/login") and "icemesh_portal" not in {c["name"] for c in page.context.cookies()}
+
+
+def test_a_revoked_grant_or_a_new_snapshot_shows_at_once(world, browser):
+    """The portal keeps each principal's view per catalog version: a grant or a commit is seen on the next page."""
+    server, secrets = world
+    http = httpx.Client(base_url=server.uri)
+    token = http.post("/v1/oauth/tokens", data={"grant_type": "client_credentials", "client_id": "admin",
+                                                "client_secret": secrets["admin"]}).json()["access_token"]
+    admin = {"Authorization": f"Bearer {token}"}
+    finance = _login(browser, server, "svc_finance", secrets["svc_finance"])
+    assert _products(finance) == ["finance.revenue"]  # its view is now kept
+    grant = {"permissions": "DESCRIBE", "principal": "svc_finance", "table": "sales.orders"}
+    assert http.post(f"{M}/grants", json=grant, headers=admin).status_code == 201
+    finance.goto(f"{server.uri}/")
+    assert _products(finance) == ["finance.revenue", "sales.orders"]
+    assert http.post(f"{M}/grants/revoke", json=grant, headers=admin).status_code == 200
+    finance.goto(f"{server.uri}/")
+    assert _products(finance) == ["finance.revenue"]
+    finance.goto(f"{server.uri}/products/sales.orders")
+    assert "does not exist (or you may not see it)" in finance.inner_text("main")
+
+    from pyiceberg.catalog import load_catalog
+
+    finance.goto(f"{server.uri}/products/finance.revenue")
+    before = len(finance.locator("#history tr").all_inner_texts())
+    catalog = load_catalog("portal", type="rest", uri=server.uri, credential=f"admin:{secrets['admin']}",
+                           **{"oauth2-server-uri": f"{server.uri}/v1/oauth/tokens"})
+    table = catalog.load_table("finance.revenue")
+    table.append(pa.table({"month": pa.array(["c"]), "total": pa.array([3], type=pa.int64())}))
+    finance.goto(f"{server.uri}/products/finance.revenue")
+    assert len(finance.locator("#history tr").all_inner_texts()) == before + 1
