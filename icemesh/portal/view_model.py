@@ -51,7 +51,13 @@ def when(ms: int | None) -> str:
 
 
 def _hours(seconds: float | None) -> str:
-    return "" if seconds is None else f"{seconds / 3600:g} h"
+    """A threshold as its producer would say it: 12 h, 30 min, 45 s."""
+    if seconds is None:
+        return ""
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= 2 * size or (seconds >= size and unit != "d" and seconds % size == 0):
+            return f"{seconds / size:.3g} {unit}"
+    return f"{seconds:.3g} s"
 
 
 def freshness(product: dict, now: float | None = None) -> dict[str, str]:
