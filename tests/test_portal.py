@@ -419,3 +419,17 @@ def test_a_revoked_grant_or_a_new_snapshot_shows_at_once(world, browser):
     table.append(pa.table({"month": pa.array(["c"]), "total": pa.array([3], type=pa.int64())}))
     finance.goto(f"{server.uri}/products/finance.revenue")
     assert len(finance.locator("#history tr").all_inner_texts()) == before + 1
+
+
+def test_freshness_levels_follow_the_declared_thresholds():
+    from icemesh.freshness import assess
+
+    hour = {"count": 1, "period": "hour"}
+    now = 1_000_000.0
+    at = lambda age_s: int((now - age_s) * 1000)  # noqa: E731
+    both = {"freshness": {"warn_after": hour, "error_after": {"count": 2, "period": "hours"}}}
+    assert [assess(both, at(a), now).level for a in (10, 3601, 7201)] == ["fresh", "warn", "error"]
+    assert assess({}, at(10**5), now).level == "unknown"  # no thresholds: an age, never a verdict
+    assert assess(both, None, now).level == "empty"
+    assert assess({"freshness": {"warn_after": {"count": "x"}, "error_after": {"period": "fortnight", "count": 1}}},
+                  at(10**5), now).level == "unknown"  # thresholds it cannot read are not made up
