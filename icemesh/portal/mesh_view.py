@@ -68,6 +68,7 @@ class ViewCache:
         self.service = service
         self._entries: OrderedDict[tuple, tuple[Any, float, MeshView]] = OrderedDict()
         self._lock = threading.Lock()
+        self._building: dict[tuple, threading.Lock] = {}
 
     def _version(self) -> Any:
         events = self.service.backend.events
@@ -82,16 +83,30 @@ class ViewCache:
             return build(products_service, ctx)
         p = ctx.principal
         key = (p.name, tuple(p.roles), p.anonymous, tuple(sorted(p.scopes)))
-        now = time.monotonic()
+        hit = self._hit(key, version)
+        if hit is not None:
+            return hit
+        with self._lock:
+            building = self._building.setdefault(key, threading.Lock())
+        with building:  # one listing per principal at a time: the others wait for it and share it
+            hit = self._hit(key, version)
+            if hit is not None:
+                return hit
+            started = time.monotonic()
+            view = build(products_service, ctx)
+            with self._lock:
+                self._entries[key] = (version, started, view)
+                self._entries.move_to_end(key)
+                while len(self._entries) > MAX_PRINCIPALS:
+                    self._entries.popitem(last=False)
+                if len(self._building) > 4 * MAX_PRINCIPALS:
+                    self._building = {k: v for k, v in self._building.items() if k in self._entries or v.locked()}
+        return view
+
+    def _hit(self, key: tuple, version: Any) -> MeshView | None:
         with self._lock:
             hit = self._entries.get(key)
-            if hit is not None and hit[0] == version and now - hit[1] < MAX_AGE_S:
+            if hit is not None and hit[0] == version and time.monotonic() - hit[1] < MAX_AGE_S:
                 self._entries.move_to_end(key)
                 return hit[2]
-        view = build(products_service, ctx)
-        with self._lock:
-            self._entries[key] = (version, now, view)
-            self._entries.move_to_end(key)
-            while len(self._entries) > MAX_PRINCIPALS:
-                self._entries.popitem(last=False)
-        return view
+        return None
