@@ -28,7 +28,8 @@ def _product(catalog, name: str, columns: dict[str, pa.DataType], upstream: list
     """A product as dbt publishes it (`icemesh.dbt.*` properties, JSON where dbt's are), written twice by two
     invocations; `dbt` adds properties (group, version, freshness, contract...)."""
     ns, model = name.split(".")
-    schema = pa.schema([pa.field(c, t) for c, t in columns.items()])
+    docs = dbt.pop("docs", {})
+    schema = pa.schema([pa.field(c, t, metadata={"doc": docs[c]} if c in docs else None) for c, t in columns.items()])
     props = {"comment": description, "icemesh.dbt.project": ns, "icemesh.dbt.model": model,
              "icemesh.dbt.access": "public", "icemesh.dbt.owner": json.dumps({"email": f"{ns}-team@example.com"}),
              "icemesh.dbt.upstream": json.dumps(upstream), "icemesh.dbt.tags": json.dumps(tags),
@@ -56,7 +57,7 @@ def world(tmp_path_factory):
         for ns in ("sales", "finance"):
             catalog.create_namespace(ns)
         _product(catalog, "sales.customers", {"id": pa.int64(), "email": pa.string(), "region": pa.string()}, [],
-                 "Every customer <script>alert(1)</script>", ["pii"], group="crm",
+                 "Every customer <script>alert(1)</script>", ["pii"], group="crm", docs={"id": "The customer's key"},
                  freshness={"warn_after": {"count": 12, "period": "hour"}, "error_after": {"count": 1, "period": "day"}},
                  contract={"enforced": True, "columns": [{"name": "id", "data_type": "bigint", "not_null": True},
                                                          {"name": "email", "data_type": "varchar", "not_null": False},
@@ -259,6 +260,7 @@ def test_product_page_shows_contract_freshness_history_and_usage(world, browser)
     assert declared == {"id": "bigint", "email": "varchar", "region": "varchar(8)"}  # the producer's, not Iceberg's
     required = dict(zip(_columns(admin), admin.locator("tr.column td.required").all_inner_texts()))
     assert required == {"id": "yes", "email": "no", "region": "no"}
+    assert "The customer's key" in admin.inner_text("tr.column[data-column=id]")  # the column's doc
     assert "dbt contract enforced" in admin.inner_text("#contract")
     email_row = admin.inner_text("tr.column[data-column=email]")
     assert "pii=email" in email_row and "from column sales.customers.email" in email_row
