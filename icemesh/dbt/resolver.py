@@ -37,6 +37,7 @@ from icemesh.compat.dbt import enforces_constraints
 from icemesh.client import CatalogUnreachable
 from icemesh.dbt import adapters, catalogs, docs_text, parse_cache, pinning, product_views, target
 from icemesh.errors import IcemeshError
+from icemesh.freshness import threshold_seconds as freshness_seconds  # {count: 12, period: hour} in seconds
 from icemesh.terminal import plain
 
 
@@ -166,19 +167,6 @@ def _install_node_details() -> None:
 
     from_args.icemesh = True
     ModelNode.from_args = classmethod(from_args)
-
-
-_PERIODS = {"minute": 60, "hour": 3600, "day": 86400}
-
-
-def freshness_seconds(threshold: Any) -> float | None:
-    """dbt's freshness threshold shape: {count: 12, period: hour}."""
-    if not isinstance(threshold, dict) or threshold.get("count") is None:
-        return None
-    period = str(threshold.get("period", "hour")).rstrip("s")
-    if period not in _PERIODS:
-        return None
-    return float(threshold["count"]) * _PERIODS[period]
 
 
 def freshness_problem(product: dict[str, Any], now: float) -> tuple[str, str] | None:
