@@ -244,6 +244,33 @@ def test_spark_returns_the_filtered_and_masked_rows(clean, spark):
             assert rows_of(got) == reference(grants, columns), grants
 
 
+def test_two_principals_in_one_process_never_read_each_others_rows(clean, spark):
+    """chDB and Spark keep one namespace per process: an EU reader and a US reader (and an unrestricted admin),
+    alternating queries in one process, each get only their own rows on every engine."""
+    world = clean
+    other = f"us_{uuid.uuid4().hex[:6]}"
+    secret = world.manage("POST", "/principals", json={"name": other})["client_secret"]
+    world.grant(table=f"{world.ns}.people", rows="region = 'EU'", masks=["email=sha256"])
+    world.manage("POST", "/grants", json={"permissions": "SELECT,DESCRIBE", "principal": other,
+                                          "table": f"{world.ns}.people", "rows": "region = 'US'"})
+    columns = ["id", "region", "email", "amount"]
+    eu = reference([(("in", ["EU"]), {"email": "hash-sha256"})], columns)
+    us = reference([(("in", ["US"]), {})], columns)
+    everyone = reference([(None, {})], columns)
+    query = f"SELECT {', '.join(columns)} FROM {world.ns}.people"
+    sessions = [(connect(world), eu), (icemesh.connect(world.server.uri, client_id=other, client_secret=secret), us),
+                (icemesh.connect(world.server.uri, client_id="admin", client_secret=world.server.admin_secret),
+                 everyone)]
+    try:
+        for engine in ["chdb", "spark", "duckdb"]:
+            for _round in range(2):
+                for session, expected in sessions:
+                    assert rows_of(session.sql(query, engine=engine)) == expected, engine
+    finally:
+        for session, _expected in sessions:
+            session.close()
+
+
 def test_tag_masks_and_revocation(clean):
     world = clean
     world.grant(table=f"{world.ns}.people", mask_tags=[f"{world.pii}=yes:null"])

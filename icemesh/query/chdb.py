@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import itertools
 import os
 import threading
 from urllib.parse import unquote, urlparse
@@ -29,6 +30,11 @@ from icemesh.query.references import parse
 SOURCES = "_icemesh_sources"
 
 _working_directory = threading.Lock()  # the process has one
+# chDB has one server per process: every connection sees the same databases, whichever principal made them.
+# What each product name holds now, and which engine (so which principal) defined it, is kept process-wide:
+# an engine redefines a name another engine defined last, so no session reads another principal's rows.
+_defined: dict[str, tuple[int, str]] = {}
+_owners = itertools.count(1)
 
 
 class ChdbEngine(Engine):
@@ -38,7 +44,7 @@ class ChdbEngine(Engine):
     def connect(self):
         import chdb
 
-        self._views: dict[str, str] = {}  # view name -> the DDL that made it: unchanged products are not redefined
+        self._owner = next(_owners)
         self._sources: dict[str, str] = {}  # source table -> the metadata file it reads
         con = chdb.connect(":memory:")
         con.query(f"CREATE DATABASE IF NOT EXISTS {SOURCES}")
@@ -58,24 +64,24 @@ class ChdbEngine(Engine):
                 source = self._source(con, product, directory)
                 columns = ", ".join(quote(c, "`") for c in product.columns)
                 view = f"CREATE OR REPLACE VIEW {name} AS SELECT {columns} FROM {source}"
-                if self._views.get(product.name) != view:
+                if _defined.get(name) != (self._owner, view):
                     con.query(f"CREATE DATABASE IF NOT EXISTS {database}")
                     con.query(f"DROP TABLE IF EXISTS {name}")  # it may hold a restricted reader's rows
                     con.query(view)
-                    self._views[product.name] = view
+                    _defined[name] = (self._owner, view)
             return con.query(sql if self.local_files else read_only(sql), "ArrowTable")
 
     def _restricted(self, con, product, database: str, name: str) -> None:
         """A filtered or masked product: the rows its reader may see (restricted.py), copied into a Memory table
         under the product's name (chDB reads the Arrow table through its Python() table function, here only)."""
         marker = f"restricted {product.version}"
-        if self._views.get(product.name) == marker:
+        if _defined.get(name) == (self._owner, marker):
             return
         rows = self.restricted_rows(product)  # noqa: F841 (named in the statement below)
         con.query(f"CREATE DATABASE IF NOT EXISTS {database}")
         con.query(f"DROP TABLE IF EXISTS {name}")
         con.query(f"CREATE TABLE {name} ENGINE = Memory AS SELECT * FROM Python(rows)")
-        self._views[product.name] = marker
+        _defined[name] = (self._owner, marker)
 
     def _source(self, con, product, directory: str) -> str:
         """The IcebergLocal table reading exactly the metadata file the catalog handed the caller (an earlier

@@ -142,8 +142,9 @@ def _single_names(sql: str, dialect: str, renames: tuple[tuple[Reference, str], 
     return ";\n".join(s.sql(dialect=dialect) for s in statements)
 
 
-def restricted_name(product) -> str:
-    """The private one-part name an engine registers a filtered or masked product's rows under."""
+def restricted_name(product, scope: str = "") -> str:
+    """The private one-part name an engine registers a filtered or masked product's rows under; `scope` tells
+    apart the engines that share one namespace in the process (Spark's session: one per engine instance)."""
     import hashlib
 
-    return "_icemesh_rows_" + hashlib.sha256(product.name.encode()).hexdigest()[:16]
+    return "_icemesh_rows_" + hashlib.sha256(f"{scope}|{product.name}".encode()).hexdigest()[:16]

@@ -57,7 +57,8 @@ class SparkEngine(Engine):
         pinned = {p.ref: p.snapshot_id for p in products if p.pinned and not p.restrictions}
         if pinned:
             sql = pin_snapshots(sql, self.dialect, pinned, "version_as_of")
-        names = {p.ref: restricted_name(p) for p in products if p.restrictions}
+        # the session is the process's: each engine (so each principal's session) has its own view names
+        names = {p.ref: restricted_name(p, f"{self.catalog_name}|{id(self)}") for p in products if p.restrictions}
         for product in products:  # filtered or masked: the rows the reader may see, as a temporary view
             if product.restrictions and self.stale(product):
                 view = self._restricted_view(product)
