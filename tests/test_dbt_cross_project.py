@@ -205,6 +205,25 @@ def test_a_filtered_grant_reaches_a_ref_as_a_view_that_applies_it(mesh):
     assert done.returncode != 0 and "lacks SELECT on table inventory.supplier_prices" in done.stdout
 
 
+def test_the_registry_names_no_hidden_column_and_no_invisible_upstream(mesh):
+    """reporting may not read items.unit_cost: no field of the product (its contract included) names it. A
+    principal that may see orders.order_lines only is not told which inventory product it was built from."""
+    server, _projects = mesh
+    admin = server.client()
+    reporting = server.client("svc_reporting", _projects["reporting"].env["ICEMESH_CLIENT_SECRET"])
+    items = reporting.request("GET", M + "/products/inventory.items_v2")
+    assert "unit_cost" not in json.dumps(items)
+    assert [c["name"] for c in items["dbt"]["contract"]["columns"]] == ["item_id", "label"]
+    assert "unit_cost" in json.dumps(admin.request("GET", M + "/products/inventory.items_v2"))  # it is there
+    secret = admin.request("POST", M + "/principals", json={"name": "svc_peeker"})["client_secret"]
+    admin.request("POST", M + "/grants", json={"permissions": "DESCRIBE", "principal": "svc_peeker",
+                                               "table": "orders.order_lines"})
+    peeker = server.client("svc_peeker", secret)
+    [lines] = [p for p in peeker.request("GET", M + "/products") if p["name"] == "orders.order_lines"]
+    assert lines["dbt"]["upstream"] == [] and "items" not in json.dumps(lines)
+    assert admin.request("GET", M + "/products/orders.order_lines")["dbt"]["upstream"] == ["inventory.items_v2"]
+
+
 def test_pinned_runs_record_and_repeat_the_upstream_snapshots(mesh):
     """Last in this module: it changes inventory's products."""
     server, projects = mesh

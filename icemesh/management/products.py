@@ -133,7 +133,7 @@ class ProductService:
         restricted = select.allowed and bool(auth.evaluator(wh).restrictions(ctx.principal.name, table_ref(ident), names))
         return {
             "name": str(ident), "namespace": str(ident.namespace), "table": ident.name,
-            "description": summary["description"], "dbt": summary["dbt"],
+            "description": summary["description"], "dbt": self._visible_dbt(ctx, wh, summary["dbt"], visible),
             # Hidden columns are not named, even to a caller that may describe the table.
             "columns": [c for c in summary["columns"] if c["name"] in visible],
             "select": {"allowed": select.allowed, "all_columns": select.all_columns, "restricted": restricted,
@@ -141,6 +141,38 @@ class ProductService:
             "snapshots": summary["snapshots"], "current_snapshot_id": summary["current_snapshot_id"],
             "last_updated_ms": summary["last_updated_ms"], "kind": summary.get("kind", "table"),
         }
+
+    def _visible_dbt(self, ctx: RequestContext, wh: str, dbt: dict[str, Any], visible: set[str]) -> dict[str, Any]:
+        """The producer's dbt fields as the caller may see them: its contract without hidden columns, its upstream
+        products (and their snapshots) without those the caller may not DESCRIBE. Names are never leaked by
+        the fields that merely repeat them."""
+        dbt = dict(dbt)
+        contract = dbt.get("contract")
+        if isinstance(contract, dict) and isinstance(contract.get("columns"), list):
+            dbt["contract"] = {**contract, "columns": [c for c in contract["columns"]
+                                                       if isinstance(c, dict) and c.get("name") in visible]}
+        elif contract is not None and not isinstance(contract, dict):
+            dbt.pop("contract")  # unreadable: nothing of it is shown
+        if "upstream" in dbt:
+            upstream = dbt["upstream"] if isinstance(dbt["upstream"], list) else []
+            dbt["upstream"] = [n for n in upstream if isinstance(n, str) and self._may_describe(ctx, wh, n)]
+        if "upstream_snapshots" in dbt:
+            try:
+                pins = json.loads(dbt["upstream_snapshots"]) if isinstance(dbt["upstream_snapshots"], str) \
+                    else dbt["upstream_snapshots"]
+            except ValueError:
+                pins = {}
+            pins = {n: v for n, v in (pins.items() if isinstance(pins, dict) else ())
+                    if self._may_describe(ctx, wh, n)}
+            dbt["upstream_snapshots"] = json.dumps(pins, sort_keys=True)
+        return dbt
+
+    def _may_describe(self, ctx: RequestContext, wh: str, name: str) -> bool:
+        try:
+            ident = parse_table_arg(name)
+        except Exception:  # noqa: BLE001 - a name that is not a table's: nothing to show
+            return False
+        return self.catalog.auth.table(ctx, wh, Permission.DESCRIBE, ident, enforce=False, audit=False).allowed
 
     def _idents(self, wh: str, namespace: str | None) -> list[TableIdent]:
         store = self.catalog.pointers
