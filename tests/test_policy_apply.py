@@ -225,3 +225,57 @@ def test_misspellings_name_the_line_of_the_key_and_what_was_meant(old, new, expe
         policy_file.plan(empty, policy_file.parse(DOMAIN.replace(old, new)))
     assert str(error.value).startswith(expected), str(error.value)
     assert policy_file.plan(empty, policy_file.parse(DOMAIN))  # the file itself is right
+
+
+def test_one_policy_file_says_eu_analysts_see_eu_rows_with_emails_hashed(policy_server, tmp_path):
+    """Issue 21's sentence as a policy file: analysts see the EU rows of `domain=sales` products, emails
+    hashed and every pii=yes column nulled; re-applying changes nothing; bad filters name their line."""
+    import hashlib
+
+    import pyarrow as pa
+
+    import icemesh
+
+    suffix = uuid.uuid4().hex[:6]
+    text = policy_text(suffix).replace(
+        f"  sens_{suffix}: [public, internal, confidential]\n",
+        f"  sens_{suffix}: [public, internal, confidential]\n  pii_{suffix}: ['yes', 'no']\n",
+    ) + textwrap.indent(textwrap.dedent(f"""\
+        rows: "region = 'EU'"
+        masks: {{email: sha256}}
+        mask_tags: {{pii_{suffix}=yes: "null"}}
+        """), "    ")
+    path = tmp_path / "policies.yml"
+    path.write_text(text)
+    applied = cli(policy_server, "policy", "apply", str(path), "--output", "json")
+    assert applied.returncode == 0, applied.stderr
+    secrets = {p["name"]: p["client_secret"] for p in json.loads(applied.stdout)["created_principals"]}
+    again = cli(policy_server, "policy", "apply", str(path))
+    assert "no changes" in again.stdout, again.stdout + again.stderr
+
+    admin = policy_server.client()
+    schema = pa.schema([("id", pa.int64()), ("region", pa.string()), ("email", pa.string()), ("phone", pa.string())])
+    rows = [{"id": i, "region": ["EU", "US"][i % 2], "email": f"u{i}@x.org", "phone": f"+33 {i}"} for i in range(6)]
+    table = admin.rest_catalog().create_table(f"sales_{suffix}.people", schema=schema)
+    table.append(pa.Table.from_pylist(rows, schema=schema))
+    admin.request("POST", "/management/v1/tag-assignments", json={"key": f"pii_{suffix}", "value": "yes",
+                                                                  "table": f"sales_{suffix}.people", "column": "phone"})
+    consumer = f"svc_consumer_{suffix}"
+    expected = sorted((r["id"], r["region"], hashlib.sha256(r["email"].encode()).hexdigest(), None)
+                      for r in rows if r["region"] == "EU")
+    with icemesh.connect(policy_server.uri, client_id=consumer, client_secret=secrets[consumer]) as mesh:
+        for engine in ("duckdb", "polars"):
+            got = mesh.sql(f"SELECT id, region, email, phone FROM sales_{suffix}.people", engine=engine)
+            assert sorted(tuple(r.values()) for r in got.to_pylist()) == expected, engine
+    check = json.loads(cli(policy_server, "access", "check", consumer, f"sales_{suffix}.people", "--output", "json").stdout)
+    assert check["row_filter"] == "region = 'EU'" and check["masks"] == {"email": "sha256", "phone": "null"}
+
+    before = state(policy_server)
+    bad = [("rows: \"region = 'EU'\"", "rows: \"region = \"", "Invalid row filter"),
+           ("masks: {email: sha256}", "masks: {email: scramble}", "Unknown mask 'scramble'"),
+           ("permissions: [SELECT, DESCRIBE]", "permissions: [SELECT, INSERT]", "limit SELECT")]
+    for old, new, message in bad:
+        path.write_text(text.replace(old, new))
+        refused = cli(policy_server, "policy", "apply", str(path))
+        assert refused.returncode == 1 and message in refused.stderr and "line " in refused.stderr, refused.stderr
+        assert len(refused.stderr.strip().splitlines()) == 1 and state(policy_server) == before

@@ -15,13 +15,15 @@ grant are never touched. Applying the plan is the caller's job, all or nothing.
     assignments: [{namespace: sales, tags: {sensitivity: internal}},
                   {table: sales.customers, column: email, tags: {sensitivity: confidential}}]
     grants:      [{to: svc_finance, permissions: [SELECT, DESCRIBE],
-                   tags: {domain: [sales], sensitivity: [public, internal]}}]
+                   tags: {domain: [sales], sensitivity: [public, internal]}},
+                  {role: eu_analysts, permissions: [SELECT], tags: {domain: sales},   # a data filter:
+                   rows: "region = 'EU'", masks: {email: sha256}, mask_tags: {pii=yes: null}}]
 """
 
 from __future__ import annotations
 
 import difflib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable
 
 import yaml
@@ -38,6 +40,7 @@ from icemesh.governance.changes import (
     RoleChange,
     TagKeyChange,
 )
+from icemesh.governance.data_filters import ColumnMask, DataFilter, mask_action
 from icemesh.governance.permissions import Permission, parse_permissions
 from icemesh.governance.policy import PRINCIPAL, ROLE, Grant, Grantee
 from icemesh.governance.resources import NamespaceRef, TableRef, parse_namespace, parse_table
@@ -72,7 +75,8 @@ ALLOWED_KEYS = {
     "namespace": ("owner",),
     "project": ("namespace", "owner"),
     "assignment": ("namespace", "table", "column", "tags"),
-    "grant": ("to", "role", "permissions", "catalog", "namespace", "table", "columns", "tags"),
+    "grant": ("to", "role", "permissions", "catalog", "namespace", "table", "columns", "tags", "rows", "masks",
+              "mask_tags"),
 }
 
 
@@ -136,6 +140,8 @@ class CurrentState:
     projects: dict[str, tuple[NamespaceRef, str]] = field(default_factory=dict)  # dbt project -> (ns, owner)
     # A grant as the store will hold it (Lake Formation: a column SELECT is described too); ValueError if it cannot.
     canonical: Callable[[Grant], Grant] = field(default=lambda grant: grant)
+    # The columns a row filter reads; ValueError with a one-line reason when it is not an Iceberg expression.
+    row_filter_columns: Callable[[str], set[str]] = field(default=lambda text: set())
 
 
 def parse(text: str) -> PolicyDocument:
@@ -272,6 +278,48 @@ def _table(text: str, line: int | None) -> TableRef:
 
 
 def _grant(item: dict, line: int | None) -> Grant:
+    grant = _target_grant(item, line)
+    limited = _data_filter(item, line)
+    if limited is None:
+        return grant
+    if grant.permissions - {Permission.SELECT, Permission.DESCRIBE} or Permission.SELECT not in grant.permissions:
+        raise PolicyError(_at(item, "permissions") or line, "rows: and masks: limit SELECT: give this grant "
+                          "permissions [SELECT] or [SELECT, DESCRIBE] and grant the others separately")
+    if grant.catalog:
+        raise PolicyError(line, "rows: and masks: apply to tables: use table:, namespace: or tags:")
+    return replace(grant, data_filter=limited)
+
+
+def _data_filter(item: dict, line: int | None) -> DataFilter | None:
+    """A grant's `rows:` (an Iceberg expression), `masks: {column: action}` and `mask_tags: {key=value: action}`."""
+    rows, masks, tag_masks = item.get("rows"), item.get("masks") or {}, item.get("mask_tags") or {}
+    if rows is None and not masks and not tag_masks:
+        return None
+    if rows is not None and (not isinstance(rows, str) or not rows.strip()):
+        raise PolicyError(_at(item, "rows") or line, "rows: an Iceberg expression in quotes, e.g. \"region = 'EU'\"")
+    found = []
+    for key, kind in (("masks", "column"), ("mask_tags", "tag")):
+        mapping = item.get(key) or {}
+        at = _at(item, key) or line
+        if not isinstance(mapping, dict):
+            example = "{email: sha256}" if kind == "column" else "{pii=yes: null}"
+            raise PolicyError(at, f"{key}: map each {kind} to a mask, e.g. {example}")
+        for target, action in _entries(mapping):
+            try:
+                spec_action = mask_action(str(action))
+            except ValueError as exc:
+                raise PolicyError(at, str(exc)) from None
+            if kind == "column":
+                found.append(ColumnMask(spec_action, column=str(target)))
+                continue
+            tag_key, eq, value = str(target).partition("=")
+            if not eq or not tag_key or not value:
+                raise PolicyError(at, f"mask_tags: {target!r} is not KEY=VALUE, e.g. pii=yes")
+            found.append(ColumnMask(spec_action, tag_key=tag_key, tag_value=value))
+    return DataFilter(rows, tuple(sorted(set(found))))
+
+
+def _target_grant(item: dict, line: int | None) -> Grant:
     to, role = item.get("to"), item.get("role")
     if bool(to) == bool(role):
         raise PolicyError(line, "a grant needs exactly one of to: PRINCIPAL or role: ROLE")
@@ -301,6 +349,28 @@ def _grant(item: dict, line: int | None) -> Grant:
     return Grant(0, grantee, permissions, expression=TagExpression.from_dict(clauses))
 
 
+def _check_data_filter(grant: Grant, current: CurrentState, tags: dict[str, tuple[str, ...]], lines: dict[str, int],
+                       line: int | None) -> None:
+    """The row filter parses and reads only the table's columns, masked columns exist, mask tags are declared."""
+    limited = grant.data_filter
+    columns = current.tables[grant.table] if grant.table is not None else None
+    if limited.rows is not None:
+        try:
+            used = current.row_filter_columns(limited.rows)
+        except ValueError as exc:
+            raise PolicyError(lines.get("rows", line), str(exc)) from None
+        unknown = sorted(used - set(columns)) if columns is not None else []
+        if unknown:
+            raise PolicyError(lines.get("rows", line), f"the row filter reads {', '.join(unknown)}, which "
+                              f"{grant.table} does not have: its columns are {', '.join(columns)}")
+    for mask in limited.masks:
+        if mask.column is not None and columns is not None and mask.column not in columns:
+            raise PolicyError(lines.get("masks", line), f"table {grant.table} has no column {mask.column!r}: its "
+                              f"columns are {', '.join(columns)}")
+        if mask.tag_key is not None:
+            _check_tag(mask.tag_key, [mask.tag_value], tags, lines.get("mask_tags", line), "mask_tags: ")
+
+
 def _check_tag(key: str, values, tags: dict[str, tuple[str, ...]], line: int | None, context: str) -> None:
     if key not in tags:
         raise PolicyError(line, f"{context}unknown tag key {key!r}{did_you_mean(key, tags)}; declare it under tags:")
@@ -323,7 +393,8 @@ def _missing_table(table: TableRef) -> str:
 
 
 def _grant_key(grant: Grant) -> tuple:
-    return (grant.grantee, grant.permissions, grant.catalog, grant.namespace, grant.table, grant.columns, grant.expression)
+    return (grant.grantee, grant.permissions, grant.catalog, grant.namespace, grant.table, grant.columns, grant.expression,
+            grant.data_filter)
 
 
 def plan(current: CurrentState, doc: PolicyDocument) -> list[Change]:
@@ -384,6 +455,8 @@ def plan(current: CurrentState, doc: PolicyDocument) -> list[Change]:
             raise PolicyError(lines.get("namespace", line), _missing_namespace(grant.namespace, namespaces, principals))
         if grant.table is not None and grant.table not in current.tables:
             raise PolicyError(lines.get("table", line), _missing_table(grant.table))
+        if grant.data_filter is not None:
+            _check_data_filter(grant, current, tags, lines, line)
 
     changes: list[Change] = []
     if "tags" in doc.sections:

@@ -563,6 +563,7 @@ class ManagementService:
             grants=self.policy.grants(),
             projects=self.policy.project_bindings(),
             canonical=self.policy.canonical_grant,
+            row_filter_columns=lambda text: row_filters.columns(row_filters.parse(text)),
         )
 
     def table_columns(self, table: TableRef) -> list[str] | None:
