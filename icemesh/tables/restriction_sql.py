@@ -93,7 +93,11 @@ def _condition(node: Any, dialect: str) -> str:
     if isinstance(node, (e.BoundIn, e.BoundNotIn)):
         values = ", ".join(_literal(v.value, field.field_type, dialect) for v in
                            sorted(node.literals, key=lambda lit: repr(lit.value)))
-        return f"({column} {'NOT IN' if isinstance(node, e.BoundNotIn) else 'IN'} ({values}))"
+        # pyiceberg's Arrow reader (and Iceberg's own evaluator) answer IN for a NULL with false, so NOT IN keeps
+        # it; SQL would answer NULL to both. Written out so every engine keeps the same rows.
+        if isinstance(node, e.BoundNotIn):
+            return f"({column} IS NULL OR {column} NOT IN ({values}))"
+        return f"({column} IS NOT NULL AND {column} IN ({values}))"
     value = _literal(node.literal.value, field.field_type, dialect)
     if isinstance(node, (e.BoundStartsWith, e.BoundNotStartsWith)):
         function = "startswith" if dialect == "spark" else "starts_with"
