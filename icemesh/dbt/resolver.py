@@ -363,7 +363,7 @@ class IcemeshResolver(dbtPlugin):
         consumer's engine. Every part is safe to paste as dbt pastes it (see the adapter's quoting)."""
         namespace, table = product["namespace"], product["table"]
         view = None
-        if product["select"].get("restricted"):
+        if (product.get("select") or {}).get("restricted"):
             view = _filtered_view  # the row filter and masks applied in a view (DuckDB: the project's database)
         elif self.adapter.type == "duckdb" and (snapshot_id is not None or not product_views.renders_safely(namespace, table)):
             view = _view  # a view in the project's own database (pinned: `AT (VERSION => id)`), under a derived name
