@@ -83,6 +83,29 @@ class CatalogEvent:
     id: int = 0  # the cursor: set by the log, increasing in commit order
 
 
+@dataclass(frozen=True)
+class IndexedProduct:
+    """One row of the product index: what a table's (or view's) current metadata says about it."""
+
+    ident: TableIdent
+    kind: str  # table | view
+    metadata_location: str
+    summary: dict[str, Any] | None  # tables/product_summary.py; None: the metadata could not be read
+    error: str | None = None  # why not
+
+
+@dataclass(frozen=True)
+class ProductQuery:
+    """What a listing asks the index for; every field narrows it (None or empty: any). `text` is a superset
+    match (the service re-checks it against what the caller may see)."""
+
+    namespace: Namespace | None = None
+    projects: tuple[str, ...] = ()
+    owner: str | None = None
+    text: str | None = None
+    products_only: bool = True
+
+
 # Governance that follows a table: (column or "" for the table, key) -> (value, field id)
 DeclaredTags = dict[tuple[str, str], tuple[str, "int | None"]]
 
@@ -170,11 +193,28 @@ class ViewStore(Protocol):
     def list_views(self, warehouse: str, ns: Namespace, after: str | None, limit: int | None) -> list[TableIdent]: ...
     def views_under(self, warehouse: str, ns: Namespace) -> list[TableIdent]: ...
     def locations_overlapping(self, location: str) -> list[str]: ...
-    def create_view(self, warehouse: str, ident: TableIdent, metadata_location: str, location: str, owner: str) -> None: ...
-    def swap_view(self, warehouse: str, ident: TableIdent, expected: str, new: str) -> None: ...
+    def create_view(self, warehouse: str, ident: TableIdent, metadata_location: str, location: str, owner: str,
+                    metadata: dict[str, Any] | None = None) -> None: ...
+    def swap_view(self, warehouse: str, ident: TableIdent, expected: str, new: str,
+                  metadata: dict[str, Any] | None = None) -> None: ...
     def drop_view(self, warehouse: str, ident: TableIdent, also: Callable[[Any], None] | None = None) -> ViewRecord: ...
     def rename_view(self, warehouse: str, source: TableIdent, destination: TableIdent,
                     also: Callable[[Any], None] | None = None) -> None: ...
+
+
+class ProductIndex(Protocol):
+    """The product index, kept by the pointer and view stores in each change's own transaction; `fill`
+    records (ident, kind, metadata location, summary, error) read from files for an older catalog. Rows come in (namespace key, name) order; `after` is the last
+    (namespace key, name) of the previous page."""
+
+    def find(self, warehouse: str, query: ProductQuery, after: tuple[str, str] | None,
+             limit: int) -> list[IndexedProduct]: ...
+    def get(self, warehouse: str, ident: TableIdent) -> IndexedProduct | None: ...
+    def downstream(self, warehouse: str, names: Iterable[str]) -> dict[str, list[str]]: ...
+    def unindexed(self, warehouse: str) -> list[tuple[TableIdent, str, str]]: ...  # (ident, kind, metadata location)
+    def duplicate_claims(self, warehouse: str) -> list[tuple[str, str, str, Namespace]]: ...
+    def fill(self, warehouse: str,
+             entries: list[tuple[TableIdent, str, str, dict[str, Any] | None, str | None]]) -> None: ...
 
 
 class EventLog(Protocol):
@@ -234,3 +274,4 @@ class Backend:
     views: ViewStore | None = None  # None: the backend keeps no views (their routes answer 406)
     notes: Callable[[], list[str]] = lambda: []  # what `icemesh serve` says about the backend at start
     events: EventLog | None = None  # None: no change feed (its route answers 406)
+    products: ProductIndex | None = None  # None: products are listed from the tables' metadata files (Glue)

@@ -14,6 +14,7 @@ from sqlalchemy import (
     Boolean,
     Column,
     Float,
+    Index,
     ForeignKeyConstraint,
     Integer,
     LargeBinary,
@@ -247,6 +248,42 @@ events_t = Table(
 )
 
 
+products_t = Table(
+    # The product index: what each table's (or view's) current metadata says about it as a product, written in
+    # the transaction that moves its pointer, so listing and searching products reads no metadata file.
+    "icemesh_products", schema,
+    Column("warehouse", String(255), primary_key=True),
+    Column("namespace", String(4200), primary_key=True),
+    Column("name", String(255), primary_key=True),
+    Column("kind", String(8), nullable=False),  # table | view
+    Column("metadata_location", Text, nullable=False),  # the file the row was computed from
+    Column("product", Boolean, nullable=False),  # dbt published it (it names a model)
+    Column("project", String(255), index=True),
+    Column("model", String(255)),
+    Column("version", String(64)),
+    Column("access", String(16)),
+    Column("owner_email", String(255)),
+    Column("owner_name", String(255)),
+    Column("search", Text, nullable=False, default=""),  # lower-case words a search may match (a superset)
+    Column("snapshot_id", BigInteger),
+    Column("last_updated_ms", BigInteger),
+    Column("summary", Text),  # JSON (tables/product_summary.py); NULL when the metadata could not be read
+    Column("error", Text),  # why the metadata could not be read (the row is skipped, and reported)
+)
+
+
+product_upstream_t = Table(
+    # Product lineage: one row per upstream product a product records (icemesh.dbt.upstream), for downstream
+    # and lineage lookups without reading every product.
+    "icemesh_product_upstream", schema,
+    Column("warehouse", String(255), primary_key=True),
+    Column("namespace", String(4200), primary_key=True),
+    Column("name", String(255), primary_key=True),
+    Column("upstream", String(1024), primary_key=True),  # 'namespace.table', as dbt records it
+    Index("ix_icemesh_product_upstream", "warehouse", "upstream"),
+)
+
+
 schema_version_t = Table(
     "icemesh_schema_version",
     schema,
@@ -319,6 +356,9 @@ MIGRATIONS = [
     (2, "tag assignments per warehouse, bound to field ids", _tag_assignments_per_warehouse),
     (3, "tables record their dbt access level", _tables_access_column),
     (4, "grants carry data filters (row filters, column masks)", _grants_data_filter_column),
+    # The index tables are created below with the others; an existing catalog's rows are filled from the
+    # tables' metadata on the first listing (ProductService), one unreadable table skipped and reported.
+    (5, "the product index", lambda database: None),
 ]
 CURRENT = MIGRATIONS[-1][0]
 
