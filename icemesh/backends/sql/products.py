@@ -105,8 +105,8 @@ class SqlProductIndex:
         c = products_t.c
         stmt = select(c.namespace, c.name, c.kind, c.metadata_location, c.summary, c.error).where(
             c.warehouse == warehouse)
-        if query.products_only:
-            stmt = stmt.where(c.product.is_(True))
+        if query.products_only:  # and the unreadable, to report them
+            stmt = stmt.where(or_(c.product.is_(True), c.error.is_not(None)))
         if query.namespace is not None:
             stmt = stmt.where(c.namespace == query.namespace.key)
         if query.projects:
@@ -167,7 +167,7 @@ class SqlProductIndex:
                 stmt = select(c.namespace, c.name, c.metadata_location).select_from(t.outerjoin(products_t, and_(
                     p.warehouse == c.warehouse, p.namespace == c.namespace, p.name == c.name))).where(
                     c.warehouse == warehouse,
-                    or_(p.name.is_(None), p.metadata_location != c.metadata_location))
+                    or_(p.name.is_(None), p.metadata_location != c.metadata_location, p.error.is_not(None)))
                 out += [(TableIdent(Namespace.from_key(r.namespace), r.name), kind, r.metadata_location)
                         for r in conn.execute(stmt)]
         return out
