@@ -127,7 +127,7 @@ class ProductService:
         self.catalog = catalog
         self.index = getattr(catalog.backend, "products", None)
         self._summaries = _Summaries()
-        self._filled: set[str] = set()
+        self._filled: dict[str, int] = {}  # warehouse -> policy version at its last fill
         self._fill_lock = threading.Lock()
 
     # -- the calls -----------------------------------------------------------------------------------
@@ -207,12 +207,15 @@ class ProductService:
     # -- the index -----------------------------------------------------------------------------------
 
     def _fill(self, wh: str) -> None:
-        """Once per process and warehouse: index what an older catalog (or a file the index could not read)
-        left unindexed, from the metadata files; one unreadable file is recorded as such, never fatal."""
-        if wh in self._filled:
+        """Index what the index does not hold yet, from the metadata files: an older catalog's tables, at the
+        first listing, and whatever a writer without the index (an older icemesh process on the same database)
+        created or moved since, noticed by the policy version it bumps. One unreadable file is recorded as
+        such (skipped and reported), never fatal."""
+        version = self.catalog.policy.policy_version()
+        if self._filled.get(wh) == version:
             return
         with self._fill_lock:
-            if wh in self._filled:
+            if self._filled.get(wh) == version:
                 return
             entries = []
             for ident, kind, location in self.index.unindexed(wh):
@@ -226,7 +229,7 @@ class ProductService:
                     entries.append((ident, kind, location, None, f"cannot read its metadata ({exc.__class__.__name__})"))
             for start in range(0, len(entries), 1000):
                 self.index.fill(wh, entries[start:start + 1000])
-            self._filled.add(wh)
+            self._filled[wh] = version
 
     def _page_from_index(self, ctx: RequestContext, wh: str, ns: Namespace | None, include_tables: bool,
                          filters: Filters, after: tuple[str, str] | None, size: int | None) -> _Page:

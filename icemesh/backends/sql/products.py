@@ -21,8 +21,8 @@ log = logging.getLogger("icemesh.products")
 
 
 def _row_values(summary: dict[str, Any] | None, name: str) -> dict[str, Any]:
-    if summary is None:
-        return {"product": False, "search": "", "summary": None}
+    if summary is None:  # unreadable: listed with the products, to be reported
+        return {"product": True, "search": "", "summary": None}
     dbt = summary["dbt"]
     email, owner_name = product_summary.owner_text(dbt)
     return {
@@ -100,13 +100,24 @@ class SqlProductIndex:
         return IndexedProduct(TableIdent(Namespace.from_key(row.namespace), row.name), row.kind,
                               row.metadata_location, summary, row.error)
 
+    def _live(self, stmt, base=products_t):
+        """Only rows made from the file the pointer names now: a row a writer without the index (an older
+        icemesh) left behind is never listed, and `unindexed` finds it again."""
+        p, t, v = products_t.c, tables_t.c, views_t.c
+        joined = base.outerjoin(tables_t, and_(p.kind == "table", t.warehouse == p.warehouse,
+                                                     t.namespace == p.namespace, t.name == p.name)) \
+            .outerjoin(views_t, and_(p.kind == "view", v.warehouse == p.warehouse, v.namespace == p.namespace,
+                                     v.name == p.name))
+        return stmt.select_from(joined).where(
+            or_(t.metadata_location == p.metadata_location, v.metadata_location == p.metadata_location))
+
     def find(self, warehouse: str, query: ProductQuery, after: tuple[str, str] | None,
              limit: int) -> list[IndexedProduct]:
         c = products_t.c
-        stmt = select(c.namespace, c.name, c.kind, c.metadata_location, c.summary, c.error).where(
+        stmt = self._live(select(c.namespace, c.name, c.kind, c.metadata_location, c.summary, c.error)).where(
             c.warehouse == warehouse)
-        if query.products_only:  # and the unreadable, to report them
-            stmt = stmt.where(or_(c.product.is_(True), c.error.is_not(None)))
+        if query.products_only:  # and the unreadable, to report them (see _row_values)
+            stmt = stmt.where(c.product.is_(True))
         if query.namespace is not None:
             stmt = stmt.where(c.namespace == query.namespace.key)
         if query.projects:
@@ -125,7 +136,8 @@ class SqlProductIndex:
     def get(self, warehouse: str, ident: TableIdent) -> IndexedProduct | None:
         c = products_t.c
         with self.db.read() as conn:
-            row = conn.execute(select(c.namespace, c.name, c.kind, c.metadata_location, c.summary, c.error).where(
+            row = conn.execute(self._live(select(c.namespace, c.name, c.kind, c.metadata_location, c.summary,
+                                                 c.error)).where(
                 c.warehouse == warehouse, c.namespace == ident.namespace.key, c.name == ident.name)).first()
         return None if row is None else self._indexed(row)
 
@@ -138,7 +150,10 @@ class SqlProductIndex:
             return found
         with self.db.connect() as conn:
             for start in range(0, len(names), 500):
-                rows = conn.execute(select(c.upstream, c.namespace, c.name).where(
+                edges = product_upstream_t.join(products_t, and_(
+                    products_t.c.warehouse == c.warehouse, products_t.c.namespace == c.namespace,
+                    products_t.c.name == c.name))
+                rows = conn.execute(self._live(select(c.upstream, c.namespace, c.name), edges).where(
                     c.warehouse == warehouse, c.upstream.in_(names[start:start + 500]))).all()
                 for r in rows:
                     found[r.upstream].append(str(TableIdent(Namespace.from_key(r.namespace), r.name)))
@@ -150,7 +165,7 @@ class SqlProductIndex:
         c = products_t.c
         version = func.coalesce(c.version, "")
         with self.db.read() as conn:
-            rows = conn.execute(select(c.project, c.model, version.label("version"), c.namespace)
+            rows = conn.execute(self._live(select(c.project, c.model, version.label("version"), c.namespace))
                                 .where(c.warehouse == warehouse, c.product.is_(True), c.project.is_not(None))
                                 .group_by(c.project, c.model, version, c.namespace)
                                 .having(func.count() > 1)).all()

@@ -269,6 +269,7 @@ products_t = Table(
     Column("last_updated_ms", BigInteger),
     Column("summary", Text),  # JSON (tables/product_summary.py); NULL when the metadata could not be read
     Column("error", Text),  # why the metadata could not be read (the row is skipped, and reported)
+    Index("ix_icemesh_products_listing", "warehouse", "product", "namespace", "name"),  # pages of products
 )
 
 
