@@ -14,6 +14,7 @@ from __future__ import annotations
 import base64
 import logging
 import threading
+import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any, Iterable
@@ -35,6 +36,7 @@ DBT_PREFIX = product_summary.DBT_PREFIX
 MAX_PAGE = 1000
 DEFAULT_PAGE = 100
 MAX_DEPTH = 20
+CLOCK_SLACK_S = 120  # server clocks may disagree this much: a pointer moved by another process is looked at again
 
 
 @dataclass(frozen=True)
@@ -127,7 +129,8 @@ class ProductService:
         self.catalog = catalog
         self.index = getattr(catalog.backend, "products", None)
         self._summaries = _Summaries()
-        self._filled: dict[str, int] = {}  # warehouse -> policy version at its last fill
+        self._filled: dict[str, float] = {}  # warehouse -> when its last check for unindexed tables started
+        self._twins_cache: dict[str, tuple[int, set]] = {}  # warehouse -> (policy version, twins)
         self._fill_lock = threading.Lock()
 
     # -- the calls -----------------------------------------------------------------------------------
@@ -207,18 +210,18 @@ class ProductService:
     # -- the index -----------------------------------------------------------------------------------
 
     def _fill(self, wh: str) -> None:
-        """Index what the index does not hold yet, from the metadata files: an older catalog's tables, at the
-        first listing, and whatever a writer without the index (an older icemesh process on the same database)
-        created or moved since, noticed by the policy version it bumps. One unreadable file is recorded as
-        such (skipped and reported), never fatal."""
-        version = self.catalog.policy.policy_version()
-        if self._filled.get(wh) == version:
+        """Index what the index does not reflect yet, from the metadata files: an older catalog's tables (the
+        first listing looks at all), then what a writer without the index (an older icemesh process on the
+        same database) moved lately. One unreadable file is recorded as such (skipped, reported), never fatal."""
+        last = self._filled.get(wh)
+        started = time.time()
+        pending = self.index.unindexed(wh, None if last is None else last - CLOCK_SLACK_S)
+        if not pending:
+            self._filled[wh] = started
             return
         with self._fill_lock:
-            if self._filled.get(wh) == version:
-                return
             entries = []
-            for ident, kind, location in self.index.unindexed(wh):
+            for ident, kind, location in pending:
                 try:
                     doc = orjson.loads(self.catalog.warehouses[wh].read_bytes(location))
                     summary = product_summary.from_view_document(doc) if kind == "view" else \
@@ -229,7 +232,8 @@ class ProductService:
                     entries.append((ident, kind, location, None, f"cannot read its metadata ({exc.__class__.__name__})"))
             for start in range(0, len(entries), 1000):
                 self.index.fill(wh, entries[start:start + 1000])
-            self._filled[wh] = version
+            self._twins_cache.pop(wh, None)
+        self._filled[wh] = started
 
     def _page_from_index(self, ctx: RequestContext, wh: str, ns: Namespace | None, include_tables: bool,
                          filters: Filters, after: tuple[str, str] | None, size: int | None) -> _Page:
@@ -238,7 +242,7 @@ class ProductService:
         page = _Page()
         bindings = self.catalog.policy.project_bindings()
         twins = self._twins(wh, bindings)
-        batch = 500 if size is None else max(2 * size, 200)
+        batch = 500 if size is None else size + 1  # a caller that sees most rows needs one batch; others more
         wanted = set(filters.names)
         while True:
             rows = self._rows(wh, query, wanted, after, batch)
@@ -253,6 +257,7 @@ class ProductService:
                     return page
             if len(rows) < batch:
                 break
+            batch = min(batch * 4, 2000)
         return page
 
     def _rows(self, wh: str, query: ProductQuery, wanted: set[str], after, batch: int) -> list[IndexedProduct]:
@@ -264,10 +269,17 @@ class ProductService:
         return [r for r in rows if after is None or (r.ident.namespace.key, r.ident.name) > after]
 
     def _twins(self, wh: str, bindings) -> set[tuple[str, str, str]]:
-        """Claims two accepted tables make (both refused): a refused claim elsewhere never knocks out the real one."""
-        return {(p, m, v) for p, m, v, ns in self.index.duplicate_claims(wh)
+        """Claims two accepted tables make (both refused): a refused claim elsewhere never knocks out the real one.
+        Kept per policy version (creates, drops and renames move it; commits cannot make twins: refused)."""
+        version = self.catalog.policy.policy_version()
+        cached = self._twins_cache.get(wh)
+        if cached is not None and cached[0] == version:
+            return cached[1]
+        twins = {(p, m, v) for p, m, v, ns in self.index.duplicate_claims(wh)
                 if product_claims.registry_refusal(product_claims.Claim(p, m, v), NamespaceRef(ns.levels),
                                                    bindings.get(p)) is None}
+        self._twins_cache[wh] = (version, twins)
+        return twins
 
     def _take(self, ctx, wh: str, row: IndexedProduct, include_tables: bool, filters: Filters, bindings,
               page: _Page, twins) -> dict[str, Any] | None:

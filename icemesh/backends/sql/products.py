@@ -9,6 +9,8 @@ import json
 import logging
 from typing import Any, Iterable
 
+import orjson
+
 from sqlalchemy import and_, delete, func, insert, or_, select, update
 
 from icemesh.backends.sql.database import Database
@@ -96,7 +98,7 @@ class SqlProductIndex:
 
     @staticmethod
     def _indexed(row) -> IndexedProduct:
-        summary = json.loads(row.summary) if row.summary else None
+        summary = orjson.loads(row.summary) if row.summary else None
         return IndexedProduct(TableIdent(Namespace.from_key(row.namespace), row.name), row.kind,
                               row.metadata_location, summary, row.error)
 
@@ -117,7 +119,7 @@ class SqlProductIndex:
         stmt = self._live(select(c.namespace, c.name, c.kind, c.metadata_location, c.summary, c.error)).where(
             c.warehouse == warehouse)
         if query.products_only:  # and the unreadable, to report them (see _row_values)
-            stmt = stmt.where(c.product.is_(True))
+            stmt = stmt.where(c.product == True)  # noqa: E712 - `= 1` lets SQLite use the listing index
         if query.namespace is not None:
             stmt = stmt.where(c.namespace == query.namespace.key)
         if query.projects:
@@ -160,20 +162,29 @@ class SqlProductIndex:
         return found
 
     def duplicate_claims(self, warehouse: str) -> list[tuple[str, str, str, Namespace]]:
-        """(project, model, version, namespace) claimed by more than one table of one namespace (a catalog from
-        before claims were checked at commit)."""
+        """(project, model, version, namespace) claimed by more than one listed table of one namespace (a catalog
+        from before claims were checked at commit). Counted on the claim index; only what it finds is checked
+        against the pointers."""
         c = products_t.c
         version = func.coalesce(c.version, "")
         with self.db.read() as conn:
-            rows = conn.execute(self._live(select(c.project, c.model, version.label("version"), c.namespace))
-                                .where(c.warehouse == warehouse, c.product.is_(True), c.project.is_not(None))
-                                .group_by(c.project, c.model, version, c.namespace)
-                                .having(func.count() > 1)).all()
-        return [(r.project, r.model or "", r.version, Namespace.from_key(r.namespace)) for r in rows]
+            groups = conn.execute(select(c.project, c.model, version.label("version"), c.namespace)
+                                  .where(c.warehouse == warehouse, c.project.is_not(None), c.product == True)  # noqa: E712
+                                  .group_by(c.project, c.model, version, c.namespace)
+                                  .having(func.count() > 1)).all()
+            found = []
+            for g in groups:
+                live = conn.execute(self._live(select(func.count())).where(
+                    c.warehouse == warehouse, c.namespace == g.namespace, c.project == g.project,
+                    c.model == g.model, version == g.version)).scalar()
+                if live > 1:
+                    found.append((g.project, g.model or "", g.version, Namespace.from_key(g.namespace)))
+        return found
 
-    def unindexed(self, warehouse: str) -> list[tuple[TableIdent, str, str]]:
+    def unindexed(self, warehouse: str, since: float | None = None) -> list[tuple[TableIdent, str, str]]:
         """Tables and views whose index row is missing or was made from another metadata file (a catalog from
-        before the index, or written by an older icemesh)."""
+        before the index, or a writer without it: an older icemesh on the same database), among those whose
+        pointer moved after `since` (None: all of them)."""
         p = products_t.c
         out = []
         with self.db.connect() as conn:
@@ -183,6 +194,8 @@ class SqlProductIndex:
                     p.warehouse == c.warehouse, p.namespace == c.namespace, p.name == c.name))).where(
                     c.warehouse == warehouse,
                     or_(p.name.is_(None), p.metadata_location != c.metadata_location, p.error.is_not(None)))
+                if since is not None:
+                    stmt = stmt.where(c.updated_at > since)
                 out += [(TableIdent(Namespace.from_key(r.namespace), r.name), kind, r.metadata_location)
                         for r in conn.execute(stmt)]
         return out

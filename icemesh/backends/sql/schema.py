@@ -73,6 +73,7 @@ tables_t = Table(
     # protected and private models are not products (see Policy.restricted).
     Column("access", String(16)),
     ForeignKeyConstraint(["warehouse", "namespace"], ["icemesh_namespaces.warehouse", "icemesh_namespaces.name"]),
+    Index("ix_icemesh_tables_updated", "warehouse", "updated_at"),  # what moved lately (the product index's check)
 )
 
 
@@ -90,6 +91,7 @@ views_t = Table(
     Column("updated_at", Float, nullable=False),
     Column("owner", String(255)),
     ForeignKeyConstraint(["warehouse", "namespace"], ["icemesh_namespaces.warehouse", "icemesh_namespaces.name"]),
+    Index("ix_icemesh_views_updated", "warehouse", "updated_at"),
 )
 
 
@@ -258,7 +260,7 @@ products_t = Table(
     Column("kind", String(8), nullable=False),  # table | view
     Column("metadata_location", Text, nullable=False),  # the file the row was computed from
     Column("product", Boolean, nullable=False),  # dbt published it (it names a model)
-    Column("project", String(255), index=True),
+    Column("project", String(255)),
     Column("model", String(255)),
     Column("version", String(64)),
     Column("access", String(16)),
@@ -270,6 +272,7 @@ products_t = Table(
     Column("summary", Text),  # JSON (tables/product_summary.py); NULL when the metadata could not be read
     Column("error", Text),  # why the metadata could not be read (the row is skipped, and reported)
     Index("ix_icemesh_products_listing", "warehouse", "product", "namespace", "name"),  # pages of products
+    Index("ix_icemesh_products_claim", "warehouse", "project", "model", "version", "namespace"),  # twins
 )
 
 
@@ -351,15 +354,23 @@ def _grants_data_filter_column(database: Database) -> None:
             conn.execute(text(f"ALTER TABLE {grants_t.name} ADD COLUMN data_filter TEXT"))
 
 
+def _product_index(database: Database) -> None:
+    """The index tables are created with the others (create_all); the pointer tables gain the index on what
+    moved lately (fixed names, no user input). An existing catalog's index rows are filled from the tables'
+    metadata on the first listing (ProductService), one unreadable table skipped and reported."""
+    with database.write() as conn, conn.begin():
+        for table in ("icemesh_tables", "icemesh_views"):
+            if table in set(inspect(database.engine).get_table_names()):
+                conn.execute(text(f"CREATE INDEX IF NOT EXISTS ix_{table}_updated ON {table} (warehouse, updated_at)"))
+
+
 # Each migration brings a database from the version before it to its own; the first is the schema as it was
 # before versions were recorded (created by `create_all`).
 MIGRATIONS = [
     (2, "tag assignments per warehouse, bound to field ids", _tag_assignments_per_warehouse),
     (3, "tables record their dbt access level", _tables_access_column),
     (4, "grants carry data filters (row filters, column masks)", _grants_data_filter_column),
-    # The index tables are created below with the others; an existing catalog's rows are filled from the
-    # tables' metadata on the first listing (ProductService), one unreadable table skipped and reported.
-    (5, "the product index", lambda database: None),
+    (5, "the product index", _product_index),
 ]
 CURRENT = MIGRATIONS[-1][0]
 
