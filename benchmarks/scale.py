@@ -65,7 +65,7 @@ def generate(url: str, tables: int, domains: int, principals: int, grants: int, 
     per_domain = tables // domains
     products_per_domain = max(1, per_domain // 10)
     all_products = [f"{domain(d)}.p{j:04d}" for d in range(domains) for j in range(products_per_domain)]
-    now = time.time()
+    now = time.time() - 3600  # a catalog that was built an hour ago (its pointers are not "just moved")
     secret_hash = secrets.hash_secret(SECRET)  # one scrypt: every generated principal shares the secret
     with db.write() as conn, conn.begin():
         conn.execute(insert(tag_keys_t), [{"key": "domain", "allowed_values": json.dumps([domain(d) for d in range(domains)])},

@@ -16,7 +16,7 @@ import logging
 import threading
 import time
 from collections import OrderedDict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Iterable
 
 import orjson
@@ -161,6 +161,8 @@ class ProductService:
         """One product, with its downstream products (those that record it upstream) among those visible."""
         wh = self.catalog.find_warehouse(warehouse).name
         ident = parse_table_arg(name)
+        if self.index is not None:
+            self._fill(wh)
         summary = self._one(ctx, wh, ident)
         described = self._describe(ctx, wh, ident, summary) if summary is not None else None
         if described is None:  # missing and invisible look the same
@@ -179,6 +181,8 @@ class ProductService:
         wh = self.catalog.find_warehouse(warehouse).name
         if not 1 <= depth <= MAX_DEPTH:
             raise BadRequest(f"Invalid depth {depth}: use 1 to {MAX_DEPTH}")
+        if self.index is not None:
+            self._fill(wh)
         if name is None:
             visible = {p["name"]: p for p in self.list(ctx, warehouse=wh)}
             return [{"upstream": u, "downstream": d} for u, d in sorted(
@@ -215,6 +219,8 @@ class ProductService:
         same database) moved lately. One unreadable file is recorded as such (skipped, reported), never fatal."""
         last = self._filled.get(wh)
         started = time.time()
+        if last is not None and started - last < 1.0:
+            return  # looked within the last second
         pending = self.index.unindexed(wh, None if last is None else last - CLOCK_SLACK_S)
         if not pending:
             self._filled[wh] = started
@@ -246,8 +252,17 @@ class ProductService:
         wanted = set(filters.names)
         while True:
             rows = self._rows(wh, query, wanted, after, batch)
+            seen = [r for r in rows if self._may_see(ctx, wh, r.ident)]  # decided before any summary is loaded
+            loaded = self.index.summaries(wh, [r.ident for r in seen if r.error is None and r.summary is None])
+            shown = {r.ident for r in seen}
             for row in rows:
                 after = (row.ident.namespace.key, row.ident.name)
+                if row.ident not in shown:
+                    continue
+                if row.summary is None and row.error is None:
+                    row = replace(row, summary=loaded.get(row.ident))
+                    if row.summary is None:
+                        continue  # changed since the keys were read
                 described = self._take(ctx, wh, row, include_tables, filters, bindings, page, twins)
                 if described is None:
                     continue
@@ -307,7 +322,6 @@ class ProductService:
     def _one(self, ctx: RequestContext, wh: str, ident: TableIdent) -> dict[str, Any] | None:
         """A table's or view's product summary (None: no such table, or unreadable)."""
         if self.index is not None:
-            self._fill(wh)
             row = self.index.get(wh, ident)
             return None if row is None else row.summary
         record = self.catalog.pointers.get_table(wh, ident)

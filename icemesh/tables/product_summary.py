@@ -6,7 +6,10 @@ columns with docs and types, snapshot and freshness. Pure: computed from the met
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
+
+_WORD = re.compile(r"\w+")
 
 DBT_PREFIX = "icemesh.dbt."
 _JSON_FIELDS = {"owner", "contract", "upstream", "freshness", "tags"}
@@ -99,3 +102,8 @@ def search_text(name: str, summary: dict[str, Any]) -> str:
     for c in summary["columns"]:
         parts += [c["name"], c["doc"]]
     return "\n".join(p for p in parts if p).lower()
+
+
+def words(text: str) -> list[str]:
+    """The distinct words of a text, lower case, as the search index keeps them (at most 64 characters each)."""
+    return sorted({w[:64] for w in _WORD.findall(text.lower())})

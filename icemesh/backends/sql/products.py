@@ -11,10 +11,10 @@ from typing import Any, Iterable
 
 import orjson
 
-from sqlalchemy import and_, delete, func, insert, or_, select, update
+from sqlalchemy import and_, bindparam, delete, func, insert, or_, select, tuple_, update
 
 from icemesh.backends.sql.database import Database
-from icemesh.backends.sql.schema import product_upstream_t, products_t, tables_t, views_t
+from icemesh.backends.sql.schema import product_upstream_t, product_words_t, products_t, tables_t, views_t
 from icemesh.catalog.ports import IndexedProduct, ProductQuery
 from icemesh.names import Namespace, TableIdent
 from icemesh.tables import product_summary
@@ -48,6 +48,9 @@ def _upstream(summary: dict[str, Any] | None) -> list[str]:
 class SqlProductIndex:
     def __init__(self, database: Database) -> None:
         self.db = database
+        c = products_t.c
+        self._get_stmt = self._live(select(c.namespace, c.name, c.kind, c.metadata_location, c.summary, c.error)).where(
+            c.warehouse == bindparam("w"), c.namespace == bindparam("n"), c.name == bindparam("t"))
 
     # -- writes (inside the caller's transaction) --------------------------------------------------
 
@@ -57,6 +60,10 @@ class SqlProductIndex:
         conn.execute(insert(products_t).values(warehouse=warehouse, namespace=ident.namespace.key, name=ident.name,
                                                kind=kind, metadata_location=metadata_location, error=error,
                                                **_row_values(summary, str(ident))))
+        found = product_summary.words(product_summary.search_text(str(ident), summary)) if summary else []
+        if found:
+            conn.execute(insert(product_words_t), [
+                {"warehouse": warehouse, "word": w, "namespace": ident.namespace.key, "name": ident.name} for w in found])
         ups = _upstream(summary)
         if ups:
             conn.execute(insert(product_upstream_t), [
@@ -81,7 +88,7 @@ class SqlProductIndex:
         self.put(conn, warehouse, ident, "view", metadata_location, summary, error)
 
     def forget(self, conn, warehouse: str, ident: TableIdent) -> None:
-        for t in (products_t, product_upstream_t):
+        for t in (products_t, product_upstream_t, product_words_t):
             conn.execute(delete(t).where(t.c.warehouse == warehouse, t.c.namespace == ident.namespace.key,
                                          t.c.name == ident.name))
 
@@ -89,7 +96,7 @@ class SqlProductIndex:
         """A rename: the row follows the table, and products that named it upstream now name the new name
         (dbt records upstream by catalog name; the next publish of each rewrites it anyway)."""
         self.forget(conn, warehouse, destination)
-        for t in (products_t, product_upstream_t):
+        for t in (products_t, product_upstream_t, product_words_t):
             conn.execute(update(t).where(t.c.warehouse == warehouse, t.c.namespace == source.namespace.key,
                                          t.c.name == source.name)
                          .values(namespace=destination.namespace.key, name=destination.name))
@@ -106,17 +113,23 @@ class SqlProductIndex:
         """Only rows made from the file the pointer names now: a row a writer without the index (an older
         icemesh) left behind is never listed, and `unindexed` finds it again."""
         p, t, v = products_t.c, tables_t.c, views_t.c
+        if base is products_t and getattr(self, "_joined", None) is not None:
+            return stmt.select_from(self._joined).where(self._current)
         joined = base.outerjoin(tables_t, and_(p.kind == "table", t.warehouse == p.warehouse,
                                                      t.namespace == p.namespace, t.name == p.name)) \
             .outerjoin(views_t, and_(p.kind == "view", v.warehouse == p.warehouse, v.namespace == p.namespace,
                                      v.name == p.name))
-        return stmt.select_from(joined).where(
-            or_(t.metadata_location == p.metadata_location, v.metadata_location == p.metadata_location))
+        current = or_(t.metadata_location == p.metadata_location, v.metadata_location == p.metadata_location)
+        if base is products_t:
+            self._joined, self._current = joined, current
+        return stmt.select_from(joined).where(current)
 
     def find(self, warehouse: str, query: ProductQuery, after: tuple[str, str] | None,
              limit: int) -> list[IndexedProduct]:
+        """Keys only (summary None; error set when unreadable): the caller decides what it may see first, then
+        loads those summaries (`summaries`)."""
         c = products_t.c
-        stmt = self._live(select(c.namespace, c.name, c.kind, c.metadata_location, c.summary, c.error)).where(
+        stmt = self._live(select(c.namespace, c.name, c.kind, c.metadata_location, c.error)).where(
             c.warehouse == warehouse)
         if query.products_only:  # and the unreadable, to report them (see _row_values)
             stmt = stmt.where(c.product == True)  # noqa: E712 - `= 1` lets SQLite use the listing index
@@ -128,19 +141,47 @@ class SqlProductIndex:
             owner = query.owner.lower()
             stmt = stmt.where(or_(c.owner_email == owner, c.owner_name == owner))
         if query.text:
-            stmt = stmt.where(c.search.contains(query.text.lower(), autoescape=True))
+            stmt = self._search(stmt, warehouse, query.text)
         if after is not None:
             stmt = stmt.where(or_(c.namespace > after[0], and_(c.namespace == after[0], c.name > after[1])))
         stmt = stmt.order_by(c.namespace, c.name).limit(limit)
         with self.db.read() as conn:
-            return [self._indexed(r) for r in conn.execute(stmt)]
+            return [IndexedProduct(TableIdent(Namespace.from_key(r.namespace), r.name), r.kind, r.metadata_location,
+                                   None, r.error) for r in conn.execute(stmt)]
+
+    @staticmethod
+    def _search(stmt, warehouse: str, text: str):
+        """Rows where every word of `text` begins some word of theirs (an index range per word); a text with
+        no word at all is matched as it is, by scanning."""
+        c, w = products_t.c, product_words_t.c
+        found = product_summary.words(text)
+        if not found:
+            return stmt.where(c.search.contains(text.lower(), autoescape=True))
+        for word in found:
+            stmt = stmt.where(tuple_(c.namespace, c.name).in_(select(w.namespace, w.name).where(
+                w.warehouse == warehouse, w.word >= word, w.word < word + "\U0010ffff")))
+        return stmt
+
+    def summaries(self, warehouse: str, idents: list[TableIdent]) -> dict[TableIdent, dict[str, Any]]:
+        """The summaries of these rows, in one statement of primary-key lookups."""
+        c = products_t.c
+        by_ns: dict[str, dict[str, TableIdent]] = {}
+        for ident in idents:
+            by_ns.setdefault(ident.namespace.key, {})[ident.name] = ident
+        if not by_ns:
+            return {}
+        found: dict[TableIdent, dict[str, Any]] = {}
+        stmt = select(c.namespace, c.name, c.summary).where(c.warehouse == warehouse, or_(
+            *[and_(c.namespace == ns, c.name.in_(list(names))) for ns, names in by_ns.items()]))
+        with self.db.read() as conn:
+            for r in conn.execute(stmt):
+                if r.summary is not None:
+                    found[by_ns[r.namespace][r.name]] = orjson.loads(r.summary)
+        return found
 
     def get(self, warehouse: str, ident: TableIdent) -> IndexedProduct | None:
-        c = products_t.c
         with self.db.read() as conn:
-            row = conn.execute(self._live(select(c.namespace, c.name, c.kind, c.metadata_location, c.summary,
-                                                 c.error)).where(
-                c.warehouse == warehouse, c.namespace == ident.namespace.key, c.name == ident.name)).first()
+            row = conn.execute(self._get_stmt, {"w": warehouse, "n": ident.namespace.key, "t": ident.name}).first()
         return None if row is None else self._indexed(row)
 
     def downstream(self, warehouse: str, names: Iterable[str]) -> dict[str, list[str]]:

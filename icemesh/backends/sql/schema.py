@@ -281,10 +281,23 @@ product_upstream_t = Table(
     # and lineage lookups without reading every product.
     "icemesh_product_upstream", schema,
     Column("warehouse", String(255), primary_key=True),
+    Column("upstream", String(1024), primary_key=True),  # 'namespace.table', as dbt records it
     Column("namespace", String(4200), primary_key=True),
     Column("name", String(255), primary_key=True),
-    Column("upstream", String(1024), primary_key=True),  # 'namespace.table', as dbt records it
-    Index("ix_icemesh_product_upstream", "warehouse", "upstream"),
+    Index("ix_icemesh_product_upstream_of", "warehouse", "namespace", "name"),
+)
+
+
+product_words_t = Table(
+    # Search: every word of a product's searchable text (tables/product_summary.words), so a search looks up
+    # word prefixes in an index instead of scanning every product's text.
+    "icemesh_product_words", schema,
+    Column("warehouse", String(255), primary_key=True),
+    # Byte order on PostgreSQL too, so a prefix is one index range (as SQLite's default)
+    Column("word", String(64).with_variant(String(64, collation="C"), "postgresql"), primary_key=True),
+    Column("namespace", String(4200), primary_key=True),
+    Column("name", String(255), primary_key=True),
+    Index("ix_icemesh_product_words_of", "warehouse", "namespace", "name"),
 )
 
 
