@@ -90,8 +90,9 @@ class IndexedProduct:
     ident: TableIdent
     kind: str  # table | view
     metadata_location: str
-    summary: dict[str, Any] | None  # tables/product_summary.py; None: the metadata could not be read
-    error: str | None = None  # why not
+    summary: dict[str, Any] | None  # tables/product_summary.py; None: unreadable (error), or still in `raw`
+    error: str | None = None  # why the metadata could not be read
+    raw: str | bytes | None = field(default=None, repr=False)  # the summary's JSON, when not decoded yet
 
 
 @dataclass(frozen=True)
@@ -208,8 +209,7 @@ class ProductIndex(Protocol):
     (namespace key, name) of the previous page."""
 
     def find(self, warehouse: str, query: ProductQuery, after: tuple[str, str] | None,
-             limit: int) -> list[IndexedProduct]: ...  # keys only: summary None (error set: unreadable)
-    def summaries(self, warehouse: str, idents: list[TableIdent]) -> dict[TableIdent, dict[str, Any]]: ...
+             limit: int) -> list[IndexedProduct]: ...  # summaries in `raw`, decoded by the caller
     def get(self, warehouse: str, ident: TableIdent) -> IndexedProduct | None: ...
     def downstream(self, warehouse: str, names: Iterable[str]) -> dict[str, list[str]]: ...
     def unindexed(self, warehouse: str, since: float | None = None) -> list[tuple[TableIdent, str, str]]: ...

@@ -252,17 +252,12 @@ class ProductService:
         wanted = set(filters.names)
         while True:
             rows = self._rows(wh, query, wanted, after, batch)
-            seen = [r for r in rows if self._may_see(ctx, wh, r.ident)]  # decided before any summary is loaded
-            loaded = self.index.summaries(wh, [r.ident for r in seen if r.error is None and r.summary is None])
-            shown = {r.ident for r in seen}
             for row in rows:
                 after = (row.ident.namespace.key, row.ident.name)
-                if row.ident not in shown:
-                    continue
-                if row.summary is None and row.error is None:
-                    row = replace(row, summary=loaded.get(row.ident))
-                    if row.summary is None:
-                        continue  # changed since the keys were read
+                if not self._may_see(ctx, wh, row.ident):
+                    continue  # decided before its summary is even decoded
+                if row.summary is None and row.raw is not None:
+                    row = replace(row, summary=orjson.loads(row.raw))
                 described = self._take(ctx, wh, row, include_tables, filters, bindings, page, twins)
                 if described is None:
                     continue

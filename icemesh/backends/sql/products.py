@@ -126,10 +126,9 @@ class SqlProductIndex:
 
     def find(self, warehouse: str, query: ProductQuery, after: tuple[str, str] | None,
              limit: int) -> list[IndexedProduct]:
-        """Keys only (summary None; error set when unreadable): the caller decides what it may see first, then
-        loads those summaries (`summaries`)."""
+        """Summaries undecoded (`raw`): the caller decides what it may see first, then decodes only those."""
         c = products_t.c
-        stmt = self._live(select(c.namespace, c.name, c.kind, c.metadata_location, c.error)).where(
+        stmt = self._live(select(c.namespace, c.name, c.kind, c.metadata_location, c.error, c.summary)).where(
             c.warehouse == warehouse)
         if query.products_only:  # and the unreadable, to report them (see _row_values)
             stmt = stmt.where(c.product == True)  # noqa: E712 - `= 1` lets SQLite use the listing index
@@ -147,37 +146,30 @@ class SqlProductIndex:
         stmt = stmt.order_by(c.namespace, c.name).limit(limit)
         with self.db.read() as conn:
             return [IndexedProduct(TableIdent(Namespace.from_key(r.namespace), r.name), r.kind, r.metadata_location,
-                                   None, r.error) for r in conn.execute(stmt)]
+                                   None, r.error, r.summary) for r in conn.execute(stmt)]
 
-    @staticmethod
-    def _search(stmt, warehouse: str, text: str):
+    def _search(self, stmt, warehouse: str, text: str):
         """Rows where every word of `text` begins some word of theirs (an index range per word); a text with
         no word at all is matched as it is, by scanning."""
-        c, w = products_t.c, product_words_t.c
+        c = products_t.c
         found = product_summary.words(text)
         if not found:
             return stmt.where(c.search.contains(text.lower(), autoescape=True))
-        for word in found:
-            stmt = stmt.where(tuple_(c.namespace, c.name).in_(select(w.namespace, w.name).where(
-                w.warehouse == warehouse, w.word >= word, w.word < word + "\U0010ffff")))
-        return stmt
+        return stmt.where(tuple_(c.namespace, c.name).in_(self._rarest(warehouse, found)))
 
-    def summaries(self, warehouse: str, idents: list[TableIdent]) -> dict[TableIdent, dict[str, Any]]:
-        """The summaries of these rows, in one statement of primary-key lookups."""
-        c = products_t.c
-        by_ns: dict[str, dict[str, TableIdent]] = {}
-        for ident in idents:
-            by_ns.setdefault(ident.namespace.key, {})[ident.name] = ident
-        if not by_ns:
-            return {}
-        found: dict[TableIdent, dict[str, Any]] = {}
-        stmt = select(c.namespace, c.name, c.summary).where(c.warehouse == warehouse, or_(
-            *[and_(c.namespace == ns, c.name.in_(list(names))) for ns, names in by_ns.items()]))
+    def _rarest(self, warehouse: str, found: list[str]):
+        """The rows of the word that begins the fewest words (counted up to a cap): one index range, small."""
+        w = product_words_t.c
+
+        def rows(word: str):
+            return select(w.namespace, w.name).where(w.warehouse == warehouse, w.word >= word,
+                                                     w.word < word + "\U0010ffff")
+        if len(found) == 1:
+            return rows(found[0])
         with self.db.read() as conn:
-            for r in conn.execute(stmt):
-                if r.summary is not None:
-                    found[by_ns[r.namespace][r.name]] = orjson.loads(r.summary)
-        return found
+            counts = {word: conn.execute(select(func.count()).select_from(rows(word).limit(2000).subquery())).scalar()
+                      for word in found}
+        return rows(min(found, key=lambda word: (counts[word], -len(word))))
 
     def get(self, warehouse: str, ident: TableIdent) -> IndexedProduct | None:
         with self.db.read() as conn:
