@@ -196,6 +196,7 @@ def main() -> dict:
     parser.add_argument("--grants", type=int, default=10000)
     parser.add_argument("--db", default="sqlite", help="sqlite, postgres, or a postgresql:// URL")
     parser.add_argument("--repeat", type=int, default=20)
+    parser.add_argument("--keep", action="store_true", help="keep the generated catalog (its URL is printed)")
     args = parser.parse_args()
     domains = min(args.domains, max(1, args.tables // 10))
     tmp = tempfile.mkdtemp(prefix="icemesh-scale-")
@@ -230,7 +231,10 @@ def main() -> dict:
         finally:
             server.stop()
     finally:
-        cleanup()
+        if args.keep:
+            print(f"kept: {url} (warehouse {tmp}/warehouse)", flush=True)
+        else:
+            cleanup()
     verdicts = {}
     for who in ("admin", "domain_principal"):
         for key, floor in FLOORS_MS.items():

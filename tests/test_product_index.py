@@ -263,3 +263,47 @@ def test_an_older_catalog_is_indexed_and_one_broken_file_is_reported_not_fatal(t
         assert [p["name"] for p in answer["products"]] == ["old.good"]
         assert answer["unreadable"] == [{"name": "old.broken", "reason": "cannot read its metadata (JSONDecodeError)"}]
         assert names(admin, q="fine") == ["old.good"]
+
+
+def test_a_backend_without_an_index_answers_the_same(tmp_path):
+    """Glue lists from the metadata files behind the same calls: the same answers, pages and filters included
+    (in-process: the SQL backend with its index switched off)."""
+    from tests.inprocess import shop_world
+
+    catalog, admin, who, client = shop_world(tmp_path)
+    try:
+        http = catalog.http
+        for i in range(5):
+            props = product_props("shop", f"m{i}", [f"shop.m{i - 1}"] if i else [], f"model number {i}",
+                                  tags=["core"] if i % 2 else [])
+            if i % 2:
+                props["icemesh.tags"] = json.dumps([{"column": "", "key": "sens", "value": "public"}])
+            body = {"name": f"m{i}", "schema": {"type": "struct", "schema-id": 0, "fields": [
+                {"id": 1, "name": "id", "type": "long", "required": False, "doc": "identity"}]}, "properties": props}
+            assert http.post(catalog.rest("/namespaces/shop/tables"), json=body, headers=admin).status_code == 200
+
+        def answers() -> list:
+            out = []
+            for headers in (admin, who["reader"], who["outsider"]):
+                for params in ({}, {"q": "number 3"}, {"tag": "sens=public"}, {"tag": "core"}, {"project": "shop"},
+                               {"name": "shop.m1"}):
+                    out.append(http.get(f"{M}/products", params=params, headers=headers).json())
+                token, pages = None, []
+                while True:
+                    page = http.get(f"{M}/products", params={"page-size": 2, **({"page-token": token} if token else {})},
+                                    headers=headers).json()
+                    pages.append([p["name"] for p in page["products"]])
+                    token = page["next-page-token"]
+                    if token is None:
+                        break
+                out.append([n for p in pages for n in p])
+                out.append(http.get(f"{M}/lineage", params={"product": "shop.m2", "depth": 2}, headers=headers).json())
+            return out
+
+        indexed = answers()
+        assert [p["name"] for p in indexed[0]] == [f"shop.m{i}" for i in range(5)]
+        assert [p["name"] for p in indexed[8]] == ["shop.m1", "shop.m3"]  # the reader: sens=public only
+        client.app.state.products.index = None
+        assert answers() == indexed
+    finally:
+        client.__exit__(None, None, None)
