@@ -225,7 +225,7 @@ class ProductService:
         if not pending:
             self._filled[wh] = started
             return
-        with self._fill_lock:
+        with self._fill_lock:  # rows a writer without the index left behind (gone tables) go in the same step
             entries = []
             for ident, kind, location in pending:
                 try:

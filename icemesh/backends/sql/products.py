@@ -11,7 +11,7 @@ from typing import Any, Iterable
 
 import orjson
 
-from sqlalchemy import and_, bindparam, delete, func, insert, or_, select, tuple_, update
+from sqlalchemy import and_, bindparam, case, delete, func, insert, or_, select, tuple_, update
 
 from icemesh.backends.sql.database import Database
 from icemesh.backends.sql.schema import product_upstream_t, product_words_t, products_t, tables_t, views_t
@@ -49,7 +49,7 @@ class SqlProductIndex:
     def __init__(self, database: Database) -> None:
         self.db = database
         c = products_t.c
-        self._get_stmt = self._live(select(c.namespace, c.name, c.kind, c.metadata_location, c.summary, c.error)).where(
+        self._get_stmt = select(c.namespace, c.name, c.kind, c.metadata_location, c.summary, c.error).where(
             c.warehouse == bindparam("w"), c.namespace == bindparam("n"), c.name == bindparam("t"))
 
     # -- writes (inside the caller's transaction) --------------------------------------------------
@@ -109,26 +109,21 @@ class SqlProductIndex:
         return IndexedProduct(TableIdent(Namespace.from_key(row.namespace), row.name), row.kind,
                               row.metadata_location, summary, row.error)
 
-    def _live(self, stmt, base=products_t):
-        """Only rows made from the file the pointer names now: a row a writer without the index (an older
-        icemesh) left behind is never listed, and `unindexed` finds it again."""
+    @staticmethod
+    def _ghosts(conn, warehouse: str) -> list[TableIdent]:
+        """Rows whose table or view is gone (dropped or renamed by a writer without the index)."""
         p, t, v = products_t.c, tables_t.c, views_t.c
-        if base is products_t and getattr(self, "_joined", None) is not None:
-            return stmt.select_from(self._joined).where(self._current)
-        joined = base.outerjoin(tables_t, and_(p.kind == "table", t.warehouse == p.warehouse,
-                                                     t.namespace == p.namespace, t.name == p.name)) \
-            .outerjoin(views_t, and_(p.kind == "view", v.warehouse == p.warehouse, v.namespace == p.namespace,
-                                     v.name == p.name))
-        current = or_(t.metadata_location == p.metadata_location, v.metadata_location == p.metadata_location)
-        if base is products_t:
-            self._joined, self._current = joined, current
-        return stmt.select_from(joined).where(current)
+        rows = conn.execute(select(p.namespace, p.name).where(
+            p.warehouse == warehouse,
+            ~select(t.name).where(t.warehouse == p.warehouse, t.namespace == p.namespace, t.name == p.name).exists(),
+            ~select(v.name).where(v.warehouse == p.warehouse, v.namespace == p.namespace, v.name == p.name).exists()))
+        return [TableIdent(Namespace.from_key(r.namespace), r.name) for r in rows]
 
     def find(self, warehouse: str, query: ProductQuery, after: tuple[str, str] | None,
              limit: int) -> list[IndexedProduct]:
         """Summaries undecoded (`raw`): the caller decides what it may see first, then decodes only those."""
         c = products_t.c
-        stmt = self._live(select(c.namespace, c.name, c.kind, c.metadata_location, c.error, c.summary)).where(
+        stmt = select(c.namespace, c.name, c.kind, c.metadata_location, c.error, c.summary).where(
             c.warehouse == warehouse)
         if query.products_only:  # and the unreadable, to report them (see _row_values)
             stmt = stmt.where(c.product == True)  # noqa: E712 - `= 1` lets SQLite use the listing index
@@ -185,19 +180,15 @@ class SqlProductIndex:
             return found
         with self.db.connect() as conn:
             for start in range(0, len(names), 500):
-                edges = product_upstream_t.join(products_t, and_(
-                    products_t.c.warehouse == c.warehouse, products_t.c.namespace == c.namespace,
-                    products_t.c.name == c.name))
-                rows = conn.execute(self._live(select(c.upstream, c.namespace, c.name), edges).where(
+                rows = conn.execute(select(c.upstream, c.namespace, c.name).where(
                     c.warehouse == warehouse, c.upstream.in_(names[start:start + 500]))).all()
                 for r in rows:
                     found[r.upstream].append(str(TableIdent(Namespace.from_key(r.namespace), r.name)))
         return found
 
     def duplicate_claims(self, warehouse: str) -> list[tuple[str, str, str, Namespace]]:
-        """(project, model, version, namespace) claimed by more than one listed table of one namespace (a catalog
-        from before claims were checked at commit). Counted on the claim index; only what it finds is checked
-        against the pointers."""
+        """(project, model, version, namespace) claimed by more than one table of one namespace (a catalog from
+        before claims were checked at commit), counted on the claim index."""
         c = products_t.c
         version = func.coalesce(c.version, "")
         with self.db.read() as conn:
@@ -205,14 +196,7 @@ class SqlProductIndex:
                                   .where(c.warehouse == warehouse, c.project.is_not(None), c.product == True)  # noqa: E712
                                   .group_by(c.project, c.model, version, c.namespace)
                                   .having(func.count() > 1)).all()
-            found = []
-            for g in groups:
-                live = conn.execute(self._live(select(func.count())).where(
-                    c.warehouse == warehouse, c.namespace == g.namespace, c.project == g.project,
-                    c.model == g.model, version == g.version)).scalar()
-                if live > 1:
-                    found.append((g.project, g.model or "", g.version, Namespace.from_key(g.namespace)))
-        return found
+        return [(g.project, g.model or "", g.version, Namespace.from_key(g.namespace)) for g in groups]
 
     def unindexed(self, warehouse: str, since: float | None = None) -> list[tuple[TableIdent, str, str]]:
         """Tables and views whose index row is missing or was made from another metadata file (a catalog from
@@ -244,4 +228,6 @@ class SqlProductIndex:
                     t.c.warehouse == warehouse, t.c.namespace == ident.namespace.key, t.c.name == ident.name)).scalar()
                 if current == location:
                     self.put(conn, warehouse, ident, kind, location, summary, error)
+            for ghost in self._ghosts(conn, warehouse):
+                self.forget(conn, warehouse, ghost)
 
