@@ -251,9 +251,11 @@ def test_an_older_catalog_is_indexed_and_one_broken_file_is_reported_not_fatal(t
         cat.create_table("old.good", SCHEMA, properties=product_props("old", "good", description="fine"))
         broken = cat.create_table("old.broken", SCHEMA, properties=product_props("old", "broken"))
         secret = server.admin_secret
-    with sqlite3.connect(f"{tmp_path}/catalog.db") as conn:
-        conn.execute("DELETE FROM icemesh_products")
-        conn.execute("DELETE FROM icemesh_product_upstream")
+    with sqlite3.connect(f"{tmp_path}/catalog.db") as conn:  # as icemesh left it before the index (version 4)
+        for table in ("icemesh_products", "icemesh_product_upstream", "icemesh_product_words"):
+            conn.execute(f"DROP TABLE {table}")
+        conn.execute("DROP INDEX ix_icemesh_tables_updated")
+        conn.execute("UPDATE icemesh_schema_version SET version = 4")
     with open(broken.metadata_location.removeprefix("file://"), "w") as f:
         f.write("{not json")
     with CatalogProcess(db=db, warehouse=warehouse, cwd=str(tmp_path), admin_secret=secret) as server:
@@ -263,6 +265,9 @@ def test_an_older_catalog_is_indexed_and_one_broken_file_is_reported_not_fatal(t
         assert [p["name"] for p in answer["products"]] == ["old.good"]
         assert answer["unreadable"] == [{"name": "old.broken", "reason": "cannot read its metadata (JSONDecodeError)"}]
         assert names(admin, q="fine") == ["old.good"]
+    with sqlite3.connect(f"{tmp_path}/catalog.db") as conn:
+        assert conn.execute("SELECT version FROM icemesh_schema_version").fetchone() == (5,)
+        assert conn.execute("SELECT count(*) FROM sqlite_master WHERE name = 'ix_icemesh_tables_updated'").fetchone() == (1,)
 
 
 def test_a_backend_without_an_index_answers_the_same(tmp_path):
