@@ -16,6 +16,7 @@ import argparse
 import json
 import os
 import random
+import shutil
 import statistics
 import sys
 import tempfile
@@ -122,9 +123,8 @@ def generate(url: str, tables: int, domains: int, principals: int, grants: int, 
             conn.execute(insert(tables_t), [{k: v for k, v in r.items() if k != "_summary"} for r in pointer_rows])
             if tag_rows:
                 conn.execute(insert(tag_assignments_t), tag_rows)
-            for r in pointer_rows:
-                index.put(conn, wh, TableIdent(Namespace((r["namespace"],)), r["name"]), "table",
-                          r["metadata_location"], r["_summary"])
+            index.insert_many(conn, wh, [(TableIdent(Namespace((r["namespace"],)), r["name"]), "table",
+                                          r["metadata_location"], r["_summary"], None) for r in pointer_rows])
             bump_policy_version(conn)
         written += len(pointer_rows)
     if db.is_postgres:  # what autovacuum would do after a bulk load: the planner's statistics
@@ -238,6 +238,7 @@ def main() -> dict:
             print(f"kept: {url} (warehouse {tmp}/warehouse)", flush=True)
         else:
             cleanup()
+            shutil.rmtree(tmp, ignore_errors=True)
     verdicts = {}
     for who in ("admin", "domain_principal"):
         for key, floor in FLOORS_MS.items():

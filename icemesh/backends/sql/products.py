@@ -57,18 +57,24 @@ class SqlProductIndex:
     def put(self, conn, warehouse: str, ident: TableIdent, kind: str, metadata_location: str,
             summary: dict[str, Any] | None, error: str | None = None) -> None:
         self.forget(conn, warehouse, ident)
-        conn.execute(insert(products_t).values(warehouse=warehouse, namespace=ident.namespace.key, name=ident.name,
-                                               kind=kind, metadata_location=metadata_location, error=error,
-                                               **_row_values(summary, str(ident))))
-        found = product_summary.words(product_summary.search_text(str(ident), summary)) if summary else []
-        if found:
-            conn.execute(insert(product_words_t), [
-                {"warehouse": warehouse, "word": w, "namespace": ident.namespace.key, "name": ident.name} for w in found])
-        ups = _upstream(summary)
-        if ups:
-            conn.execute(insert(product_upstream_t), [
-                {"warehouse": warehouse, "namespace": ident.namespace.key, "name": ident.name, "upstream": u}
-                for u in ups])
+        self.insert_many(conn, warehouse, [(ident, kind, metadata_location, summary, error)])
+
+    @staticmethod
+    def insert_many(conn, warehouse: str,
+                    entries: list[tuple[TableIdent, str, str, dict[str, Any] | None, str | None]]) -> None:
+        """New rows (none of them indexed yet), in three statements."""
+        rows, words, ups = [], [], []
+        for ident, kind, metadata_location, summary, error in entries:
+            key = {"warehouse": warehouse, "namespace": ident.namespace.key, "name": ident.name}
+            rows.append({**key, "kind": kind, "metadata_location": metadata_location, "error": error, "project": None,
+                         "model": None, "version": None, "access": None, "owner_email": None, "owner_name": None,
+                         "snapshot_id": None, "last_updated_ms": None, **_row_values(summary, str(ident))})
+            if summary:
+                words += [{**key, "word": w} for w in product_summary.words(product_summary.search_text(str(ident), summary))]
+            ups += [{**key, "upstream": u} for u in _upstream(summary)]
+        for table, values in ((products_t, rows), (product_words_t, words), (product_upstream_t, ups)):
+            if values:
+                conn.execute(insert(table), values)
 
     def put_table(self, conn, warehouse: str, ident: TableIdent, metadata_location: str, metadata: Any) -> None:
         """A commit's new TableMetadata. A summary that cannot be made never fails the commit: the row is
