@@ -21,13 +21,14 @@ FAKE_AWS_ENV = {
 }
 
 
-def start_moto(home, port: int) -> subprocess.Popen:
-    """`moto_server` on a free port; returns once it answers (raises with its log if it does not)."""
+def start_moto(home, port: int, env: dict[str, str] | None = None) -> subprocess.Popen:
+    """`moto_server` on a free port; returns once it answers (raises with its log if it does not). `env` adds
+    settings of moto's own (e.g. INITIAL_NO_AUTH_ACTION_COUNT, which turns on its IAM checks)."""
     url = f"http://127.0.0.1:{port}"
     binary = os.path.join(os.path.dirname(sys.executable), "moto_server")
     with open(home / "moto.log", "ab") as log:
         proc = subprocess.Popen([binary, "-H", "127.0.0.1", "-p", str(port)], cwd=str(home),
-                                stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **FAKE_AWS_ENV})
+                                stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **FAKE_AWS_ENV, **(env or {})})
     deadline = time.monotonic() + 30
     while True:
         if proc.poll() is not None:

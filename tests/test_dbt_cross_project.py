@@ -167,6 +167,44 @@ def test_selecting_a_hidden_column_fails_naming_it(mesh):
     assert done.returncode != 0 and "unit_cost" in done.stdout
 
 
+def test_a_filtered_grant_reaches_a_ref_as_a_view_that_applies_it(mesh):
+    """reporting may not read supplier_prices (confidential) until a grant lets it read items 0-1 with the
+    price nulled: its ref then reads a view that applies both; the catalog table itself stays refused."""
+    server, projects = mesh
+    admin = server.client()
+    every = sorted(admin.rest_catalog().load_table("inventory.supplier_prices").scan().to_arrow().to_pylist(),
+                   key=lambda r: r["item_id"])
+    expected = [(r["item_id"], None) for r in every if r["item_id"] < 2]
+    assert expected and len(expected) < len(every)
+    grant = admin.request("POST", M + "/grants", json={
+        "permissions": "SELECT,DESCRIBE", "principal": "svc_reporting", "table": "inventory.supplier_prices",
+        "rows": "item_id < 2", "masks": ["supplier_price=null"]})
+    try:
+        dbt = projects["reporting"]
+        done = _consumer_model(projects, "{{ config(materialized='table') }}\n"
+                                         "select * from {{ ref('inventory', 'supplier_prices') }}", "run")
+        assert done.returncode == 0, done.stdout[-2000:]
+        assert local_rows(dbt, "probe") == expected
+        compiled = (dbt.path / "target" / "compiled" / "reporting" / "models" / "probe.sql").read_text()
+        assert '"icemesh_filtered"' in compiled and "supplier_prices" in compiled
+        con = duckdb.connect(str(dbt.path / "target" / "reporting.duckdb"), read_only=True)
+        try:
+            [(definition,)] = con.execute("select sql from duckdb_views() where schema_name = 'icemesh_filtered' "
+                                          "and view_name like 'inventory__supplier_prices%'").fetchall()
+        finally:
+            con.close()
+        assert 'WHERE (item_id < 2)' in definition and 'CAST(NULL AS' in definition
+        # the catalog's own table, read around the view, is refused: DuckDB's attach does not apply restrictions
+        done = _consumer_model(projects, "{{ config(materialized='table') }}\n"
+                                         'select * from "mesh"."inventory"."supplier_prices"', "run")
+        assert done.returncode != 0 and "does not apply read restrictions" in done.stdout
+    finally:
+        admin.request("POST", M + "/grants/revoke", json={"permissions": "SELECT,DESCRIBE", "id": grant["id"]})
+    # revoked: the ref is refused again at parse, naming the missing grant
+    done = _consumer_model(projects, "select * from {{ ref('inventory', 'supplier_prices') }}")
+    assert done.returncode != 0 and "lacks SELECT on table inventory.supplier_prices" in done.stdout
+
+
 def test_pinned_runs_record_and_repeat_the_upstream_snapshots(mesh):
     """Last in this module: it changes inventory's products."""
     server, projects = mesh

@@ -42,6 +42,13 @@ def product_props(project: str, model: str, upstream=(), description: str = "", 
 def mesh(request, tmp_path_factory):
     db = request.getfixturevalue("postgres_url") if request.param == "postgres" else None
     server = start_catalog(tmp_path_factory, db, f"index-{request.param}")
+    try:
+        yield _world(server)
+    finally:
+        server.stop()
+
+
+def _world(server) -> dict:
     admin = server.client()
     cat = admin.rest_catalog()
     admin.request("POST", f"{M}/tags", json={"key": "dom", "values": ["sales", "finance", "hr"]})
@@ -66,8 +73,7 @@ def mesh(request, tmp_path_factory):
     admin.request("POST", f"{M}/grants", json={"permissions": "SELECT,DESCRIBE", "principal": "svc_fin",
                                                "tags": ["dom=sales", "sens=public"]})
     fin = server.client("svc_fin", secret)
-    yield {"server": server, "admin": admin, "cat": cat, "fin": fin, "fin_secret": secret}
-    server.stop()
+    return {"server": server, "admin": admin, "cat": cat, "fin": fin, "fin_secret": secret}
 
 
 def names(client, **params) -> list[str]:

@@ -18,3 +18,13 @@ def open_backend(settings) -> Backend:
     from icemesh.backends.sql import open_sql
 
     return open_sql(settings.db)
+
+
+def open_credential_vendor(settings):
+    """The vendor of scoped storage credentials (`serve --vend-credentials-role`), or None: clients then bring
+    their own storage keys (or get the server's, with --share-storage-keys)."""
+    if not settings.vend_credentials_role:
+        return None
+    from icemesh.backends.aws.sts import StsCredentialVendor
+
+    return StsCredentialVendor(settings.sts(), settings.vend_credentials_role, settings.vend_credentials_duration_s)

@@ -107,6 +107,18 @@ class ProductQuery:
     products_only: bool = True
 
 
+@dataclass(frozen=True)
+class VendedCredentials:
+    """Short-lived storage keys for one table, as a CredentialVendor made them. Never logged or stored: the
+    repr hides the secret and the token."""
+
+    access_key_id: str
+    secret_access_key: str = field(repr=False)
+    session_token: str = field(repr=False)
+    expires_at_ms: int  # when the keys stop working (STS's Expiration), epoch milliseconds
+    write: bool = False  # the keys may also write and delete the table's files
+
+
 # Governance that follows a table: (column or "" for the table, key) -> (value, field id)
 DeclaredTags = dict[tuple[str, str], tuple[str, "int | None"]]
 
@@ -239,6 +251,13 @@ class AuditLog(Protocol):
                       since: float | None = None) -> list[AuditRecord]: ...
     def flush_audit(self) -> None: ...
     def close(self) -> None: ...
+
+
+class CredentialVendor(Protocol):
+    """Makes storage credentials scoped to one table location (read-only, or read-write). Who gets which is the
+    catalog service's decision; the vendor only mints them (icemesh.backends.aws.sts: STS AssumeRole)."""
+
+    def vend(self, location: str, write: bool, principal: str) -> VendedCredentials: ...
 
 
 class IdempotencyStore(Protocol):

@@ -9,10 +9,12 @@ are checked again against the winner; only when they fail is the client told 409
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import hashlib
 import threading
 import time
+from urllib.parse import quote
 from contextlib import ExitStack
 from dataclasses import dataclass
 from typing import Any, Callable, NoReturn
@@ -27,12 +29,13 @@ from icemesh.tables.effects import file_effects, inspect, metadata_effects
 from icemesh.protocol import (ACCESS_DELEGATION_HEADER, COLUMN_LIMITS_APPLY, COLUMN_LIMITS_HEADER, COLUMN_LIMITS_SCOPE,
                               READ_RESTRICTIONS_HEADER, READ_RESTRICTIONS_SCOPE, RequestContext)
 from icemesh.catalog import read_restrictions
+from icemesh.catalog.credential_cache import CredentialCache
 from icemesh.governance.data_filters import NONE as NO_RESTRICTIONS, Restrictions
 from icemesh.tables import row_filters
 from icemesh.names import Namespace, TableIdent
 from icemesh.tables.locations import LocationInUse, TableFiles, refuse_overlap
-from icemesh.catalog.ports import (AuditLog, Backend, CatalogEvent, IdempotencyStore, IdentityStore, PointerChange, PointerConflict,
-                                   PointerStore, PolicyStore)
+from icemesh.catalog.ports import (AuditLog, AuditRecord, Backend, CatalogEvent, CredentialVendor, IdempotencyStore,
+                                   IdentityStore, PointerChange, PointerConflict, PointerStore, PolicyStore)
 from icemesh.errors import (
     AlreadyExists,
     BadRequest,
@@ -44,6 +47,7 @@ from icemesh.errors import (
     NoSuchWarehouse,
     NotAuthorized,
     UnprocessableEntity,
+    Unsupported,
 )
 from icemesh.governance import commit_rules, declared_tags, product_claims
 from icemesh.governance.commit_rules import Effect
@@ -87,6 +91,10 @@ VIEW_ENDPOINTS = [
     "DELETE /v1/{prefix}/namespaces/{namespace}/views/{view}",
     "POST /v1/{prefix}/views/rename",
 ]
+# Listed only when the server vends storage credentials (`serve --vend-credentials-role`).
+CREDENTIALS_ENDPOINT = "GET /v1/{prefix}/namespaces/{namespace}/tables/{table}/credentials"
+VENDED_CREDENTIALS = "vended-credentials"  # the X-Iceberg-Access-Delegation mechanism icemesh serves
+VEND_AUDIT_ACTION = "VEND_CREDENTIALS"
 
 
 
@@ -98,6 +106,7 @@ class LoadedTable:
     etag: str | None = None
     labels: dict | None = None
     read_restrictions: dict | None = None  # the REST spec's row filter and column masks this reader must apply
+    storage_credentials: list[dict] | None = None  # vended keys for the table's prefix (the spec's list of {prefix, config})
 
 
 class MetadataNotCached(Exception):
@@ -150,12 +159,22 @@ class CatalogService:
         self.default_warehouse = default_warehouse
         self.idempotency_lifetime_s = idempotency_lifetime_s
         self.scan_planning_mode = "client"  # told to clients in /v1/config (`serve --scan-planning`)
+        self.vendor = None  # vends table-scoped storage keys (`serve --vend-credentials-role`)
         self.cache = MetadataCache()
         self.login_guard = LoginGuard()
         self._table_locks: dict[tuple[str, TableIdent], threading.Lock] = {}
         self._locks_guard = threading.Lock()
         for wh in warehouses:
             self.pointers.upsert_warehouse(wh.name, wh.root, wh.public_properties())
+
+    @property
+    def vendor(self) -> CredentialVendor | None:
+        return self._vendor
+
+    @vendor.setter
+    def vendor(self, vendor: CredentialVendor | None) -> None:
+        self._vendor = vendor
+        self._vended = CredentialCache(vendor) if vendor is not None else None
 
     # -- who is calling ----------------------------------------------------------------------------
 
@@ -202,7 +221,8 @@ class CatalogService:
             "defaults": {},
             # namespace-separator: how clients join nested namespace levels in a URL (the unit separator, encoded)
             "overrides": {"prefix": wh.name, "warehouse": wh.root, "namespace-separator": "%1F", **planning},
-            "endpoints": ENDPOINTS + (VIEW_ENDPOINTS if self.backend.views is not None else []),
+            "endpoints": ENDPOINTS + (VIEW_ENDPOINTS if self.backend.views is not None else [])
+            + ([CREDENTIALS_ENDPOINT] if self.vendor is not None else []),
             "idempotency-key-lifetime": f"PT{self.idempotency_lifetime_s}S",
         }
 
@@ -303,7 +323,12 @@ class CatalogService:
         wh.prepare_table_location(location)
         raw = md.serialize(metadata)
         if request.get("stage-create"):
-            return LoadedTable(None, raw, wh.client_config())
+            staged = LoadedTable(None, raw, wh.client_config())
+            if request.get("location"):
+                # A staged table claims no location until its commit: keys for a prefix the client chose could
+                # cover tables created under it meanwhile. Only the server's fresh, unguessable location gets keys.
+                return staged
+            return self._delegated(ctx, wh, ident, location, staged, write=True)  # the creator will own it
         metadata_location = wh.metadata_file_location(location, 0)
         wh.write_new_file(metadata_location, raw)
         try:
@@ -316,7 +341,8 @@ class CatalogService:
             self.auth.invalidate()
         self.auth.note_new_owner()
         self.cache.put(CachedMetadata(metadata_location, raw, metadata))
-        return LoadedTable(metadata_location, raw, wh.client_config(), self._etag(metadata_location, "all"))
+        return self._delegated(ctx, wh, ident, location, LoadedTable(metadata_location, raw, wh.client_config(),
+                                                                     self._etag(metadata_location, "all")), write=True)
 
     def load_table(self, ctx: RequestContext, prefix: str, ident: TableIdent, snapshots: str | None = None,
                    if_none_match: str | None = None, cached_only: bool = False) -> LoadedTable | str:
@@ -332,13 +358,19 @@ class CatalogService:
         record = self.pointers.get_table(wh.name, ident)
         if record is None:
             raise self._no_table(ctx, wh, ident)
+        vends = self._vends(ctx, wh)
+        if cached_only and vends:
+            raise MetadataNotCached(record.metadata_location)  # STS is a network call: off the event loop
         entry = self.cache.peek(record.metadata_location) if cached_only else self.cache.get(record.metadata_location, wh.read_bytes)
         if entry is None:
             raise MetadataNotCached(record.metadata_location)
-        return self._view(ctx, wh, ident, entry, mode, if_none_match)
+        loaded = self._view(ctx, wh, ident, entry, mode, if_none_match, VENDED_CREDENTIALS if vends else "")
+        if isinstance(loaded, str) or not vends:
+            return loaded
+        return self._delegated(ctx, wh, ident, record.location, loaded)
 
     def _view(self, ctx: RequestContext, wh: Warehouse, ident: TableIdent, entry: CachedMetadata, mode: str = "all",
-              if_none_match: str | None = None) -> LoadedTable | str:
+              if_none_match: str | None = None, delegation: str = "") -> LoadedTable | str:
         """The table as this caller may receive it: the one rule for loads and commit responses alike.
 
         A reader that may see only some columns gets them only if it applies column limits (its request
@@ -347,7 +379,8 @@ class CatalogService:
         columns = entry.columns()
         hidden, hidden_ids, restrictions = self._readable(ctx, wh, ident, entry)
         labels, labels_key = self._labels(wh.name, ident, columns, hidden)
-        etag = self._etag(entry.location, mode, f"{sorted(hidden_ids)}|{labels_key}|{restrictions.key()}")
+        etag = self._etag(entry.location, mode, f"{sorted(hidden_ids)}|{labels_key}|{restrictions.key()}"
+                          + (f"|{delegation}" if delegation else ""))
         if if_none_match and (etag in (t.strip() for t in if_none_match.split(",")) or if_none_match.strip() == "*"):
             return etag
         if hidden_ids:
@@ -444,6 +477,65 @@ class CatalogService:
         # stays for the clients that read it.
         labels = {"object-labels": table_tags, "fields": fields, "field-labels": fields}
         return labels, str(evaluator.policy.version)
+
+    # -- vended storage credentials ---------------------------------------------------------------
+
+    def _vends(self, ctx: RequestContext, wh: Warehouse) -> bool:
+        """Whether this load hands out vended keys: the server vends, the client asked for them, the table is in S3."""
+        asked = {m.strip().lower() for m in (ctx.access_delegation or "").split(",")}
+        return self.vendor is not None and VENDED_CREDENTIALS in asked and not wh.is_local
+
+    def _writes_files(self, ctx: RequestContext, wh: Warehouse, ident: TableIdent) -> bool:
+        """Read-write keys for a principal that may add or remove the table's files (INSERT or DELETE; an owner
+        holds both); read-only keys for everyone else who may read it."""
+        return any(self.auth.table(ctx, wh.name, p, ident, enforce=False, audit=False).allowed
+                   for p in (Permission.INSERT, Permission.DELETE))
+
+    def _delegated(self, ctx: RequestContext, wh: Warehouse, ident: TableIdent, location: str, loaded: LoadedTable,
+                   write: bool | None = None) -> LoadedTable:
+        """`loaded` with vended keys in place of any shared ones, when this load vends (else unchanged). The
+        caller has already been allowed to read the table (or is creating it: `write=True`)."""
+        if not self._vends(ctx, wh):
+            return loaded
+        config, credentials = self._credentials(ctx, wh, ident, location, write)
+        return dataclasses.replace(loaded, config=config, storage_credentials=credentials)
+
+    def _credentials(self, ctx: RequestContext, wh: Warehouse, ident: TableIdent, location: str,
+                     write: bool | None = None, fresh: bool = False) -> tuple[dict[str, str], list[dict]]:
+        """Mint keys for the table's prefix: (the loadTable `config`, the spec's `storage-credentials`). Both carry
+        the same keys: pyiceberg ignores `storage-credentials` for a staged table (no metadata location yet), and
+        DuckDB and Iceberg Java prefer them to `config`. The audit records who got which keys, never the keys."""
+        assert self._vended is not None
+        write = self._writes_files(ctx, wh, ident) if write is None else write
+        creds = self._vended.get(location, write, ctx.principal.name, fresh)  # loads reuse keys; refreshes mint
+        mode = "read-write" if write else "read-only"
+        self.audit.audit(AuditRecord(time.time(), ctx.principal.name, VEND_AUDIT_ACTION, f"table {ident}", True,
+                                     f"{mode} storage credentials for {location.rstrip('/')}/ until "
+                                     f"{time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime(creds.expires_at_ms / 1000))}",
+                                     ctx.request_id))
+        keys = {**wh.client_settings(), "s3.access-key-id": creds.access_key_id,
+                "s3.secret-access-key": creds.secret_access_key, "s3.session-token": creds.session_token,
+                "s3.session-token-expires-at-ms": str(creds.expires_at_ms)}
+        refresh = (f"v1/{quote(wh.name, safe='')}/namespaces/{quote(ident.namespace.key, safe='')}/tables/"
+                   f"{quote(ident.name, safe='')}/credentials")
+        config = {**keys, "client.refresh-credentials-endpoint": refresh}  # Iceberg Java refreshes through it
+        return config, [{"prefix": location.rstrip("/") + "/", "config": keys}]
+
+    def load_credentials(self, ctx: RequestContext, prefix: str, ident: TableIdent) -> dict[str, Any]:
+        """`GET .../tables/{t}/credentials`: fresh keys, under the same rules as loadTable, checked again on every
+        call (a revoked grant gets a 403, not new keys). A table outside S3 needs none: an empty list."""
+        wh = self.warehouse(prefix)
+        if self.vendor is None:
+            raise Unsupported("This catalog does not vend storage credentials: start icemesh serve with "
+                              "--vend-credentials-role ARN, or give clients their own storage keys")
+        record = self.pointers.get_table(wh.name, ident)
+        if record is None:
+            raise self._no_table(ctx, wh, ident)
+        self._readable(ctx, wh, ident, self.cache.get(record.metadata_location, wh.read_bytes))
+        if wh.is_local:
+            return {"storage-credentials": []}
+        _config, credentials = self._credentials(ctx, wh, ident, record.location, fresh=True)
+        return {"storage-credentials": credentials}
 
     # -- what a caller may learn -------------------------------------------------------------------
 
@@ -583,7 +675,11 @@ class CatalogService:
                 raise CommitFailed(f"Table {ident} changed while registering; retry") from None
         self.pointers.release_location(location)
         self.auth.invalidate()
-        return LoadedTable(metadata_location, entry.raw, wh.client_config(), self._etag(metadata_location, "all"))
+        loaded = LoadedTable(metadata_location, entry.raw, wh.client_config(), self._etag(metadata_location, "all"))
+        if not self._vends(ctx, wh):
+            return loaded
+        self._readable(ctx, wh, ident, entry)  # an admin re-pointing a table it may not read gets no keys to it
+        return self._delegated(ctx, wh, ident, location, loaded)
 
     def _refuse_taken(self, ctx: RequestContext, wh: Warehouse, ident: TableIdent, location: str) -> None:
         """A new location must not overlap another table's, nor (unless an admin adopts it) the location of a

@@ -53,13 +53,28 @@ def parse_warehouse(value: str, index: int) -> tuple[str, str]:
 @click.option("--scan-planning", type=click.Choice(["client", "server"]), default="client", show_default=True,
               help="scan-planning-mode told to clients: plan scans themselves, or on the server (POST .../plan, with "
                    "the caller's policies applied; pyiceberg 0.12 follows it). Server planning is available either way.")
+@click.option("--vend-credentials-role", envvar="ICEMESH_VEND_CREDENTIALS_ROLE", default=None, metavar="ARN",
+              help="IAM role to vend storage credentials from: clients that ask (X-Iceberg-Access-Delegation: "
+                   "vended-credentials) get STS keys scoped to the table's prefix, read-only or read-write by their "
+                   "grants. Replaces --share-storage-keys.")
+@click.option("--vend-credentials-duration", envvar="ICEMESH_VEND_CREDENTIALS_DURATION", default=900, show_default=True,
+              type=click.IntRange(900, 43200), help="Lifetime of vended credentials, seconds (STS: 900..43200).")
+@click.option("--sts-endpoint", envvar="ICEMESH_STS_ENDPOINT", default=None,
+              help="STS endpoint for vending (a stand-in such as moto) [default: AWS_ENDPOINT_URL_STS, else "
+                   "AWS_ENDPOINT_URL, else AWS].")
 def serve(db, warehouses, host, port, workers, s3_endpoint, s3_region, share_storage_keys, backend, glue_region,
           glue_endpoint, glue_catalog_id, access_log, token_ttl, admin_secret_file, events_retention_days,
-          scan_planning) -> None:
+          scan_planning, vend_credentials_role, vend_credentials_duration, sts_endpoint) -> None:
     """Run the Iceberg REST catalog."""
     import uvicorn
 
-    check_port_free(host, port)  # before the database, the warehouse or the admin secret is created
+    check_port_free(host, port)
+    if vend_credentials_role is not None and not _is_role_arn(vend_credentials_role):
+        raise click.ClickException(f"--vend-credentials-role {vend_credentials_role!r} is not an IAM role ARN: use "
+                                   "arn:aws:iam::ACCOUNT:role/NAME")
+    if vend_credentials_role and share_storage_keys:
+        share_storage_keys = False  # never both: a client must not get the server's bucket-wide keys beside scoped ones
+        click.echo("  --share-storage-keys is ignored: --vend-credentials-role vends scoped keys instead", err=True)  # before the database, the warehouse or the admin secret is created
     if any(_is_s3(w) for w in warehouses):  # S3 follows AWS_ENDPOINT_URL(_S3) and AWS_DEFAULT_REGION as Glue does
         s3_endpoint = s3_endpoint or aws_environment.endpoint_url("s3")
         s3_region = s3_region or aws_environment.region()
@@ -77,7 +92,13 @@ def serve(db, warehouses, host, port, workers, s3_endpoint, s3_region, share_sto
             storage["s3.access-key-id"] = os.environ["AWS_ACCESS_KEY_ID"]
         if os.environ.get("AWS_SECRET_ACCESS_KEY"):
             storage["s3.secret-access-key"] = os.environ["AWS_SECRET_ACCESS_KEY"]
-    if not share_storage_keys:
+    if vend_credentials_role:
+        storage_for_clients_note = (f"storage credentials vended from {vend_credentials_role} for "
+                                    f"{vend_credentials_duration} s, scoped to each table and grant"
+                                    if any(_is_s3(w) for w in warehouses) else
+                                    "warning: --vend-credentials-role vends keys for S3 warehouses only, and none "
+                                    "is in S3")
+    elif not share_storage_keys:
         storage_for_clients_note = ("S3 keys are not shared with clients: they need their own S3 settings"
                                     if s3_endpoint or s3_region or any(_is_s3(w) for w in warehouses) else "")
     elif "s3.access-key-id" in storage and "s3.secret-access-key" in storage:
@@ -101,6 +122,9 @@ def serve(db, warehouses, host, port, workers, s3_endpoint, s3_region, share_sto
         glue_catalog_id=glue_catalog_id,
         events_retention_days=events_retention_days,
         scan_planning=scan_planning,
+        vend_credentials_role=vend_credentials_role,
+        vend_credentials_duration_s=vend_credentials_duration,
+        sts_endpoint=sts_endpoint,
     )
     os.environ[SETTINGS_ENV] = settings.to_env()
 
@@ -160,6 +184,12 @@ def check_port_free(host: str, port: int) -> None:
                 raise click.ClickException(f"Port {port} on {host} is already in use (another icemesh serve?): stop it, "
                                            f"or choose another port with --port") from None
             raise click.ClickException(f"Cannot listen on {host}:{port} ({exc.strerror}): check --host and --port") from None
+
+
+def _is_role_arn(value: str) -> bool:
+    parts = value.split(":", 5)
+    return len(parts) == 6 and parts[0] == "arn" and parts[2] == "iam" and parts[5].startswith("role/") and \
+        len(parts[5]) > len("role/")
 
 
 def _is_s3(warehouse: str) -> bool:

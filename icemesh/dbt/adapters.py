@@ -91,6 +91,12 @@ class Spark:
         return ".".join(f"`{part.replace('`', '``')}`" for part in parts)
 
     def relation(self, alias: str, namespace: str, table: str, snapshot_id: int | None, view=None) -> Relation:
+        """`view(namespace, table, snapshot_id)` names a global temporary view that stands for the product
+        (a filtered one, see filtered_refs.py); anything else is the catalog's table, or its snapshot."""
+        if view is not None:
+            _schema, name = view(namespace, table, snapshot_id)
+            schema, identifier = self.render("global_temp"), self.render(name)
+            return Relation(None, schema, identifier, f"{schema}.{identifier}")
         schema = self.render(alias, *namespace.split("."))
         if snapshot_id is not None:  # Iceberg's Spark catalog reads `<table>.snapshot_id_<id>` at that snapshot
             schema = f"{schema}.{self.render(table)}"

@@ -67,7 +67,10 @@ class Plugin(BasePlugin):
         if self._upstream_alias != self.alias:  # a dev target reading production products (or another warehouse)
             duck_engine.attach_catalog(conn, self.upstream.uri, self._upstream_alias, warehouse=self.upstream.warehouse,
                                        token=self.upstream.token())
-        for failure in product_views.create_views(conn, self._upstream_alias):  # pinned products, names dbt cannot carry
+        from icemesh.dbt.filtered_refs import FilteredRefs
+
+        # pinned products, names dbt cannot carry, and products this principal reads filtered or masked
+        for failure in product_views.create_views(conn, self._upstream_alias, FilteredRefs(self.upstream)):
             _warn(failure)
         self.connection = conn
 

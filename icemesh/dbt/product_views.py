@@ -22,6 +22,7 @@ import threading
 
 PIN_SCHEMA = "icemesh_pinned"
 REF_SCHEMA = "icemesh_refs"
+FILTERED_SCHEMA = "icemesh_filtered"  # products served to this consumer filtered or masked (filtered_refs.py)
 
 _SAFE_NAME = re.compile(r"[A-Za-z0-9_$-]+")
 _READABLE = re.compile(r"[^a-z0-9_]+")
@@ -47,9 +48,9 @@ def view_name(namespace: str, table: str) -> str:
     return f"{readable}__{digest}"
 
 
-def register(namespace: str, table: str, snapshot_id: int | None = None) -> tuple[str, str]:
+def register(namespace: str, table: str, snapshot_id: int | None = None, filtered: bool = False) -> tuple[str, str]:
     """The (schema, view) a ref to the product renders as; the view is created when dbt connects."""
-    schema = PIN_SCHEMA if snapshot_id is not None else REF_SCHEMA
+    schema = FILTERED_SCHEMA if filtered else PIN_SCHEMA if snapshot_id is not None else REF_SCHEMA
     name = view_name(namespace, table)
     entry = (namespace, table, None if snapshot_id is None else int(snapshot_id))
     with _lock:
@@ -62,15 +63,22 @@ def register(namespace: str, table: str, snapshot_id: int | None = None) -> tupl
     return schema, name
 
 
+def filtered_views() -> dict[tuple[str, str], tuple[str, str, int | None]]:
+    """The filtered products' views registered at parse: (schema, view) -> (namespace, table, snapshot id)."""
+    with _lock:
+        return {key: entry for key, entry in _views.items() if key[0] == FILTERED_SCHEMA}
+
+
 def ident(part: str) -> str:
     """A DuckDB quoted identifier."""
     return '"' + part.replace('"', '""') + '"'
 
 
-def create_views(connection, catalog_alias: str) -> list[str]:
+def create_views(connection, catalog_alias: str, filtered=None) -> list[str]:
     """Create or refresh the views (names quoted, snapshot ids integers: nothing pasted raw). A product the catalog
     will not serve (e.g. a name it now refuses) costs its own view only: the reasons are returned, one line each,
-    and the models reading it fail where they read it, the others run."""
+    and the models reading it fail where they read it, the others run. `filtered(namespace, table, snapshot_id)`
+    gives the SQL of a filtered product's view (filtered_refs.py)."""
     with _lock:
         views = dict(_views)
     for schema in sorted({schema for schema, _name in views}):
@@ -79,9 +87,13 @@ def create_views(connection, catalog_alias: str) -> list[str]:
     for (schema, name), (namespace, table, snapshot_id) in views.items():
         at = f" AT (VERSION => {int(snapshot_id)})" if snapshot_id is not None else ""
         try:
-            connection.execute(
-                f"create or replace view {ident(schema)}.{ident(name)} as select * from "
-                f"{ident(catalog_alias)}.{ident(namespace)}.{ident(table)}{at}")
+            if schema == FILTERED_SCHEMA:
+                if filtered is None:
+                    raise ValueError("it is filtered or masked for this principal and this connection cannot apply that")
+                body = filtered(namespace, table, snapshot_id)
+            else:
+                body = f"select * from {ident(catalog_alias)}.{ident(namespace)}.{ident(table)}{at}"
+            connection.execute(f"create or replace view {ident(schema)}.{ident(name)} as {body}")
         except Exception as exc:  # noqa: BLE001 - DuckDB's and the catalog's refusals alike
             reason = " ".join(str(exc).split())[:300]
             failures.append(f"cannot read {namespace}.{table} (view {schema}.{name}): {reason}")

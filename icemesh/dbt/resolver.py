@@ -37,12 +37,20 @@ from icemesh.compat.dbt import enforces_constraints
 from icemesh.client import CatalogUnreachable
 from icemesh.dbt import adapters, catalogs, docs_text, parse_cache, pinning, product_views, target
 from icemesh.errors import IcemeshError
+from icemesh.freshness import threshold_seconds as freshness_seconds  # {count: 12, period: hour} in seconds
 from icemesh.terminal import plain
 
 
 def _view(namespace: str, table: str, snapshot_id: int | None) -> tuple[str, str]:
     try:
         return product_views.register(namespace, table, snapshot_id)
+    except product_views.ViewNameCollision as exc:
+        raise DbtRuntimeError(str(exc)) from None
+
+
+def _filtered_view(namespace: str, table: str, snapshot_id: int | None) -> tuple[str, str]:
+    try:
+        return product_views.register(namespace, table, snapshot_id, filtered=True)
     except product_views.ViewNameCollision as exc:
         raise DbtRuntimeError(str(exc)) from None
 
@@ -159,19 +167,6 @@ def _install_node_details() -> None:
 
     from_args.icemesh = True
     ModelNode.from_args = classmethod(from_args)
-
-
-_PERIODS = {"minute": 60, "hour": 3600, "day": 86400}
-
-
-def freshness_seconds(threshold: Any) -> float | None:
-    """dbt's freshness threshold shape: {count: 12, period: hour}."""
-    if not isinstance(threshold, dict) or threshold.get("count") is None:
-        return None
-    period = str(threshold.get("period", "hour")).rstrip("s")
-    if period not in _PERIODS:
-        return None
-    return float(threshold["count"]) * _PERIODS[period]
 
 
 def freshness_problem(product: dict[str, Any], now: float) -> tuple[str, str] | None:
@@ -360,14 +355,31 @@ class IcemeshResolver(dbtPlugin):
             nodes.add_model(args)
         if pinned and self._pin_mode == "snapshot":
             pinning.save(self.project_dir, pinned)
+        if self.adapter.type == "spark" and not parse_cache.parse_only(parse_cache.command()):
+            self._spark_filtered_views()
         return nodes
+
+    def _spark_filtered_views(self) -> None:
+        """dbt-spark opens no connection a plugin can hook: the session is the process's, so the views of
+        filtered products are made now, before any model runs (only for commands that run models)."""
+        from icemesh.dbt import filtered_refs
+
+        try:
+            failures = filtered_refs.create_spark_views(target.of_current_target(self.adapter).client(upstream=True),
+                                                        self.alias)
+        except Exception as exc:  # noqa: BLE001 - Spark's and the catalog's refusals alike, one line
+            raise DbtRuntimeError(plain(f"icemesh: cannot read filtered products on Spark: {exc}")) from None
+        for failure in failures:
+            _warn(failure)
 
     def _location(self, product: dict[str, Any], snapshot_id: int | None) -> tuple[str | None, str, str, str]:
         """(database, schema, identifier, rendered name) of the product, or of its pinned snapshot, in the
         consumer's engine. Every part is safe to paste as dbt pastes it (see the adapter's quoting)."""
         namespace, table = product["namespace"], product["table"]
         view = None
-        if self.adapter.type == "duckdb" and (snapshot_id is not None or not product_views.renders_safely(namespace, table)):
+        if product["select"].get("restricted"):
+            view = _filtered_view  # the row filter and masks applied in a view (DuckDB: the project's database)
+        elif self.adapter.type == "duckdb" and (snapshot_id is not None or not product_views.renders_safely(namespace, table)):
             view = _view  # a view in the project's own database (pinned: `AT (VERSION => id)`), under a derived name
         relation = self.adapter.relation(self.alias, namespace, table, snapshot_id, view)
         return relation.database, relation.schema, relation.identifier, relation.rendered

@@ -354,12 +354,14 @@ class ProductService:
         dbt = summary["dbt"]
         if isinstance(dbt.get("upstream"), list):  # an upstream it may not see is not named to it
             dbt = {**dbt, "upstream": [u for u in dbt["upstream"] if self._visible_name(ctx, wh, str(u))]}
+        # A filtered or masked reader's engine must apply the restrictions (a dbt ref reads them through a view)
+        restricted = select.allowed and bool(auth.evaluator(wh).restrictions(ctx.principal.name, table_ref(ident), names))
         return {
             "name": str(ident), "namespace": str(ident.namespace), "table": ident.name,
             "description": summary["description"], "dbt": dbt,
             # Hidden columns are not named, even to a caller that may describe the table.
             "columns": [c for c in summary["columns"] if c["name"] in visible],
-            "select": {"allowed": select.allowed, "all_columns": select.all_columns,
+            "select": {"allowed": select.allowed, "all_columns": select.all_columns, "restricted": restricted,
                        "message": None if select.all_columns else _why(select, names)},
             "snapshots": summary["snapshots"], "current_snapshot_id": summary["current_snapshot_id"],
             "last_updated_ms": summary["last_updated_ms"], "kind": summary.get("kind", "table"),

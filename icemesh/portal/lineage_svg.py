@@ -23,7 +23,10 @@ def _depths(names: list[str], edges: list[tuple[str, str]]) -> dict[str, int]:
     return depth
 
 
-def render(nodes: list[dict[str, str]], edges: list[tuple[str, str]]) -> str:
+def render(nodes: list[dict[str, str]], edges: list[tuple[str, str]], focus: str = "",
+           up: frozenset[str] | set[str] = frozenset(), down: frozenset[str] | set[str] = frozenset()) -> str:
+    """The graph; with `focus`, that product, its upstream (`up`) and downstream (`down`) and the edges between
+    them are highlighted."""
     if not nodes:
         return '<p class="muted">No products you may see.</p>'
     depth = _depths([n["name"] for n in nodes], edges)
@@ -44,17 +47,21 @@ def render(nodes: list[dict[str, str]], edges: list[tuple[str, str]]) -> str:
         y += height + 6
     width = LABEL_W + (max(depth.values()) + 1) * COL_W
     domain_of = {n["name"]: n["domain"] for n in nodes}
-    for up, down in edges:
-        (x1, y1), (x2, y2) = pos[up], pos[down]
+    ups, downs = up, down
+    for src, dst in edges:
+        (x1, y1), (x2, y2) = pos[src], pos[dst]
         x1, y1, y2 = x1 + NODE_W, y1 + NODE_H / 2, y2 + NODE_H / 2
-        cross = domain_of[up] != domain_of[down]
+        cross = domain_of[src] != domain_of[dst]
         mid = (x1 + x2) / 2
-        parts.append(f'<path class="edge{" cross" if cross else ""}" data-from="{escape(up)}" data-to="{escape(down)}" '
+        lit = focus and ((src in ups and (dst in ups or dst == focus)) or (dst in downs and (src in downs or src == focus)))
+        cls = "edge" + (" cross" if cross else "") + (" hl" if lit else "")
+        parts.append(f'<path class="{cls}" data-from="{escape(src)}" data-to="{escape(dst)}" '
                      f'd="M{x1},{y1} C{mid},{y1} {mid},{y2} {x2},{y2}" marker-end="url(#arrow)"/>')
     for n in nodes:
         x, yy = pos[n["name"]]
         label = n["name"] if len(n["name"]) <= 24 else n["name"][:23] + "…"
-        parts.append(f'<a href="/products/{quote(n["name"], safe="")}" class="node"><rect x="{x}" y="{yy}" rx="5" '
+        role = " focus" if n["name"] == focus else (" up" if n["name"] in ups else (" down" if n["name"] in downs else ""))
+        parts.append(f'<a href="/products/{quote(n["name"], safe="")}" class="node{role}" data-name="{escape(n["name"])}"><rect x="{x}" y="{yy}" rx="5" '
                      f'width="{NODE_W}" height="{NODE_H}"/><text x="{x + 8}" y="{yy + 19}">{escape(label)}</text>'
                      f'<title>{escape(n["name"])}</title></a>')
     return (f'<svg xmlns="http://www.w3.org/2000/svg" class="lineage" width="{width}" height="{y}" '

@@ -45,7 +45,14 @@ class DuckDBEngine(Engine):
         names = {p.ref: restricted_name(p) for p in products if p.restrictions}
         for product in products:
             if product.restrictions and self.stale(product):
-                con.register(names[product.ref], self.restricted_rows(product))
+                name = names[product.ref]
+                view = _restricted_view(product)
+                con.unregister(name)
+                con.execute(f"DROP VIEW IF EXISTS {quote(name)}")
+                if view is not None:
+                    con.execute(f"CREATE TEMP VIEW {quote(name)} AS {view}")
+                else:
+                    con.register(name, self.restricted_rows(product))
                 self.registered(product)
         return to_single_names(sql, self.dialect, names) if names else sql
 
@@ -53,3 +60,16 @@ class DuckDBEngine(Engine):
         if self._native is not None:
             self._native.close()
         super().close()
+
+
+def _restricted_view(product) -> str | None:
+    """DuckDB scans a local product's files itself, with the row filter and masks compiled into the view's SQL
+    (restriction_sql.py): no rows pass through Python. Other warehouses and empty tables read through Arrow."""
+    from icemesh.query import restricted
+    from icemesh.tables.restriction_sql import string_literal
+
+    location = product.table.metadata_location or ""
+    if product.snapshot_id is None or not (location.startswith("file://") or location.startswith("/")):
+        return None
+    source = f"iceberg_scan({string_literal(location, 'duckdb')}, snapshot_from_id => {int(product.snapshot_id)})"
+    return restricted.select_sql(product, "duckdb", source)

@@ -66,6 +66,20 @@ def read(product) -> pa.Table:
     return mask(table, restrictions.masks)
 
 
+def select_sql(product, dialect: str, source: str) -> str | None:
+    """The product's restrictions as one SELECT over `source` (the engine's own scan of the table), for an
+    engine that reads the files itself; None when the compiler cannot express them (read() then does)."""
+    from icemesh.tables import restriction_sql
+
+    restrictions: ReadRestrictions = product.restrictions
+    schema = product.table.schema()
+    try:
+        columns = [schema.find_field(name) for name in product.columns]
+        return restriction_sql.select(columns, restrictions.masks, restrictions.row_filter, schema, source, dialect)
+    except (restriction_sql.UnsupportedRestriction, ValueError):
+        return None
+
+
 def mask(table: pa.Table, masks: dict[str, str]) -> pa.Table:
     for name, action in masks.items():
         if name in table.column_names:

@@ -11,8 +11,9 @@ import threading
 
 
 from icemesh.compat.pyspark import spark_schema, to_arrow
-from icemesh.protocol import COLUMN_LIMITS_APPLY, COLUMN_LIMITS_HEADER, COLUMN_LIMITS_SCOPE
+from icemesh.protocol import COLUMN_LIMITS_APPLY, COLUMN_LIMITS_HEADER, COLUMN_LIMITS_SCOPE, READ_RESTRICTIONS_HEADER
 from icemesh.query.engine import Engine
+from icemesh.tables.restriction_sql import quote as _quote
 from icemesh.query.references import pin_snapshots, restricted_name, to_single_names
 
 _current_catalog = threading.Lock()  # one SparkSession per process: its current catalog is shared
@@ -41,7 +42,15 @@ class SparkEngine(Engine):
         else:
             credentials = {"token": self.client.token()}
         spark_engine.add_catalog(session, self.catalog_name, self.client.uri, properties=properties, **credentials)
+        # The same principal, declaring that it applies read restrictions: only the views this engine makes
+        # for filtered or masked products read through it (the default catalog stays refused them).
+        spark_engine.add_catalog(session, self.restricted_catalog, self.client.uri, properties={
+            **properties, f"header.{READ_RESTRICTIONS_HEADER}": COLUMN_LIMITS_APPLY}, **credentials)
         return session
+
+    @property
+    def restricted_catalog(self) -> str:
+        return self.catalog_name + "_restricted"
 
     def run(self, sql, products):
         session = self.native()
@@ -51,9 +60,13 @@ class SparkEngine(Engine):
         names = {p.ref: restricted_name(p) for p in products if p.restrictions}
         for product in products:  # filtered or masked: the rows the reader may see, as a temporary view
             if product.restrictions and self.stale(product):
-                rows = self.restricted_rows(product)
-                session.createDataFrame(rows.to_pandas(), schema=spark_schema(rows.schema)) \
-                    .createOrReplaceTempView(names[product.ref])
+                view = self._restricted_view(product)
+                if view is not None:  # Spark reads the files itself, the filter and masks in the view's SQL
+                    session.sql(f"CREATE OR REPLACE TEMPORARY VIEW {quote(names[product.ref])} AS {view}")
+                else:
+                    rows = self.restricted_rows(product)
+                    session.createDataFrame(rows.to_pandas(), schema=spark_schema(rows.schema)) \
+                        .createOrReplaceTempView(names[product.ref])
                 self.registered(product)
         if names:
             sql = to_single_names(sql, self.dialect, names)
@@ -68,8 +81,21 @@ class SparkEngine(Engine):
             finally:
                 session.conf.set("spark.sql.runSQLOnFiles", previous)
 
+    def _restricted_view(self, product) -> str | None:
+        from icemesh.query import restricted
+
+        if product.snapshot_id is None:
+            return None
+        parts = (self.restricted_catalog, *product.ref.namespace, product.ref.name)
+        source = ".".join(quote(part) for part in parts) + f" VERSION AS OF {int(product.snapshot_id)}"
+        return restricted.select_sql(product, "spark", source)
+
     def close(self):
         super().close()  # the SparkSession is the process's: whoever started Spark stops it
 
 
 
+
+
+def quote(name: str) -> str:
+    return _quote(name, "spark")

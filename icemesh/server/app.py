@@ -12,7 +12,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from icemesh import __version__
 from icemesh.catalog.authorizer import Authorizer
-from icemesh.backends import open_backend
+from icemesh.backends import open_backend, open_credential_vendor
 from icemesh.management.events import EventService
 from icemesh.management.service import ManagementService
 from icemesh.management.products import ProductService
@@ -33,9 +33,11 @@ def build_service(settings: ServerSettings) -> CatalogService:
     """The catalog service on the backend the settings name (see icemesh.backends.open_backend)."""
     backend = open_backend(settings)
     warehouses = [Warehouse(w.name, w.root, dict(w.properties)) for w in settings.warehouses]
-    return CatalogService(backend, warehouses, settings.default_warehouse,
-                          Authenticator(backend.identities, backend.policy, token_ttl_s=settings.token_ttl_s),
-                          Authorizer(backend.policy, backend.audit))
+    service = CatalogService(backend, warehouses, settings.default_warehouse,
+                             Authenticator(backend.identities, backend.policy, token_ttl_s=settings.token_ttl_s),
+                             Authorizer(backend.policy, backend.audit))
+    service.vendor = open_credential_vendor(settings)
+    return service
 
 
 class RequestGuard:

@@ -64,6 +64,8 @@ def load_result(loaded: LoadedTable) -> Response:
         body += b',"labels":' + orjson.dumps(loaded.labels)
     if loaded.read_restrictions:
         body += b',"read-restrictions":' + orjson.dumps(loaded.read_restrictions)
+    if loaded.storage_credentials:
+        body += b',"storage-credentials":' + orjson.dumps(loaded.storage_credentials)
     body += b"}"
     headers = {"ETag": loaded.etag} if loaded.etag else None
     return Response(body, media_type="application/json", headers=headers)
@@ -203,6 +205,14 @@ async def load_table(prefix: str, namespace: str, table: str, request: Request, 
     if isinstance(loaded, str):
         return Response(status_code=304, headers={"ETag": loaded})
     return load_result(loaded)
+
+
+@router.get("/{prefix}/namespaces/{namespace}/tables/{table}/credentials")
+def load_credentials(prefix: str, namespace: str, table: str, svc: CatalogService = Depends(service),
+                     ctx: RequestContext = Depends(context)):
+    """The spec's loadCredentials: fresh vended storage keys for the table, permissions checked again."""
+    return json_response(svc.load_credentials(ctx, prefix, TableIdent.of(Namespace.from_url(namespace), table)),
+                         headers={"Cache-Control": "no-store"})
 
 
 @router.post("/{prefix}/namespaces/{namespace}/tables/{table}/plan")

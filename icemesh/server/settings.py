@@ -38,6 +38,9 @@ class ServerSettings:
     glue_catalog_id: str | None = None
     events_retention_days: float = 30.0  # the change feed keeps events this long
     scan_planning: str = "client"  # "server": clients are told to plan scans on the server (/plan)
+    vend_credentials_role: str | None = None  # an IAM role ARN: loadTable vends keys scoped to the table (STS)
+    vend_credentials_duration_s: int = 900
+    sts_endpoint: str | None = None  # STS for vending (a stand-in such as moto); None: as boto3 finds it
 
     def aws(self):
         """AWS settings of the Glue backend (one warehouse, in S3)."""
@@ -48,6 +51,15 @@ class ServerSettings:
             raise InvalidConfiguration("--backend glue serves one warehouse: --warehouse s3://bucket/prefix")
         return AwsSettings(self.glue_region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "",
                            self.glue_endpoint, self.glue_catalog_id)
+
+    def sts(self):
+        """AWS settings of the STS client that vends storage credentials."""
+        from icemesh.backends.aws.settings import AwsSettings
+        from icemesh.storage import aws_environment
+
+        s3_region = next((w.properties.get("s3.region") for w in self.warehouses if w.properties.get("s3.region")), None)
+        return AwsSettings(s3_region or aws_environment.region() or "us-east-1",
+                           self.sts_endpoint or aws_environment.endpoint_url("sts"))
 
     @property
     def default_warehouse(self) -> str:

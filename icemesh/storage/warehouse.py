@@ -213,6 +213,15 @@ class Warehouse:
             config["client.region"] = config["s3.region"]  # Iceberg Java's (Spark's) name; pyiceberg's is s3.region
         return config
 
+    def client_settings(self) -> dict[str, str]:
+        """Where a client reaches the files (endpoint, addressing, region), without any key: what goes with
+        vended credentials."""
+        config = {key: self.properties[key] for key in CLIENT_STORAGE_KEYS
+                  if key in self.properties and key not in SECRET_KEYS}
+        if "s3.region" in config:
+            config["client.region"] = config["s3.region"]
+        return config
+
     def _local_path(self, location: str) -> str:
         parsed = urlparse(location)
         return parsed.path if parsed.scheme else location
