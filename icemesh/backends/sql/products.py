@@ -167,9 +167,10 @@ class SqlProductIndex:
                                                      w.word < word + "\U0010ffff")
         if len(found) == 1:
             return rows(found[0])
+        counting = select(*[select(func.count()).select_from(rows(word).limit(2000).subquery()).scalar_subquery()
+                            for word in found])
         with self.db.read() as conn:
-            counts = {word: conn.execute(select(func.count()).select_from(rows(word).limit(2000).subquery())).scalar()
-                      for word in found}
+            counts = dict(zip(found, conn.execute(counting).one()))  # one round trip
         return rows(min(found, key=lambda word: (counts[word], -len(word))))
 
     def get(self, warehouse: str, ident: TableIdent) -> IndexedProduct | None:
