@@ -293,6 +293,12 @@ def test_a_backend_without_an_index_answers_the_same(tmp_path):
                 {"id": 1, "name": "id", "type": "long", "required": False, "doc": "identity"}]}, "properties": props}
             assert http.post(catalog.rest("/namespaces/shop/tables"), json=body, headers=admin).status_code == 200
 
+        from tests.test_inprocess_views import SCHEMA as VIEW_SCHEMA, version
+
+        view = {"name": "v_totals", "schema": VIEW_SCHEMA, "view-version": version("SELECT id FROM shop.m0"),
+                "properties": product_props("shop", "v_totals", ["shop.m0"], "a view product")}
+        assert http.post(catalog.rest("/namespaces/shop/views"), json=view, headers=admin).status_code == 200
+
         def answers() -> list:
             out = []
             for headers in (admin, who["reader"], who["outsider"]):
@@ -312,7 +318,17 @@ def test_a_backend_without_an_index_answers_the_same(tmp_path):
             return out
 
         indexed = answers()
-        assert [p["name"] for p in indexed[0]] == [f"shop.m{i}" for i in range(5)]
+        assert [p["name"] for p in indexed[0]] == [f"shop.m{i}" for i in range(5)] + ["shop.v_totals"]
+        assert indexed[0][-1]["kind"] == "view" and indexed[0][-1]["description"] == "a view product"
+        renamed = http.post(catalog.rest("/views/rename"), headers=admin, json={
+            "source": {"namespace": ["shop"], "name": "v_totals"}, "destination": {"namespace": ["shop"], "name": "v_sum"}})
+        assert renamed.status_code in (200, 204), renamed.text
+        listed = [p["name"] for p in http.get(f"{M}/products", headers=admin).json()]
+        assert "shop.v_sum" in listed and "shop.v_totals" not in listed
+        assert http.delete(catalog.rest("/namespaces/shop/views/v_sum"), headers=admin).status_code == 204
+        assert "shop.v_sum" not in [p["name"] for p in http.get(f"{M}/products", headers=admin).json()]
+        assert http.post(catalog.rest("/namespaces/shop/views"), json=view, headers=admin).status_code == 200
+        indexed = answers()
         assert [p["name"] for p in indexed[8]] == ["shop.m1", "shop.m3"]  # the reader: sens=public only
         client.app.state.products.index = None
         assert answers() == indexed
