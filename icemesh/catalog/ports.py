@@ -84,6 +84,30 @@ class CatalogEvent:
 
 
 @dataclass(frozen=True)
+class IndexedProduct:
+    """One row of the product index: what a table's (or view's) current metadata says about it."""
+
+    ident: TableIdent
+    kind: str  # table | view
+    metadata_location: str
+    summary: dict[str, Any] | None  # tables/product_summary.py; None: unreadable (error), or still in `raw`
+    error: str | None = None  # why the metadata could not be read
+    raw: str | bytes | None = field(default=None, repr=False)  # the summary's JSON, when not decoded yet
+
+
+@dataclass(frozen=True)
+class ProductQuery:
+    """What a listing asks the index for; every field narrows it (None or empty: any). `text` is a superset
+    match (the service re-checks it against what the caller may see)."""
+
+    namespace: Namespace | None = None
+    projects: tuple[str, ...] = ()
+    owner: str | None = None
+    text: str | None = None
+    products_only: bool = True
+
+
+@dataclass(frozen=True)
 class VendedCredentials:
     """Short-lived storage keys for one table, as a CredentialVendor made them. Never logged or stored: the
     repr hides the secret and the token."""
@@ -182,11 +206,29 @@ class ViewStore(Protocol):
     def list_views(self, warehouse: str, ns: Namespace, after: str | None, limit: int | None) -> list[TableIdent]: ...
     def views_under(self, warehouse: str, ns: Namespace) -> list[TableIdent]: ...
     def locations_overlapping(self, location: str) -> list[str]: ...
-    def create_view(self, warehouse: str, ident: TableIdent, metadata_location: str, location: str, owner: str) -> None: ...
-    def swap_view(self, warehouse: str, ident: TableIdent, expected: str, new: str) -> None: ...
+    def create_view(self, warehouse: str, ident: TableIdent, metadata_location: str, location: str, owner: str,
+                    metadata: dict[str, Any] | None = None) -> None: ...
+    def swap_view(self, warehouse: str, ident: TableIdent, expected: str, new: str,
+                  metadata: dict[str, Any] | None = None) -> None: ...
     def drop_view(self, warehouse: str, ident: TableIdent, also: Callable[[Any], None] | None = None) -> ViewRecord: ...
     def rename_view(self, warehouse: str, source: TableIdent, destination: TableIdent,
                     also: Callable[[Any], None] | None = None) -> None: ...
+
+
+class ProductIndex(Protocol):
+    """The product index, kept by the pointer and view stores in each change's own transaction; `fill`
+    records (ident, kind, metadata location, summary, error) read from files for an older catalog. Rows come in (namespace key, name) order; `after` is the last
+    (namespace key, name) of the previous page."""
+
+    def find(self, warehouse: str, query: ProductQuery, after: tuple[str, str] | None,
+             limit: int) -> list[IndexedProduct]: ...  # summaries in `raw`, decoded by the caller
+    def get(self, warehouse: str, ident: TableIdent) -> IndexedProduct | None: ...
+    def downstream(self, warehouse: str, names: Iterable[str]) -> dict[str, list[str]]: ...
+    def unindexed(self, warehouse: str, since: float | None = None) -> list[tuple[TableIdent, str, str]]: ...
+    # (ident, kind, metadata location) of pointers moved after `since` that the index does not reflect
+    def duplicate_claims(self, warehouse: str) -> list[tuple[str, str, str, Namespace]]: ...
+    def fill(self, warehouse: str,
+             entries: list[tuple[TableIdent, str, str, dict[str, Any] | None, str | None]]) -> None: ...
 
 
 class EventLog(Protocol):
@@ -253,3 +295,4 @@ class Backend:
     views: ViewStore | None = None  # None: the backend keeps no views (their routes answer 406)
     notes: Callable[[], list[str]] = lambda: []  # what `icemesh serve` says about the backend at start
     events: EventLog | None = None  # None: no change feed (its route answers 406)
+    products: ProductIndex | None = None  # None: products are listed from the tables' metadata files (Glue)

@@ -81,7 +81,7 @@ class ViewService:
         metadata_location = wh.metadata_file_location(location, 0)
         wh.write_new_file(metadata_location, vm.serialize(doc))
         try:
-            self.store.create_view(wh.name, ident, metadata_location, location, owner=ctx.principal.name)
+            self.store.create_view(wh.name, ident, metadata_location, location, owner=ctx.principal.name, metadata=doc)
         except Exception:
             wh.delete_file(metadata_location)
             raise
@@ -101,7 +101,7 @@ class ViewService:
         metadata_location = wh.metadata_file_location(record.location, _next_version(record.metadata_location))
         wh.write_new_file(metadata_location, vm.serialize(doc))
         try:
-            self.store.swap_view(wh.name, ident, record.metadata_location, metadata_location)
+            self.store.swap_view(wh.name, ident, record.metadata_location, metadata_location, metadata=doc)
         except Exception:
             wh.delete_file(metadata_location)
             raise

@@ -36,21 +36,38 @@ WAREHOUSE_HELP = "The warehouse to look in (name or root URI); default: ICEMESH_
 
 
 @products.command("list")
-@click.option("--namespace", default=None, help="Only this namespace (a dbt project's products).")
+@click.option("--namespace", default=None, help="Only this namespace.")
+@click.option("--project", "projects", multiple=True, help="Only this dbt project's products (repeatable).")
+@click.option("--tag", "tags", multiple=True,
+              help="key=value[,value] (an LF-tag, values ORed; repeated tags ANDed) or a dbt tag name.")
+@click.option("--owner", default=None, help="Only products of this dbt owner (email or name).")
+@click.option("--search", default=None, help="Text found in a name, description, column or its doc.")
+@click.option("--page-size", type=click.IntRange(1, 1000), default=None,
+              help="At most this many (the answer then says the next page's token).")
+@click.option("--page-token", default=None, help="The next-page-token of the previous page.")
 @click.option("--warehouse", default=None, help=WAREHOUSE_HELP)
 @output_option
 @client_command
-def products_list(namespace, warehouse, output, client):
-    """Every product you may see, with whether you may read it."""
-    params = {"namespace": namespace} if namespace else {}
+def products_list(namespace, projects, tags, owner, search, page_size, page_token, warehouse, output, client):
+    """Every product you may see (or those that match), with whether you may read it."""
+    params: dict = {"namespace": namespace, "project": list(projects), "tag": list(tags), "owner": owner,
+                    "q": search, "page-size": page_size, "page-token": page_token}
     if warehouse or client.warehouse:
         params["warehouse"] = warehouse or client.warehouse
-    found = client.request("GET", "/management/v1/products", params=params)
+    params = {k: v for k, v in params.items() if v not in (None, [])}
+    answer = client.request("GET", "/management/v1/products", params=params)
+    found = answer["products"] if isinstance(answer, dict) else answer
     rows = [{"product": p["name"], "project": p["dbt"].get("project"), "access": p["dbt"].get("access"),
              "owner": _owner(p["dbt"]), "read": "all" if p["select"]["all_columns"] else
              ("some columns" if p["select"]["allowed"] else "no"),
              "snapshots": p["snapshots"], "updated": _age(p["last_updated_ms"])} for p in found]
-    emit(found if output == "json" else rows, output)
+    if output == "json":
+        emit(answer, output)
+    elif isinstance(answer, dict) and answer.get("next-page-token"):
+        emit(rows, output)
+        click.echo(f"more: --page-token {answer['next-page-token']}")
+    else:
+        emit(rows, output)
 
 
 @products.command("show")
@@ -90,12 +107,18 @@ def products_show(name, warehouse, output, client):
 
 @click.command()
 @click.argument("name", required=False)
+@click.option("--depth", type=click.IntRange(1, 20), default=3, show_default=True,
+              help="Hops upstream and downstream of NAME.")
+@click.option("--warehouse", default=None, help=WAREHOUSE_HELP)
 @output_option
 @client_command
-def lineage(name, output, client):
-    """Product-to-product lineage across projects (of NAME, or of everything you may see)."""
-    found = client.request("GET", "/management/v1/products")
-    edges = sorted({(up, p["name"]) for p in found for up in (p["dbt"].get("upstream") or [])})
+def lineage(name, depth, warehouse, output, client):
+    """Product-to-product lineage across projects (around NAME, or of everything you may see), from the
+    catalog's product index."""
+    params: dict = {"depth": depth}
     if name:
-        edges = [e for e in edges if name in e]
-    emit([{"upstream": u, "downstream": d} for u, d in edges], output)
+        params["product"] = name
+    if warehouse or client.warehouse:
+        params["warehouse"] = warehouse or client.warehouse
+    edges = client.request("GET", "/management/v1/lineage", params=params)
+    emit(edges, output)

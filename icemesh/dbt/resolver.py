@@ -240,6 +240,21 @@ class ProductRegistry:
         return None
 
 
+def _products_of(client, projects: list[str]) -> list[dict[str, Any]]:
+    """The declared projects' products, then what they read (and so on up) that is not among them yet: the
+    lineage chain, and nothing of the rest of the mesh."""
+    where = {"warehouse": client.warehouse} if client.warehouse else {}
+    products = client.request("GET", "/management/v1/products", params={**where, "project": list(projects)})
+    known = {p["name"] for p in products}
+    wanted = {u for p in products for u in p["dbt"].get("upstream") or [] if isinstance(u, str)} - known
+    while wanted:
+        found = client.request("GET", "/management/v1/products", params={**where, "name": sorted(wanted)})
+        products += found
+        known |= {p["name"] for p in found} | wanted  # one that is not visible is not asked for again
+        wanted = {u for p in found for u in p["dbt"].get("upstream") or [] if isinstance(u, str)} - known
+    return products
+
+
 class IcemeshResolver(dbtPlugin):
     def initialize(self) -> None:
         self.project_dir = _project_dir()
@@ -257,8 +272,7 @@ class IcemeshResolver(dbtPlugin):
         settings = target.of_current_target(self.adapter)
         client = settings.client(upstream=True)
         try:
-            products = client.request("GET", "/management/v1/products",
-                                      params={"warehouse": client.warehouse} if client.warehouse else None)
+            products = _products_of(client, self.projects)
             self.alias = settings.upstream_alias if settings.reads_elsewhere(upstream=client) else settings.alias
         except CatalogUnreachable as exc:
             products = self._cached(exc)

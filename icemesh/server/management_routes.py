@@ -266,10 +266,30 @@ def apply_policy(body: PolicyApply, ctx: RequestContext = Depends(context), m: M
 
 @router.get("/products")
 def list_products(namespace: str | None = None, include_tables: bool = False, warehouse: str | None = None,
+                  project: list[str] = Query(default=[], description="Only these dbt projects (repeatable)"),
+                  tag: list[str] = Query(default=[], description="key=value[,value] (an LF-tag; values ORed, "
+                                         "tags ANDed) or a dbt tag name (repeatable)"),
+                  owner: str | None = Query(default=None, description="The dbt owner's email or name"),
+                  q: str | None = Query(default=None, description="Search names, descriptions, columns and docs"),
+                  name: list[str] = Query(default=[], description="Only these products (repeatable)"),
+                  page_token: str | None = Query(default=None, alias="page-token"),
+                  page_size: int | None = Query(default=None, alias="page-size"),
                   ctx: RequestContext = Depends(context), p: ProductService = Depends(products)):
     """The products (tables dbt published) the caller may see in a warehouse (the default one unless named),
-    with what it may read of each."""
-    return ok(p.list(ctx, namespace, include_tables, warehouse))
+    with what it may read of each. With `page-size` or `page-token`: one page, as
+    {"products", "next-page-token"}; without: every match, as a list."""
+    found = p.page(ctx, namespace, include_tables, warehouse, project, tag, owner, q, name, page_token, page_size)
+    if page_size is None and page_token is None:
+        return ok(found["products"])
+    return ok(found)
+
+
+@router.get("/lineage")
+def lineage(product: str | None = None, depth: int = 3, warehouse: str | None = None,
+            ctx: RequestContext = Depends(context), p: ProductService = Depends(products)):
+    """Product-to-product edges between products the caller may see: around `product` up to `depth` hops
+    upstream and downstream, or all of them."""
+    return ok(p.lineage(ctx, product, depth, warehouse))
 
 
 @router.get("/products/{name}")

@@ -1,5 +1,5 @@
 """The SQL backend: the whole catalog in one database (SQLite by default, PostgreSQL in production), one
-module per port (pointers, identities, policy, audit, idempotency, views, events) over a shared schema and its migrations."""
+module per port (pointers, identities, policy, audit, idempotency, views, events, products) over a shared schema and its migrations."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from icemesh.backends.sql.events import SqlEventLog
 from icemesh.backends.sql.identities import SqlIdentities
 from icemesh.backends.sql.idempotency import SqlIdempotency
 from icemesh.backends.sql.pointers import SqlPointerStore
+from icemesh.backends.sql.products import SqlProductIndex
 from icemesh.backends.sql.policy import SqlPolicy
 from icemesh.backends.sql.schema import migrate
 from icemesh.backends.sql.views import SqlViewStore
@@ -32,7 +33,8 @@ def open_database(url: str) -> Database:
 
 def open_sql(url: str) -> Backend:
     database = open_database(url)
-    pointers = SqlPointerStore(database)
+    products = SqlProductIndex(database)
+    pointers = SqlPointerStore(database, products)
     audit = SqlAudit(database)
 
     def close() -> None:
@@ -40,5 +42,5 @@ def open_sql(url: str) -> Backend:
         database.close()
 
     return Backend(pointers=pointers, identities=SqlIdentities(database), policy=SqlPolicy(database, pointers),
-                   audit=audit, idempotency=SqlIdempotency(database), close=close, views=SqlViewStore(database),
-                   events=SqlEventLog(database))
+                   audit=audit, idempotency=SqlIdempotency(database), close=close, views=SqlViewStore(database, products),
+                   events=SqlEventLog(database), products=products)

@@ -36,8 +36,9 @@ LOCATION_LOCK = 0x1CE5_0C47  # PostgreSQL advisory lock key: one table-location 
 class SqlPointerStore:
     """The catalog service's PointerStore on the SQL database (no HTTP, no files)."""
 
-    def __init__(self, database: Database) -> None:
+    def __init__(self, database: Database, products=None) -> None:
         self.db = database
+        self.products = products  # the product index (SqlProductIndex), kept in each pointer move's transaction
         self._load_stmt = select(tables_t.c.metadata_location, tables_t.c.location).where(
             tables_t.c.warehouse == bindparam("w"), tables_t.c.namespace == bindparam("n"),
             tables_t.c.name == bindparam("t"))
@@ -276,6 +277,8 @@ class SqlPointerStore:
                         )
                         if result.rowcount != 1:
                             raise PointerConflict(str(ch.ident))
+                    if self.products is not None and ch.metadata is not None and ch.new != ch.expected:
+                        self.products.put_table(conn, warehouse, ch.ident, ch.new, ch.metadata)
                     if ch.also is not None:
                         ch.also(conn)
         except IntegrityError as exc:
@@ -302,6 +305,8 @@ class SqlPointerStore:
             conn.execute(
                 delete(tables_t).where(c.warehouse == warehouse, c.namespace == ident.namespace.key, c.name == ident.name)
             )
+            if self.products is not None:
+                self.products.forget(conn, warehouse, ident)
             if also is not None:
                 also(conn)
             bump_policy_version(conn)
@@ -327,6 +332,8 @@ class SqlPointerStore:
                 )
                 if result.rowcount != 1:
                     raise NoSuchTable(f"Table does not exist: {source}")
+                if self.products is not None:
+                    self.products.move(conn, warehouse, source, destination)
                 if also is not None:
                     also(conn)
                 bump_policy_version(conn)

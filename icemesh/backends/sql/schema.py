@@ -14,6 +14,7 @@ from sqlalchemy import (
     Boolean,
     Column,
     Float,
+    Index,
     ForeignKeyConstraint,
     Integer,
     LargeBinary,
@@ -72,6 +73,7 @@ tables_t = Table(
     # protected and private models are not products (see Policy.restricted).
     Column("access", String(16)),
     ForeignKeyConstraint(["warehouse", "namespace"], ["icemesh_namespaces.warehouse", "icemesh_namespaces.name"]),
+    Index("ix_icemesh_tables_updated", "warehouse", "updated_at"),  # what moved lately (the product index's check)
 )
 
 
@@ -89,6 +91,7 @@ views_t = Table(
     Column("updated_at", Float, nullable=False),
     Column("owner", String(255)),
     ForeignKeyConstraint(["warehouse", "namespace"], ["icemesh_namespaces.warehouse", "icemesh_namespaces.name"]),
+    Index("ix_icemesh_views_updated", "warehouse", "updated_at"),
 )
 
 
@@ -247,6 +250,57 @@ events_t = Table(
 )
 
 
+products_t = Table(
+    # The product index: what each table's (or view's) current metadata says about it as a product, written in
+    # the transaction that moves its pointer, so listing and searching products reads no metadata file.
+    "icemesh_products", schema,
+    Column("warehouse", String(255), primary_key=True),
+    Column("namespace", String(4200), primary_key=True),
+    Column("name", String(255), primary_key=True),
+    Column("kind", String(8), nullable=False),  # table | view
+    Column("metadata_location", Text, nullable=False),  # the file the row was computed from
+    Column("product", Boolean, nullable=False),  # dbt published it (it names a model)
+    Column("project", String(255)),
+    Column("model", String(255)),
+    Column("version", String(64)),
+    Column("access", String(16)),
+    Column("owner_email", String(255)),
+    Column("owner_name", String(255)),
+    Column("search", Text, nullable=False, default=""),  # lower-case words a search may match (a superset)
+    Column("snapshot_id", BigInteger),
+    Column("last_updated_ms", BigInteger),
+    Column("summary", Text),  # JSON (tables/product_summary.py); NULL when the metadata could not be read
+    Column("error", Text),  # why the metadata could not be read (the row is skipped, and reported)
+    Index("ix_icemesh_products_listing", "warehouse", "product", "namespace", "name"),  # pages of products
+    Index("ix_icemesh_products_claim", "warehouse", "project", "model", "version", "namespace"),  # twins
+)
+
+
+product_upstream_t = Table(
+    # Product lineage: one row per upstream product a product records (icemesh.dbt.upstream), for downstream
+    # and lineage lookups without reading every product.
+    "icemesh_product_upstream", schema,
+    Column("warehouse", String(255), primary_key=True),
+    Column("upstream", String(1024), primary_key=True),  # 'namespace.table', as dbt records it
+    Column("namespace", String(4200), primary_key=True),
+    Column("name", String(255), primary_key=True),
+    Index("ix_icemesh_product_upstream_of", "warehouse", "namespace", "name"),
+)
+
+
+product_words_t = Table(
+    # Search: every word of a product's searchable text (tables/product_summary.words), so a search looks up
+    # word prefixes in an index instead of scanning every product's text.
+    "icemesh_product_words", schema,
+    Column("warehouse", String(255), primary_key=True),
+    # Byte order on PostgreSQL too, so a prefix is one index range (as SQLite's default)
+    Column("word", String(64).with_variant(String(64, collation="C"), "postgresql"), primary_key=True),
+    Column("namespace", String(4200), primary_key=True),
+    Column("name", String(255), primary_key=True),
+    Index("ix_icemesh_product_words_of", "warehouse", "namespace", "name"),
+)
+
+
 schema_version_t = Table(
     "icemesh_schema_version",
     schema,
@@ -313,12 +367,23 @@ def _grants_data_filter_column(database: Database) -> None:
             conn.execute(text(f"ALTER TABLE {grants_t.name} ADD COLUMN data_filter TEXT"))
 
 
+def _product_index(database: Database) -> None:
+    """The index tables are created with the others (create_all); the pointer tables gain the index on what
+    moved lately (fixed names, no user input). An existing catalog's index rows are filled from the tables'
+    metadata on the first listing (ProductService), one unreadable table skipped and reported."""
+    with database.write() as conn, conn.begin():
+        for table in ("icemesh_tables", "icemesh_views"):
+            if table in set(inspect(database.engine).get_table_names()):
+                conn.execute(text(f"CREATE INDEX IF NOT EXISTS ix_{table}_updated ON {table} (warehouse, updated_at)"))
+
+
 # Each migration brings a database from the version before it to its own; the first is the schema as it was
 # before versions were recorded (created by `create_all`).
 MIGRATIONS = [
     (2, "tag assignments per warehouse, bound to field ids", _tag_assignments_per_warehouse),
     (3, "tables record their dbt access level", _tables_access_column),
     (4, "grants carry data filters (row filters, column masks)", _grants_data_filter_column),
+    (5, "the product index", _product_index),
 ]
 CURRENT = MIGRATIONS[-1][0]
 

@@ -17,8 +17,9 @@ from icemesh.tables.locations import overlaps
 
 
 class SqlViewStore:
-    def __init__(self, database: Database) -> None:
+    def __init__(self, database: Database, products=None) -> None:
         self.db = database
+        self.products = products  # the product index, kept in each view change's transaction
 
     @staticmethod
     def _where(warehouse: str, ident: TableIdent):
@@ -54,7 +55,8 @@ class SqlViewStore:
         if conn.execute(select(views_t.c.name).where(*self._where(warehouse, ident))).first() is not None:
             raise AlreadyExists(f"View already exists: {ident}")
 
-    def create_view(self, warehouse: str, ident: TableIdent, metadata_location: str, location: str, owner: str) -> None:
+    def create_view(self, warehouse: str, ident: TableIdent, metadata_location: str, location: str, owner: str,
+                    metadata: dict[str, Any] | None = None) -> None:
         now = time.time()
         try:
             with self.db.write() as conn, conn.begin():
@@ -62,11 +64,14 @@ class SqlViewStore:
                 conn.execute(insert(views_t).values(warehouse=warehouse, namespace=ident.namespace.key, name=ident.name,
                                                     metadata_location=metadata_location, location=location,
                                                     created_at=now, updated_at=now, owner=owner))
+                if self.products is not None and metadata is not None:
+                    self.products.put_view(conn, warehouse, ident, metadata_location, metadata)
                 bump_policy_version(conn)  # a new owner
         except IntegrityError:
             raise AlreadyExists(f"View already exists: {ident}") from None
 
-    def swap_view(self, warehouse: str, ident: TableIdent, expected: str, new: str) -> None:
+    def swap_view(self, warehouse: str, ident: TableIdent, expected: str, new: str,
+                  metadata: dict[str, Any] | None = None) -> None:
         """Point the view at `new` if it still points at `expected` (another replace got there first: 409)."""
         with self.db.write() as conn, conn.begin():
             result = conn.execute(update(views_t).where(*self._where(warehouse, ident),
@@ -74,6 +79,8 @@ class SqlViewStore:
                                   .values(metadata_location=new, updated_at=time.time()))
             if result.rowcount != 1:
                 raise CommitFailed(f"View {ident} changed since it was loaded: load it again and retry")
+            if self.products is not None and metadata is not None:
+                self.products.put_view(conn, warehouse, ident, new, metadata)
 
     def drop_view(self, warehouse: str, ident: TableIdent, also: Callable[[Any], None] | None = None) -> ViewRecord:
         with self.db.write() as conn, conn.begin():
@@ -82,6 +89,8 @@ class SqlViewStore:
             if row is None:
                 raise NoSuchView(f"View does not exist: {ident}")
             conn.execute(delete(views_t).where(*self._where(warehouse, ident)))
+            if self.products is not None:
+                self.products.forget(conn, warehouse, ident)
             if also is not None:
                 also(conn)
             bump_policy_version(conn)
@@ -97,6 +106,8 @@ class SqlViewStore:
                                               updated_at=time.time()))
                 if result.rowcount != 1:
                     raise NoSuchView(f"View does not exist: {source}")
+                if self.products is not None:
+                    self.products.move(conn, warehouse, source, destination)
                 if also is not None:
                     also(conn)
                 bump_policy_version(conn)

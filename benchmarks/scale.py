@@ -1,0 +1,256 @@
+"""Benchmark (issue 24): the mesh at scale. A catalog of D domains x (N / D) tables (a tenth of them products
+with upstream links), 1,000 principals and 10,000 grants on tag expressions, generated in bulk through the
+SQL backend's tables (the API would take hours at 100,000 tables), then measured through the real HTTP API
+of `icemesh serve`, for `admin` and for a domain principal: products first page, a search, one product's
+lineage to depth 3, `access check`, server start to first answer, loadTable p50/p99.
+
+    .venv/bin/python benchmarks/scale.py --tables 1000 [--db sqlite|postgres] [--domains 100]
+    .venv/bin/python benchmarks/scale.py --tables 10000 --db postgres
+
+Writes benchmarks/results/scale-<db>-<tables>.json and prints the figures with the issue's floors.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.dirname(HERE))
+
+import httpx  # noqa: E402
+from sqlalchemy import insert, select  # noqa: E402
+
+from benchmarks.catalog import prepare_database  # noqa: E402
+from icemesh.backends.sql import open_database  # noqa: E402
+from icemesh.backends.sql.products import SqlProductIndex  # noqa: E402
+from icemesh.backends.sql.schema import (  # noqa: E402
+    bump_policy_version, grants_t, namespaces_t, principals_t, tables_t, tag_assignments_t, tag_keys_t, warehouses_t)
+from icemesh.names import Namespace, TableIdent  # noqa: E402
+from icemesh.security import secrets  # noqa: E402
+from icemesh.server.process import CatalogProcess  # noqa: E402
+from icemesh.tables import metadata as md  # noqa: E402
+from icemesh.tables import product_summary  # noqa: E402
+
+FLOORS_MS = {"products_first_page": 50, "search": 50, "lineage_depth3": 50, "access_check": 20}
+SCHEMA = {"type": "struct", "schema-id": 0, "fields": [
+    {"id": 1, "name": "id", "type": "long", "required": True, "doc": "the key"},
+    {"id": 2, "name": "amount", "type": "long", "required": False, "doc": "in cents"},
+    {"id": 3, "name": "region", "type": "string", "required": False},
+    {"id": 4, "name": "customer_email", "type": "string", "required": False, "doc": "contact"}]}
+TIERS = ["gold", "silver", "bronze"]
+SECRET = "scale-benchmark-secret-not-for-use"
+
+
+def domain(i: int) -> str:
+    return f"d{i:03d}"
+
+
+def generate(url: str, tables: int, domains: int, principals: int, grants: int, seed: int = 7) -> dict:
+    """Bulk rows, as the SQL backend stores them: namespaces, tables (with metadata files), the product index,
+    tags, principals and grants. Returns what the measurements need to name."""
+    rnd = random.Random(seed)
+    db = open_database(url)
+    index = SqlProductIndex(db)
+    with db.connect() as conn:
+        wh, root = conn.execute(select(warehouses_t.c.name, warehouses_t.c.root)).first()
+    template = json.loads(md.serialize(md.build_new_table(SCHEMA, None, None, f"{root}/x/y", {})))
+    per_domain = tables // domains
+    products_per_domain = max(1, per_domain // 10)
+    all_products = [f"{domain(d)}.p{j:04d}" for d in range(domains) for j in range(products_per_domain)]
+    now = time.time() - 3600  # a catalog that was built an hour ago (its pointers are not "just moved")
+    secret_hash = secrets.hash_secret(SECRET)  # one scrypt: every generated principal shares the secret
+    with db.write() as conn, conn.begin():
+        conn.execute(insert(tag_keys_t), [{"key": "domain", "allowed_values": json.dumps([domain(d) for d in range(domains)])},
+                                          {"key": "tier", "allowed_values": json.dumps(TIERS)}])
+        conn.execute(insert(namespaces_t), [{"warehouse": wh, "name": domain(d), "parent": "", "properties": "{}",
+                                             "created_at": now, "owner": f"svc_{domain(d)}"} for d in range(domains)])
+        conn.execute(insert(tag_assignments_t), [
+            {"warehouse": "", "namespace": domain(d), "table_name": "", "column_name": "", "field_id": None,
+             "key": "domain", "value": domain(d), "assigned_by": None, "declared": False} for d in range(domains)])
+        names = [f"svc_{domain(d)}" for d in range(domains)] + [f"u{i:04d}" for i in range(principals - domains)]
+        conn.execute(insert(principals_t), [{"name": n, "secret_hash": secret_hash, "roles": "[]", "created_at": now,
+                                             "created_by": "admin"} for n in names])
+        rows = []
+        for g in range(grants):
+            grantee = names[g % len(names)]
+            doms = sorted({domain(rnd.randrange(domains)) for _ in range(rnd.randint(1, 3))})
+            expression = {"domain": doms} if g % 2 else {"domain": doms, "tier": sorted(rnd.sample(TIERS, 2))}
+            rows.append({"grantee_kind": "principal", "grantee": grantee, "permissions": json.dumps(["DESCRIBE", "SELECT"]),
+                         "target_kind": "tags", "namespace": None, "table_name": None, "columns": None,
+                         "expression": json.dumps(expression), "data_filter": None, "created_at": now,
+                         "created_by": "admin"})
+        conn.execute(insert(grants_t), rows)
+        bump_policy_version(conn)
+    written = 0
+    for d in range(domains):
+        ns = domain(d)
+        pointer_rows, tag_rows = [], []
+        with db.write() as conn, conn.begin():
+            for j in range(per_domain):
+                product = j < products_per_domain
+                name = f"p{j:04d}" if product else f"t{j:05d}"
+                location = f"{root}/{ns}/{name}-{uuid.uuid4().hex}"
+                doc = dict(template, location=location, **{"table-uuid": str(uuid.uuid4())})
+                props = {}
+                if product:
+                    ups = sorted({rnd.choice(all_products) for _ in range(rnd.randint(1, 3))} - {f"{ns}.{name}"})
+                    props = {"comment": f"{name} of domain {ns}: orders and revenue", "icemesh.dbt.project": ns,
+                             "icemesh.dbt.model": name, "icemesh.dbt.access": "public",
+                             "icemesh.dbt.owner": json.dumps({"email": f"{ns}@example.com"}),
+                             "icemesh.dbt.upstream": json.dumps(ups), "icemesh.dbt.tags": json.dumps([f"t{j % 7}"])}
+                    tag_rows.append({"warehouse": "", "namespace": ns, "table_name": name, "column_name": "",
+                                     "field_id": None, "key": "tier", "value": TIERS[j % 3], "assigned_by": None,
+                                     "declared": False})
+                doc["properties"] = props
+                metadata_location = f"{location}/metadata/00000-{uuid.uuid4()}.metadata.json"
+                path = metadata_location.removeprefix("file://")
+                os.makedirs(os.path.dirname(path), exist_ok=True)
+                with open(path, "w") as f:
+                    json.dump(doc, f)
+                pointer_rows.append({"warehouse": wh, "namespace": ns, "name": name, "metadata_location": metadata_location,
+                                     "previous_metadata_location": None, "location": location, "created_at": now,
+                                     "updated_at": now, "owner": f"svc_{ns}", "access": "public" if product else None})
+                pointer_rows[-1]["_summary"] = product_summary.from_document(doc)
+            conn.execute(insert(tables_t), [{k: v for k, v in r.items() if k != "_summary"} for r in pointer_rows])
+            if tag_rows:
+                conn.execute(insert(tag_assignments_t), tag_rows)
+            index.insert_many(conn, wh, [(TableIdent(Namespace((r["namespace"],)), r["name"]), "table",
+                                          r["metadata_location"], r["_summary"], None) for r in pointer_rows])
+            bump_policy_version(conn)
+        written += len(pointer_rows)
+    if db.is_postgres:  # what autovacuum would do after a bulk load: the planner's statistics
+        with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.exec_driver_sql("ANALYZE")
+    db.close()
+    return {"warehouse": wh, "domains": domains, "tables": written, "products": len(all_products),
+            "principals": principals, "grants": grants, "sample_product": all_products[len(all_products) // 2],
+            "own_tables": [f"{domain(1 if domains > 1 else 0)}.t{j:05d}" for j in range(products_per_domain, per_domain)][:200]
+            or [f"{domain(1 if domains > 1 else 0)}.p{j:04d}" for j in range(products_per_domain)],
+            "sample_tables": [f"{domain(rnd.randrange(domains))}.t{rnd.randrange(products_per_domain, per_domain):05d}"
+                              for _ in range(200)] if per_domain > products_per_domain else all_products[:200]}
+
+
+def timed(client: httpx.Client, path: str, params: dict | None, repeat: int, ok=(200,)) -> dict:
+    times = []
+    first = None
+    for i in range(repeat + 1):
+        start = time.perf_counter()
+        r = client.get(path, params=params)
+        ms = (time.perf_counter() - start) * 1000
+        assert r.status_code in ok, (path, params, r.status_code, r.text[:300])
+        if i == 0:
+            first = ms
+        else:
+            times.append(ms)
+    times.sort()
+    return {"first_ms": round(first, 1), "median_ms": round(statistics.median(times), 1),
+            "p95_ms": round(times[max(0, int(len(times) * 0.95) - 1)], 1), "answer": r.json()}
+
+
+def measure(server: CatalogProcess, who: str, secret: str, facts: dict, repeat: int) -> dict:
+    token = server.client(who, secret).token()
+    client = httpx.Client(base_url=server.uri, timeout=300, headers={"Authorization": f"Bearer {token}"})
+    prefix = server.client().prefix()
+    out = {}
+    page = timed(client, "/management/v1/products", {"page-size": 50}, repeat)
+    out["products_first_page"] = {**{k: v for k, v in page.items() if k != "answer"},
+                                  "shown": len(page["answer"]["products"])}
+    search = timed(client, "/management/v1/products", {"page-size": 50, "q": "p0000 of domain"}, repeat)
+    out["search"] = {**{k: v for k, v in search.items() if k != "answer"}, "shown": len(search["answer"]["products"])}
+    visible = [p["name"] for p in page["answer"]["products"]]
+    product = facts["sample_product"] if who == "admin" or not visible else visible[len(visible) // 2]
+    lineage = timed(client, "/management/v1/lineage", {"product": product, "depth": 3}, repeat)
+    out["lineage_depth3"] = {**{k: v for k, v in lineage.items() if k != "answer"}, "product": product,
+                             "edges": len(lineage["answer"])}
+    target = facts["sample_tables"][0]
+    # A table of another domain: ALLOW or DENY for admin, for the domain principal maybe "no such table" (404)
+    check = timed(client, "/management/v1/access", {"principal": who, "resource": target, "action": "SELECT"}, repeat,
+                  ok=(200, 404))
+    out["access_check"] = {**{k: v for k, v in check.items() if k != "answer"}, "resource": target}
+    loads = []
+    sample = facts["sample_tables"] if who == "admin" else facts["own_tables"]  # tables it may load
+    for name in (sample * (200 // len(sample) + 1))[:200]:
+        ns, table = name.split(".")
+        start = time.perf_counter()
+        r = client.get(f"/v1/{prefix}/namespaces/{ns}/tables/{table}")
+        loads.append((time.perf_counter() - start) * 1000)
+        assert r.status_code == 200, r.text[:200]
+    loads.sort()
+    out["load_table"] = {"n": len(loads), "p50_ms": round(statistics.median(loads), 1),
+                         "p99_ms": round(loads[max(0, int(len(loads) * 0.99) - 1)], 1)}
+    client.close()
+    return out
+
+
+def main() -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tables", type=int, default=1000, help="tables in all (the issue: 100,000)")
+    parser.add_argument("--domains", type=int, default=100)
+    parser.add_argument("--principals", type=int, default=1000)
+    parser.add_argument("--grants", type=int, default=10000)
+    parser.add_argument("--db", default="sqlite", help="sqlite, postgres, or a postgresql:// URL")
+    parser.add_argument("--repeat", type=int, default=20)
+    parser.add_argument("--keep", action="store_true", help="keep the generated catalog (its URL is printed)")
+    args = parser.parse_args()
+    domains = min(args.domains, max(1, args.tables // 10))
+    tmp = tempfile.mkdtemp(prefix="icemesh-scale-")
+    url, cleanup = prepare_database(args.db, tmp)
+    admin_secret = secrets.new_secret()
+    kind = "postgres" if url.startswith("postgresql") else "sqlite"
+    results: dict = {"db": kind, "tables": args.tables}
+    try:
+        settings = dict(db=url, warehouse=f"{tmp}/warehouse", cwd=tmp, admin_secret=admin_secret)
+        started = time.perf_counter()
+        with CatalogProcess(**settings) as empty:  # the schema, the warehouse and admin
+            empty.client().request("GET", "/management/v1/products", params={"page-size": 50})
+            results["empty_start_to_first_answer_s"] = round(time.perf_counter() - started, 2)
+        started = time.perf_counter()
+        facts = generate(url, args.tables, domains, args.principals, args.grants)
+        results["generate_s"] = round(time.perf_counter() - started, 1)
+        results.update({k: v for k, v in facts.items() if k not in ("sample_tables", "own_tables")})
+        started = time.perf_counter()
+        server = CatalogProcess(**settings).start()
+        try:
+            results["start_to_ready_s"] = round(time.perf_counter() - started, 2)
+            client = server.client()
+            client.token()
+            asked = time.perf_counter()
+            first = client.request("GET", "/management/v1/products", params={"page-size": 50})
+            results["first_answer_ms"] = round((time.perf_counter() - asked) * 1000, 1)
+            results["start_to_first_answer_s"] = round(time.perf_counter() - started, 2)
+            assert first["products"], "no products listed"
+            results["admin"] = measure(server, "admin", admin_secret, facts, args.repeat)
+            results["domain_principal"] = measure(server, "svc_d001" if domains > 1 else "svc_d000", SECRET, facts,
+                                                  args.repeat)
+        finally:
+            server.stop()
+    finally:
+        if args.keep:
+            print(f"kept: {url} (warehouse {tmp}/warehouse)", flush=True)
+        else:
+            cleanup()
+            shutil.rmtree(tmp, ignore_errors=True)
+    verdicts = {}
+    for who in ("admin", "domain_principal"):
+        for key, floor in FLOORS_MS.items():
+            verdicts[f"{who}.{key}"] = "ok" if results[who][key]["median_ms"] <= floor else f"over {floor} ms"
+    verdicts["start_to_first_answer"] = "ok" if results["start_to_first_answer_s"] <= 5 else "over 5 s"
+    results["verdicts"] = verdicts
+    os.makedirs(os.path.join(HERE, "results"), exist_ok=True)
+    with open(os.path.join(HERE, "results", f"scale-{kind}-{args.tables}.json"), "w", encoding="utf-8") as f:
+        json.dump(results, f, indent=2)
+    print(json.dumps(results, indent=2))
+    return results
+
+
+if __name__ == "__main__":
+    main()
