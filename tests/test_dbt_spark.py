@@ -57,8 +57,17 @@ def sales(server, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def fulfilment(server, tmp_path_factory, sales):
+    """fulfilment's first run also builds `filtered_probe`, which refs sales.order_status through a grant that
+    shows it orders 1-3 with amounts set to 0 (revoked after the run: the other tests see it invisible)."""
     fulfilment = project(server, tmp_path_factory, "fulfilment", "svc_fulfilment")
-    fulfilment("run")
+    admin = server.client()
+    grant = admin.request("POST", f"{M}/grants", json={
+        "permissions": "SELECT,DESCRIBE", "principal": "svc_fulfilment", "table": "sales.order_status",
+        "rows": "order_id <= 3", "masks": ["amount=default"]})
+    try:
+        fulfilment("run", "--vars", "{filtered_probe: true}")
+    finally:
+        admin.request("POST", f"{M}/grants/revoke", json={"permissions": "SELECT,DESCRIBE", "id": grant["id"]})
     return fulfilment
 
 
@@ -308,29 +317,16 @@ def test_init_follows_a_reinstalled_runtime_and_names_targets_it_cannot_set_up(t
     assert set_up(str(path)).changes == [] and profiles.read_text() == text
 
 
-def test_a_filtered_grant_reaches_a_spark_ref_as_a_view_that_applies_it(fulfilment, server, catalog):
-    """svc_fulfilment may not read sales.order_status until a grant lets it read orders 1-3 with amounts set to
-    0: its ref then reads a global temporary view that applies both, and the published product holds only that."""
-    admin = server.client()
+def test_a_filtered_grant_reaches_a_spark_ref_as_a_view_that_applies_it(fulfilment, catalog):
+    """The ref read a global temporary view applying the grant's filter and mask: the published product holds
+    only orders 1-3, their amounts 0 (see the fulfilment fixture)."""
     every = rows(catalog.load_table("sales.order_status"), "order_id")
     expected = [(order_id, 0) for (order_id,) in every if order_id <= 3]
     assert expected and len(expected) < len(every)
-    grant = admin.request("POST", f"{M}/grants", json={
-        "permissions": "SELECT,DESCRIBE", "principal": "svc_fulfilment", "table": "sales.order_status",
-        "rows": "order_id <= 3", "masks": ["amount=default"]})
-    model = fulfilment.path / "models" / "filtered_probe.sql"
-    model.write_text("{{ config(materialized='iceberg') }}\nselect order_id, amount from {{ ref('sales', 'order_status') }}")
-    try:
-        fulfilment("run", "--select", "filtered_probe")
-        published = catalog.load_table("fulfilment.filtered_probe")
-        assert [(r[0], int(r[1])) for r in rows(published, "order_id", "amount")] == expected
-        compiled = (fulfilment.path / "target" / "compiled" / "fulfilment" / "models" / "filtered_probe.sql").read_text()
-        assert "`global_temp`." in compiled and "order_status" in compiled
-    finally:
-        model.unlink()
-        admin.request("POST", f"{M}/grants/revoke", json={"permissions": "SELECT,DESCRIBE", "id": grant["id"]})
-        if ("fulfilment", "filtered_probe") in catalog.list_tables("fulfilment"):
-            catalog.drop_table("fulfilment.filtered_probe")
+    published = catalog.load_table("fulfilment.filtered_probe")
+    assert [(r[0], int(r[1])) for r in rows(published, "order_id", "amount")] == expected
+    compiled = (fulfilment.path / "target" / "compiled" / "fulfilment" / "models" / "filtered_probe.sql").read_text()
+    assert "`global_temp`." in compiled and "order_status" in compiled
 
 
 def test_pinned_spark_run_repeats_the_upstream_snapshot(fulfilment, sales, catalog):
