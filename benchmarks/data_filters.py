@@ -14,21 +14,21 @@ Writes benchmarks/results/data_filters.json.
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
 import hashlib
 import json
 import os
-import statistics
 import sys
 import tempfile
-import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 sys.path.insert(0, REPO)
 
+sys.path.insert(0, HERE)
+
 from icemesh.server.process import CatalogProcess  # noqa: E402
+from query_engines import engine_arguments, timed  # noqa: E402  (medians of alternating runs, after a warm-up each)
 
 FLOOR_RATIO = 1.3
 RESULTS_PATH = os.path.join(REPO, "benchmarks", "results", "data_filters.json")
@@ -93,31 +93,8 @@ def summary(table) -> list[tuple]:
     return sorted(out)
 
 
-def _clock(func) -> tuple[object, float]:
-    start = time.perf_counter()
-    result = func()
-    return result, time.perf_counter() - start
-
-
-def timed(restricted, unrestricted, runs: int):
-    r_result, o_result = restricted(), unrestricted()
-    r_times, o_times = [], []
-    for _ in range(runs):
-        r_result, seconds = _clock(restricted)
-        r_times.append(seconds)
-        o_result, seconds = _clock(unrestricted)
-        o_times.append(seconds)
-    return statistics.median(r_times), statistics.median(o_times), r_result, o_result
-
-
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--rows", type=int, default=10_000_000)
-    ap.add_argument("--runs", type=int, default=5)
-    ap.add_argument("--engines", default=",".join(ALL_ENGINES), help="comma-separated subset")
-    ap.add_argument("--out", default=RESULTS_PATH)
-    args = ap.parse_args(argv)
-    engines = [e.strip() for e in args.engines.split(",") if e.strip()]
+    args, engines = engine_arguments(argv, __doc__, 5, RESULTS_PATH, ALL_ENGINES)
 
     import icemesh
 

@@ -138,14 +138,19 @@ def summary(table) -> list[tuple]:
     return sorted((int(r["key"]), int(r["n"]), round(float(r["total"]), 3)) for r in rows)
 
 
-def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def engine_arguments(argv, doc: str, runs: int, out: str, engines: list[str]):
+    """(args, engines) of an engine benchmark's command line: --rows, --runs, --engines, --out."""
+    ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--rows", type=int, default=10_000_000)
-    ap.add_argument("--runs", type=int, default=7)
-    ap.add_argument("--engines", default=",".join(ALL_ENGINES), help="comma-separated subset")
-    ap.add_argument("--out", default=RESULTS_PATH)
+    ap.add_argument("--runs", type=int, default=runs)
+    ap.add_argument("--engines", default=",".join(engines), help="comma-separated subset")
+    ap.add_argument("--out", default=out)
     args = ap.parse_args(argv)
-    engines = [e.strip() for e in args.engines.split(",") if e.strip()]
+    return args, [e.strip() for e in args.engines.split(",") if e.strip()]
+
+
+def main(argv=None) -> int:
+    args, engines = engine_arguments(argv, __doc__, 7, RESULTS_PATH, ALL_ENGINES)
 
     import icemesh
 

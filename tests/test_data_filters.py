@@ -138,6 +138,16 @@ def reference(grants: list[tuple[tuple | None, dict[str, str]]], columns: list[s
     return sorted(tuple(masked(r[c], actions[c]) if c in actions else r[c] for c in columns) for r in rows)
 
 
+def grant_all(world: World, grants: list[tuple[tuple | None, dict[str, str]]]) -> None:
+    """Exactly these grants on people (rule, {column: spec action}) for the analyst, none other."""
+    world.revoke_all()
+    for rule, masks in grants:
+        spec = {"table": f"{world.ns}.people", "masks": [f"{c}={SHORT[a]}" for c, a in masks.items()] or None}
+        if rule is not None:
+            spec["rows"] = rule_text(rule)
+        world.grant(**spec)
+
+
 def rows_of(table: pa.Table) -> list[tuple]:
     return sorted(tuple(row[c] for c in table.column_names) for row in table.to_pylist())
 
@@ -234,12 +244,7 @@ def test_spark_returns_the_filtered_and_masked_rows(clean, spark):
             mesh.native("spark").sql(f"SELECT * FROM {mesh.engine('spark').catalog_name}.{world.ns}.people").collect()
         columns = ["id", "region", "email", "amount"]
         for grants in SPARK_POLICIES:
-            world.revoke_all()
-            for rule, masks in grants:
-                spec = {"table": f"{world.ns}.people", "masks": [f"{c}={SHORT[a]}" for c, a in masks.items()] or None}
-                if rule is not None:
-                    spec["rows"] = rule_text(rule)
-                world.grant(**spec)
+            grant_all(world, grants)
             got = mesh.sql(f"SELECT {', '.join(columns)} FROM {world.ns}.people", engine="spark")
             assert rows_of(got) == reference(grants, columns), grants
 
@@ -299,12 +304,7 @@ SHORT = {"replace-with-null": "null", "mask-to-fixed-value": "default", "hash-sh
 @given(grants=st.lists(st.tuples(RULES, MASKS), min_size=1, max_size=2))
 def test_random_policies_match_the_reference_on_every_engine(clean, grants):
     world = clean
-    world.revoke_all()
-    for rule, masks in grants:
-        spec = {"table": f"{world.ns}.people", "masks": [f"{c}={SHORT[a]}" for c, a in masks.items()] or None}
-        if rule is not None:
-            spec["rows"] = rule_text(rule)
-        world.grant(**spec)
+    grant_all(world, grants)
     columns = ["id", "region", "email", "amount"]
     expected = reference(grants, columns)
     with connect(world) as mesh:
