@@ -1,13 +1,14 @@
-"""A DuckDB consumer's ref to a product the catalog serves it filtered or masked (a data filter on its grant).
+"""A consumer's ref to a product the catalog serves it filtered or masked (a data filter on its grant).
 
-The catalog refuses such a product to a reader that does not declare it applies the restrictions, so DuckDB's
-attached catalog (which cannot apply them) is refused it. The resolver renders the ref as a view of the project's
-own database instead (product_views.FILTERED_SCHEMA), and this module writes that view's SQL when dbt connects:
-the plugin loads the product as the project's principal, declaring it applies the restrictions, and the view
-scans the snapshot's files with the row filter in its WHERE and the masks in its SELECT list
-(tables/restriction_sql.py). The consumer's models read only the view: rows the filter drops and the values
-the masks replace never reach them, and `dbt compile` shows the filter in the view's definition.
-"""
+The catalog refuses such a product to a reader that does not declare it applies the restrictions, so the
+engine's own catalog (DuckDB's attach, the profile's Spark catalog) is refused it. The resolver renders the ref
+as a view instead (product_views.FILTERED_SCHEMA): on DuckDB a view of the project's own database, written when
+dbt connects, scanning the snapshot's files; on Spark a global temporary view, made before the models run,
+reading through a copy of the profile's catalog that declares the restrictions. Either way this module loads
+the product as the project's principal, declaring it applies them, and writes the view's SQL with the row
+filter in its WHERE and the masks in its SELECT list (tables/restriction_sql.py). The consumer's models read
+only the view: rows the filter drops and the values the masks replace never reach them, and `dbt compile`
+shows the view (its definition, the filter)."""
 
 from __future__ import annotations
 

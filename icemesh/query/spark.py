@@ -13,8 +13,8 @@ import threading
 from icemesh.compat.pyspark import spark_schema, to_arrow
 from icemesh.protocol import COLUMN_LIMITS_APPLY, COLUMN_LIMITS_HEADER, COLUMN_LIMITS_SCOPE, READ_RESTRICTIONS_HEADER
 from icemesh.query.engine import Engine
-from icemesh.tables.restriction_sql import quote as _quote
 from icemesh.query.references import pin_snapshots, restricted_name, to_single_names
+from icemesh.tables.restriction_sql import quote as _quote
 
 _current_catalog = threading.Lock()  # one SparkSession per process: its current catalog is shared
 
@@ -93,9 +93,6 @@ class SparkEngine(Engine):
 
     def close(self):
         super().close()  # the SparkSession is the process's: whoever started Spark stops it
-
-
-
 
 
 def quote(name: str) -> str:
