@@ -58,6 +58,12 @@ def json_response(payload: Any, status: int = 200, headers: dict[str, str] | Non
 
 
 def load_result(loaded: LoadedTable) -> Response:
+    headers = {"ETag": loaded.etag} if loaded.etag else None
+    return Response(load_body(loaded), media_type="application/json", headers=headers)
+
+
+def load_body(loaded: LoadedTable) -> bytes:
+    """The LoadTableResult as bytes: the cached metadata JSON spliced in, never re-encoded."""
     location = orjson.dumps(loaded.metadata_location)
     body = b'{"metadata-location":' + location + b',"metadata":' + loaded.metadata_json + b',"config":' + orjson.dumps(loaded.config)
     if loaded.labels:
@@ -66,9 +72,7 @@ def load_result(loaded: LoadedTable) -> Response:
         body += b',"read-restrictions":' + orjson.dumps(loaded.read_restrictions)
     if loaded.storage_credentials:
         body += b',"storage-credentials":' + orjson.dumps(loaded.storage_credentials)
-    body += b"}"
-    headers = {"ETag": loaded.etag} if loaded.etag else None
-    return Response(body, media_type="application/json", headers=headers)
+    return body + b"}"
 
 
 def mutation(request: Request, svc: CatalogService, operation: Callable[[], Response], body: Any = None) -> Response:
