@@ -4,13 +4,17 @@
     .venv/bin/python benchmarks/catalog.py --quick      # 200 tables, short phases, for iteration
     .venv/bin/python benchmarks/catalog.py --db postgres               # scratch PostgreSQL database
     .venv/bin/python benchmarks/catalog.py --db postgresql://postgres@127.0.0.1:5432/icemesh_bench
+    .venv/bin/python benchmarks/catalog.py --quick --load-only --workers 2   # loadTable phases only
 
 What it does:
   1. starts a real `icemesh serve` (CatalogProcess) on a temp dir (SQLite by default) and creates
      N namespaces x M tables through pyiceberg's RestCatalog, each with one or two appended snapshots;
   2. loadTable (GET /v1/{prefix}/namespaces/{ns}/tables/{t}) on random tables from several client
-     processes (threads with persistent http.client connections) at concurrency 1 and 16, for a fixed
-     duration after a warm-up: req/s, p50/p99 latency from every sample, errors, client/server CPU;
+     processes (threads with persistent http.client connections, then keep-alive `requests` Sessions, one
+     per thread) at concurrency 1 and 16, for a fixed duration after a warm-up: req/s, p50/p99 latency
+     from every sample, errors, client/server CPU. The same clients then drive the ceiling, a trivial
+     ASGI app under uvicorn (benchmarks/ceiling_app.py, same worker count) answering a fixed body of the
+     mean loadTable size, back to back, and icemesh/ceiling is reported for throughput and p99;
   3. pyiceberg's own SqlCatalog.load_table, in-process, on the same metadata files (register_table);
   4. 8 writers (processes, one RestCatalog each) appending to ONE table, retrying on
      CommitFailedException; checks that every acknowledged append is in the table's final history.
