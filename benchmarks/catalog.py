@@ -794,7 +794,7 @@ def print_floors(res: dict) -> None:
     say("floors")
     say(line)
     for f in res["floors"]:
-        say(f"  {verdict(f['pass']):<6}{f['name']:<52}measured {f['measured']}")
+        say(f"  {verdict(f['pass']):<6}{f['name']:<58}measured {f['measured']}")
     say(line)
     if all(f["pass"] for f in res["floors"]):
         say("ALL FLOORS PASS")
