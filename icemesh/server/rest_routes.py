@@ -198,8 +198,9 @@ def create_table(prefix: str, namespace: str, body: models.CreateTableRequest, r
 @router.get("/{prefix}/namespaces/{namespace}/tables/{table}", responses={304: {"description": "Not modified: the ETag sent in If-None-Match is current"}})
 async def load_table(prefix: str, namespace: str, table: str, request: Request, snapshots: str | None = None,
                      svc: CatalogService = Depends(service), ctx: RequestContext = Depends(context)):
-    """The hottest route: served on the event loop while the metadata is cached (a pointer lookup and an
-    in-memory decision); a metadata file still to be read from storage goes to a worker thread."""
+    """The hottest route. Plain requests are answered before they get here, by fast_load.LoadTableFastPath
+    with the same calls; this one documents it in OpenAPI and serves the rest (e.g. extra query parameters).
+    Served on the event loop while the metadata is cached; a storage read goes to a worker thread."""
     ident = TableIdent.of(Namespace.from_url(namespace), table)
     if_none_match = request.headers.get("if-none-match")
     try:
