@@ -4,13 +4,17 @@
     .venv/bin/python benchmarks/catalog.py --quick      # 200 tables, short phases, for iteration
     .venv/bin/python benchmarks/catalog.py --db postgres               # scratch PostgreSQL database
     .venv/bin/python benchmarks/catalog.py --db postgresql://postgres@127.0.0.1:5432/icemesh_bench
+    .venv/bin/python benchmarks/catalog.py --quick --load-only --workers 2   # loadTable phases only
 
 What it does:
   1. starts a real `icemesh serve` (CatalogProcess) on a temp dir (SQLite by default) and creates
      N namespaces x M tables through pyiceberg's RestCatalog, each with one or two appended snapshots;
   2. loadTable (GET /v1/{prefix}/namespaces/{ns}/tables/{t}) on random tables from several client
-     processes (threads with persistent http.client connections) at concurrency 1 and 16, for a fixed
-     duration after a warm-up: req/s, p50/p99 latency from every sample, errors, client/server CPU;
+     processes (threads with persistent http.client connections, then keep-alive `requests` Sessions, one
+     per thread) at concurrency 1 and 16, for a fixed duration after a warm-up: req/s, p50/p99 latency
+     from every sample, errors, client/server CPU. The same clients then drive the ceiling, a trivial
+     ASGI app under uvicorn (benchmarks/ceiling_app.py, same worker count) answering a fixed body of the
+     mean loadTable size, back to back, and icemesh/ceiling is reported for throughput and p99;
   3. pyiceberg's own SqlCatalog.load_table, in-process, on the same metadata files (register_table);
   4. 8 writers (processes, one RestCatalog each) appending to ONE table, retrying on
      CommitFailedException; checks that every acknowledged append is in the table's final history.
@@ -51,6 +55,7 @@ RESULTS_PATH = os.path.join(REPO, "benchmarks", "results", "catalog.json")
 FLOOR_LOAD_RPS = 1000.0  # loadTable requests/s at concurrency 16
 FLOOR_LOAD_P99_MS = 20.0  # loadTable p99 at concurrency 16
 FLOOR_LOST_COMMITS = 0
+FLOOR_CEILING_RATIO = 0.7  # loadTable req/s at concurrency 16 over the trivial ASGI app's, same client, same run
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
@@ -318,17 +323,52 @@ def table_path(prefix: str, ns: str, name: str) -> str:
 # -- phase 2: loadTable load generator -----------------------------------------------------------
 
 
+class _RequestsConnection:
+    """The `requests` client behind http.client's two calls: one keep-alive Session per thread, as
+    applications use it (more client CPU per request than bare http.client, so both are reported)."""
+
+    def __init__(self, host: str, port: int, timeout: float):
+        import requests
+
+        self.base, self.timeout = f"http://{host}:{port}", timeout
+        self.session = requests.Session()
+        self.response = None
+
+    def connect(self) -> None:
+        pass
+
+    def request(self, method: str, path: str, headers: dict[str, str]) -> None:
+        self.response = self.session.request(method, self.base + path, headers=headers, timeout=self.timeout)
+
+    def getresponse(self):
+        return self
+
+    @property
+    def status(self) -> int:
+        return self.response.status_code
+
+    def read(self) -> bytes:
+        return self.response.content
+
+    def close(self) -> None:
+        self.session.close()
+
+
+CLIENTS = ("http.client", "requests")
+
+
 def _load_client(host: str, port: int, paths: list[str], headers: dict[str, str], threads: int, seed: int,
-                 warmup: float, duration: float, ready_q, go, start_at, result_q) -> None:
+                 warmup: float, duration: float, ready_q, go, start_at, result_q, client: str = "http.client") -> None:
     import http.client
     import threading
 
     results = []
     lock = threading.Lock()
+    connection = http.client.HTTPConnection if client == "http.client" else _RequestsConnection
 
     def worker(k: int) -> None:
         rnd = random.Random(seed * 1000 + k)
-        conn = http.client.HTTPConnection(host, port, timeout=30)
+        conn = connection(host, port, timeout=30)
         conn.connect()
         lat = array.array("d")
         errors, bytes_in, error_samples = 0, 0, []
@@ -351,7 +391,7 @@ def _load_client(host: str, port: int, paths: list[str], headers: dict[str, str]
                 if len(error_samples) < 3:
                     error_samples.append(repr(exc))
                 conn.close()
-                conn = http.client.HTTPConnection(host, port, timeout=30)
+                conn = connection(host, port, timeout=30)
                 body = b""
             end = time.perf_counter()
             if end >= we:
@@ -391,7 +431,7 @@ def _load_client(host: str, port: int, paths: list[str], headers: dict[str, str]
 
 
 def run_load(uri: str, paths: list[str], concurrency: int, client_procs: int, warmup: float, duration: float,
-             server_pid: int, token: str | None = None) -> dict:
+             server_pid: int, token: str | None = None, client: str = "http.client") -> dict:
     ctx = mp.get_context("spawn")
     u = urlparse(uri)
     procs_n = max(1, min(client_procs, concurrency))
@@ -399,7 +439,7 @@ def run_load(uri: str, paths: list[str], concurrency: int, client_procs: int, wa
     ready_q, result_q = ctx.Queue(), ctx.Queue()
     go, start_at = ctx.Event(), ctx.Value("d", 0.0)
     procs = [ctx.Process(target=_load_client, args=(u.hostname, u.port, paths, auth_headers(token), n, i + 1, warmup, duration,
-                                                     ready_q, go, start_at, result_q), daemon=True)
+                                                     ready_q, go, start_at, result_q, client), daemon=True)
              for i, n in enumerate(per_proc)]
     for p in procs:
         p.start()
@@ -427,6 +467,7 @@ def run_load(uri: str, paths: list[str], concurrency: int, client_procs: int, wa
         client_cpu += o["cpu_s"]
         error_samples.extend(o["error_samples"])
     result = {
+        "client": client,
         "concurrency": concurrency,
         "client_processes": procs_n,
         "threads_per_process": per_proc,
@@ -448,6 +489,75 @@ def run_load(uri: str, paths: list[str], concurrency: int, client_procs: int, wa
     if error_samples:
         result["error_samples"] = error_samples[:5]
     return result
+
+
+# -- the ceiling: a trivial ASGI app under uvicorn, same body size, same client ----------------------
+
+
+class CeilingProcess:
+    """benchmarks/ceiling_app.py in its own process on a free port, answering `size` bytes to every GET."""
+
+    def __init__(self, size: int, workers: int = 1):
+        self.size, self.workers, self.proc, self.uri = size, workers, None, None
+
+    def start(self, timeout: float = 30.0) -> None:
+        import socket
+        import subprocess
+
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        self.proc = subprocess.Popen([sys.executable, os.path.join(REPO, "benchmarks", "ceiling_app.py"), "--port", str(port),
+                                      "--bytes", str(self.size), "--workers", str(self.workers)])
+        self.uri = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"the ceiling app exited with {self.proc.returncode}")
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                return
+            except OSError:
+                time.sleep(0.1)
+        raise RuntimeError("the ceiling app did not listen within 30 s")
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except Exception:
+                self.proc.kill()
+
+
+def load_matrix(targets: dict[str, tuple[str, int]], paths: list[str], clients: list[str], client_procs: int,
+                warmup: float, duration: float, token: str | None) -> dict:
+    """matrix[client][target]["c1"|"c16"]: each client drives icemesh, then the ceiling, at each concurrency,
+    back to back, so both see the same machine."""
+    matrix: dict = {}
+    for client in clients:
+        for c in (1, 16):
+            for target, (uri, pid) in targets.items():
+                r = run_load(uri, paths, c, 1 if c == 1 else client_procs, warmup, duration, pid, token, client)
+                matrix.setdefault(client, {}).setdefault(target, {})[f"c{c}"] = r
+                say(f"      {client:<11} {target:<8} c={c:<2}: {r['throughput_rps']:>7} req/s, p50 {r['p50_ms']} ms, "
+                    f"p99 {r['p99_ms']} ms, errors {r['errors']}, other load {r['other_load_cores']} cores")
+    return matrix
+
+
+def ceiling_ratios(matrix: dict) -> dict:
+    """icemesh / ceiling per client and concurrency: throughput (higher is better), p99 (lower is better)."""
+    out = {}
+    for client, targets in matrix.items():
+        for c in ("c1", "c16"):
+            ice, top = targets["icemesh"][c], targets["ceiling"][c]
+            out[f"{client} {c}"] = {
+                "throughput_ratio": round(ice["throughput_rps"] / top["throughput_rps"], 3) if top["throughput_rps"] else None,
+                "p99_ratio": round(ice["p99_ms"] / top["p99_ms"], 3) if top["p99_ms"] else None,
+                "icemesh_rps": ice["throughput_rps"], "ceiling_rps": top["throughput_rps"],
+                "icemesh_p99_ms": ice["p99_ms"], "ceiling_p99_ms": top["p99_ms"],
+            }
+    return out
 
 
 # -- phase 3: pyiceberg in-process baseline ------------------------------------------------------
@@ -633,25 +743,38 @@ def print_report(res: dict) -> None:
         f"{'errors':>7}{'client':>8}{'server':>8}{'other':>7}")
     say(f"{'':<27}{'':>9}{'':>8}{'':>8}{'':>8}{'':>8}{'':>7}{'cores':>8}{'cores':>8}{'cores':>7}")
     say(line)
-    for label, r in (("HTTP c=1", c1), ("HTTP c=16", c16)):
-        clients = f"{r['client_processes']}p x {max(r['threads_per_process'])}t"
-        say(f"{label + ' (' + clients + ')':<27}{r['throughput_rps']:>9.1f}{r['p50_ms']:>8.2f}{r['p90_ms']:>8.2f}"
-            f"{r['p99_ms']:>8.2f}{r['max_ms']:>8.2f}{r['errors']:>7}{r['client_cores']:>8.2f}{r['server_cores']:>8.2f}"
-            f"{r['other_load_cores']:>7.2f}")
-    say(f"{'pyiceberg SqlCatalog c=1':<27}{py['loads_per_s']:>9.1f}{py['p50_ms']:>8.2f}{py['p90_ms']:>8.2f}"
-        f"{py['p99_ms']:>8.2f}{py['max_ms']:>8.2f}{0:>7}{py['cores']:>8.2f}{'-':>8}{py['other_load_cores']:>7.2f}")
+    for client, targets in res["load_table_by_client"].items():
+        for target, by_c in targets.items():
+            for c, r in by_c.items():
+                label = f"{target} {'http' if client == 'http.client' else client} c={c[1:]}"
+                procs = f"{r['client_processes']}p x {max(r['threads_per_process'])}t"
+                say(f"{label + ' (' + procs + ')':<27}{r['throughput_rps']:>9.1f}{r['p50_ms']:>8.2f}{r['p90_ms']:>8.2f}"
+                    f"{r['p99_ms']:>8.2f}{r['max_ms']:>8.2f}{r['errors']:>7}{r['client_cores']:>8.2f}{r['server_cores']:>8.2f}"
+                    f"{r['other_load_cores']:>7.2f}")
+    if py:
+        say(f"{'pyiceberg SqlCatalog c=1':<27}{py['loads_per_s']:>9.1f}{py['p50_ms']:>8.2f}{py['p90_ms']:>8.2f}"
+            f"{py['p99_ms']:>8.2f}{py['max_ms']:>8.2f}{0:>7}{py['cores']:>8.2f}{'-':>8}{py['other_load_cores']:>7.2f}")
     say(line)
+    say("ceiling = a trivial ASGI app under uvicorn answering a fixed body of the same size (benchmarks/ceiling_app.py)")
     say("client cores = CPU used by the load generator (or by pyiceberg in-process); other = rest of the machine")
     if cfg["backend"] == "postgresql":
         say(f"PostgreSQL server processes used {c1['postgres_cores']:.2f} cores at c=1 and {c16['postgres_cores']:.2f} at c=16 "
             "(not in 'server' or 'other')")
-    if max(c1["other_load_cores"], c16["other_load_cores"], py["other_load_cores"]) > 0.25:
+    others = [r["other_load_cores"] for t in res["load_table_by_client"].values() for by_c in t.values() for r in by_c.values()]
+    if max(others + ([py["other_load_cores"]] if py else [])) > 0.25:
         say("WARNING: other processes used noticeable CPU during the measurements; figures are pessimistic, rerun on an idle machine")
+    for key, r in res["icemesh_over_ceiling"].items():
+        say(f"icemesh / ceiling, {key:<15}: throughput {r['throughput_ratio']:.2f}x ({r['icemesh_rps']:.0f} / {r['ceiling_rps']:.0f} req/s), "
+            f"p99 {r['p99_ratio']:.2f}x ({r['icemesh_p99_ms']:.1f} / {r['ceiling_p99_ms']:.1f} ms)")
     ratios = res["ratios"]
-    say(f"icemesh HTTP c=1 / pyiceberg in-process c=1 : {ratios['icemesh_c1_over_pyiceberg_c1']:.2f}x")
-    say(f"icemesh HTTP c=16 / pyiceberg in-process c=1: {ratios['icemesh_c16_over_pyiceberg_c1']:.2f}x")
+    if py:
+        say(f"icemesh HTTP c=1 / pyiceberg in-process c=1 : {ratios['icemesh_c1_over_pyiceberg_c1']:.2f}x")
+        say(f"icemesh HTTP c=16 / pyiceberg in-process c=1: {ratios['icemesh_c16_over_pyiceberg_c1']:.2f}x")
     say(f"loadTable response size: mean {res['catalog']['response_bytes_mean']} B, max {res['catalog']['response_bytes_max']} B")
     say()
+    if cm is None:
+        print_floors(res)
+        return
     say(f"commits: {cm['writers']} writers appending {cm['rows_per_append']} rows to ONE table for {cm['duration_s']:.1f} s")
     say(line)
     say(f"  acknowledged appends      {cm['acknowledged_appends']:>8}   ({cm['commits_per_s']:.1f} commits/s; per writer {cm['per_writer_acked']})")
@@ -663,10 +786,15 @@ def print_report(res: dict) -> None:
     lat = cm["commit_latency"]
     say(f"  commit latency incl. retries: p50 {lat['p50_ms']:.1f} ms, p99 {lat['p99_ms']:.1f} ms, max {lat['max_ms']:.1f} ms")
     say()
+    print_floors(res)
+
+
+def print_floors(res: dict) -> None:
+    line = "-" * 96
     say("floors")
     say(line)
     for f in res["floors"]:
-        say(f"  {verdict(f['pass']):<6}{f['name']:<52}measured {f['measured']}")
+        say(f"  {verdict(f['pass']):<6}{f['name']:<58}measured {f['measured']}")
     say(line)
     if all(f["pass"] for f in res["floors"]):
         say("ALL FLOORS PASS")
@@ -692,9 +820,14 @@ def main(argv=None) -> int:
     ap.add_argument("--create-procs", type=int, default=3, help="processes creating the tables")
     ap.add_argument("--workers", type=int, default=1, help="icemesh serve --workers")
     ap.add_argument("--access-log", action="store_true", help="run the server with --access-log")
+    ap.add_argument("--clients", default=",".join(CLIENTS), help="load clients, comma-separated: http.client, requests")
+    ap.add_argument("--load-only", action="store_true", help="loadTable phases only (skip the pyiceberg baseline and commits)")
     ap.add_argument("--keep", action="store_true", help="keep the temp dir (server log, warehouse)")
     ap.add_argument("--out", default=RESULTS_PATH)
     args = ap.parse_args(argv)
+    clients = [c.strip() for c in args.clients.split(",") if c.strip()]
+    if not clients or any(c not in CLIENTS for c in clients):
+        raise SystemExit(f"--clients takes {', '.join(CLIENTS)} (comma-separated), got {args.clients!r}")
 
     n_ns = args.namespaces or (2 if args.quick else 10)
     duration = args.duration or (3.0 if args.quick else 10.0)
@@ -710,6 +843,7 @@ def main(argv=None) -> int:
     backend = "postgresql" if db_url.startswith("postgresql") else "sqlite"
     extra = ["--workers", str(args.workers)] + (["--access-log"] if args.access_log else [])
     server = CatalogProcess(db=db_url, warehouse=warehouse, cwd=tmp, extra_args=extra, log_path=os.path.join(tmp, "server.log"))
+    ceiling = None
     res: dict = {}
     try:
         server.start()
@@ -725,36 +859,53 @@ def main(argv=None) -> int:
         say(f"      done in {built['seconds']} s ({built['tables_per_s']} tables/s); loadTable response mean "
             f"{indexed['response_bytes_mean']} B")
 
-        say(f"[2/4] loadTable over HTTP: concurrency 1 and 16, {warmup:g} s warm-up + {duration:g} s each")
-        c1 = run_load(server.uri, paths, 1, 1, warmup, duration, server.proc.pid, token)
-        say(f"      c=1 : {c1['throughput_rps']} req/s, p50 {c1['p50_ms']} ms, p99 {c1['p99_ms']} ms, errors {c1['errors']}")
-        c16 = run_load(server.uri, paths, 16, args.client_procs, warmup, duration, server.proc.pid, token)
-        say(f"      c=16: {c16['throughput_rps']} req/s, p50 {c16['p50_ms']} ms, p99 {c16['p99_ms']} ms, errors {c16['errors']}")
+        ceiling = CeilingProcess(indexed["response_bytes_mean"], args.workers)
+        ceiling.start()
+        say(f"[2/4] loadTable over HTTP against the ceiling (a trivial ASGI app under uvicorn on {ceiling.uri}, "
+            f"{indexed['response_bytes_mean']} B bodies, {args.workers} worker(s)): clients {', '.join(clients)}, "
+            f"concurrency 1 and 16, {warmup:g} s warm-up + {duration:g} s each")
+        matrix = load_matrix({"icemesh": (server.uri, server.proc.pid), "ceiling": (ceiling.uri, ceiling.proc.pid)},
+                             paths, clients, args.client_procs, warmup, duration, token)
+        ceiling.stop()
+        first = matrix[clients[0]]["icemesh"]
+        c1, c16 = first["c1"], first["c16"]
+        vs_ceiling = ceiling_ratios(matrix)
 
-        say(f"[3/4] pyiceberg SqlCatalog.load_table in-process, concurrency 1, {duration:g} s")
-        py = run_pyiceberg_inprocess(tmp, warehouse, indexed["locations"], min(warmup, 1.0), duration)
-        say(f"      {py['loads_per_s']} loads/s, p50 {py['p50_ms']} ms, p99 {py['p99_ms']} ms")
+        if args.load_only:
+            py = cm = None
+        else:
+            say(f"[3/4] pyiceberg SqlCatalog.load_table in-process, concurrency 1, {duration:g} s")
+            py = run_pyiceberg_inprocess(tmp, warehouse, indexed["locations"], min(warmup, 1.0), duration)
+            say(f"      {py['loads_per_s']} loads/s, p50 {py['p50_ms']} ms, p99 {py['p99_ms']} ms")
 
-        say(f"[4/4] commits: {args.writers} writers appending to one table for {commit_duration:g} s")
-        cm = run_commits(server.uri, args.writers, commit_duration, 5, token)
-        say(f"      {cm['acknowledged_appends']} acknowledged ({cm['commits_per_s']} /s), {cm['retries']} retries, "
-            f"lost {cm['lost_commits']}")
+            say(f"[4/4] commits: {args.writers} writers appending to one table for {commit_duration:g} s")
+            cm = run_commits(server.uri, args.writers, commit_duration, 5, token)
+            say(f"      {cm['acknowledged_appends']} acknowledged ({cm['commits_per_s']} /s), {cm['retries']} retries, "
+                f"lost {cm['lost_commits']}")
 
         floors = [
             {"name": f"loadTable c=16 throughput >= {FLOOR_LOAD_RPS:,.0f} req/s", "floor": FLOOR_LOAD_RPS,
              "measured": c16["throughput_rps"], "pass": c16["throughput_rps"] >= FLOOR_LOAD_RPS},
             {"name": f"loadTable c=16 p99 <= {FLOOR_LOAD_P99_MS:g} ms", "floor": FLOOR_LOAD_P99_MS,
              "measured": c16["p99_ms"], "pass": c16["p99_ms"] <= FLOOR_LOAD_P99_MS},
-            {"name": "lost commits == 0", "floor": FLOOR_LOST_COMMITS, "measured": cm["lost_commits"],
-             "pass": cm["lost_commits"] == FLOOR_LOST_COMMITS and cm["acked_missing_from_history"] == 0},
         ]
+        for client in clients:
+            r = vs_ceiling[f"{client} c16"]
+            floors.append({"name": f"loadTable c=16 ({client}) >= {FLOOR_CEILING_RATIO:g}x the ceiling's req/s",
+                           "floor": FLOOR_CEILING_RATIO, "measured": r["throughput_ratio"],
+                           "pass": (r["throughput_ratio"] or 0) >= FLOOR_CEILING_RATIO})
+            floors.append({"name": f"loadTable c=16 ({client}) p99 <= {FLOOR_LOAD_P99_MS:g} ms", "floor": FLOOR_LOAD_P99_MS,
+                           "measured": r["icemesh_p99_ms"], "pass": r["icemesh_p99_ms"] <= FLOOR_LOAD_P99_MS})
+        if cm is not None:
+            floors.append({"name": "lost commits == 0", "floor": FLOOR_LOST_COMMITS, "measured": cm["lost_commits"],
+                           "pass": cm["lost_commits"] == FLOOR_LOST_COMMITS and cm["acked_missing_from_history"] == 0})
         import pyiceberg
 
         res = {
             "benchmark": "icemesh catalog",
             "timestamp_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "config": {
-                "quick": args.quick, "backend": backend, "server_workers": args.workers, "access_log": args.access_log,
+                "quick": args.quick, "load_only": args.load_only, "clients": clients, "backend": backend, "server_workers": args.workers, "access_log": args.access_log,
                 "namespaces": n_ns, "tables_per_namespace": args.tables_per_namespace, "tables": n_tables,
                 "load_duration_s": duration, "warmup_s": warmup, "commit_duration_s": commit_duration,
                 "writers": args.writers, "machine_cores": os.cpu_count(),
@@ -763,11 +914,13 @@ def main(argv=None) -> int:
                 "note": "server and load generator share the machine's cores; see client_cores/server_cores",
             },
             "catalog": {k: v for k, v in {**built, **indexed}.items() if k not in ("tables", "locations")},
-            "load_table": {"c1": c1, "c16": c16},
+            "load_table": {"c1": c1, "c16": c16, "client": clients[0]},
+            "load_table_by_client": matrix,
+            "icemesh_over_ceiling": vs_ceiling,
             "pyiceberg_inprocess": py,
             "ratios": {
-                "icemesh_c1_over_pyiceberg_c1": round(c1["throughput_rps"] / py["loads_per_s"], 3) if py["loads_per_s"] else None,
-                "icemesh_c16_over_pyiceberg_c1": round(c16["throughput_rps"] / py["loads_per_s"], 3) if py["loads_per_s"] else None,
+                "icemesh_c1_over_pyiceberg_c1": round(c1["throughput_rps"] / py["loads_per_s"], 3) if py and py["loads_per_s"] else None,
+                "icemesh_c16_over_pyiceberg_c1": round(c16["throughput_rps"] / py["loads_per_s"], 3) if py and py["loads_per_s"] else None,
             },
             "commits": cm,
             "floors": floors,
@@ -783,6 +936,8 @@ def main(argv=None) -> int:
         say("benchmark failed; server log tail:\n" + server.log())
         raise
     finally:
+        if ceiling is not None:
+            ceiling.stop()
         server.stop()
         db_cleanup()
         if args.keep:

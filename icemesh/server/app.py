@@ -24,6 +24,7 @@ from icemesh.server.management_routes import router as management_router
 from icemesh.portal.routes import router as portal_router
 from icemesh.server.oauth_routes import router as oauth_router
 from icemesh.server.errors import error_body, install_error_handlers
+from icemesh.server.fast_load import LoadTableFastPath
 from icemesh.server.rest_routes import router as rest_router
 from icemesh.server.settings import ServerSettings
 from icemesh.storage.warehouse import Warehouse
@@ -144,6 +145,7 @@ def create_app(settings: ServerSettings, service: CatalogService | None = None) 
     app.include_router(rest_router)
     app.include_router(management_router)
     app.include_router(portal_router)  # the portal at `/` (icemesh.portal)
+    app.add_middleware(LoadTableFastPath, service=service)  # inside RequestGuard: the same limits apply
     app.add_middleware(RequestGuard, max_bytes=settings.max_body_bytes)
 
     @app.get("/healthz", tags=["Operations"])

@@ -58,6 +58,12 @@ def json_response(payload: Any, status: int = 200, headers: dict[str, str] | Non
 
 
 def load_result(loaded: LoadedTable) -> Response:
+    headers = {"ETag": loaded.etag} if loaded.etag else None
+    return Response(load_body(loaded), media_type="application/json", headers=headers)
+
+
+def load_body(loaded: LoadedTable) -> bytes:
+    """The LoadTableResult as bytes: the cached metadata JSON spliced in, never re-encoded."""
     location = orjson.dumps(loaded.metadata_location)
     body = b'{"metadata-location":' + location + b',"metadata":' + loaded.metadata_json + b',"config":' + orjson.dumps(loaded.config)
     if loaded.labels:
@@ -66,9 +72,7 @@ def load_result(loaded: LoadedTable) -> Response:
         body += b',"read-restrictions":' + orjson.dumps(loaded.read_restrictions)
     if loaded.storage_credentials:
         body += b',"storage-credentials":' + orjson.dumps(loaded.storage_credentials)
-    body += b"}"
-    headers = {"ETag": loaded.etag} if loaded.etag else None
-    return Response(body, media_type="application/json", headers=headers)
+    return body + b"}"
 
 
 def mutation(request: Request, svc: CatalogService, operation: Callable[[], Response], body: Any = None) -> Response:
@@ -194,8 +198,9 @@ def create_table(prefix: str, namespace: str, body: models.CreateTableRequest, r
 @router.get("/{prefix}/namespaces/{namespace}/tables/{table}", responses={304: {"description": "Not modified: the ETag sent in If-None-Match is current"}})
 async def load_table(prefix: str, namespace: str, table: str, request: Request, snapshots: str | None = None,
                      svc: CatalogService = Depends(service), ctx: RequestContext = Depends(context)):
-    """The hottest route: served on the event loop while the metadata is cached (a pointer lookup and an
-    in-memory decision); a metadata file still to be read from storage goes to a worker thread."""
+    """The hottest route. Plain requests are answered before they get here, by fast_load.LoadTableFastPath
+    with the same calls; this one documents it in OpenAPI and serves the rest (e.g. extra query parameters).
+    Served on the event loop while the metadata is cached; a storage read goes to a worker thread."""
     ident = TableIdent.of(Namespace.from_url(namespace), table)
     if_none_match = request.headers.get("if-none-match")
     try:

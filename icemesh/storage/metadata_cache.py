@@ -17,7 +17,7 @@ from pyiceberg.table.metadata import TableMetadata, TableMetadataUtil
 class CachedMetadata:
     """One metadata file: its exact bytes (served as-is), and the parsed forms, built on first use."""
 
-    __slots__ = ("location", "raw", "_model", "_refs_only", "_columns", "_pruned", "_lock")
+    __slots__ = ("location", "raw", "_model", "_refs_only", "_columns", "_fields", "_sources", "_pruned", "_lock")
 
     def __init__(self, location: str, raw: bytes, model: TableMetadata | None = None) -> None:
         self.location = location
@@ -25,6 +25,8 @@ class CachedMetadata:
         self._model = model
         self._refs_only: bytes | None = None
         self._columns: list[tuple[int, str]] | None = None
+        self._fields: list[dict] | None = None
+        self._sources: frozenset[int] | None = None
         self._pruned: dict[tuple[frozenset[int], bool], bytes] = {}
         self._lock = threading.Lock()
 
@@ -35,12 +37,16 @@ class CachedMetadata:
         return self._columns
 
     def fields(self) -> list[dict]:
-        """The current schema's top-level fields as the metadata JSON has them (id, name, type, required)."""
-        doc = orjson.loads(self.raw)
-        current = doc.get("current-schema-id", 0)
-        schemas = doc.get("schemas") or ([doc["schema"]] if "schema" in doc else [])
-        schema = next((s for s in schemas if s.get("schema-id", 0) == current), schemas[0] if schemas else {})
-        return list(schema.get("fields", []))
+        """The current schema's top-level fields as the metadata JSON has them (id, name, type, required).
+
+        Parsed once per file (metadata files never change) and shared: callers read it, never change it."""
+        if self._fields is None:
+            doc = orjson.loads(self.raw)
+            current = doc.get("current-schema-id", 0)
+            schemas = doc.get("schemas") or ([doc["schema"]] if "schema" in doc else [])
+            schema = next((s for s in schemas if s.get("schema-id", 0) == current), schemas[0] if schemas else {})
+            self._fields = list(schema.get("fields", []))
+        return self._fields
 
     def without_fields(self, hidden_ids: set[int], refs_only: bool) -> bytes:
         """The metadata with the hidden top-level fields removed from every schema (column limits)."""
@@ -62,11 +68,13 @@ class CachedMetadata:
             doc["schema"]["fields"] = [f for f in doc["schema"].get("fields", []) if f.get("id") not in hidden_ids]
         return orjson.dumps(doc)
 
-    def partition_and_sort_sources(self) -> set[int]:
-        doc = orjson.loads(self.raw)
-        sources = {f.get("source-id") for spec in doc.get("partition-specs") or [] for f in spec.get("fields", [])}
-        sources |= {f.get("source-id") for order in doc.get("sort-orders") or [] for f in order.get("fields", [])}
-        return sources
+    def partition_and_sort_sources(self) -> frozenset[int]:
+        if self._sources is None:
+            doc = orjson.loads(self.raw)
+            sources = {f.get("source-id") for spec in doc.get("partition-specs") or [] for f in spec.get("fields", [])}
+            sources |= {f.get("source-id") for order in doc.get("sort-orders") or [] for f in order.get("fields", [])}
+            self._sources = frozenset(sources)
+        return self._sources
 
     @property
     def model(self) -> TableMetadata:
