@@ -13,20 +13,17 @@ from __future__ import annotations
 import re
 import uuid
 
-from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from icemesh.catalog.service import CatalogService, MetadataNotCached
+from icemesh.catalog.service import CatalogService
 from icemesh.errors import IcemeshError
 from icemesh.names import Namespace, TableIdent
-from icemesh.protocol import ACCESS_DELEGATION_HEADER, COLUMN_LIMITS_HEADER, READ_RESTRICTIONS_HEADER
 from icemesh.server.errors import error_response
-from icemesh.server.rest_routes import load_body
+from icemesh.server.rest_routes import PASSED_HEADERS, load, load_body
 
 # Starlette's `{param}` is `[^/]+` on the decoded path: the same requests match here as in the router.
 _LOAD_PATH = re.compile(r"/v1/([^/]+)/namespaces/([^/]+)/tables/([^/]+)")
 _QUERY = re.compile(rb"(?:snapshots=(all|refs))?")
-_PASSED = {COLUMN_LIMITS_HEADER.lower(), READ_RESTRICTIONS_HEADER.lower(), ACCESS_DELEGATION_HEADER.lower()}
 _JSON = (b"content-type", b"application/json")
 
 
@@ -59,14 +56,10 @@ class LoadTableFastPath:
     async def _answer(self, send: Send, parts: tuple[str, ...], snapshots: str | None, headers: dict[str, str]) -> None:
         svc = self.service
         prefix, namespace, table = parts
-        ctx = svc.context(headers.get("authorization"), {k: v for k, v in headers.items() if k in _PASSED},
+        ctx = svc.context(headers.get("authorization"), {k: v for k, v in headers.items() if k in PASSED_HEADERS},
                           headers.get("x-request-id") or uuid.uuid4().hex)
         ident = TableIdent.of(Namespace.from_url(namespace), table)
-        if_none_match = headers.get("if-none-match")
-        try:
-            loaded = svc.load_table(ctx, prefix, ident, snapshots, if_none_match, cached_only=True)
-        except MetadataNotCached:  # a storage read (or STS): off the event loop
-            loaded = await run_in_threadpool(svc.load_table, ctx, prefix, ident, snapshots, if_none_match)
+        loaded = await load(svc, ctx, prefix, ident, snapshots, headers.get("if-none-match"))
         if isinstance(loaded, str):
             await send({"type": "http.response.start", "status": 304, "headers": [(b"etag", loaded.encode("latin-1"))]})
             await send({"type": "http.response.body", "body": b""})

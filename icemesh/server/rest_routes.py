@@ -38,6 +38,10 @@ async def planner(request: Request) -> ScanPlanner:
     return request.app.state.planner
 
 
+# The request headers the service reads (lower-case, as ASGI and Starlette give them).
+PASSED_HEADERS = (COLUMN_LIMITS_HEADER.lower(), READ_RESTRICTIONS_HEADER.lower(), ACCESS_DELEGATION_HEADER.lower())
+
+
 async def context(request: Request) -> RequestContext:
     """The caller, resolved by the service from its bearer token (401 without a valid one).
 
@@ -46,8 +50,7 @@ async def context(request: Request) -> RequestContext:
     """
     svc: CatalogService = request.app.state.service
     headers = request.headers
-    ctx = svc.context(headers.get("authorization"),
-                      {k: headers[k] for k in (COLUMN_LIMITS_HEADER.lower(), READ_RESTRICTIONS_HEADER.lower(), ACCESS_DELEGATION_HEADER.lower()) if k in headers},
+    ctx = svc.context(headers.get("authorization"), {k: headers[k] for k in PASSED_HEADERS if k in headers},
                       headers.get("x-request-id") or uuid.uuid4().hex)
     request.state.icemesh_context = ctx  # idempotency keys are scoped to the caller
     return ctx
@@ -55,6 +58,16 @@ async def context(request: Request) -> RequestContext:
 
 def json_response(payload: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
     return Response(orjson.dumps(payload), status_code=status, media_type="application/json", headers=headers)
+
+
+async def load(svc: CatalogService, ctx: RequestContext, prefix: str, ident: TableIdent, snapshots: str | None,
+               if_none_match: str | None) -> LoadedTable | str:
+    """loadTable on the event loop while the metadata is cached; a storage read (or STS) goes to a worker thread.
+    A str is the ETag of a 304."""
+    try:
+        return svc.load_table(ctx, prefix, ident, snapshots, if_none_match, cached_only=True)
+    except MetadataNotCached:
+        return await run_in_threadpool(svc.load_table, ctx, prefix, ident, snapshots, if_none_match)
 
 
 def load_result(loaded: LoadedTable) -> Response:
@@ -202,11 +215,7 @@ async def load_table(prefix: str, namespace: str, table: str, request: Request, 
     with the same calls; this one documents it in OpenAPI and serves the rest (e.g. extra query parameters).
     Served on the event loop while the metadata is cached; a storage read goes to a worker thread."""
     ident = TableIdent.of(Namespace.from_url(namespace), table)
-    if_none_match = request.headers.get("if-none-match")
-    try:
-        loaded = svc.load_table(ctx, prefix, ident, snapshots, if_none_match, cached_only=True)
-    except MetadataNotCached:
-        loaded = await run_in_threadpool(svc.load_table, ctx, prefix, ident, snapshots, if_none_match)
+    loaded = await load(svc, ctx, prefix, ident, snapshots, request.headers.get("if-none-match"))
     if isinstance(loaded, str):
         return Response(status_code=304, headers={"ETag": loaded})
     return load_result(loaded)
