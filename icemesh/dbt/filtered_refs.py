@@ -30,7 +30,7 @@ class FilteredRefs:
         from icemesh.query.products import Product
         from icemesh.query.references import Reference
         from icemesh.query.tables import TableCache
-        from icemesh.tables.restriction_sql import quote, string_literal
+        from icemesh.tables.restriction_sql import snapshot_source
 
         if self._tables is None:
             self._tables = TableCache(self.client.rest_catalog(**{f"header.{READ_RESTRICTIONS_HEADER}": COLUMN_LIMITS_APPLY}))
@@ -45,12 +45,8 @@ class FilteredRefs:
             raise ValueError("it has no snapshot yet (its producer has not published rows)")
         product = Product(ref, loaded, int(snapshot_id), False, [f.name for f in schema.fields],
                           restrictions or restricted.ReadRestrictions())
-        if self.dialect == "spark":
-            source = (".".join(quote(part, "spark") for part in (self.alias, *ref.namespace, ref.name))
-                      + f" VERSION AS OF {int(snapshot_id)}")
-        else:
-            source = (f"iceberg_scan({string_literal(loaded.metadata_location, 'duckdb')}, "
-                      f"snapshot_from_id => {int(snapshot_id)})")
+        source = snapshot_source(self.dialect, snapshot_id, loaded.metadata_location,
+                                 (self.alias or "", *ref.namespace, ref.name))
         sql = restricted.select_sql(product, self.dialect, source)
         if sql is None:
             raise ValueError(f"its row filter or masks cannot be written in {self.dialect}'s SQL; read it with "

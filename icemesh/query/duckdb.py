@@ -66,10 +66,10 @@ def _restricted_view(product) -> str | None:
     """DuckDB scans a local product's files itself, with the row filter and masks compiled into the view's SQL
     (restriction_sql.py): no rows pass through Python. Other warehouses and empty tables read through Arrow."""
     from icemesh.query import restricted
-    from icemesh.tables.restriction_sql import string_literal
+    from icemesh.tables.restriction_sql import snapshot_source
 
     location = product.table.metadata_location or ""
     if product.snapshot_id is None or not (location.startswith("file://") or location.startswith("/")):
         return None
-    source = f"iceberg_scan({string_literal(location, 'duckdb')}, snapshot_from_id => {int(product.snapshot_id)})"
+    source = snapshot_source("duckdb", product.snapshot_id, location)
     return restricted.select_sql(product, "duckdb", source)

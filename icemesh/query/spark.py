@@ -14,7 +14,7 @@ from icemesh.compat.pyspark import spark_schema, to_arrow
 from icemesh.protocol import COLUMN_LIMITS_APPLY, COLUMN_LIMITS_HEADER, COLUMN_LIMITS_SCOPE, READ_RESTRICTIONS_HEADER
 from icemesh.query.engine import Engine
 from icemesh.query.references import pin_snapshots, restricted_name, to_single_names
-from icemesh.tables.restriction_sql import quote as _quote
+from icemesh.tables.restriction_sql import quote as _quote, snapshot_source
 
 _current_catalog = threading.Lock()  # one SparkSession per process: its current catalog is shared
 
@@ -87,8 +87,8 @@ class SparkEngine(Engine):
 
         if product.snapshot_id is None:
             return None
-        parts = (self.restricted_catalog, *product.ref.namespace, product.ref.name)
-        source = ".".join(quote(part) for part in parts) + f" VERSION AS OF {int(product.snapshot_id)}"
+        source = snapshot_source("spark", product.snapshot_id,
+                                 table=(self.restricted_catalog, *product.ref.namespace, product.ref.name))
         return restricted.select_sql(product, "spark", source)
 
     def close(self):

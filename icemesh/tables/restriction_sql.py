@@ -40,6 +40,14 @@ def string_literal(value: str, dialect: str) -> str:
     return f"'{escaped}'"
 
 
+def snapshot_source(dialect: str, snapshot_id: int, metadata_location: str = "", table: tuple[str, ...] = ()) -> str:
+    """The relation a restricted SELECT reads: one snapshot of the table. DuckDB scans the metadata file itself
+    (`iceberg_scan`); Spark names `table` (catalog, namespace..., name) in a catalog that serves it."""
+    if dialect == "spark":
+        return ".".join(quote(part, "spark") for part in table) + f" VERSION AS OF {int(snapshot_id)}"
+    return f"iceberg_scan({string_literal(metadata_location, 'duckdb')}, snapshot_from_id => {int(snapshot_id)})"
+
+
 def select(columns: Iterable[Any], masks: dict[str, str], row_filter: Any, schema: Any, source: str,
            dialect: str) -> str:
     """`SELECT <columns, masked> FROM <source> [WHERE <row filter>]`. `columns` are the pyiceberg NestedFields
