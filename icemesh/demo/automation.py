@@ -37,8 +37,12 @@ def _rebuild(projects_dir: str, domains: list[str], credentials: dict[str, str],
     instance = dg.DagsterInstance.ephemeral()
     resources = {d: IcemeshResource(catalog_uri=catalog_uri, client_id=f"svc_{d}", client_secret=credentials[f"svc_{d}"])
                  for d in domains}
-    defs = {d: domain_definitions(os.path.join(projects_dir, d), icemesh=resources[d],
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=len(domains)) as pool:  # each location's `dbt parse` is its own process
+        futures = {d: pool.submit(domain_definitions, os.path.join(projects_dir, d), icemesh=resources[d],
                                   profiles_dir=os.path.join(projects_dir, d)) for d in domains}
+        defs = {d: future.result() for d, future in futures.items()}
     cursors: dict[str, str | None] = {}
     evaluations = {}
     for domain in domains:  # the mesh as it stands: every product built once, the feed read up to now

@@ -9,12 +9,22 @@ import sys
 import time
 
 _started = time.monotonic()
-_steps = [0]
+_steps: list[tuple[str, float]] = []  # (title, monotonic start) per step, so each step's own time can be told
 
 
 def step(message: str) -> None:
-    _steps[0] += 1
-    print(f"\n[{_steps[0]}] {message}   ({time.monotonic() - _started:.0f}s)", flush=True)
+    """Open step N; the previous step's own time is printed as it closes."""
+    now = time.monotonic()
+    if _steps:
+        print(f"    ({now - _steps[-1][1]:.1f}s)", flush=True)
+    _steps.append((message, now))
+    print(f"\n[{len(_steps)}] {message}   (at {now - _started:.0f}s)", flush=True)
+
+
+def step_seconds() -> list[tuple[str, float]]:
+    """Each step's own seconds so far (the open step up to now): what the summary reports."""
+    ends = [start for _title, start in _steps[1:]] + [time.monotonic()]
+    return [(title, round(end - start, 1)) for (title, start), end in zip(_steps, ends)]
 
 
 def say(message: str = "", indent: int = 4) -> None:

@@ -14,7 +14,7 @@ import shutil
 from dataclasses import asdict, dataclass, field
 
 from icemesh.demo import automation, copies, data
-from icemesh.demo.console import DemoError, elapsed, icemesh, icemesh_json, say, step
+from icemesh.demo.console import DemoError, elapsed, icemesh, icemesh_json, say, step, step_seconds
 from icemesh.demo.engines import available_engines, query_everywhere
 from icemesh.demo.projects import ORDER, DbtProject
 
@@ -31,6 +31,7 @@ class Summary:
     denials_audited: int = 0
     rebuilt_by_dagster: dict = field(default_factory=dict)
     seconds: float = 0.0
+    step_seconds: list = field(default_factory=list)  # [title, seconds] per step, as printed
 
 
 def _reset(workdir: str) -> None:
@@ -134,6 +135,7 @@ def run(workdir: str, projects_dir: str, policy_file: str, scale: float, with_sp
         summary.warehouse_bytes = sum(size for size, _digest in copies.fingerprint(warehouse).values())
 
     summary.seconds = round(elapsed(), 1)
+    summary.step_seconds = [[title, seconds] for title, seconds in step_seconds()]
     step("summary")
     say(f"products:    {len(summary.products)}  ({', '.join(summary.products)})")
     say(f"domains:     {len(ORDER)} dbt projects, each its own principal; builds on "
@@ -143,6 +145,7 @@ def run(workdir: str, projects_dir: str, policy_file: str, scale: float, with_sp
     say(f"bytes copied between domains: {summary.bytes_copied_between_domains}  (warehouse hashed around every "
         f"cross-domain build and read; warehouse {summary.warehouse_bytes:,} bytes)")
     say(f"denials audited: {summary.denials_audited}")
+    say("time per step: " + ", ".join(f"[{i}] {seconds:.0f}s" for i, (_t, seconds) in enumerate(summary.step_seconds, 1)))
     say(f"done in {summary.seconds:.0f}s. Explore: ICEMESH_ADMIN_SECRET=$(cat {os.path.relpath(workdir)}/admin-secret) "
         f"icemesh serve --db sqlite:///{os.path.relpath(workdir)}/catalog.db --warehouse {os.path.relpath(warehouse)}")
     say(f"portal:      run that command, then open {DEFAULT_URI}/ and log in as client id admin with the secret "
