@@ -18,6 +18,18 @@ from icemesh.demo.console import say
 QUIET = {"loggers": {"console": {"config": {"log_level": "ERROR"}}}}
 
 
+def prewarm() -> None:
+    """Import Dagster in the background while the domains build (the demo mostly waits on dbt's processes then):
+    its imports take seconds that the Dagster step would otherwise spend first."""
+    import threading
+
+    def load() -> None:
+        import dagster  # noqa: F401
+        import icemesh.dagster  # noqa: F401
+
+    threading.Thread(target=load, name="dagster-imports", daemon=True).start()
+
+
 def rebuild_downstream(projects_dir: str, domains: list[str], credentials: dict[str, str], catalog_uri: str,
                        republish) -> dict[str, list[str]]:
     """`republish()` makes the upstream change; returns {domain: [rebuilt asset keys]} of the rebuilds it triggered."""

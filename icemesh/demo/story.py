@@ -75,6 +75,7 @@ def run(workdir: str, projects_dir: str, policy_file: str, scale: float, with_sp
         for line in [c["line"] for c in applied["changes"] if "grant" in c["line"]]:
             say(line, indent=6)
 
+        automation.prewarm()
         for name in ORDER:
             project = DbtProject(os.path.join(projects_copy, name), f"svc_{name}", credentials[f"svc_{name}"], server.uri)
             step(f"{name} builds on {project.engine} as {project.principal}")
