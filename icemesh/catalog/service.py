@@ -14,7 +14,6 @@ import difflib
 import hashlib
 import threading
 import time
-from urllib.parse import quote
 from contextlib import ExitStack
 from dataclasses import dataclass
 from typing import Any, Callable, NoReturn
@@ -29,7 +28,7 @@ from icemesh.tables.effects import file_effects, inspect, metadata_effects
 from icemesh.protocol import (ACCESS_DELEGATION_HEADER, COLUMN_LIMITS_APPLY, COLUMN_LIMITS_HEADER, COLUMN_LIMITS_SCOPE,
                               READ_RESTRICTIONS_HEADER, READ_RESTRICTIONS_SCOPE, RequestContext)
 from icemesh.catalog import read_restrictions
-from icemesh.catalog.credential_cache import CredentialCache
+from icemesh.catalog.vending import VENDED_CREDENTIALS, CredentialVending
 from icemesh.governance.data_filters import NONE as NO_RESTRICTIONS, Restrictions
 from icemesh.tables import row_filters
 from icemesh.names import Namespace, TableIdent
@@ -93,8 +92,6 @@ VIEW_ENDPOINTS = [
 ]
 # Listed only when the server vends storage credentials (`serve --vend-credentials-role`).
 CREDENTIALS_ENDPOINT = "GET /v1/{prefix}/namespaces/{namespace}/tables/{table}/credentials"
-VENDED_CREDENTIALS = "vended-credentials"  # the X-Iceberg-Access-Delegation mechanism icemesh serves
-VEND_AUDIT_ACTION = "VEND_CREDENTIALS"
 
 
 
@@ -174,7 +171,7 @@ class CatalogService:
     @vendor.setter
     def vendor(self, vendor: CredentialVendor | None) -> None:
         self._vendor = vendor
-        self._vended = CredentialCache(vendor) if vendor is not None else None
+        self._vending = CredentialVending(vendor, self.auth, self.audit) if vendor is not None else None
 
     # -- who is calling ----------------------------------------------------------------------------
 
@@ -481,15 +478,8 @@ class CatalogService:
     # -- vended storage credentials ---------------------------------------------------------------
 
     def _vends(self, ctx: RequestContext, wh: Warehouse) -> bool:
-        """Whether this load hands out vended keys: the server vends, the client asked for them, the table is in S3."""
-        asked = {m.strip().lower() for m in (ctx.access_delegation or "").split(",")}
-        return self.vendor is not None and VENDED_CREDENTIALS in asked and not wh.is_local
-
-    def _writes_files(self, ctx: RequestContext, wh: Warehouse, ident: TableIdent) -> bool:
-        """Read-write keys for a principal that may add or remove the table's files (INSERT or DELETE; an owner
-        holds both); read-only keys for everyone else who may read it."""
-        return any(self.auth.table(ctx, wh.name, p, ident, enforce=False, audit=False).allowed
-                   for p in (Permission.INSERT, Permission.DELETE))
+        """Whether this load hands out vended keys: the server vends and the client asked for them (S3 only)."""
+        return self._vending is not None and self._vending.asked(ctx, wh)
 
     def _delegated(self, ctx: RequestContext, wh: Warehouse, ident: TableIdent, location: str, loaded: LoadedTable,
                    write: bool | None = None) -> LoadedTable:
@@ -497,29 +487,8 @@ class CatalogService:
         caller has already been allowed to read the table (or is creating it: `write=True`)."""
         if not self._vends(ctx, wh):
             return loaded
-        config, credentials = self._credentials(ctx, wh, ident, location, write)
+        config, credentials = self._vending.mint(ctx, wh, ident, location, write)
         return dataclasses.replace(loaded, config=config, storage_credentials=credentials)
-
-    def _credentials(self, ctx: RequestContext, wh: Warehouse, ident: TableIdent, location: str,
-                     write: bool | None = None, fresh: bool = False) -> tuple[dict[str, str], list[dict]]:
-        """Mint keys for the table's prefix: (the loadTable `config`, the spec's `storage-credentials`). Both carry
-        the same keys: pyiceberg ignores `storage-credentials` for a staged table (no metadata location yet), and
-        DuckDB and Iceberg Java prefer them to `config`. The audit records who got which keys, never the keys."""
-        assert self._vended is not None
-        write = self._writes_files(ctx, wh, ident) if write is None else write
-        creds = self._vended.get(location, write, ctx.principal.name, fresh)  # loads reuse keys; refreshes mint
-        mode = "read-write" if write else "read-only"
-        self.audit.audit(AuditRecord(time.time(), ctx.principal.name, VEND_AUDIT_ACTION, f"table {ident}", True,
-                                     f"{mode} storage credentials for {location.rstrip('/')}/ until "
-                                     f"{time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime(creds.expires_at_ms / 1000))}",
-                                     ctx.request_id))
-        keys = {**wh.client_settings(), "s3.access-key-id": creds.access_key_id,
-                "s3.secret-access-key": creds.secret_access_key, "s3.session-token": creds.session_token,
-                "s3.session-token-expires-at-ms": str(creds.expires_at_ms)}
-        refresh = (f"v1/{quote(wh.name, safe='')}/namespaces/{quote(ident.namespace.key, safe='')}/tables/"
-                   f"{quote(ident.name, safe='')}/credentials")
-        config = {**keys, "client.refresh-credentials-endpoint": refresh}  # Iceberg Java refreshes through it
-        return config, [{"prefix": location.rstrip("/") + "/", "config": keys}]
 
     def load_credentials(self, ctx: RequestContext, prefix: str, ident: TableIdent) -> dict[str, Any]:
         """`GET .../tables/{t}/credentials`: fresh keys, under the same rules as loadTable, checked again on every
@@ -534,7 +503,7 @@ class CatalogService:
         self._readable(ctx, wh, ident, self.cache.get(record.metadata_location, wh.read_bytes))
         if wh.is_local:
             return {"storage-credentials": []}
-        _config, credentials = self._credentials(ctx, wh, ident, record.location, fresh=True)
+        _config, credentials = self._vending.mint(ctx, wh, ident, record.location, fresh=True)
         return {"storage-credentials": credentials}
 
     # -- what a caller may learn -------------------------------------------------------------------
