@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from icemesh.cli.output import client_command, emit, output_option
-from icemesh.query import ENGINES, MeshSession
+from icemesh.query import ENGINES
 
 
 @click.command()
@@ -18,6 +18,8 @@ from icemesh.query import ENGINES, MeshSession
 @client_command
 def query(sql, engine, as_of, output, client):
     """Run SQL naming products as <namespace>.<table>; tables you may not read are absent."""
+    from icemesh.query import MeshSession  # pyarrow and the engines load only for a query
+
     with MeshSession(client) as mesh:
         table = mesh.sql(sql, engine=engine, as_of=as_of)
         rows = table.to_pylist()

@@ -21,19 +21,12 @@ from icemesh.client import CatalogClient
 from icemesh.protocol import COLUMN_LIMITS_APPLY, READ_RESTRICTIONS_HEADER
 from icemesh.query import guard, hidden
 from icemesh.query.engine import Engine
+from icemesh.query.engine_names import ENGINES
 from icemesh.query.errors import QueryError
 from icemesh.query.products import AsOf, list_products, resolve
 from icemesh.query.references import product_references
 from icemesh.query.tables import TableCache
 
-ENGINES = {
-    "duckdb": "icemesh.query.duckdb:DuckDBEngine",
-    "spark": "icemesh.query.spark:SparkEngine",
-    "polars": "icemesh.query.polars:PolarsEngine",
-    "datafusion": "icemesh.query.datafusion:DataFusionEngine",
-    "daft": "icemesh.query.daft:DaftEngine",
-    "chdb": "icemesh.query.chdb:ChdbEngine",
-}
 
 
 class MeshSession:
