@@ -114,10 +114,12 @@ def _writer(args) -> dict:
     return {"commits": commits_out, "responses": responses}
 
 
-def many_writers(uri: str, token: str, writers: int, commits: int, rows: int) -> dict:
+def many_writers(uri: str, token: str, writers: int, commits: int, rows: int, min_wait_ms: int | None = None) -> dict:
+    """`min_wait_ms`: the table's `commit.retry.min-wait-ms` (pyiceberg's first backoff; None: its 100 ms default)."""
     rest = _rest(uri, token)
     rest.create_namespace("many")
-    rest.create_table("many.appends", schema=_schema())
+    properties = {"commit.retry.min-wait-ms": str(min_wait_ms)} if min_wait_ms is not None else {}
+    rest.create_table("many.appends", schema=_schema(), properties=properties)
     start_at = time.time() + 10.0  # spawned writers import pyiceberg first
     jobs = [(uri, token, "many.appends", w, commits, rows, start_at) for w in range(writers)]
     with mp.get_context("spawn").Pool(writers) as pool:
@@ -135,6 +137,7 @@ def many_writers(uri: str, token: str, writers: int, commits: int, rows: int) ->
         return round(values[min(len(values) - 1, int(p / 100 * len(values)))], 3) if values else None
 
     return {"writers": writers, "commits_per_writer": commits, "duration_s": round(elapsed, 1),
+            "client_min_wait_ms": min_wait_ms if min_wait_ms is not None else "pyiceberg default (100)",
             "landed": sum(c["landed"] for c in commits_all), "gave_up": sum(not c["landed"] for c in commits_all),
             "snapshots": snapshots, "conflicts": len(conflict_rtt),
             "resolved_after_conflict": len(resolved),
@@ -155,6 +158,9 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=100, help="rows per append")
     parser.add_argument("--writers", type=int, default=8)
     parser.add_argument("--commits", type=int, default=15, help="appends per writer under contention")
+    parser.add_argument("--min-wait-ms", type=int, help="the table's commit.retry.min-wait-ms (what is left to the client: "
+                        "pyiceberg backs off from it, doubling; default: pyiceberg's 100 ms)")
+    parser.add_argument("--out", default=os.path.join(HERE, "results", "commit_path.json"))
     parser.add_argument("--skip", choices=("single", "many"), help="leave one part out")
     args = parser.parse_args()
     summary: dict = {"load_average_start": os.getloadavg()}
@@ -169,11 +175,12 @@ def main() -> None:
                   f"(median): {single['ratio']}x (floor {RATIO_FLOOR}x: "
                   f"{'met' if single['ratio'] <= RATIO_FLOOR else 'MISSED'})", flush=True)
         if args.skip != "many":
-            many = many_writers(server.uri, token, args.writers, args.commits, args.rows)
+            many = many_writers(server.uri, token, args.writers, args.commits, args.rows, args.min_wait_ms)
             p99 = many["resolved_wait_s"]["p99"]
             meets = p99 is not None and p99 <= WAIT_FLOOR_S
             summary["many_writers"] = {**many, "floor_s": WAIT_FLOOR_S, "meets_floor": meets}
-            print(f"{args.writers} writers x {args.commits} appends on one table: {many['landed']} landed, "
+            print(f"{args.writers} writers x {args.commits} appends on one table (client backoff from "
+                  f"{many['client_min_wait_ms']} ms): {many['landed']} landed, "
                   f"{many['gave_up']} given up by pyiceberg after its retries, {many['snapshots']} snapshots; "
                   f"{many['conflicts']} conflicts (409: p50 {many['conflict_round_trip_ms']['p50']} ms, p99 "
                   f"{many['conflict_round_trip_ms']['p99']} ms round trip; a landing commit p50 "
@@ -182,7 +189,7 @@ def main() -> None:
                   f"(floor {WAIT_FLOOR_S} s: {'met' if meets else 'MISSED'})", flush=True)
     summary["load_average_end"] = os.getloadavg()
     os.makedirs(os.path.join(HERE, "results"), exist_ok=True)
-    with open(os.path.join(HERE, "results", "commit_path.json"), "w") as f:
+    with open(args.out, "w") as f:
         json.dump(summary, f, indent=2)
     print(f"load average {summary['load_average_start'][0]:.2f} -> {summary['load_average_end'][0]:.2f}")
 
