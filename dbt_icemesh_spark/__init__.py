@@ -1,6 +1,7 @@
 """dbt's entry point for icemesh on Spark: dbt-core imports every top-level module named `dbt_*` and
 initialises the `plugins` it lists, for every command. This one gives dbt-spark projects
-`materialized='iceberg'` (see icemesh/dbt/spark.py); it does nothing for other adapters.
+`materialized='iceberg'` (see icemesh/dbt/spark.py); it does nothing for other adapters (and does not import
+dbt-spark for them).
 """
 
 from dbt.plugins.manager import dbtPlugin
@@ -8,9 +9,12 @@ from dbt.plugins.manager import dbtPlugin
 
 class IcemeshSpark(dbtPlugin):
     def initialize(self) -> None:
-        from icemesh.dbt.spark import install
+        from icemesh.compat.dbt import profile_adapter_type
 
-        install()
+        if profile_adapter_type() in (None, "spark"):
+            from icemesh.dbt.spark import install
+
+            install()
 
 
 plugins = [IcemeshSpark]

@@ -52,7 +52,8 @@ class CatalogClient:
         self.scope = f"{scope} {COLUMN_LIMITS_SCOPE}" if column_limits else scope
         self._expires_at = float("inf") if token else 0.0
         self._lock = threading.Lock()
-        self._http = httpx.Client(timeout=timeout)
+        self._timeout = timeout
+        self._http_client: httpx.Client | None = None
         self._config: dict | None = None
 
     @classmethod
@@ -80,6 +81,13 @@ class CatalogClient:
         why = ("ICEMESH_CATALOG_URI is unset, so this is the default: set it to the catalog's address"
                if self.uri_is_default else "is `icemesh serve` running there?")
         return CatalogUnreachable(f"Cannot reach the catalog at {self.uri} ({exc.__class__.__name__}): {why}")
+
+    @property
+    def _http(self) -> httpx.Client:
+        """Made at the first call (its TLS context loads the CA bundle): a client that is never used costs nothing."""
+        if self._http_client is None:
+            self._http_client = httpx.Client(timeout=self._timeout)
+        return self._http_client
 
     @property
     def token_endpoint(self) -> str:
@@ -144,14 +152,20 @@ class CatalogClient:
         overrides = self.config().get("overrides") or {}
         return overrides.get("warehouse") or (self.config().get("defaults") or {}).get("warehouse")
 
-    def rest_catalog(self, name: str = "icemesh", **properties: str):
-        """A pyiceberg RestCatalog logged in the same way (client credentials, or the token)."""
+    def rest_catalog(self, name: str = "icemesh", reuse_token: bool = False, **properties: str):
+        """A pyiceberg RestCatalog logged in the same way (client credentials, or the token). `reuse_token`: with
+        client credentials, pyiceberg sends this client's token (refreshed as it expires) instead of logging in
+        itself, twice per catalog (see client_auth.py); the catalog's properties then hold this client object."""
         from pyiceberg.catalog.rest import RestCatalog
 
-        auth: dict[str, str] = {"oauth2-server-uri": self.token_endpoint}
+        from icemesh.client_auth import auth_property
+
+        auth: dict[str, Any] = {"oauth2-server-uri": self.token_endpoint}
         if self.column_limits:
             auth[f"header.{COLUMN_LIMITS_HEADER}"] = COLUMN_LIMITS_APPLY
-        if self.client_id and self.client_secret:
+        if self.client_id and self.client_secret and reuse_token:
+            auth["auth"] = auth_property(self)
+        elif self.client_id and self.client_secret:
             auth["credential"] = f"{self.client_id}:{self.client_secret}"
             auth["scope"] = self.scope
         else:
@@ -188,7 +202,8 @@ class CatalogClient:
         return duck_engine.connect(self.uri, alias, warehouse=self.warehouse, token=self.token())  # the token carries the column-limits scope
 
     def close(self) -> None:
-        self._http.close()
+        if self._http_client is not None:
+            self._http_client.close()
 
 
 def _json(response: httpx.Response) -> dict:

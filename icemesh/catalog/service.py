@@ -34,7 +34,7 @@ from icemesh.tables import row_filters
 from icemesh.names import Namespace, TableIdent
 from icemesh.tables.locations import LocationInUse, TableFiles, refuse_overlap
 from icemesh.catalog.ports import (AuditLog, AuditRecord, Backend, CatalogEvent, CredentialVendor, IdempotencyStore,
-                                   IdentityStore, PointerChange, PointerConflict, PointerStore, PolicyStore)
+                                   IdentityStore, PointerChange, PointerConflict, PointerStore, PolicyStore, TableRecord)
 from icemesh.errors import (
     AlreadyExists,
     BadRequest,
@@ -674,11 +674,9 @@ class CatalogService:
         """One table's commit; the answer is the new metadata exactly as `load_table` would give it to this
         caller, so a caller that may not read the table (or not all of it) cannot commit to learn it."""
         wh = self.warehouse(prefix)
-        self._check_change(ctx, wh, change)
-        if not md.is_create(change.requirements):
-            record = self.pointers.get_table(wh.name, change.ident)
-            if record is not None:
-                self._view(ctx, wh, change.ident, self.cache.get(record.metadata_location, wh.read_bytes))
+        record = self._check_change(ctx, wh, change)
+        if record is not None:  # the pointer as the check read it; _prepare reads it again under the table's lock
+            self._view(ctx, wh, change.ident, self.cache.get(record.metadata_location, wh.read_bytes))
         prepared = self._commit(ctx, wh, [change])
         view = self._view(ctx, wh, change.ident, prepared[0].entry)
         assert isinstance(view, LoadedTable)
@@ -695,15 +693,18 @@ class CatalogService:
             self._check_change(ctx, wh, change)
         self._commit(ctx, wh, changes)
 
-    def _check_change(self, ctx: RequestContext, wh: Warehouse, change: TableChange) -> None:
+    def _check_change(self, ctx: RequestContext, wh: Warehouse, change: TableChange) -> TableRecord | None:
         """Before any file is read: a create needs CREATE_TABLE, any other change a table the caller may see.
-        What the change needs beyond that is decided from its effects, in `_prepare`."""
+        What the change needs beyond that is decided from its effects, in `_prepare`. Returns the table's
+        pointer (None for a create), so the caller need not look it up again."""
         if md.is_create(change.requirements):
             self.require_namespace_permission(ctx, wh, change.ident.namespace, Permission.CREATE_TABLE)
-            return
-        if self.pointers.get_table(wh.name, change.ident) is None:
+            return None
+        record = self.pointers.get_table(wh.name, change.ident)
+        if record is None:
             raise self._no_table(ctx, wh, change.ident)
         self._table_permission(ctx, wh, change.ident, Permission.DESCRIBE)
+        return record
 
     def _may_write(self, ctx: RequestContext, wh: Warehouse, ident: TableIdent) -> bool:
         """Whether the caller holds any write permission on the table (else its commit costs no file reads)."""

@@ -10,6 +10,7 @@ target (see target.py).
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 import duckdb
@@ -32,6 +33,22 @@ def _warn(message: str) -> None:
     fire_event(Note(msg=plain(f"icemesh: {message}")), level=EventLevel.WARN)
 
 
+PUBLISHING_COMMANDS = ("build", "run", "retry")
+
+
+def _import_writer_beside() -> None:
+    """For a command that publishes, import the writer (pyiceberg, pyarrow's datasets, pandas: about 1.5 s) on a
+    thread while DuckDB loads its extensions and attaches the catalog, which release the GIL; the first model
+    that publishes then finds it imported (or waits on Python's import lock for the rest). Other commands never
+    import it."""
+    if parse_cache.command() not in PUBLISHING_COMMANDS:
+        return
+    import importlib
+
+    threading.Thread(target=importlib.import_module, args=("icemesh.dbt.writer",), name="icemesh-import-writer",
+                     daemon=True).start()
+
+
 class Plugin(BasePlugin):
     def initialize(self, plugin_config: dict[str, Any]) -> None:
         self.target = TargetCatalog.from_config(plugin_config)
@@ -41,6 +58,7 @@ class Plugin(BasePlugin):
         self._upstream_alias: str | None = None
         self.connection = None
         self._catalog = None
+        self._memo: dict = {}  # what the writer asks the catalog once per invocation (writer.py)
 
     def configure_connection(self, conn) -> None:
         """Attach the mesh; a catalog that cannot be reached or logged in to fails the run with one dbt error
@@ -58,6 +76,7 @@ class Plugin(BasePlugin):
                                                           f"{str(exc).strip().splitlines()[0]}"))) from None
 
     def _attach(self, conn) -> None:
+        _import_writer_beside()
         duck_engine.load_extensions(conn)
         duck_engine.attach_catalog(conn, self.client.uri, self.alias, warehouse=self.client.warehouse,
                                    token=self.client.token())
@@ -84,10 +103,10 @@ class Plugin(BasePlugin):
         identifier = f"{target_config.relation.schema}.{target_config.relation.identifier}"
         try:
             spec = ProductSpec.from_config(dict(config))
-            if self._catalog is None:
-                self._catalog = self.client.rest_catalog()
+            if self._catalog is None:  # one pyiceberg catalog per invocation, on the token the attach used
+                self._catalog = self.client.rest_catalog(reuse_token=True)
             upstream = self.upstream if self._upstream_alias != self.alias else None
-            result = ProductWriter(self.client, self._catalog, self.connection, upstream).publish(spec)
+            result = ProductWriter(self.client, self._catalog, self.connection, upstream, self._memo).publish(spec)
         except Exception as exc:  # the catalog's refusals (pyiceberg) and bad config carry their own message
             raise DbtRuntimeError(publish_error(identifier, exc)) from None
         config["icemesh_result"] = {"rows": result.rows, "snapshot_id": result.snapshot_id,

@@ -34,7 +34,6 @@ from dbt.plugins.manifest import PluginNodes
 from dbt_common.exceptions import DbtRuntimeError
 
 from icemesh.compat.dbt import enforces_constraints
-from icemesh.client import CatalogUnreachable
 from icemesh.dbt import adapters, catalogs, docs_text, parse_cache, pinning, product_views, target
 from icemesh.errors import IcemeshError
 from icemesh.freshness import threshold_seconds as freshness_seconds  # {count: 12, period: hour} in seconds
@@ -269,6 +268,8 @@ class IcemeshResolver(dbtPlugin):
     def _fetch(self) -> None:
         """The upstream products, one call, from the warehouse the target reads (production by default); from
         the parse cache when the catalog cannot be reached and the command only parses (parse_cache.py)."""
+        from icemesh.client import CatalogUnreachable  # httpx: only for a project that declares upstream projects
+
         settings = target.of_current_target(self.adapter)
         client = settings.client(upstream=True)
         try:

@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from icemesh.client import CatalogClient
+if TYPE_CHECKING:
+    from icemesh.client import CatalogClient
 
 DEFAULT_ALIAS = os.environ.get("ICEMESH_DBT_CATALOG", "mesh")
 WAREHOUSE_ENV = "ICEMESH_CATALOG_WAREHOUSE"
@@ -43,7 +44,10 @@ class TargetCatalog:
 
     def client(self, upstream: bool = False) -> CatalogClient:
         """A session as the project's principal, on its own warehouse or the upstream one. Column limits are
-        declared: a product readable only in part comes without the hidden columns instead of being refused."""
+        declared: a product readable only in part comes without the hidden columns instead of being refused.
+        (The client, and httpx with it, is imported here: dbt loads this module for every command of every project.)"""
+        from icemesh.client import CatalogClient
+
         return CatalogClient.from_env(self.uri, client_id=self.client_id, client_secret=self.client_secret,
                                       token=self.token, column_limits=True,
                                       warehouse=self.upstream_warehouse if upstream else self.warehouse)

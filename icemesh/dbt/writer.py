@@ -35,11 +35,14 @@ class WriteResult:
 class ProductWriter:
     ENGINE = "duckdb"  # the SQL dialect the model is written in (lineage names it)
 
-    def __init__(self, client: CatalogClient, catalog, connection, upstream: CatalogClient | None = None) -> None:
+    def __init__(self, client: CatalogClient, catalog, connection, upstream: CatalogClient | None = None,
+                 memo: dict | None = None) -> None:
         self.client = client          # management API: tags
         self.catalog = catalog        # pyiceberg RestCatalog, as the project's principal
         self.connection = connection  # the dbt-duckdb connection the model's SQL runs on
         self.upstream = upstream      # where cross-project refs read, when not the same warehouse (lineage names them)
+        # What one dbt invocation asks the catalog once, not per model: the tag vocabulary, the namespaces it saw.
+        self.memo = memo if memo is not None else {}
 
     def publish(self, spec: ProductSpec) -> WriteResult:
         """Publish, with OpenLineage run events around it when OpenLineage is configured (see openlineage.py)."""
@@ -65,10 +68,15 @@ class ProductWriter:
         for key in spec.unique_key:
             if wanted_schema.find_field(key, case_sensitive=False) is None:
                 raise ValueError(f"unique_key {key!r} is not a column of the model")
-        tagging.check(tagging.vocabulary(self.client), spec, data.column_names)  # all checks before any write
+        if "vocabulary" not in self.memo:
+            self.memo["vocabulary"] = tagging.vocabulary(self.client)
+        tagging.check(self.memo["vocabulary"], spec, data.column_names)  # all checks before any write
 
-        if not self.catalog.namespace_exists(spec.namespace):  # a namespace's owner needs no catalog-wide grant
-            self.catalog.create_namespace_if_not_exists(spec.namespace)
+        namespaces = self.memo.setdefault("namespaces", set())
+        if spec.namespace not in namespaces:
+            if not self.catalog.namespace_exists(spec.namespace):  # a namespace's owner needs no catalog-wide grant
+                self.catalog.create_namespace_if_not_exists(spec.namespace)
+            namespaces.add(spec.namespace)
         table = self._load(spec)
         wanted_tags = {(_actual(column, data.column_names), key): value
                        for (column, key), value in tagging.declared(spec).items()}
