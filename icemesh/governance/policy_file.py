@@ -57,9 +57,10 @@ class PolicyError(ValueError):
         self.line = line
 
 
-class _LineLoader(yaml.SafeLoader):
+class _LineLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):
     """Records the line of every mapping as `__line__`, and of each of its keys in `__keys__`, so errors can
-    point at the offending key."""
+    point at the offending key. On libyaml when PyYAML has it: the pure-Python parser takes ~15 s for a
+    policy of 10,000 grants and 10,000 assignments."""
 
 
 def _construct_mapping(loader: _LineLoader, node: yaml.MappingNode) -> dict:
