@@ -158,14 +158,22 @@ def generate(url: str, tables: int, domains: int, principals: int, grants: int, 
             conn.exec_driver_sql("ANALYZE")
     db.close()
     if policy_path:
-        with open(policy_path, "w", encoding="utf-8") as f:
-            yaml.safe_dump(document, f, sort_keys=False, default_flow_style=None, width=200)
+        write_policy(document, policy_path)
     return {"warehouse": wh, "domains": domains, "tables": written, "products": len(all_products),
             "principals": principals, "grants": grants, "sample_product": all_products[len(all_products) // 2],
             "own_tables": [f"{domain(1 if domains > 1 else 0)}.t{j:05d}" for j in range(products_per_domain, per_domain)][:200]
             or [f"{domain(1 if domains > 1 else 0)}.p{j:04d}" for j in range(products_per_domain)],
             "sample_tables": [f"{domain(rnd.randrange(domains))}.t{rnd.randrange(products_per_domain, per_domain):05d}"
                               for _ in range(200)] if per_domain > products_per_domain else all_products[:200]}
+
+
+def write_policy(document: dict, yaml_path: str) -> None:
+    """The generated governance as a policy file twice: YAML, as a person writes it, and JSON (YAML's subset),
+    as a machine exports it."""
+    with open(yaml_path, "w", encoding="utf-8") as f:
+        yaml.safe_dump(document, f, sort_keys=False, default_flow_style=None, width=200)
+    with open(yaml_path.removesuffix(".yml") + ".json", "w", encoding="utf-8") as f:
+        json.dump(document, f, indent=1)
 
 
 def timed(client: httpx.Client, path: str, params: dict | None, repeat: int, ok=(200,)) -> dict:
@@ -361,8 +369,12 @@ def main() -> dict:
             results["admin"] = measure(server, "admin", state["admin_secret"], facts, args.repeat)
             results["domain_principal"] = measure(server, "svc_d001" if domains > 1 else "svc_d000", SECRET, facts,
                                                   args.repeat)
-            policy = time_policy_apply(server, os.path.join(state_dir, "policy.yml"), args.runs)
-            results["policy_apply_unchanged_s"] = {"runs": policy, "median": statistics.median(policy)}
+            if not os.path.exists(os.path.join(state_dir, "policy.json")):  # a catalog generated before JSON was
+                with open(os.path.join(state_dir, "policy.yml"), encoding="utf-8") as f:
+                    write_policy(yaml.load(f, Loader=yaml.CSafeLoader), os.path.join(state_dir, "policy.yml"))
+            for form in ("json", "yml"):
+                policy = time_policy_apply(server, os.path.join(state_dir, f"policy.{form}"), args.runs)
+                results[f"policy_apply_unchanged_{form}_s"] = {"runs": policy, "median": statistics.median(policy)}
             if domains >= DBT_PROJECTS:
                 consumer = os.path.join(tmp, "consumer")
                 write_consumer(consumer)
@@ -388,7 +400,9 @@ def main() -> dict:
         for key, floor in FLOORS_MS.items():
             verdicts[f"{who}.{key}"] = "ok" if results[who][key]["median_ms"] <= floor else f"over {floor} ms"
     verdicts["start_to_first_answer"] = "ok" if results["start_to_first_answer_s"] <= 5 else "over 5 s"
-    verdicts["policy_apply_unchanged"] = "ok" if results["policy_apply_unchanged_s"]["median"] <= 10 else "over 10 s"
+    for form in ("json", "yml"):
+        verdicts[f"policy_apply_unchanged_{form}"] = "ok" if results[f"policy_apply_unchanged_{form}_s"]["median"] <= 10 \
+            else "over 10 s"
     if "dbt_parse_20_refs_s" in results:
         verdicts["dbt_parse_20_refs"] = "ok" if results["dbt_parse_20_refs_s"]["extra_median"] <= 0.3 else "over 0.3 s"
     results["verdicts"] = verdicts

@@ -557,13 +557,17 @@ class ManagementService:
             roles=set(self.identities.list_roles()),
             principals={p.name: p.roles for p in self.identities.list_principals()},
             namespaces=namespaces,
-            tables=LazyColumns(self),
+            tables=LazyColumns(self, names_in=self.table_names),
             assignments=self.policy.assignments(self._wh),
             grants=self.policy.grants(),
             projects=self.policy.project_bindings(),
             canonical=self.policy.canonical_grant,
             row_filter_columns=lambda text: row_filters.columns(row_filters.parse(text)),
         )
+
+    def table_names(self, ns: NamespaceRef) -> set[str]:
+        """The tables in one namespace (none when it does not exist)."""
+        return {i.name for i in self.catalog.pointers.list_tables(self._wh, Namespace(ns.levels), None, None)}
 
     def table_columns(self, table: TableRef) -> list[str] | None:
         ident = TableIdent.of(list(table.namespace.levels), table.name)
