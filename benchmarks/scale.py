@@ -2,10 +2,13 @@
 with upstream links), 1,000 principals and 10,000 grants on tag expressions, generated in bulk through the
 SQL backend's tables (the API would take hours at 100,000 tables), then measured through the real HTTP API
 of `icemesh serve`, for `admin` and for a domain principal: products first page, a search, one product's
-lineage to depth 3, `access check`, server start to first answer, loadTable p50/p99.
+lineage to depth 3, `access check`, server start to first answer, loadTable p50/p99; then `icemesh policy apply`
+of the whole generated policy (unchanged: nothing to apply), and `dbt parse` of a consumer with 20 cross-project
+refs, against this catalog and against one of the 10 products it refs.
 
     .venv/bin/python benchmarks/scale.py --tables 1000 [--db sqlite|postgres] [--domains 100]
     .venv/bin/python benchmarks/scale.py --tables 10000 --db postgres
+    .venv/bin/python benchmarks/scale.py --tables 100000 --reuse /tmp/scale-100k   # generate once, measure often
 
 Writes benchmarks/results/scale-<db>-<tables>.json and prints the figures with the issue's floors.
 """
@@ -18,6 +21,7 @@ import os
 import random
 import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -27,6 +31,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
 
 import httpx  # noqa: E402
+import yaml  # noqa: E402
 from sqlalchemy import insert, select  # noqa: E402
 
 from benchmarks.catalog import prepare_database  # noqa: E402
@@ -47,6 +52,7 @@ SCHEMA = {"type": "struct", "schema-id": 0, "fields": [
     {"id": 3, "name": "region", "type": "string", "required": False},
     {"id": 4, "name": "customer_email", "type": "string", "required": False, "doc": "contact"}]}
 TIERS = ["gold", "silver", "bronze"]
+LAYERS = 4  # the mesh's lineage depth (see generate)
 SECRET = "scale-benchmark-secret-not-for-use"
 
 
@@ -54,9 +60,11 @@ def domain(i: int) -> str:
     return f"d{i:03d}"
 
 
-def generate(url: str, tables: int, domains: int, principals: int, grants: int, seed: int = 7) -> dict:
+def generate(url: str, tables: int, domains: int, principals: int, grants: int, policy_path: str | None = None,
+             seed: int = 7) -> dict:
     """Bulk rows, as the SQL backend stores them: namespaces, tables (with metadata files), the product index,
-    tags, principals and grants. Returns what the measurements need to name."""
+    tags, principals and grants; and the same governance as a policy file at `policy_path` (so applying it
+    changes nothing). Returns what the measurements need to name."""
     rnd = random.Random(seed)
     db = open_database(url)
     index = SqlProductIndex(db)
@@ -66,6 +74,11 @@ def generate(url: str, tables: int, domains: int, principals: int, grants: int, 
     per_domain = tables // domains
     products_per_domain = max(1, per_domain // 10)
     all_products = [f"{domain(d)}.p{j:04d}" for d in range(domains) for j in range(products_per_domain)]
+    # Lineage as a mesh has it, a DAG of LAYERS: a product of a layer-k domain (k = d % LAYERS) reads products
+    # of layer k-1 domains, and layer 0 reads sources only. (Links drawn from the whole mesh made cycles and an
+    # upstream closure of most of it: a measure of that graph, not of the catalog's size.)
+    layer_products = [[f"{domain(d)}.p{j:04d}" for d in range(domains) if d % LAYERS == k for j in range(products_per_domain)]
+                      for k in range(LAYERS)]
     now = time.time() - 3600  # a catalog that was built an hour ago (its pointers are not "just moved")
     secret_hash = secrets.hash_secret(SECRET)  # one scrypt: every generated principal shares the secret
     with db.write() as conn, conn.begin():
@@ -79,17 +92,27 @@ def generate(url: str, tables: int, domains: int, principals: int, grants: int, 
         names = [f"svc_{domain(d)}" for d in range(domains)] + [f"u{i:04d}" for i in range(principals - domains)]
         conn.execute(insert(principals_t), [{"name": n, "secret_hash": secret_hash, "roles": "[]", "created_at": now,
                                              "created_by": "admin"} for n in names])
-        rows = []
-        for g in range(grants):
+        rows, seen = [], set()
+        while len(rows) < grants:  # distinct grants, so the policy file lists exactly what the catalog holds
+            g = len(rows)
             grantee = names[g % len(names)]
             doms = sorted({domain(rnd.randrange(domains)) for _ in range(rnd.randint(1, 3))})
             expression = {"domain": doms} if g % 2 else {"domain": doms, "tier": sorted(rnd.sample(TIERS, 2))}
+            if (grantee, json.dumps(expression)) in seen:
+                continue
+            seen.add((grantee, json.dumps(expression)))
             rows.append({"grantee_kind": "principal", "grantee": grantee, "permissions": json.dumps(["DESCRIBE", "SELECT"]),
                          "target_kind": "tags", "namespace": None, "table_name": None, "columns": None,
                          "expression": json.dumps(expression), "data_filter": None, "created_at": now,
                          "created_by": "admin"})
         conn.execute(insert(grants_t), rows)
         bump_policy_version(conn)
+    document = {"tags": {"domain": [domain(d) for d in range(domains)], "tier": TIERS},
+                "principals": {n: {} for n in names},
+                "namespaces": {domain(d): {"owner": f"svc_{domain(d)}"} for d in range(domains)},
+                "assignments": [{"namespace": domain(d), "tags": {"domain": domain(d)}} for d in range(domains)],
+                "grants": [{"to": r["grantee"], "permissions": ["DESCRIBE", "SELECT"],
+                            "tags": json.loads(r["expression"])} for r in rows]}
     written = 0
     for d in range(domains):
         ns = domain(d)
@@ -102,7 +125,8 @@ def generate(url: str, tables: int, domains: int, principals: int, grants: int, 
                 doc = dict(template, location=location, **{"table-uuid": str(uuid.uuid4())})
                 props = {}
                 if product:
-                    ups = sorted({rnd.choice(all_products) for _ in range(rnd.randint(1, 3))} - {f"{ns}.{name}"})
+                    below = layer_products[d % LAYERS - 1] if d % LAYERS else []
+                    ups = sorted({rnd.choice(below) for _ in range(rnd.randint(1, 3))}) if below else []
                     props = {"comment": f"{name} of domain {ns}: orders and revenue", "icemesh.dbt.project": ns,
                              "icemesh.dbt.model": name, "icemesh.dbt.access": "public",
                              "icemesh.dbt.owner": json.dumps({"email": f"{ns}@example.com"}),
@@ -123,6 +147,8 @@ def generate(url: str, tables: int, domains: int, principals: int, grants: int, 
             conn.execute(insert(tables_t), [{k: v for k, v in r.items() if k != "_summary"} for r in pointer_rows])
             if tag_rows:
                 conn.execute(insert(tag_assignments_t), tag_rows)
+                document["assignments"] += [{"table": f"{r['namespace']}.{r['table_name']}", "tags": {r["key"]: r["value"]}}
+                                            for r in tag_rows]
             index.insert_many(conn, wh, [(TableIdent(Namespace((r["namespace"],)), r["name"]), "table",
                                           r["metadata_location"], r["_summary"], None) for r in pointer_rows])
             bump_policy_version(conn)
@@ -131,12 +157,23 @@ def generate(url: str, tables: int, domains: int, principals: int, grants: int, 
         with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
             conn.exec_driver_sql("ANALYZE")
     db.close()
+    if policy_path:
+        write_policy(document, policy_path)
     return {"warehouse": wh, "domains": domains, "tables": written, "products": len(all_products),
             "principals": principals, "grants": grants, "sample_product": all_products[len(all_products) // 2],
             "own_tables": [f"{domain(1 if domains > 1 else 0)}.t{j:05d}" for j in range(products_per_domain, per_domain)][:200]
             or [f"{domain(1 if domains > 1 else 0)}.p{j:04d}" for j in range(products_per_domain)],
             "sample_tables": [f"{domain(rnd.randrange(domains))}.t{rnd.randrange(products_per_domain, per_domain):05d}"
                               for _ in range(200)] if per_domain > products_per_domain else all_products[:200]}
+
+
+def write_policy(document: dict, yaml_path: str) -> None:
+    """The generated governance as a policy file twice: YAML, as a person writes it, and JSON (YAML's subset),
+    as a machine exports it."""
+    with open(yaml_path, "w", encoding="utf-8") as f:
+        yaml.safe_dump(document, f, sort_keys=False, default_flow_style=None, width=200)
+    with open(yaml_path.removesuffix(".yml") + ".json", "w", encoding="utf-8") as f:
+        json.dump(document, f, indent=1)
 
 
 def timed(client: httpx.Client, path: str, params: dict | None, repeat: int, ok=(200,)) -> dict:
@@ -191,6 +228,103 @@ def measure(server: CatalogProcess, who: str, secret: str, facts: dict, repeat: 
     return out
 
 
+DBT_PROJECTS = 10  # the consumer's 20 refs name p0000 of d000..d009 (two refs each): there at every size
+
+
+def write_consumer(path: str) -> None:
+    """A consumer dbt project of 20 models, each with one cross-project ref into a generated product."""
+    os.makedirs(os.path.join(path, "models"), exist_ok=True)
+    with open(os.path.join(path, "dbt_project.yml"), "w") as f:
+        f.write("name: consumer\nversion: '1.0.0'\nconfig-version: 2\nprofile: consumer\nmodel-paths: [models]\n")
+    with open(os.path.join(path, "profiles.yml"), "w") as f:
+        f.write("consumer:\n  target: dev\n  outputs:\n    dev:\n      type: duckdb\n      path: target/c.duckdb\n")
+    with open(os.path.join(path, "dependencies.yml"), "w") as f:
+        f.write("projects:\n" + "".join(f"  - name: {domain(d)}\n" for d in range(DBT_PROJECTS)))
+    for i in range(20):
+        with open(os.path.join(path, "models", f"m{i:02d}.sql"), "w") as f:
+            f.write(f"select count(*) as n from {{{{ ref('{domain(i % DBT_PROJECTS)}', 'p0000') }}}}\n")
+
+
+def time_parse(server: CatalogProcess, consumer: str, runs: int) -> dict:
+    """`dbt parse --no-partial-parse` of the consumer as admin, `runs` times; and the nodes it injected (the
+    refs and their upstream chain)."""
+    env = {**os.environ, "DBT_PROFILES_DIR": consumer, "ICEMESH_CATALOG_URI": server.uri, "ICEMESH_CLIENT_ID": "admin",
+           "ICEMESH_CLIENT_SECRET": server.admin_secret, "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"}
+    dbt = os.path.join(os.path.dirname(sys.executable), "dbt")
+    timings = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        done = subprocess.run([dbt, "parse", "--no-partial-parse"], cwd=consumer, env=env, capture_output=True, text=True)
+        timings.append(round(time.perf_counter() - started, 2))
+        if done.returncode != 0:
+            raise SystemExit(f"dbt parse failed:\n{done.stdout[-3000:]}")
+    manifest = json.load(open(os.path.join(consumer, "target", "manifest.json")))
+    refs = {f"model.{domain(d)}.p0000" for d in range(DBT_PROJECTS)}
+    assert refs <= set(manifest["nodes"]), f"not every ref resolved: {sorted(refs - set(manifest['nodes']))}"
+    injected = sum(1 for uid in manifest["nodes"] if not uid.startswith("model.consumer."))
+    return {"runs_s": timings, "median_s": statistics.median(timings), "products_injected": injected}
+
+
+def small_catalog_parse(tmp: str, consumer: str, runs: int) -> dict:
+    """The same parse against a catalog holding only the 10 products it refs (and 90 other tables)."""
+    home = os.path.join(tmp, "small")
+    os.makedirs(home)
+    url = f"sqlite:///{home}/catalog.db"
+    settings = dict(db=url, warehouse=f"{home}/warehouse", cwd=home)
+    with CatalogProcess(**settings):
+        pass  # the schema, the warehouse and admin
+    facts = generate(url, 100, DBT_PROJECTS, 20, 20)
+    assert facts["products"] == DBT_PROJECTS
+    with CatalogProcess(**settings) as server:
+        return time_parse(server, consumer, runs)
+
+
+def time_policy_apply(server: CatalogProcess, path: str, runs: int) -> list[float]:
+    """`icemesh policy apply FILE` of the whole generated policy, which the catalog already matches."""
+    env = {**os.environ, "ICEMESH_CATALOG_URI": server.uri, "ICEMESH_CLIENT_ID": "admin",
+           "ICEMESH_CLIENT_SECRET": server.admin_secret}
+    icemesh = os.path.join(os.path.dirname(sys.executable), "icemesh")
+    timings = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        done = subprocess.run([icemesh, "policy", "apply", path], env=env, capture_output=True, text=True)
+        timings.append(round(time.perf_counter() - started, 2))
+        if done.returncode != 0 or "no changes" not in done.stdout:
+            raise SystemExit(f"policy apply did not find the catalog unchanged:\n{done.stdout[-2000:]}{done.stderr[-2000:]}")
+    return timings
+
+
+def prepare(args, state_dir: str, domains: int) -> tuple[dict, dict, object]:
+    """Generate the catalog into `state_dir`, or with --reuse find the one generated there before."""
+    state_path = os.path.join(state_dir, "state.json")
+    if os.path.exists(state_path):
+        with open(state_path, encoding="utf-8") as f:
+            state = json.load(f)
+        asked = {"tables": args.tables, "domains": domains, "principals": args.principals, "grants": args.grants}
+        if state["asked"] != asked:
+            raise SystemExit(f"--reuse {state_dir}: it holds {state['asked']}, not {asked}")
+        return state, {"reused": True, "generate_s": state["generate_s"]}, lambda: None
+    url, cleanup = prepare_database(args.db, state_dir)
+    state = {"url": url, "admin_secret": secrets.new_secret(), "warehouse": f"{state_dir}/warehouse",
+             "asked": {"tables": args.tables, "domains": domains, "principals": args.principals, "grants": args.grants}}
+    results = {"reused": False}
+    started = time.perf_counter()
+    with CatalogProcess(**settings_of(state, state_dir)) as empty:  # the schema, the warehouse and admin
+        empty.client().request("GET", "/management/v1/products", params={"page-size": 50})
+        results["empty_start_to_first_answer_s"] = round(time.perf_counter() - started, 2)
+    started = time.perf_counter()
+    state["facts"] = generate(state["url"], args.tables, domains, args.principals, args.grants,
+                              policy_path=os.path.join(state_dir, "policy.yml"))
+    state["generate_s"] = results["generate_s"] = round(time.perf_counter() - started, 1)
+    with open(state_path, "w", encoding="utf-8") as f:
+        json.dump(state, f)
+    return state, results, cleanup
+
+
+def settings_of(state: dict, state_dir: str) -> dict:
+    return dict(db=state["url"], warehouse=state["warehouse"], cwd=state_dir, admin_secret=state["admin_secret"])
+
+
 def main() -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tables", type=int, default=1000, help="tables in all (the issue: 100,000)")
@@ -199,26 +333,30 @@ def main() -> dict:
     parser.add_argument("--grants", type=int, default=10000)
     parser.add_argument("--db", default="sqlite", help="sqlite, postgres, or a postgresql:// URL")
     parser.add_argument("--repeat", type=int, default=20)
+    parser.add_argument("--runs", type=int, default=3, help="dbt parses and policy applies of each kind")
     parser.add_argument("--keep", action="store_true", help="keep the generated catalog (its URL is printed)")
+    parser.add_argument("--reuse", metavar="DIR", help="generate into DIR once, and measure the catalog found there "
+                                                       "on later runs (kept; --db is then the one it was made with)")
+    parser.add_argument("--generate-only", action="store_true", help="with --reuse: generate into DIR and stop")
     args = parser.parse_args()
+    if args.generate_only and not args.reuse:
+        parser.error("--generate-only needs --reuse DIR (where the catalog is kept)")
     domains = min(args.domains, max(1, args.tables // 10))
-    tmp = tempfile.mkdtemp(prefix="icemesh-scale-")
-    url, cleanup = prepare_database(args.db, tmp)
-    admin_secret = secrets.new_secret()
-    kind = "postgres" if url.startswith("postgresql") else "sqlite"
-    results: dict = {"db": kind, "tables": args.tables}
+    if args.reuse:
+        os.makedirs(args.reuse, exist_ok=True)
+    state_dir = os.path.abspath(args.reuse) if args.reuse else tempfile.mkdtemp(prefix="icemesh-scale-")
+    tmp = tempfile.mkdtemp(prefix="icemesh-scale-run-")
+    state, results, cleanup = prepare(args, state_dir, domains)
+    if args.generate_only:
+        print(f"generated in {state['generate_s']} s: {state['url']} (warehouse {state['warehouse']})")
+        return results
+    kind = "postgres" if state["url"].startswith("postgresql") else "sqlite"
+    facts = state["facts"]
+    results = {"db": kind, "tables": args.tables, **results, "load_avg_start": os.getloadavg()[0],
+               **{k: v for k, v in facts.items() if k not in ("sample_tables", "own_tables")}}
     try:
-        settings = dict(db=url, warehouse=f"{tmp}/warehouse", cwd=tmp, admin_secret=admin_secret)
         started = time.perf_counter()
-        with CatalogProcess(**settings) as empty:  # the schema, the warehouse and admin
-            empty.client().request("GET", "/management/v1/products", params={"page-size": 50})
-            results["empty_start_to_first_answer_s"] = round(time.perf_counter() - started, 2)
-        started = time.perf_counter()
-        facts = generate(url, args.tables, domains, args.principals, args.grants)
-        results["generate_s"] = round(time.perf_counter() - started, 1)
-        results.update({k: v for k, v in facts.items() if k not in ("sample_tables", "own_tables")})
-        started = time.perf_counter()
-        server = CatalogProcess(**settings).start()
+        server = CatalogProcess(**settings_of(state, state_dir)).start()
         try:
             results["start_to_ready_s"] = round(time.perf_counter() - started, 2)
             client = server.client()
@@ -228,22 +366,45 @@ def main() -> dict:
             results["first_answer_ms"] = round((time.perf_counter() - asked) * 1000, 1)
             results["start_to_first_answer_s"] = round(time.perf_counter() - started, 2)
             assert first["products"], "no products listed"
-            results["admin"] = measure(server, "admin", admin_secret, facts, args.repeat)
+            results["admin"] = measure(server, "admin", state["admin_secret"], facts, args.repeat)
             results["domain_principal"] = measure(server, "svc_d001" if domains > 1 else "svc_d000", SECRET, facts,
                                                   args.repeat)
+            if not os.path.exists(os.path.join(state_dir, "policy.json")):  # a catalog generated before JSON was
+                with open(os.path.join(state_dir, "policy.yml"), encoding="utf-8") as f:
+                    write_policy(yaml.load(f, Loader=yaml.CSafeLoader), os.path.join(state_dir, "policy.yml"))
+            for form in ("json", "yml"):
+                policy = time_policy_apply(server, os.path.join(state_dir, f"policy.{form}"), args.runs)
+                results[f"policy_apply_unchanged_{form}_s"] = {"runs": policy, "median": statistics.median(policy)}
+            if domains >= DBT_PROJECTS:
+                consumer = os.path.join(tmp, "consumer")
+                write_consumer(consumer)
+                big = time_parse(server, consumer, args.runs)
+            else:
+                big = None
         finally:
             server.stop()
+        if big is not None:
+            small = small_catalog_parse(tmp, consumer, args.runs)
+            results["dbt_parse_20_refs_s"] = {"this_catalog": big, "catalog_of_10_products": small,
+                                              "extra_median": round(big["median_s"] - small["median_s"], 2)}
     finally:
-        if args.keep:
-            print(f"kept: {url} (warehouse {tmp}/warehouse)", flush=True)
+        shutil.rmtree(tmp, ignore_errors=True)
+        if args.keep or args.reuse:
+            print(f"kept: {state['url']} (warehouse {state['warehouse']})", flush=True)
         else:
             cleanup()
-            shutil.rmtree(tmp, ignore_errors=True)
+            shutil.rmtree(state_dir, ignore_errors=True)
+    results["load_avg_end"] = os.getloadavg()[0]
     verdicts = {}
     for who in ("admin", "domain_principal"):
         for key, floor in FLOORS_MS.items():
             verdicts[f"{who}.{key}"] = "ok" if results[who][key]["median_ms"] <= floor else f"over {floor} ms"
     verdicts["start_to_first_answer"] = "ok" if results["start_to_first_answer_s"] <= 5 else "over 5 s"
+    for form in ("json", "yml"):
+        verdicts[f"policy_apply_unchanged_{form}"] = "ok" if results[f"policy_apply_unchanged_{form}_s"]["median"] <= 10 \
+            else "over 10 s"
+    if "dbt_parse_20_refs_s" in results:
+        verdicts["dbt_parse_20_refs"] = "ok" if results["dbt_parse_20_refs_s"]["extra_median"] <= 0.3 else "over 0.3 s"
     results["verdicts"] = verdicts
     os.makedirs(os.path.join(HERE, "results"), exist_ok=True)
     with open(os.path.join(HERE, "results", f"scale-{kind}-{args.tables}.json"), "w", encoding="utf-8") as f:

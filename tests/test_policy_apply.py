@@ -279,3 +279,19 @@ def test_one_policy_file_says_eu_analysts_see_eu_rows_with_emails_hashed(policy_
         refused = cli(policy_server, "policy", "apply", str(path))
         assert refused.returncode == 1 and message in refused.stderr and "line " in refused.stderr, refused.stderr
         assert len(refused.stderr.strip().splitlines()) == 1 and state(policy_server) == before
+
+
+def test_a_json_policy_plans_as_its_yaml_and_its_errors_name_the_line():
+    """JSON is YAML's subset (machines export it) and is read by the json module: the same plan, and an error
+    still names the line, as in the YAML file."""
+    import yaml
+
+    doc = yaml.safe_load(policy_text("x"))
+    as_json = json.dumps(doc, indent=1)
+    empty = policy_file.CurrentState({}, set(), {"admin": ()}, {}, {}, {}, [])
+    assert [c.describe() for c in policy_file.plan(empty, policy_file.parse(as_json))] == \
+        [c.describe() for c in policy_file.plan(empty, policy_file.parse(policy_text("x")))]
+    broken = json.dumps({**doc, "tags": {**doc["tags"], "pii": "yes"}}, indent=1)
+    line = next(i for i, text in enumerate(broken.splitlines(), 1) if '"pii"' in text)
+    with pytest.raises(policy_file.PolicyError, match=f"line {line}: tag pii"):
+        policy_file.parse(broken)

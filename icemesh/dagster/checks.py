@@ -33,7 +33,8 @@ def upstream_check(key: dg.AssetKey, product: str, freshness: Mapping[str, Any])
 
     @dg.asset_check(asset=key, name="icemesh_freshness", description=f"{product} against its producer's icemesh_freshness")
     def fresh(icemesh: IcemeshResource) -> dg.AssetCheckResult:
-        found = [p for p in icemesh.client().request("GET", "/management/v1/products") if p["name"] == product]
+        found = [p for p in icemesh.client().request("GET", "/management/v1/products", params={"name": [product]})
+                 if p["name"] == product]  # only this product: the catalog filters, however large the mesh
         if not found or not found[0].get("last_updated_ms"):
             return dg.AssetCheckResult(passed=False, description=f"{product} is not visible in the catalog (or empty)")
         age = time.time() - found[0]["last_updated_ms"] / 1000

@@ -3,7 +3,7 @@ through the catalog's management API and through the direct Lake Formation tooli
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 from icemesh.governance.data_filters import Restrictions
 from icemesh.governance.evaluator import Decision, Evaluator
@@ -71,11 +71,15 @@ def describe_resource(ns: NamespaceRef, table: str, column: str) -> str:
 
 
 class LazyColumns(dict):
-    """Existing tables and their columns, read from the catalog only for the tables a policy names."""
+    """Existing tables and their columns, read from the catalog only for the tables a policy names. With
+    `names_in` (a namespace's table names, one query), whether a table exists is known without reading its
+    metadata: a policy naming 10,000 tables reads ~100 namespaces, not 10,000 metadata files."""
 
-    def __init__(self, management) -> None:
+    def __init__(self, management, names_in: Callable[[NamespaceRef], set[str]] | None = None) -> None:
         super().__init__()
         self._source = management
+        self._names_in = names_in
+        self._names: dict[NamespaceRef, set[str]] = {}
 
     def _load(self, table: TableRef) -> list[str] | None:
         if not dict.__contains__(self, table):
@@ -83,7 +87,13 @@ class LazyColumns(dict):
         return dict.__getitem__(self, table)
 
     def __contains__(self, table: object) -> bool:
-        return isinstance(table, TableRef) and self._load(table) is not None
+        if not isinstance(table, TableRef):
+            return False
+        if self._names_in is None:
+            return self._load(table) is not None
+        if table.namespace not in self._names:
+            self._names[table.namespace] = self._names_in(table.namespace)
+        return table.name in self._names[table.namespace]
 
     def __getitem__(self, table: TableRef) -> list[str]:
         columns = self._load(table)

@@ -36,7 +36,7 @@ class NamespaceService:
             self.catalog.create_namespace(ctx, wh, ns, properties)
             return self._created(ns, ctx.principal.name, properties, wh)
         self.catalog.auth.admin(ctx, wh, "namespaces owned by another principal")
-        if owner not in {p.name for p in self.catalog.identities.list_principals()}:
+        if not self.catalog.identities.principal_exists(owner):
             raise BadRequest(f"Unknown principal {owner!r}: create it first with `icemesh principals create {owner}`")
         if len(ns.levels) > 1 and self.catalog.pointers.namespace_properties(wh, Namespace(ns.levels[:-1])) is None:
             parent = ".".join(ns.levels[:-1])

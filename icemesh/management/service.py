@@ -252,8 +252,7 @@ class ManagementService:
         """Tags and grants name existing resources: say how to create the namespace, owned by the domain's
         principal (`svc_<namespace>`) when there is one."""
         owner = f"svc_{ns.levels[0]}"
-        known = {p.name for p in self.identities.list_principals()}
-        command = f"icemesh namespaces create {ns}" + (f" --owner {owner}" if owner in known else "")
+        command = f"icemesh namespaces create {ns}" + (f" --owner {owner}" if self.identities.principal_exists(owner) else "")
         return BadRequest(f"Namespace {ns} does not exist: create it with {command}")
 
     def _missing_table(self, wh: str, ident: TableIdent) -> BadRequest:
@@ -417,7 +416,7 @@ class ManagementService:
         principal, role = spec.get("principal"), spec.get("role")
         if bool(principal) == bool(role):
             raise BadRequest("Name exactly one grantee: --to PRINCIPAL or --role ROLE")
-        if principal and principal not in {p.name for p in self.identities.list_principals()}:
+        if principal and not self.identities.principal_exists(principal):
             raise BadRequest(f"Unknown principal {principal!r}: create it with `icemesh principals create {principal}`")
         if role and role not in self.identities.list_roles():
             raise BadRequest(f"Unknown role {role!r}: create it with `icemesh roles create {role}`")
@@ -558,13 +557,17 @@ class ManagementService:
             roles=set(self.identities.list_roles()),
             principals={p.name: p.roles for p in self.identities.list_principals()},
             namespaces=namespaces,
-            tables=LazyColumns(self),
+            tables=LazyColumns(self, names_in=self.table_names),
             assignments=self.policy.assignments(self._wh),
             grants=self.policy.grants(),
             projects=self.policy.project_bindings(),
             canonical=self.policy.canonical_grant,
             row_filter_columns=lambda text: row_filters.columns(row_filters.parse(text)),
         )
+
+    def table_names(self, ns: NamespaceRef) -> set[str]:
+        """The tables in one namespace (none when it does not exist)."""
+        return {i.name for i in self.catalog.pointers.list_tables(self._wh, Namespace(ns.levels), None, None)}
 
     def table_columns(self, table: TableRef) -> list[str] | None:
         ident = TableIdent.of(list(table.namespace.levels), table.name)
@@ -606,7 +609,7 @@ class ManagementService:
             permission = Permission(action.strip().upper())
         except ValueError:
             raise BadRequest(f"Unknown action {action!r}: use one of {', '.join(p.value for p in Permission)}") from None
-        if principal not in {p.name for p in self.identities.list_principals()}:
+        if not self.identities.principal_exists(principal):
             raise BadRequest(f"Unknown principal {principal!r}")
         evaluator = self.catalog.auth.evaluator(self._wh)
         missing = NotFound(f"No table or namespace named {resource} that {principal} may see")

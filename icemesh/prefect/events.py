@@ -52,8 +52,9 @@ def upstream_trigger(project_dir: str, client: CatalogClient | None = None, with
     from icemesh.dbt.resolver import declared_projects
 
     client = client or CatalogClient.from_env()
-    products = client.request("GET", "/management/v1/products")
     upstream = set(declared_projects(project_dir))
+    # only the declared projects' products: the catalog filters, however large the mesh
+    products = client.request("GET", "/management/v1/products", params={"project": sorted(upstream)}) if upstream else []
     keys = sorted(asset_key(client, p["name"]) for p in products if (p.get("dbt") or {}).get("project") in upstream)
     if not keys:
         keys = [f"{catalog_uri(client)}/__none__"]  # nothing to follow yet: a trigger that never fires, not one that always does

@@ -99,10 +99,10 @@ def check_upstream(build: DomainBuild, client: CatalogClient) -> dict[str, Any]:
     from icemesh.dbt.resolver import cross_project_refs, declared_projects, freshness_problem, reads
 
     logger = get_run_logger()
-    products = client.request("GET", PRODUCTS)
     upstream = set(declared_projects(build.project_dir))
     refs = cross_project_refs(build.project_dir)  # only what the models read (None: every product of those projects)
     mine = build.project
+    products = client.request("GET", PRODUCTS, params={"project": sorted(upstream | {mine})})  # not the whole mesh
     problems = []
     seen = []
     for product in products:
@@ -146,7 +146,7 @@ def run_dbt(build: DomainBuild) -> None:
 
 def _published(build: DomainBuild, client: CatalogClient, before: dict[str, Any]) -> list[dict[str, Any]]:
     """The project's products whose snapshot the run changed (new ones included)."""
-    products = client.request("GET", PRODUCTS)
+    products = client.request("GET", PRODUCTS, params={"project": [build.project]})
     return [p for p in products if (p.get("dbt") or {}).get("project") == build.project
             and p.get("current_snapshot_id") is not None and before.get(p["name"]) != p["current_snapshot_id"]]
 

@@ -6,6 +6,8 @@ endpoint settings (`s3.endpoint`, `s3.region`, keys), which also let moto stand 
 
 from __future__ import annotations
 
+import functools
+
 import gzip
 import io
 import os
@@ -68,7 +70,11 @@ class Warehouse:
     def __post_init__(self) -> None:
         self.root = normalize_root(self.root)
         self._scheme = urlparse(self.root).scheme
-        self.io: FileIO = load_file_io({**self.properties, "py-io-impl": "pyiceberg.io.pyarrow.PyArrowFileIO"}, self.root)
+
+    @functools.cached_property
+    def io(self) -> FileIO:
+        """Made at first use: it imports pyarrow (~1 s), which a server's start and first listing need not wait for."""
+        return load_file_io({**self.properties, "py-io-impl": "pyiceberg.io.pyarrow.PyArrowFileIO"}, self.root)
 
     @property
     def is_local(self) -> bool:

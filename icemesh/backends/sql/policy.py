@@ -9,6 +9,7 @@ with it) run inside the catalog's own transaction when it hands one in.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import time
 from contextlib import contextmanager
@@ -18,6 +19,7 @@ from sqlalchemy import delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from icemesh.backends.sql.database import Database
+from icemesh.backends.sql.owners import LazyOwners
 from icemesh.backends.sql.schema import (
     bump_policy_version,
     grants_t,
@@ -58,7 +60,9 @@ def _ns_key(ns: NamespaceRef) -> str:
     return Namespace(ns.levels).key
 
 
+@functools.lru_cache(maxsize=4096)
 def _ns_ref(key: str) -> NamespaceRef:
+    """Memoized: a policy load turns ~10,000 assignment rows of ~100 namespaces into refs."""
     return NamespaceRef(Namespace.from_key(key).levels)
 
 
@@ -455,7 +459,7 @@ class SqlPolicy:
                      for r in conn.execute(select(principals_t.c.name, principals_t.c.roles)).all()}
             grants = tuple(_grant_from_row(r) for r in conn.execute(select(grants_t).order_by(grants_t.c.id)).all())
         return Policy.of(_effective(rows), tag_keys=self.tag_keys(), grants=grants, roles=roles,
-                         owners=self.pointers.owners(warehouse), version=version,
+                         owners=LazyOwners(self.db, warehouse), version=version,
                          restricted=frozenset(self.pointers.restricted(warehouse)))
 
 
@@ -497,9 +501,20 @@ def _grant_row(grant: Grant) -> dict[str, Any]:
     }
 
 
+@functools.lru_cache(maxsize=4096)
+def _permissions(text: str) -> frozenset[Permission]:
+    """Memoized, as `_expression`: 10,000 grants repeat a few permission sets and tag expressions."""
+    return frozenset(Permission(p) for p in json.loads(text))
+
+
+@functools.lru_cache(maxsize=16384)
+def _expression(text: str) -> TagExpression:
+    return TagExpression.from_dict(json.loads(text))
+
+
 def _grant_from_row(row) -> Grant:
     grantee = Grantee(row.grantee_kind, row.grantee)
-    perms = frozenset(Permission(p) for p in json.loads(row.permissions))
+    perms = _permissions(row.permissions)
     limited = DataFilter.from_dict(json.loads(row.data_filter)) if row.data_filter else None
     if row.target_kind == "catalog":
         return Grant(row.id, grantee, perms, catalog=True, data_filter=limited)
@@ -509,6 +524,6 @@ def _grant_from_row(row) -> Grant:
         cols = frozenset(json.loads(row.columns)) if row.columns else None
         return Grant(row.id, grantee, perms, table=TableRef(_ns_ref(row.namespace), row.table_name), columns=cols,
                      data_filter=limited)
-    return Grant(row.id, grantee, perms, expression=TagExpression.from_dict(json.loads(row.expression)),
+    return Grant(row.id, grantee, perms, expression=_expression(row.expression),
                  data_filter=limited)
 
