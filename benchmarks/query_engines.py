@@ -138,13 +138,16 @@ def summary(table) -> list[tuple]:
     return sorted((int(r["key"]), int(r["n"]), round(float(r["total"]), 3)) for r in rows)
 
 
-def engine_arguments(argv, doc: str, runs: int, out: str, engines: list[str]):
-    """(args, engines) of an engine benchmark's command line: --rows, --runs, --engines, --out."""
+def engine_arguments(argv, doc: str, runs: int, out: str, engines: list[str], flags: dict[str, str] | None = None):
+    """(args, engines) of an engine benchmark's command line: --rows, --runs, --engines, --out, and the
+    benchmark's own on/off `flags` (name -> help)."""
     ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--rows", type=int, default=10_000_000)
     ap.add_argument("--runs", type=int, default=runs)
     ap.add_argument("--engines", default=",".join(engines), help="comma-separated subset")
     ap.add_argument("--out", default=out)
+    for flag, text in (flags or {}).items():
+        ap.add_argument(flag, action="store_true", help=text)
     args = ap.parse_args(argv)
     return args, [e.strip() for e in args.engines.split(",") if e.strip()]
 

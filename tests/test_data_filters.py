@@ -220,6 +220,27 @@ def test_every_engine_returns_the_filtered_and_masked_rows(clean, engine):
         assert total == [len(expected)]
 
 
+def test_kept_restricted_rows_follow_new_snapshots_and_large_products_are_not_kept(clean, monkeypatch):
+    """DuckDB keeps a small product's filtered and masked rows once per version: an append is seen by the next
+    query; a product over the size limit is read through the compiled view on every query, with the same answer."""
+    from icemesh.query import restricted
+
+    world = clean
+    name = f"{world.ns}.growing_{uuid.uuid4().hex[:6]}"
+    table = world.admin.rest_catalog().create_table(name, SCHEMA)
+    table.append(pa.Table.from_pylist(PEOPLE[:20], schema=SCHEMA))
+    world.grant(table=name, rows="region = 'EU'", masks=["email=sha256"])
+    query = f"SELECT id, email FROM {name}"
+    eu = [(r["id"], masked(r["email"], "hash-sha256")) for r in PEOPLE if r["region"] == "EU"]
+    with connect(world) as mesh:
+        assert rows_of(mesh.sql(query, engine="duckdb")) == sorted(r for r in eu if r[0] <= 20)
+        table.append(pa.Table.from_pylist(PEOPLE[20:], schema=SCHEMA))
+        assert rows_of(mesh.sql(query, engine="duckdb")) == sorted(eu)
+    monkeypatch.setattr(restricted, "KEEP_MAX_FILE_BYTES", 0)
+    with connect(world) as mesh:
+        assert rows_of(mesh.sql(query, engine="duckdb")) == sorted(eu)
+
+
 SPARK_POLICIES = [
     [(("in", ["EU"]), {"email": "hash-sha256"})],
     [(("gt", 10), {"email": "show-first-4", "region": "mask-to-fixed-value"}), (None, {"email": "show-last-4"})],

@@ -65,6 +65,19 @@ def sql_path(table: pa.Table, row_filter, actions: dict[str, str]) -> list[tuple
     return [tuple(r) for r in con.execute(sql).fetchall()]
 
 
+def clickhouse_path(table: pa.Table, row_filter, actions: dict[str, str]) -> list[tuple]:
+    """The compiled ClickHouse SELECT run by chDB over the same rows (what the chdb engine's view runs)."""
+    import chdb
+
+    con = chdb.connect(":memory:")
+    try:
+        people = table  # noqa: F841 (named by Python() below)
+        sql = restriction_sql.select(SCHEMA.fields, actions, row_filter, SCHEMA, "Python(people)", "clickhouse")
+        return [tuple(r.values()) for r in con.query(sql, "ArrowTable").to_pylist()]
+    finally:
+        con.close()
+
+
 def _comparable(rows: list[tuple]) -> list[tuple]:
     return sorted((tuple(str(v) if v is not None else None for v in r) for r in rows), key=repr)
 
@@ -75,6 +88,14 @@ def test_compiled_sql_keeps_and_masks_what_the_arrow_path_does(data, row_filter,
     table = pa.Table.from_pylist(data, schema=ARROW)
     expected, _kept = arrow_path(table, row_filter, actions)
     assert _comparable(sql_path(table, row_filter, actions)) == _comparable(expected), (row_filter, actions)
+
+
+@settings(max_examples=150, deadline=None, derandomize=True)
+@given(data=rows, row_filter=filters, actions=masks)
+def test_compiled_clickhouse_keeps_and_masks_what_the_arrow_path_does(data, row_filter, actions):
+    table = pa.Table.from_pylist(data, schema=ARROW)
+    expected, _kept = arrow_path(table, row_filter, actions)
+    assert _comparable(clickhouse_path(table, row_filter, actions)) == _comparable(expected), (row_filter, actions)
 
 
 def test_literals_and_names_never_reach_the_sql_raw():

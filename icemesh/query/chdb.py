@@ -1,6 +1,7 @@
 """chDB (ClickHouse in process): each product the query names is a view `<namespace>.<table>` selecting the
 caller's visible columns from a table with ClickHouse's `IcebergLocal` engine over the table's directory
-(in the database `_icemesh_sources`, which no query can name: it is not a product).
+(in the database `_icemesh_sources`, which no query can name: it is not a product). A filtered or masked
+reader's view applies the row filter and masks in ClickHouse SQL over the same source.
 
 The query itself runs with `readonly = 1`, in which ClickHouse refuses every table function (file, url, s3,
 icebergLocal, ...), DDL and setting changes; the products stay readable because they are tables and views,
@@ -58,12 +59,12 @@ class ChdbEngine(Engine):
             for product, directory in zip(products, directories):
                 database = quote(".".join(product.ref.namespace), "`")
                 name = f"{database}.{quote(product.ref.name, '`')}"
-                if product.restrictions:
-                    self._restricted(con, product, database, name)
-                    continue
                 source = self._source(con, product, directory)
-                columns = ", ".join(quote(c, "`") for c in product.columns)
-                view = f"CREATE OR REPLACE VIEW {name} AS SELECT {columns} FROM {source}"
+                select = self._select(product, source)
+                if select is None:
+                    self._restricted_rows(con, product, database, name)
+                    continue
+                view = f"CREATE OR REPLACE VIEW {name} AS {select}"
                 if _defined.get(name) != (self._owner, view):
                     con.query(f"CREATE DATABASE IF NOT EXISTS {database}")
                     con.query(f"DROP TABLE IF EXISTS {name}")  # it may hold a restricted reader's rows
@@ -71,9 +72,22 @@ class ChdbEngine(Engine):
                     _defined[name] = (self._owner, view)
             return con.query(sql if self.local_files else read_only(sql), "ArrowTable")
 
-    def _restricted(self, con, product, database: str, name: str) -> None:
-        """A filtered or masked product: the rows its reader may see (restricted.py), copied into a Memory table
-        under the product's name (chDB reads the Arrow table through its Python() table function, here only)."""
+    @staticmethod
+    def _select(product, source: str) -> str | None:
+        """What the product's view selects: its visible columns, or for a filtered or masked reader the row
+        filter and masks compiled to ClickHouse SQL over the same source (restriction_sql.py), so ClickHouse
+        filters while it scans and hashes natively, and a principal's view costs one DDL statement to
+        redefine. None when the compiler cannot express the restrictions."""
+        if product.restrictions:
+            from icemesh.query import restricted
+
+            return restricted.select_sql(product, "clickhouse", source)
+        return f"SELECT {', '.join(quote(c, '`') for c in product.columns)} FROM {source}"
+
+    def _restricted_rows(self, con, product, database: str, name: str) -> None:
+        """Restrictions ClickHouse SQL cannot express: the rows the reader may see (restricted.py), copied into
+        a Memory table under the product's name (chDB reads the Arrow table through its Python() table
+        function, here only)."""
         marker = f"restricted {product.version}"
         if _defined.get(name) == (self._owner, marker):
             return

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from icemesh.runtimes import duckdb as duck_engine
 from icemesh.query.engine import Engine, quote
+from icemesh.query import restricted
 from icemesh.query.references import pin_snapshots, restricted_name, to_single_names
 
 CATALOG = "icemesh"
@@ -21,7 +22,12 @@ class DuckDBEngine(Engine):
     name = "duckdb"
     dialect = "duckdb"
 
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self._made: dict[str, str] = {}  # restricted name -> what holds it: "TABLE", "VIEW" or "arrow"
+
     def connect(self):
+        self._made.clear()
         con = self.client.duckdb(alias=CATALOG)  # the client's token carries the column-limits scope
         if not self.local_files:
             duck_engine.read_only_within(con, [self.client.warehouse_root()])
@@ -40,19 +46,28 @@ class DuckDBEngine(Engine):
         return con.execute(sql).to_arrow_table()
 
     def _restricted(self, con, sql: str, products) -> str:
-        """Filtered or masked products are read as their reader may see them (restricted.py), registered in the
-        connection under a private one-part name (DuckDB resolves such names before the attached catalog)."""
+        """Filtered or masked products are read as their reader may see them, under a private one-part name in
+        the connection (DuckDB resolves such names before the attached catalog): the compiled restrictions over
+        DuckDB's own scan (restriction_sql.py), kept as a temporary table for this version of the product when
+        it is small enough (only masked values are kept: what the reader sees anyway), else as a view; the
+        Arrow path (restricted.py) where the compiler cannot express them."""
         names = {p.ref: restricted_name(p) for p in products if p.restrictions}
         for product in products:
             if product.restrictions and self.stale(product):
-                name = names[product.ref]
+                name = quote(names[product.ref])
                 view = _restricted_view(product)
-                con.unregister(name)
-                con.execute(f"DROP VIEW IF EXISTS {quote(name)}")
-                if view is not None:
-                    con.execute(f"CREATE TEMP VIEW {quote(name)} AS {view}")
+                made = self._made.pop(names[product.ref], None)
+                if made == "arrow":
+                    con.unregister(names[product.ref])
+                elif made is not None:
+                    con.execute(f"DROP {made} IF EXISTS {name}")
+                if view is None:
+                    con.register(names[product.ref], self.restricted_rows(product))
+                    made = "arrow"
                 else:
-                    con.register(name, self.restricted_rows(product))
+                    made = "TABLE" if restricted.worth_keeping(product) else "VIEW"
+                    con.execute(f"CREATE TEMP {made} {name} AS {view}")
+                self._made[names[product.ref]] = made
                 self.registered(product)
         return to_single_names(sql, self.dialect, names) if names else sql
 
@@ -65,7 +80,6 @@ class DuckDBEngine(Engine):
 def _restricted_view(product) -> str | None:
     """DuckDB scans a local product's files itself, with the row filter and masks compiled into the view's SQL
     (restriction_sql.py): no rows pass through Python. Other warehouses and empty tables read through Arrow."""
-    from icemesh.query import restricted
     from icemesh.tables.restriction_sql import snapshot_source
 
     location = product.table.metadata_location or ""
@@ -73,3 +87,4 @@ def _restricted_view(product) -> str | None:
         return None
     source = snapshot_source("duckdb", product.snapshot_id, location)
     return restricted.select_sql(product, "duckdb", source)
+

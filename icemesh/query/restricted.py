@@ -80,6 +80,26 @@ def select_sql(product, dialect: str, source: str) -> str | None:
         return None
 
 
+# Engines that compile the restrictions into their own SQL (DuckDB, Spark) keep the filtered and masked rows
+# of a product whose snapshot's data files add up to no more than this, once per version of the product:
+# SHA-256 costs them about as much as the whole scan, so hashing once instead of on every query is what keeps
+# masked reads close to open ones. Only masked values are kept (what the reader sees anyway); larger
+# products are read through the compiled SQL on every query.
+KEEP_MAX_FILE_BYTES = 256 * 1024 * 1024
+
+
+def worth_keeping(product) -> bool:
+    """True when the product's snapshot is small enough to keep its restricted rows in the engine's memory."""
+    table = product.table
+    snapshot = table.snapshot_by_id(product.snapshot_id) if product.snapshot_id is not None else None
+    summary = snapshot.summary if snapshot is not None and snapshot.summary is not None else None
+    try:
+        size = int(summary.get("total-files-size")) if summary is not None else None
+    except (TypeError, ValueError):
+        return False
+    return size is not None and size <= KEEP_MAX_FILE_BYTES
+
+
 def mask(table: pa.Table, masks: dict[str, str]) -> pa.Table:
     for name, action in masks.items():
         if name in table.column_names:

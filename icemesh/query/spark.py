@@ -12,6 +12,7 @@ import threading
 
 from icemesh.compat.pyspark import spark_schema, to_arrow
 from icemesh.protocol import COLUMN_LIMITS_APPLY, COLUMN_LIMITS_HEADER, COLUMN_LIMITS_SCOPE, READ_RESTRICTIONS_HEADER
+from icemesh.query import restricted
 from icemesh.query.engine import Engine
 from icemesh.query.references import pin_snapshots, restricted_name, to_single_names
 from icemesh.tables.restriction_sql import quote as _quote, snapshot_source
@@ -28,6 +29,10 @@ class SparkEngine(Engine):
         """One Spark catalog per server and principal: Spark caches catalogs by name for the session's life."""
         who = f"{self.client.uri}|{self.client.client_id or self.client.token()}"
         return "icemesh_" + hashlib.sha256(who.encode()).hexdigest()[:12]
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self._kept: set[str] = set()  # restricted views this engine cached in the process's session
 
     def connect(self):
         from icemesh.runtimes import spark as spark_engine
@@ -62,8 +67,12 @@ class SparkEngine(Engine):
         for product in products:  # filtered or masked: the rows the reader may see, as a temporary view
             if product.restrictions and self.stale(product):
                 view = self._restricted_view(product)
+                session.sql(f"UNCACHE TABLE IF EXISTS {quote(names[product.ref])}")
                 if view is not None:  # Spark reads the files itself, the filter and masks in the view's SQL
                     session.sql(f"CREATE OR REPLACE TEMPORARY VIEW {quote(names[product.ref])} AS {view}")
+                    if restricted.worth_keeping(product):  # hashed once per version (restricted.py)
+                        session.sql(f"CACHE TABLE {quote(names[product.ref])}")
+                        self._kept.add(names[product.ref])
                 else:
                     rows = self.restricted_rows(product)
                     session.createDataFrame(rows.to_pandas(), schema=spark_schema(rows.schema)) \
@@ -83,8 +92,6 @@ class SparkEngine(Engine):
                 session.conf.set("spark.sql.runSQLOnFiles", previous)
 
     def _restricted_view(self, product) -> str | None:
-        from icemesh.query import restricted
-
         if product.snapshot_id is None:
             return None
         source = snapshot_source("spark", product.snapshot_id,
@@ -92,6 +99,10 @@ class SparkEngine(Engine):
         return restricted.select_sql(product, "spark", source)
 
     def close(self):
+        if self._native is not None:  # the cache is the session's: free what this engine kept
+            for name in self._kept:
+                self._native.sql(f"UNCACHE TABLE IF EXISTS {quote(name)}")
+        self._kept.clear()
         super().close()  # the SparkSession is the process's: whoever started Spark stops it
 
 

@@ -1,7 +1,8 @@
-"""Read restrictions (a row filter and column masks) compiled into one SELECT for DuckDB or Spark SQL.
+"""Read restrictions (a row filter and column masks) compiled into one SELECT for DuckDB, Spark SQL or ClickHouse.
 
-Engines that read a product with their own scanner (DuckDB's iceberg_scan, a dbt ref on DuckDB) apply the
-restrictions in SQL instead of materializing rows in Python. The compiler works on the bound Iceberg
+Engines that read a product with their own scanner (DuckDB's iceberg_scan, Spark's catalog, chDB's IcebergLocal,
+a dbt ref on DuckDB) apply the restrictions in SQL instead of materializing rows in Python: the filter reaches
+the scan (fewer rows read, fewer hashed) and the masks run as the engine's native functions. The compiler works on the bound Iceberg
 expression, never on the admin's text: identifiers are quoted and escaped, literals are typed by the column
 they compare with and rendered from their values (strings escaped, dates and timestamps as typed literals,
 numbers from Python's own representation), so nothing the admin or producer wrote reaches the SQL raw.
@@ -17,7 +18,7 @@ import math
 from decimal import Decimal
 from typing import Any, Iterable
 
-DIALECTS = ("duckdb", "spark")
+DIALECTS = ("duckdb", "spark", "clickhouse")
 _EPOCH = dt.datetime(1970, 1, 1)
 
 
@@ -26,7 +27,7 @@ class UnsupportedRestriction(ValueError):
 
 
 def quote(name: str, dialect: str) -> str:
-    if dialect == "spark":
+    if dialect in ("spark", "clickhouse"):
         return "`" + name.replace("`", "``") + "`"
     return '"' + name.replace('"', '""') + '"'
 
@@ -35,7 +36,7 @@ def string_literal(value: str, dialect: str) -> str:
     if "\x00" in value:
         raise UnsupportedRestriction("a string literal with a NUL character")
     escaped = value.replace("'", "''")
-    if dialect == "spark":  # Spark SQL also treats the backslash as an escape inside string literals
+    if dialect in ("spark", "clickhouse"):  # both also treat the backslash as an escape inside string literals
         escaped = escaped.replace("\\", "\\\\")
     return f"'{escaped}'"
 
@@ -61,6 +62,10 @@ def select(columns: Iterable[Any], masks: dict[str, str], row_filter: Any, schem
         action = masks.get(column.name)
         expression = name if action is None else _mask(action, name, column.field_type, dialect)
         items.append(f"{expression} AS {name}" if action is not None else name)
+    if row_filter is not None and dialect == "clickhouse":
+        # ClickHouse lets WHERE name a SELECT alias, which would filter on the masked value: filter first
+        source = f"(SELECT * FROM {source} WHERE {where(row_filter, schema, dialect)}) AS _unmasked"
+        row_filter = None
     sql = f"SELECT {', '.join(items) or '*'} FROM {source}"
     if row_filter is not None:
         sql += f" WHERE {where(row_filter, schema, dialect)}"
@@ -94,7 +99,7 @@ def _condition(node: Any, dialect: str) -> str:
     field = node.term.ref().field
     column = quote(node.term.ref().field.name, dialect)
     unary = {e.BoundIsNull: f"{column} IS NULL", e.BoundNotNull: f"{column} IS NOT NULL",
-             e.BoundIsNaN: f"isnan({column})", e.BoundNotNaN: f"NOT isnan({column})"}
+             e.BoundIsNaN: f"isNaN({column})", e.BoundNotNaN: f"NOT isNaN({column})"}
     for kind, text in unary.items():
         if isinstance(node, kind):
             return f"({text})"
@@ -108,7 +113,7 @@ def _condition(node: Any, dialect: str) -> str:
         return f"({column} IS NOT NULL AND {column} IN ({values}))"
     value = _literal(node.literal.value, field.field_type, dialect)
     if isinstance(node, (e.BoundStartsWith, e.BoundNotStartsWith)):
-        function = "startswith" if dialect == "spark" else "starts_with"
+        function = {"spark": "startswith", "clickhouse": "startsWith"}.get(dialect, "starts_with")
         test = f"{function}({column}, {value})"
         return f"(NOT {test})" if isinstance(node, e.BoundNotStartsWith) else f"({test})"
     operators = {e.BoundEqualTo: "=", e.BoundNotEqualTo: "<>", e.BoundLessThan: "<", e.BoundLessThanOrEqual: "<=",
@@ -130,13 +135,16 @@ def _literal(value: Any, kind: Any, dialect: str) -> str:
         number = float(value)
         if not math.isfinite(number):
             raise UnsupportedRestriction("a non-finite number in a row filter")
-        return f"CAST({number!r} AS DOUBLE)"
+        return f"CAST({number!r} AS {'Float64' if dialect == 'clickhouse' else 'DOUBLE'})"
     if isinstance(kind, t.DecimalType):
-        return f"CAST({string_literal(str(Decimal(value)), dialect)} AS DECIMAL({kind.precision}, {kind.scale}))"
+        return f"CAST({string_literal(str(Decimal(value)), dialect)} AS {sql_type(kind, dialect)})"
     if isinstance(kind, t.StringType):
         return string_literal(str(value), dialect)
     if isinstance(kind, t.DateType):
-        return f"DATE '{(_EPOCH.date() + dt.timedelta(days=int(value))).isoformat()}'"
+        day = (_EPOCH.date() + dt.timedelta(days=int(value))).isoformat()
+        return f"toDate32('{day}')" if dialect == "clickhouse" else f"DATE '{day}'"
+    if dialect == "clickhouse":  # how IcebergLocal types timestamps is not pinned down here: Arrow reads those
+        raise UnsupportedRestriction(f"a row filter on a {kind} column in ClickHouse")
     if isinstance(kind, (t.TimestampType, t.TimestamptzType)):
         moment = (_EPOCH + dt.timedelta(microseconds=int(value))).isoformat(sep=" ")
         if isinstance(kind, t.TimestamptzType):
@@ -148,6 +156,8 @@ def _literal(value: Any, kind: Any, dialect: str) -> str:
 def sql_type(kind: Any, dialect: str) -> str:
     from pyiceberg import types as t
 
+    if dialect == "clickhouse":
+        return _clickhouse_type(kind)
     names = {t.BooleanType: "BOOLEAN", t.IntegerType: "INTEGER", t.LongType: "BIGINT", t.FloatType: "FLOAT",
              t.DoubleType: "DOUBLE", t.DateType: "DATE",
              t.StringType: "STRING" if dialect == "spark" else "VARCHAR",
@@ -162,10 +172,26 @@ def sql_type(kind: Any, dialect: str) -> str:
     raise UnsupportedRestriction(f"a mask on a {kind} column")
 
 
+def _clickhouse_type(kind: Any) -> str:
+    """The type IcebergLocal gives an Iceberg column (without Nullable), for the types a mask keeps."""
+    from pyiceberg import types as t
+
+    if isinstance(kind, t.DecimalType):
+        return f"Decimal({kind.precision}, {kind.scale})"
+    names = {t.BooleanType: "Bool", t.IntegerType: "Int32", t.LongType: "Int64", t.FloatType: "Float32",
+             t.DoubleType: "Float64", t.DateType: "Date32", t.StringType: "String", t.BinaryType: "String"}
+    for cls, name in names.items():
+        if isinstance(kind, cls):
+            return name
+    raise UnsupportedRestriction(f"a mask on a {kind} column in ClickHouse")
+
+
 def _fixed(name: str, kind: Any, dialect: str) -> str:
     """One value of the column's type for every present value (as restricted._fixed): NULL stays NULL."""
     from pyiceberg import types as t
 
+    if dialect == "clickhouse":
+        return _clickhouse_fixed(name, kind)
     if isinstance(kind, t.StringType):
         value = "'****'"
     elif isinstance(kind, t.BinaryType):
@@ -183,7 +209,23 @@ def _fixed(name: str, kind: Any, dialect: str) -> str:
     return f"CASE WHEN {name} IS NULL THEN NULL ELSE {value} END"
 
 
+def _clickhouse_fixed(name: str, kind: Any) -> str:
+    from pyiceberg import types as t
+
+    if isinstance(kind, (t.StringType, t.BinaryType)):
+        value = "'****'" if isinstance(kind, t.StringType) else "''"
+    elif isinstance(kind, t.BooleanType):
+        value = "false"
+    elif isinstance(kind, t.DateType):
+        value = "toDate32('1970-01-01')"
+    else:
+        value = f"CAST(0 AS {_clickhouse_type(kind)})"
+    return f"if(isNull({name}), NULL, {value})"
+
+
 def _null(name: str, kind: Any, dialect: str) -> str:
+    if dialect == "clickhouse":  # NULL of the column's own (Nullable) type, whatever IcebergLocal made it
+        return f"if(0, {name}, NULL)"
     return f"CAST(NULL AS {sql_type(kind, dialect)})"
 
 
@@ -196,8 +238,13 @@ def _mask(action: str, name: str, kind: Any, dialect: str) -> str:
         return _fixed(name, kind, dialect)
     if action in ("hash-sha256", "show-first-4", "show-last-4") and not isinstance(kind, t.StringType):
         raise UnsupportedRestriction(f"{action} on a {kind} column")
-    if action == "hash-sha256":
-        return f"sha2({name}, 256)" if dialect == "spark" else f"sha256({name})"
+    if action == "hash-sha256":  # the lowercase hex SHA-256 of the UTF-8 bytes, as hashlib's hexdigest()
+        hashes = {"spark": f"sha2({name}, 256)", "clickhouse": f"lower(hex(SHA256({name})))"}
+        return hashes.get(dialect, f"sha256({name})")
+    if action in ("show-first-4", "show-last-4") and dialect == "clickhouse":
+        stars = f"repeat('*', toUInt64(greatest(lengthUTF8({name}) - 4, 0)))"
+        kept = f"leftUTF8({name}, 4)" if action == "show-first-4" else f"rightUTF8({name}, 4)"
+        return f"concat({kept}, {stars})" if action == "show-first-4" else f"concat({stars}, {kept})"
     if action in ("show-first-4", "show-last-4"):
         stars = f"repeat('*', greatest(length({name}) - 4, 0))"
         kept = f"left({name}, 4)" if action == "show-first-4" else f"right({name}, 4)"
@@ -207,6 +254,13 @@ def _mask(action: str, name: str, kind: Any, dialect: str) -> str:
         unit = action.removeprefix("truncate-to-")
         if unit not in ("year", "month", "day"):
             raise UnsupportedRestriction(f"the mask {action}")
+        if isinstance(kind, t.DateType) and dialect == "clickhouse":  # stays Date32 (toStartOf* may give Date)
+            if unit == "day":
+                return name
+            day = "toDayOfYear" if unit == "year" else "toDayOfMonth"
+            return f"subtractDays({name}, {day}({name}) - 1)"
+        if dialect == "clickhouse":
+            raise UnsupportedRestriction(f"{action} on a {kind} column in ClickHouse")
         if isinstance(kind, t.DateType):
             return f"CAST(date_trunc('{unit}', {name}) AS DATE)"
         if isinstance(kind, (t.TimestampType, t.TimestamptzType)):
