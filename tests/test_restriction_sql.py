@@ -82,20 +82,22 @@ def _comparable(rows: list[tuple]) -> list[tuple]:
     return sorted((tuple(str(v) if v is not None else None for v in r) for r in rows), key=repr)
 
 
+def _same_as_arrow(compiled_path, data, row_filter, actions) -> None:
+    table = pa.Table.from_pylist(data, schema=ARROW)
+    expected, _kept = arrow_path(table, row_filter, actions)
+    assert _comparable(compiled_path(table, row_filter, actions)) == _comparable(expected), (row_filter, actions)
+
+
 @settings(max_examples=300, deadline=None, derandomize=True)
 @given(data=rows, row_filter=filters, actions=masks)
 def test_compiled_sql_keeps_and_masks_what_the_arrow_path_does(data, row_filter, actions):
-    table = pa.Table.from_pylist(data, schema=ARROW)
-    expected, _kept = arrow_path(table, row_filter, actions)
-    assert _comparable(sql_path(table, row_filter, actions)) == _comparable(expected), (row_filter, actions)
+    _same_as_arrow(sql_path, data, row_filter, actions)
 
 
 @settings(max_examples=150, deadline=None, derandomize=True)
 @given(data=rows, row_filter=filters, actions=masks)
 def test_compiled_clickhouse_keeps_and_masks_what_the_arrow_path_does(data, row_filter, actions):
-    table = pa.Table.from_pylist(data, schema=ARROW)
-    expected, _kept = arrow_path(table, row_filter, actions)
-    assert _comparable(clickhouse_path(table, row_filter, actions)) == _comparable(expected), (row_filter, actions)
+    _same_as_arrow(clickhouse_path, data, row_filter, actions)
 
 
 def test_literals_and_names_never_reach_the_sql_raw():
