@@ -140,6 +140,10 @@ class Authorizer:
         self.audit_log.audit(AuditRecord(time.time(), principal, method, path, False, message,
                                           ctx.request_id if ctx is not None else None))
 
+    def record(self, ctx: RequestContext, decision: Decision) -> None:
+        """Audit a decision made earlier and repeated now (a kept loadTable answer: catalog/load_cache.py)."""
+        self._record(ctx, decision, False)
+
     def _record(self, ctx: RequestContext, decision: Decision, enforce: bool, audit: bool = True) -> Decision:
         if audit:
                 self.audit_log.audit(AuditRecord(time.time(), decision.principal, str(decision.action), decision.resource,

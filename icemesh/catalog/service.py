@@ -24,6 +24,7 @@ from icemesh.tables import metadata as md
 from icemesh.catalog import pagination
 from icemesh.tables import retention
 from icemesh.catalog.authorizer import Authorizer, namespace_ref, table_ref
+from icemesh.catalog.load_cache import KeptLoad, LoadCache
 from icemesh.tables.effects import file_effects, inspect, metadata_effects
 from icemesh.protocol import (ACCESS_DELEGATION_HEADER, COLUMN_LIMITS_APPLY, COLUMN_LIMITS_HEADER, COLUMN_LIMITS_SCOPE,
                               READ_RESTRICTIONS_HEADER, READ_RESTRICTIONS_SCOPE, RequestContext)
@@ -50,6 +51,7 @@ from icemesh.errors import (
 )
 from icemesh.governance import commit_rules, declared_tags, product_claims
 from icemesh.governance.commit_rules import Effect
+from icemesh.governance.evaluator import Decision
 from icemesh.governance.permissions import Permission
 from icemesh.security.authenticator import Authenticator
 from icemesh.security.login_guard import LoginGuard
@@ -104,6 +106,15 @@ class LoadedTable:
     labels: dict | None = None
     read_restrictions: dict | None = None  # the REST spec's row filter and column masks this reader must apply
     storage_credentials: list[dict] | None = None  # vended keys for the table's prefix (the spec's list of {prefix, config})
+    # the HTTP layer's encoding of this answer, made once: a kept answer (load_cache.py) is served many times
+    encoded: dict = dataclasses.field(default_factory=dict, compare=False, repr=False)
+
+
+def _etag_matches(etag: str | None, if_none_match: str | None) -> bool:
+    """Whether a conditional load's `If-None-Match` names this answer (a list of ETags, or `*`)."""
+    if not if_none_match or etag is None:
+        return False
+    return if_none_match.strip() == "*" or etag in (t.strip() for t in if_none_match.split(","))
 
 
 class MetadataNotCached(Exception):
@@ -158,6 +169,7 @@ class CatalogService:
         self.scan_planning_mode = "client"  # told to clients in /v1/config (`serve --scan-planning`)
         self.vendor = None  # vends table-scoped storage keys (`serve --vend-credentials-role`)
         self.cache = MetadataCache()
+        self.loads = LoadCache()  # loadTable answers per reader, table version and policy snapshot
         self.login_guard = LoginGuard()
         self._table_locks: dict[tuple[str, TableIdent], threading.Lock] = {}
         self._locks_guard = threading.Lock()
@@ -346,7 +358,8 @@ class CatalogService:
         """The table for a reader with SELECT; returns just the ETag when it matches `if_none_match`.
 
         `cached_only` raises MetadataNotCached instead of reading storage, so the HTTP layer can serve
-        the common case on its event loop and send only storage reads to a worker thread.
+        the common case on its event loop and send only storage reads to a worker thread. An answer
+        already decided for this reader, table version and policy snapshot is reused (load_cache.py).
         """
         wh = self.warehouse(prefix)
         mode = snapshots or "all"
@@ -356,29 +369,40 @@ class CatalogService:
         if record is None:
             raise self._no_table(ctx, wh, ident)
         vends = self._vends(ctx, wh)
+        keep = None
+        if not vends:  # vended keys are minted per load: never kept
+            snapshot = self.auth.evaluator(wh.name)
+            key = (wh.name, ident, ctx.principal.name, ctx.applies_column_limits, ctx.applies_read_restrictions, mode)
+            kept = self.loads.get(key, record.metadata_location, snapshot)
+            if kept is not None:
+                self.auth.record(ctx, kept.decision)
+                return kept.loaded.etag if _etag_matches(kept.loaded.etag, if_none_match) else kept.loaded
+            keep = (key, snapshot)
         if cached_only and vends:
             raise MetadataNotCached(record.metadata_location)  # STS is a network call: off the event loop
         entry = self.cache.peek(record.metadata_location) if cached_only else self.cache.get(record.metadata_location, wh.read_bytes)
         if entry is None:
             raise MetadataNotCached(record.metadata_location)
-        loaded = self._view(ctx, wh, ident, entry, mode, if_none_match, VENDED_CREDENTIALS if vends else "")
+        loaded = self._view(ctx, wh, ident, entry, mode, if_none_match, VENDED_CREDENTIALS if vends else "", keep)
         if isinstance(loaded, str) or not vends:
             return loaded
         return self._delegated(ctx, wh, ident, record.location, loaded)
 
     def _view(self, ctx: RequestContext, wh: Warehouse, ident: TableIdent, entry: CachedMetadata, mode: str = "all",
-              if_none_match: str | None = None, delegation: str = "") -> LoadedTable | str:
+              if_none_match: str | None = None, delegation: str = "",
+              keep: tuple[tuple, object] | None = None) -> LoadedTable | str:
         """The table as this caller may receive it: the one rule for loads and commit responses alike.
 
         A reader that may see only some columns gets them only if it applies column limits (its request
         says so); the schema it receives then lacks the hidden columns. Plain clients are refused.
+        `keep` (key, policy snapshot): remember the answer for the next load of this version.
         """
         columns = entry.columns()
-        hidden, hidden_ids, restrictions = self._readable(ctx, wh, ident, entry)
+        hidden, hidden_ids, restrictions, decision = self._readable(ctx, wh, ident, entry)
         labels, labels_key = self._labels(wh.name, ident, columns, hidden)
         etag = self._etag(entry.location, mode, f"{sorted(hidden_ids)}|{labels_key}|{restrictions.key()}"
                           + (f"|{delegation}" if delegation else ""))
-        if if_none_match and (etag in (t.strip() for t in if_none_match.split(",")) or if_none_match.strip() == "*"):
+        if keep is None and _etag_matches(etag, if_none_match):
             return etag
         if hidden_ids:
             raw = entry.without_fields(hidden_ids, mode == "refs")
@@ -386,11 +410,14 @@ class CatalogService:
             raw = entry.raw if mode == "all" else entry.refs_only()
         # scan-planning-mode is said in /v1/config only: DuckDB reads any loadTable `config` as vended storage
         # credentials (and then asks for an S3 region for a local table)
-        return LoadedTable(entry.location, raw, wh.client_config(), etag, labels,
-                           read_restrictions.served(restrictions, entry.fields()))
+        loaded = LoadedTable(entry.location, raw, wh.client_config(), etag, labels,
+                             read_restrictions.served(restrictions, entry.fields()))
+        if keep is not None:
+            self.loads.put(keep[0], KeptLoad(entry.location, keep[1], decision, loaded))
+        return etag if _etag_matches(etag, if_none_match) else loaded
 
     def _readable(self, ctx: RequestContext, wh: Warehouse, ident: TableIdent,
-                  entry: CachedMetadata) -> tuple[set[str], set[int], Restrictions]:
+                  entry: CachedMetadata) -> tuple[set[str], set[int], Restrictions, Decision]:
         """The columns hidden from this reader (names, field ids), after refusing what it may not read at all: no
         SELECT; hidden columns for a client that does not apply column limits; a hidden partition or sort source
         (its values are in every file's partition tuple and in the file layout)."""
@@ -411,7 +438,7 @@ class CatalogService:
                            f"{ctx.principal.name} may not read every column {ident} is partitioned or sorted by; "
                            "ask for a grant on those columns")
         restrictions = self._restrictions(ctx, wh, ident, entry, columns, hidden)
-        return hidden, hidden_ids, restrictions
+        return hidden, hidden_ids, restrictions, decision
 
     def _restrictions(self, ctx: RequestContext, wh: Warehouse, ident: TableIdent, entry: CachedMetadata,
                       columns: list[tuple[int, str]], hidden: set[str]) -> Restrictions:
@@ -455,7 +482,7 @@ class CatalogService:
         if record is None:
             raise self._no_table(ctx, wh, ident)
         entry = self.cache.get(record.metadata_location, wh.read_bytes)
-        _hidden, hidden_ids, _restrictions = self._readable(ctx, wh, ident, entry)
+        _hidden, hidden_ids, _restrictions, _decision = self._readable(ctx, wh, ident, entry)
         return wh, entry, hidden_ids
 
     def _labels(self, warehouse: str, ident: TableIdent, columns: list[tuple[int, str]],

@@ -24,7 +24,7 @@ from icemesh.server.management_routes import router as management_router
 from icemesh.portal.routes import router as portal_router
 from icemesh.server.oauth_routes import router as oauth_router
 from icemesh.server.errors import error_body, install_error_handlers
-from icemesh.server.fast_load import LoadTableFastPath
+from icemesh.server.fast_load import CatalogApp, LoadTableFastPath
 from icemesh.server.rest_routes import router as rest_router
 from icemesh.server.settings import ServerSettings
 from icemesh.storage.warehouse import Warehouse
@@ -114,7 +114,7 @@ def _prune_events(service: CatalogService, days: float) -> threading.Event:
     return stop
 
 
-def create_app(settings: ServerSettings, service: CatalogService | None = None) -> FastAPI:
+def create_app(settings: ServerSettings, service: CatalogService | None = None) -> CatalogApp:
     service = service or build_service(settings)
 
     @asynccontextmanager
@@ -124,7 +124,7 @@ def create_app(settings: ServerSettings, service: CatalogService | None = None) 
         stop.set()
         service.backend.close()  # flush buffered audit records before the process exits
 
-    app = FastAPI(
+    app = CatalogApp(
         lifespan=lifespan,
         title="icemesh catalog",
         version=__version__,
@@ -145,7 +145,7 @@ def create_app(settings: ServerSettings, service: CatalogService | None = None) 
     app.include_router(rest_router)
     app.include_router(management_router)
     app.include_router(portal_router)  # the portal at `/` (icemesh.portal)
-    app.add_middleware(LoadTableFastPath, service=service)  # inside RequestGuard: the same limits apply
+    app.fast_load = LoadTableFastPath(service)  # before FastAPI's stack; requests with a body are left to it
     app.add_middleware(RequestGuard, max_bytes=settings.max_body_bytes)
 
     @app.get("/healthz", tags=["Operations"])

@@ -63,9 +63,11 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def _unexpected(_request: Request, exc: Exception) -> Response:
-        log.exception("unexpected error")
-        return Response(
-            error_body(f"Internal error ({exc.__class__.__name__}); see the server log", "ServerErrorException", 500),
-            500,
-            media_type="application/json",
-        )
+        return unexpected_response(exc)
+
+
+def unexpected_response(exc: Exception) -> Response:
+    """A 500 in the spec's error model that names the exception's class only; the details go to the log."""
+    log.exception("unexpected error")
+    return Response(error_body(f"Internal error ({exc.__class__.__name__}); see the server log", "ServerErrorException",
+                               500), 500, media_type="application/json")

@@ -5,21 +5,24 @@ dependency solving, the middleware stack, the Response object) cost about as muc
 for a cached table. This middleware answers `GET /v1/{prefix}/namespaces/{ns}/tables/{table}` itself with the
 same service calls as the FastAPI route (`rest_routes.load_table`), which stays for OpenAPI and for every
 request this one does not recognise: each request is still authenticated, authorized, audited and checked
-against `If-None-Match` by `CatalogService`; only the HTTP plumbing is thinner.
+against `If-None-Match` by `CatalogService`; only the HTTP plumbing is thinner. It runs before FastAPI's own
+stack (`CatalogApp.__call__`): that stack's error, telemetry and exception layers cost more than the answer
+of a kept load (catalog/load_cache.py). A request with a body, or any exception, is handled as FastAPI would.
 """
 
 from __future__ import annotations
 
+import functools
 import re
-import uuid
 
-from starlette.types import ASGIApp, Receive, Scope, Send
+from fastapi import FastAPI
+from starlette.types import Receive, Scope, Send
 
 from icemesh.catalog.service import CatalogService
 from icemesh.errors import IcemeshError
 from icemesh.names import Namespace, TableIdent
-from icemesh.server.errors import error_response
-from icemesh.server.rest_routes import PASSED_HEADERS, load, load_body
+from icemesh.server.errors import error_response, unexpected_response
+from icemesh.server.rest_routes import PASSED_HEADERS, load, load_body, request_id
 
 # Starlette's `{param}` is `[^/]+` on the decoded path: the same requests match here as in the router.
 _LOAD_PATH = re.compile(r"/v1/([^/]+)/namespaces/([^/]+)/tables/([^/]+)")
@@ -28,37 +31,42 @@ _JSON = (b"content-type", b"application/json")
 
 
 class LoadTableFastPath:
-    """Serve loadTable from the service directly; anything unusual (other query parameters, a root path) goes
-    to the FastAPI route, which gives the same answer the slow way."""
+    """Serve loadTable from the service directly; anything unusual (other query parameters, a root path, a
+    body) goes to the FastAPI route, which gives the same answer the slow way."""
 
-    def __init__(self, app: ASGIApp, service: CatalogService) -> None:
-        self.app = app
+    def __init__(self, service: CatalogService) -> None:
         self.service = service
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> bool:
+        """Answer the request if it is a plain loadTable; False (nothing sent) to leave it to FastAPI."""
         if scope["type"] != "http" or scope["method"] != "GET" or scope.get("root_path"):
-            return await self.app(scope, receive, send)
+            return False
         path = _LOAD_PATH.fullmatch(scope["path"])
         query = _QUERY.fullmatch(scope.get("query_string", b"")) if path else None
         if query is None:
-            return await self.app(scope, receive, send)
+            return False
         headers: dict[str, str] = {}
         for key, value in scope["headers"]:  # first of each, as Starlette's Headers.get
             name = key.decode("latin-1")
             if name not in headers:
                 headers[name] = value.decode("latin-1")
+        if headers.get("content-length", "0") != "0" or "transfer-encoding" in headers:
+            return False  # a GET with a body: RequestGuard's limits apply on the FastAPI side
         snapshots = query.group(1).decode() if query.group(1) else None
         try:
             await self._answer(send, path.groups(), snapshots, headers)
         except IcemeshError as exc:  # the same error model as the FastAPI route's handlers
             await error_response(exc)(scope, receive, send)
+        except Exception as exc:  # noqa: BLE001 - as FastAPI's handler for the unexpected: a 500, the log has it
+            await unexpected_response(exc)(scope, receive, send)
+        return True
 
     async def _answer(self, send: Send, parts: tuple[str, ...], snapshots: str | None, headers: dict[str, str]) -> None:
         svc = self.service
         prefix, namespace, table = parts
         ctx = svc.context(headers.get("authorization"), {k: v for k, v in headers.items() if k in PASSED_HEADERS},
-                          headers.get("x-request-id") or uuid.uuid4().hex)
-        ident = TableIdent.of(Namespace.from_url(namespace), table)
+                          request_id(headers.get("x-request-id")))
+        ident = _ident(namespace, table)
         loaded = await load(svc, ctx, prefix, ident, snapshots, headers.get("if-none-match"))
         if isinstance(loaded, str):
             await send({"type": "http.response.start", "status": 304, "headers": [(b"etag", loaded.encode("latin-1"))]})
@@ -70,3 +78,20 @@ class LoadTableFastPath:
             out.append((b"etag", loaded.etag.encode("latin-1")))
         await send({"type": "http.response.start", "status": 200, "headers": out})
         await send({"type": "http.response.body", "body": body})
+
+
+@functools.lru_cache(maxsize=65536)
+def _ident(namespace: str, table: str) -> TableIdent:
+    """Path parts to a validated name, once per distinct pair (a malformed one raises, and is not kept)."""
+    return TableIdent.of(Namespace.from_url(namespace), table)
+
+
+class CatalogApp(FastAPI):
+    """FastAPI, with plain loadTable requests answered before its middleware stack (LoadTableFastPath)."""
+
+    fast_load: LoadTableFastPath | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.fast_load is not None and not self.root_path and await self.fast_load.handle(scope, receive, send):
+            return
+        await super().__call__(scope, receive, send)

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import hashlib
-import uuid
+import itertools
+import os
 from typing import Any, Callable
 
 import orjson
@@ -42,6 +43,16 @@ async def planner(request: Request) -> ScanPlanner:
 PASSED_HEADERS = (COLUMN_LIMITS_HEADER.lower(), READ_RESTRICTIONS_HEADER.lower(), ACCESS_DELEGATION_HEADER.lower())
 
 
+_REQUEST_PREFIX = os.urandom(6).hex()  # this process's; the counter numbers its requests
+_REQUESTS = itertools.count(1)
+
+
+def request_id(given: str | None) -> str:
+    """The client's X-Request-Id, or one of ours: unique across processes without a random draw per request
+    (uuid4's urandom call cost as much as a kept loadTable answer)."""
+    return given or f"{_REQUEST_PREFIX}{next(_REQUESTS):012x}"
+
+
 async def context(request: Request) -> RequestContext:
     """The caller, resolved by the service from its bearer token (401 without a valid one).
 
@@ -51,7 +62,7 @@ async def context(request: Request) -> RequestContext:
     svc: CatalogService = request.app.state.service
     headers = request.headers
     ctx = svc.context(headers.get("authorization"), {k: headers[k] for k in PASSED_HEADERS if k in headers},
-                      headers.get("x-request-id") or uuid.uuid4().hex)
+                      request_id(headers.get("x-request-id")))
     request.state.icemesh_context = ctx  # idempotency keys are scoped to the caller
     return ctx
 
@@ -76,7 +87,11 @@ def load_result(loaded: LoadedTable) -> Response:
 
 
 def load_body(loaded: LoadedTable) -> bytes:
-    """The LoadTableResult as bytes: the cached metadata JSON spliced in, never re-encoded."""
+    """The LoadTableResult as bytes: the cached metadata JSON spliced in, never re-encoded; made once per
+    answer (the service keeps answers per reader and table version)."""
+    body = loaded.encoded.get("json")
+    if body is not None:
+        return body
     location = orjson.dumps(loaded.metadata_location)
     body = b'{"metadata-location":' + location + b',"metadata":' + loaded.metadata_json + b',"config":' + orjson.dumps(loaded.config)
     if loaded.labels:
@@ -85,7 +100,9 @@ def load_body(loaded: LoadedTable) -> bytes:
         body += b',"read-restrictions":' + orjson.dumps(loaded.read_restrictions)
     if loaded.storage_credentials:
         body += b',"storage-credentials":' + orjson.dumps(loaded.storage_credentials)
-    return body + b"}"
+    body += b"}"
+    loaded.encoded["json"] = body
+    return body
 
 
 def mutation(request: Request, svc: CatalogService, operation: Callable[[], Response], body: Any = None) -> Response:

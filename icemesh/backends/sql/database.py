@@ -2,12 +2,14 @@
 
 One engine, and the connection discipline every store follows: `write()` for transactions that change
 state (SQLite takes its write lock up front, so a deferred transaction never deadlocks on upgrade), `read()`
-for one-statement reads on hot paths (autocommit: one round trip).
+for one-statement reads on hot paths (autocommit: one round trip), `lookup()` for the one-row reads of the
+hottest path (loadTable's pointer), on a connection each thread keeps.
 """
 
 from __future__ import annotations
 
 import os
+import threading
 
 from sqlalchemy import create_engine, event, select
 from sqlalchemy.engine import Connection, Engine
@@ -65,12 +67,19 @@ def make_engine(url: str) -> Engine:
     raise InvalidConfiguration(f"Unsupported catalog database {url.split(':', 1)[0]!r}: use sqlite:///path or postgresql://user@host/db")
 
 
+LOOKUP_THREADS = 8  # threads that keep a lookup connection; others read through the pool
+
+
 class Database:
     """The engine and how stores reach it: no store reaches into another for a connection."""
 
     def __init__(self, url: str) -> None:
         self.url = url
         self.engine = make_engine(url)
+        self._local = threading.local()
+        self._lookup_conns: list = []
+        self._lookup_lock = threading.Lock()
+        self._compiled: dict[int, tuple[object, str, tuple[str, ...] | None]] = {}
 
     @property
     def is_postgres(self) -> bool:
@@ -87,7 +96,71 @@ class Database:
     def connect(self) -> Connection:
         return self.engine.connect()
 
+    def lookup(self, stmt, params: dict) -> tuple | None:
+        """The first row of `stmt` (a select with bound parameters), or None, on a DBAPI connection this thread
+        keeps: SQLAlchemy's checkout, execution context and result objects cost several times a one-row query
+        by primary key (profiled on loadTable). Autocommit, as `read()`: every commit made before is seen."""
+        conn = getattr(self._local, "conn", None) or self._lookup_connection()
+        if conn is None:
+            with self.read() as pooled:
+                row = pooled.execute(stmt, params).first()
+            return None if row is None else tuple(row)
+        sql, names = self._sql(stmt)
+        try:
+            cursor = conn.cursor()
+            try:
+                cursor.execute(sql, tuple(params[n] for n in names) if names is not None else params)
+                return cursor.fetchone()
+            finally:
+                cursor.close()
+        except Exception:  # a dropped server connection, say: read through the pool, which reconnects
+            self._drop_lookup_connection(conn)
+            with self.read() as pooled:
+                row = pooled.execute(stmt, params).first()
+            return None if row is None else tuple(row)
+
+    def _sql(self, stmt) -> tuple[str, tuple[str, ...] | None]:
+        """The statement's SQL for this dialect, compiled once, with its positional parameter order (or None
+        for named parameters). The statement object is kept with it, so its id is never reused meanwhile."""
+        found = self._compiled.get(id(stmt))
+        if found is None:
+            compiled = stmt.compile(dialect=self.engine.dialect)
+            names = tuple(compiled.positiontup) if compiled.positional else None
+            found = self._compiled[id(stmt)] = (stmt, compiled.string, names)
+        return found[1], found[2]
+
+    def _lookup_connection(self):
+        """A connection of this thread's own, out of the pool (detached), in autocommit; None past LOOKUP_THREADS."""
+        with self._lookup_lock:
+            if len(self._lookup_conns) >= LOOKUP_THREADS:
+                return None
+            fairy = self.engine.raw_connection()
+            fairy.detach()  # configured as every pooled connection is (the engine's connect hook), then ours
+            conn = fairy.dbapi_connection
+            if self.is_postgres:
+                conn.autocommit = True
+            self._lookup_conns.append(conn)
+        self._local.conn = conn
+        return conn
+
+    def _drop_lookup_connection(self, conn) -> None:
+        self._local.conn = None
+        with self._lookup_lock:
+            if conn in self._lookup_conns:
+                self._lookup_conns.remove(conn)
+        try:
+            conn.close()
+        except Exception:  # already broken
+            pass
+
     def close(self) -> None:
+        with self._lookup_lock:
+            conns, self._lookup_conns = self._lookup_conns, []
+        for conn in conns:
+            try:
+                conn.close()
+            except Exception:  # already broken
+                pass
         self.engine.dispose()
 
 

@@ -144,8 +144,7 @@ class SqlPointerStore:
             raise NamespaceNotEmpty(f"Namespace {ns} is not empty: a table was created in it concurrently") from None
 
     def get_table(self, warehouse: str, ident: TableIdent) -> TableRecord | None:
-        with self.db.read() as conn:
-            row = conn.execute(self._load_stmt, {"w": warehouse, "n": ident.namespace.key, "t": ident.name}).first()
+        row = self.db.lookup(self._load_stmt, {"w": warehouse, "n": ident.namespace.key, "t": ident.name})
         return None if row is None else TableRecord(row[0], row[1])
 
     def list_tables(self, warehouse: str, ns: Namespace, after: str | None, limit: int | None) -> list[TableIdent]:
