@@ -894,8 +894,12 @@ def main(argv=None) -> int:
             floors.append({"name": f"loadTable c=16 ({client}) >= {FLOOR_CEILING_RATIO:g}x the ceiling's req/s",
                            "floor": FLOOR_CEILING_RATIO, "measured": r["throughput_ratio"],
                            "pass": (r["throughput_ratio"] or 0) >= FLOOR_CEILING_RATIO})
-            floors.append({"name": f"loadTable c=16 ({client}) p99 <= {FLOOR_LOAD_P99_MS:g} ms", "floor": FLOOR_LOAD_P99_MS,
-                           "measured": r["icemesh_p99_ms"], "pass": r["icemesh_p99_ms"] <= FLOOR_LOAD_P99_MS})
+            # With `requests`, the client's own CPU sets the latency: say so when the trivial app misses it too.
+            bound = (f" (the ceiling's own p99: {r['ceiling_p99_ms']:.1f} ms, bound by this client)"
+                     if r["ceiling_p99_ms"] > FLOOR_LOAD_P99_MS else "")
+            floors.append({"name": f"loadTable c=16 ({client}) p99 <= {FLOOR_LOAD_P99_MS:g} ms{bound}",
+                           "floor": FLOOR_LOAD_P99_MS, "measured": r["icemesh_p99_ms"],
+                           "pass": r["icemesh_p99_ms"] <= FLOOR_LOAD_P99_MS})
         if cm is not None:
             floors.append({"name": "lost commits == 0", "floor": FLOOR_LOST_COMMITS, "measured": cm["lost_commits"],
                            "pass": cm["lost_commits"] == FLOOR_LOST_COMMITS and cm["acked_missing_from_history"] == 0})

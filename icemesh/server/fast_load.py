@@ -28,6 +28,9 @@ from icemesh.server.rest_routes import PASSED_HEADERS, load, load_body, request_
 _LOAD_PATH = re.compile(r"/v1/([^/]+)/namespaces/([^/]+)/tables/([^/]+)")
 _QUERY = re.compile(rb"(?:snapshots=(all|refs))?")
 _JSON = (b"content-type", b"application/json")
+# The request headers this path reads; the rest are never decoded.
+_READ_HEADERS = frozenset({b"authorization", b"x-request-id", b"if-none-match", b"content-length", b"transfer-encoding",
+                           *(h.encode("latin-1") for h in PASSED_HEADERS)})
 
 
 class LoadTableFastPath:
@@ -46,10 +49,11 @@ class LoadTableFastPath:
         if query is None:
             return False
         headers: dict[str, str] = {}
-        for key, value in scope["headers"]:  # first of each, as Starlette's Headers.get
-            name = key.decode("latin-1")
-            if name not in headers:
-                headers[name] = value.decode("latin-1")
+        for key, value in scope["headers"]:  # first of each, as Starlette's Headers.get (names come lower-case)
+            if key in _READ_HEADERS:
+                name = key.decode("latin-1")
+                if name not in headers:
+                    headers[name] = value.decode("latin-1")
         if headers.get("content-length", "0") != "0" or "transfer-encoding" in headers:
             return False  # a GET with a body: RequestGuard's limits apply on the FastAPI side
         snapshots = query.group(1).decode() if query.group(1) else None
@@ -73,10 +77,13 @@ class LoadTableFastPath:
             await send({"type": "http.response.body", "body": b""})
             return
         body = load_body(loaded)
-        out = [(b"content-length", str(len(body)).encode()), _JSON]
-        if loaded.etag:
-            out.append((b"etag", loaded.etag.encode("latin-1")))
-        await send({"type": "http.response.start", "status": 200, "headers": out})
+        head = loaded.encoded.get("head")  # made once per answer, as its body
+        if head is None:
+            head = [(b"content-length", str(len(body)).encode()), _JSON]
+            if loaded.etag:
+                head.append((b"etag", loaded.etag.encode("latin-1")))
+            loaded.encoded["head"] = head
+        await send({"type": "http.response.start", "status": 200, "headers": head})
         await send({"type": "http.response.body", "body": body})
 
 
