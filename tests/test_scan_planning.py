@@ -18,7 +18,7 @@ from pyiceberg.schema import Schema
 from pyiceberg.transforms import IdentityTransform
 from pyiceberg.types import LongType, NestedField, StringType
 
-from icemesh.protocol import COLUMN_LIMITS_HEADER
+from icemesh.protocol import COLUMN_LIMITS_HEADER, READ_RESTRICTIONS_HEADER
 from tests.conftest import start_catalog
 
 M = "/management/v1"
@@ -33,7 +33,7 @@ def world(tmp_path_factory):
     admin = server.client()
     admin.request("POST", f"{M}/tags", json={"key": "sens", "values": ["public", "pii"]})
     secrets = {n: admin.request("POST", f"{M}/principals", json={"name": n})["client_secret"]
-               for n in ("svc_reader", "svc_limited", "svc_outsider")}
+               for n in ("svc_reader", "svc_limited", "svc_outsider", "svc_eu")}
     rest = admin.rest_catalog()
     rest.create_namespace("shop")
     admin.request("POST", f"{M}/tag-assignments", json={"key": "sens", "value": "public", "namespace": "shop"})
@@ -52,6 +52,9 @@ def world(tmp_path_factory):
                                                "tags": ["sens=public,pii"]})
     admin.request("POST", f"{M}/grants", json={"permissions": "DESCRIBE,SELECT", "principal": "svc_limited",
                                                "tags": ["sens=public"]})
+    admin.request("POST", f"{M}/grants", json={"permissions": "DESCRIBE,SELECT", "principal": "svc_eu",
+                                               "tags": ["sens=public,pii"], "rows": "region = 'eu'",
+                                               "masks": ["email=sha256"]})
     server.secrets = secrets
     yield server
     server.stop()
@@ -251,3 +254,66 @@ def test_iceberg_java_parsers_accept_the_answers(world, spark):
     task = jvm.org.apache.iceberg.rest.RESTFileScanTaskParser.fromJson(
         java(one), jvm.java.util.ArrayList(), specs, True)
     assert task.file().location() == one["data-file"]["file-path"]
+
+
+def _restricted(server, name: str = "svc_eu") -> tuple[httpx.Client, str]:
+    """HTTP as a reader that declares it applies read restrictions (as icemesh's engines do)."""
+    http, tables = _http(server, name)
+    http.headers[READ_RESTRICTIONS_HEADER] = "apply"
+    return http, tables
+
+
+def _regions(http: httpx.Client, tables: str, answer: dict) -> set[str]:
+    """The partition values (regions) of every planned file, its plan-tasks' pages included."""
+    tasks = list(answer["file-scan-tasks"])
+    for token in answer.get("plan-tasks") or []:
+        tasks += http.post(f"{tables}/orders/tasks", json={"plan-task": token}).json()["file-scan-tasks"]
+    return {t["data-file"]["partition"][0] for t in tasks}
+
+
+def test_a_filtered_reader_is_planned_only_the_files_of_its_rows(world):
+    plain, tables = _http(world, "svc_eu")
+    refused = plain.post(f"{tables}/orders/plan", json={})
+    assert refused.status_code == 403 and "does not apply read restrictions" in refused.text
+    http, tables = _restricted(world)
+    assert _regions(http, tables, http.post(f"{tables}/orders/plan", json={}).json()) == {"eu"}  # never us, apac
+    # Its own filter narrows, never widens: asking for another region's rows plans nothing.
+    widen = {"filter": {"type": "or", "left": {"type": "eq", "term": "region", "value": "us"},
+                        "right": {"type": "eq", "term": "region", "value": "apac"}}}
+    assert http.post(f"{tables}/orders/plan", json=widen).json()["file-scan-tasks"] == []
+    assert _regions(http, tables, http.post(f"{tables}/orders/plan",
+                                            json={"filter": {"type": "not-null", "term": "id"}}).json()) == {"eu"}
+    everything, _ = _http(world, "svc_reader")  # an unfiltered reader of the same columns gets all three
+    assert _regions(everything, tables, everything.post(f"{tables}/orders/plan", json={}).json()) == {"apac", "eu", "us"}
+
+
+@pytest.mark.parametrize("body, why", [
+    ({"filter": {"type": "eq", "term": "email", "value": "us@x"}}, "masked"),  # an oracle on the unmasked values
+    ({"filter": {"type": "starts-with", "term": "EMAIL", "value": "a"}, "case-sensitive": False}, "masked"),
+    ({"stats-fields": ["email"]}, "masked"),
+    ({"stats-fields": ["id"]}, "statistics"),  # bounds over every row of the file, the other regions' included
+])
+def test_a_filtered_reader_may_not_probe_masked_values_or_other_rows_through_a_plan(world, body, why):
+    http, tables = _restricted(world)
+    answer = http.post(f"{tables}/orders/plan", json=body)
+    assert answer.status_code == 403, answer.text
+    assert why in answer.json()["error"]["message"]
+
+
+def test_a_plan_made_under_another_data_filter_is_not_served_again(world):
+    admin = world.client()
+    http, tables = _restricted(world)
+    plan = http.post(f"{tables}/orders/plan", json={}).json()
+    assert http.get(f"{tables}/orders/plan/{plan['plan-id']}").status_code == 200
+    grant = {"permissions": "DESCRIBE,SELECT", "principal": "svc_eu", "tags": ["sens=public,pii"],
+             "rows": "region = 'eu'", "masks": ["email=sha256"]}
+    admin.request("POST", f"{M}/grants/revoke", json=grant)
+    narrower = {**grant, "rows": "region = 'eu' and id = 1"}
+    admin.request("POST", f"{M}/grants", json=narrower)
+    try:
+        again = http.get(f"{tables}/orders/plan/{plan['plan-id']}")
+        assert again.status_code == 404 and "another data filter" in again.text
+        assert _regions(http, tables, http.post(f"{tables}/orders/plan", json={}).json()) == {"eu"}
+    finally:
+        admin.request("POST", f"{M}/grants/revoke", json=narrower)
+        admin.request("POST", f"{M}/grants", json=grant)

@@ -32,6 +32,7 @@ class Plan:
     snapshot_id: int | None
     schema: Any
     tasks: list = field(default_factory=list)  # pyiceberg FileScanTasks, in page order
+    restrictions: str = ""  # the reader's row filter and masks when planned (Restrictions.key): pages need the same
     cancelled: bool = False
     created: float = field(default_factory=time.monotonic)
 

@@ -3,7 +3,11 @@
 The server reads the manifests and answers with the data files (and delete files) a scan needs, with the caller's
 policies applied first, as loading the table does: SELECT, column limits (a hidden column may not be selected,
 filtered on or asked statistics of: a filter prunes files by the hidden values, which would leak them), no hidden
-partition or sort source. Files come only from a snapshot of this table.
+partition or sort source. Files come only from a snapshot of this table. A reader held to a data filter (read
+restrictions) gets only files that may hold rows of its row filter (ANDed into the plan's filter), may not filter
+on or ask statistics of a masked column (they would answer with unmasked values), and with a row filter may ask
+no statistics at all (a file's bounds cover the rows it may not see); its client still applies the filter and
+masks to the rows, as after a load.
 
 Plans complete at once (`status: completed`) with a `plan-id`: `GET .../plan/{plan-id}` answers the same result
 again and `DELETE` cancels it. A plan of more than PAGE files answers the first PAGE and a `plan-task` per further
@@ -25,16 +29,18 @@ from pyiceberg.catalog.noop import NoopCatalog
 from pyiceberg.catalog.rest.scan_planning import (CountMap, PlanTableScanRequest, RESTDataFile, RESTEqualityDeleteFile,
                                                   RESTPositionDeleteFile, ValueMap)
 from pyiceberg.conversions import from_bytes
-from pyiceberg.expressions import AlwaysTrue
+from pyiceberg.expressions import AlwaysTrue, And
 from pyiceberg.expressions.visitors import bind, extract_field_ids
 from pyiceberg.manifest import DataFileContent
 from pyiceberg.table import Table
 
 from icemesh.catalog.plan_store import Plan, PlanStore
 from icemesh.errors import BadRequest, IcemeshError
+from icemesh.governance.data_filters import Restrictions
 from icemesh.governance.permissions import Permission
 from icemesh.names import TableIdent
 from icemesh.protocol import RequestContext
+from icemesh.tables import row_filters
 
 PAGE = max(1, int(os.environ.get("ICEMESH_PLAN_PAGE_SIZE", "1000")))  # files per answer; the rest as plan-tasks
 TASK_PREFIX = "icemesh-plan-1."
@@ -57,15 +63,18 @@ class ScanPlanner:
 
     def plan(self, ctx: RequestContext, prefix: str, ident: TableIdent, body: Any) -> dict[str, Any]:
         request = _request(body)
-        schema, hidden_ids, snapshot_id, tasks = self._files(ctx, prefix, ident, request, None)
-        plan = Plan(ctx.principal.name, prefix, _key(ident), request, snapshot_id, schema, tasks)
+        schema, hidden_ids, snapshot_id, tasks, restrictions = self._files(ctx, prefix, ident, request, None)
+        plan = Plan(ctx.principal.name, prefix, _key(ident), request, snapshot_id, schema, tasks, restrictions=restrictions.key())
         plan_id = self.store.add(plan)
         return self._answer(plan_id, plan, hidden_ids, prefix, ident)
 
     def fetch(self, ctx: RequestContext, prefix: str, ident: TableIdent, plan_id: str) -> dict[str, Any]:
         """The completed result again, under the caller's grants of now."""
         plan = self._plan(ctx, prefix, ident, plan_id)
-        hidden_ids = self._authorize(ctx, prefix, ident, plan.request, plan.schema)
+        hidden_ids, restrictions = self._authorize(ctx, prefix, ident, plan.request, plan.schema)
+        if restrictions.key() != plan.restrictions:
+            raise NoSuchPlanId(f"Plan {plan_id[:40]!r} was made under another data filter of yours on {ident}: plan the "
+                               "table again")
         return self._answer(plan_id, plan, hidden_ids, prefix, ident)
 
     def cancel(self, ctx: RequestContext, prefix: str, ident: TableIdent, plan_id: str) -> None:
@@ -86,11 +95,13 @@ class ScanPlanner:
         if plan is not None:
             if plan.cancelled:
                 raise missing
-            hidden_ids = self._authorize(ctx, prefix, ident, plan.request, plan.schema)
-            return self._render(plan.tasks, page, plan.schema, self._stats_ids(plan.schema, plan.request, hidden_ids))
-        # Expired, evicted or made by another server process: plan again, as this caller, under today's grants.
+            hidden_ids, restrictions = self._authorize(ctx, prefix, ident, plan.request, plan.schema)
+            if restrictions.key() == plan.restrictions:
+                return self._render(plan.tasks, page, plan.schema, self._stats_ids(plan.schema, plan.request, hidden_ids))
+        # Expired, evicted, made by another server process or under another data filter: plan again, as this
+        # caller, under today's grants.
         request = _request(task["request"])
-        schema, hidden_ids, _, tasks = self._files(ctx, prefix, ident, request, task.get("snapshot-id"))
+        schema, hidden_ids, _, tasks, _restrictions = self._files(ctx, prefix, ident, request, task.get("snapshot-id"))
         return self._render(tasks, page, schema, self._stats_ids(schema, request, hidden_ids))
 
     def _plan(self, ctx: RequestContext, prefix: str, ident: TableIdent, plan_id: str) -> Plan:
@@ -100,15 +111,15 @@ class ScanPlanner:
         return plan
 
     def _authorize(self, ctx: RequestContext, prefix: str, ident: TableIdent, request: PlanTableScanRequest,
-                   schema) -> set[int]:
+                   schema) -> tuple[set[int], Restrictions]:
         """SELECT on the table and the request's columns, checked again on every call: grants change."""
-        _wh, _entry, hidden_ids = self.catalog.readable_table(ctx, prefix, ident)
-        self._check_columns(ctx, ident, schema, request, hidden_ids)
-        return hidden_ids
+        _wh, _entry, hidden_ids, restrictions = self.catalog.readable_table(ctx, prefix, ident)
+        self._check_columns(ctx, ident, schema, request, hidden_ids, restrictions)
+        return hidden_ids, restrictions
 
     def _files(self, ctx: RequestContext, prefix: str, ident: TableIdent, request: PlanTableScanRequest,
-               snapshot_id: int | None) -> tuple[Any, set[int], int | None, list]:
-        wh, entry, hidden_ids = self.catalog.readable_table(ctx, prefix, ident)
+               snapshot_id: int | None) -> tuple[Any, set[int], int | None, list, Restrictions]:
+        wh, entry, hidden_ids, restrictions = self.catalog.readable_table(ctx, prefix, ident)
         metadata = entry.model
         snapshot_id = snapshot_id if snapshot_id is not None else request.snapshot_id
         if snapshot_id is None:
@@ -120,14 +131,16 @@ class ScanPlanner:
         if request.use_snapshot_schema and snapshot_id not in (None, -1):
             snap = metadata.snapshot_by_id(snapshot_id)
             schema = next((s for s in metadata.schemas if s.schema_id == snap.schema_id), schema) if snap else schema
-        self._check_columns(ctx, ident, schema, request, hidden_ids)
+        self._check_columns(ctx, ident, schema, request, hidden_ids, restrictions)
         if snapshot_id in (None, -1):
-            return schema, hidden_ids, None, []
+            return schema, hidden_ids, None, [], restrictions
         table = Table(_key(ident), metadata, entry.location, wh.io, NoopCatalog("icemesh"))
-        scan = table.scan(row_filter=request.filter or AlwaysTrue(), case_sensitive=request.case_sensitive,
-                          snapshot_id=snapshot_id)
+        wanted = request.filter or AlwaysTrue()
+        if restrictions.row_filter is not None:  # only files that may hold rows this reader may see
+            wanted = And(wanted, row_filters.parse(restrictions.row_filter))
+        scan = table.scan(row_filter=wanted, case_sensitive=request.case_sensitive, snapshot_id=snapshot_id)
         tasks = sorted(scan.plan_files(), key=lambda t: t.file.file_path)  # one order for every page
-        return schema, hidden_ids, snapshot_id, tasks
+        return schema, hidden_ids, snapshot_id, tasks, restrictions
 
     def _answer(self, plan_id: str, plan: Plan, hidden_ids: set[int], prefix: str, ident: TableIdent
                 ) -> dict[str, Any]:
@@ -156,8 +169,9 @@ class ScanPlanner:
         return {"status": "completed", "file-scan-tasks": out, "delete-files": deletes, "plan-tasks": []}
 
     def _check_columns(self, ctx: RequestContext, ident: TableIdent, schema, request: PlanTableScanRequest,
-                       hidden_ids: set[int]) -> None:
-        """Unknown names are the client's mistake (400); hidden ones are refused as reading them would be (403)."""
+                       hidden_ids: set[int], restrictions: Restrictions) -> None:
+        """Unknown names are the client's mistake (400); hidden ones are refused as reading them would be (403), and
+        so are a masked column's values (filter, statistics) and, under a row filter, any statistics."""
         def field_id(name: str, what: str) -> int:
             try:
                 found = schema.find_field(name, case_sensitive=request.case_sensitive)
@@ -183,6 +197,27 @@ class ScanPlanner:
             self.catalog.auth.deny(ctx, Permission.SELECT, f"table {ident}",
                                    f"{ctx.principal.name} may not read column(s) {', '.join(sorted(set(refused)))} of "
                                    f"{ident}: a plan may not select, filter on or ask statistics of a hidden column")
+        if restrictions:
+            self._check_restricted(ctx, ident, schema, request, restrictions)
+
+    def _check_restricted(self, ctx: RequestContext, ident: TableIdent, schema, request: PlanTableScanRequest,
+                          restrictions: Restrictions) -> None:
+        masked = {f.field_id for f in schema.fields if f.name in restrictions.masks}
+        masked = _with_children(schema, masked)
+        named = sorted({n for n in request.stats_fields or ()
+                        if schema.find_field(n, case_sensitive=request.case_sensitive).field_id in masked})
+        if request.filter is not None:
+            bound = bind(schema, request.filter, case_sensitive=request.case_sensitive)
+            named += [schema.find_column_name(i) or str(i) for i in sorted(extract_field_ids(bound) & masked)]
+        if named:
+            self.catalog.auth.deny(ctx, Permission.SELECT, f"table {ident}",
+                                   f"{ctx.principal.name} may read column(s) {', '.join(sorted(set(named)))} of {ident} "
+                                   "only masked: a plan may not filter on or ask statistics of a masked column (it would "
+                                   "answer with unmasked values); filter the masked rows in the query instead")
+        if restrictions.rows is not None and request.stats_fields:
+            self.catalog.auth.deny(ctx, Permission.SELECT, f"table {ident}",
+                                   f"{ctx.principal.name} may read only some rows of {ident}: a plan may not ask "
+                                   "statistics (stats-fields), which cover every row of a file; plan without them")
 
     @staticmethod
     def _stats_ids(schema, request: PlanTableScanRequest, hidden_ids: set[int]) -> set[int]:

@@ -475,15 +475,17 @@ class CatalogService:
             words.append("masked " + ", ".join(sorted(restrictions.masks)))
         return words
 
-    def readable_table(self, ctx: RequestContext, prefix: str, ident: TableIdent) -> tuple[Warehouse, CachedMetadata, set[int]]:
-        """A table to plan a scan of, under the same rules as loading it: (warehouse, metadata, hidden field ids)."""
+    def readable_table(self, ctx: RequestContext, prefix: str,
+                       ident: TableIdent) -> tuple[Warehouse, CachedMetadata, set[int], Restrictions]:
+        """A table to plan a scan of, under the same rules as loading it: (warehouse, metadata, hidden field ids,
+        the row filter and masks the reader is held to)."""
         wh = self.warehouse(prefix)
         record = self.pointers.get_table(wh.name, ident)
         if record is None:
             raise self._no_table(ctx, wh, ident)
         entry = self.cache.get(record.metadata_location, wh.read_bytes)
-        _hidden, hidden_ids, _restrictions, _decision = self._readable(ctx, wh, ident, entry)
-        return wh, entry, hidden_ids
+        _hidden, hidden_ids, restrictions, _decision = self._readable(ctx, wh, ident, entry)
+        return wh, entry, hidden_ids, restrictions
 
     def _labels(self, warehouse: str, ident: TableIdent, columns: list[tuple[int, str]],
                 hidden: set[str]) -> tuple[dict | None, str]:
