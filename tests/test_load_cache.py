@@ -148,12 +148,23 @@ def test_an_unexpected_error_is_a_500_in_the_error_model(world, monkeypatch):
     assert "disk on fire" not in answer.text
 
 
-def test_the_cache_starts_over_past_its_capacity():
+class _Loaded:
+    def __init__(self, size: int) -> None:
+        self.metadata_json = b"x" * size
+
+
+def test_the_cache_starts_over_past_its_capacity_and_its_bytes():
     cache, snapshot = LoadCache(capacity=2), object()
     for i in range(3):
-        cache.put(i, KeptLoad(f"loc{i}", snapshot, None, None))
+        cache.put(i, KeptLoad(f"loc{i}", snapshot, None, _Loaded(10)))
     assert len(cache) == 1 and cache.get(2, "loc2", snapshot) is not None
     assert cache.get(2, "other-file", snapshot) is None and cache.get(2, "loc2", object()) is None
+    small = LoadCache(max_bytes=80_000)
+    small.put("huge", KeptLoad("l", snapshot, None, _Loaded(9_000)))  # over an eighth of the bound: never kept
+    assert small.get("huge", "l", snapshot) is None
+    for i in range(20):  # 5,024 bytes each: 15 fit in 80,000, the 16th starts over
+        small.put(i, KeptLoad("l", snapshot, None, _Loaded(2_000)))
+    assert len(small) == 5 and small.get(19, "l", snapshot) is not None and small.get(3, "l", snapshot) is None
 
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgres"])

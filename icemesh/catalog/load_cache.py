@@ -27,11 +27,15 @@ class KeptLoad:
 
 
 class LoadCache:
-    """Bounded: past `capacity` answers it starts over (a reader's next load decides again)."""
+    """Bounded by count and by bytes (each answer holds its metadata JSON and, once served, its encoded body:
+    counted as twice the metadata): past either bound it starts over (a reader's next load decides again). An
+    answer larger than an eighth of the byte bound is not kept."""
 
-    def __init__(self, capacity: int = 20_000) -> None:
+    def __init__(self, capacity: int = 20_000, max_bytes: int = 256 * 1024 * 1024) -> None:
         self.capacity = capacity
+        self.max_bytes = max_bytes
         self._kept: dict[Hashable, KeptLoad] = {}
+        self._bytes = 0
         self._lock = threading.Lock()
 
     def get(self, key: Hashable, location: str, snapshot: object) -> KeptLoad | None:
@@ -41,14 +45,27 @@ class LoadCache:
         return kept
 
     def put(self, key: Hashable, kept: KeptLoad) -> None:
+        size = _size(kept)
+        if size > self.max_bytes // 8:
+            return
         with self._lock:
-            if len(self._kept) >= self.capacity and key not in self._kept:
+            old = self._kept.pop(key, None)
+            if old is not None:
+                self._bytes -= _size(old)
+            if len(self._kept) >= self.capacity or self._bytes + size > self.max_bytes:
                 self._kept.clear()
+                self._bytes = 0
             self._kept[key] = kept
+            self._bytes += size
 
     def clear(self) -> None:
         with self._lock:
             self._kept.clear()
+            self._bytes = 0
 
     def __len__(self) -> int:
         return len(self._kept)
+
+
+def _size(kept: KeptLoad) -> int:
+    return 2 * len(getattr(kept.loaded, "metadata_json", b"") or b"") + 1024
