@@ -24,6 +24,7 @@ class SqlAudit:
         self.audit_flush_s = flush_s if flush_s is not None else float(os.environ.get("ICEMESH_AUDIT_FLUSH_SECONDS", "0.2"))
         self._audit_buffer: list[dict[str, Any]] = []
         self._audit_lock = threading.Lock()
+        self._flush_lock = threading.Lock()
         self._audit_wakeup = threading.Event()
         self._audit_stop = False
         self._audit_thread = threading.Thread(target=self._audit_writer, name="icemesh-audit", daemon=True)
@@ -50,16 +51,19 @@ class SqlAudit:
         self.audit(AuditRecord(time.time(), "anonymous", "AUTHENTICATE", "the catalog", False, reason, request_id))
 
     def flush_audit(self) -> None:
-        with self._audit_lock:
-            batch, self._audit_buffer = self._audit_buffer, []
-        if batch:
-            try:
-                with self.db.write() as conn, conn.begin():
-                    conn.execute(insert(audit_t), batch)
-            except Exception:  # never lose the batch silently
-                log.exception("could not write %d audit records; will retry", len(batch))
-                with self._audit_lock:
-                    self._audit_buffer[:0] = batch
+        """Write what is buffered. One flush at a time: a reader's flush (audit_records, audit_count) waits for a
+        batch the writer thread has taken but not yet committed, so it counts every record made before it."""
+        with self._flush_lock:
+            with self._audit_lock:
+                batch, self._audit_buffer = self._audit_buffer, []
+            if batch:
+                try:
+                    with self.db.write() as conn, conn.begin():
+                        conn.execute(insert(audit_t), batch)
+                except Exception:  # never lose the batch silently
+                    log.exception("could not write %d audit records; will retry", len(batch))
+                    with self._audit_lock:
+                        self._audit_buffer[:0] = batch
 
     def _audit_writer(self) -> None:
         while not self._audit_stop:

@@ -100,7 +100,8 @@ class Database:
         """The first row of `stmt` (a select with bound parameters), or None, on a DBAPI connection this thread
         keeps: SQLAlchemy's checkout, execution context and result objects cost several times a one-row query
         by primary key (profiled on loadTable). Autocommit, as `read()`: every commit made before is seen."""
-        conn = getattr(self._local, "conn", None) or self._lookup_connection()
+        kept = getattr(self._local, "conn", None)  # (pid, connection): a forked child never uses its parent's
+        conn = kept[1] if kept is not None and kept[0] == os.getpid() else self._lookup_connection()
         if conn is None:
             with self.read() as pooled:
                 row = pooled.execute(stmt, params).first()
@@ -140,7 +141,7 @@ class Database:
             if self.is_postgres:
                 conn.autocommit = True
             self._lookup_conns.append(conn)
-        self._local.conn = conn
+        self._local.conn = (os.getpid(), conn)
         return conn
 
     def _drop_lookup_connection(self, conn) -> None:
