@@ -279,6 +279,10 @@ def test_cli_products_list_and_lineage(mesh):
     assert "hr.payroll" not in json.dumps(edges)
     error = fin.fails("products", "list", "--tag", "=oops")
     assert "tag filter" in error
+    assert [p["name"] for p in fin.json("products", "list", "--ref", "finance.revenue", "--ref", "hr.payroll")] == [
+        "finance.revenue"]
+    error = fin.fails("products", "list", "--ref", "finance/revenue")
+    assert "Invalid ref filter 'finance/revenue'" in error and len(error.strip().splitlines()) == 1, error
     assert "does not exist" in fin.fails("lineage", "hr.payroll")
 
 
