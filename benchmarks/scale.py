@@ -283,7 +283,8 @@ def time_parses(servers: dict[str, CatalogProcess], consumer: str, runs: int) ->
                 raise SystemExit(f"dbt parse failed:\n{done.stdout[-3000:]}")
             manifest = json.load(open(os.path.join(consumer, "target", "manifest.json")))
             assert refs <= set(manifest["nodes"]), f"not every ref resolved: {sorted(refs - set(manifest['nodes']))}"
-            out[name]["products_injected"] = sum(1 for uid in manifest["nodes"] if not uid.startswith("model.consumer."))
+            out[name]["products_injected"] = sum(1 for uid in manifest["nodes"]
+                                                 if not uid.startswith("model.consumer."))
     for figures in out.values():
         figures["median_s"] = statistics.median(figures["runs_s"])
         figures["cpu_median_s"] = statistics.median(figures["cpu_s"])

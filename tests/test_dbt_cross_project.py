@@ -247,7 +247,8 @@ def _only_models(dbt, models: dict[str, str]):
 
 def _cached_names(dbt) -> list[str]:
     """The products the last online parse was answered (the parse cache holds exactly what it fetched)."""
-    return sorted(p["name"] for p in json.loads((dbt.path / "target" / "icemesh_products.json").read_text())["products"])
+    cache = json.loads((dbt.path / "target" / "icemesh_products.json").read_text())
+    return sorted(p["name"] for p in cache["products"])
 
 
 def _injected(dbt) -> list[str]:
@@ -292,12 +293,14 @@ def test_a_ref_not_found_still_names_the_projects_products(mesh):
     server, projects = mesh
     dbt = projects["reporting"]
     reporting = server.client("svc_reporting", dbt.env["ICEMESH_CLIENT_SECRET"])
-    visible = sorted({p["dbt"]["model"] for p in reporting.request("GET", M + "/products", params={"project": "inventory"})})
+    listed = reporting.request("GET", M + "/products", params={"project": "inventory"})
+    visible = sorted({p["dbt"]["model"] for p in listed})
     assert {"items", "item_counts", "supplier_prices"} <= set(visible)
     with _only_models(dbt, {"probe": "select * from {{ ref('inventory', 'itemz') }}"}):
         done = dbt("parse", "--no-partial-parse", check=False)
         assert done.returncode != 0
-        assert "probe refs inventory.itemz: no product 'itemz' in project 'inventory'; did you mean 'items'?" in done.stdout
+        assert ("probe refs inventory.itemz: no product 'itemz' in project 'inventory'; "
+                "did you mean 'items'?") in done.stdout
     with _only_models(dbt, {"probe": "select * from {{ ref('orders', 'order_lines') }}",
                             "other": "select * from {{ ref('inventory', 'zzz_nothing_like_it') }}"}):
         done = dbt("parse", "--no-partial-parse", check=False)

@@ -278,7 +278,8 @@ def _listing(client, where: dict[str, Any], key: str, values: list[str]) -> list
     """GET /products with `key=` each of `values`, in requests of ASK_AT_ONCE values."""
     found: list[dict[str, Any]] = []
     for start in range(0, len(values), ASK_AT_ONCE):
-        found += client.request("GET", "/management/v1/products", params={**where, key: values[start:start + ASK_AT_ONCE]})
+        found += client.request("GET", "/management/v1/products",
+                                params={**where, key: values[start:start + ASK_AT_ONCE]})
     return found
 
 
@@ -349,7 +350,8 @@ class IcemeshResolver(dbtPlugin):
         parse_cache.OFFLINE.clear()  # a process that parses again (dbt run in-process) is online now
         parse_cache.save(self.project_dir, {"uri": client.uri, "warehouse": client.warehouse, "alias": self.alias},
                          products, asked)
-        self.registry = ProductRegistry(products, self.projects, asked, more=lambda project: self._listed(client, project))
+        self.registry = ProductRegistry(products, self.projects, asked,
+                                        more=lambda project: self._listed(client, project))
 
     def _listed(self, client, project: str) -> list[dict[str, Any]]:
         try:
