@@ -4,7 +4,7 @@ SQL backend's tables (the API would take hours at 100,000 tables), then measured
 of `icemesh serve`, for `admin` and for a domain principal: products first page, a search, one product's
 lineage to depth 3, `access check`, server start to first answer, loadTable p50/p99; then `icemesh policy apply`
 of the whole generated policy (unchanged: nothing to apply), and `dbt parse` of a consumer with 20 cross-project
-refs, against this catalog and against one of the 10 products it refs.
+refs, against this catalog and against one of the 10 products it refs (interleaved; wall and CPU time).
 
     .venv/bin/python benchmarks/scale.py --tables 1000 [--db sqlite|postgres] [--domains 100]
     .venv/bin/python benchmarks/scale.py --tables 10000 --db postgres
@@ -16,6 +16,7 @@ Writes benchmarks/results/scale-<db>-<tables>.json and prints the figures with t
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import random
@@ -245,28 +246,56 @@ def write_consumer(path: str) -> None:
             f.write(f"select count(*) as n from {{{{ ref('{domain(i % DBT_PROJECTS)}', 'p0000') }}}}\n")
 
 
-def time_parse(server: CatalogProcess, consumer: str, runs: int) -> dict:
-    """`dbt parse --no-partial-parse` of the consumer as admin, `runs` times; and the nodes it injected (the
-    refs and their upstream chain)."""
-    env = {**os.environ, "DBT_PROFILES_DIR": consumer, "ICEMESH_CATALOG_URI": server.uri, "ICEMESH_CLIENT_ID": "admin",
-           "ICEMESH_CLIENT_SECRET": server.admin_secret, "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"}
+def _cpu_s(pid: int) -> float | None:
+    """CPU seconds (user + system) a process has used so far (Linux; None elsewhere)."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def time_parses(servers: dict[str, CatalogProcess], consumer: str, runs: int) -> dict[str, dict]:
+    """`dbt parse --no-partial-parse` of the consumer as admin against each server in turn, `runs` rounds: the
+    catalogs interleaved, so a change of load on a shared machine weighs on each alike. Per catalog: wall time,
+    the dbt process's CPU time and the server's CPU time during the parse (what the load does not inflate as
+    much), and the nodes it injected (the refs and their upstream chain)."""
     dbt = os.path.join(os.path.dirname(sys.executable), "dbt")
-    timings = []
-    for _ in range(runs):
-        started = time.perf_counter()
-        done = subprocess.run([dbt, "parse", "--no-partial-parse"], cwd=consumer, env=env, capture_output=True, text=True)
-        timings.append(round(time.perf_counter() - started, 2))
-        if done.returncode != 0:
-            raise SystemExit(f"dbt parse failed:\n{done.stdout[-3000:]}")
-    manifest = json.load(open(os.path.join(consumer, "target", "manifest.json")))
     refs = {f"model.{domain(d)}.p0000" for d in range(DBT_PROJECTS)}
-    assert refs <= set(manifest["nodes"]), f"not every ref resolved: {sorted(refs - set(manifest['nodes']))}"
-    injected = sum(1 for uid in manifest["nodes"] if not uid.startswith("model.consumer."))
-    return {"runs_s": timings, "median_s": statistics.median(timings), "products_injected": injected}
+    out = {name: {"runs_s": [], "cpu_s": [], "server_cpu_s": []} for name in servers}
+    for _ in range(runs):
+        for name, server in servers.items():
+            env = {**os.environ, "DBT_PROFILES_DIR": consumer, "ICEMESH_CATALOG_URI": server.uri,
+                   "ICEMESH_CLIENT_ID": "admin", "ICEMESH_CLIENT_SECRET": server.admin_secret,
+                   "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"}
+            children, served = os.times(), _cpu_s(server.proc.pid)
+            started = time.perf_counter()
+            done = subprocess.run([dbt, "parse", "--no-partial-parse"], cwd=consumer, env=env, capture_output=True,
+                                  text=True)
+            out[name]["runs_s"].append(round(time.perf_counter() - started, 2))
+            after = os.times()
+            out[name]["cpu_s"].append(round(after.children_user - children.children_user
+                                            + after.children_system - children.children_system, 2))
+            now = _cpu_s(server.proc.pid)
+            out[name]["server_cpu_s"].append(None if served is None or now is None else round(now - served, 2))
+            if done.returncode != 0:
+                raise SystemExit(f"dbt parse failed:\n{done.stdout[-3000:]}")
+            manifest = json.load(open(os.path.join(consumer, "target", "manifest.json")))
+            assert refs <= set(manifest["nodes"]), f"not every ref resolved: {sorted(refs - set(manifest['nodes']))}"
+            out[name]["products_injected"] = sum(1 for uid in manifest["nodes"]
+                                                 if not uid.startswith("model.consumer."))
+    for figures in out.values():
+        figures["median_s"] = statistics.median(figures["runs_s"])
+        figures["cpu_median_s"] = statistics.median(figures["cpu_s"])
+        served = [c for c in figures["server_cpu_s"] if c is not None]
+        figures["server_cpu_median_s"] = statistics.median(served) if served else None
+    return out
 
 
-def small_catalog_parse(tmp: str, consumer: str, runs: int) -> dict:
-    """The same parse against a catalog holding only the 10 products it refs (and 90 other tables)."""
+@contextlib.contextmanager
+def small_catalog(tmp: str):
+    """A catalog holding only the 10 products the consumer refs (and 90 other tables), served."""
     home = os.path.join(tmp, "small")
     os.makedirs(home)
     url = f"sqlite:///{home}/catalog.db"
@@ -276,7 +305,7 @@ def small_catalog_parse(tmp: str, consumer: str, runs: int) -> dict:
     facts = generate(url, 100, DBT_PROJECTS, 20, 20)
     assert facts["products"] == DBT_PROJECTS
     with CatalogProcess(**settings) as server:
-        return time_parse(server, consumer, runs)
+        yield server
 
 
 def time_policy_apply(server: CatalogProcess, path: str, runs: int) -> list[float]:
@@ -378,15 +407,17 @@ def main() -> dict:
             if domains >= DBT_PROJECTS:
                 consumer = os.path.join(tmp, "consumer")
                 write_consumer(consumer)
-                big = time_parse(server, consumer, args.runs)
-            else:
-                big = None
+                with small_catalog(tmp) as small:
+                    parses = time_parses({"this_catalog": server, "catalog_of_10_products": small}, consumer,
+                                         args.runs)
+                big, small = parses["this_catalog"], parses["catalog_of_10_products"]
+                results["dbt_parse_20_refs_s"] = {
+                    **parses, "extra_median": round(big["median_s"] - small["median_s"], 2),
+                    "extra_cpu_median": round(big["cpu_median_s"] - small["cpu_median_s"], 2),
+                    "extra_server_cpu_median": None if big["server_cpu_median_s"] is None else
+                    round(big["server_cpu_median_s"] - small["server_cpu_median_s"], 2)}
         finally:
             server.stop()
-        if big is not None:
-            small = small_catalog_parse(tmp, consumer, args.runs)
-            results["dbt_parse_20_refs_s"] = {"this_catalog": big, "catalog_of_10_products": small,
-                                              "extra_median": round(big["median_s"] - small["median_s"], 2)}
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
         if args.keep or args.reuse:

@@ -8,6 +8,7 @@ except confidential ones, and may only DESCRIBE those; items.unit_cost is tagged
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -221,7 +222,111 @@ def test_the_registry_names_no_hidden_column_and_no_invisible_upstream(mesh):
     peeker = server.client("svc_peeker", secret)
     [lines] = [p for p in peeker.request("GET", M + "/products") if p["name"] == "orders.order_lines"]
     assert lines["dbt"]["upstream"] == [] and "items" not in json.dumps(lines)
+    # Asking by dbt model tells it nothing more: not the product it may not describe, nor that one exists.
+    assert peeker.request("GET", M + "/products", params={"ref": "inventory.items"}) == []
+    assert peeker.request("GET", M + "/products", params={"ref": ["orders.order_lines", "inventory.items"]}) == [lines]
     assert admin.request("GET", M + "/products/orders.order_lines")["dbt"]["upstream"] == ["inventory.items_v2"]
+
+
+@contextlib.contextmanager
+def _only_models(dbt, models: dict[str, str]):
+    """The consumer with only these models (name: SQL) for the block; its own models put back after."""
+    kept = [(p, p.read_text()) for p in (dbt.path / "models").glob("*.sql")]
+    for path, _text in kept:
+        path.unlink()
+    try:
+        for name, sql in models.items():
+            (dbt.path / "models" / f"{name}.sql").write_text(sql)
+        yield
+    finally:
+        for name in models:
+            (dbt.path / "models" / f"{name}.sql").unlink(missing_ok=True)
+        for path, text in kept:
+            path.write_text(text)
+
+
+def _cached_names(dbt) -> list[str]:
+    """The products the last online parse was answered (the parse cache holds exactly what it fetched)."""
+    cache = json.loads((dbt.path / "target" / "icemesh_products.json").read_text())
+    return sorted(p["name"] for p in cache["products"])
+
+
+def _injected(dbt) -> list[str]:
+    return sorted(uid for uid in manifest(dbt)["nodes"] if not uid.startswith("model.reporting."))
+
+
+def test_a_consumer_is_sent_only_the_products_its_models_ref_and_their_upstream(mesh):
+    """reporting declares inventory and orders (several products each) and refs one model: the catalog answers
+    that product and what it was built from, not the declared projects' other products."""
+    _server, projects = mesh
+    dbt = projects["reporting"]
+    with _only_models(dbt, {"probe": "select * from {{ ref('orders', 'order_lines') }}"}):
+        dbt("parse", "--no-partial-parse")
+        assert _cached_names(dbt) == ["inventory.items_v2", "orders.order_lines"]
+        assert _injected(dbt) == ["model.inventory.items.v2", "model.orders.order_lines"]
+        assert manifest(dbt)["nodes"]["model.orders.order_lines"]["depends_on"]["nodes"] == ["model.inventory.items.v2"]
+
+
+def test_a_versioned_ref_and_a_ref_without_version_pick_their_version(mesh):
+    _server, projects = mesh
+    dbt = projects["reporting"]
+    with _only_models(dbt, {"old": "select * from {{ ref('inventory', 'items', v=1) }}",
+                            "new": "select * from {{ ref('inventory', 'items') }}"}):
+        dbt("parse", "--no-partial-parse")
+        nodes = manifest(dbt)["nodes"]
+        assert nodes["model.reporting.old"]["depends_on"]["nodes"] == ["model.inventory.items.v1"]
+        assert nodes["model.reporting.new"]["depends_on"]["nodes"] == ["model.inventory.items.v2"]
+        assert _cached_names(dbt) == ["inventory.items_v1", "inventory.items_v2"]  # every version, nothing else
+    with _only_models(dbt, {"old": "select * from {{ ref('inventory', 'items', v=1) }}"}):
+        dbt("parse", "--no-partial-parse")  # the model's versions are nodes together (dbt knows which is latest)
+        assert _injected(dbt) == ["model.inventory.items.v1", "model.inventory.items.v2"]
+        assert manifest(dbt)["nodes"]["model.reporting.old"]["depends_on"]["nodes"] == ["model.inventory.items.v1"]
+    with _only_models(dbt, {"gone": "select * from {{ ref('inventory', 'items', v=3) }}"}):
+        done = dbt("parse", "--no-partial-parse", check=False)
+        assert done.returncode != 0
+        assert "gone refs inventory.items: no product 'items' version 3 in project 'inventory'" in done.stdout
+
+
+def test_a_ref_not_found_still_names_the_projects_products(mesh):
+    """Only the refs are asked for, yet a misspelled one is answered as before: near names, or every product of
+    that project the consumer may see."""
+    server, projects = mesh
+    dbt = projects["reporting"]
+    reporting = server.client("svc_reporting", dbt.env["ICEMESH_CLIENT_SECRET"])
+    listed = reporting.request("GET", M + "/products", params={"project": "inventory"})
+    visible = sorted({p["dbt"]["model"] for p in listed})
+    assert {"items", "item_counts", "supplier_prices"} <= set(visible)
+    with _only_models(dbt, {"probe": "select * from {{ ref('inventory', 'itemz') }}"}):
+        done = dbt("parse", "--no-partial-parse", check=False)
+        assert done.returncode != 0
+        assert ("probe refs inventory.itemz: no product 'itemz' in project 'inventory'; "
+                "did you mean 'items'?") in done.stdout
+    with _only_models(dbt, {"probe": "select * from {{ ref('orders', 'order_lines') }}",
+                            "other": "select * from {{ ref('inventory', 'zzz_nothing_like_it') }}"}):
+        done = dbt("parse", "--no-partial-parse", check=False)
+        assert done.returncode != 0
+        assert (f"other refs inventory.zzz_nothing_like_it: no product 'zzz_nothing_like_it' in project 'inventory'; "
+                f"its products you may see: {', '.join(visible)}") in done.stdout
+        assert "Traceback" not in done.stdout + done.stderr
+
+
+def test_offline_a_ref_the_cached_parse_did_not_ask_for_fails_in_one_line(mesh):
+    _server, projects = mesh
+    dbt = projects["reporting"]
+    with _only_models(dbt, {"probe": "select * from {{ ref('orders', 'order_lines') }}"}):
+        dbt("parse", "--no-partial-parse")
+        listed = _offline(dbt, "ls", "--output", "name")
+        assert listed.returncode == 0 and "order_lines" in listed.stdout, listed.stdout[-3000:]
+        (dbt.path / "models" / "more.sql").write_text("select * from {{ ref('inventory', 'item_counts') }}")
+        try:
+            done = _offline(dbt, "parse", "--no-partial-parse")
+        finally:
+            (dbt.path / "models" / "more.sql").unlink()
+    assert done.returncode != 0
+    [line] = [line for line in done.stdout.splitlines() if "more refs inventory.item_counts" in line]
+    assert ("more refs inventory.item_counts: not in the products cached by the last parse that reached the catalog "
+            "(that parse did not ref it); parse once with the catalog reachable") in line
+    assert "Traceback" not in done.stdout + done.stderr
 
 
 def test_pinned_runs_record_and_repeat_the_upstream_snapshots(mesh):

@@ -188,13 +188,49 @@ def test_filters_and_search(mesh):
     assert "sales.scratch" not in names(admin) and "sales.scratch" in names(admin, include_tables="true")
 
 
+def test_ref_filter_selects_dbt_models_every_version(mesh):
+    """`ref=project.model` (repeatable): the products of those dbt models, every version of each, as the dbt
+    resolver asks for what a consumer's models ref."""
+    admin, cat = mesh["admin"], mesh["cat"]
+    for v in (1, 2):
+        cat.create_table(f"finance.budget_v{v}", SCHEMA, properties={
+            **product_props("finance", "budget"), "icemesh.dbt.version": str(v), "icemesh.dbt.latest_version": "2"})
+    try:
+        budget = admin.request("GET", f"{M}/products", params={"ref": "finance.budget"})
+        assert [(p["name"], p["dbt"]["version"]) for p in budget] == [("finance.budget_v1", "1"),
+                                                                      ("finance.budget_v2", "2")]
+        assert names(admin, ref=["sales.orders", "finance.revenue"]) == ["finance.revenue", "sales.orders"]
+        assert names(admin, ref="finance.budget", project="sales") == []  # with the other filters: ANDed
+        assert names(admin, ref="finance.budget", q="budget_v2") == ["finance.budget_v2"]
+        assert names(admin, ref="sales.revenue") == [] and names(admin, ref="finance.nothing") == []
+        assert names(admin, ref="sales.scratch", include_tables="true") == []  # a table that claims no model
+        assert [n for p in pages(admin, 1, ref=["finance.budget", "hr.payroll"]) for n in p] == [
+            "finance.budget_v1", "finance.budget_v2", "hr.payroll"]
+        many = ["finance.revenue", "sales.orders"] + [f"nowhere.m{i}" for i in range(450)]  # several index queries
+        assert names(admin, ref=many) == ["finance.revenue", "sales.orders"]
+        assert [n for p in pages(admin, 1, ref=many) for n in p] == ["finance.revenue", "sales.orders"]
+    finally:
+        for v in (1, 2):
+            cat.drop_table(f"finance.budget_v{v}")
+    for bad in ("finance", "finance.revenue.v2", ".revenue", "finance.", "fin ance.revenue", "finance.rev-enue",
+                "1st.revenue", "finance.revenue\nInjected: yes"):
+        answer = httpx.get(f"{admin.uri}{M}/products", headers=admin.headers(), params={"ref": ["sales.orders", bad]})
+        message = answer.json()["error"]["message"]
+        assert answer.status_code == 400 and message.startswith("Invalid ref filter"), (bad, answer.text)
+        assert "use project.model" in message and "\n" not in message, message
+
+
 def test_a_principal_never_sees_what_it_may_not_describe(mesh):
     fin = mesh["fin"]
     assert names(fin) == ["finance.forecast", "finance.revenue", "sales.orders"]
     assert [n for p in pages(fin, 1) for n in p] == ["finance.forecast", "finance.revenue", "sales.orders"]
     for params in ({"q": "payroll"}, {"q": "salaries"}, {"project": "hr"}, {"tag": "dom=hr"},
-                   {"name": "hr.payroll"}):
-        assert names(fin, **params) == [], params
+                   {"name": "hr.payroll"}, {"ref": "hr.payroll"}, {"ref": "hr.payroll", "page-size": 5},
+                   {"ref": "hr.payroll", "include_tables": "true"}):
+        found = fin.request("GET", f"{M}/products", params=params)
+        assert (found["products"] if "page-size" in params else found) == [], params
+        assert "payroll" not in json.dumps(found), params
+    assert names(fin, ref=["hr.payroll", "finance.revenue"]) == ["finance.revenue"]  # what it may describe, only
     # finance's own ssn_hidden columns are not hidden from it; sales.orders' is, so neither its name nor its
     # doc finds sales.orders
     assert names(fin, q="ssn_hidden") == names(fin, q="never shown to partners") == ["finance.forecast",
@@ -243,6 +279,10 @@ def test_cli_products_list_and_lineage(mesh):
     assert "hr.payroll" not in json.dumps(edges)
     error = fin.fails("products", "list", "--tag", "=oops")
     assert "tag filter" in error
+    assert [p["name"] for p in fin.json("products", "list", "--ref", "finance.revenue", "--ref", "hr.payroll")] == [
+        "finance.revenue"]
+    error = fin.fails("products", "list", "--ref", "finance/revenue")
+    assert "Invalid ref filter 'finance/revenue'" in error and len(error.strip().splitlines()) == 1, error
     assert "does not exist" in fin.fails("lineage", "hr.payroll")
 
 
@@ -303,7 +343,7 @@ def test_a_backend_without_an_index_answers_the_same(tmp_path):
             out = []
             for headers in (admin, who["reader"], who["outsider"]):
                 for params in ({}, {"q": "number 3"}, {"tag": "sens=public"}, {"tag": "core"}, {"project": "shop"},
-                               {"name": "shop.m1"}):
+                               {"name": "shop.m1"}, {"ref": ["shop.m1", "shop.v_totals"]}):
                     out.append(http.get(f"{M}/products", params=params, headers=headers).json())
                 token, pages = None, []
                 while True:
@@ -329,7 +369,8 @@ def test_a_backend_without_an_index_answers_the_same(tmp_path):
         assert "shop.v_sum" not in [p["name"] for p in http.get(f"{M}/products", headers=admin).json()]
         assert http.post(catalog.rest("/namespaces/shop/views"), json=view, headers=admin).status_code == 200
         indexed = answers()
-        assert [p["name"] for p in indexed[8]] == ["shop.m1", "shop.m3"]  # the reader: sens=public only
+        assert [p["name"] for p in indexed[9]] == ["shop.m1", "shop.m3"]  # the reader: sens=public only
+        assert [p["name"] for p in indexed[6]] == ["shop.m1", "shop.v_totals"]  # ref=, admin
         client.app.state.products.index = None
         assert answers() == indexed
     finally:

@@ -105,6 +105,7 @@ class ProductQuery:
     owner: str | None = None
     text: str | None = None
     products_only: bool = True
+    refs: tuple[tuple[str, str], ...] = ()  # (dbt project, dbt model) pairs, any version
 
 
 @dataclass(frozen=True)

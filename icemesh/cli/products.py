@@ -41,6 +41,8 @@ WAREHOUSE_HELP = "The warehouse to look in (name or root URI); default: ICEMESH_
 @click.option("--tag", "tags", multiple=True,
               help="key=value[,value] (an LF-tag, values ORed; repeated tags ANDed) or a dbt tag name.")
 @click.option("--owner", default=None, help="Only products of this dbt owner (email or name).")
+@click.option("--ref", "refs", multiple=True, help="project.model: only this dbt model's products, every version "
+              "(repeatable).")
 @click.option("--search", default=None, help="Text found in a name, description, column or its doc.")
 @click.option("--page-size", type=click.IntRange(1, 1000), default=None,
               help="At most this many (the answer then says the next page's token).")
@@ -48,9 +50,10 @@ WAREHOUSE_HELP = "The warehouse to look in (name or root URI); default: ICEMESH_
 @click.option("--warehouse", default=None, help=WAREHOUSE_HELP)
 @output_option
 @client_command
-def products_list(namespace, projects, tags, owner, search, page_size, page_token, warehouse, output, client):
+def products_list(namespace, projects, tags, owner, refs, search, page_size, page_token, warehouse, output, client):
     """Every product you may see (or those that match), with whether you may read it."""
     params: dict = {"namespace": namespace, "project": list(projects), "tag": list(tags), "owner": owner,
+                    "ref": list(refs),
                     "q": search, "page-size": page_size, "page-token": page_token}
     if warehouse or client.warehouse:
         params["warehouse"] = warehouse or client.warehouse

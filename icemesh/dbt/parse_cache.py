@@ -1,9 +1,11 @@
 """The products a project last resolved, kept under `target/` so parse-only commands work offline.
 
-Each parse that reaches the catalog writes what it was answered (the products this principal may see, with
-their snapshot ids, columns and whether it may read them) to `target/icemesh_products.json`, private to its
-owner. When the catalog cannot be reached, `dbt ls`, `compile`, `docs generate` and `parse` build the graph
-from that file and say so in one warning line naming its age, as dbt-loom parses from manifest files.
+Each parse that reaches the catalog writes what it was answered (the products its models ref and their upstream
+chain, as this principal may see them, with their snapshot ids, columns and whether it may read them; and
+which refs it asked for) to `target/icemesh_products.json`, private to its owner. When the catalog cannot be
+reached, `dbt ls`, `compile`, `docs generate` and `parse` build the graph from that file and say so in one
+warning line naming its age, as dbt-loom parses from manifest files; a ref that parse did not ask for fails
+in one line (nothing is known of it offline).
 `build`, `run` and the other commands that read data still require the catalog: they must be authorized now,
 not as of the last parse. A catalog that answers but refuses (a login, a permission) never falls back.
 """
@@ -31,6 +33,14 @@ class Cached:
     products: list[dict[str, Any]]
     saved_at: float
     catalog: dict[str, Any]
+
+    @property
+    def asked(self) -> set[tuple[str, str]] | None:
+        """The (project, model) refs that parse asked for; None: every product of its declared projects."""
+        refs = self.catalog.get("refs")
+        if not isinstance(refs, list):
+            return None
+        return {(str(r[0]), str(r[1])) for r in refs if isinstance(r, list) and len(r) == 2}
 
     @property
     def alias(self) -> str:
@@ -77,8 +87,12 @@ def path(project_dir: str) -> str:
     return os.path.join(target if os.path.isabs(target) else os.path.join(project_dir, target), CACHE_FILE)
 
 
-def save(project_dir: str, catalog: dict[str, Any], products: list[dict[str, Any]]) -> None:
-    """Replace the cache atomically, readable by its owner only (it holds what this principal may see)."""
+def save(project_dir: str, catalog: dict[str, Any], products: list[dict[str, Any]],
+         asked: set[tuple[str, str]] | None = None) -> None:
+    """Replace the cache atomically, readable by its owner only (it holds what this principal may see). `asked`:
+    the refs the products were fetched for (None: whole projects), so an offline parse knows what is missing."""
+    if asked is not None:
+        catalog = {**catalog, "refs": sorted([p, m] for p, m in asked)}
     full = path(project_dir)
     os.makedirs(os.path.dirname(full), exist_ok=True)
     partial = f"{full}.{os.getpid()}.tmp"

@@ -192,13 +192,39 @@ def _warn(message: str) -> None:
 
 
 class ProductRegistry:
-    """The upstream products this consumer may see, fetched once per dbt invocation."""
+    """The upstream products this consumer may see, fetched once per dbt invocation: every product of the declared
+    projects, or (`asked`) only those of the (project, model) pairs the models ref, each with its upstream chain.
+    A ref not found among them makes `more(project)` list its project, so the "did you mean" hint names what it
+    always named; with no `more` (offline, from the parse cache) a ref that parse did not ask for is reported."""
 
-    def __init__(self, products: list[dict[str, Any]], projects: list[str]) -> None:
+    def __init__(self, products: list[dict[str, Any]], projects: list[str],
+                 asked: set[tuple[str, str]] | None = None, more=None) -> None:
         self.projects = projects
-        self.products = [p for p in products if p["dbt"].get("project") in projects and p["dbt"].get("model")]
+        self.asked = asked
+        self._more = more
+        self._listed: set[str] = set()
+        self._add(products, reset=True)
+
+    def _add(self, products: list[dict[str, Any]], reset: bool = False) -> None:
+        known = set() if reset else {p["name"] for p in self.products}
+        fresh = [p for p in products if p["name"] not in known]
+        usable = [p for p in fresh if p["dbt"].get("project") and p["dbt"].get("model")]
+        if reset:
+            self.products, self.by_name = [], {}
+        self.products += [p for p in usable if p["dbt"]["project"] in self.projects]
         # Every product the consumer may see, of any project: the upstream chain of what it refs, for lineage.
-        self.by_name = {p["name"]: p for p in products if p["dbt"].get("project") and p["dbt"].get("model")}
+        self.by_name.update({p["name"]: p for p in usable})
+
+    def list_project(self, project: str) -> bool:
+        """Fetch every product of `project` the consumer may see (once), for a ref not found among those asked
+        for; False when there is no catalog to ask (offline)."""
+        if project in self._listed:
+            return True
+        if self._more is None:
+            return False
+        self._add(self._more(project))
+        self._listed.add(project)
+        return True
 
     def upstream_of(self, product: dict[str, Any]) -> list[dict[str, Any]]:
         """The products `product` read (recorded when it was published), as far as the consumer may see them."""
@@ -218,6 +244,12 @@ class ProductRegistry:
         if project not in self.projects:
             return None  # not a catalog project (a package, or the consumer itself): dbt resolves it
         product = self.find(project, model, version)
+        if product is None and self.asked is not None:  # the hint names the project's products: list them now
+            if self.list_project(project):
+                product = self.find(project, model, version)  # only a name that was not asked for can turn up
+            elif (project, model) not in self.asked:
+                return (f"{consumer} refs {project}.{model}: not in the products cached by the last parse that "
+                        f"reached the catalog (that parse did not ref it); parse once with the catalog reachable")
         if product is None:
             names = sorted({p["dbt"]["model"] for p in self.products if p["dbt"]["project"] == project})
             near = difflib.get_close_matches(model, names, n=3)
@@ -239,19 +271,50 @@ class ProductRegistry:
         return None
 
 
-def _products_of(client, projects: list[str]) -> list[dict[str, Any]]:
-    """The declared projects' products, then what they read (and so on up) that is not among them yet: the
-    lineage chain, and nothing of the rest of the mesh."""
+ASK_AT_ONCE = 100  # values of one repeated query parameter per request: a URL well under servers' line limits
+
+
+def _listing(client, where: dict[str, Any], key: str, values: list[str]) -> list[dict[str, Any]]:
+    """GET /products with `key=` each of `values`, in requests of ASK_AT_ONCE values."""
+    found: list[dict[str, Any]] = []
+    for start in range(0, len(values), ASK_AT_ONCE):
+        found += client.request("GET", "/management/v1/products",
+                                params={**where, key: values[start:start + ASK_AT_ONCE]})
+    return found
+
+
+def _ask_for(refs: set[tuple[str, str, str | None]] | None, projects: list[str]) -> set[tuple[str, str]] | None:
+    """The (project, model) pairs to ask the catalog for: those the models ref in declared projects (None: the
+    whole projects, when some model is beyond the static parser). A name that is no dbt identifier names no
+    product the graph could carry: not asked for (a ref to it lists its project, for the hint)."""
+    if refs is None:
+        return None
+    return {(project, model) for project, model, _version in refs
+            if project in projects and _DBT_NAME.fullmatch(project) and _DBT_NAME.fullmatch(model)}
+
+
+def _products_of(client, projects: list[str], asked: set[tuple[str, str]] | None = None) -> list[dict[str, Any]]:
+    """The products of the refs `asked` (every version; None: every product of the declared projects), then what
+    they read (and so on up) that is not among them yet: the lineage chain, and nothing of the rest of the mesh."""
     where = {"warehouse": client.warehouse} if client.warehouse else {}
-    products = client.request("GET", "/management/v1/products", params={**where, "project": list(projects)})
+    if asked is None:
+        products = client.request("GET", "/management/v1/products", params={**where, "project": list(projects)})
+    else:
+        products = _listing(client, where, "ref", sorted(f"{p}.{m}" for p, m in asked))
     known = {p["name"] for p in products}
     wanted = {u for p in products for u in p["dbt"].get("upstream") or [] if isinstance(u, str)} - known
     while wanted:
-        found = client.request("GET", "/management/v1/products", params={**where, "name": sorted(wanted)})
+        found = _listing(client, where, "name", sorted(wanted))
         products += found
         known |= {p["name"] for p in found} | wanted  # one that is not visible is not asked for again
         wanted = {u for p in found for u in p["dbt"].get("upstream") or [] if isinstance(u, str)} - known
     return products
+
+
+def _project_listing(client, project: str) -> list[dict[str, Any]]:
+    """Every product of one project the consumer may see: only for a ref that is not found (the hint's names)."""
+    where = {"warehouse": client.warehouse} if client.warehouse else {}
+    return client.request("GET", "/management/v1/products", params={**where, "project": [project]})
 
 
 class IcemeshResolver(dbtPlugin):
@@ -266,28 +329,40 @@ class IcemeshResolver(dbtPlugin):
             _install_node_details()
 
     def _fetch(self) -> None:
-        """The upstream products, one call, from the warehouse the target reads (production by default); from
-        the parse cache when the catalog cannot be reached and the command only parses (parse_cache.py)."""
+        """The products the models ref and their upstream chain (every product of the declared projects when
+        some model is beyond the static parser), from the warehouse the target reads (production by default);
+        from the parse cache when the catalog cannot be reached and the command only parses (parse_cache.py)."""
         from icemesh.client import CatalogUnreachable  # httpx: only for a project that declares upstream projects
 
         settings = target.of_current_target(self.adapter)
         client = settings.client(upstream=True)
+        asked = _ask_for(cross_project_refs(self.project_dir), self.projects)
         try:
-            products = _products_of(client, self.projects)
+            products = _products_of(client, self.projects, asked)
             self.alias = settings.upstream_alias if settings.reads_elsewhere(upstream=client) else settings.alias
         except CatalogUnreachable as exc:
-            products = self._cached(exc)
+            products, asked = self._cached(exc)
+            self.registry = ProductRegistry(products, self.projects, asked)
+            return
         except IcemeshError as exc:
             raise DbtRuntimeError(f"icemesh: cannot read the products of {', '.join(self.projects)} from the catalog: "
                                   f"{exc.message}") from None
-        else:
-            parse_cache.OFFLINE.clear()  # a process that parses again (dbt run in-process) is online now
-            parse_cache.save(self.project_dir, {"uri": client.uri, "warehouse": client.warehouse, "alias": self.alias},
-                             products)
-        self.registry = ProductRegistry(products, self.projects)
+        parse_cache.OFFLINE.clear()  # a process that parses again (dbt run in-process) is online now
+        parse_cache.save(self.project_dir, {"uri": client.uri, "warehouse": client.warehouse, "alias": self.alias},
+                         products, asked)
+        self.registry = ProductRegistry(products, self.projects, asked,
+                                        more=lambda project: self._listed(client, project))
 
-    def _cached(self, exc: IcemeshError) -> list[dict[str, Any]]:
-        """The products of the last parse that reached the catalog, for a command that only parses."""
+    def _listed(self, client, project: str) -> list[dict[str, Any]]:
+        try:
+            return _project_listing(client, project)
+        except IcemeshError as exc:
+            raise DbtRuntimeError(plain(f"icemesh: cannot read the products of {project} from the catalog: "
+                                        f"{exc.message}")) from None
+
+    def _cached(self, exc: IcemeshError) -> tuple[list[dict[str, Any]], set[tuple[str, str]] | None]:
+        """The products of the last parse that reached the catalog, for a command that only parses, and the refs
+        it asked for (None: every product of its declared projects)."""
         which = parse_cache.command()
         cached = parse_cache.load(self.project_dir) if parse_cache.parse_only(which) else None
         if cached is None:
@@ -302,7 +377,7 @@ class IcemeshResolver(dbtPlugin):
         _warn(f"the catalog is unreachable ({exc.message.split(' (')[0]}): using the products cached "
               f"{cached.age()} ago in {os.path.relpath(parse_cache.path(self.project_dir), self.project_dir)}; "
               f"`dbt build` and `dbt run` need the catalog")
-        return cached.products
+        return cached.products, cached.asked
 
     @dbt_hook
     def get_nodes(self) -> PluginNodes:

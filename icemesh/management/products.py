@@ -14,6 +14,7 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import re
 import threading
 import time
 from collections import OrderedDict
@@ -37,6 +38,8 @@ DBT_PREFIX = product_summary.DBT_PREFIX
 MAX_PAGE = 1000
 DEFAULT_PAGE = 100
 MAX_DEPTH = 20
+# A `ref` filter value: a dbt project and model name, as dbt writes identifiers (no dots, so the split is certain)
+_REF = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\.[A-Za-z_][A-Za-z0-9_]*")
 CLOCK_SLACK_S = 120  # server clocks may disagree this much: a pointer moved by another process is looked at again
 
 
@@ -49,10 +52,11 @@ class Filters:
     owner: str | None = None
     q: str | None = None
     tags: tuple[tuple[str, frozenset[str] | None], ...] = ()  # (key, values) LF-tags; (word, None) a dbt tag
+    refs: tuple[tuple[str, str], ...] = ()  # (dbt project, dbt model): every version of each
 
     @classmethod
     def parse(cls, projects: Iterable[str] = (), tags: Iterable[str] = (), owner: str | None = None,
-              q: str | None = None, names: Iterable[str] = ()) -> "Filters":
+              q: str | None = None, names: Iterable[str] = (), refs: Iterable[str] = ()) -> "Filters":
         parsed = []
         for tag in tags:
             key, sep, values = str(tag).partition("=")
@@ -62,8 +66,14 @@ class Filters:
             parsed.append((key.strip(), found if sep else None))
         for name in names:
             parse_table_arg(name)  # a one-line error for a malformed name
+        pairs = []
+        for ref in refs:
+            if not _REF.fullmatch(str(ref)):
+                raise BadRequest(f"Invalid ref filter {str(ref)[:200]!r}: use project.model (two dbt identifiers)")
+            project, _dot, model = str(ref).partition(".")
+            pairs.append((project, model))
         return cls(tuple(p for p in projects if p), tuple(names), owner or None, (q or "").strip().lower() or None,
-                   tuple(parsed))
+                   tuple(parsed), tuple(sorted(set(pairs))))
 
 
 @dataclass
@@ -138,19 +148,22 @@ class ProductService:
 
     def list(self, ctx: RequestContext, namespace: str | None = None, include_tables: bool = False,
              warehouse: str | None = None, projects: Iterable[str] = (), tags: Iterable[str] = (),
-             owner: str | None = None, q: str | None = None, names: Iterable[str] = ()) -> list[dict[str, Any]]:
+             owner: str | None = None, q: str | None = None, names: Iterable[str] = (),
+             refs: Iterable[str] = ()) -> list[dict[str, Any]]:
         """The products the caller may see in a warehouse, by name or root (with `include_tables`, every
         table it may see); the default warehouse when not named (a dev target may read another). Unpaged."""
-        return self.page(ctx, namespace, include_tables, warehouse, projects, tags, owner, q, names)["products"]
+        return self.page(ctx, namespace, include_tables, warehouse, projects, tags, owner, q, names,
+                         refs=refs)["products"]
 
     def page(self, ctx: RequestContext, namespace: str | None = None, include_tables: bool = False,
              warehouse: str | None = None, projects: Iterable[str] = (), tags: Iterable[str] = (),
              owner: str | None = None, q: str | None = None, names: Iterable[str] = (),
-             page_token: str | None = None, page_size: int | None = None) -> dict[str, Any]:
+             page_token: str | None = None, page_size: int | None = None,
+             refs: Iterable[str] = ()) -> dict[str, Any]:
         """One page of `list` (all of it when `page_size` is None), in (namespace, name) order, with the
         token of the next page (None: the last), and the tables it may see whose metadata is unreadable."""
         wh = self.catalog.find_warehouse(warehouse).name
-        filters = Filters.parse(projects, tags, owner, q, names)
+        filters = Filters.parse(projects, tags, owner, q, names, refs)
         after, size = decode_token(page_token), page_size_of(page_size)
         ns = parse_namespace_arg(namespace) if namespace else None
         if self.index is None:
@@ -245,7 +258,7 @@ class ProductService:
     def _page_from_index(self, ctx: RequestContext, wh: str, ns: Namespace | None, include_tables: bool,
                          filters: Filters, after: tuple[str, str] | None, size: int | None) -> _Page:
         query = ProductQuery(namespace=ns, projects=filters.projects, owner=filters.owner, text=filters.q,
-                             products_only=not include_tables)
+                             products_only=not include_tables, refs=filters.refs)
         page = _Page()
         bindings = self.catalog.policy.project_bindings()
         twins = self._twins(wh, bindings)
@@ -395,6 +408,8 @@ class ProductService:
         """The filters, exactly, on what the caller sees (the index's matches are a superset)."""
         dbt = described["dbt"]
         if filters.projects and dbt.get("project") not in filters.projects:
+            return False
+        if filters.refs and (dbt.get("project"), dbt.get("model")) not in filters.refs:
             return False
         if filters.owner and filters.owner.lower() not in product_summary.owner_text(dbt):
             return False

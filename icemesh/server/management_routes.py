@@ -272,13 +272,16 @@ def list_products(namespace: str | None = None, include_tables: bool = False, wa
                   owner: str | None = Query(default=None, description="The dbt owner's email or name"),
                   q: str | None = Query(default=None, description="Search names, descriptions, columns and docs"),
                   name: list[str] = Query(default=[], description="Only these products (repeatable)"),
+                  ref: list[str] = Query(default=[], description="project.model: the products of this dbt model, "
+                                         "every version (repeatable)"),
                   page_token: str | None = Query(default=None, alias="page-token"),
                   page_size: int | None = Query(default=None, alias="page-size"),
                   ctx: RequestContext = Depends(context), p: ProductService = Depends(products)):
     """The products (tables dbt published) the caller may see in a warehouse (the default one unless named),
     with what it may read of each. With `page-size` or `page-token`: one page, as
     {"products", "next-page-token"}; without: every match, as a list."""
-    found = p.page(ctx, namespace, include_tables, warehouse, project, tag, owner, q, name, page_token, page_size)
+    found = p.page(ctx, namespace, include_tables, warehouse, project, tag, owner, q, name, page_token, page_size,
+                   refs=ref)
     if page_size is None and page_token is None:
         return ok(found["products"])
     return ok(found)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import logging
+from dataclasses import replace
 from typing import Any, Iterable
 
 import orjson
@@ -20,6 +21,7 @@ from icemesh.names import Namespace, TableIdent
 from icemesh.tables import product_summary
 
 log = logging.getLogger("icemesh.products")
+REFS_PER_QUERY = 200  # (project, model) pairs ORed in one statement (SQLite refuses an expression 1,000 deep)
 
 
 def _row_values(summary: dict[str, Any] | None, name: str) -> dict[str, Any]:
@@ -128,6 +130,10 @@ class SqlProductIndex:
     def find(self, warehouse: str, query: ProductQuery, after: tuple[str, str] | None,
              limit: int) -> list[IndexedProduct]:
         """Summaries undecoded (`raw`): the caller decides what it may see first, then decodes only those."""
+        if len(query.refs) > REFS_PER_QUERY:  # one query per slice, merged in order (SQLite bounds an expression)
+            slices = [query.refs[i:i + REFS_PER_QUERY] for i in range(0, len(query.refs), REFS_PER_QUERY)]
+            rows = [r for part in slices for r in self.find(warehouse, replace(query, refs=part), after, limit)]
+            return sorted(rows, key=lambda r: (r.ident.namespace.key, r.ident.name))[:limit]
         c = products_t.c
         stmt = select(c.namespace, c.name, c.kind, c.metadata_location, c.error, c.summary).where(
             c.warehouse == warehouse)
@@ -137,6 +143,8 @@ class SqlProductIndex:
             stmt = stmt.where(c.namespace == query.namespace.key)
         if query.projects:
             stmt = stmt.where(c.project.in_(query.projects))
+        if query.refs:
+            stmt = stmt.where(tuple_(c.namespace, c.name).in_(self._claimed(warehouse, query.refs)))
         if query.owner:
             owner = query.owner.lower()
             stmt = stmt.where(or_(c.owner_email == owner, c.owner_name == owner))
@@ -148,6 +156,15 @@ class SqlProductIndex:
         with self.db.read() as conn:
             return [IndexedProduct(TableIdent(Namespace.from_key(r.namespace), r.name), r.kind, r.metadata_location,
                                    None, r.error, r.summary) for r in conn.execute(stmt)]
+
+    @staticmethod
+    def _claimed(warehouse: str, refs):
+        """The rows claiming one of these (project, model) pairs, any version: one claim-index range per pair.
+        A subquery, not a condition of the listing: without statistics SQLite would rather walk the listing
+        index in order, every product of the warehouse, than look the few claims up."""
+        k = products_t.alias("claims").c
+        return select(k.namespace, k.name).where(or_(*[
+            and_(k.warehouse == warehouse, k.project == project, k.model == model) for project, model in refs]))
 
     def _search(self, stmt, warehouse: str, text: str):
         """Rows where every word of `text` begins some word of theirs (an index range per word); a text with
