@@ -15,6 +15,7 @@ from pyiceberg.exceptions import ForbiddenError
 from pyiceberg.schema import Schema
 from pyiceberg.types import LongType, NestedField, StringType
 
+from icemesh.backends.sql.schema import CURRENT
 from icemesh.server.process import CatalogProcess
 from tests.cli_helpers import As
 from tests.conftest import start_catalog
@@ -272,7 +273,7 @@ def test_an_older_catalog_is_indexed_and_one_broken_file_is_reported_not_fatal(t
         assert answer["unreadable"] == [{"name": "old.broken", "reason": "cannot read its metadata (JSONDecodeError)"}]
         assert names(admin, q="fine") == ["old.good"]
     with sqlite3.connect(f"{tmp_path}/catalog.db") as conn:
-        assert conn.execute("SELECT version FROM icemesh_schema_version").fetchone() == (5,)
+        assert conn.execute("SELECT version FROM icemesh_schema_version").fetchone() == (CURRENT,)
         assert conn.execute("SELECT count(*) FROM sqlite_master WHERE name = 'ix_icemesh_tables_updated'").fetchone() == (1,)
 
 
