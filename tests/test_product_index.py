@@ -335,3 +335,39 @@ def test_a_backend_without_an_index_answers_the_same(tmp_path):
         assert answers() == indexed
     finally:
         client.__exit__(None, None, None)
+
+
+def test_a_search_counts_its_words_once_and_an_older_count_loses_no_row(tmp_path):
+    """The word counts that pick a search's index range are kept a few seconds (a page of several batches, and
+    the next pages, count once); a count made before new rows only picks a range, and the rows still match."""
+    from sqlalchemy import event
+
+    from icemesh.backends.sql import open_database
+    from icemesh.backends.sql.products import SqlProductIndex
+    from icemesh.catalog.ports import ProductQuery
+    from icemesh.names import Namespace, TableIdent
+    from icemesh.tables import product_summary
+
+    db = open_database(f"sqlite:///{tmp_path}/catalog.db")
+    index = SqlProductIndex(db)
+
+    def product(ns: str, name: str, description: str):
+        doc = {"properties": product_props(ns, name, description=description),
+               "schema": {"type": "struct", "schema-id": 0, "fields": [{"id": 1, "name": "id", "type": "long"}]}}
+        return TableIdent(Namespace((ns,)), name), "table", f"file:///m/{ns}/{name}", product_summary.from_document(doc), None
+
+    counted = []
+    event.listen(db.engine, "before_cursor_execute", lambda c, cur, stmt, *a: counted.append(stmt) if "count(" in stmt else None)
+    with db.write() as conn, conn.begin():  # "rare" is the rarer word: the range read
+        index.insert_many(conn, "w", [product("a", f"p{i}", "common words") for i in range(6)]
+                          + [product("a", "q", "rare common")])
+    query = ProductQuery(text="rare common")
+    assert [str(r.ident) for r in index.find("w", query, None, 10)] == ["a.q"]
+    assert [str(r.ident) for r in index.find("w", query, ("a", "p"), 10)] == ["a.q"]
+    assert len(counted) == 1  # the second batch reused the count
+    with db.write() as conn, conn.begin():  # now "rare" is the common one, but the count says otherwise
+        index.insert_many(conn, "w", [product("b", f"r{i}", "rare rare") for i in range(10)] + [product("b", "z", "rare common")])
+    found = [str(r.ident) for r in index.find("w", query, None, 20)]  # a superset: the service matches exactly
+    assert {"a.q", "b.z"} <= set(found) and "a.p0" not in found
+    assert len(counted) == 1
+    db.close()

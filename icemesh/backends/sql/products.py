@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from typing import Any, Iterable
 
 import orjson
@@ -20,6 +21,9 @@ from icemesh.names import Namespace, TableIdent
 from icemesh.tables import product_summary
 
 log = logging.getLogger("icemesh.products")
+# A search's word counts only choose which word's index range to read (every word is matched afterwards,
+# exactly): kept this long, so a page that takes several batches, and the next pages, count once.
+WORD_COUNTS_TTL_S = 10.0
 
 
 def _row_values(summary: dict[str, Any] | None, name: str) -> dict[str, Any]:
@@ -51,6 +55,7 @@ class SqlProductIndex:
         c = products_t.c
         self._get_stmt = select(c.namespace, c.name, c.kind, c.metadata_location, c.summary, c.error).where(
             c.warehouse == bindparam("w"), c.namespace == bindparam("n"), c.name == bindparam("t"))
+        self._word_counts: dict[tuple[str, tuple[str, ...]], tuple[float, dict[str, int]]] = {}
 
     # -- writes (inside the caller's transaction) --------------------------------------------------
 
@@ -167,10 +172,18 @@ class SqlProductIndex:
                                                      w.word < word + "\U0010ffff")
         if len(found) == 1:
             return rows(found[0])
-        counting = select(*[select(func.count()).select_from(rows(word).limit(2000).subquery()).scalar_subquery()
-                            for word in found])
-        with self.db.read() as conn:
-            counts = dict(zip(found, conn.execute(counting).one()))  # one round trip
+        key, now = (warehouse, tuple(found)), time.monotonic()
+        cached = self._word_counts.get(key)
+        if cached is not None and now - cached[0] < WORD_COUNTS_TTL_S:
+            counts = cached[1]
+        else:
+            counting = select(*[select(func.count()).select_from(rows(word).limit(2000).subquery()).scalar_subquery()
+                                for word in found])
+            with self.db.read() as conn:
+                counts = dict(zip(found, conn.execute(counting).one()))  # one round trip
+            if len(self._word_counts) >= 256:
+                self._word_counts.clear()
+            self._word_counts[key] = (now, counts)
         return rows(min(found, key=lambda word: (counts[word], -len(word))))
 
     def get(self, warehouse: str, ident: TableIdent) -> IndexedProduct | None:
