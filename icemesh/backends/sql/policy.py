@@ -66,6 +66,9 @@ def _ns_ref(key: str) -> NamespaceRef:
     return NamespaceRef(Namespace.from_key(key).levels)
 
 
+_VERSION = select(policy_version_t.c.version).where(policy_version_t.c.id == 1)
+
+
 class SqlPolicy:
     def __init__(self, database: Database, pointers: PointerStore) -> None:
         self.db = database
@@ -93,8 +96,9 @@ class SqlPolicy:
             yield own
 
     def policy_version(self) -> int:
+        """Asked before denials and at each listing: the statement is built once."""
         with self.db.read() as conn:
-            return conn.execute(select(policy_version_t.c.version).where(policy_version_t.c.id == 1)).scalar_one()
+            return conn.execute(_VERSION).scalar_one()
 
     def create_tag_key(self, key: str, values: list[str], also: Also = None) -> None:
         """`also(conn)`, here and in every governance write below: runs in the write's transaction (its event)."""
