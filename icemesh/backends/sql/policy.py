@@ -15,7 +15,7 @@ import time
 from contextlib import contextmanager
 from typing import Any, Callable
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import bindparam, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from icemesh.backends.sql.database import Database
@@ -66,7 +66,7 @@ def _ns_ref(key: str) -> NamespaceRef:
     return NamespaceRef(Namespace.from_key(key).levels)
 
 
-_VERSION = select(policy_version_t.c.version).where(policy_version_t.c.id == 1)
+_VERSION = select(policy_version_t.c.version).where(policy_version_t.c.id == bindparam("id"))
 
 
 class SqlPolicy:
@@ -96,9 +96,8 @@ class SqlPolicy:
             yield own
 
     def policy_version(self) -> int:
-        """Asked before denials and at each listing: the statement is built once."""
-        with self.db.read() as conn:
-            return conn.execute(_VERSION).scalar_one()
+        """Asked before denials and at each listing: one row, read as loadTable reads its pointer."""
+        return self.db.lookup(_VERSION, {"id": 1})[0]
 
     def create_tag_key(self, key: str, values: list[str], also: Also = None) -> None:
         """`also(conn)`, here and in every governance write below: runs in the write's transaction (its event)."""
