@@ -9,6 +9,11 @@ refs, against this catalog and against one of the 10 products it refs (interleav
     .venv/bin/python benchmarks/scale.py --tables 1000 [--db sqlite|postgres] [--domains 100]
     .venv/bin/python benchmarks/scale.py --tables 10000 --db postgres
     .venv/bin/python benchmarks/scale.py --tables 100000 --reuse /tmp/scale-100k   # generate once, measure often
+    .venv/bin/python benchmarks/scale.py --tables 100000 --reuse /tmp/scale-100k-pg \
+        --db postgresql://postgres@127.0.0.1:5432/icemesh_scale_100k   # the same, into a PostgreSQL database it creates
+
+With --reuse the catalog (and a PostgreSQL database) is kept: DIR/state.json names its database, and later runs
+with --reuse DIR measure it again (--db may be left out, or must name that database).
 
 Writes benchmarks/results/scale-<db>-<tables>.json and prints the figures with the issue's floors.
 """
@@ -154,9 +159,10 @@ def generate(url: str, tables: int, domains: int, principals: int, grants: int, 
                                           r["metadata_location"], r["_summary"], None) for r in pointer_rows])
             bump_policy_version(conn)
         written += len(pointer_rows)
-    if db.is_postgres:  # what autovacuum would do after a bulk load: the planner's statistics
+    if db.is_postgres:  # what autovacuum does after a bulk load: the planner's statistics, and the visibility
+        # map that lets an index-only scan skip the table's rows
         with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-            conn.exec_driver_sql("ANALYZE")
+            conn.exec_driver_sql("VACUUM ANALYZE")
     db.close()
     if policy_path:
         write_policy(document, policy_path)
@@ -332,8 +338,11 @@ def prepare(args, state_dir: str, domains: int) -> tuple[dict, dict, object]:
         asked = {"tables": args.tables, "domains": domains, "principals": args.principals, "grants": args.grants}
         if state["asked"] != asked:
             raise SystemExit(f"--reuse {state_dir}: it holds {state['asked']}, not {asked}")
+        kinds = {"sqlite": "sqlite", "postgres": "postgresql", "postgresql": "postgresql"}
+        if args.db not in (None, state["url"]) and not state["url"].startswith(kinds.get(args.db, "\0")):
+            raise SystemExit(f"--reuse {state_dir}: its catalog is in {state['url']}, not {args.db}")
         return state, {"reused": True, "generate_s": state["generate_s"]}, lambda: None
-    url, cleanup = prepare_database(args.db, state_dir)
+    url, cleanup = prepare_database(args.db or "sqlite", state_dir)
     state = {"url": url, "admin_secret": secrets.new_secret(), "warehouse": f"{state_dir}/warehouse",
              "asked": {"tables": args.tables, "domains": domains, "principals": args.principals, "grants": args.grants}}
     results = {"reused": False}
@@ -360,7 +369,8 @@ def main() -> dict:
     parser.add_argument("--domains", type=int, default=100)
     parser.add_argument("--principals", type=int, default=1000)
     parser.add_argument("--grants", type=int, default=10000)
-    parser.add_argument("--db", default="sqlite", help="sqlite, postgres, or a postgresql:// URL")
+    parser.add_argument("--db", help="sqlite (the default), postgres (a new database of a random name), or a "
+                                      "postgresql:// URL of a database to create")
     parser.add_argument("--repeat", type=int, default=20)
     parser.add_argument("--runs", type=int, default=3, help="dbt parses and policy applies of each kind")
     parser.add_argument("--keep", action="store_true", help="keep the generated catalog (its URL is printed)")
@@ -374,11 +384,11 @@ def main() -> dict:
     if args.reuse:
         os.makedirs(args.reuse, exist_ok=True)
     state_dir = os.path.abspath(args.reuse) if args.reuse else tempfile.mkdtemp(prefix="icemesh-scale-")
-    tmp = tempfile.mkdtemp(prefix="icemesh-scale-run-")
     state, results, cleanup = prepare(args, state_dir, domains)
     if args.generate_only:
         print(f"generated in {state['generate_s']} s: {state['url']} (warehouse {state['warehouse']})")
         return results
+    tmp = tempfile.mkdtemp(prefix="icemesh-scale-run-")
     kind = "postgres" if state["url"].startswith("postgresql") else "sqlite"
     facts = state["facts"]
     results = {"db": kind, "tables": args.tables, **results, "load_avg_start": os.getloadavg()[0],

@@ -638,3 +638,24 @@ def test_example_denial_message_names_missing_permission() -> None:
     assert not n.allowed and "lacks CREATE_TABLE" in n.message() and "hr" in n.message()
     ok = ev.decide_table("ana", P.SELECT, table, ["id"])
     assert ok.allowed and "may SELECT" in ok.message()
+
+
+def test_restrictions_are_kept_per_principal_table_and_columns() -> None:
+    """A snapshot's evaluator keeps each (principal, table, columns) answer, as it keeps decisions: a listing
+    asks again for every product it shows. Other columns, tables or principals get their own answer."""
+    from icemesh.governance.data_filters import ColumnMask, DataFilter
+
+    customers, orders = tbl("sales.customers"), tbl("sales.orders")
+    masked = DataFilter("region = 'EU'", (ColumnMask("hash-sha256", column="email"),))
+    policy = Policy(tag_keys=TAG_KEYS, namespace_tags={ns("sales"): {"domain": "sales"}},
+                    grants=(Grant(1, Grantee(PRINCIPAL, "ana"), frozenset({P.SELECT}), table=customers,
+                                  data_filter=masked),
+                            Grant(2, Grantee(PRINCIPAL, "ana"), frozenset({P.SELECT}), table=orders)))
+    ev = Evaluator(policy)
+    first = ev.restrictions("ana", customers, ["id", "email"])
+    assert first.rows == ("region = 'EU'",) and first.masks == {"email": "hash-sha256"}
+    assert ev.restrictions("ana", customers, iter(["id", "email"])) is first
+    only_id = ev.restrictions("ana", customers, ["id"])
+    assert only_id.rows == ("region = 'EU'",) and only_id.masks == {}
+    assert not ev.restrictions("ana", orders, ["id", "email"])
+    assert not ev.restrictions("bob", customers, ["id", "email"]).masks

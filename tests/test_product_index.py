@@ -15,6 +15,7 @@ from pyiceberg.exceptions import ForbiddenError
 from pyiceberg.schema import Schema
 from pyiceberg.types import LongType, NestedField, StringType
 
+from icemesh.backends.sql.schema import CURRENT
 from icemesh.server.process import CatalogProcess
 from tests.cli_helpers import As
 from tests.conftest import start_catalog
@@ -312,7 +313,7 @@ def test_an_older_catalog_is_indexed_and_one_broken_file_is_reported_not_fatal(t
         assert answer["unreadable"] == [{"name": "old.broken", "reason": "cannot read its metadata (JSONDecodeError)"}]
         assert names(admin, q="fine") == ["old.good"]
     with sqlite3.connect(f"{tmp_path}/catalog.db") as conn:
-        assert conn.execute("SELECT version FROM icemesh_schema_version").fetchone() == (5,)
+        assert conn.execute("SELECT version FROM icemesh_schema_version").fetchone() == (CURRENT,)
         assert conn.execute("SELECT count(*) FROM sqlite_master WHERE name = 'ix_icemesh_tables_updated'").fetchone() == (1,)
 
 
@@ -375,3 +376,39 @@ def test_a_backend_without_an_index_answers_the_same(tmp_path):
         assert answers() == indexed
     finally:
         client.__exit__(None, None, None)
+
+
+def test_a_search_counts_its_words_once_and_an_older_count_loses_no_row(tmp_path):
+    """The word counts that pick a search's index range are kept a few seconds (a page of several batches, and
+    the next pages, count once); a count made before new rows only picks a range, and the rows still match."""
+    from sqlalchemy import event
+
+    from icemesh.backends.sql import open_database
+    from icemesh.backends.sql.products import SqlProductIndex
+    from icemesh.catalog.ports import ProductQuery
+    from icemesh.names import Namespace, TableIdent
+    from icemesh.tables import product_summary
+
+    db = open_database(f"sqlite:///{tmp_path}/catalog.db")
+    index = SqlProductIndex(db)
+
+    def product(ns: str, name: str, description: str):
+        doc = {"properties": product_props(ns, name, description=description),
+               "schema": {"type": "struct", "schema-id": 0, "fields": [{"id": 1, "name": "id", "type": "long"}]}}
+        return TableIdent(Namespace((ns,)), name), "table", f"file:///m/{ns}/{name}", product_summary.from_document(doc), None
+
+    counted = []
+    event.listen(db.engine, "before_cursor_execute", lambda c, cur, stmt, *a: counted.append(stmt) if "count(" in stmt else None)
+    with db.write() as conn, conn.begin():  # "rare" is the rarer word: the range read
+        index.insert_many(conn, "w", [product("a", f"p{i}", "common words") for i in range(6)]
+                          + [product("a", "q", "rare common")])
+    query = ProductQuery(text="rare common")
+    assert [str(r.ident) for r in index.find("w", query, None, 10)] == ["a.q"]
+    assert [str(r.ident) for r in index.find("w", query, ("a", "p"), 10)] == ["a.q"]
+    assert len(counted) == 1  # the second batch reused the count
+    with db.write() as conn, conn.begin():  # now "rare" is the common one, but the count says otherwise
+        index.insert_many(conn, "w", [product("b", f"r{i}", "rare rare") for i in range(10)] + [product("b", "z", "rare common")])
+    found = [str(r.ident) for r in index.find("w", query, None, 20)]  # a superset: the service matches exactly
+    assert {"a.q", "b.z"} <= set(found) and "a.p0" not in found
+    assert len(counted) == 1
+    db.close()

@@ -72,6 +72,7 @@ class Evaluator:
         self._grants_cache: dict[str, list[Grant]] = {}
         self._decisions: dict[tuple, Decision] = {}
         self._column_tag_cache: dict[tuple, dict[str, dict[str, str]]] = {}
+        self._restrictions: dict[tuple, Restrictions] = {}  # as decisions: a listing asks for each product it shows
 
     # -- who ---------------------------------------------------------------------------------------
 
@@ -208,7 +209,17 @@ class Evaluator:
     def restrictions(self, principal: str, table: TableRef, columns: Iterable[str]) -> Restrictions:
         """The row filter and masks `principal` must read `table` under (see data_filters.combine): none for ADMIN
         and owners, and none when some grant shows the rows and columns it covers unfiltered."""
-        columns = list(columns)
+        columns = tuple(columns)
+        key = (principal, table, columns)
+        found = self._restrictions.get(key)
+        if found is None:
+            found = self._restrictions_of(principal, table, list(columns))
+            if len(self._restrictions) > 50000:
+                self._restrictions.clear()
+            self._restrictions[key] = found
+        return found
+
+    def _restrictions_of(self, principal: str, table: TableRef, columns: list[str]) -> Restrictions:
         if self.is_admin(principal) is not None or self._owner_of(principal, table) is not None:
             return NO_RESTRICTIONS
         table_tags = self.table_tags(table)

@@ -15,7 +15,7 @@ import time
 from contextlib import contextmanager
 from typing import Any, Callable
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import bindparam, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from icemesh.backends.sql.database import Database
@@ -66,6 +66,9 @@ def _ns_ref(key: str) -> NamespaceRef:
     return NamespaceRef(Namespace.from_key(key).levels)
 
 
+_VERSION = select(policy_version_t.c.version).where(policy_version_t.c.id == bindparam("id"))
+
+
 class SqlPolicy:
     def __init__(self, database: Database, pointers: PointerStore) -> None:
         self.db = database
@@ -93,8 +96,8 @@ class SqlPolicy:
             yield own
 
     def policy_version(self) -> int:
-        with self.db.read() as conn:
-            return conn.execute(select(policy_version_t.c.version).where(policy_version_t.c.id == 1)).scalar_one()
+        """Asked before denials and at each listing: one row, read as loadTable reads its pointer."""
+        return self.db.lookup(_VERSION, {"id": 1})[0]
 
     def create_tag_key(self, key: str, values: list[str], also: Also = None) -> None:
         """`also(conn)`, here and in every governance write below: runs in the write's transaction (its event)."""
@@ -296,7 +299,7 @@ class SqlPolicy:
         """Store a grant; an identical existing grant is returned instead of duplicated (idempotent)."""
         values = _grant_row(grant)
         with self.db.write() as conn, conn.begin():
-            for row in conn.execute(select(grants_t)).all():
+            for row in conn.execute(select(*GRANT_COLUMNS)).all():
                 if _grant_from_row(row) == dataclasses.replace(grant, id=row.id):
                     return row.id
             result = conn.execute(insert(grants_t).values(**values, created_at=time.time(), created_by=created_by))
@@ -321,7 +324,7 @@ class SqlPolicy:
 
     def grants(self) -> list[Grant]:
         with self.db.connect() as conn:
-            return [_grant_from_row(r) for r in conn.execute(select(grants_t).order_by(grants_t.c.id)).all()]
+            return [_grant_from_row(r) for r in conn.execute(select(*GRANT_COLUMNS).order_by(grants_t.c.id)).all()]
 
     def move_table(self, conn, warehouse: str, source: TableRef, destination: TableRef,
                    source_elsewhere: bool = False) -> None:
@@ -380,7 +383,7 @@ class SqlPolicy:
     def assignments(self, warehouse: str) -> dict[tuple[NamespaceRef, str, str, str], str]:
         """Every tag as `warehouse` sees it: its own assignments, and governance's everywhere ('' wins)."""
         with self.db.connect() as conn:
-            return _effective(conn.execute(select(tag_assignments_t).where(
+            return _effective(conn.execute(select(*ASSIGNMENT_COLUMNS).where(
                 tag_assignments_t.c.warehouse.in_(("", warehouse)))).all())
 
     def apply_changes(self, warehouse: str, changes: list[Change], created_by: str, also: Also = None) -> dict[str, str]:
@@ -454,10 +457,9 @@ class SqlPolicy:
     def load_policy(self, warehouse: str) -> Policy:
         with self.db.connect() as conn:
             version = conn.execute(select(policy_version_t.c.version).where(policy_version_t.c.id == 1)).scalar_one()
-            rows = conn.execute(select(tag_assignments_t).where(tag_assignments_t.c.warehouse.in_(("", warehouse)))).all()
-            roles = {r.name: frozenset(json.loads(r.roles))
-                     for r in conn.execute(select(principals_t.c.name, principals_t.c.roles)).all()}
-            grants = tuple(_grant_from_row(r) for r in conn.execute(select(grants_t).order_by(grants_t.c.id)).all())
+            rows = conn.execute(select(*ASSIGNMENT_COLUMNS).where(tag_assignments_t.c.warehouse.in_(("", warehouse)))).all()
+            roles = {name: _roles(text) for name, text in conn.execute(select(principals_t.c.name, principals_t.c.roles))}
+            grants = tuple(map(_grant_from_row, conn.execute(select(*GRANT_COLUMNS).order_by(grants_t.c.id)).all()))
         return Policy.of(_effective(rows), tag_keys=self.tag_keys(), grants=grants, roles=roles,
                          owners=LazyOwners(self.db, warehouse), version=version,
                          restricted=frozenset(self.pointers.restricted(warehouse)))
@@ -471,12 +473,32 @@ def run_also(also: Also, conn) -> None:
         also(conn)
 
 
+# What a policy snapshot reads of an assignment and of a grant, unpacked by position (a Row's attributes
+# cost ~5 us each: at 10,000 grants that was most of a snapshot's load). A grant's columns lead grants_t too.
+ASSIGNMENT_COLUMNS = tuple(tag_assignments_t.c[n] for n in ("warehouse", "namespace", "table_name", "column_name", "key",
+                                                             "value"))
+GRANT_COLUMNS = tuple(grants_t.c[n] for n in ("id", "grantee_kind", "grantee", "permissions", "target_kind", "namespace",
+                                              "table_name", "columns", "expression", "data_filter"))
+
+
 def _effective(rows) -> dict[tuple[NamespaceRef, str, str, str], str]:
-    """Assignment rows of one warehouse and of every warehouse ('') merged: governance's ('') win."""
+    """Assignment rows (ASSIGNMENT_COLUMNS) of one warehouse and of every warehouse ('') merged: governance's
+    ('') win."""
     found: dict[tuple[NamespaceRef, str, str, str], str] = {}
-    for r in sorted(rows, key=lambda r: r.warehouse == ""):  # local first, so '' overrides
-        found[(_ns_ref(r.namespace), r.table_name, r.column_name, r.key)] = r.value
+    for warehouse, namespace, table, column, key, value in sorted(rows, key=lambda r: r[0] == ""):  # local first
+        found[(_ns_ref(namespace), table, column, key)] = value
     return found
+
+
+@functools.lru_cache(maxsize=1024)
+def _roles(text: str) -> frozenset[str]:
+    return frozenset(json.loads(text))
+
+
+@functools.lru_cache(maxsize=4096)
+def _grantee(kind: str, name: str) -> Grantee:
+    """Shared: 10,000 grants name ~1,000 grantees."""
+    return Grantee(kind, name)
 
 
 def _grant_row(grant: Grant) -> dict[str, Any]:
@@ -513,17 +535,17 @@ def _expression(text: str) -> TagExpression:
 
 
 def _grant_from_row(row) -> Grant:
-    grantee = Grantee(row.grantee_kind, row.grantee)
-    perms = _permissions(row.permissions)
-    limited = DataFilter.from_dict(json.loads(row.data_filter)) if row.data_filter else None
-    if row.target_kind == "catalog":
-        return Grant(row.id, grantee, perms, catalog=True, data_filter=limited)
-    if row.target_kind == "namespace":
-        return Grant(row.id, grantee, perms, namespace=_ns_ref(row.namespace), data_filter=limited)
-    if row.target_kind == "table":
-        cols = frozenset(json.loads(row.columns)) if row.columns else None
-        return Grant(row.id, grantee, perms, table=TableRef(_ns_ref(row.namespace), row.table_name), columns=cols,
-                     data_filter=limited)
-    return Grant(row.id, grantee, perms, expression=_expression(row.expression),
-                 data_filter=limited)
+    """A row that starts with GRANT_COLUMNS (a select of them, or of the whole grants_t)."""
+    gid, kind, name, permissions, target, namespace, table, columns, expression, data_filter = row[:10]
+    grantee = _grantee(kind, name)
+    perms = _permissions(permissions)
+    limited = DataFilter.from_dict(json.loads(data_filter)) if data_filter else None
+    if target == "catalog":
+        return Grant(gid, grantee, perms, catalog=True, data_filter=limited)
+    if target == "namespace":
+        return Grant(gid, grantee, perms, namespace=_ns_ref(namespace), data_filter=limited)
+    if target == "table":
+        cols = frozenset(json.loads(columns)) if columns else None
+        return Grant(gid, grantee, perms, table=TableRef(_ns_ref(namespace), table), columns=cols, data_filter=limited)
+    return Grant(gid, grantee, perms, expression=_expression(expression), data_filter=limited)
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from dataclasses import replace
 from typing import Any, Iterable
 
@@ -22,6 +23,9 @@ from icemesh.tables import product_summary
 
 log = logging.getLogger("icemesh.products")
 REFS_PER_QUERY = 200  # (project, model) pairs ORed in one statement (SQLite refuses an expression 1,000 deep)
+# A search's word counts only choose which word's index range to read (every word is matched afterwards,
+# exactly): kept this long, so a page that takes several batches, and the next pages, count once.
+WORD_COUNTS_TTL_S = 10.0
 
 
 def _row_values(summary: dict[str, Any] | None, name: str) -> dict[str, Any]:
@@ -53,6 +57,7 @@ class SqlProductIndex:
         c = products_t.c
         self._get_stmt = select(c.namespace, c.name, c.kind, c.metadata_location, c.summary, c.error).where(
             c.warehouse == bindparam("w"), c.namespace == bindparam("n"), c.name == bindparam("t"))
+        self._word_counts: dict[tuple[str, tuple[str, ...]], tuple[float, dict[str, int]]] = {}
 
     # -- writes (inside the caller's transaction) --------------------------------------------------
 
@@ -154,8 +159,9 @@ class SqlProductIndex:
             stmt = stmt.where(or_(c.namespace > after[0], and_(c.namespace == after[0], c.name > after[1])))
         stmt = stmt.order_by(c.namespace, c.name).limit(limit)
         with self.db.read() as conn:
-            return [IndexedProduct(TableIdent(Namespace.from_key(r.namespace), r.name), r.kind, r.metadata_location,
-                                   None, r.error, r.summary) for r in conn.execute(stmt)]
+            rows = conn.execute(stmt).all()  # at once, unpacked by position: ~5 ms less per 1,000 rows than row by row
+        return [IndexedProduct(TableIdent(Namespace.from_key(namespace), name), kind, location, None, error, raw)
+                for namespace, name, kind, location, error, raw in rows]
 
     @staticmethod
     def _claimed(warehouse: str, refs):
@@ -184,10 +190,18 @@ class SqlProductIndex:
                                                      w.word < word + "\U0010ffff")
         if len(found) == 1:
             return rows(found[0])
-        counting = select(*[select(func.count()).select_from(rows(word).limit(2000).subquery()).scalar_subquery()
-                            for word in found])
-        with self.db.read() as conn:
-            counts = dict(zip(found, conn.execute(counting).one()))  # one round trip
+        key, now = (warehouse, tuple(found)), time.monotonic()
+        cached = self._word_counts.get(key)
+        if cached is not None and now - cached[0] < WORD_COUNTS_TTL_S:
+            counts = cached[1]
+        else:
+            counting = select(*[select(func.count()).select_from(rows(word).limit(2000).subquery()).scalar_subquery()
+                                for word in found])
+            with self.db.read() as conn:
+                counts = dict(zip(found, conn.execute(counting).one()))  # one round trip
+            if len(self._word_counts) >= 256:
+                self._word_counts.clear()
+            self._word_counts[key] = (now, counts)
         return rows(min(found, key=lambda word: (counts[word], -len(word))))
 
     def get(self, warehouse: str, ident: TableIdent) -> IndexedProduct | None:
