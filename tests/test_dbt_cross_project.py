@@ -265,6 +265,11 @@ def test_a_consumer_is_sent_only_the_products_its_models_ref_and_their_upstream(
         assert _cached_names(dbt) == ["inventory.items_v2", "orders.order_lines"]
         assert _injected(dbt) == ["model.inventory.items.v2", "model.orders.order_lines"]
         assert manifest(dbt)["nodes"]["model.orders.order_lines"]["depends_on"]["nodes"] == ["model.inventory.items.v2"]
+        # What only the chain reaches has its columns for the docs, not for every parse (they cost dbt's parse).
+        nodes = manifest(dbt)["nodes"]
+        assert nodes["model.orders.order_lines"]["columns"] and not nodes["model.inventory.items.v2"]["columns"]
+        dbt("docs", "generate")
+        assert set(manifest(dbt)["nodes"]["model.inventory.items.v2"]["columns"]) == {"item_id", "label"}
 
 
 def test_a_versioned_ref_and_a_ref_without_version_pick_their_version(mesh):

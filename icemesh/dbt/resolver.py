@@ -399,6 +399,10 @@ class IcemeshResolver(dbtPlugin):
                 if upstream["name"] not in chosen:
                     chosen[upstream["name"]] = upstream
                     lineage.append(upstream)
+        # A product in the graph only as the upstream chain of what the project refs carries its columns only for
+        # `dbt docs generate`: with their columns, dbt's own parse costs ~10 ms more a product (at 100,000 tables,
+        # 42 such products: `dbt parse` 0.45 s slower, in dbt's CPU); the project cannot select from them anyway.
+        documents = parse_cache.command() == "generate"
         made: dict[str, ProductNodeArgs] = {}
         for product in chosen.values():
             unusable = unusable_names(product)
@@ -418,7 +422,7 @@ class IcemeshResolver(dbtPlugin):
                 version=_version(dbt.get("version")), latest_version=_version(dbt.get("latest_version")),
                 deprecation_date=_date(dbt.get("deprecation_date")), access=dbt.get("access") or "protected",
                 description=docs_text.clean(product["description"]),
-                columns=_columns(product),
+                columns=_columns(product) if product["name"] in read_names or documents else {},
                 contract_enforced=bool((dbt.get("contract") or {}).get("enforced")),
                 quoting=self.adapter.quoting,
                 meta={"icemesh": {"product": product["name"], "owner": dbt.get("owner"),
