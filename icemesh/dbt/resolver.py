@@ -322,6 +322,7 @@ class IcemeshResolver(dbtPlugin):
         self.project_dir = _project_dir()
         self.projects = declared_projects(self.project_dir)
         self.registry = ProductRegistry([], [])
+        self._refs: dict[str, list[dict[str, Any]] | None] = {}  # each model's refs, read by _fetch
         # `iceberg` enforces not_null (a required field): dbt need not warn that it enforces no constraint.
         enforces_constraints("iceberg", frozenset({"not_null"}))
         catalogs.register(self.project_dir)  # catalogs.yml's iceberg_rest type, before dbt makes the adapter
@@ -336,7 +337,8 @@ class IcemeshResolver(dbtPlugin):
 
         settings = target.of_current_target(self.adapter)
         client = settings.client(upstream=True)
-        asked = _ask_for(cross_project_refs(self.project_dir), self.projects)
+        self._refs = model_refs(self.project_dir)  # read once: what to ask for here, the refs' checks after
+        asked = _ask_for(cross_project_refs(self.project_dir, self._refs), self.projects)
         try:
             products = _products_of(client, self.projects, asked)
             self.alias = settings.upstream_alias if settings.reads_elsewhere(upstream=client) else settings.alias
@@ -482,17 +484,12 @@ class IcemeshResolver(dbtPlugin):
         """Read the consumer's models statically (dbt's own extractor) and refuse bad refs before dbt does.
         Returns the (project, model) pairs referenced, or None when some model's Jinja is beyond the static
         parser (then every product is injected and dbt's own resolution applies)."""
-        from dbt_extractor import ExtractionError, py_extract_from_source
-
         problems = []
         referenced: set[tuple[str, str]] | None = set()
-        for path in self._model_files():
-            with open(path, encoding="utf-8") as f:
-                try:
-                    refs = py_extract_from_source(f.read()).get("refs", [])
-                except ExtractionError:
-                    referenced = None
-                    continue
+        for path, refs in self._refs.items():
+            if refs is None:
+                referenced = None
+                continue
             model = os.path.splitext(os.path.basename(path))[0]
             for ref in refs:
                 if ref.get("package") and referenced is not None:
@@ -515,9 +512,6 @@ class IcemeshResolver(dbtPlugin):
                                         f"{len(problems)} refs cannot be resolved: " + " | ".join(problems)))
         return referenced
 
-    def _model_files(self) -> list[str]:
-        return model_files(self.project_dir)
-
 
 def model_files(project_dir: str) -> list[str]:
     """The project's model SQL files (its `model-paths`)."""
@@ -530,22 +524,30 @@ def model_files(project_dir: str) -> list[str]:
     return sorted(files)
 
 
-def cross_project_refs(project_dir: str) -> set[tuple[str, str, str | None]] | None:
-    """The (project, model, version or None) refs the project's models make to other projects, read statically as
-    dbt's own parser reads them; None when some model's Jinja is beyond it (then every product of the declared
-    projects counts)."""
+def model_refs(project_dir: str) -> dict[str, list[dict[str, Any]] | None]:
+    """Each model file's refs, as dbt's own static extractor reads them; None for a model whose Jinja is beyond it."""
     from dbt_extractor import ExtractionError, py_extract_from_source
 
-    found: set[tuple[str, str, str | None]] = set()
+    found: dict[str, list[dict[str, Any]] | None] = {}
     for path in model_files(project_dir):
         with open(path, encoding="utf-8") as f:
             try:
-                refs = py_extract_from_source(f.read()).get("refs", [])
+                found[path] = py_extract_from_source(f.read()).get("refs", [])
             except ExtractionError:
-                return None
-        found |= {(r["package"], r["name"], None if r.get("version") is None else str(r["version"]))
-                  for r in refs if r.get("package")}
+                found[path] = None
     return found
+
+
+def cross_project_refs(project_dir: str, extracted: dict[str, list[dict[str, Any]] | None] | None = None
+                       ) -> set[tuple[str, str, str | None]] | None:
+    """The (project, model, version or None) refs the project's models make to other projects, read statically as
+    dbt's own parser reads them (`extracted`: model_refs already read); None when some model's Jinja is beyond it
+    (then every product of the declared projects counts)."""
+    extracted = model_refs(project_dir) if extracted is None else extracted
+    if any(refs is None for refs in extracted.values()):
+        return None
+    return {(r["package"], r["name"], None if r.get("version") is None else str(r["version"]))
+            for refs in extracted.values() for r in refs if r.get("package")}
 
 
 def reads(product: dict[str, Any], refs: set[tuple[str, str, str | None]]) -> bool:
