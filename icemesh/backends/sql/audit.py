@@ -7,9 +7,8 @@ import logging
 import os
 import threading
 import time
-from typing import Any
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import bindparam, func, insert, select
 
 from icemesh.backends.sql.database import Database
 from icemesh.backends.sql.schema import audit_t
@@ -17,13 +16,16 @@ from icemesh.catalog.ports import AuditRecord
 
 log = logging.getLogger("icemesh.audit")
 BATCH = 500  # records a busy server writes in one transaction
+# A buffered record is a tuple in this order (AuditRecord's fields), inserted as it is (Database.insert_many).
+_COLUMNS = ("at", "principal", "action", "resource", "allowed", "reason", "request_id")
+_INSERT = insert(audit_t).values({name: bindparam(name) for name in _COLUMNS})
 
 
 class SqlAudit:
     def __init__(self, database: Database, flush_s: float | None = None) -> None:
         self.db = database
         self.audit_flush_s = flush_s if flush_s is not None else float(os.environ.get("ICEMESH_AUDIT_FLUSH_SECONDS", "0.2"))
-        self._audit_buffer: list[dict[str, Any]] = []
+        self._audit_buffer: list[tuple] = []
         self._audit_lock = threading.Lock()
         self._flush_lock = threading.Lock()
         self._audit_wakeup = threading.Event()
@@ -37,7 +39,8 @@ class SqlAudit:
         its loadTable throughput to that (benchmarks/catalog.py); the writer thread only writes what waits
         longer than `audit_flush_s` on a quiet server."""
         with self._audit_lock:
-            self._audit_buffer.append(record.__dict__)
+            self._audit_buffer.append((record.at, record.principal, record.action, record.resource, record.allowed,
+                                       record.reason, record.request_id))
             full = len(self._audit_buffer) >= BATCH
         if full and self._flush_lock.acquire(blocking=False):  # another thread writing: it takes these next time
             try:
@@ -72,7 +75,7 @@ class SqlAudit:
         if batch:
             try:
                 with self.db.write() as conn, conn.begin():
-                    conn.execute(insert(audit_t), batch)
+                    self.db.insert_many(conn, _INSERT, _COLUMNS, batch)
             except Exception:  # never lose the batch silently
                 log.exception("could not write %d audit records; will retry", len(batch))
                 with self._audit_lock:

@@ -120,6 +120,19 @@ class Database:
                 row = pooled.execute(stmt, params).first()
             return None if row is None else tuple(row)
 
+    def insert_many(self, conn: Connection, stmt, columns: tuple[str, ...], rows: list[tuple]) -> None:
+        """`rows` (tuples in `columns` order) through the DBAPI's executemany on `conn`: SQLAlchemy's own
+        executemany processes every row's parameters in Python, which cost the audit log more per loadTable than
+        the insert itself (profiled). Values must already be what the driver takes (str, float, bool, None)."""
+        sql, names = self._sql(stmt)
+        if names is None:  # named parameters (PostgreSQL's pyformat)
+            conn.exec_driver_sql(sql, [dict(zip(columns, row)) for row in rows])
+        elif names == columns:
+            conn.exec_driver_sql(sql, rows)
+        else:
+            order = [columns.index(n) for n in names]
+            conn.exec_driver_sql(sql, [tuple(row[i] for i in order) for row in rows])
+
     def _sql(self, stmt) -> tuple[str, tuple[str, ...] | None]:
         """The statement's SQL for this dialect, compiled once, with its positional parameter order (or None
         for named parameters). The statement object is kept with it, so its id is never reused meanwhile."""
