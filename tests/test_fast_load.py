@@ -83,3 +83,56 @@ def test_fast_path_honours_if_none_match_and_unknown_warehouses(world, monkeypat
     fast, slow, _, _ = both_ways(monkeypatch, catalog, "/v1/elsewhere/namespaces/shop/tables/customers", admin)
     assert fast.status_code == 404
     same(fast, slow)
+
+
+def test_an_unexpected_error_is_a_500_and_the_connection_stays_usable():
+    """A route that fails unexpectedly answers the spec's 500 error, and the client's next request on the same
+    keep-alive connection is answered (Starlette re-raises after its 500; uvicorn used to drop the connection)."""
+    import http.client
+    import socket
+    import threading
+    import time
+
+    import uvicorn
+
+    from icemesh.server.errors import install_error_handlers
+
+    app = fast_load.CatalogApp()
+    install_error_handlers(app)
+
+    @app.post("/boom")
+    def boom():
+        raise ValueError("not a user's mistake")
+
+    @app.get("/fine")
+    def fine():
+        return {"ok": True}
+
+    probe = socket.socket()
+    probe.bind(("127.0.0.1", 0))
+    port = probe.getsockname()[1]
+    probe.close()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="critical"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 10
+        while not server.started and time.monotonic() < deadline:
+            time.sleep(0.05)
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        try:
+            conn.request("POST", "/boom", body=b"{}", headers={"content-type": "application/json"})
+            failed = conn.getresponse()
+            error = json.loads(failed.read())["error"]
+            assert failed.status == 500 and error["type"] == "ServerErrorException" and "ValueError" in error["message"]
+            time.sleep(0.3)  # long enough for a server that closes the connection to have closed it
+            sock = conn.sock
+            conn.request("GET", "/fine")
+            assert conn.sock is sock  # the same connection, not a new one
+            answer = conn.getresponse()
+            assert answer.status == 200 and json.loads(answer.read()) == {"ok": True}
+        finally:
+            conn.close()
+    finally:
+        server.should_exit = True
+        thread.join(10)

@@ -444,7 +444,8 @@ class CatalogService:
                       columns: list[tuple[int, str]], hidden: set[str]) -> Restrictions:
         """The row filter and masks this reader is held to, after refusing what would let it walk around them: a
         client that does not apply read restrictions; a masked partition or sort source (its values are in every
-        file's partition tuple); a row filter on a column the reader may not see (it cannot evaluate it)."""
+        file's partition tuple); a row filter on a column the reader may not see (it cannot evaluate it), or that the
+        table no longer has."""
         visible = [name for _id, name in columns if name not in hidden]
         restrictions = self.auth.evaluator(wh.name).restrictions(ctx.principal.name, table_ref(ident), visible)
         if not restrictions:
@@ -460,8 +461,16 @@ class CatalogService:
             self.auth.deny(ctx, Permission.SELECT, f"table {ident}",
                            f"{ctx.principal.name} may read only masked values of a column {ident} is partitioned or "
                            "sorted by (every file's partition holds them unmasked); ask for an unmasked grant on it")
+        names = {name for _id, name in columns}
         for text in restrictions.rows or ():
-            unseen = sorted(row_filters.columns(row_filters.parse(text)) & hidden)
+            read = row_filters.columns(row_filters.parse(text))
+            missing = sorted(n for n in read if n not in names and n.split(".")[0] not in names)
+            if missing:  # a dropped or renamed column: no engine could apply the filter, so nobody reads past it
+                self.auth.deny(ctx, Permission.SELECT, f"table {ident}",
+                               f"the row filter of {ctx.principal.name}'s grant on {ident} reads {', '.join(missing)}, "
+                               f"which {ident} no longer has; an admin can change the grant's filter (icemesh filters "
+                               "list shows it)")
+            unseen = sorted(read & hidden)
             if unseen:
                 self.auth.deny(ctx, Permission.SELECT, f"table {ident}",
                                f"the row filter of {ctx.principal.name}'s grant on {ident} reads {', '.join(unseen)}, "

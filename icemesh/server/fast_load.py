@@ -94,11 +94,28 @@ def _ident(namespace: str, table: str) -> TableIdent:
 
 
 class CatalogApp(FastAPI):
-    """FastAPI, with plain loadTable requests answered before its middleware stack (LoadTableFastPath)."""
+    """FastAPI, with plain loadTable requests answered before its middleware stack (LoadTableFastPath), and
+    connections kept open after a 500."""
 
     fast_load: LoadTableFastPath | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if self.fast_load is not None and not self.root_path and await self.fast_load.handle(scope, receive, send):
             return
-        await super().__call__(scope, receive, send)
+        if scope["type"] != "http":
+            await super().__call__(scope, receive, send)
+            return
+        answered = False
+
+        async def tracked(message) -> None:
+            nonlocal answered
+            await send(message)
+            answered = answered or (message["type"] == "http.response.body" and not message.get("more_body", False))
+
+        try:
+            await super().__call__(scope, receive, tracked)
+        except Exception:
+            # Starlette re-raises an unexpected error after its 500 has gone out (errors.unexpected_response logged
+            # it): passed on, uvicorn drops the keep-alive connection and the client's next request on it fails.
+            if not answered:
+                raise
