@@ -107,10 +107,9 @@ def run(workdir: str, projects_dir: str, policy_file: str, scale: float, with_sp
         engines = available_engines(with_spark)
         step(f"svc_marketing reads product_360.unified_product in place from {len(engines)} engines")
         marketing = mesh_api.connect(server.uri, client_id="svc_marketing", client_secret=credentials["svc_marketing"])
-        marketing_env = {**admin, "ICEMESH_CLIENT_ID": "svc_marketing", "ICEMESH_CLIENT_SECRET": credentials["svc_marketing"]}
         before = copies.fingerprint(warehouse)
         try:
-            runs = query_everywhere(marketing, engines, marketing_env, jvm=jvm)
+            runs = query_everywhere(marketing, engines, "svc_marketing", jvm)
         finally:
             marketing.close()
         summary.engines = [r.engine for r in runs]
