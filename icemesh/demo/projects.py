@@ -115,6 +115,6 @@ class DbtProject:
 
 def _say_failure(lines: list[str]) -> None:
     """dbt's own lines about a failure: from its "Completed with" summary, else the last 25."""
-    lines = [line for line in lines if line.strip()]
+    lines = [line for message in lines for line in message.splitlines() if line.strip()]  # dbt events: multi-line
     start = next((i for i, line in enumerate(lines) if line.startswith("Completed with")), len(lines) - 25)
     say("\n".join([line for line in lines[max(0, start):] if not line.startswith("Done.")][:40]), indent=6)
