@@ -28,7 +28,7 @@ def invoke(project_dir: str, args: list[str], env: dict[str, str],
            on_event: Callable[[dict[str, Any]], None] | None = None) -> list[str]:
     """Run `dbt <args>` on the project at `project_dir` with `env` set; each event goes to `on_event` as dbt's JSON
     log record (what `dbt --log-format json` prints). Returns dbt's info/warn/error messages; raises
-    DbtCommandError when the command fails. dbt prints nothing itself (its file log is kept)."""
+    DbtCommandError when the command fails. dbt prints nothing itself; its file log (logs/dbt.log) is kept."""
     from dbt.cli.main import dbtRunner
     from dbt_common.events.functions import msg_to_dict
 
@@ -42,7 +42,8 @@ def invoke(project_dir: str, args: list[str], env: dict[str, str],
 
     command = [args[0], "--project-dir", project_dir, *args[1:]]
     with _one_at_a_time, _environment(env, project_dir):
-        done = dbtRunner(callbacks=[callback]).invoke(["--no-use-colors", "--log-level", "none", *command])
+        done = dbtRunner(callbacks=[callback]).invoke(["--no-use-colors", "--log-level", "none", "--log-level-file", "debug",
+                                                      *command])
     if not done.success:
         reason = f": {done.exception}" if done.exception is not None else ""
         raise DbtCommandError(f"dbt {' '.join(args)} failed in {os.path.basename(project_dir)}{reason}", lines)
