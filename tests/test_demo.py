@@ -48,6 +48,11 @@ def test_demo_tells_the_whole_story_and_reruns(tmp_path):
     assert set(summary["rebuilt_by_dagster"]) == {"manufacturing", "product_360"}
     assert "manufacturing rebuilt" in out and "because supply_chain/" in out
     assert out.index("manufacturing rebuilt") < out.index("product_360 rebuilt")
+    # All the Spark work (manufacturing's build and Dagster rebuild, svc_marketing's query) ran in one JVM, and the
+    # rebuild reused the build's seeds instead of loading them again.
+    assert summary["spark_jvms"] == 1
+    assert "in the demo's one JVM, svc_marketing's own Spark session" in out
+    assert "loaded seed file" not in (workdir / "projects" / "manufacturing" / "logs" / "dagster-run.log").read_text()
     # Each step says its own time, and the summary adds them up.
     assert len(summary["step_seconds"]) == 10 and out.count("s)\n\n[") == 10
     assert abs(sum(s for _t, s in summary["step_seconds"]) - summary["seconds"]) < 1.0
@@ -81,3 +86,27 @@ def test_generator_is_deterministic_and_scales(tmp_path):
                            tmp_path / "b" / project / "seeds" / f"{seed}.csv", shallow=False)
     with pytest.raises(ValueError, match="--scale must be above 0"):
         data.generate(str(tmp_path / "d"), 0)
+
+
+@pytest.mark.spark
+def test_one_jvm_gives_each_principal_its_own_session_and_stops(tmp_path):
+    """What lets principals share the demo's JVM: a catalog set in one principal's session is absent from another's
+    and from the JVM's own conf; the same principal gets its session back; stop() ends the JVM process."""
+    from pyspark import SparkContext
+    from pyspark.sql import SparkSession
+
+    from icemesh.demo.spark_jvm import SparkJvm
+
+    key = "spark.sql.catalog.mesh.credential"
+    with SparkJvm(str(tmp_path / "spark-warehouse"), str(tmp_path / "spark.log")) as jvm:
+        jvm.start()
+        with jvm.as_principal("svc_a") as a:
+            assert SparkSession.builder.config(key, "svc_a:secret").getOrCreate() is a  # what dbt-spark does
+        with jvm.as_principal("svc_b") as b:
+            assert b is not a and SparkSession.builder.getOrCreate() is b
+            assert b.conf.get(key, None) is None
+        with jvm.as_principal("svc_a") as again:
+            assert again is a and a.conf.get(key) == "svc_a:secret"
+        assert a.sparkContext.getConf().get(key) is None
+        proc = SparkContext._gateway.proc
+    assert jvm.starts == 1 and proc.poll() is not None

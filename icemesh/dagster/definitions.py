@@ -49,11 +49,37 @@ def prepare_manifest(project_dir: str, icemesh: IcemeshResource, target: str | N
     return os.path.join(project_dir, "target", "manifest.json")
 
 
+def _in_process(context, project_dir: str, profiles_dir: str | None, target: str | None, command: list[str],
+                icemesh: IcemeshResource, manifest: dict, translator) -> Any:
+    """`dbt <command>` of the selected assets in this process; dbt's events become Dagster's as dagster-dbt makes them."""
+    from dagster_dbt.core.dbt_cli_event import DbtCoreCliEventMessage
+
+    from icemesh.dbt.in_process import invoke
+
+    selected = context.selected_asset_keys
+    names = sorted("fqn:" + ".".join(node["fqn"]) for node in manifest.get("nodes", {}).values()
+                   if node.get("resource_type") in ("model", "seed", "snapshot")
+                   and translator.get_asset_key(node) in selected)
+    args = [*command, "--select", *names]
+    if target:
+        args += ["--target", target]
+    env = {"DBT_PROFILES_DIR": profiles_dir or project_dir, "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
+           **{k: v for k, v in ((k, _resolved(v)) for k, v in icemesh.settings().items()) if v}}
+    records: list[dict] = []
+    invoke(project_dir, args, env, on_event=records.append)
+    for record in records:
+        if "node_info" in (record.get("data") or {}):
+            yield from DbtCoreCliEventMessage(raw_event=record, event_history_metadata={}).to_default_asset_events(
+                manifest=manifest, dagster_dbt_translator=translator, context=context)
+
+
 def domain_definitions(project_dir: str, *, icemesh: IcemeshResource | None = None,
                        automation: dg.AutomationCondition | None = None, target: str | None = None,
                        profiles_dir: str | None = None, command: tuple[str, ...] = ("build",),
-                       sensor_interval_s: int = 30) -> dg.Definitions:
-    """The Definitions of the domain at `project_dir` (default automation: eager, rebuild when an input changes)."""
+                       sensor_interval_s: int = 30, in_process: bool = False) -> dg.Definitions:
+    """The Definitions of the domain at `project_dir` (default automation: eager, rebuild when an input changes).
+    `in_process`: the asset runs dbt in this process (icemesh.dbt.in_process) instead of dagster-dbt's subprocess,
+    so a dbt-spark `method: session` project keeps its process's JVM and session between runs."""
     project_dir = os.path.abspath(project_dir)
     icemesh = icemesh or from_env()
     with open(os.path.join(project_dir, "dbt_project.yml"), encoding="utf-8") as f:
@@ -66,6 +92,10 @@ def domain_definitions(project_dir: str, *, icemesh: IcemeshResource | None = No
     @dbt_assets(manifest=manifest, select=f"package:{project}", dagster_dbt_translator=translator,
                 name=f"{project}_dbt_assets")
     def domain_assets(context: dg.AssetExecutionContext, dbt: DbtCliResource, icemesh: IcemeshResource):
+        if in_process:
+            yield from _in_process(context, project_dir, profiles_dir, target, list(command), icemesh, manifest,
+                                   translator)
+            return
         with icemesh.environment():
             yield from dbt.cli(list(command), context=context).stream()
 

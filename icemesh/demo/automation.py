@@ -31,29 +31,35 @@ def prewarm() -> None:
 
 
 def rebuild_downstream(projects_dir: str, domains: list[str], credentials: dict[str, str], catalog_uri: str,
-                       republish) -> dict[str, list[str]]:
-    """`republish()` makes the upstream change; returns {domain: [rebuilt asset keys]} of the rebuilds it triggered."""
+                       republish, jvm=None) -> dict[str, list[str]]:
+    """`republish()` makes the upstream change; returns {domain: [rebuilt asset keys]} of the rebuilds it triggered.
+    With `jvm` (icemesh.demo.spark_jvm), a Spark domain's run is dbt in this process, in its principal's session
+    there, and rebuilds only what automation asked for: the build's seeds and staging views are still in the JVM."""
     import warnings
 
     with warnings.catch_warnings():  # Dagster's own beta notices about the evaluation API: not the story
         warnings.filterwarnings("ignore", message=".*currently in beta.*")
-        return _rebuild(projects_dir, domains, credentials, catalog_uri, republish)
+        return _rebuild(projects_dir, domains, credentials, catalog_uri, republish, jvm)
 
 
 def _rebuild(projects_dir: str, domains: list[str], credentials: dict[str, str], catalog_uri: str,
-             republish) -> dict[str, list[str]]:
+             republish, jvm) -> dict[str, list[str]]:
     import dagster as dg
 
     from icemesh.dagster import IcemeshResource, domain_definitions
+    from icemesh.demo.projects import DbtProject
 
     instance = dg.DagsterInstance.ephemeral()
     resources = {d: IcemeshResource(catalog_uri=catalog_uri, client_id=f"svc_{d}", client_secret=credentials[f"svc_{d}"])
                  for d in domains}
+    in_jvm = {d for d in domains
+              if jvm is not None and DbtProject(os.path.join(projects_dir, d), "", "", "").engine == "Spark"}
     from concurrent.futures import ThreadPoolExecutor
 
     with ThreadPoolExecutor(max_workers=len(domains)) as pool:  # each location's `dbt parse` is its own process
         futures = {d: pool.submit(domain_definitions, os.path.join(projects_dir, d), icemesh=resources[d],
-                                  profiles_dir=os.path.join(projects_dir, d)) for d in domains}
+                                  profiles_dir=os.path.join(projects_dir, d), in_process=d in in_jvm)
+                   for d in domains}
         defs = {d: future.result() for d, future in futures.items()}
     cursors: dict[str, str | None] = {}
     evaluations = {}
@@ -81,13 +87,16 @@ def _rebuild(projects_dir: str, domains: list[str], credentials: dict[str, str],
             continue
         causes = sorted({p.to_user_string() for k in wanted for p in graph.get(k).parent_keys
                          if _latest_id(instance, p) != baseline.get(p)})
-        # The whole domain is rebuilt (a dbt-spark session's staging models live only in the session that built them)
-        domain_keys = [k for k in graph.get_all_asset_keys() if graph.get(k).is_materializable]
-        _clear_session_scratch(os.path.join(projects_dir, domain))
+        if domain in in_jvm:
+            selection, session = wanted, jvm.as_principal(f"svc_{domain}")
+        else:  # a dbt-spark subprocess's staging models live only in that process's session: the whole domain
+            selection = [k for k in graph.get_all_asset_keys() if graph.get(k).is_materializable]
+            session = contextlib.nullcontext()
+            _clear_session_scratch(os.path.join(projects_dir, domain))
         job = defs[domain].resolve_implicit_global_asset_job_def()
         log = os.path.join(projects_dir, domain, "logs", "dagster-run.log")
-        with _output_to(log):  # dbt's and Spark's lines go to the log, the story keeps one line per rebuild
-            done = job.execute_in_process(instance=instance, asset_selection=domain_keys, run_config=QUIET,
+        with _output_to(log), session:  # dbt's and Spark's lines go to the log, the story keeps one line per rebuild
+            done = job.execute_in_process(instance=instance, asset_selection=selection, run_config=QUIET,
                                           raise_on_error=False)
         if not done.success:
             raise RuntimeError(f"the Dagster run of {domain} failed: see {log}")

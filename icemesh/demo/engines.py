@@ -1,5 +1,6 @@
-"""One product, several engines: the same query through icemesh.connect() (Spark through `icemesh query`, so
-its JVM and its logging stay in their own process), answers compared row for row.
+"""One product, several engines: the same query through icemesh.connect(), answers compared row for row. Spark
+runs in the demo's one JVM (icemesh.demo.spark_jvm), in svc_marketing's own session there, on a thread beside
+the other engines (the JVM is warm by then: the builds used it).
 
 Each engine reads the product's own files in place under the caller's grants; values are normalised
 (decimals and floats rounded, rows sorted) only so that engines' type choices do not count as differences.
@@ -8,12 +9,11 @@ Each engine reads the product's own files in place under the caller's grants; va
 from __future__ import annotations
 
 import decimal
-import json
 import shutil
 import time
 from dataclasses import dataclass
 
-from icemesh.demo.console import DemoError, icemesh, say
+from icemesh.demo.console import DemoError, say
 
 QUERY = ("select vaccine, count(*) as batches, sum(released_doses) as doses, "
          "sum(case when release_ready then 1 else 0 end) as release_ready "
@@ -45,24 +45,26 @@ def _rows(records: list[dict]) -> list[tuple]:
     return sorted(tuple(_normalise(v) for v in record.values()) for record in records)
 
 
-def _spark_run(cli_env: dict[str, str]) -> EngineRun:
+def _spark_in_jvm(mesh, jvm, principal: str) -> EngineRun:
     started = time.monotonic()
-    done = icemesh(["query", "--engine", "spark", "--output", "json", QUERY], cli_env, show=False)
-    return EngineRun("spark", _rows(json.loads(done.stdout)), time.monotonic() - started)
+    with jvm.as_principal(principal):
+        records = mesh.sql(QUERY, engine="spark").to_pylist()
+    return EngineRun("spark", _rows(records), time.monotonic() - started)
 
 
-def query_everywhere(mesh, engines: list[str], cli_env: dict[str, str]) -> list[EngineRun]:
-    """Run QUERY on every engine; stop the demo if any answer differs from DuckDB's. Spark's process starts first and
-    runs beside the in-process engines (its JVM start is most of its time); its line comes last, as before."""
+def query_everywhere(mesh, engines: list[str], principal: str, jvm) -> list[EngineRun]:
+    """Run QUERY on every engine; stop the demo if any answer differs from DuckDB's. Spark starts first and runs
+    beside the in-process engines; its line comes last, as before."""
     from concurrent.futures import ThreadPoolExecutor
 
     say(f"mesh = icemesh.connect(); mesh.sql(QUERY, engine=...)  with QUERY = {QUERY!r}")
     runs: list[EngineRun] = []
     with ThreadPoolExecutor(max_workers=1) as pool:
-        spark = pool.submit(_spark_run, cli_env) if "spark" in engines else None
+        spark = pool.submit(_spark_in_jvm, mesh, jvm, principal) if "spark" in engines else None
         for engine in engines:
             if engine == "spark":
-                say("$ icemesh query --engine spark QUERY   (a separate process: Spark's JVM starts there)", indent=6)
+                say(f"mesh.sql(QUERY, engine='spark')   (in the demo's one JVM, {principal}'s own Spark session)",
+                    indent=6)
                 runs.append(spark.result())
             else:
                 started = time.monotonic()

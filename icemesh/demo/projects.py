@@ -30,8 +30,9 @@ class BuildResult:
 
 
 class DbtProject:
-    def __init__(self, path: str, principal: str, secret: str, catalog_uri: str) -> None:
+    def __init__(self, path: str, principal: str, secret: str, catalog_uri: str, jvm=None) -> None:
         self.path = path
+        self.jvm = jvm  # icemesh.demo.spark_jvm.SparkJvm: a Spark project's dbt then runs in it, in this process
         self.name = os.path.basename(path)
         self.principal = principal
         self.env = {"DBT_PROFILES_DIR": path, "ICEMESH_CATALOG_URI": catalog_uri, "ICEMESH_CLIENT_ID": principal,
@@ -80,6 +81,8 @@ class DbtProject:
         say(_DOTS.sub("  ", line), indent=6)
 
     def _dbt(self, args: list[str], quiet: bool = False, on_line=None) -> list[str]:
+        if self.jvm is not None and self.engine == "Spark":
+            return self._dbt_in_jvm(args, None if quiet else on_line)
         command = [os.path.join(os.path.dirname(sys.executable), "dbt"), "--no-use-colors", *args]
         proc = subprocess.Popen(command, cwd=self.path, env={**os.environ, **self.env}, stdout=subprocess.PIPE,
                                 stderr=subprocess.STDOUT, text=True)
@@ -90,9 +93,28 @@ class DbtProject:
             if on_line and not quiet:
                 on_line(line)
         if proc.wait() != 0:
-            lines = [line for line in lines if line.strip()]
-            start = next((i for i, line in enumerate(lines) if line.startswith("Completed with")), len(lines) - 25)
-            tail = [line for line in lines[max(0, start):] if not line.startswith("Done.")][:40]
-            say("\n".join(tail), indent=6)
+            _say_failure(lines)
             raise DemoError(f"dbt {' '.join(args)} failed in {self.name} (log: {self.path}/logs/dbt.log)")
         return lines
+
+    def _dbt_in_jvm(self, args: list[str], on_line=None) -> list[str]:
+        """The command in this process, in the principal's session of the demo's one JVM."""
+        from icemesh.dbt.in_process import DbtCommandError, invoke
+
+        def event(record: dict) -> None:
+            if on_line and record["info"]["level"] in ("info", "warn", "error"):
+                on_line(record["info"]["msg"])
+
+        try:
+            with self.jvm.as_principal(self.principal):
+                return invoke(self.path, args, self.env, on_event=event)
+        except DbtCommandError as exc:
+            _say_failure(exc.lines)
+            raise DemoError(f"{exc} (log: {self.path}/logs/dbt.log)") from None
+
+
+def _say_failure(lines: list[str]) -> None:
+    """dbt's own lines about a failure: from its "Completed with" summary, else the last 25."""
+    lines = [line for message in lines for line in message.splitlines() if line.strip()]  # dbt events: multi-line
+    start = next((i for i, line in enumerate(lines) if line.startswith("Completed with")), len(lines) - 25)
+    say("\n".join([line for line in lines[max(0, start):] if not line.startswith("Done.")][:40]), indent=6)

@@ -17,6 +17,7 @@ from icemesh.demo import automation, copies, data
 from icemesh.demo.console import DemoError, elapsed, icemesh, icemesh_json, say, step, step_seconds
 from icemesh.demo.engines import available_engines, query_everywhere
 from icemesh.demo.projects import ORDER, DbtProject
+from icemesh.demo.spark_jvm import SparkJvm
 
 MARKER = ".icemesh-demo"  # only a directory carrying it is ever deleted
 
@@ -32,6 +33,7 @@ class Summary:
     rebuilt_by_dagster: dict = field(default_factory=dict)
     seconds: float = 0.0
     step_seconds: list = field(default_factory=list)  # [title, seconds] per step, as printed
+    spark_jvms: int = 0  # JVMs the demo started for its Spark work (builds, rebuild, query)
 
 
 def _reset(workdir: str) -> None:
@@ -62,8 +64,9 @@ def run(workdir: str, projects_dir: str, policy_file: str, scale: float, with_sp
     with open(os.open(os.path.join(workdir, "admin-secret"), os.O_WRONLY | os.O_CREAT, 0o600), "w") as f:
         f.write(admin_secret)
     step("the catalog: icemesh serve (embedded SQLite, local warehouse)")
-    with CatalogProcess(db=f"sqlite:///{workdir}/catalog.db", warehouse=warehouse, cwd=workdir,
-                        log_path=os.path.join(workdir, "serve.log"), admin_secret=admin_secret) as server:
+    jvm = SparkJvm(os.path.join(workdir, "spark-warehouse"), os.path.join(workdir, "spark.log"))
+    with jvm, CatalogProcess(db=f"sqlite:///{workdir}/catalog.db", warehouse=warehouse, cwd=workdir,
+                             log_path=os.path.join(workdir, "serve.log"), admin_secret=admin_secret) as server:
         say(f"{server.uri}   db {os.path.relpath(workdir)}/catalog.db   warehouse {os.path.relpath(warehouse)}")
         admin = {"ICEMESH_CATALOG_URI": server.uri, "ICEMESH_CLIENT_ID": "admin", "ICEMESH_CLIENT_SECRET": admin_secret}
 
@@ -76,8 +79,10 @@ def run(workdir: str, projects_dir: str, policy_file: str, scale: float, with_sp
             say(line, indent=6)
 
         automation.prewarm()
+        jvm.start()  # beside supply_chain's DuckDB build: manufacturing's Spark build is next
         for name in ORDER:
-            project = DbtProject(os.path.join(projects_copy, name), f"svc_{name}", credentials[f"svc_{name}"], server.uri)
+            project = DbtProject(os.path.join(projects_copy, name), f"svc_{name}", credentials[f"svc_{name}"], server.uri,
+                                 jvm=jvm)
             step(f"{name} builds on {project.engine} as {project.principal}")
             project.init()
             before = copies.fingerprint(warehouse)
@@ -95,17 +100,16 @@ def run(workdir: str, projects_dir: str, policy_file: str, scale: float, with_sp
             upstream._dbt(["run"], quiet=True)
 
         summary.rebuilt_by_dagster = automation.rebuild_downstream(projects_copy, ORDER[1:], credentials, server.uri,
-                                                                   republish)
+                                                                   republish, jvm=jvm)
 
         import icemesh as mesh_api
 
         engines = available_engines(with_spark)
         step(f"svc_marketing reads product_360.unified_product in place from {len(engines)} engines")
         marketing = mesh_api.connect(server.uri, client_id="svc_marketing", client_secret=credentials["svc_marketing"])
-        marketing_env = {**admin, "ICEMESH_CLIENT_ID": "svc_marketing", "ICEMESH_CLIENT_SECRET": credentials["svc_marketing"]}
         before = copies.fingerprint(warehouse)
         try:
-            runs = query_everywhere(marketing, engines, marketing_env)
+            runs = query_everywhere(marketing, engines, "svc_marketing", jvm)
         finally:
             marketing.close()
         summary.engines = [r.engine for r in runs]
@@ -135,6 +139,7 @@ def run(workdir: str, projects_dir: str, policy_file: str, scale: float, with_sp
         summary.denials_audited = len(denials)
         summary.warehouse_bytes = sum(size for size, _digest in copies.fingerprint(warehouse).values())
 
+    summary.spark_jvms = jvm.starts
     summary.seconds = round(elapsed(), 1)
     summary.step_seconds = [[title, seconds] for title, seconds in step_seconds()]
     step("summary")

@@ -138,7 +138,20 @@ def session(uri: str | None, catalog: str = "mesh", credential: str | None = Non
     """
     from pyspark.sql import SparkSession
 
-    conf = {
+    conf = local_conf(shuffle_partitions, extra_conf)
+    if uri:
+        conf.update(catalog_conf(catalog, uri, credential=credential, token=token, warehouse=warehouse,
+                                 properties=properties, s3=s3))
+    builder = SparkSession.builder.master(master).appName(app_name)
+    for key, value in conf.items():
+        builder = builder.config(key, value)
+    return builder.getOrCreate()
+
+
+def local_conf(shuffle_partitions: int = 2, extra_conf: dict[str, str] | None = None) -> dict[str, str]:
+    """What a local session starts with, before any catalog (see `session`): also for a caller that starts the
+    JVM itself (icemesh.demo.spark_jvm)."""
+    return {
         "spark.driver.extraJavaOptions": spark_classes.java_options(),
         "spark.jars": ",".join(session_jars()),
         "spark.sql.extensions": EXTENSIONS,
@@ -149,13 +162,6 @@ def session(uri: str | None, catalog: str = "mesh", credential: str | None = Non
         "spark.default.parallelism": str(shuffle_partitions),
         **(extra_conf or {}),
     }
-    if uri:
-        conf.update(catalog_conf(catalog, uri, credential=credential, token=token, warehouse=warehouse,
-                                 properties=properties, s3=s3))
-    builder = SparkSession.builder.master(master).appName(app_name)
-    for key, value in conf.items():
-        builder = builder.config(key, value)
-    return builder.getOrCreate()
 
 
 def add_catalog(spark, name: str, uri: str, credential: str | None = None, token: str | None = None,

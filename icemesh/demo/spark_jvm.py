@@ -1,0 +1,113 @@
+"""The demo's one JVM: Spark starts once, in the background while the first domain builds on DuckDB, and all the
+demo's Spark work runs in it: manufacturing's `dbt build`, its Dagster rebuild (in-process dbt, icemesh.dbt.in_process)
+and svc_marketing's query. Each JVM start costs seconds on 2 cores, and the rebuild finds the seeds and staging
+views of the build in the JVM's in-memory session catalog instead of loading them again.
+
+Each principal works in its own Spark session of the JVM (`newSession()`: its own conf, catalogs and temporary
+views), made the process's default while its work runs, so dbt-spark's and icemesh's `getOrCreate()` land in it:
+one principal's catalog credentials are never in another's session, and the JVM's own conf holds none. The driver
+binds 127.0.0.1; the JVM's output goes to a log file; `stop()` ends the JVM.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+
+
+class SparkJvm:
+    def __init__(self, warehouse_dir: str, log_path: str) -> None:
+        self.warehouse_dir = warehouse_dir  # the session catalog's tables (seeds), inside the demo directory
+        self.log_path = log_path
+        self.starts = 0  # JVMs this object started: the demo's test checks there was one
+        self._base = None
+        self._error: BaseException | None = None
+        self._sessions: dict[str, object] = {}
+        self._thread: threading.Thread | None = None
+
+    def __enter__(self) -> "SparkJvm":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()  # also when the demo fails
+
+    def start(self) -> None:
+        """Start the JVM on a thread (it mostly waits on the JVM's own start-up)."""
+        self._thread = threading.Thread(target=self._start, name="spark-jvm", daemon=True)
+        self._thread.start()
+
+    def _start(self) -> None:
+        try:
+            from pyspark import SparkConf, SparkContext
+            from pyspark.java_gateway import launch_gateway
+            from pyspark.sql import SparkSession
+
+            from icemesh.runtimes import spark
+
+            conf = SparkConf().setMaster("local[2]").setAppName("icemesh-demo")
+            conf.setAll(list(spark.local_conf(extra_conf={
+                "spark.sql.catalogImplementation": "in-memory", "spark.sql.warehouse.dir": self.warehouse_dir,
+                "spark.ui.showConsoleProgress": "false", "spark.sql.session.timeZone": "UTC"}).items()))
+            with open(self.log_path, "ab") as log:
+                gateway = launch_gateway(conf, popen_kwargs={"stdout": log, "stderr": log})
+            self.starts += 1
+            context = SparkContext(conf=conf, gateway=gateway)
+            context.setLogLevel("ERROR")
+            self._base = SparkSession(context)
+        except BaseException as exc:  # noqa: BLE001 - reported where the session is first needed
+            self._error = exc
+
+    def _wait(self):
+        if self._thread is None:
+            self.start()
+        self._thread.join()
+        if self._base is None:
+            from icemesh.demo.console import DemoError
+
+            raise DemoError(f"Spark did not start ({self._error}): see {self.log_path}")
+        return self._base
+
+    @contextlib.contextmanager
+    def as_principal(self, principal: str):
+        """While the block runs, `SparkSession.builder.getOrCreate()` in this process returns `principal`'s own
+        session (the same one every time for that principal)."""
+        from pyspark.sql import SparkSession
+
+        base = self._wait()
+        own = self._sessions.get(principal)
+        if own is None:
+            own = self._sessions[principal] = base.newSession()
+        self._make_default(SparkSession, own)
+        try:
+            yield own
+        finally:
+            self._make_default(SparkSession, base)
+
+    @staticmethod
+    def _make_default(cls, session) -> None:
+        cls._instantiatedSession = cls._activeSession = session  # what pyspark's getOrCreate() returns
+        session._jvm.SparkSession.setDefaultSession(session._jsparkSession)
+        session._jvm.SparkSession.setActiveSession(session._jsparkSession)
+
+    def stop(self) -> None:
+        """Stop Spark and its JVM (waits for a start still under way)."""
+        if self._thread is None:
+            return
+        self._thread.join()
+        if self._base is None:
+            return
+        from pyspark import SparkContext
+
+        gateway = SparkContext._gateway
+        self._base.stop()
+        self._base, self._sessions = None, {}
+        proc = getattr(gateway, "proc", None)
+        with contextlib.suppress(Exception):
+            gateway.shutdown()
+        if proc is not None:
+            proc.stdin.close()  # the JVM exits when its stdin closes
+            try:
+                proc.wait(timeout=15)
+            except Exception:  # noqa: BLE001 - a JVM that does not exit in time is ended
+                proc.kill()
+        SparkContext._gateway = SparkContext._jvm = None
