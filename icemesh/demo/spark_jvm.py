@@ -14,6 +14,8 @@ from __future__ import annotations
 import contextlib
 import threading
 
+from icemesh.compat import pyspark as pyspark_compat
+
 
 class SparkJvm:
     def __init__(self, warehouse_dir: str, log_path: str) -> None:
@@ -71,23 +73,15 @@ class SparkJvm:
     def as_principal(self, principal: str):
         """While the block runs, `SparkSession.builder.getOrCreate()` in this process returns `principal`'s own
         session (the same one every time for that principal)."""
-        from pyspark.sql import SparkSession
-
         base = self._wait()
         own = self._sessions.get(principal)
         if own is None:
             own = self._sessions[principal] = base.newSession()
-        self._make_default(SparkSession, own)
+        pyspark_compat.make_default_session(own)
         try:
             yield own
         finally:
-            self._make_default(SparkSession, base)
-
-    @staticmethod
-    def _make_default(cls, session) -> None:
-        cls._instantiatedSession = cls._activeSession = session  # what pyspark's getOrCreate() returns
-        session._jvm.SparkSession.setDefaultSession(session._jsparkSession)
-        session._jvm.SparkSession.setActiveSession(session._jsparkSession)
+            pyspark_compat.make_default_session(base)
 
     def stop(self) -> None:
         """Stop Spark and its JVM (waits for a start still under way)."""
@@ -96,18 +90,6 @@ class SparkJvm:
         self._thread.join()
         if self._base is None:
             return
-        from pyspark import SparkContext
-
-        gateway = SparkContext._gateway
         self._base.stop()
         self._base, self._sessions = None, {}
-        proc = getattr(gateway, "proc", None)
-        with contextlib.suppress(Exception):
-            gateway.shutdown()
-        if proc is not None:
-            proc.stdin.close()  # the JVM exits when its stdin closes
-            try:
-                proc.wait(timeout=15)
-            except Exception:  # noqa: BLE001 - a JVM that does not exit in time is ended
-                proc.kill()
-        SparkContext._gateway = SparkContext._jvm = None
+        pyspark_compat.end_gateway()
