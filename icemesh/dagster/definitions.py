@@ -32,11 +32,16 @@ def _resolved(value: Any) -> Optional[str]:
     return value.get_value() if isinstance(value, dg.EnvVar) else value
 
 
+def _principal_env(icemesh: IcemeshResource) -> dict[str, str]:
+    """What a dbt command of this domain runs with: the principal's settings, dbt's telemetry off."""
+    return {"DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
+            **{k: v for k, v in ((k, _resolved(v)) for k, v in icemesh.settings().items()) if v}}
+
+
 def prepare_manifest(project_dir: str, icemesh: IcemeshResource, target: str | None = None,
                      profiles_dir: str | None = None) -> str:
     """`dbt parse` as the domain's principal; returns target/manifest.json (offline: from the parse cache)."""
-    env = {**os.environ, "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
-           **{k: v for k, v in ((k, _resolved(v)) for k, v in icemesh.settings().items()) if v}}
+    env = {**os.environ, **_principal_env(icemesh)}
     args = [_dbt(), "parse", "--project-dir", project_dir]
     if target:
         args += ["--target", target]
@@ -52,8 +57,7 @@ def prepare_manifest(project_dir: str, icemesh: IcemeshResource, target: str | N
 def _in_process(context, project_dir: str, profiles_dir: str | None, target: str | None, command: list[str],
                 icemesh: IcemeshResource, manifest: dict, translator) -> Any:
     """`dbt <command>` of the selected assets in this process; dbt's events become Dagster's as dagster-dbt makes them."""
-    from dagster_dbt.core.dbt_cli_event import DbtCoreCliEventMessage
-
+    from icemesh.compat.dagster_dbt import asset_events
     from icemesh.dbt.in_process import invoke
 
     selected = context.selected_asset_keys
@@ -63,14 +67,12 @@ def _in_process(context, project_dir: str, profiles_dir: str | None, target: str
     args = [*command, "--select", *names]
     if target:
         args += ["--target", target]
-    env = {"DBT_PROFILES_DIR": profiles_dir or project_dir, "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
-           **{k: v for k, v in ((k, _resolved(v)) for k, v in icemesh.settings().items()) if v}}
+    env = {"DBT_PROFILES_DIR": profiles_dir or project_dir, **_principal_env(icemesh)}
     records: list[dict] = []
     invoke(project_dir, args, env, on_event=records.append)
     for record in records:
         if "node_info" in (record.get("data") or {}):
-            yield from DbtCoreCliEventMessage(raw_event=record, event_history_metadata={}).to_default_asset_events(
-                manifest=manifest, dagster_dbt_translator=translator, context=context)
+            yield from asset_events(record, manifest, translator, context)
 
 
 def domain_definitions(project_dir: str, *, icemesh: IcemeshResource | None = None,

@@ -2,7 +2,6 @@
 the dbt CLI runs in (ICEMESH_CATALOG_URI, ICEMESH_CLIENT_ID, ICEMESH_CLIENT_SECRET), from `EnvVar`s by default."""
 
 
-import os
 from contextlib import contextmanager
 from typing import Iterator, Optional
 
@@ -28,16 +27,10 @@ class IcemeshResource(dg.ConfigurableResource):
     @contextmanager
     def environment(self) -> Iterator[None]:
         """The principal's settings in this process's environment while dbt runs (dagster-dbt passes it on)."""
-        saved = {k: os.environ.get(k) for k in self.settings()}
-        os.environ.update(self.settings())
-        try:
+        from icemesh.dbt.in_process import environment
+
+        with environment(self.settings()):
             yield
-        finally:
-            for key, value in saved.items():
-                if value is None:
-                    os.environ.pop(key, None)
-                else:
-                    os.environ[key] = value
 
 
 def from_env() -> IcemeshResource:

@@ -41,7 +41,7 @@ def invoke(project_dir: str, args: list[str], env: dict[str, str],
             on_event(msg_to_dict(msg))
 
     command = [args[0], "--project-dir", project_dir, *args[1:]]
-    with _one_at_a_time, _environment(env, project_dir):
+    with _one_at_a_time, environment(env, project_dir):
         done = dbtRunner(callbacks=[callback]).invoke(["--no-use-colors", "--log-level", "none", "--log-level-file", "debug",
                                                       *command])
     if not done.success:
@@ -51,15 +51,18 @@ def invoke(project_dir: str, args: list[str], env: dict[str, str],
 
 
 @contextlib.contextmanager
-def _environment(env: dict[str, str], cwd: str):
+def environment(env: dict[str, str], cwd: str | None = None):
+    """`env` in os.environ (and `cwd` the working directory) for the block; what was there before comes back."""
     saved = {key: os.environ.get(key) for key in env}
     previous = os.getcwd()
     os.environ.update(env)
-    os.chdir(cwd)
+    if cwd is not None:
+        os.chdir(cwd)
     try:
         yield
     finally:
-        os.chdir(previous)
+        if cwd is not None:
+            os.chdir(previous)
         for key, value in saved.items():
             if value is None:
                 os.environ.pop(key, None)
