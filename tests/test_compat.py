@@ -36,7 +36,8 @@ def test_unreadable_bytes_fall_back_instead_of_raising(data):
     assert fast.read_manifest_entries(data) is None
 
 
-@pytest.mark.parametrize("module, distribution", [("pyiceberg", "pyiceberg"), ("pyspark", "pyspark"), ("dbt", "dbt-spark")])
+@pytest.mark.parametrize("module, distribution", [("pyiceberg", "pyiceberg"), ("pyspark", "pyspark"), ("dbt", "dbt-spark"),
+                                                  ("dagster_dbt", "dagster-dbt")])
 def test_private_apis_are_where_the_pinned_versions_keep_them(module, distribution):
     import importlib
 
@@ -67,6 +68,20 @@ def test_private_apis_are_where_the_pinned_versions_keep_them(module, distributi
         from pyspark.sql import DataFrame
 
         assert callable(getattr(DataFrame, "_collect_as_arrow", None)), "DataFrame._collect_as_arrow is gone"
+        from pyspark import SparkContext
+        from pyspark.sql import SparkSession
+
+        for owner, names in ((SparkSession, ("_instantiatedSession", "_activeSession")), (SparkContext, ("_gateway", "_jvm"))):
+            for name in names:  # make_default_session and end_gateway set them
+                assert hasattr(owner, name), f"{owner.__name__}.{name} is gone"
+    elif module == "dagster_dbt":
+        import inspect
+
+        from dagster_dbt.core.dbt_cli_event import DbtCoreCliEventMessage
+
+        assert {"raw_event", "event_history_metadata"} <= set(inspect.signature(DbtCoreCliEventMessage).parameters)
+        assert {"manifest", "dagster_dbt_translator", "context"} <= set(
+            inspect.signature(DbtCoreCliEventMessage.to_default_asset_events).parameters)
     else:
         from dbt.adapters.spark.impl import SparkAdapter
         from dbt.contracts.graph.nodes import ModelNode

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Any, Iterator
 
+PINNED = "0.29"
+
 
 def asset_events(record: dict[str, Any], manifest: dict, translator, context) -> Iterator[Any]:
     """The Dagster events of one dbt log record (`dbt --log-format json`'s shape)."""
