@@ -90,3 +90,26 @@ def test_private_apis_are_where_the_pinned_versions_keep_them(module, distributi
         assert version("dbt-core").startswith(compat.PINNED), f"dbt-core {version('dbt-core')} is not {compat.PINNED}"
         assert isinstance(ModelNode.__dict__.get("materialization_enforces_constraints"), property), \
             "ModelNode.materialization_enforces_constraints is no longer a property"
+
+
+def test_apply_table_updates_is_pyiceberg_update_table_metadata_without_the_deep_copy(tmp_path):
+    """The commit path's own update loop (compat.apply_table_updates) against pyiceberg's update_table_metadata on a
+    real table's metadata: the same result (but for the clock), and the base metadata left as it was."""
+    from pyiceberg.table.update import SetPropertiesUpdate, update_table_metadata
+
+    from icemesh.compat import pyiceberg as compat
+
+    catalog = SqlCatalog("t", uri=f"sqlite:///{tmp_path}/c.db", warehouse=f"file://{tmp_path}")
+    catalog.create_namespace("n")
+    table = catalog.create_table("n.t", schema=pa.schema([pa.field("id", pa.int64())]))
+    table.append(pa.Table.from_pylist([{"id": 1}]))
+    base = table.metadata
+    before = base.model_dump_json()
+    updates = (SetPropertiesUpdate(updates={"owner": "sales"}),)
+    ours = compat.apply_table_updates(base, updates, table.metadata_location)
+    theirs = update_table_metadata(base, updates, metadata_location=table.metadata_location)
+    assert ours.model_copy(update={"last_updated_ms": 0}) == theirs.model_copy(update={"last_updated_ms": 0})
+    assert ours.properties["owner"] == "sales" and "owner" not in base.properties
+    assert ours.metadata_log[-1].metadata_file == table.metadata_location
+    assert base.model_dump_json() == before
+    assert compat.apply_table_updates(base, (), table.metadata_location) is base  # nothing changed: nothing made

@@ -263,6 +263,48 @@ def test_snapshots_may_not_name_another_tables_files(world, tmp_path):
     w.audited("attacker", "lies outside the table's location")
 
 
+def test_a_manifest_cannot_hide_another_tables_file_behind_a_field_name(world):
+    """Iceberg's readers find a data file's path by its field id (100), not its name: a manifest whose field
+    named `file_path` holds a path of the attacker's own table while id 100 holds the victim's data file is read
+    as an engine would read it, and refused."""
+    from pyiceberg.io.pyarrow import PyArrowFileIO
+    from pyiceberg.manifest import ManifestContent, ManifestFile, write_manifest_list
+
+    from icemesh.compat import pyiceberg_core as fast
+    from tests.avro_bytes import container, entry_schema, text, zigzag
+
+    w = world
+    victim = w.metadata(w.v, "customers")
+    victim_list = next(s for s in victim["snapshots"] if s["snapshot-id"] == victim["current-snapshot-id"])["manifest-list"]
+    with open(local_path(victim_list), "rb") as f:
+        victim_manifest = fast.read_manifest_list(f.read())[0].path
+    with open(local_path(victim_manifest), "rb") as f:
+        victim_file = fast.read_manifest_entries(f.read())[0].path
+    own = new_own_table(w, "id_decoy")
+    before = w.pointer(w.a, "id_decoy")
+    swapped = entry_schema([{"name": "content", "type": "int", "field-id": 134},
+                            {"name": "file_path", "type": "string", "field-id": 999},
+                            {"name": "decoy", "type": "string", "field-id": 100}])
+    manifest = f"{own}/metadata/decoy-m0.avro"
+    data = container(swapped, zigzag(1) + zigzag(0) + zigzag(0) + text(f"{own}/data/mine.parquet") + text(victim_file), 1,
+                     "deflate")
+    with open(local_path(manifest), "wb") as f:
+        f.write(data)
+    listed = f"{own}/metadata/snap-decoy.avro"
+    entry = ManifestFile.from_args(manifest_path=manifest, manifest_length=len(data), partition_spec_id=0,
+                                   content=ManifestContent.DATA, sequence_number=1, min_sequence_number=1,
+                                   added_snapshot_id=4343, added_files_count=1, existing_files_count=0,
+                                   deleted_files_count=0, added_rows_count=1, existing_rows_count=0, deleted_rows_count=0)
+    with write_manifest_list(format_version=2, output_file=PyArrowFileIO().new_output(listed), snapshot_id=4343,
+                             parent_snapshot_id=None, sequence_number=1, avro_compression="deflate") as writer:
+        writer.add_manifests([entry])
+    http = w.http("attacker")
+    message = error(http.post(f"/namespaces/{w.a}/tables/id_decoy", json={"updates": snapshot_commit(listed, 4343)}), 400)
+    assert "The data file" in message and "lies outside the table's location" in message and victim_file in message, message
+    assert w.pointer(w.a, "id_decoy") == before
+    w.audited("attacker", "lies outside the table's location")
+
+
 def test_a_gzip_bomb_cannot_be_registered(world):
     import gzip
 

@@ -108,8 +108,10 @@ def load_body(loaded: LoadedTable) -> bytes:
 def mutation(request: Request, svc: CatalogService, operation: Callable[[], Response], body: Any = None) -> Response:
     """Run a mutation once per Idempotency-Key (the key is bound to this exact request, body included), and
     record every refusal in the audit log: denials are audited where they are decided, other 4xx here."""
-    content = body.model_dump_json(by_alias=True).encode() if body is not None else b""
-    fingerprint = f"{request.method} {request.url.path}?{request.url.query} " + hashlib.sha256(content).hexdigest()
+    fingerprint = None
+    if request.headers.get("idempotency-key"):  # only a keyed request is compared with another (re-encoding costs)
+        content = body.model_dump_json(by_alias=True).encode() if body is not None else b""
+        fingerprint = f"{request.method} {request.url.path}?{request.url.query} " + hashlib.sha256(content).hexdigest()
     response = run_idempotent(request, svc.idempotency, svc.idempotency_lifetime_s, operation, fingerprint)
     if 400 <= response.status_code < 500 and response.status_code not in (401, 403):
         ctx = getattr(request.state, "icemesh_context", None)

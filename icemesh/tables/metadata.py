@@ -234,8 +234,8 @@ def apply_updates(base: TableMetadata | None, updates: list[TableUpdate], base_l
                 return upgraded.model_copy(update={"metadata_log": upgraded.metadata_log + [
                     MetadataLogEntry(metadata_file=base_location, timestamp_ms=base.last_updated_ms)]}
                     if base_location else {})
-            return update_table_metadata(upgraded, tuple(updates), metadata_location=base_location)
-        return update_table_metadata(base, tuple(updates), metadata_location=base_location)
+            return pyiceberg_compat.apply_table_updates(upgraded, tuple(updates), base_location)
+        return pyiceberg_compat.apply_table_updates(base, tuple(updates), base_location)
     except (ValueError, KeyError, IcebergValidationError, ValidationError, NotImplementedError) as exc:
         message = exc.errors()[0].get("msg") if isinstance(exc, ValidationError) else str(exc)
         raise BadRequest(f"Cannot apply table updates: {message}") from None
@@ -251,7 +251,7 @@ def sets_properties(updates: list[TableUpdate]) -> bool:
 
 def remove_snapshots(metadata: TableMetadata, snapshot_ids: list[int]) -> TableMetadata:
     """The same metadata version without those snapshots (and their log entries and statistics)."""
-    return update_table_metadata(metadata, (RemoveSnapshotsUpdate(snapshot_ids=snapshot_ids),))
+    return pyiceberg_compat.apply_table_updates(metadata, (RemoveSnapshotsUpdate(snapshot_ids=snapshot_ids),))
 
 
 def changed_fields(base: TableMetadata, new: TableMetadata) -> set[str]:

@@ -277,7 +277,7 @@ class SqlPointerStore:
                         if result.rowcount != 1:
                             raise PointerConflict(str(ch.ident))
                     if self.products is not None and ch.metadata is not None and ch.new != ch.expected:
-                        self.products.put_table(conn, warehouse, ch.ident, ch.new, ch.metadata)
+                        self.products.put_table(conn, warehouse, ch.ident, ch.new, ch.metadata, ch.expected)
                     if ch.also is not None:
                         ch.also(conn)
         except IntegrityError as exc:
