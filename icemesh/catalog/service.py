@@ -22,7 +22,7 @@ from pyiceberg.table.update import TableRequirement, TableUpdate
 
 from icemesh.tables import metadata as md
 from icemesh.catalog import pagination
-from icemesh.tables import retention
+from icemesh.tables import rebase, retention
 from icemesh.catalog.authorizer import Authorizer, namespace_ref, table_ref
 from icemesh.catalog.load_cache import KeptLoad, LoadCache
 from icemesh.tables.effects import file_effects, inspect, metadata_effects
@@ -134,6 +134,7 @@ class _Prepared:
     entry: CachedMetadata
     warehouse: Warehouse
     moves_governance: bool = False  # tags move with this commit: cached decisions must be dropped
+    written: tuple[str, ...] = ()  # other files this commit wrote (a rebased manifest list): gone if it fails
 
 
 def _then(*steps: Callable[[Any], None] | None) -> Callable[[Any], None] | None:
@@ -805,7 +806,35 @@ class CatalogService:
             raise self._no_table(ctx, wh, change.ident)
         base_entry = self.cache.get(record.metadata_location, wh.read_bytes) if record else None
         base = base_entry.model if base_entry else None
-        md.check_requirements(change.requirements, base)
+        try:
+            md.check_requirements(change.requirements, base)
+        except CommitFailed:
+            rebased = self._rebased(ctx, wh, change, base)
+            if rebased is None:
+                raise
+            try:
+                prepared = self._prepare_checked(ctx, wh, TableChange(change.ident, rebased.requirements, rebased.updates),
+                                                 record, base_entry)
+            except BaseException:
+                wh.delete_file(rebased.manifest_list)
+                raise
+            prepared.written = (rebased.manifest_list,)
+            return prepared
+        return self._prepare_checked(ctx, wh, change, record, base_entry)
+
+    def _rebased(self, ctx: RequestContext, wh: Warehouse, change: TableChange, base) -> rebase.Rebased | None:
+        """A stale append moved onto its branch's head (tables with icemesh.commit.rebase-appends, rebase.py);
+        only for a caller that may write at all, so nobody else makes the catalog read the table's files."""
+        if not rebase.enabled(base) or not self._may_write(ctx, wh, change.ident):
+            return None
+        return rebase.rebase_append(base, change.requirements, change.updates, wh.io,
+                                    TableFiles(wh.require_inside(base.location), wh.canonical))
+
+    def _prepare_checked(self, ctx: RequestContext, wh: Warehouse, change: TableChange, record,
+                         base_entry: CachedMetadata | None) -> _Prepared:
+        """_prepare after the requirements hold."""
+        base = base_entry.model if base_entry else None
+        creating = md.is_create(change.requirements)
         if record is None and self.pointers.namespace_properties(wh.name, change.ident.namespace) is None:
             raise NoSuchNamespace(f"Namespace does not exist: {change.ident.namespace}")
         unchanged = _Prepared(PointerChange(change.ident, record.metadata_location, record.metadata_location,
@@ -945,6 +974,8 @@ class CatalogService:
         for p in prepared:
             if p.change.new != p.change.expected:
                 p.warehouse.delete_file(p.change.new)
+            for location in p.written:
+                p.warehouse.delete_file(location)
 
     def _lock_for(self, warehouse: str, ident: TableIdent) -> threading.Lock:
         with self._locks_guard:

@@ -18,7 +18,8 @@ from typing import Any, Callable
 from icemesh.compat.pyiceberg_core import AVRO_MAGIC, ListedManifest, ManifestEntry
 
 # Iceberg's reserved field ids (the spec's manifest and manifest list schemas).
-STATUS, DATA_FILE, FILE_PATH, FILE_CONTENT = 0, 2, 100, 134
+STATUS, DATA_FILE, SEQUENCE, FILE_SEQUENCE, FILE_PATH, FILE_CONTENT = 0, 2, 3, 4, 100, 134
+ADDED = 1
 MANIFEST_PATH, MANIFEST_CONTENT = 500, 517
 MAX_DECODED_BYTES = 1 << 30  # a deflated block may not expand past this
 MAX_SCHEMA_DEPTH = 32
@@ -43,6 +44,17 @@ def manifest_entries(data: bytes) -> list[ManifestEntry]:
             raise Malformed("a manifest entry without a status or a data file path")
         found.append(ManifestEntry(data_file[FILE_PATH], record[STATUS], _int(data_file.get(FILE_CONTENT, 0))))
     return found
+
+
+def only_added_and_inheriting(data: bytes) -> bool:
+    """Whether every entry is a file this manifest adds whose sequence numbers are left to the manifest list
+    (null: inherited), as an append's new manifests are written: such a manifest means the same under any
+    sequence number, so an append may be moved onto a newer snapshot (rebase.py)."""
+    wanted = {STATUS: None, SEQUENCE: None, FILE_SEQUENCE: None, DATA_FILE: {FILE_CONTENT: None}}
+    records = _records(data, wanted)
+    return bool(records) and all(r.get(STATUS) == ADDED and r.get(SEQUENCE) is None and r.get(FILE_SEQUENCE) is None
+                                 and isinstance(r.get(DATA_FILE), dict) and r[DATA_FILE].get(FILE_CONTENT, 0) == 0
+                                 for r in records)
 
 
 def manifest_list(data: bytes) -> list[ListedManifest]:
