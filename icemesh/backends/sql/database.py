@@ -11,9 +11,10 @@ from __future__ import annotations
 import os
 import threading
 
-from sqlalchemy import create_engine, event, select
+from sqlalchemy import create_engine, event, literal_column, select
 from sqlalchemy.engine import Connection, Engine
 
+from icemesh.backends.sql.wal_changes import WalChanges
 from icemesh.errors import InvalidConfiguration
 from icemesh.names import Namespace, TableIdent
 
@@ -70,6 +71,14 @@ def make_engine(url: str) -> Engine:
 LOOKUP_THREADS = 8  # threads that keep a lookup connection; others read through the pool
 
 
+def _sqlite_path(url: str) -> str | None:
+    """The database file of a sqlite URL (None for PostgreSQL and in-memory databases)."""
+    if not _is_sqlite(url) or "///" not in url:
+        return None
+    path = url.split("///", 1)[1].split("?", 1)[0]
+    return os.path.abspath(path) if path and path != ":memory:" else None
+
+
 class Database:
     """The engine and how stores reach it: no store reaches into another for a connection."""
 
@@ -80,6 +89,9 @@ class Database:
         self._lookup_conns: list = []
         self._lookup_lock = threading.Lock()
         self._compiled: dict[int, tuple[object, str, tuple[str, ...] | None]] = {}
+        path = _sqlite_path(url)
+        self._wal = WalChanges(path) if path else None
+        self._probe = select(literal_column("1"))
 
     @property
     def is_postgres(self) -> bool:
@@ -120,6 +132,21 @@ class Database:
                 row = pooled.execute(stmt, params).first()
             return None if row is None else tuple(row)
 
+    def lookup_generation(self) -> bytes | None:
+        """SQLite: a value that changes whenever any connection, of any process, commits (the WAL index header,
+        wal_changes.py), so a thread may keep what it looked up until it changes. Read only while this
+        thread's lookup connection holds the database open. None where there is no such value (PostgreSQL, an
+        in-memory database, a thread past LOOKUP_THREADS, a header caught mid-commit): look up every time."""
+        if self._wal is None:
+            return None
+        kept = getattr(self._local, "conn", None)
+        conn = kept[1] if kept is not None and kept[0] == os.getpid() else self._lookup_connection()
+        if conn is None:
+            return None
+        if kept is None:  # a new connection: SQLite maps the -shm file at its first statement
+            self.lookup(self._probe, {})
+        return self._wal.header()
+
     def insert_many(self, conn: Connection, stmt, columns: tuple[str, ...], rows: list[tuple]) -> None:
         """`rows` (tuples in `columns` order) through the DBAPI's executemany on `conn`: SQLAlchemy's own
         executemany processes every row's parameters in Python, which cost the audit log more per loadTable than
@@ -159,6 +186,8 @@ class Database:
 
     def _drop_lookup_connection(self, conn) -> None:
         self._local.conn = None
+        if self._wal is not None:
+            self._wal.close()  # mapped again once a connection of ours has the database open
         with self._lookup_lock:
             if conn in self._lookup_conns:
                 self._lookup_conns.remove(conn)
@@ -168,6 +197,8 @@ class Database:
             pass
 
     def close(self) -> None:
+        if self._wal is not None:
+            self._wal.close()
         with self._lookup_lock:
             conns, self._lookup_conns = self._lookup_conns, []
         for conn in conns:

@@ -7,6 +7,7 @@ from several server processes, never lose an update, and a multi-table commit la
 from __future__ import annotations
 
 import json
+import threading
 import time
 from typing import Any, Callable, Iterable
 
@@ -19,6 +20,7 @@ from icemesh.backends.sql.schema import (
     RESTRICTED_ACCESS,
     bump_policy_version,
     namespaces_t,
+    pointer_version_t,
     retired_locations_t,
     tables_t,
     views_t,
@@ -30,6 +32,7 @@ from icemesh.governance.resources import NamespaceRef, TableRef
 from icemesh.names import Namespace, TableIdent
 from icemesh.tables.locations import ancestors, refuse_overlap
 
+KEPT_POINTERS = 100_000  # per thread, until a pointer moves
 LOCATION_LOCK = 0x1CE5_0C47  # PostgreSQL advisory lock key: one table-location claim at a time
 
 
@@ -39,6 +42,8 @@ class SqlPointerStore:
     def __init__(self, database: Database, products=None) -> None:
         self.db = database
         self.products = products  # the product index (SqlProductIndex), kept in each pointer move's transaction
+        self._local = threading.local()  # per thread, so keeping pointers takes no lock (get_table)
+        self._version_stmt = select(pointer_version_t.c.version).where(pointer_version_t.c.id == bindparam("i"))
         self._load_stmt = select(tables_t.c.metadata_location, tables_t.c.location).where(
             tables_t.c.warehouse == bindparam("w"), tables_t.c.namespace == bindparam("n"),
             tables_t.c.name == bindparam("t"))
@@ -144,8 +149,37 @@ class SqlPointerStore:
             raise NamespaceNotEmpty(f"Namespace {ns} is not empty: a table was created in it concurrently") from None
 
     def get_table(self, warehouse: str, ident: TableIdent) -> TableRecord | None:
+        """The table's pointer. On SQLite each thread keeps the pointers it read (a kept loadTable's select
+        was its largest cost: benchmarks/catalog.py) for as long as the database has seen no commit (its WAL
+        index header, Database.lookup_generation) or, after one, as long as no pointer moved (the triggers'
+        icemesh_pointer_version, one select for all of them)."""
+        kept = self._kept()
+        if kept is not None:
+            found = kept[2].get((warehouse, ident))
+            if found is not None:
+                return found
         row = self.db.lookup(self._load_stmt, {"w": warehouse, "n": ident.namespace.key, "t": ident.name})
-        return None if row is None else TableRecord(row[0], row[1])
+        record = None if row is None else TableRecord(row[0], row[1])
+        if record is not None and kept is not None and len(kept[2]) < KEPT_POINTERS:
+            kept[2][(warehouse, ident)] = record  # read after the checks in _kept: never older than they say
+        return record
+
+    def _kept(self) -> tuple[bytes, int, dict] | None:
+        """This thread's (WAL header, pointer version, pointers), checked against the database now; None: look
+        every pointer up."""
+        header = self.db.lookup_generation()
+        if header is None:
+            return None
+        kept = getattr(self._local, "pointers", None)
+        if kept is not None and kept[0] == header:
+            return kept
+        row = self.db.lookup(self._version_stmt, {"i": 1})  # something committed: did a pointer move?
+        if row is None:
+            return None
+        version = row[0]
+        pointers = kept[2] if kept is not None and kept[1] == version else {}
+        kept = self._local.pointers = (header, version, pointers)
+        return kept
 
     def list_tables(self, warehouse: str, ns: Namespace, after: str | None, limit: int | None) -> list[TableIdent]:
         return idents_in(self.db, tables_t, warehouse, ns, after, limit)

@@ -126,6 +126,16 @@ policy_version_t = Table(
 )
 
 
+# SQLite: a counter that triggers on icemesh_tables raise with every insert, update and delete, by any process
+# (pointer_triggers), so a server that kept the pointers it read knows in one select whether any moved.
+pointer_version_t = Table(
+    "icemesh_pointer_version",
+    schema,
+    Column("id", Integer, primary_key=True),
+    Column("version", Integer, nullable=False),
+)
+
+
 idempotency_t = Table(
     "icemesh_idempotency_keys",
     schema,
@@ -385,6 +395,20 @@ def _tables_access_index(database: Database) -> None:
         conn.execute(text(f"CREATE INDEX IF NOT EXISTS ix_{tables_t.name}_access ON {tables_t.name} (warehouse, access)"))
 
 
+def pointer_triggers(database: Database) -> None:
+    """SQLite: every change to a table's pointer row raises icemesh_pointer_version (fixed names, no user input).
+    Triggers, not code on each write path, so every writer counts, whatever it is."""
+    if database.is_postgres:
+        return
+    with database.write() as conn, conn.begin():
+        if conn.execute(select(pointer_version_t.c.id).where(pointer_version_t.c.id == 1)).first() is None:
+            conn.execute(insert(pointer_version_t).values(id=1, version=1))
+        for event in ("INSERT", "UPDATE", "DELETE"):
+            conn.execute(text(
+                f"CREATE TRIGGER IF NOT EXISTS {tables_t.name}_{event.lower()}_counted AFTER {event} ON {tables_t.name} "
+                f"BEGIN UPDATE {pointer_version_t.name} SET version = version + 1 WHERE id = 1; END"))
+
+
 # Each migration brings a database from the version before it to its own; the first is the schema as it was
 # before versions were recorded (created by `create_all`).
 MIGRATIONS = [
@@ -411,12 +435,14 @@ def migrate(database: Database) -> int:
     if found is None:  # a new database: the current schema at once
         schema.create_all(engine)
         _record(database, CURRENT)
+        pointer_triggers(database)
         return CURRENT
     for version, _what, step in MIGRATIONS:
         if version > found:
             step(database)
     schema.create_all(engine)  # tables added since (no data to move)
     _record(database, CURRENT)
+    pointer_triggers(database)  # idempotent: also where an earlier icemesh made the database
     return found
 
 
