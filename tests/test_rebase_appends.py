@@ -198,3 +198,42 @@ def test_an_append_from_a_snapshot_the_branch_left_keeps_its_409(two_writers, sq
     with pytest.raises(CommitFailedException):
         b.append(batch(2))
     assert rows(sqlite_server, b.name()) == [0]
+
+
+def test_a_stale_append_in_a_multi_table_transaction_keeps_its_409(two_writers, sqlite_server):
+    """A transaction's requirements say how its tables stand together: none of its changes is moved. The same
+    change sent alone is (which shows it is a plain append)."""
+    import json
+
+    a, b = two_writers(REBASE)
+    a.append(batch(1))
+    captured: list[dict] = []
+    send = requests.Session.send
+
+    class Captured(Exception):
+        pass
+
+    def capture(self, request, **kwargs):
+        if request.method == "POST" and request.url.endswith("/tables/events"):
+            captured.append(json.loads(request.body))
+            raise Captured()
+        return send(self, request, **kwargs)
+
+    requests.Session.send = capture
+    try:
+        with pytest.raises(Exception):
+            b.append(batch(2))  # b's stale commit, built and written, never sent
+    finally:
+        requests.Session.send = send
+    change = captured[0]
+    admin = sqlite_server.client()
+    ns, name = b.name()
+    headers = {"Authorization": f"Bearer {admin.token()}"}
+    together = {"table-changes": [{**change, "identifier": {"namespace": [ns], "name": name}}]}
+    response = httpx.post(f"{sqlite_server.uri}/v1/{admin.prefix()}/transactions/commit", json=together, headers=headers)
+    assert response.status_code == 409, response.text
+    assert rows(sqlite_server, b.name()) == [0, 1]
+    alone = httpx.post(f"{sqlite_server.uri}/v1/{admin.prefix()}/namespaces/{ns}/tables/{name}", json=change,
+                       headers=headers)
+    assert alone.status_code == 200, alone.text
+    assert rows(sqlite_server, b.name()) == [0, 1, 2]

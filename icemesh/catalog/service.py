@@ -716,7 +716,7 @@ class CatalogService:
         record = self._check_change(ctx, wh, change)
         if record is not None:  # the pointer as the check read it; _prepare reads it again under the table's lock
             self._view(ctx, wh, change.ident, self.cache.get(record.metadata_location, wh.read_bytes))
-        prepared = self._commit(ctx, wh, [change])
+        prepared = self._commit(ctx, wh, [change], may_rebase=True)
         view = self._view(ctx, wh, change.ident, prepared[0].entry)
         assert isinstance(view, LoadedTable)
         return view
@@ -764,7 +764,10 @@ class CatalogService:
             message = first.message().replace(f"lacks {first.action} ", f"lacks {actions} ", 1)
             raise Forbidden(f"{message} (the commit {reasons})")
 
-    def _commit(self, ctx: RequestContext, wh: Warehouse, changes: list[TableChange]) -> list[_Prepared]:
+    def _commit(self, ctx: RequestContext, wh: Warehouse, changes: list[TableChange],
+                may_rebase: bool = False) -> list[_Prepared]:
+        """`may_rebase`: a stale plain append may be moved onto its branch's head (one table's commit only: a
+        multi-table transaction's requirements say how its tables stand together)."""
         with ExitStack() as stack:
             for ident in sorted(c.ident for c in changes):  # fixed order: no lock-order deadlocks
                 stack.enter_context(self._lock_for(wh.name, ident))
@@ -772,7 +775,7 @@ class CatalogService:
                 prepared: list[_Prepared] = []
                 try:
                     for change in changes:
-                        prepared.append(self._prepare(ctx, wh, change))
+                        prepared.append(self._prepare(ctx, wh, change, may_rebase))
                     real = [p for p in prepared if p.change.new != p.change.expected]
                     if real:
                         self.pointers.swap_pointers(wh.name, [p.change for p in real])
@@ -797,7 +800,7 @@ class CatalogService:
                 return prepared
         raise CommitFailed("Too many concurrent commits to the same table; refresh and retry")
 
-    def _prepare(self, ctx: RequestContext, wh: Warehouse, change: TableChange) -> _Prepared:
+    def _prepare(self, ctx: RequestContext, wh: Warehouse, change: TableChange, may_rebase: bool = False) -> _Prepared:
         """Check the requirements against the current metadata, apply the updates, inspect what they do, ask
         for the permissions that needs, and write the new metadata file (not yet current)."""
         record = self.pointers.get_table(wh.name, change.ident)
@@ -809,7 +812,7 @@ class CatalogService:
         try:
             md.check_requirements(change.requirements, base)
         except CommitFailed:
-            rebased = self._rebased(ctx, wh, change, base)
+            rebased = self._rebased(ctx, wh, change, base) if may_rebase else None
             if rebased is None:
                 raise
             try:
@@ -818,7 +821,10 @@ class CatalogService:
             except BaseException:
                 wh.delete_file(rebased.manifest_list)
                 raise
-            prepared.written = (rebased.manifest_list,)
+            if prepared.change.new == prepared.change.expected:  # (an append always changes the table)
+                wh.delete_file(rebased.manifest_list)
+            else:
+                prepared.written = (rebased.manifest_list,)
             return prepared
         return self._prepare_checked(ctx, wh, change, record, base_entry)
 
@@ -834,7 +840,6 @@ class CatalogService:
                          base_entry: CachedMetadata | None) -> _Prepared:
         """_prepare after the requirements hold."""
         base = base_entry.model if base_entry else None
-        creating = md.is_create(change.requirements)
         if record is None and self.pointers.namespace_properties(wh.name, change.ident.namespace) is None:
             raise NoSuchNamespace(f"Namespace does not exist: {change.ident.namespace}")
         unchanged = _Prepared(PointerChange(change.ident, record.metadata_location, record.metadata_location,
