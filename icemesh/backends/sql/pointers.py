@@ -32,7 +32,7 @@ from icemesh.governance.resources import NamespaceRef, TableRef
 from icemesh.names import Namespace, TableIdent
 from icemesh.tables.locations import ancestors, refuse_overlap
 
-KEPT_POINTERS = 100_000  # per thread, until a pointer moves
+KEPT_POINTERS = 20_000  # per thread (at most LOOKUP_THREADS keep any), until a pointer moves
 LOCATION_LOCK = 0x1CE5_0C47  # PostgreSQL advisory lock key: one table-location claim at a time
 
 
