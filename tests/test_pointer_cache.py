@@ -127,7 +127,7 @@ def test_the_wal_header_changes_with_every_commit(tmp_path):
     conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     conn.execute("insert into t values (99)")
     assert wal.header() not in seen  # a restarted WAL too
-    wal.close()
+
     conn.close()
 
 
@@ -137,3 +137,37 @@ def test_a_header_that_cannot_be_read_whole_is_none(tmp_path, shm):
     if shm is not None:
         (tmp_path / "y.db-shm").write_bytes(shm)
     assert WalChanges(path).header() is None
+
+
+def _locks_held_on(path: str) -> int:
+    """POSIX locks this process holds on the file (from /proc/locks)."""
+    import os
+
+    inode, pid = os.stat(path).st_ino, os.getpid()
+    with open("/proc/locks") as f:
+        rows = [line.split() for line in f]
+    return sum(1 for r in rows if len(r) >= 6 and r[1] == "POSIX" and r[4] == str(pid)
+               and r[5].rsplit(":", 1)[-1] == str(inode))
+
+
+def test_reading_the_header_keeps_sqlites_own_locks(stores):
+    """POSIX drops every lock a process holds on a file when it closes any descriptor of it. Had the header's
+    reader closed its descriptor, this process would have lost SQLite's locks on the -shm file, and the next
+    process to connect would have taken the file as the first and truncated it (under a server, a crash at
+    its next load: CI saw it)."""
+    import os
+
+    a, b, path = stores
+    shm = f"{path}-shm"
+    b.get_table(WH, T)  # SQLite has the -shm file open and locked (b's connection; a's map is not made yet)
+    held = _locks_held_on(shm)
+    assert held > 0
+    a.get_table(WH, T)  # maps the header
+    assert a.db.lookup_generation() is not None
+    assert _locks_held_on(shm) == held
+    before = os.stat(shm).st_ino
+    subprocess.run([sys.executable, "-c", (
+        "import sqlite3, sys; c = sqlite3.connect(sys.argv[1]); "
+        "c.execute('select count(*) from icemesh_tables').fetchone(); c.close()"), str(path)], check=True)
+    assert os.stat(shm).st_ino == before
+    assert a.get_table(WH, T).metadata_location.endswith("1.json")

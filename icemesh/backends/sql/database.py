@@ -143,8 +143,9 @@ class Database:
         conn = kept[1] if kept is not None and kept[0] == os.getpid() else self._lookup_connection()
         if conn is None:
             return None
-        if kept is None:  # a new connection: SQLite maps the -shm file at its first statement
+        if kept is None or kept[0] != os.getpid():  # a new connection: it has the -shm file open after a statement
             self.lookup(self._probe, {})
+            self._wal.refresh()
         return self._wal.header()
 
     def insert_many(self, conn: Connection, stmt, columns: tuple[str, ...], rows: list[tuple]) -> None:
@@ -186,8 +187,6 @@ class Database:
 
     def _drop_lookup_connection(self, conn) -> None:
         self._local.conn = None
-        if self._wal is not None:
-            self._wal.close()  # mapped again once a connection of ours has the database open
         with self._lookup_lock:
             if conn in self._lookup_conns:
                 self._lookup_conns.remove(conn)
@@ -197,8 +196,7 @@ class Database:
             pass
 
     def close(self) -> None:
-        if self._wal is not None:
-            self._wal.close()
+        self._wal = None  # its map stays (wal_changes.py): only read while a connection of ours is open
         with self._lookup_lock:
             conns, self._lookup_conns = self._lookup_conns, []
         for conn in conns:
