@@ -14,7 +14,7 @@ The map is read only while a connection of ours has the database open: SQLite de
 open. The file descriptor behind the map is never closed: POSIX drops every lock a process holds on a file
 when it closes any descriptor of that file, and SQLite's own locks on the `-shm` file (the one that stops
 another process from truncating it, the readers' marks) are this process's. So there is one map per file
-per process, kept for the process's life. Anything unexpected (no file, a header not yet written, two copies
+per process, kept while the file lives (`refresh` maps a new one after SQLite replaced it). Anything unexpected (no file, a header not yet written, two copies
 that differ mid-commit) answers None: look it up the slow way.
 """
 
