@@ -45,15 +45,19 @@ class EventService:
         if wait > 0:
             self.log.wait(after, min(wait, MAX_WAIT_S))
         cursor, shown = after, []
+        evaluators: dict[str, Any] = {}
         for event in self.log.read(after, limit, wanted):
             cursor = event.id
-            seen = self._visible(ctx, event)
+            if event.warehouse not in evaluators:  # the policy as of these events, not a snapshot from before
+                # them: a table created in the same transaction as its event is visible to its grantees, and
+                # the cursor never moves past an event its reader was wrongly refused
+                evaluators[event.warehouse] = self.catalog.auth.evaluator(event.warehouse, fresh=True)
+            seen = self._visible(ctx, event, evaluators[event.warehouse])
             if seen is not None:
                 shown.append(seen)
         return {"events": shown, "next-after": cursor}
 
-    def _visible(self, ctx: RequestContext, event: CatalogEvent) -> dict[str, Any] | None:
-        evaluator = self.catalog.auth.evaluator(event.warehouse)
+    def _visible(self, ctx: RequestContext, event: CatalogEvent, evaluator) -> dict[str, Any] | None:
         who = ctx.principal.name
         if event.type == "x-tag-key":  # the tag vocabulary names no data: everyone may list it
             return _json(event, reads=False)
