@@ -86,7 +86,7 @@ class CatalogClient:
     def _http(self) -> httpx.Client:
         """Made at the first call (its TLS context loads the CA bundle): a client that is never used costs nothing."""
         if self._http_client is None:
-            self._http_client = httpx.Client(timeout=self._timeout)
+            self._http_client = httpx.Client(timeout=self._timeout, transport=_TlsWhenNeeded())
         return self._http_client
 
     @property
@@ -204,6 +204,27 @@ class CatalogClient:
     def close(self) -> None:
         if self._http_client is not None:
             self._http_client.close()
+
+
+class _TlsWhenNeeded(httpx.BaseTransport):
+    """httpx's transport, its verifying TLS context (the CA bundle: 50 ms, paid by every dbt invocation) made only
+    when an https URL is first met; plain http:// never needs it."""
+
+    def __init__(self) -> None:
+        self._plain = httpx.HTTPTransport(verify=False)  # only ever given http:// requests (no TLS to verify)
+        self._tls: httpx.HTTPTransport | None = None
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        if request.url.scheme == "http":
+            return self._plain.handle_request(request)
+        if self._tls is None:
+            self._tls = httpx.HTTPTransport()
+        return self._tls.handle_request(request)
+
+    def close(self) -> None:
+        self._plain.close()
+        if self._tls is not None:
+            self._tls.close()
 
 
 def _json(response: httpx.Response) -> dict:

@@ -133,3 +133,29 @@ def test_a_login_flood_does_not_starve_loads(server):
             t.join(10)
     # The flood's own requests share the two cores, but no load waits behind secret hashing.
     assert flooded < max(0.5, 20 * quiet), (quiet, flooded)
+
+
+def test_a_repeated_login_skips_scrypt_only_for_the_secret_that_matched(monkeypatch):
+    """A right secret is remembered (as a keyed hash) so the next login of that client is fast; a wrong one
+    always pays scrypt, and a new stored hash (a rotated secret) never matches through an old entry."""
+    from icemesh.security import secrets
+
+    calls = []
+    real = secrets._scrypt_matches
+    monkeypatch.setattr(secrets, "_scrypt_matches", lambda s, h: calls.append(s) or real(s, h))
+    monkeypatch.setattr(secrets, "_RECENT", secrets._RecentlyVerified())
+    right = secrets.new_secret()
+    stored = secrets.hash_secret(right)
+    assert secrets.verify_secret(right, stored) and secrets.verify_secret(right, stored)
+    assert len(calls) == 1
+    for _ in range(2):
+        assert not secrets.verify_secret(right + "x", stored)
+    assert len(calls) == 3  # every wrong guess costs scrypt
+    rotated = secrets.hash_secret(secrets.new_secret())
+    assert not secrets.verify_secret(right, rotated)  # the old secret against the new hash: scrypt, and no
+    assert len(calls) == 4
+    expiring = secrets._RecentlyVerified()
+    expiring.TTL_S = -1.0  # an entry past its time is checked again
+    monkeypatch.setattr(secrets, "_RECENT", expiring)
+    assert secrets.verify_secret(right, stored) and secrets.verify_secret(right, stored)
+    assert len(calls) == 6

@@ -10,7 +10,6 @@ target (see target.py).
 
 from __future__ import annotations
 
-import threading
 from typing import Any
 
 import duckdb
@@ -31,22 +30,6 @@ def _warn(message: str) -> None:
     from dbt_common.events.types import Note
 
     fire_event(Note(msg=plain(f"icemesh: {message}")), level=EventLevel.WARN)
-
-
-PUBLISHING_COMMANDS = ("build", "run", "retry")
-
-
-def _import_writer_beside() -> None:
-    """For a command that publishes, import the writer (pyiceberg, pyarrow's datasets, pandas: about 1.5 s) on a
-    thread while DuckDB loads its extensions and attaches the catalog, which release the GIL; the first model
-    that publishes then finds it imported (or waits on Python's import lock for the rest). Other commands never
-    import it."""
-    if parse_cache.command() not in PUBLISHING_COMMANDS:
-        return
-    import importlib
-
-    threading.Thread(target=importlib.import_module, args=("icemesh.dbt.writer",), name="icemesh-import-writer",
-                     daemon=True).start()
 
 
 class Plugin(BasePlugin):
@@ -76,7 +59,6 @@ class Plugin(BasePlugin):
                                                           f"{str(exc).strip().splitlines()[0]}"))) from None
 
     def _attach(self, conn) -> None:
-        _import_writer_beside()
         duck_engine.load_extensions(conn)
         duck_engine.attach_catalog(conn, self.client.uri, self.alias, warehouse=self.client.warehouse,
                                    token=self.client.token())
@@ -95,20 +77,28 @@ class Plugin(BasePlugin):
 
     def store(self, target_config) -> None:
         """Called by the `iceberg` materialization with the model's compiled SQL and dbt metadata."""
-        # The writer (pyiceberg's table layer, pyarrow's datasets, pandas: 0.7 s) only when a model publishes,
-        # so `dbt ls`, `compile`, `test` and `docs` start without it.
-        from icemesh.dbt.writer import ProductWriter, publish_error
+        from icemesh.dbt.lean_writer import LeanWriter
+        from icemesh.dbt.publishing import publish_error
 
         config = target_config.config
         identifier = f"{target_config.relation.schema}.{target_config.relation.identifier}"
         try:
             spec = ProductSpec.from_config(dict(config))
-            if self._catalog is None:  # one pyiceberg catalog per invocation, on the token the attach used
-                self._catalog = self.client.rest_catalog(reuse_token=True)
-            upstream = self.upstream if self._upstream_alias != self.alias else None
-            result = ProductWriter(self.client, self._catalog, self.connection, upstream, self._memo).publish(spec)
+            # A table model replacing a product of the same columns needs no pyiceberg (lean_writer.py).
+            result = LeanWriter(self.client, self.connection, self._memo).publish(spec)
+            if result is None:
+                result = self._full_writer().publish(spec)
         except Exception as exc:  # the catalog's refusals (pyiceberg) and bad config carry their own message
             raise DbtRuntimeError(publish_error(identifier, exc)) from None
         config["icemesh_result"] = {"rows": result.rows, "snapshot_id": result.snapshot_id,
                                     "seconds": round(result.seconds, 3)}
 
+    def _full_writer(self):
+        # The full writer (pyiceberg's table layer, pyarrow's datasets, pandas: 0.7 s) only when a model needs
+        # it, so `dbt ls`, `compile`, `test`, `docs` and builds of unchanged table products start without it.
+        from icemesh.dbt.writer import ProductWriter
+
+        if self._catalog is None:  # one pyiceberg catalog per invocation, on the token the attach used
+            self._catalog = self.client.rest_catalog(reuse_token=True)
+        upstream = self.upstream if self._upstream_alias != self.alias else None
+        return ProductWriter(self.client, self._catalog, self.connection, upstream, self._memo)

@@ -9,7 +9,6 @@ pyiceberg's overwrite drops the old files in the same commit that adds the new o
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 
 import pyarrow as pa
 from pyiceberg.exceptions import CommitFailedException, NoSuchTableError, TableAlreadyExistsError
@@ -18,18 +17,11 @@ from pyiceberg.table.upsert_util import create_match_filter, has_duplicate_rows
 
 from icemesh.client import CatalogClient
 from icemesh.dbt import catalogs, openlineage, partitioning, schema_sync, tagging
-from icemesh.dbt.product import DECLARED_TAGS_PROPERTY, PROPERTY_PREFIX, ProductSpec
+from icemesh.dbt.product import ProductSpec
+from icemesh.dbt.publishing import (WriteResult, actual, product_properties, publish_error,  # noqa: F401
+                                     snapshot_properties, stale_properties)
 
 COMMIT_ATTEMPTS = 4
-
-
-@dataclass
-class WriteResult:
-    identifier: str
-    mode: str
-    rows: int
-    snapshot_id: int | None
-    seconds: float
 
 
 class ProductWriter:
@@ -78,10 +70,7 @@ class ProductWriter:
                 self.catalog.create_namespace_if_not_exists(spec.namespace)
             namespaces.add(spec.namespace)
         table = self._load(spec)
-        wanted_tags = {(_actual(column, data.column_names), key): value
-                       for (column, key), value in tagging.declared(spec).items()}
-        # The tags ride in the commit (the catalog applies them in the same transaction as the rows).
-        properties = {**spec.properties(), DECLARED_TAGS_PROPERTY: tagging.record(wanted_tags)}
+        properties = product_properties(spec, data.column_names)
 
         mode = spec.mode
         for attempt in range(COMMIT_ATTEMPTS):
@@ -115,15 +104,12 @@ class ProductWriter:
         except NoSuchTableError:
             return None
 
-    def _snapshot_properties(self, spec: ProductSpec) -> dict[str, str]:
-        return {f"{PROPERTY_PREFIX}unique_id": spec.unique_id, f"{PROPERTY_PREFIX}invocation_id": spec.invocation_id or ""}
-
     def _create(self, spec: ProductSpec, data: pa.Table, schema, terms, properties: dict[str, str]) -> Table:
         """Staged create plus the first rows: the product appears complete, in one commit."""
         transaction = self.catalog.create_table_transaction(
             spec.identifier, schema=schema, partition_spec=partitioning.new_spec(terms, schema), properties=properties)
         rows = schema_sync.conform(data, transaction.table_metadata.schema())
-        transaction.append(rows, snapshot_properties=self._snapshot_properties(spec))
+        transaction.append(rows, snapshot_properties=snapshot_properties(spec))
         return transaction.commit_transaction()
 
     def _update(self, table: Table, spec: ProductSpec, data: pa.Table, wanted_schema, terms,
@@ -135,8 +121,8 @@ class ProductWriter:
         if not partitioning.matches(metadata.spec(), terms, metadata.schema()):
             partitioning.evolve(transaction, terms)
         rows = schema_sync.conform(data, transaction.table_metadata.schema())
-        summary = self._snapshot_properties(spec)
-        keys = [_actual(k, rows.column_names) for k in spec.unique_key]
+        summary = snapshot_properties(spec)
+        keys = [actual(k, rows.column_names) for k in spec.unique_key]
         if spec.mode == "replace":
             transaction.overwrite(rows, snapshot_properties=summary)
         elif spec.mode == "append":
@@ -147,32 +133,9 @@ class ProductWriter:
                                  "merge needs one row per key (or use incremental_strategy='delete+insert')")
             transaction.delete(create_match_filter(rows, keys), snapshot_properties=summary)
             transaction.append(rows, snapshot_properties=summary)
-        stale = [k for k in table.properties if (k.startswith(PROPERTY_PREFIX) or k == DECLARED_TAGS_PROPERTY)
-                 and k not in properties]
+        stale = stale_properties(table.properties, properties)
         transaction.set_properties(properties)
         if stale:
             transaction.remove_properties(*stale)
         return transaction.commit_transaction()
 
-
-def _actual(name: str, columns: list[str]) -> str:
-    """The column as the SQL spells it (YAML names match case-insensitively)."""
-    if not name:
-        return name
-    lowered = name.lower()
-    return next((c for c in columns if c.lower() == lowered), name)
-
-
-def publish_error(identifier: str, exc: BaseException) -> str:
-    """The one line dbt shows when a product cannot be published, whichever engine ran the model: the
-    catalog's own reason (from pyiceberg, or the innermost Java exception on Spark), not a stack trace."""
-    from icemesh.errors import IcemeshError
-
-    if getattr(exc, "java_exception", None) is not None:
-        from icemesh.runtimes.spark import error_message
-
-        reason = error_message(exc)
-    else:
-        text = next((line.strip() for line in str(exc).splitlines() if line.strip()), "")
-        reason = text if isinstance(exc, (ValueError, IcemeshError)) else f"{exc.__class__.__name__}: {text}"
-    return f"icemesh could not publish {identifier}: {reason}"
