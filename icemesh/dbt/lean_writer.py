@@ -30,8 +30,10 @@ COMMIT_ATTEMPTS = 4
 _TYPES = {"BOOLEAN": "boolean", "INTEGER": "int", "BIGINT": "long", "FLOAT": "float", "DOUBLE": "double",
           "DATE": "date", "VARCHAR": "string", "TIMESTAMP": "timestamp", "TIMESTAMP WITH TIME ZONE": "timestamptz"}
 _DECIMAL = re.compile(r"DECIMAL\((\d+),\s*(\d+)\)")
+_LONGEST_DECIMAL = 18  # DuckDB writes wider decimals as 16-byte fixed, not the minimal width Iceberg names
 _CODECS = {"zstd", "snappy", "gzip", "uncompressed"}
 _EPOCH = datetime.date(1970, 1, 1)
+STRING_BOUND_CHARS = 16  # as Iceberg's default metrics mode, truncate(16)
 _SAFE_PATH = re.compile(r"/[A-Za-z0-9/_.=+@%~,:-]*")  # what a table's folder may hold for its path to be a literal
 
 
@@ -43,23 +45,38 @@ def iceberg_type(duckdb_type: str) -> str | None:
     text = str(duckdb_type)
     decimal = _DECIMAL.fullmatch(text)
     if decimal:
-        return f"decimal({decimal.group(1)}, {decimal.group(2)})"
+        return f"decimal({decimal.group(1)}, {decimal.group(2)})" if int(decimal.group(1)) <= _LONGEST_DECIMAL else None
     return _TYPES.get(text)
 
 
-def _bound(kind: str, text: str) -> bytes | None:
-    """Iceberg's single-value serialisation of an exact Parquet statistic, for the types it is kept for."""
-    if kind == "long":
-        return struct.pack("<q", int(text))
-    if kind == "int":
-        return struct.pack("<i", int(text))
-    if kind == "date":
-        return struct.pack("<i", (datetime.date.fromisoformat(text) - _EPOCH).days)
+def _bound(kind: str, text: str, upper: bool) -> bytes | None:
+    """Iceberg's single-value serialisation of an exact Parquet statistic, for the types it is kept for; None
+    for the others (floats' NaN rules, decimals, timestamps) and for a value it cannot read: no bound rather
+    than a doubtful one."""
+    try:
+        if kind == "long":
+            return struct.pack("<q", int(text))
+        if kind == "int":
+            return struct.pack("<i", int(text))
+        if kind == "date":
+            return struct.pack("<i", (datetime.date.fromisoformat(text) - _EPOCH).days)
+        if kind == "boolean":
+            return {"true": b"\x01", "false": b"\x00"}[text]
+    except (ValueError, KeyError, struct.error):
+        return None
     if kind == "string":
-        return text.encode("utf-8")
-    if kind == "boolean":
-        return b"\x01" if text == "true" else b"\x00"
-    return None  # floats (NaN rules), decimals and timestamps: no bounds rather than a wrong one
+        if len(text) <= STRING_BOUND_CHARS:
+            return text.encode("utf-8")
+        if not upper:
+            return text[:STRING_BOUND_CHARS].encode("utf-8")  # a prefix is still a lower bound
+        head = text[:STRING_BOUND_CHARS]
+        for i in range(len(head) - 1, -1, -1):  # the shortest string above every value with this prefix
+            following = ord(head[i]) + 1
+            if 0xD800 <= following <= 0xDFFF:
+                following = 0xE000
+            if following <= 0x10FFFF:
+                return (head[:i] + chr(following)).encode("utf-8")
+    return None
 
 
 def _local_path(location: str) -> str | None:
@@ -169,38 +186,38 @@ class LeanWriter:
         written = [local]
         try:
             relation.write_parquet(local, compression=table.codec, field_ids=dict(table.field_ids))
+            # The path as a literal, not a parameter: DuckDB imports pandas (0.3 s) to convert a Python parameter.
+            # _SAFE_PATH lets no quote or control character in, so the literal cannot end early.
+            literal = f"'{local}'"
+            stats = cursor.execute(
+                "select path_in_schema, sum(num_values), sum(stats_null_count), sum(total_compressed_size), "
+                "min(row_group_id), bool_and(min_is_exact), bool_and(max_is_exact), "
+                f"list(stats_min_value), list(stats_max_value) from parquet_metadata({literal}) group by path_in_schema"
+            ).fetchall()
+            rows = cursor.execute(f"select num_rows from parquet_file_metadata({literal})").fetchone()[0]
+            if not rows:
+                _remove(written)
+                return None, []
+            data_file = manifest_writer.NewDataFile(path=path, size=os.path.getsize(local), records=rows)
+            for name, values, nulls, size, _, min_exact, max_exact, minimums, maximums in stats:
+                if name not in table.field_ids:
+                    continue
+                field_id, kind = table.field_ids[name], table.kinds[name]
+                data_file.value_counts[field_id] = int(values)
+                data_file.column_sizes[field_id] = int(size)
+                if nulls is not None:
+                    data_file.null_counts[field_id] = int(nulls)
+                present = [(m, n) for m, n in zip(minimums, maximums) if m is not None and n is not None]
+                if min_exact and max_exact and present and len(present) == len(minimums):
+                    lows = [_bound(kind, m, upper=False) for m, _ in present]
+                    highs = [_bound(kind, n, upper=True) for _, n in present]
+                    if None not in lows and None not in highs:
+                        key = _order(kind)
+                        data_file.lower_bounds[field_id] = min(lows, key=key)
+                        data_file.upper_bounds[field_id] = max(highs, key=key)
         except BaseException:
             _remove(written)  # a model that fails half way leaves no part of a file behind
             raise
-        # The path as a literal, not a parameter: DuckDB imports pandas (0.3 s) to convert a Python parameter.
-        # _SAFE_PATH lets no quote or control character in, so the literal cannot end early.
-        literal = f"'{local}'"
-        stats = cursor.execute(
-            "select path_in_schema, sum(num_values), sum(stats_null_count), sum(total_compressed_size), "
-            "min(row_group_id), bool_and(min_is_exact), bool_and(max_is_exact), "
-            f"list(stats_min_value), list(stats_max_value) from parquet_metadata({literal}) group by path_in_schema"
-        ).fetchall()
-        rows = cursor.execute(f"select num_rows from parquet_file_metadata({literal})").fetchone()[0]
-        if not rows:
-            _remove(written)
-            return None, []
-        data_file = manifest_writer.NewDataFile(path=path, size=os.path.getsize(local), records=rows)
-        for name, values, nulls, size, _, min_exact, max_exact, minimums, maximums in stats:
-            if name not in table.field_ids:
-                continue
-            field_id, kind = table.field_ids[name], table.kinds[name]
-            data_file.value_counts[field_id] = int(values)
-            data_file.column_sizes[field_id] = int(size)
-            if nulls is not None:
-                data_file.null_counts[field_id] = int(nulls)
-            present = [(m, n) for m, n in zip(minimums, maximums) if m is not None and n is not None]
-            if min_exact and max_exact and present and len(present) == len(minimums):
-                lows = [_bound(kind, m) for m, _ in present]
-                highs = [_bound(kind, n) for _, n in present]
-                if None not in lows and None not in highs:
-                    key = _order(kind)
-                    data_file.lower_bounds[field_id] = min(lows, key=key)
-                    data_file.upper_bounds[field_id] = max(highs, key=key)
         return data_file, written
 
 
