@@ -96,7 +96,10 @@ def test_a_replace_is_one_snapshot_with_the_rows_types_and_statistics_the_full_w
 
 def test_what_the_lean_writer_does_not_cover_goes_to_the_full_writer_and_writes_nothing(world, ns):
     client, catalog, full, lean = world
-    assert lean.publish(spec(ns, "fresh", "select 1 as a")) is None  # a new product
+    assert lean.publish(spec(f"{ns}_absent", "fresh", "select 1 as a")) is None  # the namespace is the full writer's
+    assert lean.publish(spec(ns, "fresh", "select 1 as a", contract_enforced=True,
+                             columns=[{"name": "a", "not_null": True}])) is None
+    assert not catalog.table_exists(f"{ns}.fresh")  # declining a create leaves no table behind
     full.publish(spec(ns, "p", "select 1::bigint as a, 'x' as b"))
     table = catalog.load_table(f"{ns}.p")
     files = folder_files(table)
@@ -151,6 +154,9 @@ def test_a_refused_commit_removes_the_files_it_wrote(world, ns, sqlite_server):
     assert refused.value.code == 403
     after = catalog.load_table(f"{ns}.p")
     assert after.metadata_location == table.metadata_location and folder_files(after) == files
+    with pytest.raises(ClientError) as refused:  # nor may it create a product in a namespace it only reads
+        LeanWriter(reader, duckdb.connect(), memo={}).publish(spec(ns, "mine", "select 1 as a"))
+    assert refused.value.code == 403 and not catalog.table_exists(f"{ns}.mine")
 
 
 def test_a_commit_that_loses_a_race_replaces_what_won(world, ns, monkeypatch):
@@ -235,3 +241,24 @@ def test_long_strings_get_truncated_bounds_that_still_hold_and_odd_values_get_no
     assert table.scan(row_filter=f"s = '{'z' + 'y' * 40 + '1'}'").to_arrow().num_rows == 1
     assert lean_writer._bound("date", "-0001-01-01", upper=False) is None  # a value Python cannot read: no bound
     assert lean_writer._bound("string", "\U0010ffff" * 17, upper=True) is None
+
+
+def test_a_new_product_is_created_in_one_commit_as_the_full_writer_creates_it(world, ns):
+    client, catalog, full, lean = world
+    columns = [{"name": "id", "description": "the order"}, {"name": "name", "description": "who"}]
+    tags = {"icemesh_tags": {}, "description": "orders, made lean"}
+    by_full = full.publish(spec(ns, "by_full", TYPED_SQL.format(rows=50), columns=columns, **tags))
+    by_lean = lean.publish(spec(ns, "by_lean", TYPED_SQL.format(rows=50), columns=columns, **tags))
+    assert by_lean is not None and by_lean.rows == 50 and by_full.rows == 50
+    a, b = catalog.load_table(f"{ns}.by_full"), catalog.load_table(f"{ns}.by_lean")
+    assert b.schema() == a.schema() and b.schema().find_field("id").doc == "the order"
+    assert b.spec() == a.spec() and b.sort_order() == a.sort_order() and b.format_version == a.format_version
+    assert set(b.properties) == set(a.properties)
+    same = {k: v for k, v in a.properties.items() if not k.endswith(("unique_id", "model", "invocation_id"))}
+    assert {k: b.properties[k] for k in same} == same and b.properties["comment"] == "orders, made lean"
+    assert len(b.snapshots()) == 1 and len(b.metadata.metadata_log) == 0  # created complete, in one commit
+    assert b.current_snapshot().summary.operation.value == "append"
+    assert b.scan().to_arrow().sort_by("id").to_pylist() == a.scan().to_arrow().sort_by("id").to_pylist()
+    # A second run replaces it the lean way too, and a run that finds it created meanwhile gives way.
+    assert lean.publish(spec(ns, "by_lean", TYPED_SQL.format(rows=60), columns=columns, **tags)).rows == 60
+    assert catalog.load_table(f"{ns}.by_lean").scan().to_arrow().num_rows == 60

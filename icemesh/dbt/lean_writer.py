@@ -125,24 +125,26 @@ class LeanWriter:
         wanted = [iceberg_type(t) for t in relation.types]
         if None in wanted or len(set(lowered)) != len(lowered):
             return None
-        try:
-            loaded = self.client.request("GET", self._path(spec))
-        except ClientError as exc:
-            if exc.code == 404:
-                return None  # a new product: the full writer creates it
-            raise
-        try:
-            table = _Table(loaded["metadata"], spec, columns, wanted)
-        except NotLean:
-            return None
         if "vocabulary" not in self.memo:
             self.memo["vocabulary"] = tagging.vocabulary(self.client)
         tagging.check(self.memo["vocabulary"], spec, columns)  # all checks before any write
+        properties = product_properties(spec, columns)
+        try:
+            loaded = self.client.request("GET", self._path(spec))
+        except ClientError as exc:
+            if exc.code != 404:
+                raise
+            loaded = self._stage(spec, columns, wanted, properties)  # a new product: staged, created by the commit
+            if loaded is None:
+                return None
+        try:
+            table = _Table(loaded["metadata"], spec, columns, wanted, creating=loaded.get("staged", False))
+        except NotLean:
+            return None
 
         data_file, written = self._write(cursor, relation, table)
         if data_file is None:
             return None  # no rows: the full writer records an empty product its own way
-        properties = product_properties(spec, columns)
         manifest_path = f"{table.location}/metadata/{uuid.uuid4()}-m0.avro"
         posted = False  # after a commit is sent, only the catalog's refusal says its files are ours to remove
         try:
@@ -156,6 +158,8 @@ class LeanWriter:
                     self.client.request("POST", self._path(spec), json=body)
                     break
                 except ClientError as exc:
+                    if exc.code == 409 and table.creating:
+                        raise NotLean from None  # another run created it meanwhile: the full writer replaces it
                     if exc.code != 409 or attempt == COMMIT_ATTEMPTS - 1:
                         raise
                 time.sleep(0.05 * 2 ** attempt)  # another writer won: replace what it committed
@@ -178,6 +182,30 @@ class LeanWriter:
             raise  # the commit's outcome is unknown (5xx, a lost connection): its files stay
         return WriteResult(spec.identifier, "replace", data_file.records, table.snapshot_id,
                            time.perf_counter() - started)
+
+    def _stage(self, spec: ProductSpec, columns: list[str], wanted: list[str],
+               properties: dict[str, str]) -> dict | None:
+        """A staged create of the product (nothing exists until the commit), or None for the full writer: a
+        contract's required columns, or a namespace that does not exist yet."""
+        fields = []
+        for i, (name, kind) in enumerate(zip(columns, wanted), start=1):
+            column = spec.column(name)
+            if column and column.not_null:
+                return None
+            fields.append({"id": i, "name": name, "required": False, "type": kind,
+                           **({"doc": column.description} if column and column.description else {})})
+        namespace = "\x1f".join(spec.namespace.split("."))
+        path = f"/v1/{quote(self.client.prefix(), safe='')}/namespaces/{quote(namespace, safe='')}/tables"
+        try:
+            staged = self.client.request("POST", path, json={
+                "name": spec.table, "stage-create": True, "properties": properties,
+                "schema": {"type": "struct", "schema-id": 0, "fields": fields},
+                "partition-spec": {"spec-id": 0, "fields": []}, "write-order": {"order-id": 0, "fields": []}})
+        except ClientError as exc:
+            if exc.code in (404, 409):  # no namespace yet, or created meanwhile: the full writer's cases
+                return None
+            raise
+        return {**staged, "staged": True}
 
     def _write(self, cursor, relation, table: "_Table"):
         path = f"{table.location}/data/00000-0-{uuid.uuid4()}.parquet"
@@ -234,8 +262,9 @@ class _Table:
     """An existing product's metadata, checked to be one the lean writer may replace, and its next snapshot."""
 
     def __init__(self, metadata: dict, spec: ProductSpec, columns: list[str], wanted: list[str],
-                 snapshot_id: int | None = None) -> None:
+                 snapshot_id: int | None = None, creating: bool = False) -> None:
         self.metadata = metadata
+        self.creating = creating  # a staged create: the commit makes the table, its first snapshot included
         if metadata.get("format-version") != 2:
             raise NotLean
         self.location = metadata["location"].rstrip("/")
@@ -296,15 +325,34 @@ class _Table:
         stale = stale_properties(self.properties, properties)
         if stale:
             updates.append({"action": "remove-properties", "removals": stale})
+        if self.creating:
+            requirements = [{"type": "assert-create"}]
+            updates = self._creation() + updates
+        else:
+            requirements = [{"type": "assert-table-uuid", "uuid": self.metadata["table-uuid"]},
+                            {"type": "assert-ref-snapshot-id", "ref": "main", "snapshot-id": self.parent},
+                            {"type": "assert-current-schema-id", "current-schema-id": self.schema["schema-id"]},
+                            {"type": "assert-default-spec-id", "default-spec-id": self.spec_id}]
         namespace = spec.namespace.split(".")
-        body = {"identifier": {"namespace": namespace, "name": spec.table},
-                "requirements": [{"type": "assert-table-uuid", "uuid": self.metadata["table-uuid"]},
-                                 {"type": "assert-ref-snapshot-id", "ref": "main", "snapshot-id": self.parent},
-                                 {"type": "assert-current-schema-id", "current-schema-id": self.schema["schema-id"]},
-                                 {"type": "assert-default-spec-id", "default-spec-id": self.spec_id}],
+        body = {"identifier": {"namespace": namespace, "name": spec.table}, "requirements": requirements,
                 "updates": updates,
                 "_list": manifest_writer.manifest_list([manifest], self.snapshot_id, self.parent, sequence)}
         return body, listed
+
+    def _creation(self) -> list[dict]:
+        """What a staged create's commit sets first, as every REST client's create transaction does."""
+        m = self.metadata
+        orders = {o["order-id"]: o for o in m.get("sort-orders", [])}
+        return [{"action": "assign-uuid", "uuid": m["table-uuid"]},
+                {"action": "upgrade-format-version", "format-version": m["format-version"]},
+                {"action": "add-schema", "schema": self.schema, "last-column-id": m.get("last-column-id")},
+                {"action": "set-current-schema", "schema-id": -1},
+                {"action": "add-spec", "spec": {"spec-id": self.spec_id, "fields": []}},
+                {"action": "set-default-spec", "spec-id": -1},
+                {"action": "add-sort-order", "sort-order": orders.get(m.get("default-sort-order-id", 0),
+                                                                     {"order-id": 0, "fields": []})},
+                {"action": "set-default-sort-order", "sort-order-id": -1},
+                {"action": "set-location", "location": m["location"]}]
 
     def _summary(self, data_file) -> dict[str, str]:
         """pyiceberg's summary keys for a replace: what was added, what went, and the new totals."""

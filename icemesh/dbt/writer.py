@@ -36,11 +36,12 @@ class ProductWriter:
         # What one dbt invocation asks the catalog once, not per model: the tag vocabulary, the namespaces it saw.
         self.memo = memo if memo is not None else {}
 
-    def publish(self, spec: ProductSpec) -> WriteResult:
-        """Publish, with OpenLineage run events around it when OpenLineage is configured (see openlineage.py)."""
+    def publish(self, spec: ProductSpec, data: pa.Table | None = None) -> WriteResult:
+        """Publish, with OpenLineage run events around it when OpenLineage is configured (see openlineage.py).
+        `data`: the model's rows when the caller already ran its SQL."""
         lineage = openlineage.begin(spec, self.client, self.catalog, self.ENGINE, self.upstream)
         try:
-            result, table = self._publish(spec)
+            result, table = self._publish(spec, data)
         except Exception as exc:
             if lineage is not None:
                 lineage.fail(publish_error(spec.identifier, exc))
@@ -49,12 +50,13 @@ class ProductWriter:
             lineage.complete(table, result.rows)
         return result
 
-    def _publish(self, spec: ProductSpec) -> tuple[WriteResult, Table]:
+    def _publish(self, spec: ProductSpec, data: pa.Table | None = None) -> tuple[WriteResult, Table]:
         started = time.perf_counter()
         elsewhere = catalogs.mismatch(spec.catalog_entry, self.client.uri, self.client.warehouse)
         if elsewhere:
             raise ValueError(elsewhere)
-        data = self._run(spec.sql)
+        if data is None:
+            data = self._run(spec.sql)
         wanted_schema = schema_sync.model_schema(data.schema, spec)
         terms = partitioning.parse_all(spec.partition_by, wanted_schema)
         for key in spec.unique_key:
@@ -94,7 +96,7 @@ class ProductWriter:
     def _run(self, sql: str) -> pa.Table:
         cursor = self.connection.cursor()
         try:
-            return cursor.execute(sql).fetch_arrow_table()
+            return cursor.execute(sql).to_arrow_table()
         finally:
             cursor.close()
 
