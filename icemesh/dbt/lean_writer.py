@@ -180,8 +180,8 @@ class LeanWriter:
             if not posted:
                 _remove(written)
             raise  # the commit's outcome is unknown (5xx, a lost connection): its files stay
-        return WriteResult(spec.identifier, "replace", data_file.records, table.snapshot_id,
-                           time.perf_counter() - started)
+        mode = "create" if table.creating else "replace"
+        return WriteResult(spec.identifier, mode, data_file.records, table.snapshot_id, time.perf_counter() - started)
 
     def _stage(self, spec: ProductSpec, columns: list[str], wanted: list[str],
                properties: dict[str, str]) -> dict | None:
@@ -320,7 +320,8 @@ class _Table:
         if self.parent is not None:
             snapshot["parent-snapshot-id"] = self.parent
         updates = [{"action": "add-snapshot", "snapshot": snapshot},
-                   {"action": "set-snapshot-ref", "ref-name": "main", "type": "branch", "snapshot-id": self.snapshot_id},
+                   {"action": "set-snapshot-ref", "ref-name": "main", "type": "branch",
+                    "snapshot-id": self.snapshot_id},
                    {"action": "set-properties", "updates": properties}]
         stale = stale_properties(self.properties, properties)
         if stale:

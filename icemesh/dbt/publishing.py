@@ -37,7 +37,8 @@ def product_properties(spec: ProductSpec, columns: list[str]) -> dict[str, str]:
 
 def stale_properties(existing: dict[str, str], properties: dict[str, str]) -> list[str]:
     """icemesh's own properties the product had and this publish no longer sets."""
-    return [k for k in existing if (k.startswith(PROPERTY_PREFIX) or k == DECLARED_TAGS_PROPERTY) and k not in properties]
+    return [k for k in existing
+            if (k.startswith(PROPERTY_PREFIX) or k == DECLARED_TAGS_PROPERTY) and k not in properties]
 
 
 def snapshot_properties(spec: ProductSpec) -> dict[str, str]:

@@ -104,7 +104,8 @@ def data_manifest(files: list[NewDataFile], snapshot_id: int, table_schema: dict
         "status": ADDED, "snapshot_id": snapshot_id, "sequence_number": None, "file_sequence_number": None,
         "data_file": {
             "content": 0, "file_path": f.path, "file_format": "PARQUET", "partition": {}, "record_count": f.records,
-            "file_size_in_bytes": f.size, "column_sizes": _pairs(f.column_sizes), "value_counts": _pairs(f.value_counts),
+            "file_size_in_bytes": f.size, "column_sizes": _pairs(f.column_sizes),
+            "value_counts": _pairs(f.value_counts),
             "null_value_counts": _pairs(f.null_counts), "nan_value_counts": None,
             "lower_bounds": _pairs(f.lower_bounds), "upper_bounds": _pairs(f.upper_bounds)},
     } for f in files]
