@@ -63,3 +63,23 @@ def test_a_catalog_reusing_the_clients_token_never_logs_in_again(sqlite_server, 
     assert catalog.load_table(f"{ns}.t").scan().to_arrow().num_rows == 3
     assert not [url for _m, url, _a in sent if "/oauth/tokens" in url]
     assert {auth for _m, _u, auth in sent} == {f"Bearer {client.token()}"}
+
+
+def test_the_client_makes_a_verifying_tls_context_only_for_https(sqlite_server):
+    """http:// to the catalog needs no CA bundle (50 ms a dbt invocation); an https URL still gets the default,
+    verifying transport, never the plain one."""
+    import ssl
+
+    import httpx
+    import pytest
+
+    from icemesh.client import _TlsWhenNeeded
+
+    client = CatalogClient(sqlite_server.uri, client_id="admin", client_secret=sqlite_server.admin_secret)
+    assert client.config()["overrides"]["prefix"]
+    transport = client._http._transport
+    assert isinstance(transport, _TlsWhenNeeded) and transport._tls is None
+    with pytest.raises(httpx.ConnectError):
+        transport.handle_request(httpx.Request("GET", "https://127.0.0.1:9/"))
+    assert transport._tls._pool._ssl_context.verify_mode == ssl.CERT_REQUIRED
+    assert transport._tls._pool._ssl_context.check_hostname
