@@ -163,7 +163,8 @@ def _show(first: bool):
         hidden = pc.max_element_wise(pc.subtract(length, 4), 0)
         stars = pc.binary_repeat(pa.scalar("*", column.type), hidden)
         kept = pc.utf8_slice_codeunits(column, 0, 4) if first else pc.utf8_slice_codeunits(column, -4)
-        joined = pc.binary_join_element_wise(kept, stars, "") if first else pc.binary_join_element_wise(stars, kept, "")
+        nothing = pa.scalar("", column.type)  # the separator in the column's own type (string or large_string)
+        joined = pc.binary_join_element_wise(*((kept, stars) if first else (stars, kept)), nothing)
         return joined.cast(column.type)
     return show
 
