@@ -98,8 +98,7 @@ def test_a_replace_is_one_snapshot_with_the_rows_types_and_statistics_the_full_w
 def test_what_the_lean_writer_does_not_cover_goes_to_the_full_writer_and_writes_nothing(world, ns):
     client, catalog, full, lean = world
     assert lean.publish(spec(f"{ns}_absent", "fresh", "select 1 as a")) is None  # the namespace is the full writer's
-    assert lean.publish(spec(ns, "fresh", "select 1 as a", contract_enforced=True,
-                             columns=[{"name": "a", "not_null": True}])) is None
+    assert lean.publish(spec(ns, "fresh", "select [1] as a")) is None
     assert not catalog.table_exists(f"{ns}.fresh")  # declining a create leaves no table behind
     full.publish(spec(ns, "p", "select 1::bigint as a, 'x' as b"))
     table = catalog.load_table(f"{ns}.p")
@@ -112,7 +111,7 @@ def test_what_the_lean_writer_does_not_cover_goes_to_the_full_writer_and_writes_
         spec(ns, "p", "select 1::bigint as a, 'x' as b", mode="append"),    # incremental
         spec(ns, "p", "select 1::bigint as a, 'x' as b", partition_by=["a"]),
         spec(ns, "p", "select 1::bigint as a, 'x' as b", contract_enforced=True,
-             columns=[{"name": "a", "not_null": True}]),                   # a contract to check row by row
+             columns=[{"name": "a", "not_null": True}]),                   # a contract newly requiring a column
         spec(ns, "p", "select 1::bigint as a, 'x' as b where false"),       # no rows
     ]
     for each in declined:
@@ -264,3 +263,22 @@ def test_a_new_product_is_created_in_one_commit_as_the_full_writer_creates_it(wo
     # A second run replaces it the lean way too, and a run that finds it created meanwhile gives way.
     assert lean.publish(spec(ns, "by_lean", TYPED_SQL.format(rows=60), columns=columns, **tags)).rows == 60
     assert catalog.load_table(f"{ns}.by_lean").scan().to_arrow().num_rows == 60
+
+
+def test_a_contracts_not_null_is_kept_from_the_files_own_null_counts(world, ns):
+    client, catalog, full, lean = world
+    contract = {"contract_enforced": True, "columns": [{"name": "id", "not_null": True}, {"name": "note"}]}
+    by_full = full.publish(spec(ns, "by_full", "select range::bigint as id, 'n' as note from range(5)", **contract))
+    by_lean = lean.publish(spec(ns, "by_lean", "select range::bigint as id, 'n' as note from range(5)", **contract))
+    assert by_lean is not None and by_lean.mode == by_full.mode == "create"
+    a, b = catalog.load_table(f"{ns}.by_full"), catalog.load_table(f"{ns}.by_lean")
+    assert b.schema() == a.schema() and b.schema().find_field("id").required
+    assert lean.publish(spec(ns, "by_lean", "select range::bigint as id, null::varchar as note from range(7)", **contract))
+    before = catalog.load_table(f"{ns}.by_lean")
+    files = folder_files(before)
+    broken = "select case when range = 3 then null else range end::bigint as id, 'n' as note from range(7)"
+    with pytest.raises(ValueError, match="column id has 1 null values, but the contract makes it not_null"):
+        lean.publish(spec(ns, "by_lean", broken, **contract))
+    after = catalog.load_table(f"{ns}.by_lean")
+    assert after.metadata_location == before.metadata_location and folder_files(after) == files
+    assert after.scan().to_arrow().num_rows == 7

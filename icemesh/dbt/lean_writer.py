@@ -4,7 +4,7 @@ the manifest list, and the commit goes to the catalog as plain REST JSON.
 
 Why: the full writer (writer.py) imports pyiceberg's table layer, pyarrow's datasets and pandas, about
 0.7 s of every dbt invocation, and each publish then converts the rows to Arrow and back. Anything else (a new
-product, a schema or partition change, incremental modes, required columns, a type outside the plain ones,
+product, a schema or partition change, incremental modes, a type outside the plain ones,
 object storage, `write.*` settings, OpenLineage) answers None here and goes to the full writer, so both
 paths give one product the same schema, properties and rows; the catalog checks this commit as any other.
 """
@@ -145,6 +145,13 @@ class LeanWriter:
         data_file, written = self._write(cursor, relation, table)
         if data_file is None:
             return None  # no rows: the full writer records an empty product its own way
+        for name in table.required:  # a contract's not_null, from the file's own null counts
+            nulls = data_file.null_counts.get(table.field_ids[name])
+            if nulls is None or nulls:
+                _remove(written)
+                if nulls is None:
+                    return None  # not counted: the full writer checks the rows
+                raise ValueError(f"column {name} has {nulls} null values, but the contract makes it not_null")
         manifest_path = f"{table.location}/metadata/{uuid.uuid4()}-m0.avro"
         posted = False  # after a commit is sent, only the catalog's refusal says its files are ours to remove
         try:
@@ -186,13 +193,11 @@ class LeanWriter:
     def _stage(self, spec: ProductSpec, columns: list[str], wanted: list[str],
                properties: dict[str, str]) -> dict | None:
         """A staged create of the product (nothing exists until the commit), or None for the full writer: a
-        contract's required columns, or a namespace that does not exist yet."""
+        namespace that does not exist yet."""
         fields = []
         for i, (name, kind) in enumerate(zip(columns, wanted), start=1):
             column = spec.column(name)
-            if column and column.not_null:
-                return None
-            fields.append({"id": i, "name": name, "required": False, "type": kind,
+            fields.append({"id": i, "name": name, "required": bool(column and column.not_null), "type": kind,
                            **({"doc": column.description} if column and column.description else {})})
         namespace = "\x1f".join(spec.namespace.split("."))
         path = f"/v1/{quote(self.client.prefix(), safe='')}/namespaces/{quote(namespace, safe='')}/tables"
@@ -290,10 +295,11 @@ class _Table:
         for f, kind in zip(fields, wanted):
             column = spec.column(f["name"])
             doc = (column.description or None) if column else None
-            if f.get("required") or (column and column.not_null) or not isinstance(f["type"], str) \
+            if bool(f.get("required")) != bool(column and column.not_null) or not isinstance(f["type"], str) \
                     or f["type"].replace(" ", "") != kind.replace(" ", "") or (doc and doc != f.get("doc")):
                 raise NotLean  # a schema change, or a contract to check row by row: the full writer's work
         self.field_ids = {f["name"]: f["id"] for f in fields}
+        self.required = [f["name"] for f in fields if f.get("required")]
         self.kinds = {f["name"]: f["type"] for f in fields}
         self.snapshot_id = snapshot_id or (int.from_bytes(os.urandom(8), "big") & ((1 << 63) - 1)) or 1
         current = metadata.get("current-snapshot-id")
